@@ -1,0 +1,57 @@
+//! The `augur` binary: parses the command line, sets up logging, then runs one subcommand.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cmd;
+
+/// augur: PostgreSQL change capture, price prediction and write-back in one program.
+#[derive(Debug, Parser)]
+#[command(name = "augur", version, about, long_about = None)]
+struct Cli {
+    /// Log filter (tracing `EnvFilter` syntax); `AUGUR_LOG` overrides it.
+    #[arg(long, global = true, default_value = "info", env = "AUGUR_LOG")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a price model on a CSV file and save it as a new version in the model store.
+    Train(cmd::model::TrainArgs),
+    /// Predict prices for JSON lines read from stdin (or a file), one result per line.
+    Predict(cmd::model::PredictArgs),
+    /// Manage the model store: list, show, delete, export, import.
+    Models(cmd::model::ModelsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let result = match cli.command {
+        Command::Train(args) => cmd::model::train(args),
+        Command::Predict(args) => cmd::model::predict(args),
+        Command::Models(args) => cmd::model::models(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr so stdout stays free for data (JSON lines, predictions).
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
