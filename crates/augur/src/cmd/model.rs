@@ -1,30 +1,612 @@
 //! `augur train`, `augur predict` and `augur models`: the model store and price model commands.
+//!
+//! All of them take `--store DIR` (env `AUGUR_MODEL_STORE`; default `$AUGUR_HOME/models`, else
+//! `~/.augur/models`). Reports and progress go to stderr; data (predictions, listings with
+//! `--json`) to stdout.
 
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use augur_model::data::{self, Table};
+use augur_model::train::{self, TrainConfig};
+use augur_model::{FeatureSpec, Model, ModelSource, ModelStore, TrainParams};
+
+/// The store option shared by every subcommand.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct StoreArg {
+    /// Model store folder [default: $AUGUR_HOME/models, else ~/.augur/models].
+    #[arg(long, global = true, env = "AUGUR_MODEL_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+}
+
+impl StoreArg {
+    /// Opens the chosen store.
+    fn open(&self) -> anyhow::Result<ModelStore> {
+        Ok(match &self.store {
+            Some(dir) => ModelStore::open(dir)?,
+            None => ModelStore::open_default()?,
+        })
+    }
+}
 
 /// Arguments of `augur train`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct TrainArgs {}
+pub(crate) struct TrainArgs {
+    /// Training data: a CSV file with a header row.
+    #[arg(long, value_name = "CSV", required_unless_present = "print_spec")]
+    data: Option<PathBuf>,
+    /// Model name; the model is saved as the next version `NAME:N`.
+    #[arg(long, default_value = "ford-price")]
+    name: String,
+    /// Column mapping, encodings and data checks as JSON [default: the Ford columns; see
+    /// --print-spec].
+    #[arg(long, value_name = "FILE")]
+    spec: Option<PathBuf>,
+    /// Print the feature spec in effect as JSON and exit.
+    #[arg(long)]
+    print_spec: bool,
+    /// Override the spec's target column.
+    #[arg(long, value_name = "COLUMN")]
+    target: Option<String>,
+    /// Trainer hyper-parameters as a JSON file (fields of `TrainParams`); flags below override.
+    #[arg(long, value_name = "FILE")]
+    params: Option<PathBuf>,
+    /// Boosting rounds.
+    #[arg(long)]
+    trees: Option<usize>,
+    /// Learning rate (shrinkage).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Maximum tree depth.
+    #[arg(long)]
+    max_depth: Option<u32>,
+    /// Maximum leaves per tree.
+    #[arg(long)]
+    max_leaves: Option<u32>,
+    /// Row share sampled per tree.
+    #[arg(long)]
+    subsample: Option<f64>,
+    /// Feature share per tree.
+    #[arg(long)]
+    colsample: Option<f64>,
+    /// Seed of the trainer's sampling.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Cross-validation folds (0 = none).
+    #[arg(long, default_value_t = 5)]
+    folds: usize,
+    /// Seed of the fold assignment.
+    #[arg(long, default_value_t = 42)]
+    cv_seed: u64,
+    /// Worker threads [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Train and report, but do not save.
+    #[arg(long)]
+    no_save: bool,
+    /// Fail (exit code 2, nothing saved) if any row is excluded by the data checks.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    store: StoreArg,
+}
 
 /// Arguments of `augur predict`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct PredictArgs {}
+pub(crate) struct PredictArgs {
+    /// The model tag (`name`, `name:latest` or `name:N`).
+    #[arg(long, default_value = "ford-price:latest")]
+    model: String,
+    /// Use this model file instead of the store (e.g. the shipped
+    /// `models/ford-price/1/model.json`, or an export).
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    model_file: Option<PathBuf>,
+    /// Read JSON lines from this file instead of stdin.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Rows per predict call.
+    #[arg(long, default_value_t = 1024)]
+    batch: usize,
+    #[command(flatten)]
+    store: StoreArg,
+}
 
 /// Arguments of `augur models`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct ModelsArgs {}
+pub(crate) struct ModelsArgs {
+    #[command(subcommand)]
+    command: ModelsCommand,
+    #[command(flatten)]
+    store: StoreArg,
+}
+
+/// The `augur models` subcommands.
+#[derive(Debug, clap::Subcommand)]
+enum ModelsCommand {
+    /// List every version of every model.
+    List {
+        /// Print JSON (one summary per line) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version: source, data hash, features, parameters, metrics.
+    Show {
+        /// `name`, `name:latest` or `name:N`.
+        tag: String,
+        /// Print the metadata as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete one version (`name:latest` deletes the newest).
+    Delete {
+        /// `name:N` or `name:latest`.
+        tag: String,
+    },
+    /// Write one version to a single file.
+    Export {
+        /// `name`, `name:latest` or `name:N`.
+        tag: String,
+        /// Destination file.
+        file: PathBuf,
+    },
+    /// Import an exported model file, or an XGBoost model with --xgboost.
+    Import {
+        /// An exported augur model file, or with --xgboost a `booster.save_model` JSON file.
+        file: PathBuf,
+        /// Store it under this name [default: its own name; required with --xgboost].
+        #[arg(long)]
+        name: Option<String>,
+        /// FILE is an XGBoost JSON model.
+        #[arg(long, requires = "features")]
+        xgboost: bool,
+        /// With --xgboost: the feature spec (JSON) that maps input fields to its columns.
+        #[arg(long, value_name = "FILE")]
+        features: Option<PathBuf>,
+    },
+}
 
 /// Runs `augur train`.
-pub(crate) fn train(_args: TrainArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("augur train is being built (issue 3)")
+pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
+    let mut spec = match &args.spec {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice::<FeatureSpec>(&text)
+                .with_context(|| format!("parsing the feature spec {}", path.display()))?
+        }
+        None => FeatureSpec::ford(),
+    };
+    if let Some(t) = &args.target {
+        spec.target = t.clone();
+    }
+    if args.print_spec {
+        println!("{}", serde_json::to_string_pretty(&spec)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut params = match &args.params {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice::<TrainParams>(&text)
+                .with_context(|| format!("parsing the parameters {}", path.display()))?
+        }
+        None => TrainParams::default(),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = args.$field { params.$field = v; })* };
+    }
+    set!(
+        trees,
+        learning_rate,
+        max_depth,
+        max_leaves,
+        subsample,
+        colsample,
+        seed
+    );
+    params.validate()?;
+    let data_path = args.data.as_deref().expect("clap requires --data");
+    // Open the store first: a bad --store fails before a training run, not after.
+    let store = if args.no_save {
+        None
+    } else {
+        Some(args.store.open()?)
+    };
+
+    let started = Instant::now();
+    let table = Table::read_csv(data_path)?;
+    let (columns, report) = data::prepare(&spec, &table, 10)?;
+    eprint!("{report}");
+    if report.excluded_rows > 0 {
+        eprintln!("  policy: rows with problems are excluded from training and cross-validation");
+    }
+    if args.strict && report.excluded_rows > 0 {
+        eprintln!(
+            "error: --strict and {} rows were excluded",
+            report.excluded_rows
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let cfg = TrainConfig {
+        spec: spec.clone(),
+        params: params.clone(),
+        folds: args.folds,
+        cv_seed: args.cv_seed,
+        threads: args
+            .threads
+            .unwrap_or_else(|| TrainConfig::default().threads),
+    };
+    let bar = Progress::new("training");
+    let trained = train::train(&cfg, &columns, &|done, total| bar.update(done, total))?;
+    bar.finish();
+    let data_file = data_path.display().to_string();
+    let model = Model::from_trained(
+        &args.name,
+        trained,
+        spec,
+        params,
+        &data_file,
+        &table.sha256,
+        report,
+    )?;
+    print_metrics(&model);
+    match store {
+        Some(store) => {
+            let saved = store.save(model, None)?;
+            let size = saved.to_json().len();
+            eprintln!(
+                "saved {} to {} ({}, {} trees, {} nodes) in {:.1} s",
+                saved.tag(),
+                store.root().display(),
+                human_bytes(size as u64),
+                saved.forest().num_trees(),
+                saved.forest().num_nodes(),
+                started.elapsed().as_secs_f64()
+            );
+            println!("{}", saved.tag());
+        }
+        None => eprintln!(
+            "not saved (--no-save); {:.1} s",
+            started.elapsed().as_secs_f64()
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the cross-validation table (and the training-set metrics) to stderr.
+fn print_metrics(model: &Model) {
+    let ModelSource::Trained {
+        cv,
+        train_metrics,
+        params,
+        ..
+    } = &model.meta().source
+    else {
+        return;
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err);
+    match cv {
+        Some(cv) => {
+            let _ = writeln!(
+                err,
+                "{}-fold cross-validation (seed {}), {} rows, {} trees:",
+                cv.folds, cv.seed, cv.pooled.rows, params.trees
+            );
+            let _ = writeln!(
+                err,
+                "  {:<8} {:>10} {:>10} {:>10}",
+                "metric", "all folds", "best fold", "worst fold"
+            );
+            type Get = fn(&augur_model::Metrics) -> f64;
+            let rows: [(&str, Get, bool); 4] = [
+                ("MAE", |m| m.mae, false),
+                ("RMSE", |m| m.rmse, false),
+                ("R²", |m| m.r2, true),
+                ("MAPE %", |m| m.mape, false),
+            ];
+            for (name, get, higher_better) in rows {
+                let vals: Vec<f64> = cv.per_fold.iter().map(get).collect();
+                let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let (best, worst) = if higher_better { (hi, lo) } else { (lo, hi) };
+                let prec = if higher_better { 4 } else { 2 };
+                let _ = writeln!(
+                    err,
+                    "  {name:<8} {:>10.prec$} {best:>10.prec$} {worst:>10.prec$}",
+                    get(&cv.pooled)
+                );
+            }
+        }
+        None => {
+            let _ = writeln!(err, "no cross-validation (--folds 0)");
+        }
+    }
+    let _ = writeln!(
+        err,
+        "  training rows (optimistic): MAE {:.2}, RMSE {:.2}, R² {:.4}, MAPE {:.2} %",
+        train_metrics.mae, train_metrics.rmse, train_metrics.r2, train_metrics.mape
+    );
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal, at most 10 times a second.
+struct Progress {
+    /// The label before the bar.
+    label: &'static str,
+    /// Whether to draw at all.
+    enabled: bool,
+    /// When drawing started, and when it last drew.
+    state: Mutex<(Instant, Option<Instant>)>,
+}
+
+impl Progress {
+    /// A bar labelled `label`.
+    fn new(label: &'static str) -> Self {
+        Progress {
+            label,
+            enabled: std::io::stderr().is_terminal(),
+            state: Mutex::new((Instant::now(), None)),
+        }
+    }
+
+    /// Records progress; redraws if due.
+    fn update(&self, done: usize, total: usize) {
+        if !self.enabled {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if done < total
+            && state
+                .1
+                .is_some_and(|t| now - t < Duration::from_millis(100))
+        {
+            return;
+        }
+        state.1 = Some(now);
+        let width = 30;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r{} [{}{}] {:>3}% {done}/{total} trees {:.1} s ",
+            self.label,
+            "#".repeat(filled),
+            "-".repeat(width - filled),
+            done * 100 / total.max(1),
+            (now - state.0).as_secs_f64()
+        );
+    }
+
+    /// Ends the bar's line.
+    fn finish(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
+}
+
+/// Bytes as B, KB or MB.
+fn human_bytes(n: u64) -> String {
+    match n {
+        0..1_000 => format!("{n} B"),
+        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
+        _ => format!("{:.1} MB", n as f64 / 1e6),
+    }
 }
 
 /// Runs `augur predict`.
-pub(crate) fn predict(_args: PredictArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("augur predict is being built (issue 3)")
+pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    let model = match &args.model_file {
+        Some(path) => Model::load_file(path)?,
+        None => args.store.open()?.load(&args.model)?,
+    };
+    let input: Box<dyn BufRead> = match &args.input {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut rows, mut failed) = (0usize, 0usize);
+    let mut lines = Vec::with_capacity(args.batch.max(1));
+    let mut flush = |lines: &mut Vec<(usize, String)>, out: &mut dyn Write| -> anyhow::Result<()> {
+        // Parse the batch; lines that are not JSON objects get their error right away.
+        let parsed: Vec<Result<serde_json::Map<String, serde_json::Value>, String>> = lines
+            .iter()
+            .map(
+                |(_, l)| match serde_json::from_str::<serde_json::Value>(l) {
+                    Ok(serde_json::Value::Object(m)) => Ok(m),
+                    Ok(_) => Err("not a JSON object".to_string()),
+                    Err(e) => Err(format!("invalid JSON: {e}")),
+                },
+            )
+            .collect();
+        let objects: Vec<&serde_json::Map<String, serde_json::Value>> =
+            parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut predictions = model.predict_json_batch(&objects).into_iter();
+        for ((line, _), p) in lines.iter().zip(&parsed) {
+            rows += 1;
+            let result = match p {
+                Ok(_) => predictions
+                    .next()
+                    .expect("one result per object")
+                    .map_err(|e| (e.to_string(), Some(e.field))),
+                Err(e) => Err((e.clone(), None)),
+            };
+            let value = match result {
+                Ok(price) => serde_json::json!({ "prediction": (price * 100.0).round() / 100.0 }),
+                Err((error, field)) => {
+                    failed += 1;
+                    serde_json::json!({ "line": line, "error": error, "field": field })
+                }
+            };
+            serde_json::to_writer(&mut *out, &value)?;
+            out.write_all(b"\n")?;
+        }
+        lines.clear();
+        Ok(())
+    };
+    for (i, line) in input.lines().enumerate() {
+        let line = line.context("reading input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        lines.push((i + 1, line));
+        if lines.len() >= args.batch.max(1) {
+            flush(&mut lines, &mut out)?;
+        }
+    }
+    flush(&mut lines, &mut out)?;
+    out.flush()?;
+    eprintln!(
+        "{}: {rows} rows, {} predicted, {failed} with errors",
+        model.tag(),
+        rows - failed
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `augur models`.
-pub(crate) fn models(_args: ModelsArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("augur models is being built (issue 3)")
+pub(crate) fn models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
+    let store = args.store.open()?;
+    match args.command {
+        ModelsCommand::List { json } => {
+            let list = store.list()?;
+            if json {
+                for m in &list {
+                    println!("{}", serde_json::to_string(m)?);
+                }
+            } else {
+                println!(
+                    "{:<28} {:<21} {:<8} {:>9} {:>9}",
+                    "TAG", "CREATED", "SOURCE", "CV MAE", "SIZE"
+                );
+                for m in &list {
+                    let (source, mae) = match &m.meta.source {
+                        ModelSource::Trained { cv, .. } => (
+                            "trained",
+                            cv.as_ref().map(|c| format!("{:.1}", c.pooled.mae)),
+                        ),
+                        ModelSource::Xgboost { .. } => ("xgboost", None),
+                    };
+                    println!(
+                        "{:<28} {:<21} {:<8} {:>9} {:>9}",
+                        m.tag,
+                        m.meta.created_at,
+                        source,
+                        mae.unwrap_or_else(|| "-".into()),
+                        human_bytes(m.size_bytes)
+                    );
+                }
+                if list.is_empty() {
+                    eprintln!("no models in {}", store.root().display());
+                }
+            }
+        }
+        ModelsCommand::Show { tag, json } => {
+            let model = store.load(&tag)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(model.meta())?);
+            } else {
+                show(&model);
+            }
+        }
+        ModelsCommand::Delete { tag } => {
+            let deleted = store.delete(&tag)?;
+            eprintln!("deleted {deleted}");
+        }
+        ModelsCommand::Export { tag, file } => {
+            let tag = store.export(&tag, &file)?;
+            eprintln!("exported {tag} to {}", file.display());
+        }
+        ModelsCommand::Import {
+            file,
+            name,
+            xgboost,
+            features,
+        } => {
+            let model = if xgboost {
+                let name = name
+                    .as_deref()
+                    .context("--name is required with --xgboost")?;
+                let features = features.as_deref().expect("clap requires --features");
+                store.import_xgboost(&file, features, name)?
+            } else {
+                store.import(&file, name.as_deref())?
+            };
+            eprintln!("imported {} as {}", file.display(), model.tag());
+            println!("{}", model.tag());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a readable description of a model.
+fn show(model: &Model) {
+    let m = model.meta();
+    println!("tag:            {}", model.tag());
+    println!("created:        {}", m.created_at);
+    println!("augur version:  {}", m.augur_version);
+    match &m.source {
+        ModelSource::Trained {
+            data_file,
+            data_sha256,
+            data_report,
+            params,
+            cv,
+            train_seconds,
+            ..
+        } => {
+            println!("source:         trained on {data_file}");
+            println!("data sha256:    {data_sha256}");
+            println!(
+                "data rows:      {} read, {} used, {} excluded",
+                data_report.total_rows, data_report.used_rows, data_report.excluded_rows
+            );
+            println!(
+                "parameters:     {}",
+                serde_json::to_string(params).unwrap_or_default()
+            );
+            println!("training time:  {train_seconds:.2} s");
+            if let Some(cv) = cv {
+                let p = &cv.pooled;
+                println!(
+                    "cv ({} folds):   MAE {:.2}, RMSE {:.2}, R² {:.4}, MAPE {:.2} % (seed {})",
+                    cv.folds, p.mae, p.rmse, p.r2, p.mape, cv.seed
+                );
+            }
+        }
+        ModelSource::Xgboost {
+            file,
+            file_sha256,
+            objective,
+            xgboost_version,
+        } => {
+            println!("source:         xgboost {xgboost_version} model {file} ({objective})");
+            println!("file sha256:    {file_sha256}");
+        }
+    }
+    let inputs: Vec<String> = model
+        .input_fields()
+        .iter()
+        .map(|f| {
+            format!("{} ({:?})", f.name, f.kind)
+                .to_lowercase()
+                .replacen(&f.name.to_lowercase(), &f.name, 1)
+        })
+        .collect();
+    println!("inputs:         {}", inputs.join(", "));
+    println!(
+        "features:       {}",
+        model.pipeline().column_names().join(", ")
+    );
+    println!("output:         {:?}", model.pipeline().output());
+    println!(
+        "trees:          {} ({} nodes)",
+        model.forest().num_trees(),
+        model.forest().num_nodes()
+    );
 }
