@@ -1,22 +1,23 @@
 //! The tree evaluator: one flat node array for a whole ensemble, shared by trained and imported
 //! models.
 //!
-//! Every node is 16 bytes: a feature index (its top bit is the default direction for a missing
-//! value), a threshold, and two child indices. A leaf points at itself on both sides and keeps its
-//! value in the threshold slot, so walking a tree is a fixed number of branch-free steps (the
-//! tree's depth) followed by one read. The batch path walks blocks of rows through one tree at a
-//! time, which keeps the tree in cache and lets the CPU overlap the independent walks.
+//! Every node is 12 bytes: a feature index, a threshold and the index of its left child; the
+//! right child always sits right after the left one (trees are laid out breadth-first on load,
+//! whatever order the file had). A step down a tree is then `left + (x >= threshold)`, with no
+//! branch. A leaf points at itself and has a NaN threshold, so any further step stays on it:
+//! walking a tree is a fixed number of steps (its depth) followed by one read of the leaf
+//! value. The single-row path walks four trees side by side; the batch path walks blocks of 64
+//! rows through one tree at a time, which keeps the tree in cache. Either way the walks are
+//! independent, so the CPU overlaps their memory loads.
 //!
-//! Semantics match XGBoost's: go left when `x < threshold`, go the default way when `x` is NaN,
-//! and sum in `f32` starting from the base score, adding trees in order. Both the single-row and
-//! the batch path sum in that order, so they agree bit for bit.
+//! Missing values (NaN) take each node's default direction, on a separate path used only for
+//! rows (or blocks) that contain a NaN. Semantics match XGBoost's: go left when
+//! `x < threshold`, go the default way when `x` is NaN, and sum in `f32` starting from the base
+//! score, adding trees in order. Both paths sum in that order, so they agree bit for bit.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
-
-/// The top bit of [`Node::feature`]: set when a missing value goes left.
-const DEFAULT_LEFT: u32 = 1 << 31;
 
 /// Rows per block in the batch path.
 const BLOCK: usize = 64;
@@ -26,16 +27,14 @@ const GROUP: usize = 4;
 
 /// One node of the flat array (see the module docs for the encoding).
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[repr(C, align(16))]
+#[repr(C)]
 struct Node {
-    /// Feature index, with [`DEFAULT_LEFT`] as the missing-value direction.
+    /// The feature an inner node tests (0 for a leaf).
     feature: u32,
-    /// Split threshold for an inner node; the leaf value for a leaf.
-    value: f32,
-    /// Index of the left child (the node itself for a leaf).
+    /// Inner node: go right when `x >= threshold`. Leaf: NaN, so every step stays.
+    threshold: f32,
+    /// Index of the left child; the right child is `left + 1`. A leaf's own index.
     left: u32,
-    /// Index of the right child (the node itself for a leaf).
-    right: u32,
 }
 
 /// Where one tree starts in the node array, and how many steps reach any of its leaves.
@@ -82,6 +81,10 @@ pub struct ForestArrays {
 pub struct Forest {
     /// All nodes of all trees.
     nodes: Vec<Node>,
+    /// Per node: whether a missing value goes left (always true for a leaf, so it stays).
+    default_left: Vec<bool>,
+    /// Per node: the leaf value (0 for inner nodes).
+    leaf_value: Vec<f32>,
     /// One entry per tree, in summation order.
     trees: Vec<TreeRef>,
     /// The largest depth in each whole group of [`GROUP`] consecutive trees.
@@ -98,13 +101,15 @@ impl Forest {
     /// Validates the portable form and builds the flat evaluator from it.
     pub fn from_arrays(arrays: ForestArrays) -> Result<Forest, ModelError> {
         let total: usize = arrays.trees.iter().map(|t| t.feature.len()).sum();
-        if total >= (u32::MAX >> 1) as usize {
+        if total >= u32::MAX as usize {
             return Err(ModelError::InvalidModel("too many nodes".into()));
         }
-        if arrays.num_features >= (DEFAULT_LEFT as usize) {
+        if arrays.num_features > u32::MAX as usize {
             return Err(ModelError::InvalidModel("too many features".into()));
         }
         let mut nodes = Vec::with_capacity(total);
+        let mut default_left = Vec::with_capacity(total);
+        let mut leaf_value = Vec::with_capacity(total);
         let mut trees = Vec::with_capacity(arrays.trees.len());
         for (t, tree) in arrays.trees.iter().enumerate() {
             let n = tree.feature.len();
@@ -118,67 +123,67 @@ impl Forest {
             if !tree.default_left.is_empty() && tree.default_left.len() != n {
                 return Err(bad("default_left has the wrong length"));
             }
-            let base = nodes.len() as u32;
-            // Depth of each node, computed from the root; also proves every node is reached once.
-            let mut depth = vec![u32::MAX; n];
-            depth[0] = 0;
+            // Breadth-first relayout: `order[k]` is the file's index of new node k; children
+            // of an inner node get two consecutive new slots. Also proves every node is
+            // reached exactly once from the root.
+            let mut seen = vec![false; n];
+            seen[0] = true;
+            let mut order = vec![0usize];
+            let mut depth_of = vec![0u32];
+            let mut new_left = Vec::with_capacity(n);
             let mut max_depth = 0;
-            let mut stack = vec![0usize];
-            while let Some(i) = stack.pop() {
+            let mut k = 0;
+            while k < order.len() {
+                let i = order[k];
                 let (l, r) = (tree.left[i], tree.right[i]);
                 if (l < 0) != (r < 0) {
                     return Err(bad("a node has exactly one child"));
                 }
                 if l < 0 {
-                    max_depth = max_depth.max(depth[i]);
-                    continue;
-                }
-                if tree.feature[i] as usize >= arrays.num_features {
-                    return Err(bad("feature index out of range"));
-                }
-                if tree.value[i].is_nan() {
-                    return Err(bad("NaN threshold"));
-                }
-                for c in [l as usize, r as usize] {
-                    if c >= n || depth[c] != u32::MAX {
-                        return Err(bad("child index out of range or shared"));
-                    }
-                    depth[c] = depth[i] + 1;
-                    stack.push(c);
-                }
-            }
-            if depth.contains(&u32::MAX) {
-                return Err(bad("unreachable nodes"));
-            }
-            for i in 0..n {
-                let me = base + i as u32;
-                let node = if tree.left[i] < 0 {
                     if !tree.value[i].is_finite() {
                         return Err(bad("leaf value is not finite"));
                     }
-                    Node {
-                        feature: 0,
-                        value: tree.value[i],
-                        left: me,
-                        right: me,
-                    }
+                    max_depth = max_depth.max(depth_of[k]);
+                    new_left.push(k);
                 } else {
-                    let dl = tree.default_left.get(i).copied().unwrap_or(true);
-                    Node {
-                        feature: tree.feature[i] | if dl { DEFAULT_LEFT } else { 0 },
-                        value: tree.value[i],
-                        left: base + tree.left[i] as u32,
-                        right: base + tree.right[i] as u32,
+                    if tree.feature[i] as usize >= arrays.num_features {
+                        return Err(bad("feature index out of range"));
                     }
-                };
-                nodes.push(node);
+                    if tree.value[i].is_nan() {
+                        return Err(bad("NaN threshold"));
+                    }
+                    new_left.push(order.len());
+                    for c in [l as usize, r as usize] {
+                        if c >= n || seen[c] {
+                            return Err(bad("child index out of range or shared"));
+                        }
+                        seen[c] = true;
+                        order.push(c);
+                        depth_of.push(depth_of[k] + 1);
+                    }
+                }
+                k += 1;
+            }
+            if order.len() != n {
+                return Err(bad("unreachable nodes"));
+            }
+            let base = nodes.len() as u32;
+            for (k, &i) in order.iter().enumerate() {
+                let leaf = tree.left[i] < 0;
+                nodes.push(Node {
+                    feature: if leaf { 0 } else { tree.feature[i] },
+                    threshold: if leaf { f32::NAN } else { tree.value[i] },
+                    left: base + new_left[k] as u32,
+                });
+                default_left.push(leaf || tree.default_left.get(i).copied().unwrap_or(true));
+                leaf_value.push(if leaf { tree.value[i] } else { 0.0 });
             }
             trees.push(TreeRef {
                 root: base,
                 depth: max_depth,
             });
         }
-        if arrays.num_features == 0 && !nodes.is_empty() && trees.iter().any(|t| t.depth > 0) {
+        if arrays.num_features == 0 && trees.iter().any(|t| t.depth > 0) {
             return Err(ModelError::InvalidModel(
                 "splits on a model without features".into(),
             ));
@@ -189,6 +194,8 @@ impl Forest {
             .collect();
         Ok(Forest {
             nodes,
+            default_left,
+            leaf_value,
             trees,
             group_depth,
             base_score: arrays.base_score,
@@ -227,33 +234,40 @@ impl Forest {
             self.num_features,
             "row has the wrong number of features"
         );
-        let nodes = &self.nodes[..];
+        if row.iter().any(|x| x.is_nan()) {
+            self.row_walk::<true>(row)
+        } else {
+            self.row_walk::<false>(row)
+        }
+    }
+
+    /// [`Forest::predict_row`] after the shape check, with or without missing-value handling.
+    #[inline(always)]
+    fn row_walk<const NAN: bool>(&self, row: &[f32]) -> f32 {
         let mut acc = self.base_score;
-        // Walk GROUP trees side by side: their walks are independent, so the CPU overlaps the
-        // memory loads; the sum still adds the trees in order.
+        // Walk GROUP trees side by side; the sum still adds the trees in order.
         let mut groups = self.trees.chunks_exact(GROUP);
         for (group, &depth) in (&mut groups).zip(&self.group_depth) {
             let mut i: [u32; GROUP] = std::array::from_fn(|k| group[k].root);
             for _ in 0..depth {
                 for v in i.iter_mut() {
-                    // SAFETY: `row` has `num_features` values (asserted above) and each walk
-                    // starts at a root and only follows checked child indices; a finished
+                    // SAFETY: `row` has `num_features` values (checked by the caller) and each
+                    // walk starts at a root and only follows checked child indices; a finished
                     // walk stays on its leaf.
-                    *v = unsafe { step(nodes, row, *v) };
+                    *v = unsafe { self.step::<NAN>(row, *v) };
                 }
             }
             for v in i {
-                acc += nodes[v as usize].value;
+                acc += self.leaf_value[v as usize];
             }
         }
         for tree in groups.remainder() {
             let mut i = tree.root;
             for _ in 0..tree.depth {
-                // SAFETY: `row` has `num_features` values (asserted above) and `i` starts at a
-                // root and only follows checked child indices.
-                i = unsafe { step(nodes, row, i) };
+                // SAFETY: as above.
+                i = unsafe { self.step::<NAN>(row, i) };
             }
-            acc += nodes[i as usize].value;
+            acc += self.leaf_value[i as usize];
         }
         acc
     }
@@ -266,44 +280,60 @@ impl Forest {
     pub fn predict_batch(&self, rows: &[f32], out: &mut [f32]) {
         let nf = self.num_features;
         assert_eq!(rows.len(), out.len() * nf, "batch has the wrong shape");
-        let nodes = &self.nodes[..];
-        let mut idx = [0u32; BLOCK];
         for (block_rows, block_out) in rows.chunks(BLOCK * nf.max(1)).zip(out.chunks_mut(BLOCK)) {
-            let m = block_out.len();
-            block_out.fill(self.base_score);
-            for tree in &self.trees {
-                idx[..m].fill(tree.root);
-                for _ in 0..tree.depth {
-                    for (r, i) in idx[..m].iter_mut().enumerate() {
-                        // SAFETY: `block_rows` holds `m` whole rows of `nf` values (the shape
-                        // is asserted above), and `i` follows checked child indices from a root.
-                        *i = unsafe {
-                            step(nodes, block_rows.get_unchecked(r * nf..(r + 1) * nf), *i)
-                        };
-                    }
-                }
-                for (o, &i) in block_out.iter_mut().zip(&idx[..m]) {
-                    *o += nodes[i as usize].value;
-                }
+            if block_rows.iter().any(|x| x.is_nan()) {
+                self.block_walk::<true>(block_rows, block_out);
+            } else {
+                self.block_walk::<false>(block_rows, block_out);
             }
         }
     }
-}
 
-/// One branch-free step down a tree: the child of node `i` that `row` goes to.
-///
-/// # Safety
-/// `i` must index `nodes`, and `row` must hold every feature a node of `nodes` reads. Both hold
-/// for a [`Forest`]: [`Forest::from_arrays`] checks every child index and feature index, and
-/// the callers check `row.len() == num_features` and start from a tree's root.
-#[inline(always)]
-unsafe fn step(nodes: &[Node], row: &[f32], i: u32) -> u32 {
-    // SAFETY: guaranteed by the caller, see above.
-    let node = unsafe { *nodes.get_unchecked(i as usize) };
-    // SAFETY: as above; the feature index was checked against `num_features`.
-    let x = unsafe { *row.get_unchecked((node.feature & !DEFAULT_LEFT) as usize) };
-    let go_left = (x < node.value) | (x.is_nan() & (node.feature & DEFAULT_LEFT != 0));
-    if go_left { node.left } else { node.right }
+    /// Scores one block of at most [`BLOCK`] rows, tree by tree.
+    #[inline(always)]
+    fn block_walk<const NAN: bool>(&self, block_rows: &[f32], block_out: &mut [f32]) {
+        let nf = self.num_features;
+        let m = block_out.len();
+        debug_assert_eq!(block_rows.len(), m * nf);
+        let mut idx = [0u32; BLOCK];
+        block_out.fill(self.base_score);
+        for tree in &self.trees {
+            idx[..m].fill(tree.root);
+            for _ in 0..tree.depth {
+                for (r, i) in idx[..m].iter_mut().enumerate() {
+                    // SAFETY: `block_rows` holds `m` whole rows of `nf` values (the shape is
+                    // asserted by the caller), and `i` follows checked child indices from a root.
+                    *i = unsafe {
+                        self.step::<NAN>(block_rows.get_unchecked(r * nf..(r + 1) * nf), *i)
+                    };
+                }
+            }
+            for (o, &i) in block_out.iter_mut().zip(&idx[..m]) {
+                *o += self.leaf_value[i as usize];
+            }
+        }
+    }
+
+    /// One step down a tree: the child of node `i` that `row` goes to (`i` itself for a leaf).
+    /// With `NAN = false` the row must contain no NaN.
+    ///
+    /// # Safety
+    /// `i` must index the node array, and `row` must hold `num_features` values. Both hold
+    /// for walks that start at a root: [`Forest::from_arrays`] checks every child index and
+    /// feature index, and the callers check the row length.
+    #[inline(always)]
+    unsafe fn step<const NAN: bool>(&self, row: &[f32], i: u32) -> u32 {
+        // SAFETY: guaranteed by the caller, see above.
+        let node = unsafe { *self.nodes.get_unchecked(i as usize) };
+        // SAFETY: as above; the feature index was checked against `num_features`.
+        let x = unsafe { *row.get_unchecked(node.feature as usize) };
+        if NAN && x.is_nan() {
+            // SAFETY: `default_left` has one entry per node.
+            let left = unsafe { *self.default_left.get_unchecked(i as usize) };
+            return node.left + (!left) as u32;
+        }
+        node.left + (x >= node.threshold) as u32
+    }
 }
 
 #[cfg(test)]
@@ -368,5 +398,65 @@ mod tests {
             }],
         };
         assert!(Forest::from_arrays(bad).is_err());
+    }
+
+    /// The naive reading of the portable form, for comparison.
+    fn reference(a: &ForestArrays, row: &[f32]) -> f32 {
+        let mut acc = a.base_score;
+        for t in &a.trees {
+            let mut i = 0usize;
+            while t.left[i] >= 0 {
+                let x = row[t.feature[i] as usize];
+                let left = if x.is_nan() {
+                    t.default_left.get(i).copied().unwrap_or(true)
+                } else {
+                    x < t.value[i]
+                };
+                i = if left {
+                    t.left[i] as usize
+                } else {
+                    t.right[i] as usize
+                };
+            }
+            acc += t.value[i];
+        }
+        acc
+    }
+
+    #[test]
+    fn any_node_order_and_missing_values_match_the_naive_walk() {
+        // Children stored far apart and out of order, leaves at different depths.
+        let tree = TreeArrays {
+            feature: vec![0, 0, 1, 0, 0, 1, 0],
+            value: vec![0.5, 7.0, 0.25, -3.0, 4.0, 0.75, 5.0],
+            left: vec![2, -1, 5, -1, -1, 3, -1],
+            right: vec![1, -1, 4, -1, -1, 6, -1],
+            default_left: vec![false, true, true, true, true, false, true],
+        };
+        let a = ForestArrays {
+            num_features: 2,
+            base_score: 0.25,
+            trees: vec![tree.clone(); 7],
+        };
+        let f = Forest::from_arrays(a.clone()).unwrap();
+        let mut rng = crate::rng::Rng::new(7);
+        let mut rows = Vec::new();
+        for _ in 0..500 {
+            for _ in 0..2 {
+                let r = rng.next_f64();
+                rows.push(if r < 0.1 {
+                    f32::NAN
+                } else {
+                    rng.next_f64() as f32
+                });
+            }
+        }
+        let mut out = vec![0.0; 500];
+        f.predict_batch(&rows, &mut out);
+        for (i, o) in out.iter().enumerate() {
+            let row = &rows[i * 2..i * 2 + 2];
+            assert_eq!(*o, reference(&a, row), "row {row:?}");
+            assert_eq!(f.predict_row(row), *o);
+        }
     }
 }

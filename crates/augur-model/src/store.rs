@@ -155,6 +155,10 @@ impl ModelStore {
     pub fn versions(&self, name: &str) -> Result<Vec<u64>, ModelError> {
         check_name(name)?;
         let dir = self.root.join(name);
+        if !dir.is_dir() {
+            // Absent, or a stray file such as a README beside the models.
+            return Ok(Vec::new());
+        }
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
