@@ -139,9 +139,9 @@ pub struct SourceInfo {
     pub commit_time_us: i64,
     /// Snapshot marker.
     pub snapshot: SnapshotMarker,
-    /// The LSN of the end of the transaction's commit record: the position the slot may be
-    /// confirmed at once this transaction is durable downstream.
-    pub commit_end_lsn: Option<Lsn>,
+    /// The LSN of the transaction's commit record (the snapshot LSN for snapshot rows): orders
+    /// transactions, so a sink can tell a replayed change from a newer one.
+    pub commit_lsn: Option<Lsn>,
 }
 
 /// A primary-key change travels as a delete of the old key and a create of the new one; this
@@ -188,6 +188,9 @@ impl ChangeEvent {
 pub struct ChangeBatch {
     /// The events, in source order.
     pub events: Vec<ChangeEvent>,
+    /// Set when this batch is a heartbeat (`heartbeat.interval.ms`): the destination writes a
+    /// heartbeat record stamped with this time (milliseconds since the epoch).
+    pub heartbeat: Option<i64>,
     /// Resolve this after the batch is durable; dropping it unresolved means "not durable".
     pub ack: AckToken,
 }

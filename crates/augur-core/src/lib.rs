@@ -8,6 +8,7 @@
 //! - [`lsn`]: PostgreSQL WAL positions.
 //! - [`ack`]: the acknowledgement watermark, the only thing that travels backwards.
 //! - [`error`]: one error type with a kind that decides retries.
+//! - [`secret`]: passwords that never print.
 //! - [`shutdown`]: a cloneable shutdown signal handed to every task.
 
 pub mod ack;
@@ -15,6 +16,7 @@ pub mod connect;
 pub mod error;
 pub mod event;
 pub mod lsn;
+pub mod secret;
 pub mod shutdown;
 
 pub use error::{Error, ErrorKind, Result};

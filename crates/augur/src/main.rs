@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Capture PostgreSQL changes as Debezium change events, to Kafka or stdout.
+    Capture(cmd::capture::CaptureArgs),
     /// Train a price model on a CSV file and save it as a new version in the model store.
     Train(cmd::model::TrainArgs),
     /// Predict prices for JSON lines read from stdin (or a file), one result per line.
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log);
     let result = match cli.command {
+        Command::Capture(args) => cmd::capture::run(args),
         Command::Train(args) => cmd::model::train(args),
         Command::Predict(args) => cmd::model::predict(args),
         Command::Models(args) => cmd::model::models(args),

@@ -1,0 +1,556 @@
+//! [`Encoder`]: change events → Kafka records in Debezium's envelope, with the schema blocks
+//! printed once per table shape and reused for every event.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use augur_core::connect::{Field, Schema, SchemaType, Value};
+use augur_core::event::{ChangeEvent, KeyChange, Op, TableSchema};
+
+use crate::json::{self, ConverterConfig};
+use crate::record::Record;
+use crate::unwrap::{UnwrapConfig, Unwrapped};
+
+/// How events are shaped and named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeConfig {
+    /// `topic.prefix` (alias `database.server.name`): the logical server name.
+    pub topic_prefix: String,
+    /// `database.dbname`, printed in `source.db`.
+    pub database: String,
+    /// Printed in `source.version`.
+    pub connector_version: String,
+    /// Key converter settings (`key.converter.*`).
+    pub key_converter: ConverterConfig,
+    /// Value converter settings (`value.converter.*`).
+    pub value_converter: ConverterConfig,
+    /// `tombstones.on.delete`: follow each delete with a null-value record.
+    pub tombstones_on_delete: bool,
+    /// The `ExtractNewRecordState` transform, when configured.
+    pub unwrap: Option<UnwrapConfig>,
+    /// `topic.heartbeat.prefix` (default `__debezium-heartbeat`).
+    pub heartbeat_topic_prefix: String,
+    /// `extended.headers.enabled`: add the `__debezium.context.*` headers to every record.
+    pub extended_headers: bool,
+    /// This run's id (`__debezium.context.runId`).
+    pub run_id: String,
+}
+
+impl EnvelopeConfig {
+    /// Defaults for a connector with `topic.prefix` = `prefix` on database `database`.
+    pub fn new(prefix: impl Into<String>, database: impl Into<String>) -> Self {
+        EnvelopeConfig {
+            topic_prefix: prefix.into(),
+            database: database.into(),
+            connector_version: default_version(),
+            key_converter: ConverterConfig::default(),
+            value_converter: ConverterConfig::default(),
+            tombstones_on_delete: true,
+            unwrap: None,
+            heartbeat_topic_prefix: "__debezium-heartbeat".into(),
+            extended_headers: true,
+            run_id: new_run_id(),
+        }
+    }
+}
+
+/// A time-ordered (version 7) UUID for `__debezium.context.runId`.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let ms = now.as_millis() as u64;
+    // Randomness from the clock's nanoseconds, the process id and a stack address, mixed.
+    let mut x = u64::from(now.subsec_nanos()) ^ (u64::from(std::process::id()) << 32) ^ (&ms as *const u64 as u64);
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (r1, r2) = (next(), next());
+    let b: [u8; 16] = {
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+        b[6..14].copy_from_slice(&r1.to_be_bytes());
+        b[14..].copy_from_slice(&r2.to_be_bytes()[..2]);
+        b[6] = (b[6] & 0x0f) | 0x70;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        b
+    };
+    let h: String = b.iter().map(|v| format!("{v:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The `source.version` augur prints: its own name and version.
+pub fn default_version() -> String {
+    format!("augur-{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The processing time stamped into `ts_ms`/`ts_us`/`ts_ns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessingTime {
+    /// Nanoseconds since the Unix epoch.
+    pub nanos: i64,
+}
+
+impl ProcessingTime {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        ProcessingTime { nanos: d.as_nanos() as i64 }
+    }
+}
+
+/// The `source` struct schema of the PostgreSQL connector.
+pub fn source_schema() -> Schema {
+    let s = |t| Schema::new(t);
+    let opt = |t| Schema::new(t).optional(true);
+    Schema::structure(
+        Some("io.debezium.connector.postgresql.Source".into()),
+        vec![
+            Field::new("version", s(SchemaType::String)),
+            Field::new("connector", s(SchemaType::String)),
+            Field::new("name", s(SchemaType::String)),
+            Field::new("ts_ms", s(SchemaType::Int64)),
+            Field::new(
+                "snapshot",
+                opt(SchemaType::String)
+                    .named("io.debezium.data.Enum", Some(1))
+                    .param(
+                        "allowed",
+                        "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+                    )
+                    .with_default(Value::String("false".into())),
+            ),
+            Field::new("db", s(SchemaType::String)),
+            Field::new("sequence", opt(SchemaType::String)),
+            Field::new("ts_us", opt(SchemaType::Int64)),
+            Field::new("ts_ns", opt(SchemaType::Int64)),
+            Field::new("schema", s(SchemaType::String)),
+            Field::new("table", s(SchemaType::String)),
+            Field::new("txId", opt(SchemaType::Int64)),
+            Field::new("lsn", opt(SchemaType::Int64)),
+            Field::new("xmin", opt(SchemaType::Int64)),
+            Field::new("origin", opt(SchemaType::String)),
+            Field::new("origin_lsn", opt(SchemaType::Int64)),
+        ],
+    )
+    .named("io.debezium.connector.postgresql.Source", Some(1))
+}
+
+/// The `transaction` block schema (`event.block`), null unless transaction metadata is on.
+pub fn transaction_schema() -> Schema {
+    Schema::structure(
+        Some("event.block".into()),
+        vec![
+            Field::new("id", Schema::new(SchemaType::String)),
+            Field::new("total_order", Schema::new(SchemaType::Int64)),
+            Field::new("data_collection_order", Schema::new(SchemaType::Int64)),
+        ],
+    )
+    .named("event.block", Some(1))
+    .optional(true)
+}
+
+/// The value struct schema `<prefix>.<schema>.<table>.Value` of a table's rows.
+pub fn row_schema(prefix: &str, table: &TableSchema) -> Schema {
+    Schema::structure(
+        Some(format!("{prefix}.{}.{}.Value", table.schema, table.table)),
+        table.fields.clone(),
+    )
+    .optional(true)
+}
+
+/// The envelope schema `<prefix>.<schema>.<table>.Envelope`, version 2.
+pub fn envelope_schema(prefix: &str, table: &TableSchema) -> Schema {
+    let row = row_schema(prefix, table);
+    let opt = |t| Schema::new(t).optional(true);
+    Schema::structure(
+        None,
+        vec![
+            Field::new("before", row.clone()),
+            Field::new("after", row),
+            Field::new("source", source_schema()),
+            Field::new("transaction", transaction_schema()),
+            Field::new("op", Schema::new(SchemaType::String)),
+            Field::new("ts_ms", opt(SchemaType::Int64)),
+            Field::new("ts_us", opt(SchemaType::Int64)),
+            Field::new("ts_ns", opt(SchemaType::Int64)),
+        ],
+    )
+    .named(format!("{prefix}.{}.{}.Envelope", table.schema, table.table), Some(2))
+}
+
+/// Everything about one table shape that does not change from event to event.
+#[derive(Debug)]
+struct TableCodec {
+    /// Keeps the table alive so its address, the cache key, is not reused.
+    _table: Arc<TableSchema>,
+    topic: String,
+    key_schema: Option<Schema>,
+    /// `{"schema":<key schema>,"payload":` (or empty without schemas).
+    key_prefix: Vec<u8>,
+    /// `{"schema":<envelope schema>,"payload":` (or empty without schemas).
+    value_prefix: Vec<u8>,
+    /// The row struct schema (`…Value`).
+    row_schema: Schema,
+    /// With the unwrap transform: `{"schema":<flat schema>,"payload":` (or empty).
+    flat_prefix: Vec<u8>,
+    /// The `source` block's constant head: `{"version":…,"connector":…,"name":…,"ts_ms":`.
+    source_head: Vec<u8>,
+    /// `,"db":…` printed after the snapshot marker.
+    source_db: Vec<u8>,
+    /// `,"schema":…,"table":…` printed after `ts_ns`.
+    source_table: Vec<u8>,
+}
+
+/// Turns change events into Kafka records, byte-compatible with Debezium's JSON converter.
+#[derive(Debug)]
+pub struct Encoder {
+    cfg: EnvelopeConfig,
+    codecs: HashMap<usize, Arc<TableCodec>>,
+}
+
+impl Encoder {
+    /// A new encoder.
+    pub fn new(cfg: EnvelopeConfig) -> Self {
+        Encoder { cfg, codecs: HashMap::new() }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EnvelopeConfig {
+        &self.cfg
+    }
+
+    /// The topic of `table`: `<prefix>.<schema>.<table>`.
+    pub fn topic(&self, table: &TableSchema) -> String {
+        format!("{}.{}.{}", self.cfg.topic_prefix, table.schema, table.table)
+    }
+
+    fn codec(&mut self, table: &Arc<TableSchema>) -> Arc<TableCodec> {
+        let id = Arc::as_ptr(table) as usize;
+        if let Some(c) = self.codecs.get(&id) {
+            return c.clone();
+        }
+        if self.codecs.len() > 4096 {
+            self.codecs.clear();
+        }
+        let prefix = &self.cfg.topic_prefix;
+        let key_schema = table.key_schema(format!("{prefix}.{}.{}.Key", table.schema, table.table));
+        let mut key_prefix = Vec::new();
+        if self.cfg.key_converter.schemas_enable {
+            if let Some(ks) = &key_schema {
+                key_prefix.extend_from_slice(b"{\"schema\":");
+                json::write_schema(&mut key_prefix, ks);
+                key_prefix.extend_from_slice(b",\"payload\":");
+            }
+        }
+        let mut value_prefix = Vec::new();
+        if self.cfg.value_converter.schemas_enable {
+            value_prefix.extend_from_slice(b"{\"schema\":");
+            json::write_schema(&mut value_prefix, &envelope_schema(prefix, table));
+            value_prefix.extend_from_slice(b",\"payload\":");
+        }
+        let row = row_schema(prefix, table);
+        let mut flat_prefix = Vec::new();
+        if let Some(u) = &self.cfg.unwrap {
+            if self.cfg.value_converter.schemas_enable {
+                flat_prefix.extend_from_slice(b"{\"schema\":");
+                json::write_schema(&mut flat_prefix, &u.value_schema(&row));
+                flat_prefix.extend_from_slice(b",\"payload\":");
+            }
+        }
+        let mut source_head = Vec::new();
+        source_head.extend_from_slice(b"{\"version\":");
+        json::write_str(&mut source_head, &self.cfg.connector_version);
+        source_head.extend_from_slice(b",\"connector\":\"postgresql\",\"name\":");
+        json::write_str(&mut source_head, prefix);
+        source_head.extend_from_slice(b",\"ts_ms\":");
+        let mut source_db = b",\"db\":".to_vec();
+        json::write_str(&mut source_db, &self.cfg.database);
+        let mut source_table = b",\"schema\":".to_vec();
+        json::write_str(&mut source_table, &table.schema);
+        source_table.extend_from_slice(b",\"table\":");
+        json::write_str(&mut source_table, &table.table);
+        let codec = Arc::new(TableCodec {
+            _table: table.clone(),
+            topic: self.topic(table),
+            key_schema,
+            key_prefix,
+            value_prefix,
+            row_schema: row,
+            flat_prefix,
+            source_head,
+            source_db,
+            source_table,
+        });
+        self.codecs.insert(id, codec.clone());
+        codec
+    }
+
+    /// Encodes `ev` into `out`: the change record, then (for deletes with
+    /// `tombstones.on.delete`) its tombstone.
+    pub fn encode(&mut self, ev: &ChangeEvent, now: ProcessingTime, out: &mut Vec<Record>) {
+        let codec = self.codec(&ev.table);
+        let key = self.encode_key(&codec, ev);
+        if let Some(u) = self.cfg.unwrap.clone() {
+            self.encode_unwrapped(&u, &codec, ev, key, now, out);
+            return;
+        }
+        let value = self.encode_value(&codec, ev, now);
+        let headers = self.headers(&codec, ev);
+        let tombstone = ev.op == Op::Delete && self.cfg.tombstones_on_delete;
+        if tombstone {
+            // The tombstone carries the delete's headers (including `__debezium.newkey`).
+            out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: Some(value), headers: headers.clone() });
+            out.push(Record { topic: codec.topic.clone(), key, value: None, headers });
+        } else {
+            out.push(Record { topic: codec.topic.clone(), key, value: Some(value), headers });
+        }
+    }
+
+    /// The record headers of `ev`: the key-change header, then the `__debezium.context.*`
+    /// headers (as the worker's default `SimpleHeaderConverter` prints them).
+    fn headers(&self, codec: &TableCodec, ev: &ChangeEvent) -> Vec<(String, Vec<u8>)> {
+        let mut headers = Vec::new();
+        match &ev.key_change {
+            Some(KeyChange::NewKey(k)) => headers.push(("__debezium.newkey".to_string(), self.key_bytes(codec, k))),
+            Some(KeyChange::OldKey(k)) => headers.push(("__debezium.oldkey".to_string(), self.key_bytes(codec, k))),
+            None => {}
+        }
+        if self.cfg.extended_headers {
+            headers.push(("__debezium.context.connectorLogicalName".into(), self.cfg.topic_prefix.clone().into_bytes()));
+            headers.push(("__debezium.context.taskId".into(), b"0".to_vec()));
+            headers.push(("__debezium.context.connectorName".into(), b"postgresql".to_vec()));
+            headers.push(("__debezium.context.runId".into(), self.cfg.run_id.clone().into_bytes()));
+        }
+        headers
+    }
+
+    fn encode_unwrapped(
+        &self,
+        u: &UnwrapConfig,
+        codec: &TableCodec,
+        ev: &ChangeEvent,
+        key: Option<Vec<u8>>,
+        now: ProcessingTime,
+        out: &mut Vec<Record>,
+    ) {
+        let meta = |path: &str| -> Value { self.meta_value(ev, path, now) };
+        let mut headers = self.headers(codec, ev);
+        let added: Vec<(String, Vec<u8>)> = u
+            .add_headers
+            .iter()
+            .map(|h| {
+                let mut b = Vec::new();
+                let v = meta(&h.path);
+                let s = match &v {
+                    Value::String(_) => Schema::new(SchemaType::String).optional(true),
+                    _ => Schema::new(SchemaType::Int64).optional(true),
+                };
+                json::write_value(&mut b, &s, &v, false);
+                (h.name.clone(), b)
+            })
+            .collect();
+        headers.extend(added);
+        match u.apply(ev, &codec.row_schema, &meta) {
+            Unwrapped::Drop => {}
+            Unwrapped::Tombstone => {
+                out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: None, headers: headers.clone() })
+            }
+            Unwrapped::NullPayload(schema) => {
+                let mut v = Vec::new();
+                if self.cfg.value_converter.schemas_enable {
+                    v.extend_from_slice(b"{\"schema\":");
+                    json::write_schema(&mut v, &schema);
+                    v.extend_from_slice(b",\"payload\":null}");
+                } else {
+                    v.extend_from_slice(b"null");
+                }
+                out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: Some(v), headers: headers.clone() });
+            }
+            Unwrapped::Row(schema, value) => {
+                let mut v = Vec::with_capacity(codec.flat_prefix.len() + 256);
+                v.extend_from_slice(&codec.flat_prefix);
+                json::write_value(&mut v, &schema, &value, self.cfg.value_converter.replace_null_with_default);
+                if !codec.flat_prefix.is_empty() {
+                    v.push(b'}');
+                }
+                out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: Some(v), headers: headers.clone() });
+            }
+        }
+        if ev.op == Op::Delete && self.cfg.tombstones_on_delete && u.keeps_tombstones() {
+            out.push(Record { topic: codec.topic.clone(), key, value: None, headers });
+        }
+    }
+
+    /// The value of an envelope path (`op`, `ts_ms`, `source.<field>`) for `add.fields`.
+    fn meta_value(&self, ev: &ChangeEvent, path: &str, now: ProcessingTime) -> Value {
+        let s = &ev.source;
+        match path {
+            "op" => Value::String(ev.op.code().into()),
+            "ts_ms" => Value::Int64(now.nanos / 1_000_000),
+            "ts_us" => Value::Int64(now.nanos / 1_000),
+            "ts_ns" => Value::Int64(now.nanos),
+            "source.version" => Value::String(self.cfg.connector_version.clone()),
+            "source.connector" => Value::String("postgresql".into()),
+            "source.name" => Value::String(self.cfg.topic_prefix.clone()),
+            "source.ts_ms" => Value::Int64(s.commit_time_us.div_euclid(1000)),
+            "source.ts_us" => Value::Int64(s.commit_time_us),
+            "source.ts_ns" => Value::Int64(s.commit_time_us * 1000),
+            "source.snapshot" => Value::String(s.snapshot.as_str().into()),
+            "source.db" => Value::String(self.cfg.database.clone()),
+            "source.sequence" => match s.lsn {
+                Some(l) => Value::String(format!(
+                    "[{},\"{}\"]",
+                    s.last_commit_lsn.map_or("null".to_string(), |c| format!("\"{}\"", c.as_u64())),
+                    l.as_u64()
+                )),
+                None => Value::Null,
+            },
+            "source.schema" => Value::String(ev.table.schema.clone()),
+            "source.table" => Value::String(ev.table.table.clone()),
+            "source.txId" => s.tx_id.map_or(Value::Null, Value::Int64),
+            "source.lsn" => s.lsn.map_or(Value::Null, |l| Value::Int64(l.as_u64() as i64)),
+            "source.xmin" | "source.origin_lsn" | "source.origin" => Value::Null,
+            _ => Value::Null,
+        }
+    }
+
+    /// The heartbeat record (`heartbeat.interval.ms`): topic `<heartbeat prefix>.<topic prefix>`,
+    /// key `{serverName}`, value `{ts_ms}`.
+    pub fn heartbeat(&self, ts_ms: i64) -> Record {
+        let prefix = &self.cfg.topic_prefix;
+        let key_schema = Schema::structure(None, vec![Field::new("serverName", Schema::new(SchemaType::String))])
+            .named("io.debezium.connector.common.ServerNameKey", Some(1));
+        let value_schema = Schema::structure(None, vec![Field::new("ts_ms", Schema::new(SchemaType::Int64))])
+            .named("io.debezium.connector.common.Heartbeat", Some(1));
+        let wrap = |schema: &Schema, value: &Value, conv: ConverterConfig| {
+            let mut out = Vec::new();
+            if conv.schemas_enable {
+                out.extend_from_slice(b"{\"schema\":");
+                json::write_schema(&mut out, schema);
+                out.extend_from_slice(b",\"payload\":");
+            }
+            json::write_value(&mut out, schema, value, false);
+            if conv.schemas_enable {
+                out.push(b'}');
+            }
+            out
+        };
+        Record {
+            topic: format!("{}.{prefix}", self.cfg.heartbeat_topic_prefix),
+            key: Some(wrap(&key_schema, &Value::Struct(vec![Value::String(prefix.clone())]), self.cfg.key_converter)),
+            value: Some(wrap(&value_schema, &Value::Struct(vec![Value::Int64(ts_ms)]), self.cfg.value_converter)),
+            headers: Vec::new(),
+        }
+    }
+
+    fn key_bytes(&self, codec: &TableCodec, key: &[Value]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let Some(ks) = &codec.key_schema {
+            json::write_value(&mut out, ks, &Value::Struct(key.to_vec()), self.cfg.key_converter.replace_null_with_default);
+        }
+        out
+    }
+
+    fn encode_key(&self, codec: &TableCodec, ev: &ChangeEvent) -> Option<Vec<u8>> {
+        if ev.op == Op::Truncate {
+            return None;
+        }
+        let ks = codec.key_schema.as_ref()?;
+        let row = ev.after.as_ref().or(ev.before.as_ref())?;
+        let mut out = Vec::with_capacity(codec.key_prefix.len() + 32);
+        out.extend_from_slice(&codec.key_prefix);
+        out.push(b'{');
+        for (n, (&i, f)) in ev.table.key.iter().zip(&ks.fields).enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            json::write_str(&mut out, &f.name);
+            out.push(b':');
+            json::write_value(&mut out, &f.schema, &row[i], self.cfg.key_converter.replace_null_with_default);
+        }
+        out.push(b'}');
+        if !codec.key_prefix.is_empty() {
+            out.push(b'}');
+        }
+        Some(out)
+    }
+
+    fn write_row(&self, out: &mut Vec<u8>, table: &TableSchema, row: Option<&Vec<Value>>) {
+        let Some(row) = row else {
+            out.extend_from_slice(b"null");
+            return;
+        };
+        let rnd = self.cfg.value_converter.replace_null_with_default;
+        out.push(b'{');
+        for (i, (f, v)) in table.fields.iter().zip(row).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json::write_str(out, &f.name);
+            out.push(b':');
+            json::write_value(out, &f.schema, v, rnd);
+        }
+        out.push(b'}');
+    }
+
+    fn encode_value(&self, codec: &TableCodec, ev: &ChangeEvent, now: ProcessingTime) -> Vec<u8> {
+        let mut out = Vec::with_capacity(codec.value_prefix.len() + 512);
+        out.extend_from_slice(&codec.value_prefix);
+        out.extend_from_slice(b"{\"before\":");
+        self.write_row(&mut out, &ev.table, ev.before.as_ref());
+        out.extend_from_slice(b",\"after\":");
+        self.write_row(&mut out, &ev.table, ev.after.as_ref());
+        out.extend_from_slice(b",\"source\":");
+        self.write_source(&mut out, codec, ev);
+        out.extend_from_slice(b",\"transaction\":null,\"op\":\"");
+        out.extend_from_slice(ev.op.code().as_bytes());
+        out.extend_from_slice(b"\",\"ts_ms\":");
+        let ns = now.nanos;
+        out.extend_from_slice(format!("{},\"ts_us\":{},\"ts_ns\":{}", ns / 1_000_000, ns / 1_000, ns).as_bytes());
+        out.push(b'}');
+        if !codec.value_prefix.is_empty() {
+            out.push(b'}');
+        }
+        out
+    }
+
+    fn write_source(&self, out: &mut Vec<u8>, codec: &TableCodec, ev: &ChangeEvent) {
+        let s = &ev.source;
+        let us = s.commit_time_us;
+        out.extend_from_slice(&codec.source_head);
+        out.extend_from_slice(us.div_euclid(1000).to_string().as_bytes());
+        out.extend_from_slice(b",\"snapshot\":\"");
+        out.extend_from_slice(s.snapshot.as_str().as_bytes());
+        out.push(b'"');
+        out.extend_from_slice(&codec.source_db);
+        out.extend_from_slice(b",\"sequence\":");
+        match s.lsn {
+            Some(lsn) => {
+                let first = match s.last_commit_lsn {
+                    Some(c) => format!("\"{}\"", c.as_u64()),
+                    None => "null".to_string(),
+                };
+                let seq = format!("[{first},\"{}\"]", lsn.as_u64());
+                json::write_str(out, &seq);
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(format!(",\"ts_us\":{us},\"ts_ns\":{}", us * 1000).as_bytes());
+        out.extend_from_slice(&codec.source_table);
+        out.extend_from_slice(b",\"txId\":");
+        match s.tx_id {
+            Some(t) => out.extend_from_slice(t.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"lsn\":");
+        match s.lsn {
+            Some(l) => out.extend_from_slice(l.as_u64().to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
+    }
+}

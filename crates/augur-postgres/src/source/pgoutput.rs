@@ -1,0 +1,372 @@
+//! A decoder for the pgoutput logical replication protocol, version 1: Relation, Type, Origin,
+//! Insert, Update, Delete and Truncate messages. (Begin, Commit and logical messages are
+//! decoded by the replication transport.)
+//!
+//! Tuple values are borrowed from the message buffer; nothing is copied until a value is
+//! converted to its Connect form.
+
+use std::fmt;
+
+/// A protocol violation: the message did not have the shape pgoutput v1 gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub String);
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed pgoutput message: {}", self.0)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// The REPLICA IDENTITY setting of a table, as a Relation message reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaIdentity {
+    /// `d`: the primary key.
+    Default,
+    /// `n`: nothing.
+    Nothing,
+    /// `f`: all columns.
+    Full,
+    /// `i`: the columns of a chosen unique index.
+    Index,
+}
+
+/// One column of a Relation message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationColumn {
+    /// Whether the column is part of the replica identity key.
+    pub is_key: bool,
+    /// Column name.
+    pub name: String,
+    /// Type OID.
+    pub type_oid: u32,
+    /// Type modifier (`atttypmod`), -1 when none.
+    pub type_modifier: i32,
+}
+
+/// A Relation message: the shape of a table as the following changes use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// The table's OID.
+    pub id: u32,
+    /// Schema name.
+    pub namespace: String,
+    /// Table name.
+    pub name: String,
+    /// REPLICA IDENTITY.
+    pub replica_identity: ReplicaIdentity,
+    /// Published columns, in order.
+    pub columns: Vec<RelationColumn>,
+}
+
+/// One value in a tuple.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Datum<'a> {
+    /// SQL NULL.
+    Null,
+    /// A TOASTed value that did not change and was not sent.
+    UnchangedToast,
+    /// The value in the type's text output format.
+    Text(&'a [u8]),
+    /// The value in the type's binary send format (only with `binary 'true'`).
+    Binary(&'a [u8]),
+}
+
+/// A tuple: one datum per published column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tuple<'a>(pub Vec<Datum<'a>>);
+
+/// Which old tuple an Update or Delete carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OldKind {
+    /// `K`: only the replica identity key columns (others are null).
+    Key,
+    /// `O`: the whole old row (REPLICA IDENTITY FULL).
+    Full,
+}
+
+/// A decoded pgoutput message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// A table's shape.
+    Relation(Relation),
+    /// A data type's name (sent before a Relation that uses a non-built-in type).
+    Type {
+        /// Type OID.
+        id: u32,
+        /// Schema name.
+        namespace: String,
+        /// Type name.
+        name: String,
+    },
+    /// The transaction came from another replication origin.
+    Origin {
+        /// The commit LSN on the origin server.
+        lsn: u64,
+        /// The origin's name.
+        name: String,
+    },
+    /// A row was inserted.
+    Insert {
+        /// Table OID.
+        relation: u32,
+        /// The new row.
+        new: Tuple<'a>,
+    },
+    /// A row was updated.
+    Update {
+        /// Table OID.
+        relation: u32,
+        /// The old key or row, when the replica identity makes pgoutput send it.
+        old: Option<(OldKind, Tuple<'a>)>,
+        /// The new row.
+        new: Tuple<'a>,
+    },
+    /// A row was deleted.
+    Delete {
+        /// Table OID.
+        relation: u32,
+        /// The old key or row.
+        old: (OldKind, Tuple<'a>),
+    },
+    /// Tables were truncated.
+    Truncate {
+        /// Bit 1: CASCADE; bit 2: RESTART IDENTITY.
+        options: u8,
+        /// Table OIDs.
+        relations: Vec<u32>,
+    },
+    /// Begin, Commit, logical message, or a message this decoder does not need.
+    Other(u8),
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, what: &str) -> DecodeError {
+        DecodeError(format!("{what} at byte {}", self.pos))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() - self.pos < n {
+            return Err(self.err("truncated message"));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn i16(&mut self) -> Result<i16, DecodeError> {
+        let b = self.take(2)?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn i32(&mut self) -> Result<i32, DecodeError> {
+        let b = self.take(4)?;
+        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(self.i32()? as u32)
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    fn cstr(&mut self) -> Result<String, DecodeError> {
+        let rest = &self.buf[self.pos..];
+        let end = rest.iter().position(|&b| b == 0).ok_or_else(|| self.err("unterminated string"))?;
+        let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("string is not UTF-8"))?;
+        self.pos += end + 1;
+        Ok(s.to_string())
+    }
+
+    fn tuple(&mut self) -> Result<Tuple<'a>, DecodeError> {
+        let n = self.i16()?;
+        if n < 0 {
+            return Err(self.err("negative column count"));
+        }
+        let mut cols = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let kind = self.u8()?;
+            cols.push(match kind {
+                b'n' => Datum::Null,
+                b'u' => Datum::UnchangedToast,
+                b't' | b'b' => {
+                    let len = self.i32()?;
+                    if len < 0 {
+                        return Err(self.err("negative value length"));
+                    }
+                    let data = self.take(len as usize)?;
+                    if kind == b't' { Datum::Text(data) } else { Datum::Binary(data) }
+                }
+                other => return Err(self.err(&format!("unknown tuple datum kind {:?}", other as char))),
+            });
+        }
+        Ok(Tuple(cols))
+    }
+}
+
+/// Decodes one pgoutput message.
+pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
+    let mut r = Reader { buf, pos: 0 };
+    let tag = r.u8()?;
+    Ok(match tag {
+        b'R' => {
+            let id = r.u32()?;
+            let namespace = r.cstr()?;
+            let name = r.cstr()?;
+            let replica_identity = match r.u8()? {
+                b'd' => ReplicaIdentity::Default,
+                b'n' => ReplicaIdentity::Nothing,
+                b'f' => ReplicaIdentity::Full,
+                b'i' => ReplicaIdentity::Index,
+                other => {
+                    return Err(r.err(&format!("unknown replica identity {:?}", other as char)));
+                }
+            };
+            let n = r.i16()?;
+            let mut columns = Vec::with_capacity(n.max(0) as usize);
+            for _ in 0..n {
+                let flags = r.u8()?;
+                let name = r.cstr()?;
+                let type_oid = r.u32()?;
+                let type_modifier = r.i32()?;
+                columns.push(RelationColumn { is_key: flags & 1 == 1, name, type_oid, type_modifier });
+            }
+            Message::Relation(Relation { id, namespace, name, replica_identity, columns })
+        }
+        b'Y' => {
+            let id = r.u32()?;
+            let namespace = r.cstr()?;
+            let name = r.cstr()?;
+            Message::Type { id, namespace, name }
+        }
+        b'O' => {
+            let lsn = r.u64()?;
+            let name = r.cstr()?;
+            Message::Origin { lsn, name }
+        }
+        b'I' => {
+            let relation = r.u32()?;
+            match r.u8()? {
+                b'N' => {}
+                other => return Err(r.err(&format!("insert without new tuple ({:?})", other as char))),
+            }
+            Message::Insert { relation, new: r.tuple()? }
+        }
+        b'U' => {
+            let relation = r.u32()?;
+            let mut old = None;
+            let mut marker = r.u8()?;
+            if marker == b'K' || marker == b'O' {
+                let kind = if marker == b'K' { OldKind::Key } else { OldKind::Full };
+                old = Some((kind, r.tuple()?));
+                marker = r.u8()?;
+            }
+            if marker != b'N' {
+                return Err(r.err(&format!("update without new tuple ({:?})", marker as char)));
+            }
+            Message::Update { relation, old, new: r.tuple()? }
+        }
+        b'D' => {
+            let relation = r.u32()?;
+            let kind = match r.u8()? {
+                b'K' => OldKind::Key,
+                b'O' => OldKind::Full,
+                other => return Err(r.err(&format!("delete without old tuple ({:?})", other as char))),
+            };
+            Message::Delete { relation, old: (kind, r.tuple()?) }
+        }
+        b'T' => {
+            let n = r.i32()?;
+            let options = r.u8()?;
+            let mut relations = Vec::with_capacity(n.max(0) as usize);
+            for _ in 0..n {
+                relations.push(r.u32()?);
+            }
+            Message::Truncate { options, relations }
+        }
+        other => Message::Other(other),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cstr(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(s.as_bytes());
+        out.push(0);
+    }
+
+    fn tuple(out: &mut Vec<u8>, vals: &[Option<&str>]) {
+        out.extend_from_slice(&(vals.len() as i16).to_be_bytes());
+        for v in vals {
+            match v {
+                None => out.push(b'n'),
+                Some(s) => {
+                    out.push(b't');
+                    out.extend_from_slice(&(s.len() as i32).to_be_bytes());
+                    out.extend_from_slice(s.as_bytes());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decodes_relation_and_changes() {
+        let mut m = vec![b'R'];
+        m.extend_from_slice(&16384u32.to_be_bytes());
+        cstr(&mut m, "public");
+        cstr(&mut m, "t");
+        m.push(b'd');
+        m.extend_from_slice(&2i16.to_be_bytes());
+        m.push(1);
+        cstr(&mut m, "id");
+        m.extend_from_slice(&23u32.to_be_bytes());
+        m.extend_from_slice(&(-1i32).to_be_bytes());
+        m.push(0);
+        cstr(&mut m, "name");
+        m.extend_from_slice(&25u32.to_be_bytes());
+        m.extend_from_slice(&(-1i32).to_be_bytes());
+        let Message::Relation(rel) = decode(&m).unwrap() else { panic!() };
+        assert_eq!(rel.columns.len(), 2);
+        assert!(rel.columns[0].is_key && !rel.columns[1].is_key);
+
+        let mut u = vec![b'U'];
+        u.extend_from_slice(&16384u32.to_be_bytes());
+        u.push(b'K');
+        tuple(&mut u, &[Some("1"), None]);
+        u.push(b'N');
+        tuple(&mut u, &[Some("2"), Some("x")]);
+        let Message::Update { old, new, .. } = decode(&u).unwrap() else { panic!() };
+        let (kind, old) = old.unwrap();
+        assert_eq!(kind, OldKind::Key);
+        assert_eq!(old.0, vec![Datum::Text(b"1"), Datum::Null]);
+        assert_eq!(new.0, vec![Datum::Text(b"2"), Datum::Text(b"x")]);
+    }
+
+    #[test]
+    fn rejects_truncated_and_unknown_input_without_panicking() {
+        assert!(decode(b"I\x00\x00").is_err());
+        assert!(decode(b"I\x00\x00\x40\x00N\x00\x01x").is_err());
+        assert!(decode(b"D\x00\x00\x40\x00Z").is_err());
+        assert_eq!(decode(b"Z").unwrap(), Message::Other(b'Z'));
+        assert!(decode(b"").is_err());
+        // A length that runs past the end.
+        assert!(decode(b"I\x00\x00\x40\x00N\x00\x01t\x7f\xff\xff\xffab").is_err());
+    }
+}

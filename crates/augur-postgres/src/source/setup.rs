@@ -1,0 +1,244 @@
+//! Before capture starts: check that the server can do logical replication for this user and
+//! these tables, make sure the publication exists as configured, and read the slot's state.
+//! Every refusal is one line saying what is wrong, with the fix as a hint.
+
+use augur_core::{Error, ErrorKind, Lsn};
+use tokio_postgres::Client;
+
+use super::config::{PublicationAutocreate, SourceConfig};
+use crate::conn::sql_error;
+
+/// A table the source captures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedTableRef {
+    /// Table OID.
+    pub oid: u32,
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub name: String,
+}
+
+impl CapturedTableRef {
+    /// `"schema"."table"`, quoted for SQL.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes an SQL string literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Checks `wal_level`, the user's REPLICATION privilege and that every table the include list
+/// names exists; returns the captured tables, sorted by name.
+pub async fn preflight(client: &Client, cfg: &SourceConfig) -> Result<Vec<CapturedTableRef>, Error> {
+    let wal_level: String = client
+        .query_one("SELECT current_setting('wal_level')", &[])
+        .await
+        .map_err(|e| sql_error("reading wal_level", e))?
+        .get(0);
+    if wal_level != "logical" {
+        return Err(Error::new(
+            ErrorKind::SourceSetup,
+            format!("wal_level is '{wal_level}' on {}, but logical replication needs 'logical'", cfg.connect.display()),
+        )
+        .with_hint("run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL"));
+    }
+    let row = client
+        .query_one(
+            "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map_err(|e| sql_error("reading the user's privileges", e))?;
+    let (replication, superuser): (bool, bool) = (row.get(0), row.get(1));
+    if !replication && !superuser {
+        return Err(Error::new(
+            ErrorKind::SourceSetup,
+            format!("user \"{}\" lacks the REPLICATION privilege needed for logical replication", cfg.connect.user),
+        )
+        .with_hint(format!("run ALTER ROLE {} REPLICATION; as a superuser", quote_ident(&cfg.connect.user))));
+    }
+    let rows = client
+        .query(
+            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND n.nspname NOT LIKE 'pg_toast%' AND NOT c.relispartition \
+             ORDER BY 2, 3",
+            &[],
+        )
+        .await
+        .map_err(|e| sql_error("listing tables", e))?;
+    let all: Vec<CapturedTableRef> =
+        rows.iter().map(|r| CapturedTableRef { oid: r.get(0), schema: r.get(1), name: r.get(2) }).collect();
+    for pattern in &cfg.tables.table_include {
+        if !all.iter().any(|t| pattern.is_match(&format!("{}.{}", t.schema, t.name))) {
+            let shown = pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
+            return Err(Error::new(
+                ErrorKind::SourceSetup,
+                format!("table.include.list entry '{shown}' matches no table in database \"{}\"", cfg.connect.dbname),
+            )
+            .with_hint("create the table first, or fix table.include.list (entries are schema.table regular expressions)"));
+        }
+    }
+    Ok(all.into_iter().filter(|t| cfg.tables.includes(&t.schema, &t.name)).collect())
+}
+
+/// Makes sure the publication exists as `publication.autocreate.mode` says.
+pub async fn ensure_publication(client: &Client, cfg: &SourceConfig, tables: &[CapturedTableRef]) -> Result<(), Error> {
+    let name = &cfg.publication_name;
+    let existing = client
+        .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[name])
+        .await
+        .map_err(|e| sql_error("reading publications", e))?;
+    let create = |what: String| async move {
+        client.batch_execute(&what).await.map_err(|e| {
+            let denied = e.as_db_error().is_some_and(|d| d.code().code() == "42501");
+            let err = sql_error(&format!("cannot create publication \"{name}\""), e);
+            if denied {
+                err.with_hint(format!(
+                    "create it as a superuser (CREATE PUBLICATION {} FOR ALL TABLES) or use publication.autocreate.mode=filtered as the tables' owner",
+                    quote_ident(name)
+                ))
+            } else {
+                err
+            }
+        })
+    };
+    let table_list = || tables.iter().map(CapturedTableRef::quoted).collect::<Vec<_>>().join(", ");
+    match (cfg.publication_autocreate, existing) {
+        (PublicationAutocreate::Disabled, None) => Err(Error::new(
+            ErrorKind::SourceSetup,
+            format!("publication \"{name}\" does not exist and publication.autocreate.mode is disabled"),
+        )
+        .with_hint(format!("run CREATE PUBLICATION {} FOR TABLE <tables>;", quote_ident(name)))),
+        (PublicationAutocreate::Disabled, Some(_)) => Ok(()),
+        (PublicationAutocreate::AllTables, None) => {
+            tracing::info!(publication = %name, "creating publication for all tables");
+            create(format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name))).await
+        }
+        (PublicationAutocreate::AllTables, Some(_)) => Ok(()),
+        (PublicationAutocreate::NoTables, None) => create(format!("CREATE PUBLICATION {}", quote_ident(name))).await,
+        (PublicationAutocreate::NoTables, Some(_)) => Ok(()),
+        (PublicationAutocreate::Filtered, None) => {
+            if tables.is_empty() {
+                return Err(Error::new(ErrorKind::SourceSetup, "no table matches the include lists, so a filtered publication would be empty")
+                    .with_hint("set table.include.list to existing tables"));
+            }
+            tracing::info!(publication = %name, tables = tables.len(), "creating filtered publication");
+            create(format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(name), table_list())).await
+        }
+        (PublicationAutocreate::Filtered, Some(row)) => {
+            let all: bool = row.get(0);
+            let current = client
+                .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", &[name])
+                .await
+                .map_err(|e| sql_error("reading publication tables", e))?;
+            let current: Vec<(String, String)> = current.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let wanted: Vec<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.name.clone())).collect();
+            if !all && current != wanted && !tables.is_empty() {
+                tracing::info!(publication = %name, tables = tables.len(), "updating filtered publication");
+                create(format!("ALTER PUBLICATION {} SET TABLE {}", quote_ident(name), table_list())).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A replication slot's state (`pg_replication_slots`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotState {
+    /// A session is streaming from it.
+    pub active: bool,
+    /// That session's backend PID.
+    pub active_pid: Option<i32>,
+    /// Output plugin.
+    pub plugin: Option<String>,
+    /// Database.
+    pub database: Option<String>,
+    /// `reserved`, `extended`, `unreserved` or `lost`.
+    pub wal_status: Option<String>,
+    /// Where the consumer confirmed.
+    pub confirmed_flush: Option<Lsn>,
+}
+
+/// The state of slot `name`, or `None` if it does not exist.
+pub async fn slot_state(client: &Client, name: &str) -> Result<Option<SlotState>, Error> {
+    let row = client
+        .query_opt(
+            "SELECT active, active_pid, plugin::text, database::text, wal_status, confirmed_flush_lsn::text \
+             FROM pg_replication_slots WHERE slot_name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| sql_error("reading replication slots", e))?;
+    Ok(row.map(|r| SlotState {
+        active: r.get(0),
+        active_pid: r.get(1),
+        plugin: r.get(2),
+        database: r.get(3),
+        wal_status: r.get(4),
+        confirmed_flush: r.get::<_, Option<String>>(5).and_then(|s| s.parse().ok()),
+    }))
+}
+
+/// Checks that slot `name` can be used by this source: right plugin and database, and not held
+/// by another session (waiting `slot.retry.delay.ms` up to `slot.max.retries` times, since a
+/// just-killed predecessor's walsender may take a moment to exit).
+pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<SlotState>, Error> {
+    let mut attempt = 0;
+    loop {
+        let Some(state) = slot_state(client, &cfg.slot_name).await? else { return Ok(None) };
+        if state.plugin.as_deref() != Some("pgoutput") {
+            return Err(Error::new(
+                ErrorKind::SourceSetup,
+                format!("replication slot \"{}\" uses plugin {:?}, not pgoutput", cfg.slot_name, state.plugin.unwrap_or_default()),
+            )
+            .with_hint("choose another slot.name, or drop the slot with SELECT pg_drop_replication_slot('<name>')"));
+        }
+        if state.database.as_deref() != Some(cfg.connect.dbname.as_str()) {
+            return Err(Error::new(
+                ErrorKind::SourceSetup,
+                format!("replication slot \"{}\" belongs to database {:?}, not \"{}\"", cfg.slot_name, state.database.unwrap_or_default(), cfg.connect.dbname),
+            )
+            .with_hint("choose another slot.name"));
+        }
+        if !state.active {
+            return Ok(Some(state));
+        }
+        if attempt >= cfg.slot_max_retries {
+            return Err(Error::new(
+                ErrorKind::SourceSetup,
+                format!(
+                    "replication slot \"{}\" is active for PID {}: another client is streaming from it",
+                    cfg.slot_name,
+                    state.active_pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                ),
+            )
+            .with_hint("stop the other connector, or give this one its own slot.name (one slot per connector)"));
+        }
+        attempt += 1;
+        tracing::info!(slot = %cfg.slot_name, attempt, "slot in use, waiting for it to be released");
+        tokio::time::sleep(cfg.slot_retry_delay).await;
+    }
+}
+
+/// Drops slot `name` if it exists and is not in use.
+pub async fn drop_slot(client: &Client, name: &str) -> Result<(), Error> {
+    client
+        .execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active",
+            &[&name],
+        )
+        .await
+        .map_err(|e| sql_error(&format!("cannot drop replication slot \"{name}\""), e))?;
+    Ok(())
+}

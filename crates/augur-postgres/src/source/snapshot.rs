@@ -1,0 +1,160 @@
+//! The initial snapshot: every captured table read with `COPY … TO STDOUT` inside one
+//! REPEATABLE READ transaction — the snapshot the slot exported when it was created, so the
+//! stream continues exactly where the snapshot ends — and emitted as `op: "r"` events.
+
+use augur_core::event::{ChangeEvent, Op, SnapshotMarker, SourceInfo};
+use augur_core::{Error, ErrorKind, Lsn};
+use bytes::Bytes;
+use futures_util::{StreamExt, pin_mut};
+use tokio_postgres::Client;
+
+use super::catalog::{self, CapturedTable, TypeResolver};
+use super::pgoutput::{Datum, Relation, RelationColumn, ReplicaIdentity, Tuple};
+use super::setup::{CapturedTableRef, quote_ident};
+use super::types::TypeOptions;
+use crate::conn::sql_error;
+
+/// The snapshot transaction's identity.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotPoint {
+    /// The LSN the stream continues from.
+    pub lsn: Lsn,
+    /// The snapshot transaction's id.
+    pub tx_id: i64,
+    /// When the snapshot started, microseconds since the epoch.
+    pub started_us: i64,
+}
+
+/// Opens the snapshot transaction on `client`: imports `exported` (the slot's exported
+/// snapshot) when given, otherwise takes a fresh one at the current WAL position.
+pub async fn begin(client: &Client, exported: Option<(&str, Lsn)>) -> Result<SnapshotPoint, Error> {
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        .await
+        .map_err(|e| sql_error("starting the snapshot transaction", e))?;
+    if let Some((name, _)) = exported {
+        client
+            .batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", name.replace('\'', "''")))
+            .await
+            .map_err(|e| sql_error("importing the slot's exported snapshot", e))?;
+    }
+    let row = client
+        .query_one(
+            "SELECT txid_current(), pg_current_wal_lsn()::text, (extract(epoch from clock_timestamp()) * 1000000)::int8",
+            &[],
+        )
+        .await
+        .map_err(|e| sql_error("reading the snapshot position", e))?;
+    let current: String = row.get(1);
+    let lsn = match exported {
+        Some((_, lsn)) => lsn,
+        None => current.parse().map_err(|_| Error::new(ErrorKind::Protocol, "bad pg_current_wal_lsn()"))?,
+    };
+    Ok(SnapshotPoint { lsn, tx_id: row.get(0), started_us: row.get(2) })
+}
+
+/// Ends the snapshot transaction.
+pub async fn end(client: &Client) -> Result<(), Error> {
+    client.batch_execute("COMMIT").await.map_err(|e| sql_error("ending the snapshot transaction", e))
+}
+
+/// Builds the captured-table shape of `t` from the catalog alone (no Relation message yet),
+/// with the columns pgoutput would publish (generated columns are not published).
+pub async fn describe_table(
+    client: &Client,
+    resolver: &mut TypeResolver,
+    t: &CapturedTableRef,
+    opts: &TypeOptions,
+    version: u64,
+) -> Result<(CapturedTable, catalog::SkippedColumns), Error> {
+    let rows = client
+        .query(
+            "SELECT a.attname::text, a.atttypid, a.atttypmod FROM pg_attribute a \
+             WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' \
+             ORDER BY a.attnum",
+            &[&t.oid],
+        )
+        .await
+        .map_err(|e| sql_error("reading columns for the snapshot", e))?;
+    let rel = Relation {
+        id: t.oid,
+        namespace: t.schema.clone(),
+        name: t.name.clone(),
+        replica_identity: ReplicaIdentity::Default,
+        columns: rows
+            .iter()
+            .map(|r| RelationColumn { is_key: false, name: r.get(0), type_oid: r.get(1), type_modifier: r.get(2) })
+            .collect(),
+    };
+    catalog::describe(client, resolver, &rel, opts, version).await
+}
+
+/// Reads every row of `table` and hands each to `sink` as an event (marker set to `True`; the
+/// caller fixes up first/last).
+pub async fn read_table<F>(
+    client: &Client,
+    table: &CapturedTable,
+    point: SnapshotPoint,
+    opts: &TypeOptions,
+    mut sink: F,
+) -> Result<u64, Error>
+where
+    F: AsyncFnMut(ChangeEvent) -> Result<(), Error>,
+{
+    let schema = &table.schema;
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, _)| i)
+        .filter_map(|i| table.columns[i].field.map(|f| quote_ident(&schema.fields[f].name)))
+        .collect();
+    // Unmapped columns are not selected; decode with a table view of mapped columns only.
+    let mapped: Vec<_> = table.columns.iter().filter(|c| c.field.is_some()).cloned().collect();
+    let view = CapturedTable { columns: mapped, ..table.clone() };
+    let sql = if cols.is_empty() {
+        return Ok(0);
+    } else {
+        format!(
+            "COPY (SELECT {} FROM {}.{}) TO STDOUT",
+            cols.join(", "),
+            quote_ident(&schema.schema),
+            quote_ident(&schema.table)
+        )
+    };
+    let stream = client.copy_out(&sql).await.map_err(|e| sql_error(&format!("reading {} for the snapshot", schema.qualified_name()), e))?;
+    pin_mut!(stream);
+    let source = SourceInfo {
+        lsn: Some(point.lsn),
+        last_commit_lsn: None,
+        tx_id: Some(point.tx_id),
+        commit_time_us: point.started_us,
+        snapshot: SnapshotMarker::True,
+        commit_lsn: Some(point.lsn),
+    };
+    let mut carry: Vec<u8> = Vec::new();
+    let mut rows = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk: Bytes = chunk.map_err(|e| sql_error(&format!("reading {} for the snapshot", schema.qualified_name()), e))?;
+        carry.extend_from_slice(&chunk);
+        let mut start = 0;
+        while let Some(nl) = carry[start..].iter().position(|&b| b == b'\n') {
+            let line = &carry[start..start + nl];
+            let fields = super::text::split_copy_line(line)
+                .ok_or_else(|| Error::new(ErrorKind::Protocol, "malformed COPY line"))?;
+            let datums: Vec<Datum<'_>> = fields
+                .iter()
+                .map(|f| match f {
+                    None => Datum::Null,
+                    Some(v) => Datum::Text(v),
+                })
+                .collect();
+            let after = super::decode::row(&view, &Tuple(datums), opts)?;
+            sink(ChangeEvent { table: schema.clone(), op: Op::Read, before: None, after: Some(after), source, key_change: None }).await?;
+            rows += 1;
+            start += nl + 1;
+        }
+        carry.drain(..start);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,514 @@
+//! The capture connector's configuration, read from Debezium PostgreSQL connector property
+//! names (and the 2022-era aliases: `database.server.name`, `snapshot.mode=never`,
+//! `drop.tombstones`, `delete.handling.mode`). Validation does no I/O; every invalid value is
+//! reported with its key, and unknown keys come back as warnings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use augur_debezium::envelope::EnvelopeConfig;
+use augur_debezium::json::ConverterConfig;
+use augur_debezium::unwrap::{self, DeleteTombstoneHandling, UnwrapConfig};
+use augur_postgres::conn::PgConnect;
+use augur_postgres::source::config::{
+    PublicationAutocreate, SkippedOperations, SnapshotMode, SourceConfig, TableFilter, compile_list,
+};
+use augur_postgres::source::types::{BinaryHandling, DecimalHandling, IntervalHandling, TimePrecision, TypeOptions};
+
+use crate::props::Props;
+
+/// The connector class augur's capture implements.
+pub const POSTGRES_CONNECTOR: &str = "io.debezium.connector.postgresql.PostgresConnector";
+/// The transform class augur implements.
+pub const EXTRACT_NEW_RECORD_STATE: &str = "io.debezium.transforms.ExtractNewRecordState";
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The property name.
+    pub key: String,
+    /// What is wrong, in Kafka Connect's words where it has them.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let msgs: Vec<&str> = self.0.iter().map(|e| e.message.as_str()).collect();
+        write!(f, "{}", msgs.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigErrors> for augur_core::Error {
+    fn from(e: ConfigErrors) -> Self {
+        augur_core::Error::new(augur_core::ErrorKind::Config, e.to_string())
+    }
+}
+
+/// The validated capture configuration.
+#[derive(Debug, Clone)]
+pub struct CaptureConfig {
+    /// `name`: the connector's name.
+    pub name: String,
+    /// The PostgreSQL source.
+    pub source: SourceConfig,
+    /// Event shape and naming.
+    pub envelope: EnvelopeConfig,
+    /// `offset.storage.file.filename`, when set.
+    pub offsets_file: Option<PathBuf>,
+}
+
+/// Keys Debezium and Kafka Connect define that augur reads.
+const KNOWN: &[&str] = &[
+    "name",
+    "connector.class",
+    "tasks.max",
+    "plugin.name",
+    "database.hostname",
+    "database.port",
+    "database.user",
+    "database.password",
+    "database.dbname",
+    "database.server.name",
+    "topic.prefix",
+    "table.include.list",
+    "table.exclude.list",
+    "table.whitelist",
+    "table.blacklist",
+    "schema.include.list",
+    "schema.exclude.list",
+    "schema.whitelist",
+    "schema.blacklist",
+    "slot.name",
+    "publication.name",
+    "publication.autocreate.mode",
+    "snapshot.mode",
+    "decimal.handling.mode",
+    "time.precision.mode",
+    "binary.handling.mode",
+    "interval.handling.mode",
+    "include.unknown.datatypes",
+    "unavailable.value.placeholder",
+    "money.fraction.digits",
+    "heartbeat.interval.ms",
+    "topic.heartbeat.prefix",
+    "tombstones.on.delete",
+    "skipped.operations",
+    "status.update.interval.ms",
+    "max.batch.size",
+    "max.queue.size",
+    "slot.max.retries",
+    "slot.retry.delay.ms",
+    "slot.drop.on.stop",
+    "key.converter",
+    "value.converter",
+    "key.converter.schemas.enable",
+    "value.converter.schemas.enable",
+    "key.converter.replace.null.with.default",
+    "value.converter.replace.null.with.default",
+    "converter.schemas.enable",
+    "transforms",
+    "offset.storage.file.filename",
+    "extended.headers.enabled",
+];
+
+/// Keys that are valid Debezium/Connect settings but change nothing in augur (accepted quietly).
+const ACCEPTED_IGNORED: &[&str] = &[
+    "offset.flush.interval.ms",
+    "offset.storage",
+    "poll.interval.ms",
+    "snapshot.fetch.size",
+    "snapshot.isolation.mode",
+    "snapshot.locking.mode",
+    "snapshot.max.threads",
+    "provide.transaction.metadata",
+    "database.sslmode",
+    "errors.tolerance",
+    "errors.log.enable",
+    "errors.log.include.messages",
+    "event.processing.failure.handling.mode",
+    "schema.refresh.mode",
+    "topic.creation.enable",
+    "topic.creation.default.replication.factor",
+    "topic.creation.default.partitions",
+    "key.converter.schemas.cache.size",
+    "value.converter.schemas.cache.size",
+    "xmin.fetch.interval.ms",
+];
+
+/// An invalid value, worded as Debezium words it (`The 'snapshot.mode' value is invalid: …`).
+fn err(key: &str, value: &str, reason: &str) -> ConfigError {
+    let _ = value;
+    ConfigError { key: key.to_string(), message: format!("The '{key}' value is invalid: {reason}") }
+}
+
+fn missing(key: &str) -> ConfigError {
+    ConfigError { key: key.to_string(), message: format!("The '{key}' value is invalid: A value is required") }
+}
+
+struct Reader<'a> {
+    props: &'a Props,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> Reader<'a> {
+    fn str(&self, key: &str) -> Option<&'a str> {
+        self.props.get(key).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&mut self, key: &str, default: T, f: impl Fn(&str) -> Option<T>, reason: &str) -> T {
+        match self.str(key) {
+            None => default,
+            Some(v) => match f(v) {
+                Some(t) => t,
+                None => {
+                    self.errors.push(err(key, v, reason));
+                    default
+                }
+            },
+        }
+    }
+
+    fn bool(&mut self, key: &str, default: bool) -> bool {
+        self.parse(key, default, |v| match v.to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }, "Either 'true' or 'false' is expected")
+    }
+
+    fn u64(&mut self, key: &str, default: u64) -> u64 {
+        self.parse(key, default, |v| v.parse().ok(), "An integer is expected")
+    }
+
+    fn regexes(&mut self, keys: &[&str]) -> Vec<regex_lite::Regex> {
+        for key in keys {
+            if let Some(v) = self.str(key) {
+                return match compile_list(v) {
+                    Ok(r) => r,
+                    Err(bad) => {
+                        self.errors.push(err(key, v, &format!("not a valid regular expression ({bad})")));
+                        Vec::new()
+                    }
+                };
+            }
+        }
+        Vec::new()
+    }
+}
+
+/// The outcome of reading a config: the validated config and the warnings to log.
+pub type Validated = (CaptureConfig, Vec<String>);
+
+impl CaptureConfig {
+    /// Reads and validates a Debezium PostgreSQL connector config.
+    pub fn from_props(props: &Props) -> Result<Validated, ConfigErrors> {
+        let mut r = Reader { props, errors: Vec::new() };
+        let mut warnings = Vec::new();
+
+        if let Some(class) = r.str("connector.class") {
+            if class != POSTGRES_CONNECTOR && class != "PostgresConnector" {
+                r.errors.push(err("connector.class", class, &format!("augur's capture implements {POSTGRES_CONNECTOR}")));
+            }
+        }
+        if let Some(plugin) = r.str("plugin.name") {
+            if plugin != "pgoutput" {
+                r.errors.push(err("plugin.name", plugin, "Value must be one of pgoutput (augur decodes the built-in pgoutput plugin only)"));
+            }
+        }
+
+        let prefix = match (r.str("topic.prefix"), r.str("database.server.name")) {
+            (Some(p), _) | (None, Some(p)) => p.to_string(),
+            (None, None) => {
+                r.errors.push(missing("topic.prefix"));
+                String::new()
+            }
+        };
+        if !prefix.is_empty() && !prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+            r.errors.push(err("topic.prefix", &prefix, &format!("{prefix} has invalid format (only the underscore, hyphen, dot and alphanumeric characters are allowed)")));
+        }
+        for key in ["database.hostname", "database.user", "database.dbname"] {
+            if r.str(key).is_none() {
+                r.errors.push(missing(key));
+            }
+        }
+        let port = r.parse("database.port", 5432u16, |v| v.parse().ok(), "A port number is expected");
+        let host = r.str("database.hostname").unwrap_or("").to_string();
+        let user = r.str("database.user").unwrap_or("").to_string();
+        let dbname = r.str("database.dbname").unwrap_or("").to_string();
+        let password = props.get("database.password").unwrap_or("").to_string();
+        let mut connect = PgConnect::new(&host, port, &user, &password, &dbname);
+
+        let name = r.str("name").unwrap_or(&prefix).to_string();
+        connect.application_name = format!("augur:{name}");
+        let mut source = SourceConfig::new(connect);
+        if let Some(slot) = r.str("slot.name") {
+            if slot.is_empty() || slot.len() > 63 || !slot.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                r.errors.push(err("slot.name", slot, "Valid replication slot name must contain only digits, lowercase characters and underscores with length <= 63"));
+            }
+            source.slot_name = slot.to_string();
+        }
+        if let Some(p) = r.str("publication.name") {
+            source.publication_name = p.to_string();
+        }
+        source.publication_autocreate = r.parse(
+            "publication.autocreate.mode",
+            PublicationAutocreate::AllTables,
+            PublicationAutocreate::parse,
+            "Value must be one of no_tables, filtered, disabled, all_tables",
+        );
+        source.snapshot_mode = r.parse(
+            "snapshot.mode",
+            SnapshotMode::Initial,
+            SnapshotMode::parse,
+            "Value must be one of always, initial_only, when_needed, initial, no_data (or never, its pre-2.6 name)",
+        );
+        if r.str("snapshot.mode") == Some("never") {
+            warnings.push("snapshot.mode=never is the pre-2.6 name of no_data; using no_data".into());
+        }
+        source.tables = TableFilter {
+            schema_include: r.regexes(&["schema.include.list", "schema.whitelist"]),
+            schema_exclude: r.regexes(&["schema.exclude.list", "schema.blacklist"]),
+            table_include: r.regexes(&["table.include.list", "table.whitelist"]),
+            table_exclude: r.regexes(&["table.exclude.list", "table.blacklist"]),
+        };
+        if r.str("table.include.list").is_some() && r.str("table.exclude.list").is_some() {
+            r.errors.push(ConfigError {
+                key: "table.exclude.list".into(),
+                message: "\"table.include.list\" is already specified; table.exclude.list cannot be used with it".into(),
+            });
+        }
+        let mut types = TypeOptions::default();
+        types.decimal = r.parse("decimal.handling.mode", DecimalHandling::Precise, |v| match v {
+            "precise" => Some(DecimalHandling::Precise),
+            "double" => Some(DecimalHandling::Double),
+            "string" => Some(DecimalHandling::String),
+            _ => None,
+        }, "Value must be one of string, double, precise");
+        types.time = r.parse("time.precision.mode", TimePrecision::Adaptive, |v| match v {
+            "adaptive" => Some(TimePrecision::Adaptive),
+            "adaptive_time_microseconds" => Some(TimePrecision::AdaptiveTimeMicroseconds),
+            "connect" => Some(TimePrecision::Connect),
+            _ => None,
+        }, "Value must be one of adaptive, adaptive_time_microseconds, connect");
+        types.binary = r.parse("binary.handling.mode", BinaryHandling::Bytes, |v| match v {
+            "bytes" => Some(BinaryHandling::Bytes),
+            "base64" => Some(BinaryHandling::Base64),
+            "base64-url-safe" => Some(BinaryHandling::Base64UrlSafe),
+            "hex" => Some(BinaryHandling::Hex),
+            _ => None,
+        }, "Value must be one of bytes, base64, base64-url-safe, hex");
+        types.interval = r.parse("interval.handling.mode", IntervalHandling::Numeric, |v| match v {
+            "numeric" => Some(IntervalHandling::Numeric),
+            "string" => Some(IntervalHandling::String),
+            _ => None,
+        }, "Value must be one of numeric, string");
+        types.include_unknown = r.bool("include.unknown.datatypes", false);
+        if let Some(p) = props.get("unavailable.value.placeholder") {
+            types.unavailable_placeholder = p.to_string();
+        }
+        types.money_fraction_digits = r.u64("money.fraction.digits", 2) as u32;
+        source.types = types;
+        source.skipped = r.parse("skipped.operations", SkippedOperations::default(), |v| SkippedOperations::parse(v).ok(),
+            "Invalid operation");
+        let hb = r.u64("heartbeat.interval.ms", 0);
+        source.heartbeat_interval = (hb > 0).then(|| Duration::from_millis(hb));
+        source.status_interval = Duration::from_millis(r.u64("status.update.interval.ms", 1000).max(10));
+        source.max_batch_size = r.u64("max.batch.size", 2048).max(1) as usize;
+        source.max_queue_size = r.u64("max.queue.size", 8192).max(1) as usize;
+        if source.max_queue_size <= source.max_batch_size {
+            let v = source.max_queue_size.to_string();
+            r.errors.push(err("max.queue.size", &v, "must be larger than max.batch.size"));
+        }
+        source.slot_max_retries = r.u64("slot.max.retries", 6) as u32;
+        source.slot_retry_delay = Duration::from_millis(r.u64("slot.retry.delay.ms", 10_000));
+        source.slot_drop_on_stop = r.bool("slot.drop.on.stop", false);
+
+        let mut envelope = EnvelopeConfig::new(prefix, dbname);
+        let both = r.bool("converter.schemas.enable", true);
+        let key_schemas = r.bool("key.converter.schemas.enable", both);
+        let value_schemas = r.bool("value.converter.schemas.enable", both);
+        envelope.key_converter = ConverterConfig {
+            schemas_enable: key_schemas,
+            replace_null_with_default: r.bool("key.converter.replace.null.with.default", true),
+        };
+        envelope.value_converter = ConverterConfig {
+            schemas_enable: value_schemas,
+            replace_null_with_default: r.bool("value.converter.replace.null.with.default", true),
+        };
+        for key in ["key.converter", "value.converter"] {
+            if let Some(c) = r.str(key) {
+                if c != "org.apache.kafka.connect.json.JsonConverter" {
+                    r.errors.push(err(key, c, "augur writes org.apache.kafka.connect.json.JsonConverter output only"));
+                }
+            }
+        }
+        envelope.tombstones_on_delete = r.bool("tombstones.on.delete", true);
+        envelope.extended_headers = r.bool("extended.headers.enabled", true);
+        if let Some(p) = r.str("topic.heartbeat.prefix") {
+            envelope.heartbeat_topic_prefix = p.to_string();
+        }
+
+        // Transforms: ExtractNewRecordState is supported; others are refused.
+        let mut transform_keys: Vec<String> = Vec::new();
+        if let Some(list) = r.str("transforms").map(str::to_string) {
+            let names: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            if names.len() > 1 {
+                r.errors.push(err("transforms", &list, "augur supports one transform, io.debezium.transforms.ExtractNewRecordState"));
+            }
+            for name in names.iter().take(1) {
+                let p = |k: &str| format!("transforms.{name}.{k}");
+                let type_key = p("type");
+                transform_keys.extend(
+                    props.0.keys().filter(|k| k.starts_with(&format!("transforms.{name}."))).cloned(),
+                );
+                match r.str(&type_key) {
+                    Some(EXTRACT_NEW_RECORD_STATE) => {}
+                    Some(other) => {
+                        let other = other.to_string();
+                        r.errors.push(err(&type_key, &other, "augur supports io.debezium.transforms.ExtractNewRecordState only"));
+                        continue;
+                    }
+                    None => {
+                        r.errors.push(missing(&type_key));
+                        continue;
+                    }
+                }
+                let mut u = UnwrapConfig::default();
+                if let Some(mode) = r.str(&p("delete.tombstone.handling.mode")).map(str::to_string) {
+                    match DeleteTombstoneHandling::parse(&mode) {
+                        Some(m) => u.delete_handling = m,
+                        None => r.errors.push(err(&p("delete.tombstone.handling.mode"), &mode,
+                            "The value must be one of tombstone, drop, rewrite, rewrite-with-tombstone, delete-to-tombstone")),
+                    }
+                } else if r.str(&p("delete.handling.mode")).is_some() || r.str(&p("drop.tombstones")).is_some() {
+                    let dh = r.str(&p("delete.handling.mode")).unwrap_or("drop").to_string();
+                    let dt = r.bool(&p("drop.tombstones"), true);
+                    match DeleteTombstoneHandling::from_legacy(&dh, dt) {
+                        Some(m) => u.delete_handling = m,
+                        None => r.errors.push(err(&p("delete.handling.mode"), &dh, "The value must be one of drop, none, rewrite")),
+                    }
+                }
+                let add_prefix = props.get(&p("add.fields.prefix")).unwrap_or("__").to_string();
+                if let Some(list) = r.str(&p("add.fields")).map(str::to_string) {
+                    match unwrap::parse_added(&list, &add_prefix) {
+                        Ok(f) => u.add_fields = f,
+                        Err(bad) => r.errors.push(err(&p("add.fields"), &list, &format!("unknown field {bad}"))),
+                    }
+                }
+                let header_prefix = props.get(&p("add.headers.prefix")).unwrap_or("__").to_string();
+                if let Some(list) = r.str(&p("add.headers")).map(str::to_string) {
+                    match unwrap::parse_added(&list, &header_prefix) {
+                        Ok(f) => u.add_headers = f,
+                        Err(bad) => r.errors.push(err(&p("add.headers"), &list, &format!("unknown field {bad}"))),
+                    }
+                }
+                for k in props.0.keys().filter(|k| k.starts_with(&format!("transforms.{name}."))) {
+                    let opt = &k[format!("transforms.{name}.").len()..];
+                    if !matches!(opt, "type" | "delete.tombstone.handling.mode" | "delete.handling.mode" | "drop.tombstones"
+                        | "add.fields" | "add.fields.prefix" | "add.headers" | "add.headers.prefix") {
+                        warnings.push(format!("transform option {k} is not supported by augur and is ignored"));
+                    }
+                }
+                envelope.unwrap = Some(u);
+            }
+        }
+
+        let offsets_file = props.get("offset.storage.file.filename").filter(|v| !v.is_empty()).map(PathBuf::from);
+
+        for key in props.0.keys() {
+            let k = key.as_str();
+            if KNOWN.contains(&k) || transform_keys.iter().any(|t| t == k) {
+                continue;
+            }
+            if ACCEPTED_IGNORED.contains(&k)
+                || k.starts_with("producer.override.")
+                || k.starts_with("consumer.override.")
+                || k.starts_with("topic.creation.")
+                || k.starts_with("errors.")
+                || k.starts_with("database.ssl")
+            {
+                continue;
+            }
+            warnings.push(format!("unknown configuration key \"{k}\" is ignored"));
+        }
+
+        if !r.errors.is_empty() {
+            return Err(ConfigErrors(r.errors));
+        }
+        Ok((CaptureConfig { name, source, envelope, offsets_file }, warnings))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Props {
+        let mut p = Props::new();
+        for (k, v) in [
+            ("connector.class", POSTGRES_CONNECTOR),
+            ("database.hostname", "127.0.0.1"),
+            ("database.port", "5432"),
+            ("database.user", "postgres"),
+            ("database.password", "secret-pw"),
+            ("database.dbname", "cars"),
+            ("database.server.name", "car_database"),
+            ("plugin.name", "pgoutput"),
+        ] {
+            p.set(k, v);
+        }
+        p
+    }
+
+    #[test]
+    fn reads_the_2022_era_config() {
+        let mut p = base();
+        p.set("transforms", "unwrap");
+        p.set("transforms.unwrap.type", EXTRACT_NEW_RECORD_STATE);
+        p.set("transforms.unwrap.drop.tombstones", "false");
+        p.set("snapshot.mode", "never");
+        let (c, warnings) = CaptureConfig::from_props(&p).unwrap();
+        assert_eq!(c.envelope.topic_prefix, "car_database");
+        assert_eq!(c.source.snapshot_mode, SnapshotMode::NoData);
+        assert_eq!(c.envelope.unwrap.as_ref().unwrap().delete_handling, DeleteTombstoneHandling::Tombstone);
+        assert!(warnings.iter().any(|w| w.contains("never")));
+        assert!(!format!("{c:?}").contains("secret-pw"), "password must not print");
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let mut p = base();
+        p.set("snapshot.mode", "sometimes");
+        p.set("database.port", "port");
+        p.set("tombstones.on.delete", "maybe");
+        p.set("bogus.key", "x");
+        let e = CaptureConfig::from_props(&p).unwrap_err();
+        let keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["database.port", "snapshot.mode", "tombstones.on.delete"]);
+        assert!(e.0[1].message.starts_with("The 'snapshot.mode' value is invalid: Value must be one of"));
+    }
+
+    #[test]
+    fn missing_required_keys_are_errors_and_unknown_keys_warnings() {
+        let mut p = Props::new();
+        p.set("connector.class", POSTGRES_CONNECTOR);
+        let e = CaptureConfig::from_props(&p).unwrap_err();
+        assert!(e.0.iter().any(|e| e.key == "topic.prefix"));
+        let mut p = base();
+        p.set("some.unknown", "1");
+        let (_, w) = CaptureConfig::from_props(&p).unwrap();
+        assert_eq!(w, vec!["unknown configuration key \"some.unknown\" is ignored".to_string()]);
+    }
+}

@@ -1,0 +1,73 @@
+//! The capture connector: PostgreSQL → Debezium change events → Kafka or stdout.
+//!
+//! [`run`] checks the destination first (so a broker that is down changes nothing in the
+//! database), then runs the source and the destination as two tasks joined by a bounded
+//! channel. Shutdown stops the source first; the destination drains; the source confirms the
+//! final durable position; then both exit.
+
+pub mod config;
+pub mod destination;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use augur_core::ack::AckTracker;
+use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind};
+use augur_debezium::envelope::Encoder;
+use augur_postgres::source::offset::{FileOffsetStore, OffsetStore};
+use augur_postgres::source::{PgSource, SourceContext, SourceExit};
+use tokio::sync::mpsc;
+
+use self::config::CaptureConfig;
+use self::destination::{Destination, DestinationConfig};
+
+/// augur's home for state: `$AUGUR_HOME`, else `~/.augur`.
+pub fn augur_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("AUGUR_HOME") {
+        return PathBuf::from(h);
+    }
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".augur")
+}
+
+/// The offsets file used when `offset.storage.file.filename` is not set.
+pub fn default_offsets_file(name: &str) -> PathBuf {
+    augur_home().join("offsets").join(format!("{name}.json"))
+}
+
+/// Runs a capture connector until shutdown, an error, or the end of an `initial_only`
+/// snapshot.
+pub async fn run(cfg: CaptureConfig, destination: DestinationConfig, shutdown: Shutdown) -> Result<SourceExit, Error> {
+    let dest = Destination::connect(&destination).await?;
+    let offsets_path = cfg.offsets_file.clone().unwrap_or_else(|| default_offsets_file(&cfg.name));
+    let offsets: Arc<dyn OffsetStore> = Arc::new(FileOffsetStore::new(offsets_path));
+    run_with(cfg, dest, offsets, shutdown).await
+}
+
+/// Like [`run`], with a connected destination and an offset store of the caller's choosing.
+pub async fn run_with(
+    cfg: CaptureConfig,
+    dest: Destination,
+    offsets: Arc<dyn OffsetStore>,
+    shutdown: Shutdown,
+) -> Result<SourceExit, Error> {
+    let batches = (cfg.source.max_queue_size / cfg.source.max_batch_size).max(2);
+    let (tx, rx) = mpsc::channel(batches);
+    let acks = AckTracker::new();
+    let heartbeats = cfg.source.heartbeat_interval.is_some();
+    let encoder = Encoder::new(cfg.envelope.clone());
+    let dest_task = tokio::spawn(dest.run(encoder, rx, heartbeats));
+    let source = PgSource::new(cfg.source, offsets);
+    let source_result = source.run(SourceContext { out: tx, acks, shutdown }).await;
+    let dest_result = match dest_task.await {
+        Ok(r) => r,
+        Err(e) => Err(Error::new(ErrorKind::Internal, "destination task panicked").with_source(e)),
+    };
+    match (source_result, dest_result) {
+        (Ok(exit), Ok(_)) => Ok(exit),
+        // The destination's own error explains a source that stopped because of it.
+        (Err(s), Err(d)) if s.kind() == ErrorKind::Destination => Err(d),
+        (Err(s), _) => Err(s),
+        (Ok(_), Err(d)) => Err(d),
+    }
+}

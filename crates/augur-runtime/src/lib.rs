@@ -1,0 +1,10 @@
+//! Wires augur's stages into running pipelines: typed configuration from Debezium and Kafka
+//! Connect property names, the capture pipeline (PostgreSQL → Kafka or stdout), destinations,
+//! and shutdown in pipeline order.
+//!
+//! Layout:
+//! - [`props`]: load `.properties`, JSON and TOML files into one flat property map.
+//! - [`capture`]: the capture connector: its config, its destinations, and [`capture::run`].
+
+pub mod capture;
+pub mod props;

@@ -1,0 +1,89 @@
+//! Reading topics in tests: every record of a topic from the beginning, without a consumer
+//! group, until a count is reached or a deadline passes.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// One record read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes (`None`: tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ReadRecord {
+    /// The key as text.
+    pub fn key_str(&self) -> Option<String> {
+        self.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+
+    /// The value as text.
+    pub fn value_str(&self) -> Option<String> {
+        self.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// Reads `topic` from the start of every partition until `want` records arrived or `timeout`
+/// passed; returns what arrived (by partition, then offset).
+pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) -> Vec<ReadRecord> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "augur-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("log_level", "3")
+        .create()
+        .expect("consumer");
+    let deadline = Instant::now() + timeout;
+    // Wait for the topic's partitions to be known.
+    let partitions = loop {
+        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+            if let Some(t) = md.topics().first() {
+                if t.error().is_none() && !t.partitions().is_empty() {
+                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Vec::new();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    while out.len() < want && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                let headers = m
+                    .headers()
+                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+                    .unwrap_or_default();
+                out.push(ReadRecord {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: m.payload().map(<[u8]>::to_vec),
+                    headers,
+                });
+            }
+            Some(Err(_)) | None => {}
+        }
+    }
+    out.sort_by_key(|r| (r.partition, r.offset));
+    out
+}

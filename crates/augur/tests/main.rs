@@ -1,0 +1,8 @@
+//! Integration tests: each starts its own PostgreSQL cluster (and broker, where needed) and
+//! drives the real `augur` binary.
+
+#![allow(missing_docs, unreachable_pub)]
+
+mod support;
+
+mod capture_golden;
