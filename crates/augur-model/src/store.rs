@@ -28,9 +28,15 @@ const MODEL_FILE: &str = "model.json";
 pub const SHIPPED_MODEL: &str = "ford-price:latest";
 
 /// The repository's `models/` folder, which is itself a store holding the shipped default
-/// model (resolved at build time from this crate's location).
+/// model: the folder beside this crate at build time (`crates/augur-model/../../models`), or,
+/// when that is gone (a binary copied elsewhere), `./models` in the current directory.
 pub fn shipped_models_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    if built.is_dir() {
+        built
+    } else {
+        PathBuf::from("models")
+    }
 }
 
 /// Loads the shipped default model ([`SHIPPED_MODEL`] from [`shipped_models_dir`]); needs no

@@ -72,7 +72,10 @@ fn every_held_out_ford_row_matches_xgboost() {
         .zip(&expected)
         .map(|(g, e)| (g.as_ref().unwrap() - e).abs())
         .fold(0.0, f64::max);
-    eprintln!("max abs diff vs xgboost: {max} over {} held-out rows", expected.len());
+    eprintln!(
+        "max abs diff vs xgboost: {max} over {} held-out rows",
+        expected.len()
+    );
     assert!(
         max <= 1e-3,
         "max abs diff {max} over {} rows",

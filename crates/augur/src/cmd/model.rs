@@ -401,7 +401,16 @@ fn human_bytes(n: u64) -> String {
 pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     let model = match &args.model_file {
         Some(path) => Model::load_file(path)?,
-        None => args.store.open()?.load(&args.model)?,
+        None => {
+            let store = args.store.open()?;
+            store.load(&args.model).with_context(|| {
+                format!(
+                    "store {} (train a model with `augur train`, or use the shipped one with \
+                     `--store models`)",
+                    store.root().display()
+                )
+            })?
+        }
     };
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(std::io::BufReader::new(
