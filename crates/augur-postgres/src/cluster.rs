@@ -336,6 +336,9 @@ fn drop_privileges_and_tie_to_parent(cmd: &mut Command, run_as: Option<(u32, u32
                     return Err(io::Error::last_os_error());
                 }
             }
+            // Its own process group: a Ctrl-C at the terminal reaches augur, which then stops
+            // the server in order, instead of reaching the server directly.
+            libc::setpgid(0, 0);
             // After setuid: changing credentials clears the parent-death signal.
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());

@@ -20,6 +20,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The one-command tour: private PostgreSQL, the car_data table, live listings, capture.
+    Demo(cmd::demo::DemoArgs),
     /// Capture PostgreSQL changes as Debezium change events, to Kafka or stdout.
     Capture(cmd::capture::CaptureArgs),
     /// Train a price model on a CSV file and save it as a new version in the model store.
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log);
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(args),
         Command::Capture(args) => cmd::capture::run(args),
         Command::Train(args) => cmd::model::train(args),
         Command::Predict(args) => cmd::model::predict(args),

@@ -6,3 +6,4 @@
 mod support;
 
 mod capture_golden;
+mod capture_types;

@@ -1,5 +1,6 @@
 //! One module per group of subcommands; each turns parsed arguments into a run of a library.
 
 pub(crate) mod capture;
+pub(crate) mod demo;
 pub(crate) mod model;
 pub(crate) mod runtime;
