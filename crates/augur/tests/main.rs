@@ -6,4 +6,5 @@
 mod support;
 
 mod capture_golden;
+mod capture_kafka;
 mod capture_types;
