@@ -6,5 +6,7 @@
 mod support;
 
 mod capture_golden;
+mod capture_bad_input;
 mod capture_kafka;
+mod capture_modes;
 mod capture_types;

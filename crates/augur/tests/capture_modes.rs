@@ -1,0 +1,250 @@
+//! Capture behaviour beyond the golden events: snapshot modes, truncates, primary-key changes,
+//! REPLICA IDENTITY variants, the ExtractNewRecordState transform with 2022-era options,
+//! heartbeats that keep the slot moving, publication modes, and resuming after a clean stop.
+
+use std::time::{Duration, Instant};
+
+use augur_testkit::{TestDb, TestPg};
+use serde_json::Value;
+
+use crate::support::{self, Capture};
+
+const T: Duration = Duration::from_secs(30);
+
+fn props(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let dir = support::scratch_dir("modes");
+    let mut p = support::connector_props(db, "srv");
+    p.push(("offset.storage.file.filename".into(), dir.join("o.json").display().to_string()));
+    for (k, v) in extra {
+        p.retain(|(key, _)| key != k);
+        p.push((k.to_string(), v.to_string()));
+    }
+    p
+}
+
+fn ops(lines: &[Value]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| match l["value"]["payload"]["op"].as_str() {
+            Some(op) => op.to_string(),
+            None if l["value"].is_null() => "tombstone".into(),
+            None => "?".into(),
+        })
+        .collect()
+}
+
+fn slot_confirmed(pg: &TestPg, db: &TestDb, slot: &str) -> String {
+    pg.sql(db, &format!("SELECT coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = '{slot}'"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn snapshot_modes() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+
+    // no_data (and its old name, never): no snapshot, only new changes.
+    for mode in ["no_data", "never"] {
+        let slot = format!("s_{mode}");
+        let p = props(&db, &[("snapshot.mode", mode), ("slot.name", &slot), ("slot.drop.on.stop", "true")]);
+        let mut cap = Capture::start(&p, &["--stdout"]);
+        cap.wait_stderr("streaming changes", T);
+        pg.sql(&db, "UPDATE t SET v = 'x' WHERE id = 1");
+        let lines = cap.wait_lines(1, T);
+        assert_eq!(ops(&lines), ["u"], "{mode}");
+        assert!(cap.stop().0.success());
+        pg.sql(&db, "UPDATE t SET v = 'a' WHERE id = 1");
+    }
+
+    // initial_only: the snapshot, then a clean exit, and no slot left behind.
+    let p = props(&db, &[("snapshot.mode", "initial_only"), ("slot.name", "s_only")]);
+    let cap = Capture::start(&p, &["--stdout"]);
+    let (status, stderr) = cap.wait_exit(T);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("snapshot completed"), "{stderr}");
+    assert_eq!(slot_confirmed(&pg, &db, "s_only"), "", "initial_only creates no slot");
+
+    // initial: a snapshot the first time only; a restart resumes the stream without one, and a
+    // clean stop confirmed everything, so nothing is repeated.
+    let p = props(&db, &[("slot.name", "s_initial")]);
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    let lines = cap.wait_lines(2, T);
+    assert_eq!(ops(&lines), ["r", "r"]);
+    assert_eq!(lines[0]["value"]["payload"]["source"]["snapshot"], "first");
+    assert_eq!(lines[1]["value"]["payload"]["source"]["snapshot"], "last");
+    cap.wait_stderr("streaming changes", T);
+    pg.sql(&db, "INSERT INTO t VALUES (3, 'c')");
+    cap.wait_lines(3, T);
+    assert!(cap.stop().0.success());
+    pg.sql(&db, "INSERT INTO t VALUES (4, 'd')");
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    let lines = cap.wait_lines(1, T);
+    assert_eq!(ops(&lines), ["c"]);
+    assert_eq!(lines[0]["value"]["payload"]["after"]["id"], 4, "resumes after the last confirmed change");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cap.lines().len(), 1, "nothing replayed after a clean stop");
+    assert!(cap.stop().0.success());
+
+    // always: a snapshot on every start.
+    let p = props(&db, &[("snapshot.mode", "always"), ("slot.name", "s_always")]);
+    for _ in 0..2 {
+        let mut cap = Capture::start(&p, &["--stdout"]);
+        let lines = cap.wait_lines(4, T);
+        assert_eq!(ops(&lines), ["r", "r", "r", "r"]);
+        cap.wait_stderr("streaming changes", T);
+        assert!(cap.stop().0.success());
+    }
+
+    // when_needed: a snapshot without offsets, none with them.
+    let p = props(&db, &[("snapshot.mode", "when_needed"), ("slot.name", "s_needed")]);
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    assert_eq!(ops(&cap.wait_lines(4, T)), ["r", "r", "r", "r"]);
+    cap.wait_stderr("snapshot is durable", T);
+    assert!(cap.stop().0.success());
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(cap.lines().is_empty(), "no second snapshot");
+    assert!(cap.stop().0.success());
+}
+
+#[test]
+fn truncates_primary_key_changes_and_replica_identities() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); \
+         CREATE TABLE nothing (id int PRIMARY KEY, v text); ALTER TABLE nothing REPLICA IDENTITY NOTHING; \
+         CREATE TABLE idx (a int NOT NULL, b text, c text); CREATE UNIQUE INDEX idx_a ON idx (a); \
+         ALTER TABLE idx REPLICA IDENTITY USING INDEX idx_a;",
+    );
+    let p = props(&db, &[("skipped.operations", "none"), ("snapshot.mode", "no_data")]);
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    pg.sql(&db, "INSERT INTO t VALUES (1, 'a')");
+    pg.sql(&db, "UPDATE t SET id = 2 WHERE id = 1");
+    let lines = cap.wait_lines(4, T);
+    assert_eq!(ops(&lines), ["c", "d", "tombstone", "c"]);
+    let header = |l: &Value, name: &str| l["headers"][name].as_str().map(str::to_string);
+    assert_eq!(header(&lines[1], "__debezium.newkey").as_deref(), Some(r#"{"id":2}"#));
+    assert_eq!(header(&lines[2], "__debezium.newkey").as_deref(), Some(r#"{"id":2}"#));
+    assert_eq!(header(&lines[3], "__debezium.oldkey").as_deref(), Some(r#"{"id":1}"#));
+    assert_eq!(lines[1]["key"]["payload"]["id"], 1);
+    assert_eq!(lines[3]["key"]["payload"]["id"], 2);
+
+    pg.sql(&db, "TRUNCATE t");
+    let lines = cap.wait_lines(5, T);
+    assert_eq!(lines[4]["value"]["payload"]["op"], "t");
+    assert!(lines[4]["key"].is_null(), "a truncate has a null key");
+
+    // NOTHING: inserts are captured; PostgreSQL itself refuses updates and deletes on such a
+    // table while a publication publishes them.
+    pg.sql(&db, "INSERT INTO nothing VALUES (1, 'a')");
+    let refused = pg.sql_err(&db, "UPDATE nothing SET v = 'b'");
+    assert!(refused.contains("does not have a replica identity"), "{refused}");
+    let lines = cap.wait_lines(6, T);
+    assert_eq!(ops(&lines[5..6]), ["c"]);
+    assert_eq!(lines[5]["key"]["payload"]["id"], 1);
+
+    // USING INDEX: the index columns are the key.
+    pg.sql(&db, "INSERT INTO idx VALUES (1, 'x', 'y'); DELETE FROM idx WHERE a = 1");
+    let lines = cap.wait_lines(9, T);
+    assert_eq!(ops(&lines[6..9]), ["c", "d", "tombstone"]);
+    assert_eq!(lines[7]["key"]["payload"], serde_json::json!({"a": 1}));
+    assert_eq!(lines[7]["value"]["payload"]["before"], serde_json::json!({"a": 1, "b": null, "c": null}));
+    assert!(cap.stop().0.success());
+}
+
+#[test]
+fn extract_new_record_state_with_2022_era_options() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+    let mut p = props(&db, &[
+        ("transforms", "unwrap"),
+        ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
+        ("transforms.unwrap.drop.tombstones", "false"),
+        ("snapshot.mode", "never"),
+    ]);
+    p.retain(|(k, _)| k != "topic.prefix");
+    p.push(("database.server.name".into(), "legacy".into()));
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    pg.sql(&db, "INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b'; DELETE FROM t");
+    let lines = cap.wait_lines(3, T);
+    assert_eq!(lines[0]["topic"], "legacy.public.t");
+    assert_eq!(lines[0]["value"]["payload"], serde_json::json!({"id": 1, "v": "a"}));
+    assert_eq!(lines[0]["value"]["schema"]["name"], "legacy.public.t.Value");
+    assert_eq!(lines[0]["value"]["schema"]["optional"], false);
+    assert_eq!(lines[1]["value"]["payload"]["v"], "b");
+    // The delete becomes a null payload (Debezium 3.x `tombstone` mode); its own tombstone goes.
+    assert!(lines[2]["value"]["payload"].is_null());
+    assert_eq!(lines[2]["key"]["payload"]["id"], 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cap.lines().len(), 3);
+    assert!(cap.stop().0.success());
+
+    // rewrite + add.fields.
+    let p = props(&db, &[
+        ("transforms", "unwrap"),
+        ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
+        ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
+        ("transforms.unwrap.add.fields", "op,table,source.ts_ms"),
+        ("snapshot.mode", "no_data"),
+        ("slot.name", "rewrite"),
+    ]);
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    pg.sql(&db, "INSERT INTO t VALUES (5, 'e'); DELETE FROM t");
+    let lines = cap.wait_lines(2, T);
+    let p0 = &lines[0]["value"]["payload"];
+    assert_eq!(p0["__deleted"], "false");
+    assert_eq!(p0["__op"], "c");
+    assert_eq!(p0["__table"], "t");
+    assert!(p0["__source_ts_ms"].as_i64().unwrap() > 0);
+    let names: Vec<&str> = lines[0]["value"]["schema"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    assert_eq!(names, ["id", "v", "__deleted", "__op", "__table", "__source_ts_ms"]);
+    assert_eq!(lines[1]["value"]["payload"]["__deleted"], "true");
+    assert_eq!(lines[1]["value"]["payload"]["id"], 5);
+    assert!(cap.stop().0.success());
+}
+
+#[test]
+fn heartbeats_keep_the_slot_moving_while_captured_tables_are_quiet() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, "CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, v int)");
+    let p = props(&db, &[
+        ("table.include.list", "public.captured"),
+        ("publication.autocreate.mode", "filtered"),
+        ("heartbeat.interval.ms", "200"),
+        ("snapshot.mode", "no_data"),
+    ]);
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    let before = slot_confirmed(&pg, &db, "debezium");
+    // Only the uncaptured table is written: WAL grows, the captured stream stays empty.
+    for _ in 0..20 {
+        pg.sql(&db, "INSERT INTO busy (v) SELECT g FROM generate_series(1, 200) g");
+    }
+    let target = pg.sql(&db, "SELECT pg_current_wal_lsn()").trim().to_string();
+    let deadline = Instant::now() + T;
+    loop {
+        let now = slot_confirmed(&pg, &db, "debezium");
+        let passed = pg.sql(&db, &format!("SELECT '{now}'::pg_lsn >= '{target}'::pg_lsn")).trim() == "t";
+        if passed {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot stuck at {now} (started at {before}, WAL at {target})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = cap.lines();
+    assert!(lines.iter().any(|l| l.contains("\"topic\":\"__debezium-heartbeat.srv\"")), "heartbeat records are written");
+    assert!(!lines.iter().any(|l| l.contains("public.busy")), "the uncaptured table stays out");
+    // The filtered publication holds exactly the captured table.
+    assert_eq!(pg.sql(&db, "SELECT tablename FROM pg_publication_tables WHERE pubname = 'dbz_publication'").trim(), "captured");
+    assert!(cap.stop().0.success());
+}
