@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod capture;
 mod model;
 
 /// The benchmarks augur ships; each prints its figures and ratios.
@@ -16,6 +17,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Capture throughput and latency, side by side with pg_recvlogical; peak RSS.
+    Capture(capture::Args),
     /// Model training time, batch and single-row prediction speed (vs xgboost when installable).
     Model(model::Args),
 }
@@ -23,6 +26,7 @@ enum Bench {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.bench {
+        Bench::Capture(args) => capture::run(args),
         Bench::Model(args) => model::run(args),
     };
     match result {

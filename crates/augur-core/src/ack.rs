@@ -103,7 +103,11 @@ impl AckTracker {
         let (tx, _) = watch::channel(durable);
         AckTracker {
             shared: Arc::new(Shared {
-                state: Mutex::new(State { base: 0, slots: VecDeque::new(), durable }),
+                state: Mutex::new(State {
+                    base: 0,
+                    slots: VecDeque::new(),
+                    durable,
+                }),
                 tx,
             }),
         }
@@ -115,9 +119,15 @@ impl AckTracker {
     pub fn register(&self, position: Option<Lsn>) -> AckToken {
         let mut st = self.shared.lock();
         let seq = st.base + st.slots.len() as u64;
-        st.slots.push_back(Slot { position, done: false });
+        st.slots.push_back(Slot {
+            position,
+            done: false,
+        });
         drop(st);
-        AckToken { shared: Some(self.shared.clone()), seq }
+        AckToken {
+            shared: Some(self.shared.clone()),
+            seq,
+        }
     }
 
     /// The sequence number the next registered batch will get.
@@ -166,7 +176,10 @@ impl AckToken {
     /// A token tied to no tracker, for stages run without acknowledgements (tests, one-shot
     /// tools). Resolving or dropping it does nothing.
     pub fn detached() -> Self {
-        AckToken { shared: None, seq: 0 }
+        AckToken {
+            shared: None,
+            seq: 0,
+        }
     }
 }
 
@@ -189,7 +202,11 @@ mod tests {
         let b = t.register(None);
         let c = t.register(Some(Lsn(30)));
         c.ack();
-        assert_eq!(t.durable().position, None, "c is durable but a and b are not");
+        assert_eq!(
+            t.durable().position,
+            None,
+            "c is durable but a and b are not"
+        );
         a.ack();
         assert_eq!(t.durable().position, Some(Lsn(10)));
         assert_eq!(t.durable().batches, 1);
@@ -224,8 +241,9 @@ mod tests {
         for _ in 0..200 {
             let t = AckTracker::new();
             let n = 1 + (next() % 40) as usize;
-            let mut tokens: Vec<(u64, AckToken)> =
-                (0..n).map(|i| (i as u64 * 10, t.register(Some(Lsn(i as u64 * 10))))).collect();
+            let mut tokens: Vec<(u64, AckToken)> = (0..n)
+                .map(|i| (i as u64 * 10, t.register(Some(Lsn(i as u64 * 10)))))
+                .collect();
             let mut resolved = vec![false; n];
             while !tokens.is_empty() {
                 let k = (next() % tokens.len() as u64) as usize;
@@ -235,7 +253,11 @@ mod tests {
                 let d = t.durable();
                 let prefix = resolved.iter().take_while(|r| **r).count();
                 assert_eq!(d.batches as usize, prefix);
-                let expect = if prefix == 0 { None } else { Some(Lsn((prefix as u64 - 1) * 10)) };
+                let expect = if prefix == 0 {
+                    None
+                } else {
+                    Some(Lsn((prefix as u64 - 1) * 10))
+                };
                 assert_eq!(d.position, expect);
             }
         }

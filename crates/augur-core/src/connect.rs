@@ -116,7 +116,10 @@ pub struct Field {
 impl Field {
     /// A field named `name` with `schema`.
     pub fn new(name: impl Into<String>, schema: Schema) -> Self {
-        Field { name: name.into(), schema }
+        Field {
+            name: name.into(),
+            schema,
+        }
     }
 }
 
@@ -140,12 +143,19 @@ impl Schema {
 
     /// A struct schema with `fields`.
     pub fn structure(name: Option<String>, fields: Vec<Field>) -> Self {
-        Schema { name, fields, ..Schema::new(SchemaType::Struct) }
+        Schema {
+            name,
+            fields,
+            ..Schema::new(SchemaType::Struct)
+        }
     }
 
     /// An array schema whose elements follow `items`.
     pub fn array(items: Schema) -> Self {
-        Schema { items: Some(Box::new(items)), ..Schema::new(SchemaType::Array) }
+        Schema {
+            items: Some(Box::new(items)),
+            ..Schema::new(SchemaType::Array)
+        }
     }
 
     /// Sets `optional`.
@@ -181,7 +191,10 @@ impl Schema {
 
     /// The parameter named `key`, if set.
     pub fn parameter(&self, key: &str) -> Option<&str> {
-        self.parameters.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.parameters
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The index of the struct member named `name`.

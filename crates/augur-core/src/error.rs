@@ -92,7 +92,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` described by `message` (one line, no trailing period, no row values).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), hint: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            hint: None,
+            source: None,
+        }
     }
 
     /// Adds what the user can do about it.
@@ -125,8 +130,10 @@ impl Error {
     /// The description followed by every cause, `: `-separated, on one line.
     pub fn full_message(&self) -> String {
         let mut out = self.message.clone();
-        let mut cur: Option<&(dyn std::error::Error + 'static)> =
-            self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = self
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static));
         while let Some(e) = cur {
             let text = e.to_string();
             if !text.is_empty() && !out.contains(&text) {
@@ -161,7 +168,9 @@ impl fmt::Debug for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -172,10 +181,16 @@ mod tests {
     #[test]
     fn full_message_chains_causes_once() {
         let io = std::io::Error::other("connection refused");
-        let e = Error::new(ErrorKind::Connection, "cannot reach postgres at 127.0.0.1:1")
-            .with_source(io)
-            .with_hint("start the server");
-        assert_eq!(e.full_message(), "cannot reach postgres at 127.0.0.1:1: connection refused");
+        let e = Error::new(
+            ErrorKind::Connection,
+            "cannot reach postgres at 127.0.0.1:1",
+        )
+        .with_source(io)
+        .with_hint("start the server");
+        assert_eq!(
+            e.full_message(),
+            "cannot reach postgres at 127.0.0.1:1: connection refused"
+        );
         assert_eq!(e.hint(), Some("start the server"));
         assert_eq!(e.kind().retry(), Retry::WithBackoff);
     }

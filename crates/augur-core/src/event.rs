@@ -50,7 +50,10 @@ impl TableSchema {
         if self.key.is_empty() {
             return None;
         }
-        Some(Schema::structure(Some(name), self.key_fields().cloned().collect()))
+        Some(Schema::structure(
+            Some(name),
+            self.key_fields().cloned().collect(),
+        ))
     }
 }
 

@@ -28,7 +28,9 @@ impl ShutdownTrigger {
 
     /// A new listener.
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { rx: self.tx.subscribe() }
+        Shutdown {
+            rx: self.tx.subscribe(),
+        }
     }
 }
 

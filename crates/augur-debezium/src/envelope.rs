@@ -56,10 +56,14 @@ impl EnvelopeConfig {
 
 /// A time-ordered (version 7) UUID for `__debezium.context.runId`.
 pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let ms = now.as_millis() as u64;
     // Randomness from the clock's nanoseconds, the process id and a stack address, mixed.
-    let mut x = u64::from(now.subsec_nanos()) ^ (u64::from(std::process::id()) << 32) ^ (&ms as *const u64 as u64);
+    let mut x = u64::from(now.subsec_nanos())
+        ^ (u64::from(std::process::id()) << 32)
+        ^ (&ms as *const u64 as u64);
     let mut next = || {
         x ^= x << 13;
         x ^= x >> 7;
@@ -77,7 +81,14 @@ pub fn new_run_id() -> String {
         b
     };
     let h: String = b.iter().map(|v| format!("{v:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The `source.version` augur prints: its own name and version.
@@ -98,7 +109,9 @@ impl ProcessingTime {
         let d = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        ProcessingTime { nanos: d.as_nanos() as i64 }
+        ProcessingTime {
+            nanos: d.as_nanos() as i64,
+        }
     }
 }
 
@@ -179,7 +192,10 @@ pub fn envelope_schema(prefix: &str, table: &TableSchema) -> Schema {
             Field::new("ts_ns", opt(SchemaType::Int64)),
         ],
     )
-    .named(format!("{prefix}.{}.{}.Envelope", table.schema, table.table), Some(2))
+    .named(
+        format!("{prefix}.{}.{}.Envelope", table.schema, table.table),
+        Some(2),
+    )
 }
 
 /// Everything about one table shape that does not change from event to event.
@@ -215,7 +231,10 @@ pub struct Encoder {
 impl Encoder {
     /// A new encoder.
     pub fn new(cfg: EnvelopeConfig) -> Self {
-        Encoder { cfg, codecs: HashMap::new() }
+        Encoder {
+            cfg,
+            codecs: HashMap::new(),
+        }
     }
 
     /// The configuration.
@@ -303,10 +322,25 @@ impl Encoder {
         let tombstone = ev.op == Op::Delete && self.cfg.tombstones_on_delete;
         if tombstone {
             // The tombstone carries the delete's headers (including `__debezium.newkey`).
-            out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: Some(value), headers: headers.clone() });
-            out.push(Record { topic: codec.topic.clone(), key, value: None, headers });
+            out.push(Record {
+                topic: codec.topic.clone(),
+                key: key.clone(),
+                value: Some(value),
+                headers: headers.clone(),
+            });
+            out.push(Record {
+                topic: codec.topic.clone(),
+                key,
+                value: None,
+                headers,
+            });
         } else {
-            out.push(Record { topic: codec.topic.clone(), key, value: Some(value), headers });
+            out.push(Record {
+                topic: codec.topic.clone(),
+                key,
+                value: Some(value),
+                headers,
+            });
         }
     }
 
@@ -315,15 +349,28 @@ impl Encoder {
     fn headers(&self, codec: &TableCodec, ev: &ChangeEvent) -> Vec<(String, Vec<u8>)> {
         let mut headers = Vec::new();
         match &ev.key_change {
-            Some(KeyChange::NewKey(k)) => headers.push(("__debezium.newkey".to_string(), self.key_bytes(codec, k))),
-            Some(KeyChange::OldKey(k)) => headers.push(("__debezium.oldkey".to_string(), self.key_bytes(codec, k))),
+            Some(KeyChange::NewKey(k)) => {
+                headers.push(("__debezium.newkey".to_string(), self.key_bytes(codec, k)))
+            }
+            Some(KeyChange::OldKey(k)) => {
+                headers.push(("__debezium.oldkey".to_string(), self.key_bytes(codec, k)))
+            }
             None => {}
         }
         if self.cfg.extended_headers {
-            headers.push(("__debezium.context.connectorLogicalName".into(), self.cfg.topic_prefix.clone().into_bytes()));
+            headers.push((
+                "__debezium.context.connectorLogicalName".into(),
+                self.cfg.topic_prefix.clone().into_bytes(),
+            ));
             headers.push(("__debezium.context.taskId".into(), b"0".to_vec()));
-            headers.push(("__debezium.context.connectorName".into(), b"postgresql".to_vec()));
-            headers.push(("__debezium.context.runId".into(), self.cfg.run_id.clone().into_bytes()));
+            headers.push((
+                "__debezium.context.connectorName".into(),
+                b"postgresql".to_vec(),
+            ));
+            headers.push((
+                "__debezium.context.runId".into(),
+                self.cfg.run_id.clone().into_bytes(),
+            ));
         }
         headers
     }
@@ -356,9 +403,12 @@ impl Encoder {
         headers.extend(added);
         match u.apply(ev, &codec.row_schema, &meta) {
             Unwrapped::Drop => {}
-            Unwrapped::Tombstone => {
-                out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: None, headers: headers.clone() })
-            }
+            Unwrapped::Tombstone => out.push(Record {
+                topic: codec.topic.clone(),
+                key: key.clone(),
+                value: None,
+                headers: headers.clone(),
+            }),
             Unwrapped::NullPayload(schema) => {
                 let mut v = Vec::new();
                 if self.cfg.value_converter.schemas_enable {
@@ -368,20 +418,40 @@ impl Encoder {
                 } else {
                     v.extend_from_slice(b"null");
                 }
-                out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: Some(v), headers: headers.clone() });
+                out.push(Record {
+                    topic: codec.topic.clone(),
+                    key: key.clone(),
+                    value: Some(v),
+                    headers: headers.clone(),
+                });
             }
             Unwrapped::Row(schema, value) => {
                 let mut v = Vec::with_capacity(codec.flat_prefix.len() + 256);
                 v.extend_from_slice(&codec.flat_prefix);
-                json::write_value(&mut v, &schema, &value, self.cfg.value_converter.replace_null_with_default);
+                json::write_value(
+                    &mut v,
+                    &schema,
+                    &value,
+                    self.cfg.value_converter.replace_null_with_default,
+                );
                 if !codec.flat_prefix.is_empty() {
                     v.push(b'}');
                 }
-                out.push(Record { topic: codec.topic.clone(), key: key.clone(), value: Some(v), headers: headers.clone() });
+                out.push(Record {
+                    topic: codec.topic.clone(),
+                    key: key.clone(),
+                    value: Some(v),
+                    headers: headers.clone(),
+                });
             }
         }
         if ev.op == Op::Delete && self.cfg.tombstones_on_delete && u.keeps_tombstones() {
-            out.push(Record { topic: codec.topic.clone(), key, value: None, headers });
+            out.push(Record {
+                topic: codec.topic.clone(),
+                key,
+                value: None,
+                headers,
+            });
         }
     }
 
@@ -404,7 +474,8 @@ impl Encoder {
             "source.sequence" => match s.lsn {
                 Some(l) => Value::String(format!(
                     "[{},\"{}\"]",
-                    s.last_commit_lsn.map_or("null".to_string(), |c| format!("\"{}\"", c.as_u64())),
+                    s.last_commit_lsn
+                        .map_or("null".to_string(), |c| format!("\"{}\"", c.as_u64())),
                     l.as_u64()
                 )),
                 None => Value::Null,
@@ -412,7 +483,9 @@ impl Encoder {
             "source.schema" => Value::String(ev.table.schema.clone()),
             "source.table" => Value::String(ev.table.table.clone()),
             "source.txId" => s.tx_id.map_or(Value::Null, Value::Int64),
-            "source.lsn" => s.lsn.map_or(Value::Null, |l| Value::Int64(l.as_u64() as i64)),
+            "source.lsn" => s
+                .lsn
+                .map_or(Value::Null, |l| Value::Int64(l.as_u64() as i64)),
             "source.xmin" | "source.origin_lsn" | "source.origin" => Value::Null,
             _ => Value::Null,
         }
@@ -422,10 +495,16 @@ impl Encoder {
     /// key `{serverName}`, value `{ts_ms}`.
     pub fn heartbeat(&self, ts_ms: i64) -> Record {
         let prefix = &self.cfg.topic_prefix;
-        let key_schema = Schema::structure(None, vec![Field::new("serverName", Schema::new(SchemaType::String))])
-            .named("io.debezium.connector.common.ServerNameKey", Some(1));
-        let value_schema = Schema::structure(None, vec![Field::new("ts_ms", Schema::new(SchemaType::Int64))])
-            .named("io.debezium.connector.common.Heartbeat", Some(1));
+        let key_schema = Schema::structure(
+            None,
+            vec![Field::new("serverName", Schema::new(SchemaType::String))],
+        )
+        .named("io.debezium.connector.common.ServerNameKey", Some(1));
+        let value_schema = Schema::structure(
+            None,
+            vec![Field::new("ts_ms", Schema::new(SchemaType::Int64))],
+        )
+        .named("io.debezium.connector.common.Heartbeat", Some(1));
         let wrap = |schema: &Schema, value: &Value, conv: ConverterConfig| {
             let mut out = Vec::new();
             if conv.schemas_enable {
@@ -441,8 +520,16 @@ impl Encoder {
         };
         Record {
             topic: format!("{}.{prefix}", self.cfg.heartbeat_topic_prefix),
-            key: Some(wrap(&key_schema, &Value::Struct(vec![Value::String(prefix.clone())]), self.cfg.key_converter)),
-            value: Some(wrap(&value_schema, &Value::Struct(vec![Value::Int64(ts_ms)]), self.cfg.value_converter)),
+            key: Some(wrap(
+                &key_schema,
+                &Value::Struct(vec![Value::String(prefix.clone())]),
+                self.cfg.key_converter,
+            )),
+            value: Some(wrap(
+                &value_schema,
+                &Value::Struct(vec![Value::Int64(ts_ms)]),
+                self.cfg.value_converter,
+            )),
             headers: Vec::new(),
         }
     }
@@ -450,7 +537,12 @@ impl Encoder {
     fn key_bytes(&self, codec: &TableCodec, key: &[Value]) -> Vec<u8> {
         let mut out = Vec::new();
         if let Some(ks) = &codec.key_schema {
-            json::write_value(&mut out, ks, &Value::Struct(key.to_vec()), self.cfg.key_converter.replace_null_with_default);
+            json::write_value(
+                &mut out,
+                ks,
+                &Value::Struct(key.to_vec()),
+                self.cfg.key_converter.replace_null_with_default,
+            );
         }
         out
     }
@@ -470,7 +562,12 @@ impl Encoder {
             }
             json::write_str(&mut out, &f.name);
             out.push(b':');
-            json::write_value(&mut out, &f.schema, &row[i], self.cfg.key_converter.replace_null_with_default);
+            json::write_value(
+                &mut out,
+                &f.schema,
+                &row[i],
+                self.cfg.key_converter.replace_null_with_default,
+            );
         }
         out.push(b'}');
         if !codec.key_prefix.is_empty() {
@@ -510,7 +607,15 @@ impl Encoder {
         out.extend_from_slice(ev.op.code().as_bytes());
         out.extend_from_slice(b"\",\"ts_ms\":");
         let ns = now.nanos;
-        out.extend_from_slice(format!("{},\"ts_us\":{},\"ts_ns\":{}", ns / 1_000_000, ns / 1_000, ns).as_bytes());
+        out.extend_from_slice(
+            format!(
+                "{},\"ts_us\":{},\"ts_ns\":{}",
+                ns / 1_000_000,
+                ns / 1_000,
+                ns
+            )
+            .as_bytes(),
+        );
         out.push(b'}');
         if !codec.value_prefix.is_empty() {
             out.push(b'}');

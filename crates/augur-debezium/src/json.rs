@@ -20,7 +20,10 @@ pub struct ConverterConfig {
 
 impl Default for ConverterConfig {
     fn default() -> Self {
-        ConverterConfig { schemas_enable: true, replace_null_with_default: true }
+        ConverterConfig {
+            schemas_enable: true,
+            replace_null_with_default: true,
+        }
     }
 }
 
@@ -70,7 +73,11 @@ pub fn java_float(v: f32) -> String {
 
 fn java_float_digits(sci: String, zero: bool, negative: bool) -> String {
     if zero {
-        return if negative { "-0.0".into() } else { "0.0".into() };
+        return if negative {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "-1.2345e6", "5e-324".
     let (mant, exp) = sci.split_once('e').expect("exponent form");
@@ -153,7 +160,11 @@ fn write_schema_inner(out: &mut Vec<u8>, schema: &Schema, field: Option<&str>) {
         }
         _ => {}
     }
-    out.extend_from_slice(if schema.optional { b",\"optional\":true" } else { b",\"optional\":false" });
+    out.extend_from_slice(if schema.optional {
+        b",\"optional\":true"
+    } else {
+        b",\"optional\":false"
+    });
     if let Some(name) = &schema.name {
         out.extend_from_slice(b",\"name\":");
         write_str(out, name);
@@ -190,7 +201,12 @@ fn write_schema_inner(out: &mut Vec<u8>, schema: &Schema, field: Option<&str>) {
 
 /// Appends the JSON form of `value` under `schema`. With `replace_null_with_default`, a null
 /// whose schema has a default prints the default, as the converter does.
-pub fn write_value(out: &mut Vec<u8>, schema: &Schema, value: &Value, replace_null_with_default: bool) {
+pub fn write_value(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    value: &Value,
+    replace_null_with_default: bool,
+) {
     match value {
         Value::Null => match (&schema.default, replace_null_with_default) {
             (Some(d), true) => write_value(out, schema, d, false),
@@ -242,7 +258,10 @@ pub fn write_value(out: &mut Vec<u8>, schema: &Schema, value: &Value, replace_nu
         }
         Value::Map(entries) => {
             // String-keyed maps print as objects, others as [[k,v],…] pairs.
-            let string_keys = schema.keys.as_deref().is_some_and(|k| k.ty == SchemaType::String);
+            let string_keys = schema
+                .keys
+                .as_deref()
+                .is_some_and(|k| k.ty == SchemaType::String);
             let (ks, vs) = (schema.keys.as_deref(), schema.values.as_deref());
             if string_keys {
                 out.push(b'{');
@@ -330,20 +349,31 @@ impl std::error::Error for JsonError {}
 
 /// Reads a Connect schema from its JSON form.
 pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
-    let obj = json.as_object().ok_or_else(|| JsonError("schema is not a JSON object".into()))?;
+    let obj = json
+        .as_object()
+        .ok_or_else(|| JsonError("schema is not a JSON object".into()))?;
     let ty = obj
         .get("type")
         .and_then(|t| t.as_str())
         .and_then(SchemaType::from_json_name)
         .ok_or_else(|| JsonError("schema has no valid \"type\"".into()))?;
     let mut schema = Schema::new(ty);
-    schema.optional = obj.get("optional").and_then(|v| v.as_bool()).unwrap_or(false);
+    schema.optional = obj
+        .get("optional")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
     schema.name = obj.get("name").and_then(|v| v.as_str()).map(str::to_string);
-    schema.version = obj.get("version").and_then(|v| v.as_i64()).map(|v| v as i32);
+    schema.version = obj
+        .get("version")
+        .and_then(|v| v.as_i64())
+        .map(|v| v as i32);
     schema.doc = obj.get("doc").and_then(|v| v.as_str()).map(str::to_string);
     if let Some(params) = obj.get("parameters").and_then(|p| p.as_object()) {
         for (k, v) in params {
-            let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+            let v = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
             schema.parameters.push((k.clone(), v));
         }
     }
@@ -362,12 +392,18 @@ pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
             }
         }
         SchemaType::Array => {
-            let items = obj.get("items").ok_or_else(|| JsonError("array schema has no \"items\"".into()))?;
+            let items = obj
+                .get("items")
+                .ok_or_else(|| JsonError("array schema has no \"items\"".into()))?;
             schema.items = Some(Box::new(parse_schema(items)?));
         }
         SchemaType::Map => {
-            let k = obj.get("keys").ok_or_else(|| JsonError("map schema has no \"keys\"".into()))?;
-            let v = obj.get("values").ok_or_else(|| JsonError("map schema has no \"values\"".into()))?;
+            let k = obj
+                .get("keys")
+                .ok_or_else(|| JsonError("map schema has no \"keys\"".into()))?;
+            let v = obj
+                .get("values")
+                .ok_or_else(|| JsonError("map schema has no \"values\"".into()))?;
             schema.keys = Some(Box::new(parse_schema(k)?));
             schema.values = Some(Box::new(parse_schema(v)?));
         }
@@ -387,16 +423,25 @@ pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, J
     if json.is_null() {
         return Ok(Value::Null);
     }
-    let wrong = |what: &str| JsonError(format!("expected {what} for a {} value", schema.ty.json_name()));
+    let wrong = |what: &str| {
+        JsonError(format!(
+            "expected {what} for a {} value",
+            schema.ty.json_name()
+        ))
+    };
     Ok(match schema.ty {
         SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| wrong("true/false"))?),
         SchemaType::Int8 => Value::Int8(int_in_range(json, &wrong)?),
         SchemaType::Int16 => Value::Int16(int_in_range(json, &wrong)?),
         SchemaType::Int32 => Value::Int32(int_in_range(json, &wrong)?),
         SchemaType::Int64 => Value::Int64(json.as_i64().ok_or_else(|| wrong("an integer"))?),
-        SchemaType::Float32 => Value::Float32(float_of(json).ok_or_else(|| wrong("a number"))? as f32),
+        SchemaType::Float32 => {
+            Value::Float32(float_of(json).ok_or_else(|| wrong("a number"))? as f32)
+        }
         SchemaType::Float64 => Value::Float64(float_of(json).ok_or_else(|| wrong("a number"))?),
-        SchemaType::String => Value::String(json.as_str().ok_or_else(|| wrong("a string"))?.to_string()),
+        SchemaType::String => {
+            Value::String(json.as_str().ok_or_else(|| wrong("a string"))?.to_string())
+        }
         SchemaType::Bytes => {
             let s = json.as_str().ok_or_else(|| wrong("a base64 string"))?;
             Value::Bytes(
@@ -406,9 +451,16 @@ pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, J
             )
         }
         SchemaType::Array => {
-            let items = schema.items.as_deref().ok_or_else(|| wrong("an item schema"))?;
+            let items = schema
+                .items
+                .as_deref()
+                .ok_or_else(|| wrong("an item schema"))?;
             let arr = json.as_array().ok_or_else(|| wrong("an array"))?;
-            Value::Array(arr.iter().map(|v| parse_value(items, v)).collect::<Result<_, _>>()?)
+            Value::Array(
+                arr.iter()
+                    .map(|v| parse_value(items, v))
+                    .collect::<Result<_, _>>()?,
+            )
         }
         SchemaType::Map => {
             let (ks, vs) = match (schema.keys.as_deref(), schema.values.as_deref()) {
@@ -505,7 +557,10 @@ mod tests {
     fn strings_escape_like_jackson() {
         let mut out = Vec::new();
         write_str(&mut out, "a\"b\\c\nd\u{1}é/");
-        assert_eq!(String::from_utf8(out).unwrap(), "\"a\\\"b\\\\c\\nd\\u0001é/\"");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "\"a\\\"b\\\\c\\nd\\u0001é/\""
+        );
     }
 
     #[test]
@@ -513,7 +568,10 @@ mod tests {
         let s = Schema::structure(
             Some("x.Value".into()),
             vec![
-                Field::new("id", Schema::new(SchemaType::Int32).with_default(Value::Int32(0))),
+                Field::new(
+                    "id",
+                    Schema::new(SchemaType::Int32).with_default(Value::Int32(0)),
+                ),
                 Field::new(
                     "d",
                     Schema::new(SchemaType::Bytes)
@@ -536,8 +594,14 @@ mod tests {
         let v = Value::Struct(vec![Value::Null, Value::Bytes(vec![0x12, 0xd6, 0x87])]);
         let mut out = Vec::new();
         write_value(&mut out, &s, &v, true);
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), r#"{"id":0,"d":"EtaH"}"#);
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            r#"{"id":0,"d":"EtaH"}"#
+        );
         let parsed = parse_value(&s, &serde_json::from_slice(&out).unwrap()).unwrap();
-        assert_eq!(parsed, Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0x12, 0xd6, 0x87])]));
+        assert_eq!(
+            parsed,
+            Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0x12, 0xd6, 0x87])])
+        );
     }
 }

@@ -74,8 +74,22 @@ pub fn parse_added(list: &str, prefix: &str) -> Result<Vec<AddedField>, String> 
             None => (item, None),
         };
         let known_source = [
-            "version", "connector", "name", "ts_ms", "snapshot", "db", "sequence", "ts_us", "ts_ns", "schema",
-            "table", "txId", "lsn", "xmin", "origin", "origin_lsn",
+            "version",
+            "connector",
+            "name",
+            "ts_ms",
+            "snapshot",
+            "db",
+            "sequence",
+            "ts_us",
+            "ts_ns",
+            "schema",
+            "table",
+            "txId",
+            "lsn",
+            "xmin",
+            "origin",
+            "origin_lsn",
         ];
         let (full, default_name) = if let Some(s) = path.strip_prefix("source.") {
             if !known_source.contains(&s) {
@@ -128,8 +142,9 @@ pub enum Unwrapped {
 /// The Connect schema of an added metadata field (all optional).
 fn added_schema(path: &str) -> Schema {
     let t = match path {
-        "op" | "transaction.id" | "source.version" | "source.connector" | "source.name" | "source.snapshot" | "source.db"
-        | "source.sequence" | "source.schema" | "source.table" | "source.origin" => SchemaType::String,
+        "op" | "transaction.id" | "source.version" | "source.connector" | "source.name"
+        | "source.snapshot" | "source.db" | "source.sequence" | "source.schema"
+        | "source.table" | "source.origin" => SchemaType::String,
         _ => SchemaType::Int64,
     };
     Schema::new(t).optional(true)
@@ -139,7 +154,10 @@ impl UnwrapConfig {
     /// Whether Debezium's own tombstone after a delete is passed through (only in
     /// `rewrite-with-tombstone`; the other modes drop or replace it).
     pub fn keeps_tombstones(&self) -> bool {
-        matches!(self.delete_handling, DeleteTombstoneHandling::RewriteWithTombstone)
+        matches!(
+            self.delete_handling,
+            DeleteTombstoneHandling::RewriteWithTombstone
+        )
     }
 
     /// The flat value schema for rows of `row_schema` (`<prefix>.<schema>.<table>.Value`,
@@ -147,27 +165,41 @@ impl UnwrapConfig {
     pub fn value_schema(&self, row_schema: &Schema) -> Schema {
         let mut s = row_schema.clone().optional(false);
         if self.delete_handling.rewrites() {
-            s.fields.push(Field::new("__deleted", Schema::new(SchemaType::String).optional(true)));
+            s.fields.push(Field::new(
+                "__deleted",
+                Schema::new(SchemaType::String).optional(true),
+            ));
         }
         for f in &self.add_fields {
-            s.fields.push(Field::new(f.name.clone(), added_schema(&f.path)));
+            s.fields
+                .push(Field::new(f.name.clone(), added_schema(&f.path)));
         }
         s
     }
 
     /// Applies the transform to `ev`; `meta` looks up `op`, `ts_ms` or `source.*` values.
-    pub fn apply(&self, ev: &ChangeEvent, row_schema: &Schema, meta: &dyn Fn(&str) -> Value) -> Unwrapped {
+    pub fn apply(
+        &self,
+        ev: &ChangeEvent,
+        row_schema: &Schema,
+        meta: &dyn Fn(&str) -> Value,
+    ) -> Unwrapped {
         let (row, deleted) = match ev.op {
             Op::Delete => match self.delete_handling {
-                DeleteTombstoneHandling::Tombstone => return Unwrapped::NullPayload(self.value_schema(row_schema).optional(true)),
+                DeleteTombstoneHandling::Tombstone => {
+                    return Unwrapped::NullPayload(self.value_schema(row_schema).optional(true));
+                }
                 DeleteTombstoneHandling::Drop => return Unwrapped::Drop,
                 DeleteTombstoneHandling::DeleteToTombstone => return Unwrapped::Tombstone,
-                DeleteTombstoneHandling::Rewrite | DeleteTombstoneHandling::RewriteWithTombstone => (ev.before.as_ref(), true),
+                DeleteTombstoneHandling::Rewrite
+                | DeleteTombstoneHandling::RewriteWithTombstone => (ev.before.as_ref(), true),
             },
             Op::Truncate => return Unwrapped::Drop,
             _ => (ev.after.as_ref(), false),
         };
-        let Some(row) = row else { return Unwrapped::Drop };
+        let Some(row) = row else {
+            return Unwrapped::Drop;
+        };
         let mut values = row.clone();
         if self.delete_handling.rewrites() {
             values.push(Value::String(if deleted { "true" } else { "false" }.into()));
@@ -185,8 +217,14 @@ mod tests {
 
     #[test]
     fn legacy_options_map_to_modes() {
-        assert_eq!(DeleteTombstoneHandling::from_legacy("drop", true), Some(DeleteTombstoneHandling::Drop));
-        assert_eq!(DeleteTombstoneHandling::from_legacy("rewrite", false), Some(DeleteTombstoneHandling::RewriteWithTombstone));
+        assert_eq!(
+            DeleteTombstoneHandling::from_legacy("drop", true),
+            Some(DeleteTombstoneHandling::Drop)
+        );
+        assert_eq!(
+            DeleteTombstoneHandling::from_legacy("rewrite", false),
+            Some(DeleteTombstoneHandling::RewriteWithTombstone)
+        );
         assert_eq!(DeleteTombstoneHandling::from_legacy("bogus", false), None);
     }
 

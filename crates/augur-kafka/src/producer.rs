@@ -72,7 +72,9 @@ pub struct Producer {
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").field("bootstrap", &self.settings.bootstrap_servers).finish_non_exhaustive()
+        f.debug_struct("Producer")
+            .field("bootstrap", &self.settings.bootstrap_servers)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,15 +87,22 @@ impl Producer {
     /// [`healthcheck`](Self::healthcheck)).
     pub fn new(settings: ProducerSettings) -> Result<Self, Error> {
         let cfg = settings.client_config();
-        let inner: FutureProducer = cfg
-            .create()
-            .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka producer settings").with_source(e))?;
+        let inner: FutureProducer = cfg.create().map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Kafka producer settings").with_source(e)
+        })?;
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
             .set("bootstrap.servers", &settings.bootstrap_servers)
             .set("log_level", "3")
             .create()
-            .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka admin settings").with_source(e))?;
-        Ok(Producer { inner, admin, settings, known_topics: Mutex::new(HashSet::new()) })
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "invalid Kafka admin settings").with_source(e)
+            })?;
+        Ok(Producer {
+            inner,
+            admin,
+            settings,
+            known_topics: Mutex::new(HashSet::new()),
+        })
     }
 
     /// Checks that a broker answers within `timeout`.
@@ -102,14 +111,20 @@ impl Producer {
         let bootstrap = self.settings.bootstrap_servers.clone();
         // The metadata call blocks; run it off the async runtime.
         let result = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, timeout).map(|m| m.brokers().len())
+            producer
+                .client()
+                .fetch_metadata(None, timeout)
+                .map(|m| m.brokers().len())
         })
         .await;
         match result {
             Ok(Ok(brokers)) if brokers > 0 => Ok(()),
             Ok(Ok(_)) | Ok(Err(_)) | Err(_) => Err(Error::new(
                 ErrorKind::Connection,
-                format!("cannot reach a Kafka broker at {bootstrap} within {} s", timeout.as_secs()),
+                format!(
+                    "cannot reach a Kafka broker at {bootstrap} within {} s",
+                    timeout.as_secs()
+                ),
             )
             .with_hint("start the broker or fix the bootstrap servers")),
         }
@@ -117,10 +132,19 @@ impl Producer {
 
     /// Creates `topic` if the broker does not have it yet.
     pub async fn ensure_topic(&self, topic: &str) -> Result<(), Error> {
-        if self.known_topics.lock().unwrap_or_else(|e| e.into_inner()).contains(topic) {
+        if self
+            .known_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(topic)
+        {
             return Ok(());
         }
-        let new = NewTopic::new(topic, self.settings.topic_partitions, TopicReplication::Fixed(self.settings.topic_replication));
+        let new = NewTopic::new(
+            topic,
+            self.settings.topic_partitions,
+            TopicReplication::Fixed(self.settings.topic_replication),
+        );
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self
             .admin
@@ -131,11 +155,17 @@ impl Producer {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((t, code)) => {
-                    return Err(Error::new(ErrorKind::Destination, format!("cannot create topic {t}: {code}")));
+                    return Err(Error::new(
+                        ErrorKind::Destination,
+                        format!("cannot create topic {t}: {code}"),
+                    ));
                 }
             }
         }
-        self.known_topics.lock().unwrap_or_else(|e| e.into_inner()).insert(topic.to_string());
+        self.known_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.to_string());
         Ok(())
     }
 
@@ -146,7 +176,10 @@ impl Producer {
         if !rec.headers.is_empty() {
             let mut h = OwnedHeaders::new_with_capacity(rec.headers.len());
             for (k, v) in &rec.headers {
-                h = h.insert(Header { key: k, value: Some(v) });
+                h = h.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
             }
             headers = Some(h);
         }
@@ -176,13 +209,17 @@ impl Producer {
         match f.await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err((e, _))) => Err(kafka_error("Kafka did not accept a record", e)),
-            Err(_) => Err(Error::new(ErrorKind::Destination, "the Kafka producer stopped before a delivery report")),
+            Err(_) => Err(Error::new(
+                ErrorKind::Destination,
+                "the Kafka producer stopped before a delivery report",
+            )),
         }
     }
 
     /// Flushes everything queued, up to `timeout`.
     pub fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        self.inner.flush(timeout).map_err(|e| kafka_error("flushing the Kafka producer", e))
+        self.inner
+            .flush(timeout)
+            .map_err(|e| kafka_error("flushing the Kafka producer", e))
     }
 }
-

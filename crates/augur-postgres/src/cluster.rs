@@ -36,7 +36,12 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        ClusterOptions { wal_level: "logical".into(), extra_conf: Vec::new(), keep: false, port: None }
+        ClusterOptions {
+            wal_level: "logical".into(),
+            extra_conf: Vec::new(),
+            keep: false,
+            port: None,
+        }
     }
 }
 
@@ -59,7 +64,10 @@ pub enum ClusterError {
 }
 
 fn step_err(step: &str, detail: impl ToString) -> ClusterError {
-    ClusterError::Step { step: step.to_string(), detail: detail.to_string() }
+    ClusterError::Step {
+        step: step.to_string(),
+        detail: detail.to_string(),
+    }
 }
 
 /// A running private cluster. Dropping it stops the server and removes its directory.
@@ -84,7 +92,11 @@ impl PgCluster {
     /// Starts a new private cluster.
     pub fn start_with(options: ClusterOptions) -> Result<PgCluster, ClusterError> {
         let bin = find_bin_dir().ok_or(ClusterError::NoBinaries)?;
-        let run_as = if unsafe { libc::geteuid() } == 0 { Some(postgres_user()?) } else { None };
+        let run_as = if unsafe { libc::geteuid() } == 0 {
+            Some(postgres_user()?)
+        } else {
+            None
+        };
         let template = template_dir(&bin, run_as)?;
         let root = unique_temp_dir("augur-pg")?;
         if let Some((uid, gid)) = run_as {
@@ -139,7 +151,11 @@ impl PgCluster {
         let log = fs::File::create(self.root.join("server.log"))
             .map_err(|e| step_err("creating the server log", e))?;
         let mut cmd = Command::new(self.bin.join("postgres"));
-        cmd.arg("-D").arg(&self.data).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        cmd.arg("-D")
+            .arg(&self.data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
         drop_privileges_and_tie_to_parent(&mut cmd, self.run_as);
         let child = cmd.spawn().map_err(|e| step_err("starting postgres", e))?;
         self.child = Some(child);
@@ -202,7 +218,9 @@ impl PgCluster {
 
     /// Stops the server (fast shutdown), waiting for it to exit.
     pub fn stop(&mut self) -> Result<(), ClusterError> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         unsafe {
             libc::kill(child.id() as libc::pid_t, libc::SIGINT);
         }
@@ -210,7 +228,9 @@ impl PgCluster {
         loop {
             match child.try_wait() {
                 Ok(Some(_)) => return Ok(()),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -253,7 +273,10 @@ impl PgCluster {
             .output()
             .map_err(|e| step_err("running psql", e))?;
         if !out.status.success() {
-            return Err(step_err("running psql", String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(step_err(
+                "running psql",
+                String::from_utf8_lossy(&out.stderr).trim(),
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -297,7 +320,8 @@ pub fn find_bin_dir() -> Option<PathBuf> {
         return Some(bin);
     }
     std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path).find(|p| p.join("postgres").exists() && p.join("initdb").exists())
+        std::env::split_paths(&path)
+            .find(|p| p.join("postgres").exists() && p.join("initdb").exists())
     })
 }
 
@@ -377,7 +401,14 @@ fn template_dir(bin: &Path, run_as: Option<(u32, u32)>) -> Result<PathBuf, Clust
     let mut cmd = Command::new(bin.join("initdb"));
     cmd.arg("-D")
         .arg(&data)
-        .args(["-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8"])
+        .args([
+            "-U",
+            SUPERUSER,
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+        ])
         .args(["--locale=C", "--no-sync"])
         .arg(format!("--pwfile={}", pwfile.display()))
         .stdin(Stdio::null())
@@ -387,7 +418,10 @@ fn template_dir(bin: &Path, run_as: Option<(u32, u32)>) -> Result<PathBuf, Clust
     let out = cmd.output().map_err(|e| step_err("running initdb", e))?;
     if !out.status.success() {
         let _ = fs::remove_dir_all(&work);
-        return Err(step_err("running initdb", String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(step_err(
+            "running initdb",
+            String::from_utf8_lossy(&out.stderr).trim(),
+        ));
     }
     // Another process may have won the race; either template is as good.
     if fs::rename(&data, &base).is_err() && !base.join("PG_VERSION").exists() {

@@ -59,12 +59,21 @@ impl PgConnect {
             None => (hostport, 5432),
         };
         let user = if user.is_empty() { "postgres" } else { user };
-        Ok(PgConnect::new(&percent_decode(host), port, &percent_decode(user), &percent_decode(password), &percent_decode(db)))
+        Ok(PgConnect::new(
+            &percent_decode(host),
+            port,
+            &percent_decode(user),
+            &percent_decode(password),
+            &percent_decode(db),
+        ))
     }
 
     /// The same server, another database.
     pub fn with_dbname(&self, dbname: &str) -> Self {
-        PgConnect { dbname: dbname.to_string(), ..self.clone() }
+        PgConnect {
+            dbname: dbname.to_string(),
+            ..self.clone()
+        }
     }
 
     /// `host:port/dbname` for messages (never the password).
@@ -129,23 +138,47 @@ pub fn connect_error(c: &PgConnect, e: tokio_postgres::Error) -> Error {
             // invalid_password, invalid_authorization_specification
             "28P01" | "28000" => Error::new(
                 ErrorKind::Auth,
-                format!("password authentication failed for user \"{}\" at {}", c.user, c.display()),
+                format!(
+                    "password authentication failed for user \"{}\" at {}",
+                    c.user,
+                    c.display()
+                ),
             )
             .with_hint("check database.user and database.password"),
             // invalid_catalog_name
-            "3D000" => Error::new(ErrorKind::Config, format!("database \"{}\" does not exist at {}:{}", c.dbname, c.host, c.port))
-                .with_hint("check database.dbname"),
-            _ => Error::new(ErrorKind::Connection, format!("cannot connect to PostgreSQL at {}: {}", c.display(), db.message())),
+            "3D000" => Error::new(
+                ErrorKind::Config,
+                format!(
+                    "database \"{}\" does not exist at {}:{}",
+                    c.dbname, c.host, c.port
+                ),
+            )
+            .with_hint("check database.dbname"),
+            _ => Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "cannot connect to PostgreSQL at {}: {}",
+                    c.display(),
+                    db.message()
+                ),
+            ),
         };
     }
-    Error::new(ErrorKind::Connection, format!("cannot connect to PostgreSQL at {}", c.display()))
-        .with_source(e)
-        .with_hint("check that the server is running and database.hostname/database.port are right")
+    Error::new(
+        ErrorKind::Connection,
+        format!("cannot connect to PostgreSQL at {}", c.display()),
+    )
+    .with_source(e)
+    .with_hint("check that the server is running and database.hostname/database.port are right")
 }
 
 /// Maps a SQL error during setup or capture to an error (server text stays in the cause).
 pub fn sql_error(what: &str, e: tokio_postgres::Error) -> Error {
-    let kind = if e.is_closed() || e.as_db_error().is_none() { ErrorKind::Connection } else { ErrorKind::SourceSetup };
+    let kind = if e.is_closed() || e.as_db_error().is_none() {
+        ErrorKind::Connection
+    } else {
+        ErrorKind::SourceSetup
+    };
     let msg = match e.as_db_error() {
         Some(db) => format!("{what}: {}", db.message()),
         None => what.to_string(),
@@ -160,7 +193,16 @@ mod tests {
     #[test]
     fn parses_urls() {
         let c = PgConnect::from_url("postgres://u:p%40ss@127.0.0.1:5433/cars").unwrap();
-        assert_eq!((c.host.as_str(), c.port, c.user.as_str(), c.password.expose(), c.dbname.as_str()), ("127.0.0.1", 5433, "u", "p@ss", "cars"));
+        assert_eq!(
+            (
+                c.host.as_str(),
+                c.port,
+                c.user.as_str(),
+                c.password.expose(),
+                c.dbname.as_str()
+            ),
+            ("127.0.0.1", 5433, "u", "p@ss", "cars")
+        );
         assert!(PgConnect::from_url("mysql://x").is_err());
         assert!(!format!("{c:?}").contains("p@ss"));
     }

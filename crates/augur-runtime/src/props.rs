@@ -30,7 +30,11 @@ impl Props {
     /// `.properties`). A Kafka Connect `{"name":…,"config":{…}}` JSON body is accepted too.
     pub fn load(path: &Path) -> Result<Props, Error> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("cannot read config file {}", path.display())).with_source(e)
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot read config file {}", path.display()),
+            )
+            .with_source(e)
         })?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let parsed = match ext {
@@ -38,7 +42,12 @@ impl Props {
             "toml" => Self::from_toml_str(&text),
             _ => Ok(Self::from_properties_str(&text)),
         };
-        parsed.map_err(|e| Error::new(ErrorKind::Config, format!("config file {}: {}", path.display(), e.message())))
+        parsed.map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("config file {}: {}", path.display(), e.message()),
+            )
+        })
     }
 
     /// Parses Java `.properties` text: `key=value` or `key: value` lines, `#`/`!` comments,
@@ -47,8 +56,14 @@ impl Props {
         let mut out = Props::new();
         let mut logical = String::new();
         for raw in text.lines() {
-            let line = if logical.is_empty() { raw.trim_start() } else { raw.trim_start() };
-            if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            let line = if logical.is_empty() {
+                raw.trim_start()
+            } else {
+                raw.trim_start()
+            };
+            if logical.is_empty()
+                && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+            {
                 continue;
             }
             let trailing = line.chars().rev().take_while(|c| *c == '\\').count();
@@ -58,7 +73,9 @@ impl Props {
             }
             logical.push_str(line);
             let entry = std::mem::take(&mut logical);
-            let sep = entry.char_indices().find(|&(i, c)| (c == '=' || c == ':') && !escaped(&entry, i));
+            let sep = entry
+                .char_indices()
+                .find(|&(i, c)| (c == '=' || c == ':') && !escaped(&entry, i));
             let (k, v) = match sep {
                 Some((i, _)) => (&entry[..i], &entry[i + 1..]),
                 None => (entry.as_str(), ""),
@@ -72,7 +89,9 @@ impl Props {
     pub fn from_json_str(text: &str) -> Result<Props, Error> {
         let v: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| Error::new(ErrorKind::Config, format!("not valid JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| Error::new(ErrorKind::Config, "JSON config must be an object"))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| Error::new(ErrorKind::Config, "JSON config must be an object"))?;
         let mut out = Props::new();
         let (inner, name) = match obj.get("config").and_then(|c| c.as_object()) {
             Some(c) => (c, obj.get("name").and_then(|n| n.as_str())),
@@ -82,9 +101,15 @@ impl Props {
             out.set("name", n);
         }
         for (k, v) in inner {
-            out.set(k.clone(), json_scalar(v).ok_or_else(|| {
-                Error::new(ErrorKind::Config, format!("value of \"{k}\" must be a string, number or boolean"))
-            })?);
+            out.set(
+                k.clone(),
+                json_scalar(v).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Config,
+                        format!("value of \"{k}\" must be a string, number or boolean"),
+                    )
+                })?,
+            );
         }
         Ok(out)
     }
@@ -92,7 +117,10 @@ impl Props {
     /// Parses TOML; nested tables flatten to dotted keys.
     pub fn from_toml_str(text: &str) -> Result<Props, Error> {
         let v: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            Error::new(ErrorKind::Config, format!("not valid TOML: {}", e.message()))
+            Error::new(
+                ErrorKind::Config,
+                format!("not valid TOML: {}", e.message()),
+            )
         })?;
         let mut out = Props::new();
         flatten_toml("", &toml::Value::Table(v), &mut out)?;
@@ -103,7 +131,10 @@ impl Props {
     pub fn apply_overrides(&mut self, sets: &[String]) -> Result<(), Error> {
         for s in sets {
             let (k, v) = s.split_once('=').ok_or_else(|| {
-                Error::new(ErrorKind::Config, format!("--set expects key=value, got \"{s}\""))
+                Error::new(
+                    ErrorKind::Config,
+                    format!("--set expects key=value, got \"{s}\""),
+                )
             })?;
             self.set(k.trim(), v.trim());
         }
@@ -155,7 +186,11 @@ fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut Props) -> Result<(), Er
     match v {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten_toml(&key, v, out)?;
             }
         }
@@ -169,7 +204,10 @@ fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut Props) -> Result<(), Er
                 .map(|i| match i {
                     toml::Value::String(s) => Ok(s.clone()),
                     toml::Value::Integer(n) => Ok(n.to_string()),
-                    _ => Err(Error::new(ErrorKind::Config, format!("array \"{prefix}\" may hold only strings and integers"))),
+                    _ => Err(Error::new(
+                        ErrorKind::Config,
+                        format!("array \"{prefix}\" may hold only strings and integers"),
+                    )),
                 })
                 .collect::<Result<_, _>>()?;
             out.set(prefix, parts.join(","));
@@ -196,10 +234,15 @@ mod tests {
 
     #[test]
     fn json_and_toml_flatten() {
-        let p = Props::from_json_str(r#"{"name":"pg","config":{"database.port":5432,"tombstones.on.delete":false}}"#).unwrap();
+        let p = Props::from_json_str(
+            r#"{"name":"pg","config":{"database.port":5432,"tombstones.on.delete":false}}"#,
+        )
+        .unwrap();
         assert_eq!(p.get("name"), Some("pg"));
         assert_eq!(p.get("database.port"), Some("5432"));
-        let t = Props::from_toml_str("topic.prefix = \"x\"\n[database]\nhostname = \"h\"\nport = 1\n").unwrap();
+        let t =
+            Props::from_toml_str("topic.prefix = \"x\"\n[database]\nhostname = \"h\"\nport = 1\n")
+                .unwrap();
         assert_eq!(t.get("database.hostname"), Some("h"));
         assert_eq!(t.get("topic.prefix"), Some("x"));
         assert!(Props::from_json_str("[1]").is_err());

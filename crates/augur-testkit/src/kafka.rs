@@ -26,12 +26,16 @@ pub struct ReadRecord {
 impl ReadRecord {
     /// The key as text.
     pub fn key_str(&self) -> Option<String> {
-        self.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned())
+        self.key
+            .as_ref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
     }
 
     /// The value as text.
     pub fn value_str(&self) -> Option<String> {
-        self.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned())
+        self.value
+            .as_ref()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 }
 
@@ -62,7 +66,8 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
     };
     let mut tpl = TopicPartitionList::new();
     for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning).expect("partition");
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
@@ -71,7 +76,16 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
             Some(Ok(m)) => {
                 let headers = m
                     .headers()
-                    .map(|h| h.iter().map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| {
+                                (
+                                    h.key.to_string(),
+                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                )
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
                 out.push(ReadRecord {
                     partition: m.partition(),

@@ -21,7 +21,10 @@ pub use augur_postgres::cluster::{ClusterOptions, PgCluster};
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
 }
 
 /// `../shared/data/ford.csv` next to the repository, if present.
@@ -56,20 +59,32 @@ impl TestPg {
 
     /// Starts a cluster with `options`.
     pub fn start_with(options: ClusterOptions) -> TestPg {
-        TestPg { cluster: PgCluster::start_with(options).expect("private PostgreSQL cluster starts") }
+        TestPg {
+            cluster: PgCluster::start_with(options).expect("private PostgreSQL cluster starts"),
+        }
     }
 
     /// Creates a new database with a unique name.
     pub fn database(&self) -> TestDb {
         static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
         self.named_database(&name)
     }
 
     /// Creates database `name`.
     pub fn named_database(&self, name: &str) -> TestDb {
-        self.cluster.psql("postgres", &format!("CREATE DATABASE \"{name}\"")).expect("create database");
-        TestDb { name: name.to_string(), port: self.cluster.port(), url: self.cluster.url(name) }
+        self.cluster
+            .psql("postgres", &format!("CREATE DATABASE \"{name}\""))
+            .expect("create database");
+        TestDb {
+            name: name.to_string(),
+            port: self.cluster.port(),
+            url: self.cluster.url(name),
+        }
     }
 
     /// Runs SQL in database `db`, returning psql's unaligned output.
@@ -106,7 +121,11 @@ pub fn tansu_binary() -> Option<PathBuf> {
     if cached.exists() {
         return Some(cached);
     }
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).find(|p| p.exists()))
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("tansu"))
+            .find(|p| p.exists())
+    })
 }
 
 impl Tansu {
@@ -118,11 +137,19 @@ impl Tansu {
         let port = augur_postgres::cluster::free_port().expect("free port");
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(bin);
-        cmd.args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "error")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -135,7 +162,10 @@ impl Tansu {
         let child = cmd.spawn().expect("start tansu");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not start listening on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not start listening on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Tansu { child, port }

@@ -14,7 +14,10 @@ const T: Duration = Duration::from_secs(30);
 fn props(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let dir = support::scratch_dir("modes");
     let mut p = support::connector_props(db, "srv");
-    p.push(("offset.storage.file.filename".into(), dir.join("o.json").display().to_string()));
+    p.push((
+        "offset.storage.file.filename".into(),
+        dir.join("o.json").display().to_string(),
+    ));
     for (k, v) in extra {
         p.retain(|(key, _)| key != k);
         p.push((k.to_string(), v.to_string()));
@@ -43,12 +46,22 @@ fn slot_confirmed(pg: &TestPg, db: &TestDb, slot: &str) -> String {
 fn snapshot_modes() {
     let pg = TestPg::start();
     let db = pg.database();
-    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')");
+    pg.sql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'b')",
+    );
 
     // no_data (and its old name, never): no snapshot, only new changes.
     for mode in ["no_data", "never"] {
         let slot = format!("s_{mode}");
-        let p = props(&db, &[("snapshot.mode", mode), ("slot.name", &slot), ("slot.drop.on.stop", "true")]);
+        let p = props(
+            &db,
+            &[
+                ("snapshot.mode", mode),
+                ("slot.name", &slot),
+                ("slot.drop.on.stop", "true"),
+            ],
+        );
         let mut cap = Capture::start(&p, &["--stdout"]);
         cap.wait_stderr("streaming changes", T);
         pg.sql(&db, "UPDATE t SET v = 'x' WHERE id = 1");
@@ -59,12 +72,19 @@ fn snapshot_modes() {
     }
 
     // initial_only: the snapshot, then a clean exit, and no slot left behind.
-    let p = props(&db, &[("snapshot.mode", "initial_only"), ("slot.name", "s_only")]);
+    let p = props(
+        &db,
+        &[("snapshot.mode", "initial_only"), ("slot.name", "s_only")],
+    );
     let cap = Capture::start(&p, &["--stdout"]);
     let (status, stderr) = cap.wait_exit(T);
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("snapshot completed"), "{stderr}");
-    assert_eq!(slot_confirmed(&pg, &db, "s_only"), "", "initial_only creates no slot");
+    assert_eq!(
+        slot_confirmed(&pg, &db, "s_only"),
+        "",
+        "initial_only creates no slot"
+    );
 
     // initial: a snapshot the first time only; a restart resumes the stream without one, and a
     // clean stop confirmed everything, so nothing is repeated.
@@ -82,13 +102,19 @@ fn snapshot_modes() {
     let mut cap = Capture::start(&p, &["--stdout"]);
     let lines = cap.wait_lines(1, T);
     assert_eq!(ops(&lines), ["c"]);
-    assert_eq!(lines[0]["value"]["payload"]["after"]["id"], 4, "resumes after the last confirmed change");
+    assert_eq!(
+        lines[0]["value"]["payload"]["after"]["id"], 4,
+        "resumes after the last confirmed change"
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(cap.lines().len(), 1, "nothing replayed after a clean stop");
     assert!(cap.stop().0.success());
 
     // always: a snapshot on every start.
-    let p = props(&db, &[("snapshot.mode", "always"), ("slot.name", "s_always")]);
+    let p = props(
+        &db,
+        &[("snapshot.mode", "always"), ("slot.name", "s_always")],
+    );
     for _ in 0..2 {
         let mut cap = Capture::start(&p, &["--stdout"]);
         let lines = cap.wait_lines(4, T);
@@ -98,7 +124,10 @@ fn snapshot_modes() {
     }
 
     // when_needed: a snapshot without offsets, none with them.
-    let p = props(&db, &[("snapshot.mode", "when_needed"), ("slot.name", "s_needed")]);
+    let p = props(
+        &db,
+        &[("snapshot.mode", "when_needed"), ("slot.name", "s_needed")],
+    );
     let mut cap = Capture::start(&p, &["--stdout"]);
     assert_eq!(ops(&cap.wait_lines(4, T)), ["r", "r", "r", "r"]);
     cap.wait_stderr("snapshot is durable", T);
@@ -121,7 +150,10 @@ fn truncates_primary_key_changes_and_replica_identities() {
          CREATE TABLE idx (a int NOT NULL, b text, c text); CREATE UNIQUE INDEX idx_a ON idx (a); \
          ALTER TABLE idx REPLICA IDENTITY USING INDEX idx_a;",
     );
-    let p = props(&db, &[("skipped.operations", "none"), ("snapshot.mode", "no_data")]);
+    let p = props(
+        &db,
+        &[("skipped.operations", "none"), ("snapshot.mode", "no_data")],
+    );
     let mut cap = Capture::start(&p, &["--stdout"]);
     cap.wait_stderr("streaming changes", T);
     pg.sql(&db, "INSERT INTO t VALUES (1, 'a')");
@@ -129,9 +161,18 @@ fn truncates_primary_key_changes_and_replica_identities() {
     let lines = cap.wait_lines(4, T);
     assert_eq!(ops(&lines), ["c", "d", "tombstone", "c"]);
     let header = |l: &Value, name: &str| l["headers"][name].as_str().map(str::to_string);
-    assert_eq!(header(&lines[1], "__debezium.newkey").as_deref(), Some(r#"{"id":2}"#));
-    assert_eq!(header(&lines[2], "__debezium.newkey").as_deref(), Some(r#"{"id":2}"#));
-    assert_eq!(header(&lines[3], "__debezium.oldkey").as_deref(), Some(r#"{"id":1}"#));
+    assert_eq!(
+        header(&lines[1], "__debezium.newkey").as_deref(),
+        Some(r#"{"id":2}"#)
+    );
+    assert_eq!(
+        header(&lines[2], "__debezium.newkey").as_deref(),
+        Some(r#"{"id":2}"#)
+    );
+    assert_eq!(
+        header(&lines[3], "__debezium.oldkey").as_deref(),
+        Some(r#"{"id":1}"#)
+    );
     assert_eq!(lines[1]["key"]["payload"]["id"], 1);
     assert_eq!(lines[3]["key"]["payload"]["id"], 2);
 
@@ -144,17 +185,26 @@ fn truncates_primary_key_changes_and_replica_identities() {
     // table while a publication publishes them.
     pg.sql(&db, "INSERT INTO nothing VALUES (1, 'a')");
     let refused = pg.sql_err(&db, "UPDATE nothing SET v = 'b'");
-    assert!(refused.contains("does not have a replica identity"), "{refused}");
+    assert!(
+        refused.contains("does not have a replica identity"),
+        "{refused}"
+    );
     let lines = cap.wait_lines(6, T);
     assert_eq!(ops(&lines[5..6]), ["c"]);
     assert_eq!(lines[5]["key"]["payload"]["id"], 1);
 
     // USING INDEX: the index columns are the key.
-    pg.sql(&db, "INSERT INTO idx VALUES (1, 'x', 'y'); DELETE FROM idx WHERE a = 1");
+    pg.sql(
+        &db,
+        "INSERT INTO idx VALUES (1, 'x', 'y'); DELETE FROM idx WHERE a = 1",
+    );
     let lines = cap.wait_lines(9, T);
     assert_eq!(ops(&lines[6..9]), ["c", "d", "tombstone"]);
     assert_eq!(lines[7]["key"]["payload"], serde_json::json!({"a": 1}));
-    assert_eq!(lines[7]["value"]["payload"]["before"], serde_json::json!({"a": 1, "b": null, "c": null}));
+    assert_eq!(
+        lines[7]["value"]["payload"]["before"],
+        serde_json::json!({"a": 1, "b": null, "c": null})
+    );
     assert!(cap.stop().0.success());
 }
 
@@ -163,20 +213,32 @@ fn extract_new_record_state_with_2022_era_options() {
     let pg = TestPg::start();
     let db = pg.database();
     pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text)");
-    let mut p = props(&db, &[
-        ("transforms", "unwrap"),
-        ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
-        ("transforms.unwrap.drop.tombstones", "false"),
-        ("snapshot.mode", "never"),
-    ]);
+    let mut p = props(
+        &db,
+        &[
+            ("transforms", "unwrap"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            ("transforms.unwrap.drop.tombstones", "false"),
+            ("snapshot.mode", "never"),
+        ],
+    );
     p.retain(|(k, _)| k != "topic.prefix");
     p.push(("database.server.name".into(), "legacy".into()));
     let mut cap = Capture::start(&p, &["--stdout"]);
     cap.wait_stderr("streaming changes", T);
-    pg.sql(&db, "INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b'; DELETE FROM t");
+    pg.sql(
+        &db,
+        "INSERT INTO t VALUES (1, 'a'); UPDATE t SET v = 'b'; DELETE FROM t",
+    );
     let lines = cap.wait_lines(3, T);
     assert_eq!(lines[0]["topic"], "legacy.public.t");
-    assert_eq!(lines[0]["value"]["payload"], serde_json::json!({"id": 1, "v": "a"}));
+    assert_eq!(
+        lines[0]["value"]["payload"],
+        serde_json::json!({"id": 1, "v": "a"})
+    );
     assert_eq!(lines[0]["value"]["schema"]["name"], "legacy.public.t.Value");
     assert_eq!(lines[0]["value"]["schema"]["optional"], false);
     assert_eq!(lines[1]["value"]["payload"]["v"], "b");
@@ -188,14 +250,23 @@ fn extract_new_record_state_with_2022_era_options() {
     assert!(cap.stop().0.success());
 
     // rewrite + add.fields.
-    let p = props(&db, &[
-        ("transforms", "unwrap"),
-        ("transforms.unwrap.type", "io.debezium.transforms.ExtractNewRecordState"),
-        ("transforms.unwrap.delete.tombstone.handling.mode", "rewrite"),
-        ("transforms.unwrap.add.fields", "op,table,source.ts_ms"),
-        ("snapshot.mode", "no_data"),
-        ("slot.name", "rewrite"),
-    ]);
+    let p = props(
+        &db,
+        &[
+            ("transforms", "unwrap"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            (
+                "transforms.unwrap.delete.tombstone.handling.mode",
+                "rewrite",
+            ),
+            ("transforms.unwrap.add.fields", "op,table,source.ts_ms"),
+            ("snapshot.mode", "no_data"),
+            ("slot.name", "rewrite"),
+        ],
+    );
     let mut cap = Capture::start(&p, &["--stdout"]);
     cap.wait_stderr("streaming changes", T);
     pg.sql(&db, "INSERT INTO t VALUES (5, 'e'); DELETE FROM t");
@@ -205,8 +276,16 @@ fn extract_new_record_state_with_2022_era_options() {
     assert_eq!(p0["__op"], "c");
     assert_eq!(p0["__table"], "t");
     assert!(p0["__source_ts_ms"].as_i64().unwrap() > 0);
-    let names: Vec<&str> = lines[0]["value"]["schema"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
-    assert_eq!(names, ["id", "v", "__deleted", "__op", "__table", "__source_ts_ms"]);
+    let names: Vec<&str> = lines[0]["value"]["schema"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["id", "v", "__deleted", "__op", "__table", "__source_ts_ms"]
+    );
     assert_eq!(lines[1]["value"]["payload"]["__deleted"], "true");
     assert_eq!(lines[1]["value"]["payload"]["id"], 5);
     assert!(cap.stop().0.success());
@@ -217,34 +296,126 @@ fn heartbeats_keep_the_slot_moving_while_captured_tables_are_quiet() {
     let pg = TestPg::start();
     let db = pg.database();
     pg.sql(&db, "CREATE TABLE captured (id int PRIMARY KEY); CREATE TABLE busy (id serial PRIMARY KEY, v int)");
-    let p = props(&db, &[
-        ("table.include.list", "public.captured"),
-        ("publication.autocreate.mode", "filtered"),
-        ("heartbeat.interval.ms", "200"),
-        ("snapshot.mode", "no_data"),
-    ]);
+    let p = props(
+        &db,
+        &[
+            ("table.include.list", "public.captured"),
+            ("publication.autocreate.mode", "filtered"),
+            ("heartbeat.interval.ms", "200"),
+            ("snapshot.mode", "no_data"),
+        ],
+    );
     let mut cap = Capture::start(&p, &["--stdout"]);
     cap.wait_stderr("streaming changes", T);
     let before = slot_confirmed(&pg, &db, "debezium");
     // Only the uncaptured table is written: WAL grows, the captured stream stays empty.
     for _ in 0..20 {
-        pg.sql(&db, "INSERT INTO busy (v) SELECT g FROM generate_series(1, 200) g");
+        pg.sql(
+            &db,
+            "INSERT INTO busy (v) SELECT g FROM generate_series(1, 200) g",
+        );
     }
-    let target = pg.sql(&db, "SELECT pg_current_wal_lsn()").trim().to_string();
+    let target = pg
+        .sql(&db, "SELECT pg_current_wal_lsn()")
+        .trim()
+        .to_string();
     let deadline = Instant::now() + T;
     loop {
         let now = slot_confirmed(&pg, &db, "debezium");
-        let passed = pg.sql(&db, &format!("SELECT '{now}'::pg_lsn >= '{target}'::pg_lsn")).trim() == "t";
+        let passed = pg
+            .sql(
+                &db,
+                &format!("SELECT '{now}'::pg_lsn >= '{target}'::pg_lsn"),
+            )
+            .trim()
+            == "t";
         if passed {
             break;
         }
-        assert!(Instant::now() < deadline, "slot stuck at {now} (started at {before}, WAL at {target})");
+        assert!(
+            Instant::now() < deadline,
+            "slot stuck at {now} (started at {before}, WAL at {target})"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let lines = cap.lines();
-    assert!(lines.iter().any(|l| l.contains("\"topic\":\"__debezium-heartbeat.srv\"")), "heartbeat records are written");
-    assert!(!lines.iter().any(|l| l.contains("public.busy")), "the uncaptured table stays out");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"topic\":\"__debezium-heartbeat.srv\"")),
+        "heartbeat records are written"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("public.busy")),
+        "the uncaptured table stays out"
+    );
     // The filtered publication holds exactly the captured table.
-    assert_eq!(pg.sql(&db, "SELECT tablename FROM pg_publication_tables WHERE pubname = 'dbz_publication'").trim(), "captured");
+    assert_eq!(
+        pg.sql(
+            &db,
+            "SELECT tablename FROM pg_publication_tables WHERE pubname = 'dbz_publication'"
+        )
+        .trim(),
+        "captured"
+    );
+    assert!(cap.stop().0.success());
+}
+
+#[test]
+fn an_interrupted_snapshot_is_redone_and_a_vanished_slot_is_never_skipped() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, repeat('x', 200) FROM generate_series(1, 50000) g");
+    let p = props(
+        &db,
+        &[("max.batch.size", "256"), ("max.queue.size", "1024")],
+    );
+
+    // Killed in the middle of the snapshot: the next start recreates the slot and snapshots
+    // again from the first row; no later change is lost.
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_lines(100, T);
+    let partial = cap.kill().len();
+    assert!(
+        partial < 50_000,
+        "killed during the snapshot ({partial} rows out)"
+    );
+    pg.sql(&db, "INSERT INTO t VALUES (50001, 'late')");
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    let lines = cap.wait_lines(50_001, Duration::from_secs(120));
+    assert_eq!(lines[0]["value"]["payload"]["source"]["snapshot"], "first");
+    let ids: std::collections::HashSet<i64> = lines
+        .iter()
+        .map(|l| l["value"]["payload"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        50_001,
+        "every row exactly once across snapshot and stream"
+    );
+    cap.wait_stderr("snapshot is durable", T);
+    assert!(cap.stop().0.success());
+
+    // The slot disappears behind the connector's back: refused under `initial`…
+    pg.sql(&db, "SELECT pg_drop_replication_slot('debezium')");
+    pg.sql(&db, "INSERT INTO t VALUES (50002, 'during the gap')");
+    let cap = Capture::start(&p, &["--stdout"]);
+    let (status, stderr) = cap.wait_exit(T);
+    assert!(!status.success());
+    assert!(stderr.contains("is gone but the offsets say"), "{stderr}");
+    assert!(
+        stderr.contains("fix: restart with snapshot.mode=when_needed"),
+        "{stderr}"
+    );
+    // …and healed by a new snapshot under `when_needed`.
+    let mut p2 = p.clone();
+    p2.push(("snapshot.mode".into(), "when_needed".into()));
+    let mut cap = Capture::start(&p2, &["--stdout"]);
+    let lines = cap.wait_lines(50_002, Duration::from_secs(120));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["value"]["payload"]["after"]["id"] == 50_002)
+    );
     assert!(cap.stop().0.success());
 }

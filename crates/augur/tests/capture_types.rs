@@ -41,39 +41,155 @@ fn expected_precise() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
         ("c_smallint", r#"{"type":"int16","optional":true}"#, "7"),
         ("c_integer", r#"{"type":"int32","optional":true}"#, "2017"),
-        ("c_bigint", r#"{"type":"int64","optional":true}"#, "9007199254740993"),
+        (
+            "c_bigint",
+            r#"{"type":"int64","optional":true}"#,
+            "9007199254740993",
+        ),
         ("c_real", r#"{"type":"float","optional":true}"#, "1.5"),
         ("c_double", r#"{"type":"double","optional":true}"#, "57.7"),
-        ("c_numeric", r#"{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"10"}}"#, r#""BNI=""#),
-        ("c_numeric_u", r#"{"type":"struct","fields":[{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}],"optional":true,"name":"io.debezium.data.VariableScaleDecimal","version":1,"doc":"Variable scaled decimal"}"#, r#"{"scale":1,"value":"Dw=="}"#),
-        ("c_money", r#"{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}}"#, r#""AeI6""#),
+        (
+            "c_numeric",
+            r#"{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"10"}}"#,
+            r#""BNI=""#,
+        ),
+        (
+            "c_numeric_u",
+            r#"{"type":"struct","fields":[{"type":"int32","optional":false,"field":"scale"},{"type":"bytes","optional":false,"field":"value"}],"optional":true,"name":"io.debezium.data.VariableScaleDecimal","version":1,"doc":"Variable scaled decimal"}"#,
+            r#"{"scale":1,"value":"Dw=="}"#,
+        ),
+        (
+            "c_money",
+            r#"{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2"}}"#,
+            r#""AeI6""#,
+        ),
         ("c_bool", r#"{"type":"boolean","optional":true}"#, "true"),
-        ("c_text", r#"{"type":"string","optional":true}"#, r#""Petrol \"quoted\"""#),
-        ("c_varchar", r#"{"type":"string","optional":true}"#, r#""abc""#),
-        ("c_char", r#"{"type":"string","optional":true}"#, r#""ab   ""#),
-        ("c_bytea", r#"{"type":"bytes","optional":true}"#, r#""AQL/""#),
-        ("c_date", r#"{"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1}"#, "19783"),
-        ("c_time", r#"{"type":"int64","optional":true,"name":"io.debezium.time.MicroTime","version":1}"#, "45296789123"),
-        ("c_time3", r#"{"type":"int32","optional":true,"name":"io.debezium.time.Time","version":1}"#, "45296789"),
-        ("c_timetz", r#"{"type":"string","optional":true,"name":"io.debezium.time.ZonedTime","version":1}"#, r#""10:34:56.5Z""#),
-        ("c_timestamp", r#"{"type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp","version":1}"#, "1529507596945104"),
-        ("c_timestamp3", r#"{"type":"int64","optional":true,"name":"io.debezium.time.Timestamp","version":1}"#, "1709296496500"),
-        ("c_timestamptz", r#"{"type":"string","optional":true,"name":"io.debezium.time.ZonedTimestamp","version":1}"#, r#""2024-03-01T10:34:56.500000Z""#),
-        ("c_timestamptz0", r#"{"type":"string","optional":true,"name":"io.debezium.time.ZonedTimestamp","version":1}"#, r#""2024-03-01T12:34:56Z""#),
-        ("c_interval", r#"{"type":"int64","optional":true,"name":"io.debezium.time.MicroDuration","version":1}"#, "37091106780000"),
-        ("c_uuid", r#"{"type":"string","optional":true,"name":"io.debezium.data.Uuid","version":1}"#, r#""a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11""#),
-        ("c_json", r#"{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1}"#, r#""{\"a\": 1, \"b\":[1,2]}""#),
-        ("c_jsonb", r#"{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1}"#, r#""{\"a\": 1, \"b\": [1, 2]}""#),
-        ("c_enum", r#"{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"sad,ok,happy"}}"#, r#""ok""#),
-        ("c_int_arr", r#"{"type":"array","items":{"type":"int32","optional":true},"optional":true}"#, "[1,null,3]"),
-        ("c_text_arr", r#"{"type":"array","items":{"type":"string","optional":true},"optional":true}"#, r#"["a","b c"]"#),
-        ("c_num_arr", r#"{"type":"array","items":{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"1","connect.decimal.precision":"5"}},"optional":true}"#, r#"["Dw==",null]"#),
-        ("c_enum_arr", r#"{"type":"array","items":{"type":"string","optional":false,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"sad,ok,happy"}},"optional":true}"#, r#"["sad","happy"]"#),
-        ("c_date_arr", r#"{"type":"array","items":{"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1},"optional":true}"#, "[19783]"),
+        (
+            "c_text",
+            r#"{"type":"string","optional":true}"#,
+            r#""Petrol \"quoted\"""#,
+        ),
+        (
+            "c_varchar",
+            r#"{"type":"string","optional":true}"#,
+            r#""abc""#,
+        ),
+        (
+            "c_char",
+            r#"{"type":"string","optional":true}"#,
+            r#""ab   ""#,
+        ),
+        (
+            "c_bytea",
+            r#"{"type":"bytes","optional":true}"#,
+            r#""AQL/""#,
+        ),
+        (
+            "c_date",
+            r#"{"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1}"#,
+            "19783",
+        ),
+        (
+            "c_time",
+            r#"{"type":"int64","optional":true,"name":"io.debezium.time.MicroTime","version":1}"#,
+            "45296789123",
+        ),
+        (
+            "c_time3",
+            r#"{"type":"int32","optional":true,"name":"io.debezium.time.Time","version":1}"#,
+            "45296789",
+        ),
+        (
+            "c_timetz",
+            r#"{"type":"string","optional":true,"name":"io.debezium.time.ZonedTime","version":1}"#,
+            r#""10:34:56.5Z""#,
+        ),
+        (
+            "c_timestamp",
+            r#"{"type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp","version":1}"#,
+            "1529507596945104",
+        ),
+        (
+            "c_timestamp3",
+            r#"{"type":"int64","optional":true,"name":"io.debezium.time.Timestamp","version":1}"#,
+            "1709296496500",
+        ),
+        (
+            "c_timestamptz",
+            r#"{"type":"string","optional":true,"name":"io.debezium.time.ZonedTimestamp","version":1}"#,
+            r#""2024-03-01T10:34:56.500000Z""#,
+        ),
+        (
+            "c_timestamptz0",
+            r#"{"type":"string","optional":true,"name":"io.debezium.time.ZonedTimestamp","version":1}"#,
+            r#""2024-03-01T12:34:56Z""#,
+        ),
+        (
+            "c_interval",
+            r#"{"type":"int64","optional":true,"name":"io.debezium.time.MicroDuration","version":1}"#,
+            "37091106780000",
+        ),
+        (
+            "c_uuid",
+            r#"{"type":"string","optional":true,"name":"io.debezium.data.Uuid","version":1}"#,
+            r#""a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11""#,
+        ),
+        (
+            "c_json",
+            r#"{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1}"#,
+            r#""{\"a\": 1, \"b\":[1,2]}""#,
+        ),
+        (
+            "c_jsonb",
+            r#"{"type":"string","optional":true,"name":"io.debezium.data.Json","version":1}"#,
+            r#""{\"a\": 1, \"b\": [1, 2]}""#,
+        ),
+        (
+            "c_enum",
+            r#"{"type":"string","optional":true,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"sad,ok,happy"}}"#,
+            r#""ok""#,
+        ),
+        (
+            "c_int_arr",
+            r#"{"type":"array","items":{"type":"int32","optional":true},"optional":true}"#,
+            "[1,null,3]",
+        ),
+        (
+            "c_text_arr",
+            r#"{"type":"array","items":{"type":"string","optional":true},"optional":true}"#,
+            r#"["a","b c"]"#,
+        ),
+        (
+            "c_num_arr",
+            r#"{"type":"array","items":{"type":"bytes","optional":true,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"1","connect.decimal.precision":"5"}},"optional":true}"#,
+            r#"["Dw==",null]"#,
+        ),
+        (
+            "c_enum_arr",
+            r#"{"type":"array","items":{"type":"string","optional":false,"name":"io.debezium.data.Enum","version":1,"parameters":{"allowed":"sad,ok,happy"}},"optional":true}"#,
+            r#"["sad","happy"]"#,
+        ),
+        (
+            "c_date_arr",
+            r#"{"type":"array","items":{"type":"int32","optional":true,"name":"io.debezium.time.Date","version":1},"optional":true}"#,
+            "[19783]",
+        ),
         // A NULL in a column with a default prints the default (replace.null.with.default).
-        ("c_default_text", r#"{"type":"string","optional":true,"default":"x"}"#, r#""x""#),
-        ("c_default_int", r#"{"type":"int32","optional":false,"default":42}"#, "42"),
-        ("c_tsvector", r#"{"type":"string","optional":true,"name":"io.debezium.data.Tsvector","version":1}"#, r#""'cat' 'fat'""#),
+        (
+            "c_default_text",
+            r#"{"type":"string","optional":true,"default":"x"}"#,
+            r#""x""#,
+        ),
+        (
+            "c_default_int",
+            r#"{"type":"int32","optional":false,"default":42}"#,
+            "42",
+        ),
+        (
+            "c_tsvector",
+            r#"{"type":"string","optional":true,"name":"io.debezium.data.Tsvector","version":1}"#,
+            r#""'cat' 'fat'""#,
+        ),
     ]
 }
 
@@ -83,19 +199,36 @@ fn expected_double_overrides() -> Vec<(&'static str, &'static str, &'static str)
         ("c_numeric", r#"{"type":"double","optional":true}"#, "12.34"),
         ("c_numeric_u", r#"{"type":"double","optional":true}"#, "1.5"),
         ("c_money", r#"{"type":"double","optional":true}"#, "1234.5"),
-        ("c_num_arr", r#"{"type":"array","items":{"type":"double","optional":true},"optional":true}"#, "[1.5,null]"),
+        (
+            "c_num_arr",
+            r#"{"type":"array","items":{"type":"double","optional":true},"optional":true}"#,
+            "[1.5,null]",
+        ),
     ]
 }
 
 fn check(event: &Value, expected: &[(&str, &str, &str)], what: &str) {
-    let fields = event["value"]["schema"]["fields"][1]["fields"].as_array().expect("after fields");
+    let fields = event["value"]["schema"]["fields"][1]["fields"]
+        .as_array()
+        .expect("after fields");
     let after = &event["value"]["payload"]["after"];
     for (col, schema, payload) in expected {
-        let f = fields.iter().find(|f| f["field"] == *col).unwrap_or_else(|| panic!("{what}: no field {col}"));
+        let f = fields
+            .iter()
+            .find(|f| f["field"] == *col)
+            .unwrap_or_else(|| panic!("{what}: no field {col}"));
         let mut f = f.clone();
         f.as_object_mut().unwrap().shift_remove("field");
-        assert_eq!(serde_json::to_string(&f).unwrap(), *schema, "{what}: schema of {col}");
-        assert_eq!(serde_json::to_string(&after[*col]).unwrap(), *payload, "{what}: value of {col}");
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            *schema,
+            "{what}: schema of {col}"
+        );
+        assert_eq!(
+            serde_json::to_string(&after[*col]).unwrap(),
+            *payload,
+            "{what}: value of {col}"
+        );
     }
 }
 
@@ -107,7 +240,10 @@ fn run(decimal_mode: &str, expected: Vec<(&'static str, &'static str, &'static s
     let dir = support::scratch_dir("types");
     let mut props = support::connector_props(&db, "srv");
     props.push(("decimal.handling.mode".into(), decimal_mode.into()));
-    props.push(("offset.storage.file.filename".into(), dir.join("o.json").display().to_string()));
+    props.push((
+        "offset.storage.file.filename".into(),
+        dir.join("o.json").display().to_string(),
+    ));
     let mut cap = Capture::start(&props, &["--stdout"]);
     let snap = cap.wait_lines(1, Duration::from_secs(30));
     check(&snap[0], &expected, &format!("{decimal_mode} snapshot"));
@@ -148,7 +284,10 @@ fn special_values_and_unmapped_types() {
     );
     let dir = support::scratch_dir("special");
     let mut props = support::connector_props(&db, "srv");
-    props.push(("offset.storage.file.filename".into(), dir.join("o.json").display().to_string()));
+    props.push((
+        "offset.storage.file.filename".into(),
+        dir.join("o.json").display().to_string(),
+    ));
     props.push(("decimal.handling.mode".into(), "string".into()));
     let mut cap = Capture::start(&props, &["--stdout"]);
     cap.wait_stderr("streaming changes", Duration::from_secs(30));
@@ -165,13 +304,23 @@ fn special_values_and_unmapped_types() {
     assert_eq!(after["d"], -2147472692);
     assert_eq!(after["ts"], -9223372036832400000i64);
     assert_eq!(after["tz"], "infinity");
-    assert!(after.get("l").is_none(), "pg_lsn has no mapping and is left out");
+    assert!(
+        after.get("l").is_none(),
+        "pg_lsn has no mapping and is left out"
+    );
     assert!(cap.stderr().contains("column type has no mapping"));
     // An UPDATE that leaves a TOASTed value alone shows the placeholder.
     pg.sql(&db, "UPDATE s SET f = 1 WHERE id = 1");
     let lines = cap.wait_lines(2, Duration::from_secs(30));
-    let big = lines[1]["value"]["payload"]["after"]["big"].as_str().unwrap_or_default().to_string();
-    assert!(big == "__debezium_unavailable_value", "unchanged TOAST value should be the placeholder, got {} bytes", big.len());
+    let big = lines[1]["value"]["payload"]["after"]["big"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        big == "__debezium_unavailable_value",
+        "unchanged TOAST value should be the placeholder, got {} bytes",
+        big.len()
+    );
     assert_eq!(lines[1]["value"]["payload"]["after"]["f"], 1.0);
     let (status, stderr) = cap.stop();
     assert!(status.success(), "{stderr}");

@@ -5,8 +5,8 @@
 
 mod support;
 
-mod capture_golden;
 mod capture_bad_input;
+mod capture_golden;
 mod capture_kafka;
 mod capture_modes;
 mod capture_types;

@@ -136,7 +136,12 @@ impl TypeResolver {
         Ok(t)
     }
 
-    async fn resolve_uncached(&mut self, client: &Client, oid: u32, chain: &mut Vec<u32>) -> Result<PgType, Error> {
+    async fn resolve_uncached(
+        &mut self,
+        client: &Client,
+        oid: u32,
+        chain: &mut Vec<u32>,
+    ) -> Result<PgType, Error> {
         if let Some(t) = types::builtin(oid) {
             return Ok(t);
         }
@@ -154,7 +159,9 @@ impl TypeResolver {
             )
             .await
             .map_err(|e| sql_error("reading type metadata", e))?;
-        let Some(row) = row else { return Ok(PgType::Unknown(format!("type {oid}"))) };
+        let Some(row) = row else {
+            return Ok(PgType::Unknown(format!("type {oid}")));
+        };
         let typtype: String = row.get(0);
         let category: String = row.get(1);
         let elem: u32 = row.get(2);
@@ -216,9 +223,16 @@ pub async fn describe(
     version: u64,
 ) -> Result<(CapturedTable, SkippedColumns), Error> {
     let cat = load_table(client, rel.id).await?.ok_or_else(|| {
-        Error::new(ErrorKind::SourceSetup, format!("table {}.{} disappeared while being captured", rel.namespace, rel.name))
+        Error::new(
+            ErrorKind::SourceSetup,
+            format!(
+                "table {}.{} disappeared while being captured",
+                rel.namespace, rel.name
+            ),
+        )
     })?;
-    let by_name: HashMap<&str, &CatalogColumn> = cat.columns.iter().map(|c| (c.name.as_str(), c)).collect();
+    let by_name: HashMap<&str, &CatalogColumn> =
+        cat.columns.iter().map(|c| (c.name.as_str(), c)).collect();
     let mut fields = Vec::with_capacity(rel.columns.len());
     let mut columns = Vec::with_capacity(rel.columns.len());
     let mut skipped = Vec::new();
@@ -230,11 +244,21 @@ pub async fn describe(
         match types::schema_for(&ty, rc.type_modifier, opts) {
             Some(mut schema) => {
                 schema.optional = !not_null;
-                if let Some(d) = default_expr.and_then(|e| default_value(e, &ty, rc.type_modifier, &schema, opts)) {
+                if let Some(d) = default_expr
+                    .and_then(|e| default_value(e, &ty, rc.type_modifier, &schema, opts))
+                {
                     schema.default = Some(d);
                 }
-                let fallback = schema.default.clone().unwrap_or_else(|| types::zero_value(&ty, rc.type_modifier, &schema, opts));
-                columns.push(ColumnDecoder { ty, typmod: rc.type_modifier, field: Some(fields.len()), fallback });
+                let fallback = schema
+                    .default
+                    .clone()
+                    .unwrap_or_else(|| types::zero_value(&ty, rc.type_modifier, &schema, opts));
+                columns.push(ColumnDecoder {
+                    ty,
+                    typmod: rc.type_modifier,
+                    field: Some(fields.len()),
+                    fallback,
+                });
                 fields.push(Field::new(rc.name.clone(), schema));
             }
             None => {
@@ -243,33 +267,71 @@ pub async fn describe(
                     other => format!("{other:?}"),
                 };
                 skipped.push((rc.name.clone(), type_name));
-                columns.push(ColumnDecoder { ty, typmod: rc.type_modifier, field: None, fallback: Value::Null });
+                columns.push(ColumnDecoder {
+                    ty,
+                    typmod: rc.type_modifier,
+                    field: None,
+                    fallback: Value::Null,
+                });
             }
         }
     }
-    let key_names: &[String] = if !cat.primary_key.is_empty() { &cat.primary_key } else { &cat.replica_index };
+    let key_names: &[String] = if !cat.primary_key.is_empty() {
+        &cat.primary_key
+    } else {
+        &cat.replica_index
+    };
     let key = key_names
         .iter()
         .filter_map(|k| fields.iter().position(|f: &Field| &f.name == k))
         .collect();
-    let schema = Arc::new(TableSchema { schema: cat.schema, table: cat.name, fields, key, version });
-    Ok((CapturedTable { oid: rel.id, columns, schema, replica_identity: rel.replica_identity }, skipped))
+    let schema = Arc::new(TableSchema {
+        schema: cat.schema,
+        table: cat.name,
+        fields,
+        key,
+        version,
+    });
+    Ok((
+        CapturedTable {
+            oid: rel.id,
+            columns,
+            schema,
+            replica_identity: rel.replica_identity,
+        },
+        skipped,
+    ))
 }
 
 /// The schema default Debezium derives from a column default expression: literals become
 /// values of the column's type, functions (`nextval`, `now()`) become the type's zero, and
 /// anything it cannot evaluate is left out.
-pub fn default_value(expr: &str, ty: &PgType, typmod: i32, schema: &Schema, opts: &TypeOptions) -> Option<Value> {
+pub fn default_value(
+    expr: &str,
+    ty: &PgType,
+    typmod: i32,
+    schema: &Schema,
+    opts: &TypeOptions,
+) -> Option<Value> {
     let e = expr.trim();
     if e.eq_ignore_ascii_case("null") || e.starts_with("NULL::") {
         return None;
     }
     // Debezium has no default mapper for these types.
-    if matches!(ty, PgType::Bytea | PgType::Enum(_) | PgType::Array(_) | PgType::Point | PgType::Unknown(_)) {
+    if matches!(
+        ty,
+        PgType::Bytea | PgType::Enum(_) | PgType::Array(_) | PgType::Point | PgType::Unknown(_)
+    ) {
         return None;
     }
     let is_call = e.contains('(') && !e.starts_with('\'') && !e.starts_with("('");
-    let special = ["CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME", "LOCALTIMESTAMP", "LOCALTIME"];
+    let special = [
+        "CURRENT_TIMESTAMP",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "LOCALTIMESTAMP",
+        "LOCALTIME",
+    ];
     if is_call || special.iter().any(|k| e.eq_ignore_ascii_case(k)) {
         // A function call: nextval(…), now(), gen_random_uuid(), …
         return Some(types::zero_value(ty, typmod, schema, opts));
@@ -306,16 +368,37 @@ mod tests {
     fn defaults_follow_debezium() {
         let opts = TypeOptions::default();
         let int = Schema::new(SchemaType::Int32);
-        assert_eq!(default_value("nextval('t_id_seq'::regclass)", &PgType::Int4, -1, &int, &opts), Some(Value::Int32(0)));
-        assert_eq!(default_value("42", &PgType::Int4, -1, &int, &opts), Some(Value::Int32(42)));
-        assert_eq!(default_value("'-7'::integer", &PgType::Int4, -1, &int, &opts), Some(Value::Int32(-7)));
+        assert_eq!(
+            default_value(
+                "nextval('t_id_seq'::regclass)",
+                &PgType::Int4,
+                -1,
+                &int,
+                &opts
+            ),
+            Some(Value::Int32(0))
+        );
+        assert_eq!(
+            default_value("42", &PgType::Int4, -1, &int, &opts),
+            Some(Value::Int32(42))
+        );
+        assert_eq!(
+            default_value("'-7'::integer", &PgType::Int4, -1, &int, &opts),
+            Some(Value::Int32(-7))
+        );
         let s = Schema::new(SchemaType::String);
         assert_eq!(
             default_value("'it''s'::character varying", &PgType::Text, -1, &s, &opts),
             Some(Value::String("it's".into()))
         );
         let b = Schema::new(SchemaType::Boolean);
-        assert_eq!(default_value("true", &PgType::Bool, -1, &b, &opts), Some(Value::Boolean(true)));
-        assert_eq!(default_value("NULL::text", &PgType::Text, -1, &s, &opts), None);
+        assert_eq!(
+            default_value("true", &PgType::Bool, -1, &b, &opts),
+            Some(Value::Boolean(true))
+        );
+        assert_eq!(
+            default_value("NULL::text", &PgType::Text, -1, &s, &opts),
+            None
+        );
     }
 }

@@ -83,14 +83,24 @@ pub struct SkippedOperations {
 
 impl Default for SkippedOperations {
     fn default() -> Self {
-        SkippedOperations { create: false, update: false, delete: false, truncate: true }
+        SkippedOperations {
+            create: false,
+            update: false,
+            delete: false,
+            truncate: true,
+        }
     }
 }
 
 impl SkippedOperations {
     /// Parses a `skipped.operations` value; returns the offending item on error.
     pub fn parse(s: &str) -> Result<SkippedOperations, String> {
-        let mut out = SkippedOperations { create: false, update: false, delete: false, truncate: false };
+        let mut out = SkippedOperations {
+            create: false,
+            update: false,
+            delete: false,
+            truncate: false,
+        };
         for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             match item {
                 "c" => out.create = true,
@@ -135,7 +145,9 @@ impl TableFilter {
         if matches!(schema, "pg_catalog" | "information_schema") || schema.starts_with("pg_toast") {
             return false;
         }
-        if !self.schema_include.is_empty() && !self.schema_include.iter().any(|r| r.is_match(schema)) {
+        if !self.schema_include.is_empty()
+            && !self.schema_include.iter().any(|r| r.is_match(schema))
+        {
             return false;
         }
         if self.schema_exclude.iter().any(|r| r.is_match(schema)) {
@@ -213,7 +225,10 @@ mod tests {
 
     #[test]
     fn filters_match_whole_names() {
-        let f = TableFilter { table_include: compile_list("public.car_data, inventory\\..*").unwrap(), ..Default::default() };
+        let f = TableFilter {
+            table_include: compile_list("public.car_data, inventory\\..*").unwrap(),
+            ..Default::default()
+        };
         assert!(f.includes("public", "car_data"));
         assert!(!f.includes("public", "car_data_predicted"));
         assert!(f.includes("inventory", "x"));

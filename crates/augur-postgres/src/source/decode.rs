@@ -14,7 +14,11 @@ use super::types::{self, TypeOptions};
 
 /// Converts a tuple to a row aligned with the table's fields. Columns pgoutput sent no value
 /// for (nulls in a key-only old tuple) that are required get their fallback, as Debezium does.
-pub fn row(table: &CapturedTable, tuple: &Tuple<'_>, opts: &TypeOptions) -> Result<Vec<Value>, Error> {
+pub fn row(
+    table: &CapturedTable,
+    tuple: &Tuple<'_>,
+    opts: &TypeOptions,
+) -> Result<Vec<Value>, Error> {
     if tuple.0.len() != table.columns.len() {
         return Err(Error::new(
             ErrorKind::Protocol,
@@ -39,12 +43,16 @@ pub fn row(table: &CapturedTable, tuple: &Tuple<'_>, opts: &TypeOptions) -> Resu
             }
             Datum::UnchangedToast => types::unavailable_value(&col.ty, opts),
             Datum::Text(bytes) => {
-                let text = std::str::from_utf8(bytes).map_err(|_| value_error(&table.schema, field_idx, "is not UTF-8"))?;
+                let text = std::str::from_utf8(bytes)
+                    .map_err(|_| value_error(&table.schema, field_idx, "is not UTF-8"))?;
                 types::convert(&col.ty, col.typmod, text, opts)
                     .map_err(|e| value_error(&table.schema, field_idx, &e.0))?
             }
             Datum::Binary(_) => {
-                return Err(Error::new(ErrorKind::Protocol, "binary pgoutput values are not requested and cannot be decoded"));
+                return Err(Error::new(
+                    ErrorKind::Protocol,
+                    "binary pgoutput values are not requested and cannot be decoded",
+                ));
             }
         };
         out.push(v);
@@ -55,7 +63,11 @@ pub fn row(table: &CapturedTable, tuple: &Tuple<'_>, opts: &TypeOptions) -> Resu
 fn value_error(table: &TableSchema, field: usize, problem: &str) -> Error {
     Error::new(
         ErrorKind::Data,
-        format!("column {}.{}: value {problem}", table.qualified_name(), table.fields[field].name),
+        format!(
+            "column {}.{}: value {problem}",
+            table.qualified_name(),
+            table.fields[field].name
+        ),
     )
 }
 
@@ -64,7 +76,12 @@ fn key_of(table: &TableSchema, row: &[Value]) -> Vec<Value> {
 }
 
 /// Events for an Insert.
-pub fn insert(table: &CapturedTable, new: &Tuple<'_>, source: SourceInfo, opts: &TypeOptions) -> Result<ChangeEvent, Error> {
+pub fn insert(
+    table: &CapturedTable,
+    new: &Tuple<'_>,
+    source: SourceInfo,
+    opts: &TypeOptions,
+) -> Result<ChangeEvent, Error> {
     Ok(ChangeEvent {
         table: table.schema.clone(),
         op: Op::Create,
@@ -120,12 +137,24 @@ pub fn update(
         Some((OldKind::Full, _)) => before,
         _ => None,
     };
-    out.push(ChangeEvent { table: schema.clone(), op: Op::Update, before, after: Some(after), source, key_change: None });
+    out.push(ChangeEvent {
+        table: schema.clone(),
+        op: Op::Update,
+        before,
+        after: Some(after),
+        source,
+        key_change: None,
+    });
     Ok(())
 }
 
 /// Events for a Delete.
-pub fn delete(table: &CapturedTable, old: &(OldKind, Tuple<'_>), source: SourceInfo, opts: &TypeOptions) -> Result<ChangeEvent, Error> {
+pub fn delete(
+    table: &CapturedTable,
+    old: &(OldKind, Tuple<'_>),
+    source: SourceInfo,
+    opts: &TypeOptions,
+) -> Result<ChangeEvent, Error> {
     Ok(ChangeEvent {
         table: table.schema.clone(),
         op: Op::Delete,
@@ -138,5 +167,12 @@ pub fn delete(table: &CapturedTable, old: &(OldKind, Tuple<'_>), source: SourceI
 
 /// A truncate event for `table`.
 pub fn truncate(table: &Arc<TableSchema>, source: SourceInfo) -> ChangeEvent {
-    ChangeEvent { table: table.clone(), op: Op::Truncate, before: None, after: None, source, key_change: None }
+    ChangeEvent {
+        table: table.clone(),
+        op: Op::Truncate,
+        before: None,
+        after: None,
+        source,
+        key_change: None,
+    }
 }

@@ -25,7 +25,9 @@ use augur_core::event::{ChangeBatch, ChangeEvent, SnapshotMarker, SourceInfo};
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind, Lsn};
 use futures_util::FutureExt;
-use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig};
+use pgwire_replication::{
+    PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig,
+};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
@@ -40,8 +42,7 @@ use self::types::TypeOptions;
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// Session settings pinned on every connection so values print the same way everywhere.
-const SESSION_OPTIONS: &str =
-    "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1";
+const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1";
 
 /// What the source hands batches to and hears acknowledgements from.
 #[derive(Debug)]
@@ -73,7 +74,9 @@ pub struct PgSource {
 
 impl std::fmt::Debug for PgSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgSource").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("PgSource")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +106,14 @@ struct Emitter<'a> {
 
 impl<'a> Emitter<'a> {
     fn new(cx: &'a SourceContext, max: usize) -> Self {
-        Emitter { cx, shutdown: cx.shutdown.clone(), batch: Vec::with_capacity(max), max, position: None, registered: None }
+        Emitter {
+            cx,
+            shutdown: cx.shutdown.clone(),
+            batch: Vec::with_capacity(max),
+            max,
+            position: None,
+            registered: None,
+        }
     }
 
     async fn push(&mut self, ev: ChangeEvent) -> Result<(), Halt> {
@@ -132,12 +142,21 @@ impl<'a> Emitter<'a> {
         self.send(events, position, None).await
     }
 
-    async fn send(&mut self, events: Vec<ChangeEvent>, position: Option<Lsn>, heartbeat: Option<i64>) -> Result<(), Halt> {
+    async fn send(
+        &mut self,
+        events: Vec<ChangeEvent>,
+        position: Option<Lsn>,
+        heartbeat: Option<i64>,
+    ) -> Result<(), Halt> {
         if let Some(p) = position {
             self.registered = Some(self.registered.map_or(p, |r| r.max(p)));
         }
         let ack = self.cx.acks.register(position);
-        let batch = ChangeBatch { events, heartbeat, ack };
+        let batch = ChangeBatch {
+            events,
+            heartbeat,
+            ack,
+        };
         tokio::select! {
             biased;
             r = self.cx.out.send(batch) => r.map_err(|_| {
@@ -151,7 +170,11 @@ impl<'a> Emitter<'a> {
 impl PgSource {
     /// A source with `cfg`, keeping its offsets in `offsets`.
     pub fn new(cfg: SourceConfig, offsets: Arc<dyn OffsetStore>) -> Self {
-        PgSource { cfg, offsets, shutdown_deadline: Duration::from_secs(30) }
+        PgSource {
+            cfg,
+            offsets,
+            shutdown_deadline: Duration::from_secs(30),
+        }
     }
 
     /// How long a clean shutdown waits for in-flight batches to become durable.
@@ -167,19 +190,25 @@ impl PgSource {
         let client = cfg.connect.connect_sql().await?;
         let tables = setup::preflight(&client, cfg).await?;
         if tables.is_empty() {
-            tracing::warn!("no table matches the include lists; nothing will be captured until one does");
+            tracing::warn!(
+                "no table matches the include lists; nothing will be captured until one does"
+            );
         }
         let offset = self.offsets.load()?;
         let mut resolver = TypeResolver::default();
 
         if cfg.snapshot_mode == SnapshotMode::InitialOnly {
             if offset.as_ref().is_some_and(|o| o.snapshot_completed) {
-                tracing::info!("snapshot already completed; snapshot.mode=initial_only has nothing left to do");
+                tracing::info!(
+                    "snapshot already completed; snapshot.mode=initial_only has nothing left to do"
+                );
                 return Ok(SourceExit::SnapshotCompleted);
             }
             let mut emitter = Emitter::new(&cx, cfg.max_batch_size);
             let point = snapshot::begin(&client, None).await?;
-            let done = self.snapshot_tables(&client, &mut resolver, &tables, point, &mut emitter).await;
+            let done = self
+                .snapshot_tables(&client, &mut resolver, &tables, point, &mut emitter)
+                .await;
             match done {
                 Ok(()) => {}
                 Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
@@ -190,7 +219,10 @@ impl PgSource {
             if !self.wait_durable(&cx, marker_seq, None).await? {
                 return Ok(SourceExit::Shutdown);
             }
-            self.offsets.save(&SourceOffset { snapshot_completed: true, ..offset.unwrap_or_default() })?;
+            self.offsets.save(&SourceOffset {
+                snapshot_completed: true,
+                ..offset.unwrap_or_default()
+            })?;
             tracing::info!("snapshot completed (snapshot.mode=initial_only)");
             return Ok(SourceExit::SnapshotCompleted);
         }
@@ -198,7 +230,9 @@ impl PgSource {
         setup::ensure_publication(&client, cfg, &tables).await?;
         let mut slot = setup::check_slot(&client, cfg).await?;
         let completed = offset.as_ref().is_some_and(|o| o.snapshot_completed);
-        let slot_lost = slot.as_ref().is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
+        let slot_lost = slot
+            .as_ref()
+            .is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
         if slot_lost && cfg.snapshot_mode != SnapshotMode::WhenNeeded {
             return Err(Error::new(
                 ErrorKind::SourceSetup,
@@ -206,17 +240,42 @@ impl PgSource {
             )
             .with_hint("drop the slot and restart with snapshot.mode=when_needed or always to take a new snapshot"));
         }
+        // Offsets that say this connector streamed before, with its slot gone, mean a gap:
+        // changes since then are not in the WAL any more. Never skip them silently.
+        let slot_vanished = slot.is_none()
+            && offset
+                .as_ref()
+                .is_some_and(|o| o.snapshot_completed && o.lsn.is_some());
+        if slot_vanished
+            && matches!(
+                cfg.snapshot_mode,
+                SnapshotMode::Initial | SnapshotMode::NoData
+            )
+        {
+            return Err(Error::new(
+                ErrorKind::SourceSetup,
+                format!(
+                    "replication slot \"{}\" is gone but the offsets say this connector streamed up to {}; changes since then cannot be recovered from WAL",
+                    cfg.slot_name,
+                    offset.as_ref().and_then(|o| o.lsn).map(|l| l.to_string()).unwrap_or_default()
+                ),
+            )
+            .with_hint("restart with snapshot.mode=when_needed to take a new snapshot, or remove the offsets file to start over"));
+        }
         let need_snapshot = match cfg.snapshot_mode {
             SnapshotMode::NoData => false,
             SnapshotMode::Always => true,
             SnapshotMode::Initial => !completed,
-            SnapshotMode::WhenNeeded => !completed || slot_lost,
+            SnapshotMode::WhenNeeded => !completed || slot_lost || slot_vanished,
             SnapshotMode::InitialOnly => unreachable!("handled above"),
         };
         // A slot left by an interrupted snapshot (or one whose WAL is gone, or any slot under
         // `always`) is dropped and recreated, so the new snapshot is exported by the slot and
         // the stream continues exactly where it ends.
-        if need_snapshot && slot.is_some() && (offset.is_some() || slot_lost || cfg.snapshot_mode == SnapshotMode::Always) {
+        if need_snapshot
+            && slot.is_some()
+            && (offset.is_some() || slot_lost || cfg.snapshot_mode == SnapshotMode::Always)
+        {
             tracing::info!(slot = %cfg.slot_name, "recreating the replication slot for a new snapshot");
             setup::drop_slot(&client, &cfg.slot_name).await?;
             slot = None;
@@ -229,25 +288,73 @@ impl PgSource {
         let mut exported: Option<(String, Lsn)> = None;
         // `sequence[0]` is the last commit Debezium recorded: from the stored offset after a
         // restart, null in a run that has not seen a commit yet.
-        let last_commit: Option<Lsn> = if slot.is_some() { offset.as_ref().and_then(|o| o.lsn) } else { None };
+        let last_commit: Option<Lsn> = if slot.is_some() {
+            offset.as_ref().and_then(|o| o.lsn)
+        } else {
+            None
+        };
         if slot.is_none() {
-            let mode = if need_snapshot { "SNAPSHOT 'export'" } else { "SNAPSHOT 'nothing'" };
+            let mode = if need_snapshot {
+                "SNAPSHOT 'export'"
+            } else {
+                "SNAPSHOT 'nothing'"
+            };
             let rows = repl
-                .simple_query(&format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput ({mode})", setup::quote_ident(&cfg.slot_name)))
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput ({mode})",
+                    setup::quote_ident(&cfg.slot_name)
+                ))
                 .await
                 .map_err(|e| replication_error(cfg, e))?;
-            let row = rows.into_iter().next().ok_or_else(|| Error::new(ErrorKind::Protocol, "CREATE_REPLICATION_SLOT returned no row"))?;
-            let text = |i: usize| row.get(i).and_then(|v| v.as_ref()).map(|b| String::from_utf8_lossy(b).into_owned());
-            let consistent: Lsn = text(1).and_then(|s| s.parse().ok()).ok_or_else(|| Error::new(ErrorKind::Protocol, "CREATE_REPLICATION_SLOT returned no consistent point"))?;
+            let row = rows.into_iter().next().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    "CREATE_REPLICATION_SLOT returned no row",
+                )
+            })?;
+            let text = |i: usize| {
+                row.get(i)
+                    .and_then(|v| v.as_ref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            let consistent: Lsn = text(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Protocol,
+                    "CREATE_REPLICATION_SLOT returned no consistent point",
+                )
+            })?;
             tracing::info!(slot = %cfg.slot_name, %consistent, "created replication slot");
             if need_snapshot {
-                let name = text(2).ok_or_else(|| Error::new(ErrorKind::Protocol, "CREATE_REPLICATION_SLOT exported no snapshot"))?;
+                let name = text(2).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Protocol,
+                        "CREATE_REPLICATION_SLOT exported no snapshot",
+                    )
+                })?;
                 exported = Some((name, consistent));
+                // Recorded before the snapshot starts, so a crash during it is recognised on
+                // the next start (the slot is then recreated and the snapshot redone).
+                self.offsets.save(&SourceOffset {
+                    snapshot_completed: false,
+                    lsn: None,
+                    tx_id: None,
+                    ts_usec: None,
+                })?;
             }
         }
 
         let result = self
-            .stream(&cx, &client, &mut resolver, &tables, &mut repl, need_snapshot, exported, last_commit, offset.unwrap_or_default())
+            .stream(
+                &cx,
+                &client,
+                &mut resolver,
+                &tables,
+                &mut repl,
+                need_snapshot,
+                exported,
+                last_commit,
+                offset.unwrap_or_default(),
+            )
             .await;
         match result {
             Ok(exit) => Ok(exit),
@@ -255,7 +362,15 @@ impl PgSource {
                 repl.abort();
                 // A slot this run created whose snapshot never became durable is useless and
                 // would hold WAL: drop it so the next run starts clean.
-                if created_here && need_snapshot && !self.offsets.load().ok().flatten().is_some_and(|o| o.snapshot_completed) {
+                if created_here
+                    && need_snapshot
+                    && !self
+                        .offsets
+                        .load()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|o| o.snapshot_completed)
+                {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     if let Err(drop_err) = setup::drop_slot(&client, &cfg.slot_name).await {
                         tracing::warn!(error = %drop_err, "could not drop the slot created by this failed run");
@@ -294,7 +409,10 @@ impl PgSource {
         point: snapshot::SnapshotPoint,
         emitter: &mut Emitter<'_>,
     ) -> Result<(), Halt> {
-        let snapshot_opts = TypeOptions { in_snapshot: true, ..self.cfg.types.clone() };
+        let snapshot_opts = TypeOptions {
+            in_snapshot: true,
+            ..self.cfg.types.clone()
+        };
         let opts = &snapshot_opts;
         let started = Instant::now();
         // Rows are held back by one so the last one can be marked; markers follow Debezium:
@@ -311,28 +429,35 @@ impl PgSource {
             let mut last_of_prev_table = held.is_some();
             let is_last_table = ti + 1 == non_empty.len();
             let _ = is_last_table;
-            let rows = snapshot::read_table(client, &table, point, opts, async |mut ev: ChangeEvent| {
-                if let Some(mut prev) = held.take() {
-                    if last_of_prev_table {
-                        prev.source.snapshot = SnapshotMarker::LastInDataCollection;
-                        last_of_prev_table = false;
+            let rows =
+                snapshot::read_table(client, &table, point, opts, async |mut ev: ChangeEvent| {
+                    if let Some(mut prev) = held.take() {
+                        if last_of_prev_table {
+                            prev.source.snapshot = SnapshotMarker::LastInDataCollection;
+                            last_of_prev_table = false;
+                        }
+                        emitter.push(prev).await.map_err(halt_to_error)?;
                     }
-                    emitter.push(prev).await.map_err(halt_to_error)?;
-                }
-                ev.source.snapshot = if first_overall {
-                    SnapshotMarker::First
-                } else if first_in_table {
-                    SnapshotMarker::FirstInDataCollection
-                } else {
-                    SnapshotMarker::True
-                };
-                first_overall = false;
-                first_in_table = false;
-                held = Some(ev);
-                Ok(())
-            })
-            .await
-            .map_err(|e| if e.kind() == ErrorKind::Internal && e.message() == SHUTDOWN_MSG { Halt::Shutdown } else { Halt::Failed(e) })?;
+                    ev.source.snapshot = if first_overall {
+                        SnapshotMarker::First
+                    } else if first_in_table {
+                        SnapshotMarker::FirstInDataCollection
+                    } else {
+                        SnapshotMarker::True
+                    };
+                    first_overall = false;
+                    first_in_table = false;
+                    held = Some(ev);
+                    Ok(())
+                })
+                .await
+                .map_err(|e| {
+                    if e.kind() == ErrorKind::Internal && e.message() == SHUTDOWN_MSG {
+                        Halt::Shutdown
+                    } else {
+                        Halt::Failed(e)
+                    }
+                })?;
             total += rows;
             tracing::info!(table = %table.schema.qualified_name(), rows, "snapshot of table done");
         }
@@ -341,18 +466,30 @@ impl PgSource {
             emitter.push(last).await?;
         }
         emitter.flush().await?;
-        tracing::info!(rows = total, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot sent");
+        tracing::info!(
+            rows = total,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot sent"
+        );
         Ok(())
     }
 
     /// Waits until every batch registered before `seq` is durable; `false` on shutdown.
-    async fn wait_durable(&self, cx: &SourceContext, seq: u64, deadline: Option<Instant>) -> Result<bool, Error> {
+    async fn wait_durable(
+        &self,
+        cx: &SourceContext,
+        seq: u64,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Error> {
         let mut rx = cx.acks.subscribe();
         let mut shutdown = cx.shutdown.clone();
         loop {
             let d = *rx.borrow_and_update();
             if d.poisoned {
-                return Err(Error::new(ErrorKind::Destination, "a destination write failed; stopping so the changes are replayed"));
+                return Err(Error::new(
+                    ErrorKind::Destination,
+                    "a destination write failed; stopping so the changes are replayed",
+                ));
             }
             if d.batches >= seq {
                 return Ok(true);
@@ -389,8 +526,12 @@ impl PgSource {
         let mut emitter = Emitter::new(cx, cfg.max_batch_size);
         let mut snapshot_end_seq: Option<u64> = None;
         if need_snapshot {
-            let point = snapshot::begin(client, exported.as_ref().map(|(n, l)| (n.as_str(), *l))).await?;
-            match self.snapshot_tables(client, resolver, tables, point, &mut emitter).await {
+            let point =
+                snapshot::begin(client, exported.as_ref().map(|(n, l)| (n.as_str(), *l))).await?;
+            match self
+                .snapshot_tables(client, resolver, tables, point, &mut emitter)
+                .await
+            {
                 Ok(()) => {}
                 Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
                 Err(Halt::Failed(e)) => return Err(e),
@@ -404,12 +545,17 @@ impl PgSource {
         }
 
         repl.start().await.map_err(|e| replication_error(cfg, e))?;
-        repl.wait_started().await.map_err(|e| replication_error(cfg, e))?;
+        repl.wait_started()
+            .await
+            .map_err(|e| replication_error(cfg, e))?;
         tracing::info!(slot = %cfg.slot_name, publication = %cfg.publication_name, "streaming changes");
 
         let mut durable_rx = cx.acks.subscribe();
         let mut shutdown = cx.shutdown.clone();
-        let tick_every = cfg.heartbeat_interval.unwrap_or(cfg.status_interval).max(Duration::from_millis(50));
+        let tick_every = cfg
+            .heartbeat_interval
+            .unwrap_or(cfg.status_interval)
+            .max(Duration::from_millis(50));
         let mut tick = tokio::time::interval(tick_every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut tables_by_oid: HashMap<u32, Option<CapturedTable>> = HashMap::new();
@@ -425,7 +571,12 @@ impl PgSource {
             // collected before waiting. Batches grow under load and go out at once when idle.
             let ready = match repl.recv().now_or_never() {
                 Some(Ok(Some(ev))) => Some(ev),
-                Some(Ok(None)) => break 'run Err(Halt::Failed(Error::new(ErrorKind::Connection, "the replication stream ended unexpectedly"))),
+                Some(Ok(None)) => {
+                    break 'run Err(Halt::Failed(Error::new(
+                        ErrorKind::Connection,
+                        "the replication stream ended unexpectedly",
+                    )));
+                }
                 Some(Err(e)) => break 'run Err(Halt::Failed(replication_error(cfg, e))),
                 None => {
                     if let Err(h) = emitter.flush().await {
@@ -494,8 +645,16 @@ impl PgSource {
                     let w = Lsn(wal_end.as_u64());
                     keepalive = Some(keepalive.map_or(w, |k| k.max(w)));
                 }
-                ReplicationEvent::Begin { final_lsn, xid, commit_time_micros } => {
-                    tx = Some((xid, commit_time_micros + PG_EPOCH_OFFSET_US, Lsn(final_lsn.as_u64())));
+                ReplicationEvent::Begin {
+                    final_lsn,
+                    xid,
+                    commit_time_micros,
+                } => {
+                    tx = Some((
+                        xid,
+                        commit_time_micros + PG_EPOCH_OFFSET_US,
+                        Lsn(final_lsn.as_u64()),
+                    ));
                 }
                 ReplicationEvent::Commit { end_lsn, .. } => {
                     tx = None;
@@ -503,10 +662,17 @@ impl PgSource {
                     last_commit = Some(end);
                     emitter.commit(end);
                 }
-                ReplicationEvent::XLogData { wal_start, data, .. } => {
+                ReplicationEvent::XLogData {
+                    wal_start, data, ..
+                } => {
                     let msg = match pgoutput::decode(&data) {
                         Ok(m) => m,
-                        Err(e) => break 'run Err(Halt::Failed(Error::new(ErrorKind::Protocol, e.to_string()))),
+                        Err(e) => {
+                            break 'run Err(Halt::Failed(Error::new(
+                                ErrorKind::Protocol,
+                                e.to_string(),
+                            )));
+                        }
                     };
                     let source = |tx: &Option<(u32, i64, Lsn)>| SourceInfo {
                         lsn: Some(Lsn(wal_start.as_u64())),
@@ -584,21 +750,30 @@ impl PgSource {
             Ok(()) | Err(Halt::Shutdown) => {
                 // Clean stop: everything complete goes out, waits to become durable, and the
                 // final position reaches the server before the connection closes.
-                let drain = Emitter { shutdown: Shutdown::never(), ..emitter };
+                let drain = Emitter {
+                    shutdown: Shutdown::never(),
+                    ..emitter
+                };
                 let mut drain = drain;
                 if drain.pending() {
                     let _ = drain.flush().await;
                 }
                 let deadline = Instant::now() + self.shutdown_deadline;
                 let all = cx.acks.next_seq();
-                let durable = self.wait_durable(cx, all, Some(deadline)).await.unwrap_or(false);
+                let durable = self
+                    .wait_durable(cx, all, Some(deadline))
+                    .await
+                    .unwrap_or(false);
                 let d = cx.acks.durable();
                 if let Some(p) = d.position {
                     if !d.poisoned {
                         repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
                         offset.lsn = Some(p);
-                        let confirm_deadline = Instant::now() + cfg.status_interval + Duration::from_secs(2);
-                        while repl.metrics().last_applied_lsn().as_u64() < p.as_u64() && Instant::now() < confirm_deadline {
+                        let confirm_deadline =
+                            Instant::now() + cfg.status_interval + Duration::from_secs(2);
+                        while repl.metrics().last_applied_lsn().as_u64() < p.as_u64()
+                            && Instant::now() < confirm_deadline
+                        {
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
@@ -608,7 +783,9 @@ impl PgSource {
                 }
                 self.offsets.save(&offset)?;
                 if !durable {
-                    tracing::warn!("shutdown deadline passed before every change was durable; they will be replayed on restart");
+                    tracing::warn!(
+                        "shutdown deadline passed before every change was durable; they will be replayed on restart"
+                    );
                 }
                 let _ = repl.shutdown().await;
                 if cfg.slot_drop_on_stop {
@@ -630,10 +807,16 @@ fn halt_to_error(h: Halt) -> Error {
     }
 }
 
-fn known(tables: &HashMap<u32, Option<CapturedTable>>, oid: u32) -> Result<Option<&CapturedTable>, Error> {
+fn known(
+    tables: &HashMap<u32, Option<CapturedTable>>,
+    oid: u32,
+) -> Result<Option<&CapturedTable>, Error> {
     match tables.get(&oid) {
         Some(t) => Ok(t.as_ref()),
-        None => Err(Error::new(ErrorKind::Protocol, format!("change for relation {oid} before its Relation message"))),
+        None => Err(Error::new(
+            ErrorKind::Protocol,
+            format!("change for relation {oid} before its Relation message"),
+        )),
     }
 }
 
@@ -649,7 +832,10 @@ fn warn_skipped(table: &CapturedTable, skipped: &catalog::SkippedColumns) {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Maps a replication-connection error to an error with a kind and a fix.
@@ -658,14 +844,24 @@ fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
     match &e {
         PgWireError::Auth(_) => Error::new(
             ErrorKind::Auth,
-            format!("password authentication failed for user \"{}\" at {}", c.user, c.display()),
+            format!(
+                "password authentication failed for user \"{}\" at {}",
+                c.user,
+                c.display()
+            ),
         )
         .with_hint("check database.user and database.password"),
-        PgWireError::Io(_) => Error::new(ErrorKind::Connection, format!("replication connection to {} failed", c.display()))
-            .with_source(e),
+        PgWireError::Io(_) => Error::new(
+            ErrorKind::Connection,
+            format!("replication connection to {} failed", c.display()),
+        )
+        .with_source(e),
         PgWireError::Server(msg) if msg.contains("55006") => Error::new(
             ErrorKind::SourceSetup,
-            format!("replication slot \"{}\" is active for another client", cfg.slot_name),
+            format!(
+                "replication slot \"{}\" is active for another client",
+                cfg.slot_name
+            ),
         )
         .with_hint("stop the other connector, or give this one its own slot.name"),
         PgWireError::Server(msg) if msg.contains("53400") => Error::new(
@@ -675,15 +871,25 @@ fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
         .with_hint("drop unused slots or raise max_replication_slots and restart PostgreSQL"),
         PgWireError::Server(msg) if msg.contains("42710") => Error::new(
             ErrorKind::SourceSetup,
-            format!("replication slot \"{}\" was created by someone else meanwhile", cfg.slot_name),
+            format!(
+                "replication slot \"{}\" was created by someone else meanwhile",
+                cfg.slot_name
+            ),
         )
         .with_hint("give each connector its own slot.name"),
-        PgWireError::Server(msg) if msg.contains("42501") || msg.contains("permission denied") => Error::new(
-            ErrorKind::SourceSetup,
-            format!("user \"{}\" may not use replication", c.user),
-        )
-        .with_hint(format!("run ALTER ROLE {} REPLICATION; as a superuser", setup::quote_ident(&c.user))),
-        PgWireError::Server(msg) => Error::new(ErrorKind::SourceSetup, format!("replication error: {msg}")),
+        PgWireError::Server(msg) if msg.contains("42501") || msg.contains("permission denied") => {
+            Error::new(
+                ErrorKind::SourceSetup,
+                format!("user \"{}\" may not use replication", c.user),
+            )
+            .with_hint(format!(
+                "run ALTER ROLE {} REPLICATION; as a superuser",
+                setup::quote_ident(&c.user)
+            ))
+        }
+        PgWireError::Server(msg) => {
+            Error::new(ErrorKind::SourceSetup, format!("replication error: {msg}"))
+        }
         _ => Error::new(ErrorKind::Connection, "replication connection failed").with_source(e),
     }
 }

@@ -43,7 +43,10 @@ impl SourceOffset {
 
     /// Reads an offset map written by [`to_map`](Self::to_map) (or by Debezium).
     pub fn from_map(m: &serde_json::Map<String, serde_json::Value>) -> SourceOffset {
-        let num = |k: &str| m.get(k).and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
+        let num = |k: &str| {
+            m.get(k)
+                .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+        };
         let completed = match m.get("snapshot_completed") {
             Some(v) => v.as_bool().unwrap_or(false),
             // Debezium writes no snapshot flags once streaming from a completed snapshot.
@@ -85,20 +88,31 @@ impl OffsetStore for FileOffsetStore {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => {
-                return Err(Error::new(ErrorKind::Io, format!("cannot read offsets from {}", self.path.display())).with_source(e));
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("cannot read offsets from {}", self.path.display()),
+                )
+                .with_source(e));
             }
         };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::new(ErrorKind::Config, format!("offsets file {} is not valid JSON", self.path.display()))
-                .with_source(e)
-                .with_hint("remove the file to start over with a new snapshot")
+            Error::new(
+                ErrorKind::Config,
+                format!("offsets file {} is not valid JSON", self.path.display()),
+            )
+            .with_source(e)
+            .with_hint("remove the file to start over with a new snapshot")
         })?;
         Ok(v.as_object().map(SourceOffset::from_map))
     }
 
     fn save(&self, offset: &SourceOffset) -> Result<(), Error> {
         let io = |e: std::io::Error| {
-            Error::new(ErrorKind::Io, format!("cannot write offsets to {}", self.path.display())).with_source(e)
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot write offsets to {}", self.path.display()),
+            )
+            .with_source(e)
         };
         if let Some(dir) = self.path.parent() {
             if !dir.as_os_str().is_empty() {
@@ -106,7 +120,8 @@ impl OffsetStore for FileOffsetStore {
             }
         }
         let tmp = self.path.with_extension("tmp");
-        let text = serde_json::to_string_pretty(&offset.to_map()).map_err(|e| io(std::io::Error::other(e)))?;
+        let text = serde_json::to_string_pretty(&offset.to_map())
+            .map_err(|e| io(std::io::Error::other(e)))?;
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
@@ -144,7 +159,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("augur-offset-test-{}", std::process::id()));
         let store = FileOffsetStore::new(dir.join("o.json"));
         assert_eq!(store.load().unwrap(), None);
-        let o = SourceOffset { snapshot_completed: true, lsn: Some(Lsn(42)), tx_id: Some(7), ts_usec: Some(1) };
+        let o = SourceOffset {
+            snapshot_completed: true,
+            lsn: Some(Lsn(42)),
+            tx_id: Some(7),
+            ts_usec: Some(1),
+        };
         store.save(&o).unwrap();
         assert_eq!(store.load().unwrap(), Some(o));
         let _ = std::fs::remove_dir_all(dir);

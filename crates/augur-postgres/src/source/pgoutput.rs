@@ -187,7 +187,10 @@ impl<'a> Reader<'a> {
 
     fn cstr(&mut self) -> Result<String, DecodeError> {
         let rest = &self.buf[self.pos..];
-        let end = rest.iter().position(|&b| b == 0).ok_or_else(|| self.err("unterminated string"))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.err("unterminated string"))?;
         let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("string is not UTF-8"))?;
         self.pos += end + 1;
         Ok(s.to_string())
@@ -210,9 +213,15 @@ impl<'a> Reader<'a> {
                         return Err(self.err("negative value length"));
                     }
                     let data = self.take(len as usize)?;
-                    if kind == b't' { Datum::Text(data) } else { Datum::Binary(data) }
+                    if kind == b't' {
+                        Datum::Text(data)
+                    } else {
+                        Datum::Binary(data)
+                    }
                 }
-                other => return Err(self.err(&format!("unknown tuple datum kind {:?}", other as char))),
+                other => {
+                    return Err(self.err(&format!("unknown tuple datum kind {:?}", other as char)));
+                }
             });
         }
         Ok(Tuple(cols))
@@ -244,15 +253,30 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
                 let name = r.cstr()?;
                 let type_oid = r.u32()?;
                 let type_modifier = r.i32()?;
-                columns.push(RelationColumn { is_key: flags & 1 == 1, name, type_oid, type_modifier });
+                columns.push(RelationColumn {
+                    is_key: flags & 1 == 1,
+                    name,
+                    type_oid,
+                    type_modifier,
+                });
             }
-            Message::Relation(Relation { id, namespace, name, replica_identity, columns })
+            Message::Relation(Relation {
+                id,
+                namespace,
+                name,
+                replica_identity,
+                columns,
+            })
         }
         b'Y' => {
             let id = r.u32()?;
             let namespace = r.cstr()?;
             let name = r.cstr()?;
-            Message::Type { id, namespace, name }
+            Message::Type {
+                id,
+                namespace,
+                name,
+            }
         }
         b'O' => {
             let lsn = r.u64()?;
@@ -263,32 +287,50 @@ pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
             let relation = r.u32()?;
             match r.u8()? {
                 b'N' => {}
-                other => return Err(r.err(&format!("insert without new tuple ({:?})", other as char))),
+                other => {
+                    return Err(r.err(&format!("insert without new tuple ({:?})", other as char)));
+                }
             }
-            Message::Insert { relation, new: r.tuple()? }
+            Message::Insert {
+                relation,
+                new: r.tuple()?,
+            }
         }
         b'U' => {
             let relation = r.u32()?;
             let mut old = None;
             let mut marker = r.u8()?;
             if marker == b'K' || marker == b'O' {
-                let kind = if marker == b'K' { OldKind::Key } else { OldKind::Full };
+                let kind = if marker == b'K' {
+                    OldKind::Key
+                } else {
+                    OldKind::Full
+                };
                 old = Some((kind, r.tuple()?));
                 marker = r.u8()?;
             }
             if marker != b'N' {
                 return Err(r.err(&format!("update without new tuple ({:?})", marker as char)));
             }
-            Message::Update { relation, old, new: r.tuple()? }
+            Message::Update {
+                relation,
+                old,
+                new: r.tuple()?,
+            }
         }
         b'D' => {
             let relation = r.u32()?;
             let kind = match r.u8()? {
                 b'K' => OldKind::Key,
                 b'O' => OldKind::Full,
-                other => return Err(r.err(&format!("delete without old tuple ({:?})", other as char))),
+                other => {
+                    return Err(r.err(&format!("delete without old tuple ({:?})", other as char)));
+                }
             };
-            Message::Delete { relation, old: (kind, r.tuple()?) }
+            Message::Delete {
+                relation,
+                old: (kind, r.tuple()?),
+            }
         }
         b'T' => {
             let n = r.i32()?;
@@ -342,7 +384,9 @@ mod tests {
         cstr(&mut m, "name");
         m.extend_from_slice(&25u32.to_be_bytes());
         m.extend_from_slice(&(-1i32).to_be_bytes());
-        let Message::Relation(rel) = decode(&m).unwrap() else { panic!() };
+        let Message::Relation(rel) = decode(&m).unwrap() else {
+            panic!()
+        };
         assert_eq!(rel.columns.len(), 2);
         assert!(rel.columns[0].is_key && !rel.columns[1].is_key);
 
@@ -352,7 +396,9 @@ mod tests {
         tuple(&mut u, &[Some("1"), None]);
         u.push(b'N');
         tuple(&mut u, &[Some("2"), Some("x")]);
-        let Message::Update { old, new, .. } = decode(&u).unwrap() else { panic!() };
+        let Message::Update { old, new, .. } = decode(&u).unwrap() else {
+            panic!()
+        };
         let (kind, old) = old.unwrap();
         assert_eq!(kind, OldKind::Key);
         assert_eq!(old.0, vec![Datum::Text(b"1"), Datum::Null]);

@@ -38,7 +38,10 @@ pub fn quote_literal(s: &str) -> String {
 
 /// Checks `wal_level`, the user's REPLICATION privilege and that every table the include list
 /// names exists; returns the captured tables, sorted by name.
-pub async fn preflight(client: &Client, cfg: &SourceConfig) -> Result<Vec<CapturedTableRef>, Error> {
+pub async fn preflight(
+    client: &Client,
+    cfg: &SourceConfig,
+) -> Result<Vec<CapturedTableRef>, Error> {
     let wal_level: String = client
         .query_one("SELECT current_setting('wal_level')", &[])
         .await
@@ -47,7 +50,10 @@ pub async fn preflight(client: &Client, cfg: &SourceConfig) -> Result<Vec<Captur
     if wal_level != "logical" {
         return Err(Error::new(
             ErrorKind::SourceSetup,
-            format!("wal_level is '{wal_level}' on {}, but logical replication needs 'logical'", cfg.connect.display()),
+            format!(
+                "wal_level is '{wal_level}' on {}, but logical replication needs 'logical'",
+                cfg.connect.display()
+            ),
         )
         .with_hint("run ALTER SYSTEM SET wal_level = logical; and restart PostgreSQL"));
     }
@@ -62,9 +68,15 @@ pub async fn preflight(client: &Client, cfg: &SourceConfig) -> Result<Vec<Captur
     if !replication && !superuser {
         return Err(Error::new(
             ErrorKind::SourceSetup,
-            format!("user \"{}\" lacks the REPLICATION privilege needed for logical replication", cfg.connect.user),
+            format!(
+                "user \"{}\" lacks the REPLICATION privilege needed for logical replication",
+                cfg.connect.user
+            ),
         )
-        .with_hint(format!("run ALTER ROLE {} REPLICATION; as a superuser", quote_ident(&cfg.connect.user))));
+        .with_hint(format!(
+            "run ALTER ROLE {} REPLICATION; as a superuser",
+            quote_ident(&cfg.connect.user)
+        )));
     }
     let rows = client
         .query(
@@ -77,11 +89,23 @@ pub async fn preflight(client: &Client, cfg: &SourceConfig) -> Result<Vec<Captur
         )
         .await
         .map_err(|e| sql_error("listing tables", e))?;
-    let all: Vec<CapturedTableRef> =
-        rows.iter().map(|r| CapturedTableRef { oid: r.get(0), schema: r.get(1), name: r.get(2) }).collect();
+    let all: Vec<CapturedTableRef> = rows
+        .iter()
+        .map(|r| CapturedTableRef {
+            oid: r.get(0),
+            schema: r.get(1),
+            name: r.get(2),
+        })
+        .collect();
     for pattern in &cfg.tables.table_include {
-        if !all.iter().any(|t| pattern.is_match(&format!("{}.{}", t.schema, t.name))) {
-            let shown = pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$");
+        if !all
+            .iter()
+            .any(|t| pattern.is_match(&format!("{}.{}", t.schema, t.name)))
+        {
+            let shown = pattern
+                .as_str()
+                .trim_start_matches("^(?:")
+                .trim_end_matches(")$");
             return Err(Error::new(
                 ErrorKind::SourceSetup,
                 format!("table.include.list entry '{shown}' matches no table in database \"{}\"", cfg.connect.dbname),
@@ -89,14 +113,24 @@ pub async fn preflight(client: &Client, cfg: &SourceConfig) -> Result<Vec<Captur
             .with_hint("create the table first, or fix table.include.list (entries are schema.table regular expressions)"));
         }
     }
-    Ok(all.into_iter().filter(|t| cfg.tables.includes(&t.schema, &t.name)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|t| cfg.tables.includes(&t.schema, &t.name))
+        .collect())
 }
 
 /// Makes sure the publication exists as `publication.autocreate.mode` says.
-pub async fn ensure_publication(client: &Client, cfg: &SourceConfig, tables: &[CapturedTableRef]) -> Result<(), Error> {
+pub async fn ensure_publication(
+    client: &Client,
+    cfg: &SourceConfig,
+    tables: &[CapturedTableRef],
+) -> Result<(), Error> {
     let name = &cfg.publication_name;
     let existing = client
-        .query_opt("SELECT puballtables FROM pg_publication WHERE pubname = $1", &[name])
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[name],
+        )
         .await
         .map_err(|e| sql_error("reading publications", e))?;
     let create = |what: String| async move {
@@ -113,28 +147,53 @@ pub async fn ensure_publication(client: &Client, cfg: &SourceConfig, tables: &[C
             }
         })
     };
-    let table_list = || tables.iter().map(CapturedTableRef::quoted).collect::<Vec<_>>().join(", ");
+    let table_list = || {
+        tables
+            .iter()
+            .map(CapturedTableRef::quoted)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     match (cfg.publication_autocreate, existing) {
         (PublicationAutocreate::Disabled, None) => Err(Error::new(
             ErrorKind::SourceSetup,
-            format!("publication \"{name}\" does not exist and publication.autocreate.mode is disabled"),
+            format!(
+                "publication \"{name}\" does not exist and publication.autocreate.mode is disabled"
+            ),
         )
-        .with_hint(format!("run CREATE PUBLICATION {} FOR TABLE <tables>;", quote_ident(name)))),
+        .with_hint(format!(
+            "run CREATE PUBLICATION {} FOR TABLE <tables>;",
+            quote_ident(name)
+        ))),
         (PublicationAutocreate::Disabled, Some(_)) => Ok(()),
         (PublicationAutocreate::AllTables, None) => {
             tracing::info!(publication = %name, "creating publication for all tables");
-            create(format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name))).await
+            create(format!(
+                "CREATE PUBLICATION {} FOR ALL TABLES",
+                quote_ident(name)
+            ))
+            .await
         }
         (PublicationAutocreate::AllTables, Some(_)) => Ok(()),
-        (PublicationAutocreate::NoTables, None) => create(format!("CREATE PUBLICATION {}", quote_ident(name))).await,
+        (PublicationAutocreate::NoTables, None) => {
+            create(format!("CREATE PUBLICATION {}", quote_ident(name))).await
+        }
         (PublicationAutocreate::NoTables, Some(_)) => Ok(()),
         (PublicationAutocreate::Filtered, None) => {
             if tables.is_empty() {
-                return Err(Error::new(ErrorKind::SourceSetup, "no table matches the include lists, so a filtered publication would be empty")
-                    .with_hint("set table.include.list to existing tables"));
+                return Err(Error::new(
+                    ErrorKind::SourceSetup,
+                    "no table matches the include lists, so a filtered publication would be empty",
+                )
+                .with_hint("set table.include.list to existing tables"));
             }
             tracing::info!(publication = %name, tables = tables.len(), "creating filtered publication");
-            create(format!("CREATE PUBLICATION {} FOR TABLE {}", quote_ident(name), table_list())).await
+            create(format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                quote_ident(name),
+                table_list()
+            ))
+            .await
         }
         (PublicationAutocreate::Filtered, Some(row)) => {
             let all: bool = row.get(0);
@@ -142,11 +201,20 @@ pub async fn ensure_publication(client: &Client, cfg: &SourceConfig, tables: &[C
                 .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", &[name])
                 .await
                 .map_err(|e| sql_error("reading publication tables", e))?;
-            let current: Vec<(String, String)> = current.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let wanted: Vec<(String, String)> = tables.iter().map(|t| (t.schema.clone(), t.name.clone())).collect();
+            let current: Vec<(String, String)> =
+                current.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let wanted: Vec<(String, String)> = tables
+                .iter()
+                .map(|t| (t.schema.clone(), t.name.clone()))
+                .collect();
             if !all && current != wanted && !tables.is_empty() {
                 tracing::info!(publication = %name, tables = tables.len(), "updating filtered publication");
-                create(format!("ALTER PUBLICATION {} SET TABLE {}", quote_ident(name), table_list())).await?;
+                create(format!(
+                    "ALTER PUBLICATION {} SET TABLE {}",
+                    quote_ident(name),
+                    table_list()
+                ))
+                .await?;
             }
             Ok(())
         }
@@ -196,7 +264,9 @@ pub async fn slot_state(client: &Client, name: &str) -> Result<Option<SlotState>
 pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<SlotState>, Error> {
     let mut attempt = 0;
     loop {
-        let Some(state) = slot_state(client, &cfg.slot_name).await? else { return Ok(None) };
+        let Some(state) = slot_state(client, &cfg.slot_name).await? else {
+            return Ok(None);
+        };
         if state.plugin.as_deref() != Some("pgoutput") {
             return Err(Error::new(
                 ErrorKind::SourceSetup,
@@ -207,7 +277,12 @@ pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<Sl
         if state.database.as_deref() != Some(cfg.connect.dbname.as_str()) {
             return Err(Error::new(
                 ErrorKind::SourceSetup,
-                format!("replication slot \"{}\" belongs to database {:?}, not \"{}\"", cfg.slot_name, state.database.unwrap_or_default(), cfg.connect.dbname),
+                format!(
+                    "replication slot \"{}\" belongs to database {:?}, not \"{}\"",
+                    cfg.slot_name,
+                    state.database.unwrap_or_default(),
+                    cfg.connect.dbname
+                ),
             )
             .with_hint("choose another slot.name"));
         }

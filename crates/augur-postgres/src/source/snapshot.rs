@@ -34,7 +34,10 @@ pub async fn begin(client: &Client, exported: Option<(&str, Lsn)>) -> Result<Sna
         .map_err(|e| sql_error("starting the snapshot transaction", e))?;
     if let Some((name, _)) = exported {
         client
-            .batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", name.replace('\'', "''")))
+            .batch_execute(&format!(
+                "SET TRANSACTION SNAPSHOT '{}'",
+                name.replace('\'', "''")
+            ))
             .await
             .map_err(|e| sql_error("importing the slot's exported snapshot", e))?;
     }
@@ -48,14 +51,23 @@ pub async fn begin(client: &Client, exported: Option<(&str, Lsn)>) -> Result<Sna
     let current: String = row.get(1);
     let lsn = match exported {
         Some((_, lsn)) => lsn,
-        None => current.parse().map_err(|_| Error::new(ErrorKind::Protocol, "bad pg_current_wal_lsn()"))?,
+        None => current
+            .parse()
+            .map_err(|_| Error::new(ErrorKind::Protocol, "bad pg_current_wal_lsn()"))?,
     };
-    Ok(SnapshotPoint { lsn, tx_id: row.get(0), started_us: row.get(2) })
+    Ok(SnapshotPoint {
+        lsn,
+        tx_id: row.get(0),
+        started_us: row.get(2),
+    })
 }
 
 /// Ends the snapshot transaction.
 pub async fn end(client: &Client) -> Result<(), Error> {
-    client.batch_execute("COMMIT").await.map_err(|e| sql_error("ending the snapshot transaction", e))
+    client
+        .batch_execute("COMMIT")
+        .await
+        .map_err(|e| sql_error("ending the snapshot transaction", e))
 }
 
 /// Builds the captured-table shape of `t` from the catalog alone (no Relation message yet),
@@ -83,7 +95,12 @@ pub async fn describe_table(
         replica_identity: ReplicaIdentity::Default,
         columns: rows
             .iter()
-            .map(|r| RelationColumn { is_key: false, name: r.get(0), type_oid: r.get(1), type_modifier: r.get(2) })
+            .map(|r| RelationColumn {
+                is_key: false,
+                name: r.get(0),
+                type_oid: r.get(1),
+                type_modifier: r.get(2),
+            })
             .collect(),
     };
     catalog::describe(client, resolver, &rel, opts, version).await
@@ -107,11 +124,23 @@ where
         .iter()
         .enumerate()
         .map(|(i, _)| i)
-        .filter_map(|i| table.columns[i].field.map(|f| quote_ident(&schema.fields[f].name)))
+        .filter_map(|i| {
+            table.columns[i]
+                .field
+                .map(|f| quote_ident(&schema.fields[f].name))
+        })
         .collect();
     // Unmapped columns are not selected; decode with a table view of mapped columns only.
-    let mapped: Vec<_> = table.columns.iter().filter(|c| c.field.is_some()).cloned().collect();
-    let view = CapturedTable { columns: mapped, ..table.clone() };
+    let mapped: Vec<_> = table
+        .columns
+        .iter()
+        .filter(|c| c.field.is_some())
+        .cloned()
+        .collect();
+    let view = CapturedTable {
+        columns: mapped,
+        ..table.clone()
+    };
     let sql = if cols.is_empty() {
         return Ok(0);
     } else {
@@ -122,7 +151,12 @@ where
             quote_ident(&schema.table)
         )
     };
-    let stream = client.copy_out(&sql).await.map_err(|e| sql_error(&format!("reading {} for the snapshot", schema.qualified_name()), e))?;
+    let stream = client.copy_out(&sql).await.map_err(|e| {
+        sql_error(
+            &format!("reading {} for the snapshot", schema.qualified_name()),
+            e,
+        )
+    })?;
     pin_mut!(stream);
     let source = SourceInfo {
         lsn: Some(point.lsn),
@@ -135,7 +169,12 @@ where
     let mut carry: Vec<u8> = Vec::new();
     let mut rows = 0u64;
     while let Some(chunk) = stream.next().await {
-        let chunk: Bytes = chunk.map_err(|e| sql_error(&format!("reading {} for the snapshot", schema.qualified_name()), e))?;
+        let chunk: Bytes = chunk.map_err(|e| {
+            sql_error(
+                &format!("reading {} for the snapshot", schema.qualified_name()),
+                e,
+            )
+        })?;
         carry.extend_from_slice(&chunk);
         let mut start = 0;
         while let Some(nl) = carry[start..].iter().position(|&b| b == b'\n') {
@@ -150,7 +189,15 @@ where
                 })
                 .collect();
             let after = super::decode::row(&view, &Tuple(datums), opts)?;
-            sink(ChangeEvent { table: schema.clone(), op: Op::Read, before: None, after: Some(after), source, key_change: None }).await?;
+            sink(ChangeEvent {
+                table: schema.clone(),
+                op: Op::Read,
+                before: None,
+                after: Some(after),
+                source,
+                key_change: None,
+            })
+            .await?;
             rows += 1;
             start += nl + 1;
         }

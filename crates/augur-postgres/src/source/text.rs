@@ -133,7 +133,9 @@ pub fn parse_timestamp(s: &str) -> Option<TimestampValue> {
     let y = if bc { 1 - y } else { y };
     let days = days_from_civil(y, m, d);
     let micros = parse_time_micros(time)?;
-    Some(TimestampValue::Micros(days * 86_400_000_000 + micros - offset * 1_000_000))
+    Some(TimestampValue::Micros(
+        days * 86_400_000_000 + micros - offset * 1_000_000,
+    ))
 }
 
 /// Formats microseconds since the epoch as ISO-8601 UTC the way Java's
@@ -161,7 +163,12 @@ pub fn format_zoned_timestamp(micros: i64, precision: i32) -> String {
     push_year(&mut out, y);
     let secs = rem / 1_000_000;
     let frac = rem % 1_000_000;
-    out.push_str(&format!("-{m:02}-{d:02}T{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60));
+    out.push_str(&format!(
+        "-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    ));
     let p = precision.clamp(0, 6) as usize;
     if p > 0 {
         let digits = format!("{frac:06}");
@@ -185,7 +192,12 @@ fn push_trimmed_fraction(out: &mut String, frac: i64) {
 pub fn push_time_trimmed(out: &mut String, micros: i64) {
     let secs = micros / 1_000_000;
     let frac = micros % 1_000_000;
-    out.push_str(&format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60));
+    out.push_str(&format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    ));
     if frac != 0 {
         push_trimmed_fraction(out, frac);
     }
@@ -195,7 +207,12 @@ pub fn push_time_trimmed(out: &mut String, micros: i64) {
 pub fn push_time(out: &mut String, micros: i64) {
     let secs = micros / 1_000_000;
     let frac = micros % 1_000_000;
-    out.push_str(&format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60));
+    out.push_str(&format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    ));
     if frac != 0 {
         if frac % 1000 == 0 {
             out.push_str(&format!(".{:03}", frac / 1000));
@@ -266,7 +283,11 @@ fn take_seconds_micros(num: &str) -> Option<i64> {
     let neg = num.starts_with('-');
     let digits = num.trim_start_matches(['-', '+']);
     let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let whole: i64 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
     let mut f = 0i64;
     if !frac.is_empty() {
         let frac = &frac[..frac.len().min(6)];
@@ -290,7 +311,10 @@ pub fn parse_bytea_hex(s: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     };
-    hex.as_bytes().chunks(2).map(|p| Some(nib(p[0])? << 4 | nib(p[1])?)).collect()
+    hex.as_bytes()
+        .chunks(2)
+        .map(|p| Some(nib(p[0])? << 4 | nib(p[1])?))
+        .collect()
 }
 
 /// One element of a parsed array literal: `None` for an unquoted `NULL`.
@@ -374,7 +398,11 @@ pub fn split_copy_line(line: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
         let b = line[i];
         match b {
             b'\t' => {
-                fields.push(if null { None } else { Some(std::mem::take(&mut cur)) });
+                fields.push(if null {
+                    None
+                } else {
+                    Some(std::mem::take(&mut cur))
+                });
                 cur.clear();
                 null = false;
                 i += 1;
@@ -432,7 +460,10 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11017);
         assert_eq!(parse_date("2024-02-29"), Some(DateValue::Days(19782)));
-        assert_eq!(parse_date("0001-01-01 BC"), Some(DateValue::Days(days_from_civil(0, 1, 1))));
+        assert_eq!(
+            parse_date("0001-01-01 BC"),
+            Some(DateValue::Days(days_from_civil(0, 1, 1)))
+        );
         for d in [-800_000i64, -1, 0, 1, 19782, 2_900_000] {
             let (y, m, dd) = civil_from_days(d);
             assert_eq!(days_from_civil(y, m, dd), d);
@@ -455,15 +486,29 @@ mod tests {
             parse_timestamp("2024-01-01 22:34:05-04:30"),
             Some(TimestampValue::Micros(1_704_164_645_000_000))
         );
-        assert_eq!(format_iso_utc(1_704_164_645_123_456), "2024-01-02T03:04:05.123456Z");
-        assert_eq!(format_iso_utc(1_704_164_645_120_000), "2024-01-02T03:04:05.120Z");
-        assert_eq!(format_iso_utc(1_704_164_645_000_000), "2024-01-02T03:04:05Z");
+        assert_eq!(
+            format_iso_utc(1_704_164_645_123_456),
+            "2024-01-02T03:04:05.123456Z"
+        );
+        assert_eq!(
+            format_iso_utc(1_704_164_645_120_000),
+            "2024-01-02T03:04:05.120Z"
+        );
+        assert_eq!(
+            format_iso_utc(1_704_164_645_000_000),
+            "2024-01-02T03:04:05Z"
+        );
         // Debezium pads ZonedTimestamp to the column precision (measured).
         let t = parse_timestamp("2024-03-01 12:34:56.5+02").unwrap();
-        let TimestampValue::Micros(m) = t else { panic!() };
+        let TimestampValue::Micros(m) = t else {
+            panic!()
+        };
         assert_eq!(format_zoned_timestamp(m, 6), "2024-03-01T10:34:56.500000Z");
         assert_eq!(format_zoned_timestamp(m, 3), "2024-03-01T10:34:56.500Z");
-        assert_eq!(format_zoned_timestamp(m - 500_000, 0), "2024-03-01T10:34:56Z");
+        assert_eq!(
+            format_zoned_timestamp(m - 500_000, 0),
+            "2024-03-01T10:34:56Z"
+        );
         assert_eq!(format_zoned_timestamp(0, 6), "1970-01-01T00:00:00.000000Z");
         let mut s = String::new();
         push_time_trimmed(&mut s, 38_096_500_000);
@@ -475,7 +520,10 @@ mod tests {
         assert_eq!(parse_time_micros("13:45:01.5"), Some(49_501_500_000));
         assert_eq!(parse_time_micros("24:00:00"), Some(86_400_000_000));
         assert_eq!(parse_time_micros("1:2"), None);
-        assert_eq!(parse_iso_interval("P1Y2M3DT4H5M6.5S"), Some((14, 3, 14_706_500_000)));
+        assert_eq!(
+            parse_iso_interval("P1Y2M3DT4H5M6.5S"),
+            Some((14, 3, 14_706_500_000))
+        );
         assert_eq!(parse_iso_interval("PT-1.25S"), Some((0, 0, -1_250_000)));
         assert_eq!(parse_iso_interval("P-1D"), Some((0, -1, 0)));
         assert_eq!(parse_iso_interval("nonsense"), None);
@@ -494,7 +542,10 @@ mod tests {
             ]
         );
         assert_eq!(parse_array("{}").unwrap(), Vec::<ArrayElement>::new());
-        assert_eq!(parse_array(r#"{"NULL"}"#).unwrap(), vec![Some("NULL".into())]);
+        assert_eq!(
+            parse_array(r#"{"NULL"}"#).unwrap(),
+            vec![Some("NULL".into())]
+        );
         assert!(parse_array("{{1,2},{3,4}}").is_none());
         assert_eq!(parse_array("[0:1]={5,6}").unwrap().len(), 2);
         assert_eq!(parse_bytea_hex("\\x00ff10").unwrap(), vec![0, 255, 16]);
@@ -504,6 +555,14 @@ mod tests {
     #[test]
     fn copy_lines_unescape() {
         let f = split_copy_line(b"1\t\\N\ta\\tb\\\\c\t").unwrap();
-        assert_eq!(f, vec![Some(b"1".to_vec()), None, Some(b"a\tb\\c".to_vec()), Some(vec![])]);
+        assert_eq!(
+            f,
+            vec![
+                Some(b"1".to_vec()),
+                None,
+                Some(b"a\tb\\c".to_vec()),
+                Some(vec![])
+            ]
+        );
     }
 }

@@ -260,11 +260,15 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
             _ => s(SchemaType::String),
         },
         Date => match opts.time {
-            TimePrecision::Connect => s(SchemaType::Int32).named("org.apache.kafka.connect.data.Date", Some(1)),
+            TimePrecision::Connect => {
+                s(SchemaType::Int32).named("org.apache.kafka.connect.data.Date", Some(1))
+            }
             _ => s(SchemaType::Int32).named("io.debezium.time.Date", Some(1)),
         },
         Time => match opts.time {
-            TimePrecision::Connect => s(SchemaType::Int32).named("org.apache.kafka.connect.data.Time", Some(1)),
+            TimePrecision::Connect => {
+                s(SchemaType::Int32).named("org.apache.kafka.connect.data.Time", Some(1))
+            }
             TimePrecision::Adaptive if time_precision(typmod) <= 3 => {
                 s(SchemaType::Int32).named("io.debezium.time.Time", Some(1))
             }
@@ -282,8 +286,12 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
         TimestampTz => s(SchemaType::String).named("io.debezium.time.ZonedTimestamp", Some(1)),
         TimeTz => s(SchemaType::String).named("io.debezium.time.ZonedTime", Some(1)),
         Interval => match opts.interval {
-            IntervalHandling::Numeric => s(SchemaType::Int64).named("io.debezium.time.MicroDuration", Some(1)),
-            IntervalHandling::String => s(SchemaType::String).named("io.debezium.time.Interval", Some(1)),
+            IntervalHandling::Numeric => {
+                s(SchemaType::Int64).named("io.debezium.time.MicroDuration", Some(1))
+            }
+            IntervalHandling::String => {
+                s(SchemaType::String).named("io.debezium.time.Interval", Some(1))
+            }
         },
         Uuid => s(SchemaType::String).named("io.debezium.data.Uuid", Some(1)),
         Json | Jsonb => s(SchemaType::String).named("io.debezium.data.Json", Some(1)),
@@ -365,7 +373,12 @@ fn bad(what: &str) -> ConvertError {
 
 /// Converts one value from PostgreSQL text output to its Connect value under `schema` (which
 /// [`schema_for`] made for the same type and options).
-pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> {
+pub fn convert(
+    ty: &PgType,
+    typmod: i32,
+    text: &str,
+    opts: &TypeOptions,
+) -> Result<Value, ConvertError> {
     use PgType::*;
     Ok(match ty {
         Bool => match text {
@@ -380,8 +393,15 @@ pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Resu
         Float8 => Value::Float64(parse_float(text).ok_or_else(|| bad("double precision"))?),
         Numeric => convert_numeric(text, numeric_precision_scale(typmod).map(|(_, s)| s), opts)?,
         Money => {
-            let cleaned: String = text.chars().filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-').collect();
-            let cleaned = if text.contains('(') { format!("-{cleaned}") } else { cleaned };
+            let cleaned: String = text
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+                .collect();
+            let cleaned = if text.contains('(') {
+                format!("-{cleaned}")
+            } else {
+                cleaned
+            };
             convert_numeric(&cleaned, Some(opts.money_fraction_digits as i32), opts)?
         }
         Text => Value::String(text.to_string()),
@@ -401,7 +421,9 @@ pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Resu
         Time => {
             let micros = text::parse_time_micros(text).ok_or_else(|| bad("time"))?;
             match opts.time {
-                TimePrecision::Adaptive if time_precision(typmod) <= 3 => Value::Int32((micros / 1000) as i32),
+                TimePrecision::Adaptive if time_precision(typmod) <= 3 => {
+                    Value::Int32((micros / 1000) as i32)
+                }
                 TimePrecision::Connect => Value::Int32((micros / 1000) as i32),
                 _ => Value::Int64(micros),
             }
@@ -414,10 +436,16 @@ pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Resu
                 TimestampValue::NegInfinity => -9_223_372_036_832_400_000,
             };
             let millis_mode = opts.time == TimePrecision::Connect || time_precision(typmod) <= 3;
-            Value::Int64(if millis_mode { micros.div_euclid(1000) } else { micros })
+            Value::Int64(if millis_mode {
+                micros.div_euclid(1000)
+            } else {
+                micros
+            })
         }
         TimestampTz => match text::parse_timestamp(text).ok_or_else(|| bad("timestamptz"))? {
-            TimestampValue::Micros(m) => Value::String(text::format_zoned_timestamp(m, time_precision(typmod))),
+            TimestampValue::Micros(m) => {
+                Value::String(text::format_zoned_timestamp(m, time_precision(typmod)))
+            }
             TimestampValue::PosInfinity => Value::String("infinity".into()),
             TimestampValue::NegInfinity => Value::String("-infinity".into()),
         },
@@ -433,7 +461,8 @@ pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Resu
         Interval => match opts.interval {
             IntervalHandling::String => Value::String(text.to_string()),
             IntervalHandling::Numeric => {
-                let (months, days, micros) = text::parse_iso_interval(text).ok_or_else(|| bad("interval"))?;
+                let (months, days, micros) =
+                    text::parse_iso_interval(text).ok_or_else(|| bad("interval"))?;
                 // Debezium's MicroDuration counts a month as 365.25 / 12 days.
                 let month_micros = 30.4375f64 * 86_400_000_000f64;
                 let total = (months as f64 * month_micros) as i64 + days * 86_400_000_000 + micros;
@@ -442,14 +471,23 @@ pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Resu
         },
         Uuid | Json | Jsonb | Xml | Tsvector | Enum(_) => Value::String(text.to_string()),
         Point => {
-            let inner = text.trim().strip_prefix('(').and_then(|t| t.strip_suffix(')')).ok_or_else(|| bad("point"))?;
+            let inner = text
+                .trim()
+                .strip_prefix('(')
+                .and_then(|t| t.strip_suffix(')'))
+                .ok_or_else(|| bad("point"))?;
             let (x, y) = inner.split_once(',').ok_or_else(|| bad("point"))?;
             let x: f64 = parse_float(x.trim()).ok_or_else(|| bad("point"))?;
             let y: f64 = parse_float(y.trim()).ok_or_else(|| bad("point"))?;
             let mut wkb = vec![1u8, 1, 0, 0, 0];
             wkb.extend_from_slice(&x.to_le_bytes());
             wkb.extend_from_slice(&y.to_le_bytes());
-            Value::Struct(vec![Value::Float64(x), Value::Float64(y), Value::Bytes(wkb), Value::Null])
+            Value::Struct(vec![
+                Value::Float64(x),
+                Value::Float64(y),
+                Value::Bytes(wkb),
+                Value::Null,
+            ])
         }
         Array(elem) => {
             let items = text::parse_array(text).ok_or_else(|| bad("array"))?;
@@ -474,20 +512,34 @@ pub fn convert(ty: &PgType, typmod: i32, text: &str, opts: &TypeOptions) -> Resu
 pub fn unavailable_value(ty: &PgType, opts: &TypeOptions) -> Value {
     let p = &opts.unavailable_placeholder;
     let bytes: Vec<u8> = match p.strip_prefix("hex:") {
-        Some(h) => text::parse_bytea_hex(&format!("\\x{h}")).unwrap_or_else(|| p.as_bytes().to_vec()),
+        Some(h) => {
+            text::parse_bytea_hex(&format!("\\x{h}")).unwrap_or_else(|| p.as_bytes().to_vec())
+        }
         None => p.as_bytes().to_vec(),
     };
     match ty {
         PgType::Bytea => binary_value(bytes, opts.binary),
         PgType::Unknown(_) => Value::Bytes(bytes),
-        PgType::Text | PgType::Json | PgType::Jsonb | PgType::Xml | PgType::Enum(_) | PgType::Uuid | PgType::Tsvector => {
-            Value::String(p.clone())
-        }
+        PgType::Text
+        | PgType::Json
+        | PgType::Jsonb
+        | PgType::Xml
+        | PgType::Enum(_)
+        | PgType::Uuid
+        | PgType::Tsvector => Value::String(p.clone()),
         PgType::Array(elem) => match &**elem {
-            PgType::Text | PgType::Json | PgType::Jsonb | PgType::Enum(_) => Value::Array(vec![Value::String(p.clone())]),
-            PgType::Int2 => Value::Array(bytes.iter().map(|b| Value::Int16(i16::from(*b))).collect()),
-            PgType::Int4 | PgType::Date => Value::Array(bytes.iter().map(|b| Value::Int32(i32::from(*b))).collect()),
-            PgType::Int8 => Value::Array(bytes.iter().map(|b| Value::Int64(i64::from(*b))).collect()),
+            PgType::Text | PgType::Json | PgType::Jsonb | PgType::Enum(_) => {
+                Value::Array(vec![Value::String(p.clone())])
+            }
+            PgType::Int2 => {
+                Value::Array(bytes.iter().map(|b| Value::Int16(i16::from(*b))).collect())
+            }
+            PgType::Int4 | PgType::Date => {
+                Value::Array(bytes.iter().map(|b| Value::Int32(i32::from(*b))).collect())
+            }
+            PgType::Int8 => {
+                Value::Array(bytes.iter().map(|b| Value::Int64(i64::from(*b))).collect())
+            }
             PgType::Uuid => Value::Array(vec![Value::String(name_uuid(&bytes))]),
             _ => Value::Null,
         },
@@ -501,16 +553,27 @@ fn name_uuid(bytes: &[u8]) -> String {
     d[6] = (d[6] & 0x0f) | 0x30;
     d[8] = (d[8] & 0x3f) | 0x80;
     let h: String = d.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The placeholder value Debezium gives a column whose default is a function call (`now()`,
 /// `nextval(…)`), and a required column with no value: its type's zero.
 pub fn zero_value(ty: &PgType, typmod: i32, schema: &Schema, opts: &TypeOptions) -> Value {
     match (ty, schema.ty) {
-        (PgType::TimestampTz, SchemaType::String) => Value::String(text::format_zoned_timestamp(0, time_precision(typmod))),
+        (PgType::TimestampTz, SchemaType::String) => {
+            Value::String(text::format_zoned_timestamp(0, time_precision(typmod)))
+        }
         (PgType::TimeTz, SchemaType::String) => Value::String("00:00Z".into()),
-        (PgType::Uuid, SchemaType::String) => Value::String("00000000-0000-0000-0000-000000000000".into()),
+        (PgType::Uuid, SchemaType::String) => {
+            Value::String("00000000-0000-0000-0000-000000000000".into())
+        }
         (PgType::Json | PgType::Jsonb, SchemaType::String) => Value::String("{}".into()),
         _ => {
             let _ = opts;
@@ -530,10 +593,20 @@ pub fn structural_zero(schema: &Schema) -> Value {
         SchemaType::Float64 => Value::Float64(0.0),
         SchemaType::Boolean => Value::Boolean(false),
         SchemaType::String => Value::String(String::new()),
-        SchemaType::Bytes => Value::Bytes(if schema.parameter("scale").is_some() { vec![0] } else { Vec::new() }),
+        SchemaType::Bytes => Value::Bytes(if schema.parameter("scale").is_some() {
+            vec![0]
+        } else {
+            Vec::new()
+        }),
         SchemaType::Array => Value::Array(Vec::new()),
         SchemaType::Map => Value::Map(Vec::new()),
-        SchemaType::Struct => Value::Struct(schema.fields.iter().map(|f| structural_zero(&f.schema)).collect()),
+        SchemaType::Struct => Value::Struct(
+            schema
+                .fields
+                .iter()
+                .map(|f| structural_zero(&f.schema))
+                .collect(),
+        ),
     }
 }
 
@@ -553,7 +626,9 @@ fn parse_float(text: &str) -> Option<f64> {
 fn binary_value(bytes: Vec<u8>, mode: BinaryHandling) -> Value {
     match mode {
         BinaryHandling::Bytes => Value::Bytes(bytes),
-        BinaryHandling::Base64 => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        BinaryHandling::Base64 => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
         BinaryHandling::Base64UrlSafe => {
             Value::String(base64::engine::general_purpose::URL_SAFE.encode(bytes))
         }
@@ -561,7 +636,11 @@ fn binary_value(bytes: Vec<u8>, mode: BinaryHandling) -> Value {
     }
 }
 
-fn convert_numeric(text: &str, fixed_scale: Option<i32>, opts: &TypeOptions) -> Result<Value, ConvertError> {
+fn convert_numeric(
+    text: &str,
+    fixed_scale: Option<i32>,
+    opts: &TypeOptions,
+) -> Result<Value, ConvertError> {
     match opts.decimal {
         DecimalHandling::Double => Ok(Value::Float64(match text {
             "NaN" => f64::NAN,
@@ -600,7 +679,10 @@ fn convert_numeric(text: &str, fixed_scale: Option<i32>, opts: &TypeOptions) -> 
                     let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
                     let frac = frac.trim_end_matches('0');
                     let all = [whole, frac].concat();
-                    Ok(Value::Struct(vec![Value::Int32(frac.len() as i32), Value::Bytes(twos_complement(neg, &all))]))
+                    Ok(Value::Struct(vec![
+                        Value::Int32(frac.len() as i32),
+                        Value::Bytes(twos_complement(neg, &all)),
+                    ]))
                 }
             }
         }
@@ -725,15 +807,30 @@ mod tests {
         let v = convert(&PgType::Numeric, (10 << 16 | 2) + 4, "12345.67", &opts).unwrap();
         assert_eq!(b64(&v), "EtaH");
         let v = convert(&PgType::Numeric, -1, "-1.50", &opts).unwrap();
-        assert_eq!(v, Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![0xf1])]));
+        assert_eq!(
+            v,
+            Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![0xf1])])
+        );
         // Measured Debezium output: 1.50 → {scale 1, "Dw=="}, -123.45 → {2, "z8c="}, 100 → {0, "ZA=="}.
         let v = convert(&PgType::Numeric, -1, "1.50", &opts).unwrap();
-        assert_eq!(v, Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![0x0f])]));
+        assert_eq!(
+            v,
+            Value::Struct(vec![Value::Int32(1), Value::Bytes(vec![0x0f])])
+        );
         let v = convert(&PgType::Numeric, -1, "-123.45", &opts).unwrap();
-        assert_eq!(v, Value::Struct(vec![Value::Int32(2), Value::Bytes(vec![0xcf, 0xc7])]));
+        assert_eq!(
+            v,
+            Value::Struct(vec![Value::Int32(2), Value::Bytes(vec![0xcf, 0xc7])])
+        );
         let v = convert(&PgType::Numeric, -1, "100", &opts).unwrap();
-        assert_eq!(v, Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0x64])]));
-        assert_eq!(name_uuid(b"__debezium_unavailable_value"), "b68a35a7-17ad-35b3-af2a-ae46edb4545a");
+        assert_eq!(
+            v,
+            Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0x64])])
+        );
+        assert_eq!(
+            name_uuid(b"__debezium_unavailable_value"),
+            "b68a35a7-17ad-35b3-af2a-ae46edb4545a"
+        );
     }
 
     #[test]
@@ -745,7 +842,10 @@ mod tests {
         assert_eq!(t.name.as_deref(), Some("io.debezium.time.MicroTimestamp"));
         opts.time = TimePrecision::Connect;
         let t = schema_for(&PgType::Timestamp, -1, &opts).unwrap();
-        assert_eq!(t.name.as_deref(), Some("org.apache.kafka.connect.data.Timestamp"));
+        assert_eq!(
+            t.name.as_deref(),
+            Some("org.apache.kafka.connect.data.Timestamp")
+        );
         assert_eq!(
             convert(&PgType::Timestamp, -1, "1970-01-01 00:00:01.999999", &opts).unwrap(),
             Value::Int64(1999)
@@ -757,7 +857,12 @@ mod tests {
         let mut opts = TypeOptions::default();
         assert!(schema_for(&PgType::Unknown("tsvector".into()), -1, &opts).is_none());
         opts.include_unknown = true;
-        assert_eq!(schema_for(&PgType::Unknown("tsvector".into()), -1, &opts).unwrap().ty, SchemaType::Bytes);
+        assert_eq!(
+            schema_for(&PgType::Unknown("tsvector".into()), -1, &opts)
+                .unwrap()
+                .ty,
+            SchemaType::Bytes
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use augur_postgres::conn::PgConnect;
 use augur_postgres::source::config::{
     PublicationAutocreate, SkippedOperations, SnapshotMode, SourceConfig, TableFilter, compile_list,
 };
-use augur_postgres::source::types::{BinaryHandling, DecimalHandling, IntervalHandling, TimePrecision, TypeOptions};
+use augur_postgres::source::types::{
+    BinaryHandling, DecimalHandling, IntervalHandling, TimePrecision, TypeOptions,
+};
 
 use crate::props::Props;
 
@@ -150,11 +152,17 @@ const ACCEPTED_IGNORED: &[&str] = &[
 /// An invalid value, worded as Debezium words it (`The 'snapshot.mode' value is invalid: …`).
 fn err(key: &str, value: &str, reason: &str) -> ConfigError {
     let _ = value;
-    ConfigError { key: key.to_string(), message: format!("The '{key}' value is invalid: {reason}") }
+    ConfigError {
+        key: key.to_string(),
+        message: format!("The '{key}' value is invalid: {reason}"),
+    }
 }
 
 fn missing(key: &str) -> ConfigError {
-    ConfigError { key: key.to_string(), message: format!("The '{key}' value is invalid: A value is required") }
+    ConfigError {
+        key: key.to_string(),
+        message: format!("The '{key}' value is invalid: A value is required"),
+    }
 }
 
 struct Reader<'a> {
@@ -167,7 +175,13 @@ impl<'a> Reader<'a> {
         self.props.get(key).filter(|v| !v.is_empty())
     }
 
-    fn parse<T>(&mut self, key: &str, default: T, f: impl Fn(&str) -> Option<T>, reason: &str) -> T {
+    fn parse<T>(
+        &mut self,
+        key: &str,
+        default: T,
+        f: impl Fn(&str) -> Option<T>,
+        reason: &str,
+    ) -> T {
         match self.str(key) {
             None => default,
             Some(v) => match f(v) {
@@ -181,11 +195,16 @@ impl<'a> Reader<'a> {
     }
 
     fn bool(&mut self, key: &str, default: bool) -> bool {
-        self.parse(key, default, |v| match v.to_ascii_lowercase().as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        }, "Either 'true' or 'false' is expected")
+        self.parse(
+            key,
+            default,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            },
+            "Either 'true' or 'false' is expected",
+        )
     }
 
     fn u64(&mut self, key: &str, default: u64) -> u64 {
@@ -198,7 +217,11 @@ impl<'a> Reader<'a> {
                 return match compile_list(v) {
                     Ok(r) => r,
                     Err(bad) => {
-                        self.errors.push(err(key, v, &format!("not a valid regular expression ({bad})")));
+                        self.errors.push(err(
+                            key,
+                            v,
+                            &format!("not a valid regular expression ({bad})"),
+                        ));
                         Vec::new()
                     }
                 };
@@ -214,12 +237,19 @@ pub type Validated = (CaptureConfig, Vec<String>);
 impl CaptureConfig {
     /// Reads and validates a Debezium PostgreSQL connector config.
     pub fn from_props(props: &Props) -> Result<Validated, ConfigErrors> {
-        let mut r = Reader { props, errors: Vec::new() };
+        let mut r = Reader {
+            props,
+            errors: Vec::new(),
+        };
         let mut warnings = Vec::new();
 
         if let Some(class) = r.str("connector.class") {
             if class != POSTGRES_CONNECTOR && class != "PostgresConnector" {
-                r.errors.push(err("connector.class", class, &format!("augur's capture implements {POSTGRES_CONNECTOR}")));
+                r.errors.push(err(
+                    "connector.class",
+                    class,
+                    &format!("augur's capture implements {POSTGRES_CONNECTOR}"),
+                ));
             }
         }
         if let Some(plugin) = r.str("plugin.name") {
@@ -235,7 +265,11 @@ impl CaptureConfig {
                 String::new()
             }
         };
-        if !prefix.is_empty() && !prefix.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
+        if !prefix.is_empty()
+            && !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
             r.errors.push(err("topic.prefix", &prefix, &format!("{prefix} has invalid format (only the underscore, hyphen, dot and alphanumeric characters are allowed)")));
         }
         for key in ["database.hostname", "database.user", "database.dbname"] {
@@ -243,7 +277,12 @@ impl CaptureConfig {
                 r.errors.push(missing(key));
             }
         }
-        let port = r.parse("database.port", 5432u16, |v| v.parse().ok(), "A port number is expected");
+        let port = r.parse(
+            "database.port",
+            5432u16,
+            |v| v.parse().ok(),
+            "A port number is expected",
+        );
         let host = r.str("database.hostname").unwrap_or("").to_string();
         let user = r.str("database.user").unwrap_or("").to_string();
         let dbname = r.str("database.dbname").unwrap_or("").to_string();
@@ -254,7 +293,12 @@ impl CaptureConfig {
         connect.application_name = format!("augur:{name}");
         let mut source = SourceConfig::new(connect);
         if let Some(slot) = r.str("slot.name") {
-            if slot.is_empty() || slot.len() > 63 || !slot.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if slot.is_empty()
+                || slot.len() > 63
+                || !slot
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
                 r.errors.push(err("slot.name", slot, "Valid replication slot name must contain only digits, lowercase characters and underscores with length <= 63"));
             }
             source.slot_name = slot.to_string();
@@ -275,7 +319,8 @@ impl CaptureConfig {
             "Value must be one of always, initial_only, when_needed, initial, no_data (or never, its pre-2.6 name)",
         );
         if r.str("snapshot.mode") == Some("never") {
-            warnings.push("snapshot.mode=never is the pre-2.6 name of no_data; using no_data".into());
+            warnings
+                .push("snapshot.mode=never is the pre-2.6 name of no_data; using no_data".into());
         }
         source.tables = TableFilter {
             schema_include: r.regexes(&["schema.include.list", "schema.whitelist"]),
@@ -290,46 +335,75 @@ impl CaptureConfig {
             });
         }
         let mut types = TypeOptions::default();
-        types.decimal = r.parse("decimal.handling.mode", DecimalHandling::Precise, |v| match v {
-            "precise" => Some(DecimalHandling::Precise),
-            "double" => Some(DecimalHandling::Double),
-            "string" => Some(DecimalHandling::String),
-            _ => None,
-        }, "Value must be one of string, double, precise");
-        types.time = r.parse("time.precision.mode", TimePrecision::Adaptive, |v| match v {
-            "adaptive" => Some(TimePrecision::Adaptive),
-            "adaptive_time_microseconds" => Some(TimePrecision::AdaptiveTimeMicroseconds),
-            "connect" => Some(TimePrecision::Connect),
-            _ => None,
-        }, "Value must be one of adaptive, adaptive_time_microseconds, connect");
-        types.binary = r.parse("binary.handling.mode", BinaryHandling::Bytes, |v| match v {
-            "bytes" => Some(BinaryHandling::Bytes),
-            "base64" => Some(BinaryHandling::Base64),
-            "base64-url-safe" => Some(BinaryHandling::Base64UrlSafe),
-            "hex" => Some(BinaryHandling::Hex),
-            _ => None,
-        }, "Value must be one of bytes, base64, base64-url-safe, hex");
-        types.interval = r.parse("interval.handling.mode", IntervalHandling::Numeric, |v| match v {
-            "numeric" => Some(IntervalHandling::Numeric),
-            "string" => Some(IntervalHandling::String),
-            _ => None,
-        }, "Value must be one of numeric, string");
+        types.decimal = r.parse(
+            "decimal.handling.mode",
+            DecimalHandling::Precise,
+            |v| match v {
+                "precise" => Some(DecimalHandling::Precise),
+                "double" => Some(DecimalHandling::Double),
+                "string" => Some(DecimalHandling::String),
+                _ => None,
+            },
+            "Value must be one of string, double, precise",
+        );
+        types.time = r.parse(
+            "time.precision.mode",
+            TimePrecision::Adaptive,
+            |v| match v {
+                "adaptive" => Some(TimePrecision::Adaptive),
+                "adaptive_time_microseconds" => Some(TimePrecision::AdaptiveTimeMicroseconds),
+                "connect" => Some(TimePrecision::Connect),
+                _ => None,
+            },
+            "Value must be one of adaptive, adaptive_time_microseconds, connect",
+        );
+        types.binary = r.parse(
+            "binary.handling.mode",
+            BinaryHandling::Bytes,
+            |v| match v {
+                "bytes" => Some(BinaryHandling::Bytes),
+                "base64" => Some(BinaryHandling::Base64),
+                "base64-url-safe" => Some(BinaryHandling::Base64UrlSafe),
+                "hex" => Some(BinaryHandling::Hex),
+                _ => None,
+            },
+            "Value must be one of bytes, base64, base64-url-safe, hex",
+        );
+        types.interval = r.parse(
+            "interval.handling.mode",
+            IntervalHandling::Numeric,
+            |v| match v {
+                "numeric" => Some(IntervalHandling::Numeric),
+                "string" => Some(IntervalHandling::String),
+                _ => None,
+            },
+            "Value must be one of numeric, string",
+        );
         types.include_unknown = r.bool("include.unknown.datatypes", false);
         if let Some(p) = props.get("unavailable.value.placeholder") {
             types.unavailable_placeholder = p.to_string();
         }
         types.money_fraction_digits = r.u64("money.fraction.digits", 2) as u32;
         source.types = types;
-        source.skipped = r.parse("skipped.operations", SkippedOperations::default(), |v| SkippedOperations::parse(v).ok(),
-            "Invalid operation");
+        source.skipped = r.parse(
+            "skipped.operations",
+            SkippedOperations::default(),
+            |v| SkippedOperations::parse(v).ok(),
+            "Invalid operation",
+        );
         let hb = r.u64("heartbeat.interval.ms", 0);
         source.heartbeat_interval = (hb > 0).then(|| Duration::from_millis(hb));
-        source.status_interval = Duration::from_millis(r.u64("status.update.interval.ms", 1000).max(10));
+        source.status_interval =
+            Duration::from_millis(r.u64("status.update.interval.ms", 1000).max(10));
         source.max_batch_size = r.u64("max.batch.size", 2048).max(1) as usize;
         source.max_queue_size = r.u64("max.queue.size", 8192).max(1) as usize;
         if source.max_queue_size <= source.max_batch_size {
             let v = source.max_queue_size.to_string();
-            r.errors.push(err("max.queue.size", &v, "must be larger than max.batch.size"));
+            r.errors.push(err(
+                "max.queue.size",
+                &v,
+                "must be larger than max.batch.size",
+            ));
         }
         source.slot_max_retries = r.u64("slot.max.retries", 6) as u32;
         source.slot_retry_delay = Duration::from_millis(r.u64("slot.retry.delay.ms", 10_000));
@@ -350,7 +424,11 @@ impl CaptureConfig {
         for key in ["key.converter", "value.converter"] {
             if let Some(c) = r.str(key) {
                 if c != "org.apache.kafka.connect.json.JsonConverter" {
-                    r.errors.push(err(key, c, "augur writes org.apache.kafka.connect.json.JsonConverter output only"));
+                    r.errors.push(err(
+                        key,
+                        c,
+                        "augur writes org.apache.kafka.connect.json.JsonConverter output only",
+                    ));
                 }
             }
         }
@@ -363,21 +441,37 @@ impl CaptureConfig {
         // Transforms: ExtractNewRecordState is supported; others are refused.
         let mut transform_keys: Vec<String> = Vec::new();
         if let Some(list) = r.str("transforms").map(str::to_string) {
-            let names: Vec<String> = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+            let names: Vec<String> = list
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
             if names.len() > 1 {
-                r.errors.push(err("transforms", &list, "augur supports one transform, io.debezium.transforms.ExtractNewRecordState"));
+                r.errors.push(err(
+                    "transforms",
+                    &list,
+                    "augur supports one transform, io.debezium.transforms.ExtractNewRecordState",
+                ));
             }
             for name in names.iter().take(1) {
                 let p = |k: &str| format!("transforms.{name}.{k}");
                 let type_key = p("type");
                 transform_keys.extend(
-                    props.0.keys().filter(|k| k.starts_with(&format!("transforms.{name}."))).cloned(),
+                    props
+                        .0
+                        .keys()
+                        .filter(|k| k.starts_with(&format!("transforms.{name}.")))
+                        .cloned(),
                 );
                 match r.str(&type_key) {
                     Some(EXTRACT_NEW_RECORD_STATE) => {}
                     Some(other) => {
                         let other = other.to_string();
-                        r.errors.push(err(&type_key, &other, "augur supports io.debezium.transforms.ExtractNewRecordState only"));
+                        r.errors.push(err(
+                            &type_key,
+                            &other,
+                            "augur supports io.debezium.transforms.ExtractNewRecordState only",
+                        ));
                         continue;
                     }
                     None => {
@@ -386,46 +480,90 @@ impl CaptureConfig {
                     }
                 }
                 let mut u = UnwrapConfig::default();
-                if let Some(mode) = r.str(&p("delete.tombstone.handling.mode")).map(str::to_string) {
+                if let Some(mode) = r
+                    .str(&p("delete.tombstone.handling.mode"))
+                    .map(str::to_string)
+                {
                     match DeleteTombstoneHandling::parse(&mode) {
                         Some(m) => u.delete_handling = m,
                         None => r.errors.push(err(&p("delete.tombstone.handling.mode"), &mode,
                             "The value must be one of tombstone, drop, rewrite, rewrite-with-tombstone, delete-to-tombstone")),
                     }
-                } else if r.str(&p("delete.handling.mode")).is_some() || r.str(&p("drop.tombstones")).is_some() {
-                    let dh = r.str(&p("delete.handling.mode")).unwrap_or("drop").to_string();
+                } else if r.str(&p("delete.handling.mode")).is_some()
+                    || r.str(&p("drop.tombstones")).is_some()
+                {
+                    let dh = r
+                        .str(&p("delete.handling.mode"))
+                        .unwrap_or("drop")
+                        .to_string();
                     let dt = r.bool(&p("drop.tombstones"), true);
                     match DeleteTombstoneHandling::from_legacy(&dh, dt) {
                         Some(m) => u.delete_handling = m,
-                        None => r.errors.push(err(&p("delete.handling.mode"), &dh, "The value must be one of drop, none, rewrite")),
+                        None => r.errors.push(err(
+                            &p("delete.handling.mode"),
+                            &dh,
+                            "The value must be one of drop, none, rewrite",
+                        )),
                     }
                 }
-                let add_prefix = props.get(&p("add.fields.prefix")).unwrap_or("__").to_string();
+                let add_prefix = props
+                    .get(&p("add.fields.prefix"))
+                    .unwrap_or("__")
+                    .to_string();
                 if let Some(list) = r.str(&p("add.fields")).map(str::to_string) {
                     match unwrap::parse_added(&list, &add_prefix) {
                         Ok(f) => u.add_fields = f,
-                        Err(bad) => r.errors.push(err(&p("add.fields"), &list, &format!("unknown field {bad}"))),
+                        Err(bad) => r.errors.push(err(
+                            &p("add.fields"),
+                            &list,
+                            &format!("unknown field {bad}"),
+                        )),
                     }
                 }
-                let header_prefix = props.get(&p("add.headers.prefix")).unwrap_or("__").to_string();
+                let header_prefix = props
+                    .get(&p("add.headers.prefix"))
+                    .unwrap_or("__")
+                    .to_string();
                 if let Some(list) = r.str(&p("add.headers")).map(str::to_string) {
                     match unwrap::parse_added(&list, &header_prefix) {
                         Ok(f) => u.add_headers = f,
-                        Err(bad) => r.errors.push(err(&p("add.headers"), &list, &format!("unknown field {bad}"))),
+                        Err(bad) => r.errors.push(err(
+                            &p("add.headers"),
+                            &list,
+                            &format!("unknown field {bad}"),
+                        )),
                     }
                 }
-                for k in props.0.keys().filter(|k| k.starts_with(&format!("transforms.{name}."))) {
+                for k in props
+                    .0
+                    .keys()
+                    .filter(|k| k.starts_with(&format!("transforms.{name}.")))
+                {
                     let opt = &k[format!("transforms.{name}.").len()..];
-                    if !matches!(opt, "type" | "delete.tombstone.handling.mode" | "delete.handling.mode" | "drop.tombstones"
-                        | "add.fields" | "add.fields.prefix" | "add.headers" | "add.headers.prefix") {
-                        warnings.push(format!("transform option {k} is not supported by augur and is ignored"));
+                    if !matches!(
+                        opt,
+                        "type"
+                            | "delete.tombstone.handling.mode"
+                            | "delete.handling.mode"
+                            | "drop.tombstones"
+                            | "add.fields"
+                            | "add.fields.prefix"
+                            | "add.headers"
+                            | "add.headers.prefix"
+                    ) {
+                        warnings.push(format!(
+                            "transform option {k} is not supported by augur and is ignored"
+                        ));
                     }
                 }
                 envelope.unwrap = Some(u);
             }
         }
 
-        let offsets_file = props.get("offset.storage.file.filename").filter(|v| !v.is_empty()).map(PathBuf::from);
+        let offsets_file = props
+            .get("offset.storage.file.filename")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
 
         for key in props.0.keys() {
             let k = key.as_str();
@@ -447,7 +585,15 @@ impl CaptureConfig {
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
         }
-        Ok((CaptureConfig { name, source, envelope, offsets_file }, warnings))
+        Ok((
+            CaptureConfig {
+                name,
+                source,
+                envelope,
+                offsets_file,
+            },
+            warnings,
+        ))
     }
 }
 
@@ -482,9 +628,15 @@ mod tests {
         let (c, warnings) = CaptureConfig::from_props(&p).unwrap();
         assert_eq!(c.envelope.topic_prefix, "car_database");
         assert_eq!(c.source.snapshot_mode, SnapshotMode::NoData);
-        assert_eq!(c.envelope.unwrap.as_ref().unwrap().delete_handling, DeleteTombstoneHandling::Tombstone);
+        assert_eq!(
+            c.envelope.unwrap.as_ref().unwrap().delete_handling,
+            DeleteTombstoneHandling::Tombstone
+        );
         assert!(warnings.iter().any(|w| w.contains("never")));
-        assert!(!format!("{c:?}").contains("secret-pw"), "password must not print");
+        assert!(
+            !format!("{c:?}").contains("secret-pw"),
+            "password must not print"
+        );
     }
 
     #[test]
@@ -496,8 +648,15 @@ mod tests {
         p.set("bogus.key", "x");
         let e = CaptureConfig::from_props(&p).unwrap_err();
         let keys: Vec<_> = e.0.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["database.port", "snapshot.mode", "tombstones.on.delete"]);
-        assert!(e.0[1].message.starts_with("The 'snapshot.mode' value is invalid: Value must be one of"));
+        assert_eq!(
+            keys,
+            ["database.port", "snapshot.mode", "tombstones.on.delete"]
+        );
+        assert!(
+            e.0[1]
+                .message
+                .starts_with("The 'snapshot.mode' value is invalid: Value must be one of")
+        );
     }
 
     #[test]
@@ -509,6 +668,9 @@ mod tests {
         let mut p = base();
         p.set("some.unknown", "1");
         let (_, w) = CaptureConfig::from_props(&p).unwrap();
-        assert_eq!(w, vec!["unknown configuration key \"some.unknown\" is ignored".to_string()]);
+        assert_eq!(
+            w,
+            vec!["unknown configuration key \"some.unknown\" is ignored".to_string()]
+        );
     }
 }

@@ -51,7 +51,12 @@ impl Destination {
     /// Consumes batches until the channel closes, writing each and resolving its ack once it
     /// is durable. Returns the first write error (after which the batch's token is dropped, so
     /// nothing later is confirmed).
-    pub async fn run(self, mut encoder: Encoder, mut rx: mpsc::Receiver<ChangeBatch>, heartbeats: bool) -> Result<u64, Error> {
+    pub async fn run(
+        self,
+        mut encoder: Encoder,
+        mut rx: mpsc::Receiver<ChangeBatch>,
+        heartbeats: bool,
+    ) -> Result<u64, Error> {
         let mut records = Vec::with_capacity(4096);
         let mut written = 0u64;
         match self {

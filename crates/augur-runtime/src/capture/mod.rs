@@ -27,7 +27,10 @@ pub fn augur_home() -> PathBuf {
     if let Some(h) = std::env::var_os("AUGUR_HOME") {
         return PathBuf::from(h);
     }
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".augur")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".augur")
 }
 
 /// The offsets file used when `offset.storage.file.filename` is not set.
@@ -37,9 +40,16 @@ pub fn default_offsets_file(name: &str) -> PathBuf {
 
 /// Runs a capture connector until shutdown, an error, or the end of an `initial_only`
 /// snapshot.
-pub async fn run(cfg: CaptureConfig, destination: DestinationConfig, shutdown: Shutdown) -> Result<SourceExit, Error> {
+pub async fn run(
+    cfg: CaptureConfig,
+    destination: DestinationConfig,
+    shutdown: Shutdown,
+) -> Result<SourceExit, Error> {
     let dest = Destination::connect(&destination).await?;
-    let offsets_path = cfg.offsets_file.clone().unwrap_or_else(|| default_offsets_file(&cfg.name));
+    let offsets_path = cfg
+        .offsets_file
+        .clone()
+        .unwrap_or_else(|| default_offsets_file(&cfg.name));
     let offsets: Arc<dyn OffsetStore> = Arc::new(FileOffsetStore::new(offsets_path));
     run_with(cfg, dest, offsets, shutdown).await
 }
@@ -58,7 +68,13 @@ pub async fn run_with(
     let encoder = Encoder::new(cfg.envelope.clone());
     let dest_task = tokio::spawn(dest.run(encoder, rx, heartbeats));
     let source = PgSource::new(cfg.source, offsets);
-    let source_result = source.run(SourceContext { out: tx, acks, shutdown }).await;
+    let source_result = source
+        .run(SourceContext {
+            out: tx,
+            acks,
+            shutdown,
+        })
+        .await;
     let dest_result = match dest_task.await {
         Ok(r) => r,
         Err(e) => Err(Error::new(ErrorKind::Internal, "destination task panicked").with_source(e)),

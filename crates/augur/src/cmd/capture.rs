@@ -78,7 +78,10 @@ pub(crate) fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
                     s.overrides.push((o.to_string(), v.clone()));
                 }
             }
-            if let Some(p) = props.get("topic.creation.default.partitions").and_then(|v| v.parse().ok()) {
+            if let Some(p) = props
+                .get("topic.creation.default.partitions")
+                .and_then(|v| v.parse().ok())
+            {
                 s.topic_partitions = p;
             }
             DestinationConfig::Kafka(s)

@@ -49,7 +49,12 @@ const SAMPLE: &[&str] = &[
 fn listings(path: Option<PathBuf>) -> Vec<String> {
     let path = path.unwrap_or_else(|| PathBuf::from("../shared/data/ford.csv"));
     match std::fs::read_to_string(&path) {
-        Ok(text) => text.lines().skip(1).filter(|l| l.split(',').count() == 9).map(str::to_string).collect(),
+        Ok(text) => text
+            .lines()
+            .skip(1)
+            .filter(|l| l.split(',').count() == 9)
+            .map(str::to_string)
+            .collect(),
         Err(_) => SAMPLE.iter().map(|s| s.to_string()).collect(),
     }
 }
@@ -57,12 +62,17 @@ fn listings(path: Option<PathBuf>) -> Vec<String> {
 /// Runs `augur demo`.
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let (cluster, connect) = match &args.database_url {
-        Some(url) => (None, PgConnect::from_url(url).map_err(|e| anyhow::anyhow!(e.full_message()))?),
+        Some(url) => (
+            None,
+            PgConnect::from_url(url).map_err(|e| anyhow::anyhow!(e.full_message()))?,
+        ),
         None => {
             eprintln!("augur demo: starting a private PostgreSQL cluster …");
             let c = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
-            c.psql("postgres", "CREATE DATABASE cars").map_err(|e| anyhow::anyhow!("{e}"))?;
-            let connect = PgConnect::from_url(&c.url("cars")).map_err(|e| anyhow::anyhow!(e.full_message()))?;
+            c.psql("postgres", "CREATE DATABASE cars")
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let connect = PgConnect::from_url(&c.url("cars"))
+                .map_err(|e| anyhow::anyhow!(e.full_message()))?;
             (Some(c), connect)
         }
     };

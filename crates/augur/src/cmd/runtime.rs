@@ -6,7 +6,10 @@ use augur_core::shutdown::{self, Shutdown};
 
 /// Builds the tokio runtime (two worker threads: this is a two-core-sized program).
 pub(crate) fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
 }
 
 /// A shutdown signal fired by SIGINT or SIGTERM; a second signal exits at once.
@@ -14,7 +17,10 @@ pub(crate) fn signals() -> Shutdown {
     let (trigger, listener) = shutdown::channel();
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
             return;
         };
         tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

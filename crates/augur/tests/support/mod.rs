@@ -22,7 +22,10 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "augur-test-{tag}-{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -31,7 +34,10 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 /// Debezium connector properties for `db` with `topic.prefix` = `prefix`.
 pub fn connector_props(db: &TestDb, prefix: &str) -> Vec<(String, String)> {
     [
-        ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
+        (
+            "connector.class",
+            "io.debezium.connector.postgresql.PostgresConnector",
+        ),
         ("plugin.name", "pgoutput"),
         ("database.hostname", "127.0.0.1"),
         ("database.user", "postgres"),
@@ -65,8 +71,14 @@ impl Capture {
         for (k, v) in props {
             cmd.arg("--set").arg(format!("{k}={v}"));
         }
-        cmd.args(extra).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        cmd.env("AUGUR_LOG", std::env::var("AUGUR_TEST_LOG").unwrap_or_else(|_| "info".into()));
+        cmd.args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.env(
+            "AUGUR_LOG",
+            std::env::var("AUGUR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         let mut child = cmd.spawn().expect("spawn augur capture");
         let lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
@@ -87,11 +99,18 @@ impl Capture {
             loop {
                 match err.read(&mut buf) {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => e2.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n])),
+                    Ok(n) => e2
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n])),
                 }
             }
         });
-        Capture { child, lines, stderr }
+        Capture {
+            child,
+            lines,
+            stderr,
+        }
     }
 
     /// Lines so far.
@@ -110,14 +129,25 @@ impl Capture {
         loop {
             let lines = self.lines();
             if lines.len() >= n {
-                return lines.iter().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+                return lines
+                    .iter()
+                    .map(|l| serde_json::from_str(l).expect("JSON line"))
+                    .collect();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("augur exited ({status}) after {} of {n} lines; stderr:\n{}", self.lines().len(), self.stderr());
+                panic!(
+                    "augur exited ({status}) after {} of {n} lines; stderr:\n{}",
+                    self.lines().len(),
+                    self.stderr()
+                );
             }
             if Instant::now() > deadline {
-                panic!("only {} of {n} lines after {timeout:?}; stderr:\n{}", lines.len(), self.stderr());
+                panic!(
+                    "only {} of {n} lines after {timeout:?}; stderr:\n{}",
+                    lines.len(),
+                    self.stderr()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -129,9 +159,16 @@ impl Capture {
         while !self.stderr().contains(text) {
             if let Ok(Some(status)) = self.child.try_wait() {
                 std::thread::sleep(Duration::from_millis(100));
-                panic!("augur exited ({status}) before logging {text:?}; stderr:\n{}", self.stderr());
+                panic!(
+                    "augur exited ({status}) before logging {text:?}; stderr:\n{}",
+                    self.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "no {text:?} in stderr after {timeout:?}:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in stderr after {timeout:?}:\n{}",
+                self.stderr()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -141,7 +178,8 @@ impl Capture {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let status = wait_timeout(&mut self.child, Duration::from_secs(30)).expect("augur exits after SIGTERM");
+        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
+            .expect("augur exits after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
         (status, self.stderr())
     }
@@ -203,7 +241,9 @@ fn redact_payload(p: &mut Value) {
         }
     }
     if let Some(s) = p.get_mut("source") {
-        for k in ["version", "ts_ms", "ts_us", "ts_ns", "txId", "lsn", "sequence"] {
+        for k in [
+            "version", "ts_ms", "ts_us", "ts_ns", "txId", "lsn", "sequence",
+        ] {
             if s.get(k).is_some_and(|x| !x.is_null()) {
                 s[k] = Value::from("<redacted>");
             }
@@ -249,9 +289,16 @@ pub fn raw(v: &Value, field: &str) -> Value {
 
 /// Asserts equality of two JSON values including object key order, with a readable diff.
 pub fn assert_same_json(what: &str, want: &Value, got: &Value) {
-    let (w, g) = (serde_json::to_string(want).unwrap(), serde_json::to_string(got).unwrap());
+    let (w, g) = (
+        serde_json::to_string(want).unwrap(),
+        serde_json::to_string(got).unwrap(),
+    );
     if w != g {
-        let pos = w.bytes().zip(g.bytes()).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
+        let pos = w
+            .bytes()
+            .zip(g.bytes())
+            .position(|(a, b)| a != b)
+            .unwrap_or(w.len().min(g.len()));
         let from = pos.saturating_sub(120);
         panic!(
             "{what} differs at byte {pos}:\n want …{}\n  got …{}",
