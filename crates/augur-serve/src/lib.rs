@@ -1,0 +1,1 @@
+//! The model server (in progress).
