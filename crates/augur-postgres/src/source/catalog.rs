@@ -362,6 +362,8 @@ pub fn default_value(
 
 #[cfg(test)]
 mod tests {
+    use augur_core::connect::SchemaType;
+
     use super::*;
 
     #[test]
