@@ -1,0 +1,70 @@
+//! `POST /predict`: the contract of the original BentoML service.
+//!
+//! - A JSON object with the model's fields → `200` and a bare JSON number (the price).
+//! - A JSON array of such objects → `200` and an array of numbers, in order.
+//! - BentoML ≥ 1.2 services take their arguments by parameter name (`{"input_data": {...}}`):
+//!   an object with a single key that is not one of the model's fields, holding an object or
+//!   an array, is unwrapped, so both the legacy raw body and the named-parameter body work.
+//!
+//! Field names match ignoring ASCII case (Debezium's `enginesize`), numbers may be strings,
+//! other keys are ignored. Any bad row fails the request with `400` naming the row, the field
+//! and the problem.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::{AppState, infer, json_response, object_row, parse_json, predictions, read_body};
+use crate::error::ApiError;
+use crate::slot::Served;
+
+/// `POST /predict`.
+pub(crate) async fn predict(
+    State(state): State<Arc<AppState>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let served = state.served()?;
+    let incoming = state.batcher.incoming();
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let value = unwrap_parameter(parse_json(&bytes)?, &served);
+    let (rows, batch) = match value {
+        Value::Array(items) => (
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| object_row(v, Some(i)))
+                .collect::<Result<Vec<_>, _>>()?,
+            true,
+        ),
+        other => (vec![object_row(other, None)?], false),
+    };
+    let results = infer(&state, &served, rows, incoming).await?;
+    let prices = predictions(results, batch)?;
+    let body = if batch {
+        serde_json::to_vec(&prices)
+    } else {
+        serde_json::to_vec(&prices[0])
+    }
+    .expect("numbers serialize");
+    Ok(json_response(&served, body))
+}
+
+/// Unwraps `{"<parameter>": <object or array>}` when the one key is not a model field.
+fn unwrap_parameter(value: Value, served: &Served) -> Value {
+    match value {
+        Value::Object(m)
+            if m.len() == 1
+                && m.values().all(|v| v.is_object() || v.is_array())
+                && m.keys().all(|k| served.model().field_index(k).is_none()) =>
+        {
+            m.into_iter()
+                .next()
+                .map(|(_, inner)| inner)
+                .expect("one entry")
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,314 @@
+//! The HTTP surface: the router, the request-metrics middleware, and the helpers every
+//! protocol module shares (reading a bounded body, parsing JSON, turning results into
+//! responses). One module per protocol or concern:
+//!
+//! - [`bentoml`]: `POST /predict`, the original BentoML contract.
+//! - [`oip`]: Open Inference Protocol v2 (`/v2/...`).
+//! - [`kserve`]: KServe v1 (`/v1/models/...`).
+//! - [`health`]: `/livez`, `/healthz`, `/readyz`, `/metrics`.
+//! - [`docs`]: `/docs.json` (OpenAPI) and the human page at `/`.
+//! - [`admin`]: `/admin/model`, `/admin/promote`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use augur_metrics::Gauge;
+use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::batcher::{Batcher, Row, RowResults};
+use crate::config::ServeConfig;
+use crate::error::{ApiError, ApiErrorKind};
+use crate::metrics::ServeMetrics;
+use crate::slot::{MODEL_HEADER, ModelSlot, ModelSource, Served};
+
+pub(crate) mod admin;
+pub(crate) mod bentoml;
+pub(crate) mod docs;
+pub(crate) mod health;
+pub(crate) mod kserve;
+pub(crate) mod oip;
+
+/// Everything the handlers share.
+#[derive(Debug)]
+pub(crate) struct AppState {
+    /// The settings.
+    pub(crate) config: ServeConfig,
+    /// The model being served.
+    pub(crate) slot: ModelSlot,
+    /// Where promotions load from.
+    pub(crate) source: ModelSource,
+    /// The inference queue and thread.
+    pub(crate) batcher: Batcher,
+    /// The metric handles.
+    pub(crate) metrics: ServeMetrics,
+    /// Serializes promotions (admin endpoint and store watcher).
+    pub(crate) promote_lock: tokio::sync::Mutex<()>,
+    /// Set once shutdown starts: `/readyz` answers 503.
+    pub(crate) shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// The current model, or `503` while none is loaded.
+    pub(crate) fn served(&self) -> Result<Arc<Served>, ApiError> {
+        self.slot
+            .current()
+            .ok_or_else(|| ApiError::new(ApiErrorKind::NotReady, "the model is not loaded yet"))
+    }
+}
+
+/// The whole router, with the metrics middleware on every route.
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(docs::index))
+        .route("/docs.json", get(docs::openapi))
+        .route("/predict", post(bentoml::predict))
+        .route("/livez", get(health::live))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/v2", get(oip::server_metadata))
+        .route("/v2/health/live", get(oip::live))
+        .route("/v2/health/ready", get(oip::ready))
+        .route("/v2/models/{name}", get(oip::model_metadata))
+        .route("/v2/models/{name}/ready", get(oip::model_ready))
+        .route("/v2/models/{name}/infer", post(oip::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(oip::version_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(oip::version_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(oip::version_infer),
+        )
+        .route("/v1/models", get(kserve::list))
+        // `{target}` is `NAME` (status) or `NAME:predict` (inference).
+        .route(
+            "/v1/models/{target}",
+            get(kserve::status).post(kserve::predict),
+        )
+        .route("/admin/model", get(admin::current))
+        .route("/admin/promote", post(admin::promote))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// `404` with a JSON body for unknown routes.
+async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ApiErrorKind::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+/// `405` with a JSON body.
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ApiErrorKind::MethodNotAllowed,
+        format!("{} does not take {method}", uri.path()),
+    )
+}
+
+/// Decrements the in-progress gauge when the request ends, even if it is cancelled.
+struct InProgress(Gauge);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Counts every request by route template and status, times it, and tracks requests in
+/// progress.
+async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let endpoint = req.extensions().get::<MatchedPath>().cloned();
+    let endpoint = endpoint.as_ref().map_or("unmatched", |m| m.as_str());
+    let m = &state.metrics;
+    let gauge = m.in_progress.with(&[endpoint]);
+    gauge.inc();
+    let _in_progress = InProgress(gauge);
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let code = resp.status();
+    let labels = [endpoint, code.as_str()];
+    m.requests.with(&labels).inc();
+    m.duration
+        .with(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Reads a whole body, refusing one larger than `limit` bytes with `400`.
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ApiErrorKind::BodyTooLarge,
+            format!("the request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    if body.size_hint().lower() > limit as u64 {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                ApiErrorKind::InvalidJson,
+                "the request body could not be read",
+            )
+        })?;
+        let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
+        if have + chunk.len() > limit {
+            return Err(too_large());
+        }
+        match &first {
+            None => first = Some(chunk),
+            Some(f) => {
+                if rest.is_empty() {
+                    rest.extend_from_slice(f);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(if rest.is_empty() {
+        first.unwrap_or_default()
+    } else {
+        Bytes::from(rest)
+    })
+}
+
+/// Parses a body as JSON; `400` naming the position and the problem otherwise.
+pub(crate) fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            ApiErrorKind::InvalidJson,
+            "the request body is empty; send a JSON document",
+        ));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ApiErrorKind::InvalidJson, format!("invalid JSON: {e}")))
+}
+
+/// A JSON type's name for error messages.
+pub(crate) fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A row from a JSON value that must be an object (`row` numbers it in a batch).
+pub(crate) fn object_row(v: Value, row: Option<usize>) -> Result<Row, ApiError> {
+    match v {
+        Value::Object(m) => Ok(m),
+        other => {
+            let e = ApiError::input(format!(
+                "expected a JSON object with the model's fields, got {}",
+                json_type(&other)
+            ));
+            Err(match row {
+                Some(r) => e.at_row(r),
+                None => e,
+            })
+        }
+    }
+}
+
+/// The predictions of a request, or `400` for the first row with a bad field (`batch` says
+/// whether to number the row in the message).
+pub(crate) fn predictions(results: RowResults, batch: bool) -> Result<Vec<f64>, ApiError> {
+    results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.map(round_cents).map_err(|e| {
+                let err = ApiError::from_field_error(&e);
+                if batch { err.at_row(i) } else { err }
+            })
+        })
+        .collect()
+}
+
+/// Prices are answered in cents, as `augur predict` prints them (the model computes in
+/// `f32`, so further digits are noise).
+pub(crate) fn round_cents(p: f64) -> f64 {
+    (p * 100.0).round() / 100.0
+}
+
+/// Queues rows for inference with the model admitted for the request.
+pub(crate) async fn infer(
+    state: &AppState,
+    served: &Arc<Served>,
+    rows: Vec<Row>,
+    incoming: crate::batcher::IncomingGuard,
+) -> Result<RowResults, ApiError> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    state.batcher.predict(served.clone(), rows, incoming).await
+}
+
+/// A `200` JSON response with the model header.
+pub(crate) fn json_response(served: &Served, body: Vec<u8>) -> Response {
+    let mut resp = Body::from(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(MODEL_HEADER, served.header().clone());
+    resp
+}
+
+/// A JSON response without the model header (server-level documents).
+pub(crate) fn json_body(status: StatusCode, value: &Value) -> Response {
+    let mut resp = (status, value.to_string()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// `404` unless `name` is the served model's name.
+pub(crate) fn check_name(served: &Served, name: &str) -> Result<(), ApiError> {
+    if name == served.name() {
+        Ok(())
+    } else {
+        Err(ApiError::unknown_model(name, served.tag()))
+    }
+}
+
+/// `404` unless `name` and `version` are the served model's.
+pub(crate) fn check_version(served: &Served, name: &str, version: &str) -> Result<(), ApiError> {
+    check_name(served, name)?;
+    if version == served.version().to_string() {
+        Ok(())
+    } else {
+        Err(ApiError::unknown_model(
+            &format!("{name}:{version}"),
+            served.tag(),
+        ))
+    }
+}

@@ -1,0 +1,364 @@
+//! Open Inference Protocol v2 (KServe v2, Triton, MLServer), REST.
+//!
+//! Each model input field is one tensor input named after the field, holding one element per
+//! row (shape `[n]` or `[n, 1]`): numeric fields as `FP64` (any numeric datatype is accepted),
+//! categorical fields as `BYTES` strings — MLServer's column ("pandas") layout. The one output
+//! is named after the model's target (`price`), `FP64`, shape `[n]`.
+//!
+//! ```json
+//! {"id": "42", "inputs": [
+//!   {"name": "model", "datatype": "BYTES", "shape": [1], "data": [" Fiesta"]},
+//!   {"name": "year",  "datatype": "INT64", "shape": [1], "data": [2017]}, ...]}
+//! → {"model_name": "ford-price", "model_version": "1", "id": "42",
+//!    "outputs": [{"name": "price", "datatype": "FP64", "shape": [1], "data": [11187.29]}]}
+//! ```
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use augur_model::FieldType;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+
+use super::{
+    AppState, check_name, check_version, json_response, json_type, parse_json, predictions,
+    read_body,
+};
+use crate::batcher::Row;
+use crate::error::ApiError;
+use crate::slot::Served;
+
+/// The platform name reported in model metadata.
+pub(crate) const PLATFORM: &str = "augur-gbdt";
+
+/// The datatypes of the protocol.
+const DATATYPES: &[&str] = &[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16",
+    "FP32", "FP64", "BYTES",
+];
+
+/// `GET /v2`: server metadata.
+pub(crate) async fn server_metadata() -> Response {
+    super::json_body(
+        StatusCode::OK,
+        &json!({
+            "name": "augur",
+            "version": env!("CARGO_PKG_VERSION"),
+            "extensions": [],
+        }),
+    )
+}
+
+/// `GET /v2/health/live`.
+pub(crate) async fn live() -> Response {
+    super::json_body(StatusCode::OK, &json!({ "live": true }))
+}
+
+/// `GET /v2/health/ready`: 200 once the model is loaded, 503 before (and while stopping).
+pub(crate) async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let ready = super::health::is_ready(&state);
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    super::json_body(status, &json!({ "ready": ready }))
+}
+
+/// The metadata document of the served model.
+fn metadata(served: &Served) -> Value {
+    let inputs: Vec<Value> = served
+        .model()
+        .input_fields()
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "datatype": match f.kind { FieldType::Numeric => "FP64", FieldType::Categorical => "BYTES" },
+                "shape": [-1],
+            })
+        })
+        .collect();
+    json!({
+        "name": served.name(),
+        "versions": [served.version().to_string()],
+        "platform": PLATFORM,
+        "inputs": inputs,
+        "outputs": [{ "name": served.output(), "datatype": "FP64", "shape": [-1] }],
+    })
+}
+
+/// `GET /v2/models/{name}`.
+pub(crate) async fn model_metadata(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let served = state.served()?;
+    check_name(&served, &name)?;
+    Ok(json_response(
+        &served,
+        metadata(&served).to_string().into_bytes(),
+    ))
+}
+
+/// `GET /v2/models/{name}/versions/{version}`.
+pub(crate) async fn version_metadata(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let served = state.served()?;
+    check_version(&served, &name, &version)?;
+    Ok(json_response(
+        &served,
+        metadata(&served).to_string().into_bytes(),
+    ))
+}
+
+/// The model-ready document.
+fn ready_doc(served: &Served) -> Vec<u8> {
+    json!({ "name": served.name(), "ready": true })
+        .to_string()
+        .into_bytes()
+}
+
+/// `GET /v2/models/{name}/ready`: 200 when that model is loaded, 404 for another name.
+pub(crate) async fn model_ready(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let served = state.served()?;
+    check_name(&served, &name)?;
+    Ok(json_response(&served, ready_doc(&served)))
+}
+
+/// `GET /v2/models/{name}/versions/{version}/ready`.
+pub(crate) async fn version_ready(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let served = state.served()?;
+    check_version(&served, &name, &version)?;
+    Ok(json_response(&served, ready_doc(&served)))
+}
+
+/// Inference for `name`, and `version` when given.
+async fn infer_latest(
+    state: Arc<AppState>,
+    name: String,
+    version: Option<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let served = state.served()?;
+    match &version {
+        Some(v) => check_version(&served, &name, v)?,
+        None => check_name(&served, &name)?,
+    }
+    let incoming = state.batcher.incoming();
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let request = parse_json(&bytes)?;
+    let (id, rows) = parse_request(request, &served)?;
+    let results = super::infer(&state, &served, rows, incoming).await?;
+    let prices = predictions(results, true)?;
+    let id = id.unwrap_or_else(|| {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed).to_string()
+    });
+    let body = json!({
+        "model_name": served.name(),
+        "model_version": served.version().to_string(),
+        "id": id,
+        "outputs": [{
+            "name": served.output(),
+            "datatype": "FP64",
+            "shape": [prices.len()],
+            "data": prices,
+        }],
+    });
+    Ok(json_response(&served, body.to_string().into_bytes()))
+}
+
+/// `POST /v2/models/{name}/infer`.
+pub(crate) async fn infer(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    infer_latest(state, name, None, body).await
+}
+
+/// `POST /v2/models/{name}/versions/{version}/infer`.
+pub(crate) async fn version_infer(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    infer_latest(state, name, Some(version), body).await
+}
+
+/// Flattens nested arrays (row-major) into `out`.
+fn flatten(v: Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(items) => items.into_iter().for_each(|i| flatten(i, out)),
+        other => out.push(other),
+    }
+}
+
+/// An inference request's id and its rows (one JSON object per row, keyed by field name).
+fn parse_request(request: Value, served: &Served) -> Result<(Option<String>, Vec<Row>), ApiError> {
+    let Value::Object(mut request) = request else {
+        return Err(ApiError::input(format!(
+            "expected an inference request object, got {}",
+            json_type(&request)
+        )));
+    };
+    let id = match request.remove("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            return Err(ApiError::field(
+                "id",
+                format!("expected a string, got {}", json_type(&other)),
+            ));
+        }
+    };
+    if let Some(outputs) = request.remove("outputs") {
+        let Value::Array(outputs) = outputs else {
+            return Err(ApiError::field("outputs", "expected an array"));
+        };
+        for o in outputs {
+            let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
+            if name != served.output() {
+                return Err(ApiError::field(
+                    "outputs",
+                    format!(
+                        "the model has one output, {:?}; {name:?} was requested",
+                        served.output()
+                    ),
+                ));
+            }
+        }
+    }
+    let inputs = match request.remove("inputs") {
+        Some(Value::Array(inputs)) if !inputs.is_empty() => inputs,
+        Some(Value::Array(_)) => {
+            return Err(ApiError::field(
+                "inputs",
+                "empty; send one input per model field",
+            ));
+        }
+        Some(other) => {
+            return Err(ApiError::field(
+                "inputs",
+                format!("expected an array, got {}", json_type(&other)),
+            ));
+        }
+        None => return Err(ApiError::field("inputs", "missing")),
+    };
+    let model = served.model();
+    let mut rows: Option<Vec<Row>> = None;
+    for (i, input) in inputs.into_iter().enumerate() {
+        let Value::Object(mut input) = input else {
+            return Err(ApiError::field(
+                format!("inputs[{i}]"),
+                "expected a tensor object",
+            ));
+        };
+        let name = match input.remove("name") {
+            Some(Value::String(s)) => s,
+            _ => {
+                return Err(ApiError::field(
+                    format!("inputs[{i}].name"),
+                    "missing or not a string",
+                ));
+            }
+        };
+        let field = model
+            .field_index(&name)
+            .map(|f| &model.input_fields()[f])
+            .ok_or_else(|| {
+                let names: Vec<&str> = model
+                    .input_fields()
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect();
+                ApiError::field(
+                    name.clone(),
+                    format!(
+                        "not an input of {}; its inputs are {}",
+                        served.name(),
+                        names.join(", ")
+                    ),
+                )
+            })?;
+        let datatype = match input.remove("datatype") {
+            Some(Value::String(s)) if DATATYPES.contains(&s.as_str()) => s,
+            Some(Value::String(s)) => {
+                return Err(ApiError::field(name, format!("unknown datatype {s:?}")));
+            }
+            _ => return Err(ApiError::field(name, "datatype missing or not a string")),
+        };
+        let shape: Vec<u64> = match input.remove("shape") {
+            Some(Value::Array(dims)) => dims
+                .iter()
+                .map(Value::as_u64)
+                .collect::<Option<Vec<u64>>>()
+                .ok_or_else(|| {
+                    ApiError::field(
+                        name.clone(),
+                        "shape must be an array of non-negative integers",
+                    )
+                })?,
+            _ => return Err(ApiError::field(name, "shape missing or not an array")),
+        };
+        let n = match shape.as_slice() {
+            [n] | [n, 1] => *n as usize,
+            _ => {
+                return Err(ApiError::field(
+                    name,
+                    format!("shape {shape:?}: expected [rows] or [rows, 1] (one element per row)"),
+                ));
+            }
+        };
+        let mut data = Vec::with_capacity(n);
+        match input.remove("data") {
+            Some(v @ Value::Array(_)) => flatten(v, &mut data),
+            _ => return Err(ApiError::field(name, "data missing or not an array")),
+        }
+        if data.len() != n {
+            return Err(ApiError::field(
+                name,
+                format!(
+                    "shape {shape:?} needs {n} elements, data has {}",
+                    data.len()
+                ),
+            ));
+        }
+        for (r, v) in data.iter().enumerate() {
+            let fits = match datatype.as_str() {
+                "BYTES" => v.is_string(),
+                "BOOL" => v.is_boolean(),
+                _ => v.is_number(),
+            };
+            if !fits {
+                return Err(ApiError::field(
+                    name,
+                    format!("datatype {datatype} but element {r} is {}", json_type(v)),
+                ));
+            }
+        }
+        let rows = rows.get_or_insert_with(|| vec![Map::new(); n]);
+        if rows.len() != n {
+            return Err(ApiError::field(
+                name,
+                format!("{n} rows, but an earlier input has {}", rows.len()),
+            ));
+        }
+        for (row, v) in rows.iter_mut().zip(data) {
+            row.insert(field.name.clone(), v);
+        }
+    }
+    Ok((id, rows.unwrap_or_default()))
+}

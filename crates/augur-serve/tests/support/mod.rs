@@ -1,0 +1,348 @@
+//! Test helpers: a real server on a free port (its own tokio runtime on a thread), a minimal
+//! blocking HTTP/1.1 client over raw TCP, the shipped model, and temporary model stores.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use augur_core::shutdown::{self, ShutdownTrigger};
+use augur_model::{Model, ModelStore};
+use augur_serve::{ModelSource, ServeConfig, ServeError, Server, ServerHandle};
+use serde_json::Value;
+
+/// The example body from the original service.
+pub const CAR: &str = r#"{"model":" Fiesta","year":2017,"transmission":"Automatic","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#;
+
+/// The shipped model, loaded once.
+pub fn shipped() -> Arc<Model> {
+    static MODEL: OnceLock<Arc<Model>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| Arc::new(augur_model::load_shipped().expect("the shipped model")))
+        .clone()
+}
+
+/// A test config: a free loopback port, defaults otherwise.
+pub fn config() -> ServeConfig {
+    ServeConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        ..ServeConfig::default()
+    }
+}
+
+/// What the model says for `row`, rounded to cents as the server answers.
+pub fn expected(model: &Model, row: &str) -> f64 {
+    let v: Value = serde_json::from_str(row).unwrap();
+    let p = model.predict_json(v.as_object().unwrap()).unwrap();
+    (p * 100.0).round() / 100.0
+}
+
+/// A running server.
+pub struct TestServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its handle.
+    pub handle: ServerHandle,
+    /// Fires its shutdown.
+    trigger: ShutdownTrigger,
+    /// The thread running its runtime; yields `run`'s result.
+    thread: Option<JoinHandle<Result<(), ServeError>>>,
+}
+
+impl TestServer {
+    /// Starts a server for `source` and waits until it is ready.
+    pub fn start(cfg: ServeConfig, source: ModelSource) -> TestServer {
+        let s = TestServer::spawn(cfg, source);
+        s.wait_ready();
+        s
+    }
+
+    /// Starts a server without waiting for readiness.
+    pub fn spawn(cfg: ServeConfig, source: ModelSource) -> TestServer {
+        let (trigger, shutdown) = shutdown::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = Server::bind(cfg, source).await?;
+                tx.send((server.local_addr(), server.handle())).unwrap();
+                server.run(shutdown).await
+            })
+        });
+        let (addr, handle) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server bound");
+        TestServer {
+            addr,
+            handle,
+            trigger,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits (up to 30 s) until `/readyz` answers 200.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while get(self.addr, "/readyz").status != 200 {
+            assert!(Instant::now() < deadline, "server not ready in 30 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Fires shutdown without waiting.
+    pub fn trigger_shutdown(&self) {
+        self.trigger.trigger();
+    }
+
+    /// Fires shutdown and returns `run`'s result.
+    pub fn stop(mut self) -> Result<(), ServeError> {
+        self.trigger.trigger();
+        self.thread.take().unwrap().join().expect("server thread")
+    }
+
+    /// Waits for `run` to return (after [`TestServer::trigger_shutdown`]).
+    pub fn join(mut self) -> Result<(), ServeError> {
+        self.thread.take().unwrap().join().expect("server thread")
+    }
+
+    /// `GET /metrics`.
+    pub fn metrics(&self) -> String {
+        get(self.addr, "/metrics").text()
+    }
+
+    /// The value of one metric sample line (`name{labels}` exactly as rendered), or 0.
+    pub fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics(), series)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.trigger.trigger();
+            let _ = t.join();
+        }
+    }
+}
+
+/// The value of the sample `series` in a metrics text, or 0 when absent.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).unwrap()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The model version header.
+    pub fn model(&self) -> &str {
+        self.header("x-augur-model").expect("x-augur-model header")
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub struct Conn {
+    /// Buffered reader over the socket.
+    reader: BufReader<TcpStream>,
+    /// The socket for writing.
+    writer: TcpStream,
+}
+
+impl Conn {
+    /// Connects.
+    pub fn open(addr: SocketAddr) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        Conn {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    /// Sends one request (`body` with a Content-Length) and reads the response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Resp {
+        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            req.push_str(&format!(
+                "content-type: application/json\r\ncontent-length: {}\r\n",
+                body.len()
+            ));
+        }
+        req.push_str("\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        self.writer.write_all(&bytes).expect("send request");
+        self.read_response()
+    }
+
+    /// Sends raw bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    /// Reads one response.
+    pub fn read_response(&mut self) -> Resp {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
+        let status: u16 = line[9..12].parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (k, v) = l.split_once(':').expect("header line");
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+        let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        let mut body = Vec::new();
+        if let Some(len) = find("content-length") {
+            body.resize(len.parse().unwrap(), 0);
+            self.reader.read_exact(&mut body).expect("body");
+        } else if find("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
+            loop {
+                line.clear();
+                self.reader.read_line(&mut line).unwrap();
+                let n = usize::from_str_radix(line.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Whether the server has closed the connection (reads EOF within a second).
+    pub fn is_closed(&mut self) -> bool {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        let mut buf = [0u8; 1];
+        matches!(self.reader.read(&mut buf), Ok(0))
+    }
+}
+
+/// One request on a fresh connection.
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
+    Conn::open(addr).request(method, path, &[], body)
+}
+
+/// `GET path`.
+pub fn get(addr: SocketAddr, path: &str) -> Resp {
+    request(addr, "GET", path, b"")
+}
+
+/// `POST path` with a body.
+pub fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
+    request(addr, "POST", path, body.as_bytes())
+}
+
+/// A fresh temporary directory.
+pub fn scratch(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "augur-serve-test-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The shipped model with its prices multiplied by `factor` (its base score shifted by
+/// `ln(factor)`; the model predicts `exp(score)`), so versions are told apart by their answers.
+pub fn scaled_model(factor: f64) -> Model {
+    let mut doc: Value = serde_json::from_slice(&shipped().to_json()).unwrap();
+    let base = doc["forest"]["base_score"].as_f64().unwrap();
+    doc["forest"]["base_score"] = serde_json::json!(base + factor.ln());
+    Model::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+}
+
+/// A store in a scratch directory holding the shipped model as version 1.
+pub fn store_with_v1(tag: &str) -> (ModelStore, PathBuf) {
+    let dir = scratch(tag);
+    let store = ModelStore::open(&dir).unwrap();
+    let m = store
+        .save(Model::clone(&shipped()), Some("ford-price"))
+        .unwrap();
+    assert_eq!(m.tag(), "ford-price:1");
+    (store, dir)
+}
+
+/// `n` rows: the example car with varying years and mileages.
+pub fn rows(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut v: Value = serde_json::from_str(CAR).unwrap();
+            v["year"] = serde_json::json!(2010 + (i % 10) as i64);
+            v["mileage"] = serde_json::json!(1000 + 37 * i as i64);
+            v
+        })
+        .collect()
+}
+
+/// Removes a directory tree, ignoring errors.
+pub fn cleanup(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
+}
