@@ -19,5 +19,5 @@ pub mod lsn;
 pub mod secret;
 pub mod shutdown;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Result, Retry};
 pub use lsn::Lsn;

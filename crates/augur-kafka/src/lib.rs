@@ -3,7 +3,9 @@
 //! downstream stage is durable.
 //!
 //! Layout:
+//! - [`consumer`]: [`consumer::Consumer`], group membership, batches, manual commits.
 //! - [`producer`]: [`producer::Producer`], idempotent, Java-compatible partitioning, topic
 //!   creation, delivery futures.
 
+pub mod consumer;
 pub mod producer;

@@ -3,10 +3,16 @@
 //! and shutdown in pipeline order.
 //!
 //! Layout:
+//! - [`sink`]: the JDBC sink connector (consume, write to PostgreSQL, commit).
 //! - [`props`]: load `.properties`, JSON and TOML files into one flat property map.
+//! - [`enrich`]: the Kafka enrichment stage (consume, predict, produce).
+//! - [`models`]: which model a stage loads (store, then the shipped one).
 //! - [`predict`]: the prediction step shared by the embedded pipeline and enrichment.
 //! - [`capture`]: the capture connector: its config, its destinations, and [`capture::run`].
 
 pub mod capture;
+pub mod enrich;
+pub mod models;
 pub mod predict;
 pub mod props;
+pub mod sink;

@@ -24,12 +24,19 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Capture PostgreSQL changes as Debezium change events, to Kafka or stdout.
     Capture(cmd::capture::CaptureArgs),
+    /// Kafka stage: read change records, predict, write enriched records (consumer group).
+    Enrich(cmd::stages::EnrichArgs),
+    /// Kafka stage: write change records into PostgreSQL with JDBC-sink semantics.
+    Sink(cmd::stages::SinkArgs),
     /// Train a price model on a CSV file and save it as a new version in the model store.
     Train(cmd::model::TrainArgs),
     /// Predict prices for JSON lines read from stdin (or a file), one result per line.
     Predict(cmd::model::PredictArgs),
     /// Manage the model store: list, show, delete, export, import.
     Models(cmd::model::ModelsArgs),
+    /// Serve the price model over HTTP: BentoML-compatible POST /predict, Open Inference
+    /// Protocol v2 and KServe v1, with micro-batching, metrics and hot model promotion.
+    Serve(cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,9 +45,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Capture(args) => cmd::capture::run(args),
+        Command::Enrich(args) => cmd::stages::enrich(args),
+        Command::Sink(args) => cmd::stages::sink(args),
         Command::Train(args) => cmd::model::train(args),
         Command::Predict(args) => cmd::model::predict(args),
         Command::Models(args) => cmd::model::models(args),
+        Command::Serve(args) => cmd::serve::run(args),
     };
     match result {
         Ok(code) => code,

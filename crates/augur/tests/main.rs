@@ -10,3 +10,4 @@ mod capture_golden;
 mod capture_kafka;
 mod capture_modes;
 mod capture_types;
+mod kafka_path;

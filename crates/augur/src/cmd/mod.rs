@@ -4,3 +4,5 @@ pub(crate) mod capture;
 pub(crate) mod demo;
 pub(crate) mod model;
 pub(crate) mod runtime;
+pub(crate) mod serve;
+pub(crate) mod stages;

@@ -1,0 +1,230 @@
+//! [`Consumer`]: a consumer-group member that hands out batches and commits offsets only when
+//! told to — after the stage downstream has made the batch durable (at-least-once).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use augur_core::{Error, ErrorKind};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How to join a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSettings {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// `group.id`.
+    pub group_id: String,
+    /// Topics to subscribe to (a name starting with `^` is a regular expression).
+    pub topics: Vec<String>,
+    /// `client.id`.
+    pub client_id: String,
+    /// `session.timeout.ms` (short by default: a killed member's partitions move quickly).
+    pub session_timeout_ms: u32,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: u32,
+    /// Extra librdkafka settings (`consumer.override.*` without the prefix).
+    pub overrides: Vec<(String, String)>,
+}
+
+impl ConsumerSettings {
+    /// Defaults for `group` on `topics` at `bootstrap`.
+    pub fn new(
+        bootstrap: impl Into<String>,
+        group: impl Into<String>,
+        topics: Vec<String>,
+    ) -> Self {
+        ConsumerSettings {
+            bootstrap_servers: bootstrap.into(),
+            group_id: group.into(),
+            topics,
+            client_id: "augur".into(),
+            session_timeout_ms: 6000,
+            heartbeat_interval_ms: 1000,
+            overrides: Vec::new(),
+        }
+    }
+}
+
+/// One record read from Kafka.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes (`None`: tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl From<OwnedMessage> for Received {
+    fn from(m: OwnedMessage) -> Self {
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Received {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+        }
+    }
+}
+
+/// A consumer-group member with manual commits.
+pub struct Consumer {
+    inner: StreamConsumer,
+    settings: ConsumerSettings,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group", &self.settings.group_id)
+            .field("topics", &self.settings.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    /// Creates the consumer and subscribes (the group join happens in the background).
+    pub fn new(settings: ConsumerSettings) -> Result<Consumer, Error> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("group.id", &settings.group_id)
+            .set("client.id", &settings.client_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                settings.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                settings.heartbeat_interval_ms.to_string(),
+            )
+            .set(
+                "max.poll.interval.ms",
+                (settings.session_timeout_ms.max(60_000)).to_string(),
+            )
+            .set("fetch.wait.max.ms", "10")
+            .set("allow.auto.create.topics", "true")
+            // Notice topics created after subscribing (default: every 5 minutes).
+            .set("topic.metadata.refresh.interval.ms", "2000")
+            .set("log_level", "3");
+        for (k, v) in &settings.overrides {
+            c.set(k, v);
+        }
+        let inner: StreamConsumer = c.create().map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Kafka consumer settings").with_source(e)
+        })?;
+        let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+        inner.subscribe(&topics).map_err(|e| {
+            Error::new(
+                ErrorKind::Config,
+                format!("cannot subscribe to {}", settings.topics.join(", ")),
+            )
+            .with_source(e)
+        })?;
+        Ok(Consumer { inner, settings })
+    }
+
+    /// Waits for the first record, then takes whatever else arrives within `linger`, up to
+    /// `max` records. Consumption errors (a topic that does not exist yet, a broker that is
+    /// briefly unreachable) are logged and waited out, as Kafka Connect does; librdkafka keeps
+    /// reconnecting underneath.
+    pub async fn recv_batch(&self, max: usize, linger: Duration) -> Result<Vec<Received>, Error> {
+        let mut out = Vec::with_capacity(max.min(4096));
+        let mut last_warning: Option<std::time::Instant> = None;
+        while out.is_empty() {
+            match self.inner.recv().await {
+                Ok(m) => out.push(m.detach().into()),
+                Err(e) => {
+                    if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, topics = %self.settings.topics.join(","), "waiting for Kafka");
+                        last_warning = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + linger;
+        while out.len() < max {
+            match tokio::time::timeout_at(deadline, self.inner.recv()).await {
+                Ok(Ok(m)) => out.push(m.detach().into()),
+                Ok(Err(_)) | Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits, for every partition in `batch`, the offset after its last record.
+    pub fn commit(&self, batch: &[Received], sync: bool) -> Result<(), Error> {
+        let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+        for r in batch {
+            let e = next
+                .entry((r.topic.as_str(), r.partition))
+                .or_insert(r.offset + 1);
+            *e = (*e).max(r.offset + 1);
+        }
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in next {
+            tpl.add_partition_offset(t, p, Offset::Offset(o))
+                .map_err(|e| Error::new(ErrorKind::Internal, "bad offset").with_source(e))?;
+        }
+        let mode = if sync {
+            CommitMode::Sync
+        } else {
+            CommitMode::Async
+        };
+        self.inner.commit(&tpl, mode).map_err(|e| {
+            Error::new(
+                ErrorKind::Connection,
+                "committing Kafka offsets failed (records will be replayed)",
+            )
+            .with_source(e)
+        })
+    }
+
+    /// The partitions currently assigned to this member.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        self.inner
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ConsumerSettings {
+        &self.settings
+    }
+}

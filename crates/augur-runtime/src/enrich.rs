@@ -1,0 +1,502 @@
+//! The enrichment stage: a consumer group reads change records (Debezium envelopes or
+//! flattened rows, with or without schemas), predicts a price for each row in one batch off the
+//! async runtime, and produces the record — same key, the output field added to the payload
+//! and to the schema, the model version in a header — to the output topic. Deletes and
+//! tombstones pass through. A record that cannot be enriched goes to the dead-letter topic with
+//! the reason in Kafka Connect's `__connect.errors.*` headers, and the stage keeps running.
+//! Offsets are committed only after every output record of the batch is acknowledged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use augur_core::connect::{Field, Schema, SchemaType, Value};
+use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind};
+use augur_debezium::json;
+use augur_debezium::record::Record;
+use augur_kafka::consumer::{Consumer, ConsumerSettings, Received};
+use augur_kafka::producer::{Producer, ProducerSettings};
+
+use crate::predict::{FeatureMap, Predictor};
+
+/// The enrichment stage's settings.
+#[derive(Debug, Clone)]
+pub struct EnrichConfig {
+    /// Input topics.
+    pub topics: Vec<String>,
+    /// Output topic (default: the last dot-separated part of the first input topic +
+    /// `_predicted`, so `car_database.public.car_data` → `car_data_predicted`).
+    pub output_topic: String,
+    /// Dead-letter topic.
+    pub dlq_topic: String,
+    /// Consumer group.
+    pub group_id: String,
+    /// Records per batch at most.
+    pub batch_size: usize,
+    /// How long a batch waits to fill.
+    pub linger: Duration,
+    /// Name reported in dead-letter headers.
+    pub name: String,
+}
+
+impl EnrichConfig {
+    /// Defaults for `topics`.
+    pub fn new(topics: Vec<String>) -> Self {
+        let base = topics
+            .first()
+            .map(|t| t.rsplit('.').next().unwrap_or(t).to_string())
+            .unwrap_or_else(|| "augur".into());
+        EnrichConfig {
+            output_topic: format!("{base}_predicted"),
+            dlq_topic: format!("{base}_predicted.dlq"),
+            group_id: "augur-enrich".into(),
+            batch_size: 1000,
+            linger: Duration::from_millis(5),
+            name: "augur-enrich".into(),
+            topics,
+        }
+    }
+}
+
+/// How records of one schema are enriched.
+#[derive(Debug)]
+struct Plan {
+    /// `Some((before, after, op))` field indexes for a Debezium envelope; `None` for a flat row.
+    envelope: Option<(usize, usize, usize)>,
+    map: FeatureMap,
+    /// The output schema (the row struct with the output field).
+    out_schema: Schema,
+    /// `{"schema":<out_schema>,"payload":`.
+    prefix: Vec<u8>,
+    /// Where the output field sits in the (output) row struct.
+    out_index: usize,
+}
+
+/// What became of one input record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Produce this record to the output topic.
+    Output(Record),
+    /// Produce the original record to the dead-letter topic, with this reason.
+    Dead(String),
+}
+
+/// The pure part of the stage: input records → outcomes. Synchronous; run it off the runtime.
+#[derive(Debug)]
+pub struct Enricher {
+    predictor: Predictor,
+    output_topic: String,
+    plans: HashMap<String, Arc<Plan>>,
+    schemaless: HashMap<String, Arc<FeatureMap>>,
+}
+
+impl Enricher {
+    /// An enricher writing to `output_topic`.
+    pub fn new(predictor: Predictor, output_topic: impl Into<String>) -> Self {
+        Enricher {
+            predictor,
+            output_topic: output_topic.into(),
+            plans: HashMap::new(),
+            schemaless: HashMap::new(),
+        }
+    }
+
+    /// The predictor.
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
+    fn plan(&mut self, schema_json: &serde_json::Value) -> Result<Arc<Plan>, String> {
+        let key = schema_json.to_string();
+        if let Some(p) = self.plans.get(&key) {
+            return Ok(p.clone());
+        }
+        let schema =
+            json::parse_schema(schema_json).map_err(|e| format!("the record's schema: {e}"))?;
+        if schema.ty != SchemaType::Struct {
+            return Err(format!(
+                "the record value is a {}, not a row",
+                schema.ty.json_name()
+            ));
+        }
+        let envelope = match (
+            schema.field_index("before"),
+            schema.field_index("after"),
+            schema.field_index("op"),
+        ) {
+            (Some(b), Some(a), Some(o)) => Some((b, a, o)),
+            _ => None,
+        };
+        let row_schema = match envelope {
+            Some((_, a, _)) => schema.fields[a].schema.clone(),
+            None => schema.clone(),
+        };
+        let map = self.predictor.feature_map(&row_schema.fields);
+        let mut out_row = row_schema.clone();
+        out_row.fields = self.predictor.output_fields(&row_schema.fields, &map);
+        let out_index = map.output_index.unwrap_or(out_row.fields.len() - 1);
+        let out_schema = match envelope {
+            Some((b, a, _)) => {
+                let mut s = schema.clone();
+                s.fields[a].schema = out_row;
+                s.fields[b].schema.fields = s.fields[a].schema.fields.clone();
+                s
+            }
+            None => out_row,
+        };
+        let mut prefix = b"{\"schema\":".to_vec();
+        json::write_schema(&mut prefix, &out_schema);
+        prefix.extend_from_slice(b",\"payload\":");
+        let plan = Arc::new(Plan {
+            envelope,
+            map,
+            out_schema,
+            prefix,
+            out_index,
+        });
+        if self.plans.len() > 1024 {
+            self.plans.clear();
+        }
+        self.plans.insert(key, plan.clone());
+        Ok(plan)
+    }
+
+    /// Enriches a batch.
+    pub fn enrich(&mut self, batch: &[Received]) -> Vec<Outcome> {
+        enum Pending {
+            Done(Outcome),
+            Schemaful {
+                plan: Arc<Plan>,
+                value: Value,
+                key: Option<Vec<u8>>,
+                headers: Vec<(String, Vec<u8>)>,
+            },
+            Schemaless {
+                map: Arc<FeatureMap>,
+                obj: serde_json::Value,
+                row: Vec<Value>,
+                key: Option<Vec<u8>>,
+                headers: Vec<(String, Vec<u8>)>,
+            },
+        }
+        let tag = self.predictor.model_tag().to_string();
+        let output_topic = self.output_topic.clone();
+        let mut pending = Vec::with_capacity(batch.len());
+        for rec in batch {
+            let pass = |rec: &Received| {
+                Pending::Done(Outcome::Output(Record {
+                    topic: output_topic.clone(),
+                    key: rec.key.clone(),
+                    value: rec.value.clone(),
+                    headers: rec.headers.clone(),
+                }))
+            };
+            let Some(bytes) = &rec.value else {
+                pending.push(pass(rec));
+                continue;
+            };
+            let doc: serde_json::Value = match serde_json::from_slice(bytes) {
+                Ok(d) => d,
+                Err(e) => {
+                    pending.push(Pending::Done(Outcome::Dead(format!(
+                        "the record value is not JSON: {e}"
+                    ))));
+                    continue;
+                }
+            };
+            if doc.is_null() {
+                pending.push(pass(rec));
+                continue;
+            }
+            let schemaful = doc.get("schema").is_some()
+                && doc.get("payload").is_some()
+                && doc.as_object().is_some_and(|o| o.len() == 2);
+            if schemaful {
+                if doc["payload"].is_null() || doc["schema"].is_null() {
+                    pending.push(pass(rec));
+                    continue;
+                }
+                let plan = match self.plan(&doc["schema"]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        pending.push(Pending::Done(Outcome::Dead(e)));
+                        continue;
+                    }
+                };
+                // Read with the output schema: the output field (absent in the input) reads as
+                // null and is filled in below.
+                let value = match json::parse_value(&plan.out_schema, &doc["payload"]) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        pending.push(Pending::Done(Outcome::Dead(format!(
+                            "the record's payload: {e}"
+                        ))));
+                        continue;
+                    }
+                };
+                if let (Some((_, a, o)), Value::Struct(m)) = (plan.envelope, &value) {
+                    match m[o].as_str() {
+                        Some("c" | "u" | "r") if matches!(m[a], Value::Struct(_)) => {}
+                        _ => {
+                            pending.push(pass(rec));
+                            continue;
+                        }
+                    }
+                }
+                pending.push(Pending::Schemaful {
+                    plan,
+                    value,
+                    key: rec.key.clone(),
+                    headers: rec.headers.clone(),
+                });
+            } else {
+                let Some(obj) = doc.as_object() else {
+                    pending.push(Pending::Done(Outcome::Dead(
+                        "the record value is not a JSON object".into(),
+                    )));
+                    continue;
+                };
+                let row_obj = if obj.contains_key("op") && obj.contains_key("after") {
+                    match (obj["op"].as_str(), obj["after"].as_object()) {
+                        (Some("c" | "u" | "r"), Some(a)) => a,
+                        _ => {
+                            pending.push(pass(rec));
+                            continue;
+                        }
+                    }
+                } else {
+                    obj
+                };
+                let fields: Vec<Field> = row_obj
+                    .iter()
+                    .map(|(k, v)| {
+                        let t = match v {
+                            serde_json::Value::Number(_) => SchemaType::Float64,
+                            serde_json::Value::Bool(_) => SchemaType::Boolean,
+                            _ => SchemaType::String,
+                        };
+                        Field::new(k.clone(), Schema::new(t).optional(true))
+                    })
+                    .collect();
+                let row: Vec<Value> = row_obj
+                    .values()
+                    .map(|v| match v {
+                        serde_json::Value::Number(n) => {
+                            n.as_f64().map_or(Value::Null, Value::Float64)
+                        }
+                        serde_json::Value::String(s) => Value::String(s.clone()),
+                        serde_json::Value::Bool(b) => Value::Boolean(*b),
+                        _ => Value::Null,
+                    })
+                    .collect();
+                let key = fields
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let map = match self.schemaless.get(&key) {
+                    Some(m) => m.clone(),
+                    None => {
+                        let mut m = self.predictor.feature_map(&fields);
+                        // Without a schema the output keeps the configured type.
+                        m.output_schema = Schema::new(SchemaType::Float64).optional(true);
+                        let m = Arc::new(m);
+                        self.schemaless.insert(key, m.clone());
+                        m
+                    }
+                };
+                pending.push(Pending::Schemaless {
+                    map,
+                    obj: doc.clone(),
+                    row,
+                    key: rec.key.clone(),
+                    headers: rec.headers.clone(),
+                });
+            }
+        }
+
+        // One prediction call for every row of the batch.
+        let rows: Vec<(&FeatureMap, &[Value])> = pending
+            .iter()
+            .filter_map(|p| match p {
+                Pending::Schemaful {
+                    plan,
+                    value: Value::Struct(m),
+                    ..
+                } => match plan.envelope {
+                    Some((_, a, _)) => match &m[a] {
+                        Value::Struct(after) => Some((&plan.map, after.as_slice())),
+                        _ => None,
+                    },
+                    None => Some((&plan.map, m.as_slice())),
+                },
+                Pending::Schemaless { map, row, .. } => Some((map.as_ref(), row.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let mut predictions = self.predictor.predict(&rows).into_iter();
+
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            let model_header = |mut headers: Vec<(String, Vec<u8>)>| {
+                headers.push(("__augur.model".to_string(), tag.clone().into_bytes()));
+                headers
+            };
+            match p {
+                Pending::Done(o) => out.push(o),
+                Pending::Schemaful {
+                    plan,
+                    mut value,
+                    key,
+                    headers,
+                } => {
+                    let pred = predictions.next().expect("one prediction per row");
+                    let price = match pred {
+                        Ok(v) => v,
+                        Err(e) => {
+                            out.push(Outcome::Dead(e.0));
+                            continue;
+                        }
+                    };
+                    let v = self.predictor.output_value(&plan.map, price);
+                    if let Value::Struct(m) = &mut value {
+                        let row = match plan.envelope {
+                            Some((_, a, _)) => match &mut m[a] {
+                                Value::Struct(r) => Some(r),
+                                _ => None,
+                            },
+                            None => Some(m),
+                        };
+                        if let Some(r) = row {
+                            r[plan.out_index] = v;
+                        }
+                    }
+                    let mut bytes = Vec::with_capacity(plan.prefix.len() + 1024);
+                    bytes.extend_from_slice(&plan.prefix);
+                    json::write_value(&mut bytes, &plan.out_schema, &value, true);
+                    bytes.push(b'}');
+                    out.push(Outcome::Output(Record {
+                        topic: self.output_topic.clone(),
+                        key,
+                        value: Some(bytes),
+                        headers: model_header(headers),
+                    }));
+                }
+                Pending::Schemaless {
+                    map,
+                    mut obj,
+                    key,
+                    headers,
+                    ..
+                } => {
+                    let pred = predictions.next().expect("one prediction per row");
+                    let price = match pred {
+                        Ok(v) => v,
+                        Err(e) => {
+                            out.push(Outcome::Dead(e.0));
+                            continue;
+                        }
+                    };
+                    let v = self.predictor.output_value(&map, price);
+                    let jv = match v {
+                        Value::Float64(f) => serde_json::Value::from(f),
+                        Value::Int32(i) => serde_json::Value::from(i),
+                        Value::Int64(i) => serde_json::Value::from(i),
+                        other => serde_json::Value::from(other.as_f64().unwrap_or(price)),
+                    };
+                    let target = match obj.get_mut("after").filter(|a| a.is_object()) {
+                        Some(a) => a,
+                        None => &mut obj,
+                    };
+                    if let Some(o) = target.as_object_mut() {
+                        o.insert(self.predictor.output.clone(), jv);
+                    }
+                    let bytes = serde_json::to_vec(&obj).unwrap_or_default();
+                    out.push(Outcome::Output(Record {
+                        topic: self.output_topic.clone(),
+                        key,
+                        value: Some(bytes),
+                        headers: model_header(headers),
+                    }));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Kafka Connect's dead-letter headers for a record that could not be processed.
+pub fn dead_letter(rec: &Received, topic: &str, stage: &str, name: &str, reason: &str) -> Record {
+    let mut headers = rec.headers.clone();
+    for (k, v) in [
+        ("__connect.errors.topic", rec.topic.clone()),
+        ("__connect.errors.partition", rec.partition.to_string()),
+        ("__connect.errors.offset", rec.offset.to_string()),
+        ("__connect.errors.connector.name", name.to_string()),
+        ("__connect.errors.task.id", "0".to_string()),
+        ("__connect.errors.stage", stage.to_string()),
+        (
+            "__connect.errors.exception.class.name",
+            "augur.DataError".to_string(),
+        ),
+        ("__connect.errors.exception.message", reason.to_string()),
+    ] {
+        headers.push((k.to_string(), v.into_bytes()));
+    }
+    Record {
+        topic: topic.to_string(),
+        key: rec.key.clone(),
+        value: rec.value.clone(),
+        headers,
+    }
+}
+
+/// Runs the stage until shutdown. Fails (without committing) if Kafka refuses output; replays
+/// then resume from the last committed offsets.
+pub async fn run(
+    cfg: EnrichConfig,
+    predictor: Predictor,
+    consumer: ConsumerSettings,
+    producer: ProducerSettings,
+    mut shutdown: Shutdown,
+) -> Result<(), Error> {
+    let producer = Arc::new(Producer::new(producer)?);
+    producer.healthcheck(Duration::from_secs(10)).await?;
+    let consumer = Consumer::new(consumer)?;
+    producer.ensure_topic(&cfg.output_topic).await?;
+    let mut enricher = Some(Enricher::new(predictor, cfg.output_topic.clone()));
+    tracing::info!(topics = %cfg.topics.join(","), output = %cfg.output_topic, "enrichment stage running");
+    loop {
+        let batch = tokio::select! {
+            _ = shutdown.wait() => break,
+            b = consumer.recv_batch(cfg.batch_size, cfg.linger) => b?,
+        };
+        let mut e = enricher.take().expect("enricher is back after each batch");
+        let (e, outcomes, batch) = tokio::task::spawn_blocking(move || {
+            let o = e.enrich(&batch);
+            (e, o, batch)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e))?;
+        enricher = Some(e);
+        let mut deliveries = Vec::with_capacity(outcomes.len());
+        for (rec, outcome) in batch.iter().zip(outcomes) {
+            let out = match outcome {
+                Outcome::Output(r) => r,
+                Outcome::Dead(reason) => {
+                    tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %reason, "record sent to the dead-letter topic");
+                    producer.ensure_topic(&cfg.dlq_topic).await?;
+                    dead_letter(rec, &cfg.dlq_topic, "TRANSFORMATION", &cfg.name, &reason)
+                }
+            };
+            deliveries.push(producer.send(&out).await?);
+        }
+        for d in deliveries {
+            Producer::delivered(d).await?;
+        }
+        consumer.commit(&batch, false)?;
+    }
+    tracing::info!("enrichment stage stopped");
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `augur serve`: the model server — BentoML-compatible `POST /predict`, Open Inference
+//! Protocol v2 and KServe v1 — for a model from the store (or the shipped one), until SIGINT
+//! or SIGTERM, then a graceful drain.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use augur_model::ModelStore;
+use augur_serve::{ModelSource, ServeConfig, Server, config};
+
+use super::runtime;
+
+/// Arguments of `augur serve`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The model tag to serve (`name`, `name:latest` or `name:N`). When the store has no model
+    /// of that name, the model shipped in the repository's `models/` folder is served instead.
+    #[arg(long, default_value = "ford-price:latest")]
+    model: String,
+    /// Serve this model file instead (a store's `model.json` or an export); promotion by tag
+    /// is then off.
+    #[arg(long, value_name = "FILE")]
+    model_file: Option<PathBuf>,
+    /// Model store folder [default: $AUGUR_HOME/models, else ~/.augur/models].
+    #[arg(long, env = "AUGUR_MODEL_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
+    /// Address to listen on: loopback by default; `0.0.0.0` or `::` to accept other hosts.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Port to listen on (0 picks a free one; the log says which).
+    #[arg(long, short = 'p', default_value_t = config::DEFAULT_PORT)]
+    port: u16,
+    /// Most rows the adaptive batcher scores in one model call.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_BATCH_SIZE)]
+    max_batch_size: usize,
+    /// Latency budget: a request not answered this many milliseconds after it was queued
+    /// gets 503 (as BentoML's max_latency_ms).
+    #[arg(long, default_value_t = config::DEFAULT_MAX_LATENCY.as_millis() as u64)]
+    max_latency_ms: u64,
+    /// Most requests waiting for inference; one more gets 503 at once.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_QUEUE)]
+    max_queue: usize,
+    /// Largest request body in bytes; a larger one gets 400.
+    #[arg(long, default_value_t = config::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM; past it augur exits with 1.
+    #[arg(long, default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    shutdown_timeout: f64,
+    /// Watch the store and serve each newer version of the model as soon as it is saved.
+    #[arg(long)]
+    watch: bool,
+    /// How often --watch looks at the store, in milliseconds.
+    #[arg(long, default_value_t = config::DEFAULT_WATCH_INTERVAL.as_millis() as u64)]
+    watch_interval_ms: u64,
+    /// Require `Authorization: Bearer TOKEN` on /admin endpoints (without it they answer
+    /// loopback clients only).
+    #[arg(long, env = "AUGUR_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+}
+
+/// Picks the model source: the file, the tag in the store, or the shipped model.
+fn source(args: &ServeArgs) -> Result<ModelSource, augur_core::Error> {
+    if let Some(file) = &args.model_file {
+        return Ok(ModelSource::File(file.clone()));
+    }
+    let opened = match &args.store {
+        Some(dir) => ModelStore::open(dir),
+        None => ModelStore::open_default(),
+    };
+    let store = match opened {
+        Ok(s) => s,
+        // No usable store (no HOME, unwritable folder): the shipped store may still do.
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot open the model store; trying the shipped models");
+            ModelStore::open(augur_model::shipped_models_dir()).map_err(|e| {
+                augur_core::Error::new(augur_core::ErrorKind::Model, "no model store")
+                    .with_source(e)
+            })?
+        }
+    };
+    let root = store.root().to_path_buf();
+    let (source, fell_back) = ModelSource::store_or_shipped(store, &args.model)?;
+    if fell_back {
+        tracing::info!(
+            store = %root.display(),
+            "{} is not in the store; serving the shipped model from {}",
+            args.model,
+            augur_model::shipped_models_dir().display()
+        );
+    }
+    Ok(source)
+}
+
+/// Runs `augur serve`.
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let cfg = ServeConfig {
+        addr: SocketAddr::new(args.host, args.port),
+        max_batch_size: args.max_batch_size,
+        max_latency: Duration::from_millis(args.max_latency_ms),
+        max_queue: args.max_queue,
+        max_body_bytes: args.max_body_bytes,
+        shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout.max(0.0)),
+        watch_interval: args
+            .watch
+            .then(|| Duration::from_millis(args.watch_interval_ms)),
+        admin_token: args.admin_token.clone(),
+    };
+    let source = match source(&args) {
+        Ok(s) => s,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
+    tracing::info!(model = %source.describe(), "starting the model server");
+    let rt = runtime::tokio()?;
+    rt.block_on(async move {
+        let shutdown = runtime::signals();
+        let server = match Server::bind(cfg, source).await {
+            Ok(s) => s,
+            Err(e) => return Ok(runtime::report(&e.into())),
+        };
+        match server.run(shutdown).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => Ok(runtime::report(&e.into())),
+        }
+    })
+}

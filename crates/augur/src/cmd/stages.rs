@@ -1,0 +1,146 @@
+//! `augur enrich` and `augur sink`: the Kafka path's stages, each a consumer group that scales
+//! out by running more processes with the same group.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use augur_kafka::consumer::ConsumerSettings;
+use augur_kafka::producer::ProducerSettings;
+use augur_runtime::enrich::EnrichConfig;
+use augur_runtime::predict::{OutputType, Predictor};
+use augur_runtime::props::Props;
+use augur_runtime::sink::SinkConnectorConfig;
+
+use super::runtime;
+
+/// Arguments of `augur enrich`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EnrichArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "AUGUR_KAFKA")]
+    kafka: String,
+    /// Input topics (comma-separated).
+    #[arg(long, value_delimiter = ',', required = true)]
+    topics: Vec<String>,
+    /// Output topic [default: <last part of the first input topic>_predicted].
+    #[arg(long)]
+    output_topic: Option<String>,
+    /// Dead-letter topic [default: <output topic>.dlq].
+    #[arg(long)]
+    dlq_topic: Option<String>,
+    /// Consumer group.
+    #[arg(long, default_value = "augur-enrich")]
+    group: String,
+    /// Model tag.
+    #[arg(long, default_value = "ford-price:latest")]
+    model: String,
+    /// Model store [default: the user's store, then the shipped models].
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Name of the field the prediction goes into.
+    #[arg(long, default_value = "suggestedprice")]
+    output_field: String,
+    /// Type of that field when the record does not have it yet: double, float, int32, int64.
+    #[arg(long, default_value = "double")]
+    output_type: String,
+    /// Records per batch.
+    #[arg(long, default_value_t = 1000)]
+    batch_size: usize,
+}
+
+/// Runs `augur enrich`.
+pub(crate) fn enrich(args: EnrichArgs) -> anyhow::Result<ExitCode> {
+    let Some(output_type) = OutputType::parse(&args.output_type) else {
+        eprintln!("error: --output-type must be one of double, float, int32, int64");
+        return Ok(ExitCode::FAILURE);
+    };
+    let model = match augur_runtime::models::load(&args.model, args.store.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
+    let mut predictor = Predictor::new(model, args.output_field.clone());
+    predictor.output_type = output_type;
+    let mut cfg = EnrichConfig::new(args.topics.clone());
+    if let Some(t) = args.output_topic {
+        cfg.dlq_topic = format!("{t}.dlq");
+        cfg.output_topic = t;
+    }
+    if let Some(t) = args.dlq_topic {
+        cfg.dlq_topic = t;
+    }
+    cfg.group_id = args.group.clone();
+    cfg.batch_size = args.batch_size.max(1);
+    let mut consumer = ConsumerSettings::new(&args.kafka, &args.group, args.topics.clone());
+    consumer.client_id = format!("augur-enrich-{}", std::process::id());
+    let mut producer = ProducerSettings::new(&args.kafka);
+    producer.client_id = consumer.client_id.clone();
+    let rt = runtime::tokio()?;
+    let result = rt.block_on(async move {
+        let shutdown = runtime::signals();
+        augur_runtime::enrich::run(cfg, predictor, consumer, producer, shutdown).await
+    });
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => runtime::report(&e),
+    })
+}
+
+/// Arguments of `augur sink`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct SinkArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "AUGUR_KAFKA")]
+    kafka: String,
+    /// Connector config: JDBC sink properties (.properties, .json — a Kafka Connect
+    /// `{"name","config"}` body works — or .toml).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Set or override one property, `key=value` (repeatable).
+    #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+/// Runs `augur sink`.
+pub(crate) fn sink(args: SinkArgs) -> anyhow::Result<ExitCode> {
+    let mut props = match &args.config {
+        Some(p) => match Props::load(p) {
+            Ok(p) => p,
+            Err(e) => return Ok(runtime::report(&e)),
+        },
+        None => Props::new(),
+    };
+    if let Err(e) = props.apply_overrides(&args.set) {
+        return Ok(runtime::report(&e));
+    }
+    let (cfg, warnings) = match SinkConnectorConfig::from_props(&props) {
+        Ok(v) => v,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {}", e.message);
+            }
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let mut consumer = ConsumerSettings::new(
+        &args.kafka,
+        format!("connect-{}", cfg.name),
+        cfg.topics.clone(),
+    );
+    consumer.client_id = format!("augur-sink-{}", std::process::id());
+    let dlq = cfg
+        .dlq_topic
+        .as_ref()
+        .map(|_| ProducerSettings::new(&args.kafka));
+    let rt = runtime::tokio()?;
+    let result = rt.block_on(async move {
+        let shutdown = runtime::signals();
+        augur_runtime::sink::run(cfg, consumer, dlq, shutdown).await
+    });
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => runtime::report(&e),
+    })
+}

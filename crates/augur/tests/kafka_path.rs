@@ -1,0 +1,206 @@
+//! The Kafka path end to end over a real broker: capture (2022-era Debezium config with
+//! ExtractNewRecordState) → Kafka → enrich → Kafka → JDBC sink (the original's Confluent
+//! settings: auto.create, upsert, pk.mode=record_value, pk.fields=id, delete.enabled), then
+//! scale-out with three enrichment processes in one group, one of them killed mid-stream.
+
+use std::time::Duration;
+
+use augur_testkit::{Tansu, TestPg};
+
+use crate::support::pipeline::{
+    CAR_DATA, Proc, assert_predicted_table, insert_listings, listings, wait_count,
+};
+use crate::support::scratch_dir;
+
+const T: Duration = Duration::from_secs(120);
+
+fn capture_args(
+    db: &augur_testkit::TestDb,
+    bootstrap: &str,
+    offsets: &str,
+    partitions: &str,
+) -> Vec<String> {
+    [
+        (
+            "connector.class",
+            "io.debezium.connector.postgresql.PostgresConnector",
+        ),
+        ("plugin.name", "pgoutput"),
+        ("database.hostname", "127.0.0.1"),
+        ("database.user", "postgres"),
+        ("database.password", "postgres"),
+        ("database.server.name", "car_database"),
+        ("table.include.list", "public.car_data"),
+        ("transforms", "unwrap"),
+        (
+            "transforms.unwrap.type",
+            "io.debezium.transforms.ExtractNewRecordState",
+        ),
+        ("transforms.unwrap.drop.tombstones", "false"),
+        ("topic.creation.default.partitions", partitions),
+        ("status.update.interval.ms", "200"),
+    ]
+    .iter()
+    .flat_map(|(k, v)| ["--set".to_string(), format!("{k}={v}")])
+    .chain([
+        "--set".into(),
+        format!("database.port={}", db.port),
+        "--set".into(),
+        format!("database.dbname={}", db.name),
+        "--offsets".into(),
+        offsets.to_string(),
+        "--kafka".into(),
+        bootstrap.to_string(),
+    ])
+    .collect()
+}
+
+fn sink_config(db: &augur_testkit::TestDb) -> String {
+    serde_json::json!({
+        "name": "jdbc-sink",
+        "config": {
+            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+            "topics": "car_data_predicted",
+            "connection.url": format!("jdbc:postgresql://127.0.0.1:{}/{}", db.port, db.name),
+            "connection.user": "postgres",
+            "connection.password": "postgres",
+            "auto.create": "true",
+            "insert.mode": "upsert",
+            "pk.mode": "record_value",
+            "pk.fields": "id",
+            "delete.enabled": "true",
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter"
+        }
+    })
+    .to_string()
+}
+
+fn start_all(
+    db: &augur_testkit::TestDb,
+    broker: &Tansu,
+    partitions: &str,
+    enrichers: usize,
+) -> (Proc, Vec<Proc>, Proc) {
+    let dir = scratch_dir("kpath");
+    let offsets = dir.join("offsets.json").display().to_string();
+    let args = capture_args(db, &broker.bootstrap(), &offsets, partitions);
+    let mut cargs = vec!["capture"];
+    cargs.extend(args.iter().map(String::as_str));
+    let capture = Proc::start("kpath-capture", &cargs);
+    let bootstrap = broker.bootstrap();
+    let enrich: Vec<Proc> = (0..enrichers)
+        .map(|i| {
+            Proc::start(
+                &format!("kpath-enrich{i}"),
+                &[
+                    "enrich",
+                    "--kafka",
+                    &bootstrap,
+                    "--topics",
+                    "car_database.public.car_data",
+                ],
+            )
+        })
+        .collect();
+    let sink_file = dir.join("sink.json");
+    std::fs::write(&sink_file, sink_config(db)).unwrap();
+    let sink = Proc::start(
+        "kpath-sink",
+        &[
+            "sink",
+            "--kafka",
+            &bootstrap,
+            "--config",
+            &sink_file.display().to_string(),
+        ],
+    );
+    (capture, enrich, sink)
+}
+
+#[test]
+fn the_original_setup_end_to_end_over_a_real_broker() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let (capture, enrich, sink) = start_all(&db, &broker, "1", 1);
+    let rows = listings(1000);
+    insert_listings(&pg, &db, &rows);
+    let count = "SELECT count(*) FROM car_data_predicted";
+    wait_count(
+        &pg,
+        &db,
+        count,
+        1000,
+        T,
+        &format!(
+            "sink table rows\ncapture:\n{}\nenrich:\n{}\nsink:\n{}",
+            capture.log(),
+            enrich[0].log(),
+            sink.log()
+        ),
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+
+    // Updates and deletes reach the sink table.
+    pg.sql(
+        &db,
+        "UPDATE car_data SET mileage = mileage + 50000, price = price - 1000 WHERE id <= 10",
+    );
+    pg.sql(&db, "DELETE FROM car_data WHERE id BETWEEN 11 AND 20");
+    wait_count(&pg, &db, count, 990, T, "rows after deletes");
+    let deadline = std::time::Instant::now() + T;
+    loop {
+        let changed = pg.sql(&db, "SELECT count(*) FROM car_data s JOIN car_data_predicted p USING (id) WHERE s.mileage = p.mileage AND s.id <= 10");
+        if changed.trim() == "10" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "updates did not reach the sink"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    for p in enrich {
+        assert!(p.stop().success());
+    }
+    assert!(sink.stop().success());
+    assert!(capture.stop().success());
+}
+
+#[test]
+fn three_enrichers_share_the_work_and_survive_a_kill() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let (capture, mut enrich, sink) = start_all(&db, &broker, "3", 3);
+    let rows = listings(3000);
+    insert_listings(&pg, &db, &rows[..1500]);
+    // Kill one enricher while rows are flowing.
+    std::thread::sleep(Duration::from_millis(1500));
+    enrich[1].kill();
+    insert_listings(&pg, &db, &rows[1500..]);
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        3000,
+        T,
+        "sink table rows after a kill",
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    let served: Vec<bool> = enrich
+        .iter()
+        .map(|p| p.log().contains("enrichment stage running"))
+        .collect();
+    assert!(served.iter().all(|s| *s), "all three enrichers joined");
+    for p in enrich {
+        drop(p);
+    }
+    drop(sink);
+    drop(capture);
+}
