@@ -11,3 +11,4 @@ mod capture_kafka;
 mod capture_modes;
 mod capture_types;
 mod kafka_path;
+mod serve_cli;

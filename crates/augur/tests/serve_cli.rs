@@ -1,0 +1,161 @@
+//! `augur serve` as a process: falls back to the shipped model when the store is empty, answers
+//! `/predict`, and on SIGTERM finishes the in-flight request and exits 0. An unknown model
+//! fails at start with a fix.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The example body of the original service.
+const CAR: &str = r#"{"model":" Fiesta","year":2017,"transmission":"Automatic","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#;
+
+/// An empty scratch folder for a model store.
+fn empty_store() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "augur-serve-cli-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// One HTTP/1.1 request on a fresh connection: `(status, x-augur-model, body)`.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    let status = head[9..12].parse().unwrap();
+    let model = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-augur-model: "))
+        .unwrap_or_default()
+        .to_string();
+    (status, model, body.to_string())
+}
+
+/// Starts `augur serve` on a free port; returns the child and its address once it listens.
+fn start(store: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["serve", "--port", "0", "--store"])
+        .arg(store)
+        .args(extra)
+        .env("AUGUR_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("augur serve did not say where it listens");
+        if line.contains("listening") {
+            let at = line.find("127.0.0.1:").expect("an address");
+            let addr: String = line[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+                .collect();
+            return (child, addr.parse().unwrap(), rx);
+        }
+    }
+}
+
+#[test]
+fn serve_answers_and_drains_on_sigterm() {
+    let store = empty_store();
+    let (mut child, addr, _log) = start(&store, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http(addr, "GET", "/readyz", "").0 != 200 {
+        assert!(Instant::now() < deadline, "not ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, model, body) = http(addr, "POST", "/predict", CAR);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(model, "ford-price:1", "the shipped model");
+    assert!(body.parse::<f64>().is_ok(), "a bare number: {body}");
+
+    // A long request is in flight when SIGTERM arrives; it still gets its answer.
+    let rows = format!("[{}]", vec![CAR; 10_000].join(","));
+    let long = std::thread::spawn(move || http(addr, "POST", "/predict", &rows));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, _, metrics) = http(addr, "GET", "/metrics", "");
+        let started = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("augur_service_queue_wait_seconds_count "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        if started >= 2.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the long request never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let (status, _, body) = long.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Vec<f64>>(&body).unwrap().len(),
+        10_000
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "augur serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(exit.code(), Some(0), "{exit:?}");
+    let _ = std::fs::remove_dir_all(&store);
+}
+
+#[test]
+fn serve_refuses_an_unknown_model() {
+    let store = empty_store();
+    let out = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--model",
+            "no-such-model",
+            "--store",
+        ])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("model no-such-model not found"), "{err}");
+    assert!(err.contains("fix:"), "{err}");
+    let _ = std::fs::remove_dir_all(&store);
+}
