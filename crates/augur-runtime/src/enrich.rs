@@ -500,3 +500,102 @@ pub async fn run(
     tracing::info!("enrichment stage stopped");
     Ok(())
 }
+
+/// The connector class name the Connect API uses for the enrichment stage.
+pub const ENRICH_CONNECTOR: &str = "io.augur.connect.EnrichConnector";
+
+/// The enrichment stage's model settings, read alongside [`EnrichConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelSettings {
+    /// `model`: the model tag (default `ford-price:latest`).
+    pub tag: String,
+    /// `model.store`: the model store (default: the user's store, then the shipped models).
+    pub store: Option<std::path::PathBuf>,
+    /// `output.field` (default `suggestedprice`).
+    pub output_field: String,
+    /// `output.type` (default `double`).
+    pub output_type: crate::predict::OutputType,
+    /// `feature.mapping`: `modelInput=column,…` for columns named differently.
+    pub mapping: HashMap<String, String>,
+}
+
+impl ModelSettings {
+    /// Loads the model and builds the predictor.
+    pub fn predictor(&self) -> Result<Predictor, Error> {
+        let model = crate::models::load(&self.tag, self.store.as_deref())?;
+        let mut p = Predictor::new(model, self.output_field.clone());
+        p.output_type = self.output_type;
+        p.mapping = self.mapping.clone();
+        Ok(p)
+    }
+}
+
+impl EnrichConfig {
+    /// Reads an enrichment connector config: `topics` (or `topics.regex`), `output.topic`,
+    /// `errors.deadletterqueue.topic.name`, `batch.size`, `model`, `model.store`,
+    /// `output.field`, `output.type`, `feature.mapping`. The consumer group is
+    /// `connect-<name>`, as for Kafka Connect sinks.
+    pub fn from_props(props: &crate::props::Props) -> Result<(EnrichConfig, ModelSettings), crate::capture::config::ConfigErrors> {
+        use crate::capture::config::{ConfigError, ConfigErrors};
+        let mut errors = Vec::new();
+        let get = |k: &str| props.get(k).filter(|v| !v.is_empty());
+        let topics: Vec<String> = match (get("topics"), get("topics.regex")) {
+            (Some(t), None) => t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
+            (None, Some(r)) => vec![if r.starts_with('^') { r.to_string() } else { format!("^{r}") }],
+            _ => {
+                errors.push(ConfigError { key: "topics".into(), message: "Must configure one of topics or topics.regex".into() });
+                Vec::new()
+            }
+        };
+        let mut cfg = EnrichConfig::new(topics);
+        if let Some(n) = get("name") {
+            cfg.name = n.to_string();
+            cfg.group_id = format!("connect-{n}");
+        }
+        if let Some(t) = get("output.topic") {
+            cfg.dlq_topic = format!("{t}.dlq");
+            cfg.output_topic = t.to_string();
+        }
+        if let Some(t) = get("errors.deadletterqueue.topic.name") {
+            cfg.dlq_topic = t.to_string();
+        }
+        if let Some(b) = get("batch.size") {
+            match b.parse::<usize>() {
+                Ok(n) if n > 0 => cfg.batch_size = n,
+                _ => errors.push(ConfigError { key: "batch.size".into(), message: format!("Invalid value {b} for configuration batch.size: expected a positive integer") }),
+            }
+        }
+        let output_type = match get("output.type") {
+            None => crate::predict::OutputType::Double,
+            Some(t) => match crate::predict::OutputType::parse(t) {
+                Some(o) => o,
+                None => {
+                    errors.push(ConfigError { key: "output.type".into(), message: format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64") });
+                    crate::predict::OutputType::Double
+                }
+            },
+        };
+        let mut mapping = HashMap::new();
+        if let Some(m) = get("feature.mapping") {
+            for pair in m.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match pair.split_once('=') {
+                    Some((k, v)) => {
+                        mapping.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+                    }
+                    None => errors.push(ConfigError { key: "feature.mapping".into(), message: format!("Invalid value {m} for configuration feature.mapping: expected input=column pairs") }),
+                }
+            }
+        }
+        let model = ModelSettings {
+            tag: get("model").unwrap_or("ford-price:latest").to_string(),
+            store: get("model.store").map(std::path::PathBuf::from),
+            output_field: get("output.field").unwrap_or("suggestedprice").to_string(),
+            output_type,
+            mapping,
+        };
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok((cfg, model))
+    }
+}
