@@ -535,15 +535,29 @@ impl EnrichConfig {
     /// `errors.deadletterqueue.topic.name`, `batch.size`, `model`, `model.store`,
     /// `output.field`, `output.type`, `feature.mapping`. The consumer group is
     /// `connect-<name>`, as for Kafka Connect sinks.
-    pub fn from_props(props: &crate::props::Props) -> Result<(EnrichConfig, ModelSettings), crate::capture::config::ConfigErrors> {
+    pub fn from_props(
+        props: &crate::props::Props,
+    ) -> Result<(EnrichConfig, ModelSettings), crate::capture::config::ConfigErrors> {
         use crate::capture::config::{ConfigError, ConfigErrors};
         let mut errors = Vec::new();
         let get = |k: &str| props.get(k).filter(|v| !v.is_empty());
         let topics: Vec<String> = match (get("topics"), get("topics.regex")) {
-            (Some(t), None) => t.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect(),
-            (None, Some(r)) => vec![if r.starts_with('^') { r.to_string() } else { format!("^{r}") }],
+            (Some(t), None) => t
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            (None, Some(r)) => vec![if r.starts_with('^') {
+                r.to_string()
+            } else {
+                format!("^{r}")
+            }],
             _ => {
-                errors.push(ConfigError { key: "topics".into(), message: "Must configure one of topics or topics.regex".into() });
+                errors.push(ConfigError {
+                    key: "topics".into(),
+                    message: "Must configure one of topics or topics.regex".into(),
+                });
                 Vec::new()
             }
         };

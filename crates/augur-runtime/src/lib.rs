@@ -6,6 +6,7 @@
 //! - [`sink`]: the JDBC sink connector (consume, write to PostgreSQL, commit).
 //! - [`props`]: load `.properties`, JSON and TOML files into one flat property map.
 //! - [`enrich`]: the Kafka enrichment stage (consume, predict, produce).
+//! - [`pipeline`]: `augur run`, the embedded capture → predict → write-back pipeline.
 //! - [`models`]: which model a stage loads (store, then the shipped one).
 //! - [`predict`]: the prediction step shared by the embedded pipeline and enrichment.
 //! - [`capture`]: the capture connector: its config, its destinations, and [`capture::run`].
@@ -13,6 +14,7 @@
 pub mod capture;
 pub mod enrich;
 pub mod models;
+pub mod pipeline;
 pub mod predict;
 pub mod props;
 pub mod sink;

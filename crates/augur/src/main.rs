@@ -22,6 +22,8 @@ struct Cli {
 enum Command {
     /// The one-command tour: private PostgreSQL, the car_data table, live listings, capture.
     Demo(cmd::demo::DemoArgs),
+    /// Capture → predict → write back, in one process (the embedded default).
+    Run(cmd::run::RunArgs),
     /// Capture PostgreSQL changes as Debezium change events, to Kafka or stdout.
     Capture(cmd::capture::CaptureArgs),
     /// Kafka stage: read change records, predict, write enriched records (consumer group).
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
     init_tracing(&cli.log);
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Capture(args) => cmd::capture::run(args),
         Command::Enrich(args) => cmd::stages::enrich(args),
         Command::Sink(args) => cmd::stages::sink(args),

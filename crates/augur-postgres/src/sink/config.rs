@@ -62,6 +62,10 @@ pub struct SinkConfig {
     pub table_format: String,
     /// `batch.size`: records per transaction at most.
     pub batch_size: usize,
+    /// In `update` mode, leave rows whose new values equal the current ones untouched (no new
+    /// WAL): what writing a prediction back into the captured table needs so it does not
+    /// trigger itself forever.
+    pub skip_unchanged: bool,
 }
 
 impl SinkConfig {
@@ -79,6 +83,7 @@ impl SinkConfig {
             auto_evolve: false,
             table_format: "${topic}".into(),
             batch_size: 3000,
+            skip_unchanged: false,
         }
     }
 

@@ -54,6 +54,24 @@ pub struct RowWrite {
     pub op: WriteOp,
 }
 
+/// A row that could not be processed, recorded in the dead-letter table in the same
+/// transaction as the batch it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// `schema.table` the row came from.
+    pub source_table: String,
+    /// The row's key as JSON (`{"id":7}`).
+    pub key: String,
+    /// The LSN of the change (with the key, makes a replayed failure a duplicate).
+    pub lsn: i64,
+    /// Why it failed (names the field; no values).
+    pub reason: String,
+    /// The row as JSON, for whoever fixes it.
+    pub row: String,
+    /// The model that was asked.
+    pub model: String,
+}
+
 /// A table as it exists in the database: column names → `format_type` of each.
 #[derive(Debug, Clone, Default)]
 struct TableState {
@@ -247,11 +265,36 @@ impl PgSink {
         Ok(stmt)
     }
 
+    /// Creates the dead-letter table `name` if it does not exist.
+    pub async fn ensure_dead_letter_table(&mut self, name: &str) -> Result<(), Error> {
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS {} (source_table text NOT NULL, key text NOT NULL, lsn bigint NOT NULL, \
+             reason text NOT NULL, row_data text, model text, recorded_at timestamptz NOT NULL DEFAULT now(), \
+             PRIMARY KEY (source_table, key, lsn))",
+            self.qualified(name)
+        );
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| write_error(&format!("cannot create the dead-letter table {name}"), e))
+    }
+
     /// Applies `writes` in one transaction. Per key only the last write of the batch is applied
     /// (rows in between are superseded), so replays and repeated keys converge. Returns once
     /// the transaction has committed.
     pub async fn write(&mut self, writes: &[RowWrite]) -> Result<(), Error> {
-        if writes.is_empty() {
+        self.write_with_dead_letters(writes, None).await
+    }
+
+    /// Like [`write`](Self::write), also recording `dead` rows in `table` in the same
+    /// transaction (a replayed failure is recorded once).
+    pub async fn write_with_dead_letters(
+        &mut self,
+        writes: &[RowWrite],
+        dead: Option<(&str, &[DeadLetter])>,
+    ) -> Result<(), Error> {
+        let dead = dead.filter(|(_, d)| !d.is_empty());
+        if writes.is_empty() && dead.is_none() {
             return Ok(());
         }
         // Group by (table, shape), keeping first-seen order, reducing per key.
@@ -291,6 +334,25 @@ impl PgSink {
             .await
             .map_err(|e| write_error("cannot begin the sink transaction", e))?;
         let result = async {
+            if let Some((table, rows)) = dead {
+                let sql = format!(
+                    "INSERT INTO {} (source_table, key, lsn, reason, row_data, model) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING",
+                    self.qualified(table)
+                );
+                let cols: (Vec<&str>, Vec<&str>, Vec<i64>, Vec<&str>, Vec<&str>, Vec<&str>) = (
+                    rows.iter().map(|d| d.source_table.as_str()).collect(),
+                    rows.iter().map(|d| d.key.as_str()).collect(),
+                    rows.iter().map(|d| d.lsn).collect(),
+                    rows.iter().map(|d| d.reason.as_str()).collect(),
+                    rows.iter().map(|d| d.row.as_str()).collect(),
+                    rows.iter().map(|d| d.model.as_str()).collect(),
+                );
+                self.client
+                    .execute(&sql, &[&cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5])
+                    .await
+                    .map_err(|e| write_error("cannot record dead letters", e))?;
+            }
             for (table, shape, state, (rows, deletes)) in &prepared {
                 if !deletes.is_empty() {
                     self.apply_deletes(table, shape, state, deletes).await?;
@@ -361,6 +423,7 @@ impl PgSink {
         let qualified = self.qualified(table);
         let pk: Vec<String> = shape.pk.iter().map(|p| quote_ident(p)).collect();
         let mode = self.cfg.insert_mode;
+        let skip_unchanged = self.cfg.skip_unchanged;
         let sql = move || match mode {
             InsertMode::Update if !pk.is_empty() => {
                 let sets: Vec<String> = shape
@@ -370,7 +433,7 @@ impl PgSink {
                     .filter(|(_, f)| !shape.pk.contains(&f.name))
                     .map(|(i, f)| format!("{} = {}", quote_ident(&f.name), casts[i]))
                     .collect();
-                let conds: Vec<String> = shape
+                let mut conds: Vec<String> = shape
                     .pk
                     .iter()
                     .map(|p| {
@@ -378,6 +441,20 @@ impl PgSink {
                         format!("t.{} = {}", quote_ident(p), casts[i])
                     })
                     .collect();
+                if skip_unchanged {
+                    let changed: Vec<String> = shape
+                        .fields
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, f)| !shape.pk.contains(&f.name))
+                        .map(|(i, f)| {
+                            format!("t.{} IS DISTINCT FROM {}", quote_ident(&f.name), casts[i])
+                        })
+                        .collect();
+                    if !changed.is_empty() {
+                        conds.push(format!("({})", changed.join(" OR ")));
+                    }
+                }
                 format!(
                     "UPDATE {qualified} AS t SET {} FROM UNNEST({}) AS u({}) WHERE {}",
                     if sets.is_empty() {

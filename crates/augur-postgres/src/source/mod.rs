@@ -44,6 +44,20 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// Session settings pinned on every connection so values print the same way everywhere.
 const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1";
 
+/// What the source is doing, for readiness probes and dashboards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceStatus {
+    /// Connecting and checking.
+    #[default]
+    Starting,
+    /// Reading the initial snapshot.
+    Snapshot,
+    /// Streaming changes.
+    Streaming,
+    /// Stopped.
+    Stopped,
+}
+
 /// What the source hands batches to and hears acknowledgements from.
 #[derive(Debug)]
 pub struct SourceContext {
@@ -53,6 +67,16 @@ pub struct SourceContext {
     pub acks: AckTracker,
     /// Asks the source to stop.
     pub shutdown: Shutdown,
+    /// Where the source reports what it is doing (optional).
+    pub status: Option<tokio::sync::watch::Sender<SourceStatus>>,
+}
+
+impl SourceContext {
+    fn report(&self, s: SourceStatus) {
+        if let Some(tx) = &self.status {
+            tx.send_replace(s);
+        }
+    }
 }
 
 /// How a source run ended without error.
@@ -356,6 +380,7 @@ impl PgSource {
                 offset.unwrap_or_default(),
             )
             .await;
+        cx.report(SourceStatus::Stopped);
         match result {
             Ok(exit) => Ok(exit),
             Err(e) => {
@@ -549,6 +574,7 @@ impl PgSource {
             .await
             .map_err(|e| replication_error(cfg, e))?;
         tracing::info!(slot = %cfg.slot_name, publication = %cfg.publication_name, "streaming changes");
+        cx.report(SourceStatus::Streaming);
 
         let mut durable_rx = cx.acks.subscribe();
         let mut shutdown = cx.shutdown.clone();

@@ -73,6 +73,7 @@ pub async fn run_with(
             out: tx,
             acks,
             shutdown,
+            status: None,
         })
         .await;
     let dest_result = match dest_task.await {

@@ -3,6 +3,7 @@
 pub(crate) mod capture;
 pub(crate) mod demo;
 pub(crate) mod model;
+pub(crate) mod run;
 pub(crate) mod runtime;
 pub(crate) mod serve;
 pub(crate) mod stages;

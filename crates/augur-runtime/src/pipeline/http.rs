@@ -1,0 +1,73 @@
+//! The pipeline's HTTP endpoints: `/metrics` (Prometheus), `/healthz` and `/livez` (the process
+//! answers), `/readyz` (200 once the source streams, 503 before).
+
+use std::net::SocketAddr;
+
+use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind};
+use augur_metrics::Registry;
+use augur_postgres::source::SourceStatus;
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch;
+
+/// The routes, for embedding in a bigger router (the demo page adds its own).
+pub fn router(registry: Registry, status: watch::Receiver<SourceStatus>) -> Router {
+    let metrics = move || {
+        let r = registry.clone();
+        async move {
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                r.render(),
+            )
+        }
+    };
+    let ready = move || {
+        let s = *status.borrow();
+        async move {
+            match s {
+                SourceStatus::Streaming => (StatusCode::OK, "ready\n").into_response(),
+                other => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not ready: {other:?}\n"),
+                )
+                    .into_response(),
+            }
+        }
+    };
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+}
+
+/// Binds `addr` and serves [`router`] until shutdown.
+pub async fn spawn(
+    addr: SocketAddr,
+    registry: Registry,
+    status: watch::Receiver<SourceStatus>,
+    shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    serve(addr, router(registry, status), shutdown).await
+}
+
+/// Binds `addr` and serves `app` until shutdown.
+pub async fn serve(
+    addr: SocketAddr,
+    app: Router,
+    mut shutdown: Shutdown,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Error::new(ErrorKind::Config, format!("cannot listen on {addr}"))
+            .with_source(e)
+            .with_hint("choose another address (http.listen)")
+    })?;
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.wait().await })
+            .await;
+    }))
+}

@@ -1,0 +1,364 @@
+//! `augur run`: the embedded pipeline. Capture → predict → write back in one process, wired by
+//! bounded in-process queues, with the replication slot as the durable buffer: a batch is
+//! acknowledged only after the sink committed it, and the slot advances only over
+//! acknowledged batches, so a crash at any moment replays and never loses or skips a listing.
+//!
+//! Stages: the PostgreSQL source → (batches) → the transform (predictions in one batch per
+//! change batch, on a blocking thread) → (writes) → the sink (one transaction per batch, with
+//! dead letters, retrying transient failures) → acknowledgement. A slow sink fills the queues
+//! and stops the slot reader, so memory stays bounded.
+
+pub mod config;
+pub mod http;
+pub mod transform;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use augur_core::ack::{AckToken, AckTracker};
+use augur_core::event::{ChangeBatch, Op};
+use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind, Retry};
+use augur_metrics::{Buckets, Counter, Gauge, Histogram, Registry};
+use augur_postgres::sink::PgSink;
+use augur_postgres::source::offset::OffsetStore;
+use augur_postgres::source::{PgSource, SourceContext, SourceStatus};
+use tokio::sync::{broadcast, mpsc, watch};
+
+use self::config::{OutputMode, RunConfig};
+use self::transform::{Transform, Transformed};
+
+/// A prediction the sink has committed, for live listeners (the demo page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    /// Target table.
+    pub table: String,
+    /// The row's key as JSON.
+    pub key: String,
+    /// The price, or `None` when the row went to the dead-letter table.
+    pub price: Option<f64>,
+    /// Source commit → sink commit, milliseconds (streamed changes only).
+    pub latency_ms: Option<f64>,
+}
+
+/// The pipeline's metrics.
+#[derive(Debug, Clone)]
+pub struct PipelineMetrics {
+    /// Change events read from the slot.
+    pub captured: Counter,
+    /// Rows predicted.
+    pub predicted: Counter,
+    /// Rows written (committed) by the sink.
+    pub written: Counter,
+    /// Rows recorded as dead letters.
+    pub dead_letters: Counter,
+    /// Errors by kind.
+    pub errors: augur_metrics::Family<Counter>,
+    /// Source commit → sink commit.
+    pub end_to_end: Histogram,
+    /// Time to predict one batch.
+    pub predict_seconds: Histogram,
+    /// Rows per prediction batch.
+    pub batch_rows: Histogram,
+    /// WAL bytes not yet confirmed by the slot.
+    pub slot_lag_bytes: Gauge,
+}
+
+impl PipelineMetrics {
+    /// Registers the pipeline's series in `r`.
+    pub fn register(r: &Registry) -> Self {
+        PipelineMetrics {
+            captured: r.counter(
+                "augur_pipeline_events_captured_total",
+                "Change events read from the replication slot.",
+            ),
+            predicted: r.counter(
+                "augur_pipeline_rows_predicted_total",
+                "Rows the model predicted.",
+            ),
+            written: r.counter(
+                "augur_pipeline_rows_written_total",
+                "Rows the sink committed.",
+            ),
+            dead_letters: r.counter(
+                "augur_pipeline_dead_letters_total",
+                "Rows recorded in the dead-letter table.",
+            ),
+            errors: r.counter_vec("augur_pipeline_errors_total", "Errors, by kind.", &["kind"]),
+            end_to_end: r.histogram(
+                "augur_pipeline_end_to_end_seconds",
+                "Source commit to sink commit, per streamed change.",
+                Buckets::exponential(0.0005, 2.0, 16),
+            ),
+            predict_seconds: r.histogram(
+                "augur_pipeline_predict_seconds",
+                "Time to predict one batch.",
+                Buckets::exponential(0.00001, 2.0, 18),
+            ),
+            batch_rows: r.histogram(
+                "augur_pipeline_predict_batch_rows",
+                "Rows per prediction batch.",
+                Buckets::powers_of_two(8192),
+            ),
+            slot_lag_bytes: r.gauge(
+                "augur_pipeline_slot_lag_bytes",
+                "WAL bytes the replication slot has not confirmed yet.",
+            ),
+        }
+    }
+}
+
+/// What flows from the transform to the sink.
+struct SinkBatch {
+    t: Transformed,
+    /// Commit time (µs since the epoch) of each streamed change, for latency.
+    commits: Vec<i64>,
+    ack: AckToken,
+}
+
+/// Optional observers of a running pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    /// Receives every committed prediction.
+    pub written: Option<broadcast::Sender<Written>>,
+    /// Receives the source's status.
+    pub status: Option<watch::Sender<SourceStatus>>,
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs the embedded pipeline until shutdown or a fatal error.
+pub async fn run(
+    cfg: RunConfig,
+    offsets: Arc<dyn OffsetStore>,
+    registry: Registry,
+    hooks: Hooks,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    // Fail fast, before touching the slot: the model loads and the output database answers.
+    let predictor = cfg.model.predictor()?;
+    tracing::info!(model = %predictor.model_tag(), "model loaded");
+    let mut sink = PgSink::connect(cfg.sink.clone()).await?;
+    sink.ensure_dead_letter_table(&cfg.dead_letter_table)
+        .await?;
+    if cfg.output == OutputMode::Column {
+        check_output_column(&sink, &cfg).await?;
+    }
+    let metrics = PipelineMetrics::register(&registry);
+    let (status_tx, status_rx) = match &hooks.status {
+        Some(tx) => (tx.clone(), tx.subscribe()),
+        None => {
+            let (tx, rx) = watch::channel(SourceStatus::Starting);
+            (tx, rx)
+        }
+    };
+    let http = match cfg.listen {
+        Some(addr) => {
+            Some(http::spawn(addr, registry.clone(), status_rx.clone(), shutdown.clone()).await?)
+        }
+        None => None,
+    };
+    let (batch_tx, mut batch_rx) = mpsc::channel::<ChangeBatch>(cfg.queue_batches);
+    let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(2);
+    let acks = AckTracker::new();
+
+    // The transform: predictions in one blocking call per batch; order kept.
+    let transform_task = {
+        let metrics = metrics.clone();
+        let mut transform = Some(Transform::new(predictor, cfg.output.clone()));
+        tokio::spawn(async move {
+            while let Some(batch) = batch_rx.recv().await {
+                metrics.captured.inc_by(batch.events.len() as u64);
+                let commits: Vec<i64> = batch
+                    .events
+                    .iter()
+                    .filter(|e| e.op != Op::Read)
+                    .map(|e| e.source.commit_time_us)
+                    .collect();
+                let ChangeBatch { events, ack, .. } = batch;
+                let mut t = transform
+                    .take()
+                    .expect("transform returns after each batch");
+                let m = metrics.clone();
+                let (t, out) = tokio::task::spawn_blocking(move || {
+                    let start = Instant::now();
+                    let out = t.apply(&events);
+                    if !events.is_empty() {
+                        m.predict_seconds.observe(start.elapsed().as_secs_f64());
+                        m.batch_rows.observe(events.len() as f64);
+                    }
+                    (t, out)
+                })
+                .await
+                .map_err(|e| {
+                    Error::new(ErrorKind::Internal, "the transform panicked").with_source(e)
+                })?;
+                transform = Some(t);
+                metrics.predicted.inc_by(out.predicted);
+                if sink_tx
+                    .send(SinkBatch {
+                        t: out,
+                        commits,
+                        ack,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+            Ok::<(), Error>(())
+        })
+    };
+
+    // The sink: one transaction per batch; transient failures retried until shutdown.
+    let sink_task = {
+        let metrics = metrics.clone();
+        let cfg_sink = cfg.sink.clone();
+        let dlq = cfg.dead_letter_table.clone();
+        let written_tx = hooks.written.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            while let Some(b) = sink_rx.recv().await {
+                let mut attempt = 0u32;
+                loop {
+                    match sink
+                        .write_with_dead_letters(&b.t.writes, Some((&dlq, &b.t.dead)))
+                        .await
+                    {
+                        Ok(()) => break,
+                        Err(e) if e.kind().retry() == Retry::WithBackoff => {
+                            metrics.errors.with(&[e.kind().label()]).inc();
+                            attempt += 1;
+                            let wait = Duration::from_millis((100 * u64::from(attempt)).min(2000));
+                            tracing::warn!(error = %e.full_message(), attempt, "sink write failed; retrying");
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = shutdown.wait(), if attempt > 3 => return Err(e),
+                            }
+                            match PgSink::connect(cfg_sink.clone()).await {
+                                Ok(s) => sink = s,
+                                Err(e) => {
+                                    tracing::warn!(error = %e.full_message(), "sink database not reachable yet")
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            metrics.errors.with(&[e.kind().label()]).inc();
+                            return Err(e);
+                        }
+                    }
+                }
+                let done = now_us();
+                b.ack.ack();
+                metrics.written.inc_by(b.t.writes.len() as u64);
+                metrics.dead_letters.inc_by(b.t.dead.len() as u64);
+                for c in &b.commits {
+                    metrics
+                        .end_to_end
+                        .observe(((done - c) as f64 / 1e6).max(0.0));
+                }
+                if let Some(tx) = &written_tx {
+                    let latency = b.commits.last().map(|c| (done - c) as f64 / 1000.0);
+                    for (table, key, price) in b.t.written {
+                        let _ = tx.send(Written {
+                            table,
+                            key,
+                            price,
+                            latency_ms: latency,
+                        });
+                    }
+                }
+            }
+            Ok::<(), Error>(())
+        })
+    };
+
+    // Slot lag, read once a second.
+    let lag_task = {
+        let gauge = metrics.slot_lag_bytes.clone();
+        let connect = cfg.capture.source.connect.clone();
+        let slot = cfg.capture.source.slot_name.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let Ok(client) = connect.connect_sql().await else {
+                return;
+            };
+            loop {
+                if let Ok(Some(row)) = client
+                    .query_opt(
+                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await
+                {
+                    gauge.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.wait() => return,
+                }
+            }
+        })
+    };
+
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "pipeline starting"
+    );
+    let source = PgSource::new(cfg.capture.source.clone(), offsets);
+    let source_result = source
+        .run(SourceContext {
+            out: batch_tx,
+            acks,
+            shutdown: shutdown.clone(),
+            status: Some(status_tx),
+        })
+        .await;
+    let transform_result = transform_task.await.unwrap_or_else(|e| {
+        Err(Error::new(ErrorKind::Internal, "transform task failed").with_source(e))
+    });
+    let sink_result = sink_task.await.unwrap_or_else(|e| {
+        Err(Error::new(ErrorKind::Internal, "sink task failed").with_source(e))
+    });
+    lag_task.abort();
+    if let Some(h) = http {
+        h.abort();
+    }
+    match (source_result, transform_result, sink_result) {
+        (Ok(_), Ok(()), Ok(())) => Ok(()),
+        (_, _, Err(e)) => Err(e),
+        (_, Err(e), _) => Err(e),
+        (Err(e), _, _) => Err(e),
+    }
+}
+
+/// In column mode the output column must exist in every captured table.
+async fn check_output_column(sink: &PgSink, cfg: &RunConfig) -> Result<(), Error> {
+    let col = &cfg.model.output_field;
+    let rows = sink
+        .client()
+        .query(
+            "SELECT n.nspname::text || '.' || c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') \
+               AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = $1 AND NOT a.attisdropped)",
+            &[col],
+        )
+        .await
+        .map_err(|e| augur_postgres::conn::sql_error("checking the output column", e))?;
+    for r in rows {
+        let name: String = r.get(0);
+        let (schema, table) = name.split_once('.').unwrap_or(("public", &name));
+        if cfg.capture.source.tables.includes(schema, table) {
+            return Err(Error::new(ErrorKind::Config, format!("captured table {name} has no column \"{col}\" to write predictions into"))
+                .with_hint(format!("ALTER TABLE {name} ADD COLUMN {col} double precision; or use output.mode = \"table\"")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The embedded pipeline's middle stage: change events → sink writes. Rows to predict are
+//! scored in one batch per change batch, on a blocking thread; failures become dead letters.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use augur_core::connect::{Field, Value};
+use augur_core::event::{ChangeEvent, Op, TableSchema};
+use augur_postgres::sink::{DeadLetter, RowShape, RowWrite, WriteOp};
+
+use super::config::OutputMode;
+use crate::predict::{FeatureMap, Predictor};
+
+/// How the rows of one source table shape become sink writes.
+#[derive(Debug)]
+struct Plan {
+    map: FeatureMap,
+    target: String,
+    /// Table mode: all columns + output; column mode: key columns + output.
+    shape: Arc<RowShape>,
+    /// Key columns' indexes in the source row.
+    key: Vec<usize>,
+    /// The shape of a delete (table mode).
+    delete_shape: Arc<RowShape>,
+}
+
+/// The transform's output for one change batch.
+#[derive(Debug, Default)]
+pub struct Transformed {
+    /// Writes for the sink, in event order.
+    pub writes: Vec<RowWrite>,
+    /// Rows that got no prediction.
+    pub dead: Vec<DeadLetter>,
+    /// How many rows were predicted.
+    pub predicted: u64,
+    /// Per written prediction: target table, key JSON, price (for live listeners).
+    pub written: Vec<(String, String, Option<f64>)>,
+}
+
+/// Turns change events into writes for one output mode.
+#[derive(Debug)]
+pub struct Transform {
+    predictor: Predictor,
+    output: OutputMode,
+    plans: HashMap<usize, (Arc<TableSchema>, Arc<Plan>)>,
+}
+
+fn key_json(fields: &[Field], key: &[usize], row: &[Value]) -> String {
+    let mut s = String::from("{");
+    for (n, &i) in key.iter().enumerate() {
+        if n > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::to_string(&fields[i].name).unwrap_or_default());
+        s.push(':');
+        s.push_str(&value_json(&row[i]));
+    }
+    s.push('}');
+    s
+}
+
+fn value_json(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        other => match other.as_f64() {
+            Some(n) if n.fract() == 0.0 && n.abs() < 9e15 => format!("{}", n as i64),
+            Some(n) => n.to_string(),
+            None => serde_json::to_string(&format!("{other:?}")).unwrap_or_default(),
+        },
+    }
+}
+
+fn row_json(fields: &[Field], row: &[Value]) -> String {
+    let mut s = String::from("{");
+    for (i, (f, v)) in fields.iter().zip(row).enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&serde_json::to_string(&f.name).unwrap_or_default());
+        s.push(':');
+        s.push_str(&value_json(v));
+    }
+    s.push('}');
+    s
+}
+
+impl Transform {
+    /// A transform with `predictor` writing per `output`.
+    pub fn new(predictor: Predictor, output: OutputMode) -> Self {
+        Transform {
+            predictor,
+            output,
+            plans: HashMap::new(),
+        }
+    }
+
+    /// The predictor.
+    pub fn predictor(&self) -> &Predictor {
+        &self.predictor
+    }
+
+    fn plan(&mut self, table: &Arc<TableSchema>) -> Arc<Plan> {
+        let id = Arc::as_ptr(table) as usize;
+        if let Some((_, p)) = self.plans.get(&id) {
+            return p.clone();
+        }
+        let map = self.predictor.feature_map(&table.fields);
+        let pk: Vec<String> = table
+            .key
+            .iter()
+            .map(|&i| table.fields[i].name.clone())
+            .collect();
+        let key_fields: Vec<Field> = table.key.iter().map(|&i| table.fields[i].clone()).collect();
+        let (target, shape) = match &self.output {
+            OutputMode::Table(format) => {
+                let target = format
+                    .replace("${table}", &table.table)
+                    .replace("${schema}", &table.schema);
+                let fields = self.predictor.output_fields(&table.fields, &map);
+                (
+                    target,
+                    Arc::new(RowShape {
+                        fields,
+                        pk: pk.clone(),
+                    }),
+                )
+            }
+            OutputMode::Column => {
+                let mut fields = key_fields.clone();
+                fields.push(Field::new(
+                    self.predictor.output.clone(),
+                    map.output_schema.clone(),
+                ));
+                (
+                    table.table.clone(),
+                    Arc::new(RowShape {
+                        fields,
+                        pk: pk.clone(),
+                    }),
+                )
+            }
+        };
+        let delete_shape = Arc::new(RowShape {
+            fields: key_fields,
+            pk,
+        });
+        let plan = Arc::new(Plan {
+            map,
+            target,
+            shape,
+            key: table.key.clone(),
+            delete_shape,
+        });
+        if self.plans.len() > 4096 {
+            self.plans.clear();
+        }
+        self.plans.insert(id, (table.clone(), plan.clone()));
+        plan
+    }
+
+    /// Transforms one batch of events (synchronous: run it on a blocking thread).
+    pub fn apply(&mut self, events: &[ChangeEvent]) -> Transformed {
+        let mut out = Transformed::default();
+        let plans: Vec<Arc<Plan>> = events.iter().map(|e| self.plan(&e.table)).collect();
+        let to_predict: Vec<(&FeatureMap, &[Value])> = events
+            .iter()
+            .zip(&plans)
+            .filter_map(|(e, p)| match (e.op, &e.after) {
+                (Op::Create | Op::Update | Op::Read, Some(after)) => {
+                    Some((&p.map, after.as_slice()))
+                }
+                _ => None,
+            })
+            .collect();
+        let mut predictions = self.predictor.predict(&to_predict).into_iter();
+        let tag = self.predictor.model_tag().to_string();
+        for (ev, plan) in events.iter().zip(&plans) {
+            match (ev.op, &ev.after) {
+                (Op::Create | Op::Update | Op::Read, Some(after)) => {
+                    let key = key_json(&ev.table.fields, &plan.key, after);
+                    let (value, price) = match predictions.next().expect("one result per row") {
+                        Ok(p) => {
+                            out.predicted += 1;
+                            (self.predictor.output_value(&plan.map, p), Some(p))
+                        }
+                        Err(e) => {
+                            out.dead.push(DeadLetter {
+                                source_table: ev.table.qualified_name(),
+                                key: key.clone(),
+                                lsn: ev.source.lsn.map_or(0, |l| l.as_u64() as i64),
+                                reason: e.0,
+                                row: row_json(&ev.table.fields, after),
+                                model: tag.clone(),
+                            });
+                            (Value::Null, None)
+                        }
+                    };
+                    let values = match &self.output {
+                        OutputMode::Table(_) => {
+                            let mut v = after.clone();
+                            match plan.map.output_index {
+                                Some(i) => v[i] = value,
+                                None => v.push(value),
+                            }
+                            v
+                        }
+                        OutputMode::Column => {
+                            if price.is_none() {
+                                // No prediction: leave the source row alone.
+                                continue;
+                            }
+                            let mut v: Vec<Value> =
+                                plan.key.iter().map(|&i| after[i].clone()).collect();
+                            v.push(value);
+                            v
+                        }
+                    };
+                    out.written.push((plan.target.clone(), key, price));
+                    out.writes.push(RowWrite {
+                        table: plan.target.clone(),
+                        shape: plan.shape.clone(),
+                        op: WriteOp::Row(values),
+                    });
+                }
+                (Op::Delete, _) => {
+                    if matches!(self.output, OutputMode::Table(_)) && !plan.key.is_empty() {
+                        if let Some(before) = &ev.before {
+                            let k: Vec<Value> =
+                                plan.key.iter().map(|&i| before[i].clone()).collect();
+                            out.writes.push(RowWrite {
+                                table: plan.target.clone(),
+                                shape: plan.delete_shape.clone(),
+                                op: WriteOp::Delete(k),
+                            });
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}

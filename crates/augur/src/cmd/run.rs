@@ -1,0 +1,124 @@
+//! `augur run`: the embedded pipeline (capture → predict → write back, one process) from an
+//! `augur.toml`, overridden by `AUGUR_*` environment variables and flags.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use augur_postgres::source::offset::FileOffsetStore;
+use augur_runtime::pipeline::config::{DEFAULT_TOML, RunConfig, apply_env};
+use augur_runtime::props::Props;
+
+use super::runtime;
+
+/// Arguments of `augur run`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunArgs {
+    /// The config file (TOML). Without it the documented defaults apply (see --print-config).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Set or override one key, `section.key=value` (repeatable; wins over file and env).
+    #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// The source database (`source.url`; also DATABASE_URL).
+    #[arg(long)]
+    source_url: Option<String>,
+    /// The model tag (`model.tag`).
+    #[arg(long)]
+    model: Option<String>,
+    /// Where /metrics, /healthz and /readyz are served (`http.listen`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Offsets file [default: $AUGUR_HOME/offsets/augur-run-<slot>.json].
+    #[arg(long)]
+    offsets: Option<PathBuf>,
+    /// Print the default config file and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+/// Builds the run config from file, env and flags.
+pub(crate) fn load(args: &RunArgs) -> Result<(RunConfig, Vec<String>), ExitCode> {
+    let mut props = match &args.config {
+        Some(p) => match Props::load(p) {
+            Ok(p) => p,
+            Err(e) => return Err(runtime::report(&e)),
+        },
+        None => Props::new(),
+    };
+    if let Ok(url) = std::env::var("DATABASE_URL") {
+        if props.get("source.url").is_none() {
+            props.set("source.url", url);
+        }
+    }
+    apply_env(&mut props, std::env::vars());
+    if let Err(e) = props.apply_overrides(&args.set) {
+        return Err(runtime::report(&e));
+    }
+    for (flag, key) in [
+        (&args.source_url, "source.url"),
+        (&args.model, "model.tag"),
+        (&args.listen, "http.listen"),
+    ] {
+        if let Some(v) = flag {
+            props.set(key, v.clone());
+        }
+    }
+    match RunConfig::from_props(&props) {
+        Ok(v) => Ok(v),
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {}", e.message);
+            }
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Runs `augur run`.
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.print_config {
+        print!("{DEFAULT_TOML}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (cfg, warnings) = match load(&args) {
+        Ok(v) => v,
+        Err(code) => return Ok(code),
+    };
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if cfg.kafka.is_some() {
+        eprintln!(
+            "error: kafka.bootstrap is set; the Kafka mode of augur run is started with `augur run` stages (see docs/run.md)"
+        );
+    }
+    let offsets_path = args
+        .offsets
+        .clone()
+        .or_else(|| cfg.capture.offsets_file.clone())
+        .unwrap_or_else(|| {
+            augur_runtime::capture::default_offsets_file(&format!(
+                "augur-run-{}",
+                cfg.capture.source.slot_name
+            ))
+        });
+    let rt = runtime::tokio()?;
+    let result = rt.block_on(async move {
+        let shutdown = runtime::signals();
+        let registry = augur_metrics::Registry::new();
+        augur_metrics::process::register(&registry);
+        augur_runtime::pipeline::run(
+            cfg,
+            Arc::new(FileOffsetStore::new(offsets_path)),
+            registry,
+            Default::default(),
+            shutdown,
+        )
+        .await
+    });
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => runtime::report(&e),
+    })
+}
