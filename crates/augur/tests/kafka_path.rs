@@ -204,3 +204,68 @@ fn three_enrichers_share_the_work_and_survive_a_kill() {
     drop(sink);
     drop(capture);
 }
+
+#[test]
+fn the_embedded_pipeline_and_the_kafka_path_give_identical_tables() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let (capture, enrich, sink) = start_all(&db, &broker, "1", 1);
+    let dir = scratch_dir("both");
+    let run = Proc::start(
+        "both-run",
+        &[
+            "run",
+            "--source-url",
+            &db.url,
+            "--offsets",
+            &dir.join("offsets.json").display().to_string(),
+            "--set",
+            "http.listen=",
+            "--set",
+            "output.table=car_data_predicted_embedded",
+        ],
+    );
+    insert_listings(&pg, &db, &listings(1000));
+    pg.sql(&db, "UPDATE car_data SET price = price + 1 WHERE id % 10 = 0; DELETE FROM car_data WHERE id % 97 = 0");
+    let n: usize = pg
+        .sql(&db, "SELECT count(*) FROM car_data")
+        .trim()
+        .parse()
+        .unwrap();
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        n,
+        T,
+        "Kafka path",
+    );
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted_embedded",
+        n,
+        T,
+        &run.log(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let table = |t: &str| pg.sql(&db, &format!("SELECT * FROM {t} ORDER BY id"));
+    let (kafka, embedded) = (
+        table("car_data_predicted"),
+        table("car_data_predicted_embedded"),
+    );
+    assert_eq!(kafka.lines().count(), n);
+    assert!(kafka == embedded, "the two paths disagree");
+    let types = |t: &str| {
+        pg.sql(&db, &format!("SELECT string_agg(column_name || ' ' || data_type, ', ' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = '{t}'"))
+    };
+    assert_eq!(
+        types("car_data_predicted"),
+        types("car_data_predicted_embedded")
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted_embedded");
+    assert!(run.stop().success());
+    drop((capture, enrich, sink));
+}

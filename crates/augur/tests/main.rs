@@ -11,4 +11,6 @@ mod capture_kafka;
 mod capture_modes;
 mod capture_types;
 mod kafka_path;
+mod run_crash;
+mod run_pipeline;
 mod serve_cli;

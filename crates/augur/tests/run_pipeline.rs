@@ -1,0 +1,227 @@
+//! `augur run`, the embedded pipeline: predictions for the snapshot and the stream, updates and
+//! deletes, dead letters for bad rows without stopping, write-back into the source table
+//! without re-triggering itself, metrics and readiness, and clear errors at start.
+
+use std::time::{Duration, Instant};
+
+use augur_testkit::{TestDb, TestPg};
+
+use crate::support::pipeline::{
+    CAR_DATA, Proc, assert_predicted_table, insert_listings, listings, wait_count,
+};
+use crate::support::scratch_dir;
+
+const T: Duration = Duration::from_secs(60);
+
+fn run_args(db: &TestDb, port: u16, extra: &[&str]) -> Vec<String> {
+    let dir = scratch_dir("run");
+    let mut v: Vec<String> = vec![
+        "run".into(),
+        "--source-url".into(),
+        db.url.clone(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--offsets".into(),
+        dir.join("offsets.json").display().to_string(),
+    ];
+    v.extend(extra.iter().map(|s| s.to_string()));
+    v
+}
+
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+fn start(db: &TestDb, extra: &[&str]) -> (Proc, u16) {
+    let port = augur_postgres::cluster::free_port().unwrap();
+    let mut args = run_args(db, port, &[]);
+    // A later --source-url replaces the default one.
+    let mut extra = extra.to_vec();
+    if let Some(i) = extra.iter().position(|a| *a == "--source-url") {
+        args[2] = extra[i + 1].to_string();
+        extra.drain(i..i + 2);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Proc::start("run", &refs), port)
+}
+
+fn wait_ready(p: &Proc, port: u16) {
+    let deadline = Instant::now() + T;
+    loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            drop(s);
+            if http_get(port, "/readyz").0 == 200 {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "not ready:\n{}", p.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn predicts_snapshot_and_stream_with_updates_deletes_and_dead_letters() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let rows = listings(400);
+    insert_listings(&pg, &db, &rows[..200]);
+    let (p, port) = start(&db, &[]);
+    wait_ready(&p, port);
+    insert_listings(&pg, &db, &rows[200..]);
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        400,
+        T,
+        &p.log(),
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+
+    // A row with a missing feature: recorded with the reason, the pipeline goes on.
+    pg.sql(&db, "INSERT INTO car_data (model, year, price, transmission, mileage, fuelType, tax, mpg, engineSize) VALUES (' Focus', NULL, 1000, 'Manual', 10, 'Petrol', 150, 50, 1.0)");
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM augur_dead_letter WHERE reason LIKE 'field year%'",
+        1,
+        T,
+        "dead letter",
+    );
+    pg.sql(&db, "UPDATE car_data SET mileage = mileage * 2 WHERE id <= 5; DELETE FROM car_data WHERE id BETWEEN 6 AND 10");
+    pg.sql(&db, "DELETE FROM car_data WHERE year IS NULL");
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        395,
+        T,
+        "after deletes",
+    );
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data s JOIN car_data_predicted p USING (id) WHERE s.mileage = p.mileage",
+        395,
+        T,
+        "after updates",
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+
+    let (code, metrics) = http_get(port, "/metrics");
+    assert_eq!(code, 200);
+    for series in [
+        "augur_pipeline_events_captured_total",
+        "augur_pipeline_rows_predicted_total",
+        "augur_pipeline_rows_written_total",
+        "augur_pipeline_dead_letters_total 1",
+        "augur_pipeline_slot_lag_bytes",
+        "augur_pipeline_end_to_end_seconds_bucket",
+        "augur_pipeline_predict_seconds_bucket",
+        "augur_pipeline_predict_batch_rows_bucket",
+    ] {
+        assert!(metrics.contains(series), "no {series} in /metrics");
+    }
+    assert_eq!(http_get(port, "/healthz").0, 200);
+    assert!(p.stop().success());
+}
+
+#[test]
+fn writes_back_into_the_source_column_without_retriggering() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    insert_listings(&pg, &db, &listings(100));
+    let (p, port) = start(&db, &["--set", "output.mode=column"]);
+    wait_ready(&p, port);
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data WHERE suggestedprice IS NOT NULL",
+        100,
+        T,
+        &p.log(),
+    );
+    let model = augur_model::load_shipped().unwrap();
+    let out = pg.sql(&db, "SELECT model, year, price, transmission, mileage, fueltype, tax, mpg, enginesize, suggestedprice FROM car_data");
+    for line in out.lines() {
+        let f: Vec<String> = line.split('|').map(str::to_string).collect();
+        let want = crate::support::pipeline::expected_price(&model, &f[..9]).round() as i64;
+        assert_eq!(f[9], want.to_string());
+    }
+    // The write-back's own updates come around once, change nothing, and stop.
+    let captured = |port| {
+        let (_, m) = http_get(port, "/metrics");
+        m.lines()
+            .find(|l| l.starts_with("augur_pipeline_events_captured_total "))
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    let a = captured(port);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(captured(port), a, "no feedback loop");
+    assert!(
+        a <= 200,
+        "each row seen at most twice (snapshot and its write-back), saw {a}"
+    );
+    assert!(p.stop().success());
+}
+
+#[test]
+fn clear_errors_at_start() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let fails = |extra: &[&str], needle: &str| {
+        let (mut p, _) = start(&db, extra);
+        let status = crate::support::wait_timeout(&mut p.0, T).expect("exits");
+        let log = p.log();
+        assert!(!status.success(), "{log}");
+        assert!(log.contains(needle), "no {needle:?} in:\n{log}");
+    };
+    fails(&["--model", "nope:7"], "cannot load model nope:7");
+    fails(
+        &[
+            "--source-url",
+            "postgres://postgres:postgres@127.0.0.1:1/cars",
+        ],
+        "cannot connect to PostgreSQL at 127.0.0.1:1/cars",
+    );
+    fails(&["--set", "output.mode=sideways"], "output.mode");
+    fails(
+        &["--set", "output.mode=column", "--set", "output.column=nope"],
+        "has no column \"nope\"",
+    );
+    // Nothing was left behind that would stop a correct start.
+    insert_listings(&pg, &db, &listings(10));
+    let (p, port) = start(&db, &[]);
+    wait_ready(&p, port);
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        10,
+        T,
+        &p.log(),
+    );
+    assert!(p.stop().success());
+}
