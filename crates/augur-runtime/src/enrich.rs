@@ -26,7 +26,8 @@ pub struct EnrichConfig {
     /// Input topics.
     pub topics: Vec<String>,
     /// Output topic (default: the last dot-separated part of the first input topic +
-    /// `_predicted`, so `car_database.public.car_data` → `car_data_predicted`).
+    /// `_predicted`, so `car_database.public.car_data` → `car_data_predicted`). May use
+    /// `${table}` (the input topic's last part) and `${topic}` to fan out per input topic.
     pub output_topic: String,
     /// Dead-letter topic.
     pub dlq_topic: String,
@@ -171,6 +172,7 @@ impl Enricher {
                 value: Value,
                 key: Option<Vec<u8>>,
                 headers: Vec<(String, Vec<u8>)>,
+                topic: String,
             },
             Schemaless {
                 map: Arc<FeatureMap>,
@@ -178,15 +180,21 @@ impl Enricher {
                 row: Vec<Value>,
                 key: Option<Vec<u8>>,
                 headers: Vec<(String, Vec<u8>)>,
+                topic: String,
             },
         }
         let tag = self.predictor.model_tag().to_string();
-        let output_topic = self.output_topic.clone();
+        let format = self.output_topic.clone();
+        let topic_for = |input: &str| -> String {
+            format
+                .replace("${table}", input.rsplit('.').next().unwrap_or(input))
+                .replace("${topic}", input)
+        };
         let mut pending = Vec::with_capacity(batch.len());
         for rec in batch {
             let pass = |rec: &Received| {
                 Pending::Done(Outcome::Output(Record {
-                    topic: output_topic.clone(),
+                    topic: topic_for(&rec.topic),
                     key: rec.key.clone(),
                     value: rec.value.clone(),
                     headers: rec.headers.clone(),
@@ -249,6 +257,7 @@ impl Enricher {
                     value,
                     key: rec.key.clone(),
                     headers: rec.headers.clone(),
+                    topic: topic_for(&rec.topic),
                 });
             } else {
                 let Some(obj) = doc.as_object() else {
@@ -312,6 +321,7 @@ impl Enricher {
                     row,
                     key: rec.key.clone(),
                     headers: rec.headers.clone(),
+                    topic: topic_for(&rec.topic),
                 });
             }
         }
@@ -350,6 +360,7 @@ impl Enricher {
                     mut value,
                     key,
                     headers,
+                    topic,
                 } => {
                     let pred = predictions.next().expect("one prediction per row");
                     let price = match pred {
@@ -377,7 +388,7 @@ impl Enricher {
                     json::write_value(&mut bytes, &plan.out_schema, &value, true);
                     bytes.push(b'}');
                     out.push(Outcome::Output(Record {
-                        topic: self.output_topic.clone(),
+                        topic: topic.clone(),
                         key,
                         value: Some(bytes),
                         headers: model_header(headers),
@@ -388,6 +399,7 @@ impl Enricher {
                     mut obj,
                     key,
                     headers,
+                    topic,
                     ..
                 } => {
                     let pred = predictions.next().expect("one prediction per row");
@@ -414,7 +426,7 @@ impl Enricher {
                     }
                     let bytes = serde_json::to_vec(&obj).unwrap_or_default();
                     out.push(Outcome::Output(Record {
-                        topic: self.output_topic.clone(),
+                        topic: topic.clone(),
                         key,
                         value: Some(bytes),
                         headers: model_header(headers),
@@ -464,7 +476,9 @@ pub async fn run(
     let producer = Arc::new(Producer::new(producer)?);
     producer.healthcheck(Duration::from_secs(10)).await?;
     let consumer = Consumer::new(consumer)?;
-    producer.ensure_topic(&cfg.output_topic).await?;
+    if !cfg.output_topic.contains("${") {
+        producer.ensure_topic(&cfg.output_topic).await?;
+    }
     let mut enricher = Some(Enricher::new(predictor, cfg.output_topic.clone()));
     tracing::info!(topics = %cfg.topics.join(","), output = %cfg.output_topic, "enrichment stage running");
     loop {
@@ -490,6 +504,7 @@ pub async fn run(
                     dead_letter(rec, &cfg.dlq_topic, "TRANSFORMATION", &cfg.name, &reason)
                 }
             };
+            producer.ensure_topic(&out.topic).await?;
             deliveries.push(producer.send(&out).await?);
         }
         for d in deliveries {

@@ -269,3 +269,61 @@ fn the_embedded_pipeline_and_the_kafka_path_give_identical_tables() {
     assert!(run.stop().success());
     drop((capture, enrich, sink));
 }
+
+#[test]
+fn augur_run_with_a_kafka_bootstrap_runs_the_same_stages_over_kafka() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    insert_listings(&pg, &db, &listings(300)[..100]);
+    let dir = scratch_dir("runkafka");
+    let run = Proc::start(
+        "runkafka",
+        &[
+            "run",
+            "--source-url",
+            &db.url,
+            "--offsets",
+            &dir.join("offsets.json").display().to_string(),
+            "--set",
+            "http.listen=",
+            "--set",
+            &format!("kafka.bootstrap={}", broker.bootstrap()),
+        ],
+    );
+    insert_listings(&pg, &db, &listings(300)[100..]);
+    pg.sql(
+        &db,
+        "DELETE FROM car_data WHERE id <= 5; UPDATE car_data SET price = 1 WHERE id = 6",
+    );
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        295,
+        T,
+        &run.log(),
+    );
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted WHERE price = 1",
+        1,
+        T,
+        "update",
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    let topics = augur_testkit::kafka::read_topic(
+        &broker.bootstrap(),
+        "augur.public.car_data",
+        1,
+        Duration::from_secs(10),
+    );
+    assert!(
+        !topics.is_empty(),
+        "changes went through the broker:\n{}",
+        run.log()
+    );
+    assert!(run.stop().success());
+}

@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod http;
+pub mod kafka;
 pub mod transform;
 
 use std::sync::Arc;

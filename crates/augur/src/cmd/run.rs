@@ -88,11 +88,6 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    if cfg.kafka.is_some() {
-        eprintln!(
-            "error: kafka.bootstrap is set; the Kafka mode of augur run is started with `augur run` stages (see docs/run.md)"
-        );
-    }
     let offsets_path = args
         .offsets
         .clone()
@@ -106,16 +101,13 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime::tokio()?;
     let result = rt.block_on(async move {
         let shutdown = runtime::signals();
+        let offsets = Arc::new(FileOffsetStore::new(offsets_path));
+        if let Some(bootstrap) = cfg.kafka.clone() {
+            return augur_runtime::pipeline::kafka::run(cfg, bootstrap, offsets, shutdown).await;
+        }
         let registry = augur_metrics::Registry::new();
         augur_metrics::process::register(&registry);
-        augur_runtime::pipeline::run(
-            cfg,
-            Arc::new(FileOffsetStore::new(offsets_path)),
-            registry,
-            Default::default(),
-            shutdown,
-        )
-        .await
+        augur_runtime::pipeline::run(cfg, offsets, registry, Default::default(), shutdown).await
     });
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,

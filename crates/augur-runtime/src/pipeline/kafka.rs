@@ -1,0 +1,118 @@
+//! `augur run` with `kafka.bootstrap` set: the same pipeline with its stages joined by Kafka
+//! topics instead of in-process queues — capture (flattened with ExtractNewRecordState) →
+//! `augur.<schema>.<table>` → enrichment → `<output table>` topics → JDBC sink (upsert on the
+//! record key) — each stage a consumer group, so more processes scale it out. Delivery is
+//! at-least-once with idempotent upserts, as on any Kafka path.
+
+use std::sync::Arc;
+
+use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind};
+use augur_debezium::unwrap::UnwrapConfig;
+use augur_kafka::consumer::ConsumerSettings;
+use augur_kafka::producer::{Producer, ProducerSettings};
+use augur_postgres::sink::config::PkMode;
+use augur_postgres::source::offset::OffsetStore;
+
+use super::config::{OutputMode, RunConfig};
+use crate::capture::destination::Destination;
+use crate::enrich::EnrichConfig;
+use crate::sink::SinkConnectorConfig;
+
+/// Escapes a topic name for a librdkafka regex subscription.
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
+
+/// Runs the three stages over the Kafka cluster at `bootstrap` until shutdown.
+pub async fn run(
+    cfg: RunConfig,
+    bootstrap: String,
+    offsets: Arc<dyn OffsetStore>,
+    shutdown: Shutdown,
+) -> Result<(), Error> {
+    let OutputMode::Table(format) = &cfg.output else {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "output.mode = \"column\" is not available over Kafka",
+        )
+        .with_hint("use output.mode = \"table\", or run without kafka.bootstrap"));
+    };
+    let prefix = cfg.capture.envelope.topic_prefix.clone();
+    let predictor = cfg.model.predictor()?;
+
+    let producer = Arc::new(Producer::new(ProducerSettings::new(&bootstrap))?);
+    producer
+        .healthcheck(std::time::Duration::from_secs(10))
+        .await?;
+    let mut capture = cfg.capture.clone();
+    capture.envelope.unwrap = Some(UnwrapConfig::default());
+
+    let mut enrich = EnrichConfig::new(vec![format!("^{}\\..*", regex_escape(&prefix))]);
+    enrich.output_topic = format.replace("${schema}", "public");
+    enrich.dlq_topic = format!("{prefix}.dead_letter");
+    enrich.group_id = "augur-run-enrich".into();
+    enrich.name = "augur-run-enrich".into();
+
+    let table_pattern = enrich
+        .output_topic
+        .split("${table}")
+        .map(regex_escape)
+        .collect::<Vec<_>>()
+        .join("[^.]+");
+    let mut sink_cfg = cfg.sink.clone();
+    sink_cfg.pk_mode = PkMode::RecordKey;
+    sink_cfg.pk_fields = Vec::new();
+    sink_cfg.table_format = "${topic}".into();
+    let sink = SinkConnectorConfig {
+        name: "augur-run-sink".into(),
+        topics: vec![format!("^{table_pattern}$")],
+        sink: sink_cfg,
+        tolerate_errors: false,
+        dlq_topic: None,
+    };
+
+    let enrich_task = tokio::spawn(crate::enrich::run(
+        enrich,
+        predictor,
+        ConsumerSettings::new(
+            &bootstrap,
+            "augur-run-enrich",
+            vec![format!("^{}\\..*", regex_escape(&prefix))],
+        ),
+        ProducerSettings::new(&bootstrap),
+        shutdown.clone(),
+    ));
+    let sink_topics = sink.topics.clone();
+    let sink_task = tokio::spawn(crate::sink::run(
+        sink,
+        ConsumerSettings::new(&bootstrap, "augur-run-sink", sink_topics),
+        None,
+        shutdown.clone(),
+    ));
+    tracing::info!(bootstrap = %bootstrap, "pipeline stages running over Kafka");
+    let capture_result = crate::capture::run_with(
+        capture,
+        Destination::Kafka(producer),
+        offsets,
+        shutdown.clone(),
+    )
+    .await;
+    let joined = |r: Result<Result<(), Error>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| {
+            Err(Error::new(ErrorKind::Internal, "stage task failed").with_source(e))
+        })
+    };
+    let (e, s) = (joined(enrich_task.await), joined(sink_task.await));
+    capture_result?;
+    e?;
+    s
+}
