@@ -447,44 +447,35 @@ impl PgSource {
         let mut first_overall = true;
         let mut total = 0u64;
         let non_empty: Vec<&CapturedTableRef> = tables.iter().collect();
-        for (ti, t) in non_empty.iter().enumerate() {
+        for t in &non_empty {
             let (table, skipped) = snapshot::describe_table(client, resolver, t, opts, 0).await?;
             warn_skipped(&table, &skipped);
+            let Some(mut reader) = snapshot::TableReader::open(client, &table, point).await? else {
+                continue;
+            };
             let mut first_in_table = true;
             let mut last_of_prev_table = held.is_some();
-            let is_last_table = ti + 1 == non_empty.len();
-            let _ = is_last_table;
-            let rows =
-                snapshot::read_table(client, &table, point, opts, async |mut ev: ChangeEvent| {
-                    if let Some(mut prev) = held.take() {
-                        if last_of_prev_table {
-                            prev.source.snapshot = SnapshotMarker::LastInDataCollection;
-                            last_of_prev_table = false;
-                        }
-                        emitter.push(prev).await.map_err(halt_to_error)?;
+            while let Some(mut ev) = reader.next(opts).await? {
+                if let Some(mut prev) = held.take() {
+                    if last_of_prev_table {
+                        prev.source.snapshot = SnapshotMarker::LastInDataCollection;
+                        last_of_prev_table = false;
                     }
-                    ev.source.snapshot = if first_overall {
-                        SnapshotMarker::First
-                    } else if first_in_table {
-                        SnapshotMarker::FirstInDataCollection
-                    } else {
-                        SnapshotMarker::True
-                    };
-                    first_overall = false;
-                    first_in_table = false;
-                    held = Some(ev);
-                    Ok(())
-                })
-                .await
-                .map_err(|e| {
-                    if e.kind() == ErrorKind::Internal && e.message() == SHUTDOWN_MSG {
-                        Halt::Shutdown
-                    } else {
-                        Halt::Failed(e)
-                    }
-                })?;
-            total += rows;
-            tracing::info!(table = %table.schema.qualified_name(), rows, "snapshot of table done");
+                    emitter.push(prev).await?;
+                }
+                ev.source.snapshot = if first_overall {
+                    SnapshotMarker::First
+                } else if first_in_table {
+                    SnapshotMarker::FirstInDataCollection
+                } else {
+                    SnapshotMarker::True
+                };
+                first_overall = false;
+                first_in_table = false;
+                held = Some(ev);
+            }
+            total += reader.rows;
+            tracing::info!(table = %table.schema.qualified_name(), rows = reader.rows, "snapshot of table done");
         }
         if let Some(mut last) = held.take() {
             last.source.snapshot = SnapshotMarker::Last;
@@ -821,15 +812,6 @@ impl PgSource {
                 Ok(SourceExit::Shutdown)
             }
         }
-    }
-}
-
-const SHUTDOWN_MSG: &str = "shutdown requested";
-
-fn halt_to_error(h: Halt) -> Error {
-    match h {
-        Halt::Shutdown => Error::new(ErrorKind::Internal, SHUTDOWN_MSG),
-        Halt::Failed(e) => e,
     }
 }
 

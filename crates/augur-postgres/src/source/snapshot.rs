@@ -5,7 +5,7 @@
 use augur_core::event::{ChangeEvent, Op, SnapshotMarker, SourceInfo};
 use augur_core::{Error, ErrorKind, Lsn};
 use bytes::Bytes;
-use futures_util::{StreamExt, pin_mut};
+use futures_util::StreamExt;
 use tokio_postgres::Client;
 
 use super::catalog::{self, CapturedTable, TypeResolver};
@@ -106,102 +106,124 @@ pub async fn describe_table(
     catalog::describe(client, resolver, &rel, opts, version).await
 }
 
-/// Reads every row of `table` and hands each to `sink` as an event (marker set to `True`; the
-/// caller fixes up first/last).
-pub async fn read_table<F>(
-    client: &Client,
-    table: &CapturedTable,
-    point: SnapshotPoint,
-    opts: &TypeOptions,
-    mut sink: F,
-) -> Result<u64, Error>
-where
-    F: AsyncFnMut(ChangeEvent) -> Result<(), Error>,
-{
-    let schema = &table.schema;
-    let cols: Vec<String> = table
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, _)| i)
-        .filter_map(|i| {
-            table.columns[i]
-                .field
-                .map(|f| quote_ident(&schema.fields[f].name))
-        })
-        .collect();
-    // Unmapped columns are not selected; decode with a table view of mapped columns only.
-    let mapped: Vec<_> = table
-        .columns
-        .iter()
-        .filter(|c| c.field.is_some())
-        .cloned()
-        .collect();
-    let view = CapturedTable {
-        columns: mapped,
-        ..table.clone()
-    };
-    let sql = if cols.is_empty() {
-        return Ok(0);
-    } else {
-        format!(
+/// Reads the rows of one table as events (marker `True`; the caller fixes up first/last).
+pub struct TableReader {
+    stream: std::pin::Pin<Box<tokio_postgres::CopyOutStream>>,
+    view: CapturedTable,
+    source: SourceInfo,
+    carry: Vec<u8>,
+    start: usize,
+    done: bool,
+    /// Rows read so far.
+    pub rows: u64,
+}
+
+impl TableReader {
+    /// Starts `COPY (SELECT <mapped columns> FROM table) TO STDOUT` for `table`; `None` when the
+    /// table has no mapped column.
+    pub async fn open(
+        client: &Client,
+        table: &CapturedTable,
+        point: SnapshotPoint,
+    ) -> Result<Option<TableReader>, Error> {
+        let schema = &table.schema;
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .filter_map(|c| c.field.map(|f| quote_ident(&schema.fields[f].name)))
+            .collect();
+        if cols.is_empty() {
+            return Ok(None);
+        }
+        // Unmapped columns are not selected; decode with a view of the mapped columns only.
+        let mapped: Vec<_> = table
+            .columns
+            .iter()
+            .filter(|c| c.field.is_some())
+            .cloned()
+            .collect();
+        let view = CapturedTable {
+            columns: mapped,
+            ..table.clone()
+        };
+        let sql = format!(
             "COPY (SELECT {} FROM {}.{}) TO STDOUT",
             cols.join(", "),
             quote_ident(&schema.schema),
             quote_ident(&schema.table)
-        )
-    };
-    let stream = client.copy_out(&sql).await.map_err(|e| {
-        sql_error(
-            &format!("reading {} for the snapshot", schema.qualified_name()),
-            e,
-        )
-    })?;
-    pin_mut!(stream);
-    let source = SourceInfo {
-        lsn: Some(point.lsn),
-        last_commit_lsn: None,
-        tx_id: Some(point.tx_id),
-        commit_time_us: point.started_us,
-        snapshot: SnapshotMarker::True,
-        commit_lsn: Some(point.lsn),
-    };
-    let mut carry: Vec<u8> = Vec::new();
-    let mut rows = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk: Bytes = chunk.map_err(|e| {
+        );
+        let stream = client.copy_out(&sql).await.map_err(|e| {
             sql_error(
                 &format!("reading {} for the snapshot", schema.qualified_name()),
                 e,
             )
         })?;
-        carry.extend_from_slice(&chunk);
-        let mut start = 0;
-        while let Some(nl) = carry[start..].iter().position(|&b| b == b'\n') {
-            let line = &carry[start..start + nl];
-            let fields = super::text::split_copy_line(line)
-                .ok_or_else(|| Error::new(ErrorKind::Protocol, "malformed COPY line"))?;
-            let datums: Vec<Datum<'_>> = fields
-                .iter()
-                .map(|f| match f {
-                    None => Datum::Null,
-                    Some(v) => Datum::Text(v),
-                })
-                .collect();
-            let after = super::decode::row(&view, &Tuple(datums), opts)?;
-            sink(ChangeEvent {
-                table: schema.clone(),
-                op: Op::Read,
-                before: None,
-                after: Some(after),
-                source,
-                key_change: None,
-            })
-            .await?;
-            rows += 1;
-            start += nl + 1;
-        }
-        carry.drain(..start);
+        let source = SourceInfo {
+            lsn: Some(point.lsn),
+            last_commit_lsn: None,
+            tx_id: Some(point.tx_id),
+            commit_time_us: point.started_us,
+            snapshot: SnapshotMarker::True,
+            commit_lsn: Some(point.lsn),
+        };
+        Ok(Some(TableReader {
+            stream: Box::pin(stream),
+            view,
+            source,
+            carry: Vec::new(),
+            start: 0,
+            done: false,
+            rows: 0,
+        }))
     }
-    Ok(rows)
+
+    /// The next row, or `None` at the end of the table.
+    pub async fn next(&mut self, opts: &TypeOptions) -> Result<Option<ChangeEvent>, Error> {
+        loop {
+            if let Some(nl) = self.carry[self.start..].iter().position(|&b| b == b'\n') {
+                let line = &self.carry[self.start..self.start + nl];
+                let fields = super::text::split_copy_line(line)
+                    .ok_or_else(|| Error::new(ErrorKind::Protocol, "malformed COPY line"))?;
+                let datums: Vec<Datum<'_>> = fields
+                    .iter()
+                    .map(|f| match f {
+                        None => Datum::Null,
+                        Some(v) => Datum::Text(v),
+                    })
+                    .collect();
+                let after = super::decode::row(&self.view, &Tuple(datums), opts)?;
+                self.start += nl + 1;
+                self.rows += 1;
+                let table = self.view.schema.clone();
+                return Ok(Some(ChangeEvent {
+                    table,
+                    op: Op::Read,
+                    before: None,
+                    after: Some(after),
+                    source: self.source,
+                    key_change: None,
+                }));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            self.carry.drain(..self.start);
+            self.start = 0;
+            match self.stream.next().await {
+                Some(chunk) => {
+                    let chunk: Bytes = chunk.map_err(|e| {
+                        sql_error(
+                            &format!(
+                                "reading {} for the snapshot",
+                                self.view.schema.qualified_name()
+                            ),
+                            e,
+                        )
+                    })?;
+                    self.carry.extend_from_slice(&chunk);
+                }
+                None => self.done = true,
+            }
+        }
+    }
 }

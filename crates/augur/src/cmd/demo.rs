@@ -1,19 +1,24 @@
 //! `augur demo`: the one-command tour. Starts a private PostgreSQL cluster in a temp dir (unless
-//! `DATABASE_URL` points at one), creates the original `car_data` table, inserts a listing from
-//! the Ford data every second, and captures every change as a Debezium event on stdout.
+//! `DATABASE_URL` points at one), creates the original `car_data` table with a few listings,
+//! runs the embedded pipeline with the shipped model, and serves the listing page on
+//! http://127.0.0.1:8080 where a seller lists a car and sees its suggested price arrive.
 //! Ctrl-C stops everything it started and removes the temp cluster.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use augur_core::{Error, ErrorKind};
 use augur_postgres::cluster::PgCluster;
 use augur_postgres::conn::PgConnect;
-use augur_postgres::source::offset::MemoryOffsetStore;
-use augur_runtime::capture::config::CaptureConfig;
-use augur_runtime::capture::destination::Destination;
+use augur_postgres::source::SourceStatus;
+use augur_postgres::source::offset::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+use augur_runtime::pipeline::config::RunConfig;
+use augur_runtime::pipeline::{Hooks, Written};
 use augur_runtime::props::Props;
+use tokio::sync::{broadcast, watch};
 
 use super::runtime;
 
@@ -28,13 +33,19 @@ pub(crate) struct DemoArgs {
     /// Use this database instead of starting a private cluster.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
-    /// Ford data to draw listings from (default `../shared/data/ford.csv`; a built-in sample
-    /// when absent).
+    /// Where the listing page is served.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Ford data to draw the first listings from (default `../shared/data/ford.csv`; a built-in
+    /// sample when absent).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Seconds between inserted listings.
-    #[arg(long, default_value_t = 1.0)]
-    every: f64,
+    /// Also insert a listing from the data every this many seconds (0: only what sellers list).
+    #[arg(long, default_value_t = 0.0)]
+    feed: f64,
+    /// Model tag (falls back to the model shipped in models/).
+    #[arg(long, default_value = "ford-price:latest")]
+    model: String,
 }
 
 /// A few listings from the Ford data, used when the CSV is not around.
@@ -53,10 +64,24 @@ fn listings(path: Option<PathBuf>) -> Vec<String> {
             .lines()
             .skip(1)
             .filter(|l| l.split(',').count() == 9)
+            .take(5000)
             .map(str::to_string)
             .collect(),
         Err(_) => SAMPLE.iter().map(|s| s.to_string()).collect(),
     }
+}
+
+async fn insert(client: &tokio_postgres::Client, line: &str) -> Result<(), tokio_postgres::Error> {
+    let f: Vec<&str> = line.split(',').collect();
+    let num = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
+    client
+        .execute(
+            "INSERT INTO car_data (model, year, price, transmission, mileage, fuelType, tax, mpg, engineSize) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[&f[0], &(num(f[1]) as i32), &(num(f[2]) as i32), &f[3], &(num(f[4]) as i32), &f[5], &(num(f[6]) as i32), &num(f[7]), &num(f[8])],
+        )
+        .await
+        .map(|_| ())
 }
 
 /// Runs `augur demo`.
@@ -67,7 +92,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             PgConnect::from_url(url).map_err(|e| anyhow::anyhow!(e.full_message()))?,
         ),
         None => {
-            eprintln!("augur demo: starting a private PostgreSQL cluster …");
+            eprintln!("augur demo: starting a private PostgreSQL cluster in a temp dir …");
             let c = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
             c.psql("postgres", "CREATE DATABASE cars")
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -76,68 +101,71 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             (Some(c), connect)
         }
     };
-    let rows = listings(args.data.clone());
+    let url = format!(
+        "postgres://{}:{}@{}:{}/{}",
+        connect.user,
+        connect.password.expose(),
+        connect.host,
+        connect.port,
+        connect.dbname
+    );
     let mut props = Props::new();
-    for (k, v) in [
-        ("name", "augur-demo"),
-        ("topic.prefix", "car_database"),
-        ("table.include.list", "public.car_data"),
-        ("slot.name", "augur_demo"),
-        ("publication.name", "augur_demo"),
-        ("value.converter.schemas.enable", "false"),
-        ("key.converter.schemas.enable", "false"),
-        ("slot.drop.on.stop", "true"),
-    ] {
-        props.set(k, v);
-    }
-    props.set("database.hostname", connect.host.clone());
-    props.set("database.port", connect.port.to_string());
-    props.set("database.user", connect.user.clone());
-    props.set("database.password", connect.password.expose().to_string());
-    props.set("database.dbname", connect.dbname.clone());
-    let (cfg, _) = CaptureConfig::from_props(&props).map_err(|e| anyhow::anyhow!("{e}"))?;
+    props.set("source.url", url);
+    props.set("model.tag", args.model.clone());
+    props.set("http.listen", "");
+    let (cfg, _) = RunConfig::from_props(&props).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let offsets: Arc<dyn OffsetStore> = match cluster {
+        // A private cluster lives as long as this process: so do its offsets.
+        Some(_) => Arc::new(MemoryOffsetStore::default()),
+        None => Arc::new(FileOffsetStore::new(
+            augur_runtime::capture::default_offsets_file("augur-demo"),
+        )),
+    };
+    let rows = listings(args.data.clone());
     let rt = runtime::tokio()?;
-    let every = Duration::from_secs_f64(args.every.max(0.01));
-    let result = rt.block_on(async move {
+    let result: Result<(), Error> = rt.block_on(async move {
         let shutdown = runtime::signals();
         let client = connect.connect_sql().await?;
         client
             .batch_execute(CAR_DATA_DDL)
             .await
-            .map_err(|e| augur_core::Error::new(augur_core::ErrorKind::SourceSetup, "cannot create car_data").with_source(e))?;
-        eprintln!(
-            "augur demo: capturing {}; inserting a listing every {:.1} s; change events follow on stdout (Ctrl-C stops)",
-            connect.display(),
-            every.as_secs_f64()
-        );
-        let mut stop = shutdown.clone();
-        let inserter = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            for line in rows.iter().cycle() {
-                tokio::select! { _ = tick.tick() => {}, _ = stop.wait() => return }
-                let f: Vec<&str> = line.split(',').collect();
-                let num = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
-                let r = client
-                    .execute(
-                        "INSERT INTO car_data (model, year, price, transmission, mileage, fuelType, tax, mpg, engineSize) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                        &[&f[0], &(num(f[1]) as i32), &(num(f[2]) as i32), &f[3], &(num(f[4]) as i32), &f[5],
-                          &(num(f[6]) as i32), &num(f[7]), &num(f[8])],
-                    )
-                    .await;
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "insert failed");
-                }
+            .map_err(|e| Error::new(ErrorKind::SourceSetup, "cannot create car_data").with_source(e))?;
+        let empty: i64 = client.query_one("SELECT count(*) FROM car_data", &[]).await.map(|r| r.get(0)).unwrap_or(1);
+        if empty == 0 {
+            for line in rows.iter().take(12) {
+                let _ = insert(&client, line).await;
             }
-        });
-        let dest = Destination::Stdout;
-        let r = augur_runtime::capture::run_with(cfg, dest, Arc::new(MemoryOffsetStore::default()), shutdown).await;
-        inserter.abort();
+        }
+        let registry = augur_metrics::Registry::new();
+        augur_metrics::process::register(&registry);
+        let (written, _) = broadcast::channel::<Written>(4096);
+        let (status_tx, status_rx) = watch::channel(SourceStatus::Starting);
+        let hooks = Hooks { written: Some(written.clone()), status: Some(status_tx) };
+        let pipeline = tokio::spawn(augur_runtime::pipeline::run(cfg, offsets, registry.clone(), hooks, shutdown.clone()));
+        let page_client = connect.connect_sql().await?;
+        let state = augur_demo::app::AppState::new(page_client, written, status_rx, &registry);
+        let server = augur_runtime::pipeline::http::serve(args.listen, augur_demo::app::router(state, registry), shutdown.clone()).await?;
+        eprintln!("augur demo: open http://{} — list a car and watch its suggested price arrive (Ctrl-C stops)", args.listen);
+        if args.feed > 0.0 {
+            let mut stop = shutdown.clone();
+            let every = Duration::from_secs_f64(args.feed.max(0.01));
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                for line in rows.iter().cycle().skip(12) {
+                    tokio::select! { _ = tick.tick() => {}, _ = stop.wait() => return }
+                    if let Err(e) = insert(&client, line).await {
+                        tracing::warn!(error = %e, "feed insert failed");
+                    }
+                }
+            });
+        }
+        let r = pipeline.await.unwrap_or_else(|e| Err(Error::new(ErrorKind::Internal, "pipeline task failed").with_source(e)));
+        server.abort();
         r
     });
     drop(cluster);
     Ok(match result {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => runtime::report(&e),
     })
 }
