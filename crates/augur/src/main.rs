@@ -24,6 +24,8 @@ enum Command {
     Demo(cmd::demo::DemoArgs),
     /// Capture → predict → write back, in one process (the embedded default).
     Run(cmd::run::RunArgs),
+    /// Check what `augur run` needs (server settings, privileges, tables, model, broker).
+    Doctor(cmd::run::RunArgs),
     /// Capture PostgreSQL changes as Debezium change events, to Kafka or stdout.
     Capture(cmd::capture::CaptureArgs),
     /// Kafka stage: read change records, predict, write enriched records (consumer group).
@@ -39,6 +41,9 @@ enum Command {
     /// Serve the price model over HTTP: BentoML-compatible POST /predict, Open Inference
     /// Protocol v2 and KServe v1, with micro-batching, metrics and hot model promotion.
     Serve(cmd::serve::ServeArgs),
+    /// Kafka Connect-compatible worker: the Connect REST API on :8083 running capture,
+    /// enrichment and JDBC sink connectors as in-process tasks, state durable in Kafka.
+    Connect(cmd::connect::ConnectArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
         Command::Capture(args) => cmd::capture::run(args),
         Command::Enrich(args) => cmd::stages::enrich(args),
         Command::Sink(args) => cmd::stages::sink(args),
@@ -54,6 +60,7 @@ fn main() -> ExitCode {
         Command::Predict(args) => cmd::model::predict(args),
         Command::Models(args) => cmd::model::models(args),
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Connect(args) => cmd::connect::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,14 +15,22 @@ fn node_modules() -> PathBuf {
 #[test]
 fn a_seller_lists_a_car_and_sees_the_price_within_two_seconds() {
     assert!(
-        node_modules().join("playwright-core").exists() && PathBuf::from("/usr/bin/chromium").exists(),
+        node_modules().join("playwright-core").exists()
+            && PathBuf::from("/usr/bin/chromium").exists(),
         "the browser test needs Debian's chromium and playwright-core: run scripts/test (it installs both)"
     );
     let port = augur_postgres::cluster::free_port().unwrap();
-    let demo = Proc::start("demo-browser", &["demo", "--listen", &format!("127.0.0.1:{port}")]);
+    let demo = Proc::start(
+        "demo-browser",
+        &["demo", "--listen", &format!("127.0.0.1:{port}")],
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !demo.log().contains("augur demo: open") {
-        assert!(Instant::now() < deadline, "demo did not start:\n{}", demo.log());
+        assert!(
+            Instant::now() < deadline,
+            "demo did not start:\n{}",
+            demo.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/demo.mjs");
@@ -35,18 +43,38 @@ fn a_seller_lists_a_car_and_sees_the_price_within_two_seconds() {
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}"))
-        .unwrap_or_else(|_| panic!("browser script output: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .unwrap_or_else(|_| {
+            panic!(
+                "browser script output: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
     assert_eq!(result["ok"], true, "{result}\n{}", demo.log());
     let seconds = result["seconds"].as_f64().unwrap();
     assert!(seconds <= 2.0, "price appeared after {seconds} s");
     // The price shown is the shipped model's price for the submitted car.
     let model = augur_model::load_shipped().unwrap();
-    let row: Vec<String> = [" Focus", "2018", "0", "Manual", "9083", "Petrol", "150", "57.7", "1.0"].iter().map(|s| s.to_string()).collect();
+    let row: Vec<String> = [
+        " Focus", "2018", "0", "Manual", "9083", "Petrol", "150", "57.7", "1.0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let want = crate::support::pipeline::expected_price(&model, &row).round() as i64;
-    let shown: i64 = result["price"].as_str().unwrap().chars().filter(char::is_ascii_digit).collect::<String>().parse().unwrap();
+    let shown: i64 = result["price"]
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
     assert_eq!(shown, want);
     let error = result["error"].as_str().unwrap();
     assert!(error.contains("year must be between"), "{error}");
-    assert_eq!(result["inserted_after_error"], 0, "the invalid listing inserted nothing");
+    assert_eq!(
+        result["inserted_after_error"], 0,
+        "the invalid listing inserted nothing"
+    );
     assert!(demo.stop().success());
 }

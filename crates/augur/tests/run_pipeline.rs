@@ -225,3 +225,67 @@ fn clear_errors_at_start() {
     );
     assert!(p.stop().success());
 }
+
+#[test]
+fn doctor_prints_each_check_with_a_fix() {
+    let doctor = |url: &str, extra: &[&str]| {
+        let mut args = vec!["doctor", "--source-url", url];
+        args.extend_from_slice(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(&args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let (ok, text) = doctor(&db.url, &[]);
+    assert!(ok, "{text}");
+    for line in [
+        "✓ wal_level",
+        "✓ REPLICATION privilege",
+        "✓ table public.car_data",
+        "✓ model",
+        "all checks passed",
+    ] {
+        assert!(text.contains(line), "no {line:?} in:\n{text}");
+    }
+    // Broken: a missing feature column, write-back without its column, an unknown model.
+    pg.sql(
+        &db,
+        "ALTER TABLE car_data DROP COLUMN mpg, DROP COLUMN suggestedprice",
+    );
+    let (ok, text) = doctor(
+        &db.url,
+        &["--set", "output.mode=column", "--model", "nope:1"],
+    );
+    assert!(!ok);
+    assert!(text.contains("✗ model"), "{text}");
+    let (ok, text) = doctor(&db.url, &["--set", "output.mode=column"]);
+    assert!(!ok);
+    assert!(
+        text.contains("no column for model input(s) mpg")
+            && text.contains("fix: add the columns, or map them"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no column \"suggestedprice\"") && text.contains("ADD COLUMN suggestedprice"),
+        "{text}"
+    );
+
+    let replica = TestPg::start_with(augur_testkit::ClusterOptions {
+        wal_level: "replica".into(),
+        ..Default::default()
+    });
+    let rdb = replica.database();
+    let (ok, text) = doctor(&rdb.url, &[]);
+    assert!(!ok);
+    assert!(
+        text.contains("✗ wal_level") && text.contains("ALTER SYSTEM SET wal_level = logical"),
+        "{text}"
+    );
+}

@@ -9,6 +9,7 @@
 //! and stops the slot reader, so memory stays bounded.
 
 pub mod config;
+pub mod doctor;
 pub mod http;
 pub mod kafka;
 pub mod transform;
@@ -362,4 +363,109 @@ async fn check_output_column(sink: &PgSink, cfg: &RunConfig) -> Result<(), Error
         }
     }
     Ok(())
+}
+
+/// Doctor checks about the captured tables: they exist, have a key, and have the columns the
+/// model reads (and, writing back, the output column).
+pub(crate) async fn doctor_tables(
+    client: &tokio_postgres::Client,
+    cfg: &RunConfig,
+) -> Result<Vec<doctor::Check>, Error> {
+    use doctor::{Check, Outcome};
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, \
+                    array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum), \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| augur_postgres::conn::sql_error("listing tables", e))?;
+    let model = cfg.model.predictor().ok();
+    let mut out = Vec::new();
+    let mut found = 0;
+    for r in rows {
+        let (schema, table): (String, String) = (r.get(0), r.get(1));
+        if !cfg.capture.source.tables.includes(&schema, &table) {
+            continue;
+        }
+        found += 1;
+        let cols: Vec<String> = r.get(2);
+        let has_pk: bool = r.get(3);
+        let name = format!("table {schema}.{table}");
+        if !has_pk {
+            out.push(Check {
+                name: name.clone(),
+                outcome: Outcome::Warn,
+                detail: "has no primary key: predictions are appended, deletes cannot follow"
+                    .into(),
+                fix: format!("ALTER TABLE {schema}.{table} ADD PRIMARY KEY (…);"),
+            });
+        }
+        if let Some(p) = &model {
+            let fields: Vec<augur_core::connect::Field> = cols
+                .iter()
+                .map(|c| {
+                    augur_core::connect::Field::new(
+                        c.clone(),
+                        augur_core::connect::Schema::new(augur_core::connect::SchemaType::String),
+                    )
+                })
+                .collect();
+            let map = p.feature_map(&fields);
+            let missing: Vec<String> = p
+                .model
+                .input_fields()
+                .iter()
+                .zip(&map.inputs)
+                .filter(|(_, i)| i.is_none())
+                .map(|(f, _)| f.name.clone())
+                .collect();
+            if missing.is_empty() {
+                out.push(Check {
+                    name: name.clone(),
+                    outcome: Outcome::Pass,
+                    detail: format!("{} columns, all model inputs present", cols.len()),
+                    fix: String::new(),
+                });
+            } else {
+                out.push(Check {
+                    name: name.clone(),
+                    outcome: Outcome::Fail,
+                    detail: format!("no column for model input(s) {}", missing.join(", ")),
+                    fix: "add the columns, or map them with model.mapping = \"input=column,…\""
+                        .into(),
+                });
+            }
+        }
+        if doctor::writes_back(cfg)
+            && !cols
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(&cfg.model.output_field))
+        {
+            out.push(Check {
+                name,
+                outcome: Outcome::Fail,
+                detail: format!(
+                    "no column \"{}\" to write predictions into",
+                    cfg.model.output_field
+                ),
+                fix: format!(
+                    "ALTER TABLE {schema}.{table} ADD COLUMN {} double precision;",
+                    cfg.model.output_field
+                ),
+            });
+        }
+    }
+    if found == 0 {
+        out.push(Check {
+            name: "tables".into(),
+            outcome: Outcome::Fail,
+            detail: "no table matches source.tables".into(),
+            fix: "create the table, or fix source.tables (schema.table regular expressions)".into(),
+        });
+    }
+    Ok(out)
 }

@@ -1,0 +1,283 @@
+//! `augur doctor`: checks everything `augur run` needs — server settings, privileges,
+//! publication and slot state, tables and feature columns, the output, the model, the broker —
+//! and says how to fix each problem.
+
+use std::time::Duration;
+
+use augur_core::Error;
+
+use super::config::{OutputMode, RunConfig};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Fine.
+    Pass,
+    /// Works, but worth knowing.
+    Warn,
+    /// `augur run` would fail.
+    Fail,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// What was found.
+    pub detail: String,
+    /// What to do about it (empty when nothing).
+    pub fix: String,
+}
+
+fn check(name: &str, outcome: Outcome, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        outcome,
+        detail: detail.into(),
+        fix: fix.into(),
+    }
+}
+
+fn from_error(name: &str, e: &Error) -> Check {
+    check(
+        name,
+        Outcome::Fail,
+        e.full_message(),
+        e.hint().unwrap_or("").to_string(),
+    )
+}
+
+/// Runs every check against `cfg`.
+pub async fn run(cfg: &RunConfig) -> Vec<Check> {
+    let mut out = Vec::new();
+    let src = &cfg.capture.source;
+    let client = match src.connect.connect_sql().await {
+        Ok(c) => {
+            out.push(check(
+                "source database",
+                Outcome::Pass,
+                format!("connected to {}", src.connect.display()),
+                "",
+            ));
+            Some(c)
+        }
+        Err(e) => {
+            out.push(from_error("source database", &e));
+            None
+        }
+    };
+    if let Some(client) = &client {
+        let setting = |name: &'static str| async move {
+            client
+                .query_one("SELECT current_setting($1)", &[&name])
+                .await
+                .ok()
+                .map(|r| r.get::<_, String>(0))
+        };
+        match setting("wal_level").await.as_deref() {
+            Some("logical") => out.push(check("wal_level", Outcome::Pass, "logical", "")),
+            Some(other) => out.push(check(
+                "wal_level",
+                Outcome::Fail,
+                format!("'{other}'; logical replication needs 'logical'"),
+                "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
+            )),
+            None => out.push(check("wal_level", Outcome::Fail, "cannot read it", "")),
+        }
+        let slots_max: i64 = setting("max_replication_slots")
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let senders_max: i64 = setting("max_wal_senders")
+            .await
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let used: i64 = client
+            .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        let slot_exists = client
+            .query_opt("SELECT active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1", &[&src.slot_name])
+            .await
+            .ok()
+            .flatten();
+        if slots_max == 0 || (slot_exists.is_none() && used >= slots_max) {
+            out.push(check(
+                "max_replication_slots",
+                Outcome::Fail,
+                format!("{used} of {slots_max} in use"),
+                "drop unused slots or raise max_replication_slots and restart PostgreSQL",
+            ));
+        } else {
+            out.push(check(
+                "max_replication_slots",
+                Outcome::Pass,
+                format!("{used} of {slots_max} in use"),
+                "",
+            ));
+        }
+        if senders_max == 0 {
+            out.push(check(
+                "max_wal_senders",
+                Outcome::Fail,
+                "0",
+                "set max_wal_senders to at least 1 and restart PostgreSQL",
+            ));
+        } else {
+            out.push(check(
+                "max_wal_senders",
+                Outcome::Pass,
+                senders_max.to_string(),
+                "",
+            ));
+        }
+        match client
+            .query_one(
+                "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, bool>(0))
+        {
+            Ok(true) => out.push(check(
+                "REPLICATION privilege",
+                Outcome::Pass,
+                format!("user \"{}\" has it", src.connect.user),
+                "",
+            )),
+            _ => out.push(check(
+                "REPLICATION privilege",
+                Outcome::Fail,
+                format!("user \"{}\" lacks it", src.connect.user),
+                format!("ALTER ROLE \"{}\" REPLICATION;", src.connect.user),
+            )),
+        }
+        match crate::pipeline::doctor_tables(client, cfg).await {
+            Ok(checks) => out.extend(checks),
+            Err(e) => out.push(from_error("tables", &e)),
+        }
+        match client
+            .query_opt(
+                "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+                &[&src.publication_name],
+            )
+            .await
+        {
+            Ok(Some(_)) => out.push(check(
+                "publication",
+                Outcome::Pass,
+                format!("\"{}\" exists", src.publication_name),
+                "",
+            )),
+            Ok(None) => out.push(check(
+                "publication",
+                Outcome::Pass,
+                format!("\"{}\" will be created at start", src.publication_name),
+                "",
+            )),
+            Err(e) => out.push(check("publication", Outcome::Fail, e.to_string(), "")),
+        }
+        match slot_exists {
+            None => out.push(check(
+                "replication slot",
+                Outcome::Pass,
+                format!(
+                    "\"{}\" will be created at start (with a snapshot)",
+                    src.slot_name
+                ),
+                "",
+            )),
+            Some(row) => {
+                let active: bool = row.get(0);
+                let wal: Option<String> = row.get(1);
+                let lag: Option<i64> = row.get(2);
+                let lag = lag.unwrap_or(0);
+                if wal.as_deref() == Some("lost") {
+                    out.push(check(
+                        "replication slot",
+                        Outcome::Fail,
+                        format!("\"{}\" lost WAL it needs", src.slot_name),
+                        "drop the slot and start with source.snapshot = \"when_needed\"",
+                    ));
+                } else if active {
+                    out.push(check(
+                        "replication slot",
+                        Outcome::Warn,
+                        format!(
+                            "\"{}\" is in use by another session (lag {lag} bytes)",
+                            src.slot_name
+                        ),
+                        "stop the other client, or give this pipeline its own source.slot",
+                    ));
+                } else {
+                    let outcome = if lag > 1 << 30 {
+                        Outcome::Warn
+                    } else {
+                        Outcome::Pass
+                    };
+                    out.push(check(
+                        "replication slot",
+                        outcome,
+                        format!("\"{}\" exists, lag {lag} bytes", src.slot_name),
+                        if outcome == Outcome::Warn {
+                            "a large lag: the pipeline will catch up from here once started"
+                        } else {
+                            ""
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    match cfg.model.predictor() {
+        Ok(p) => {
+            let inputs: Vec<String> = p
+                .model
+                .input_fields()
+                .iter()
+                .map(|f| f.name.clone())
+                .collect();
+            out.push(check(
+                "model",
+                Outcome::Pass,
+                format!("{} loads (inputs: {})", p.model_tag(), inputs.join(", ")),
+                "",
+            ));
+        }
+        Err(e) => out.push(from_error("model", &e)),
+    }
+    match cfg.sink.connect.connect_sql().await {
+        Ok(_) => out.push(check(
+            "output database",
+            Outcome::Pass,
+            format!("connected to {}", cfg.sink.connect.display()),
+            "",
+        )),
+        Err(e) => out.push(from_error("output database", &e)),
+    }
+    if let Some(b) = &cfg.kafka {
+        match augur_kafka::producer::Producer::new(augur_kafka::producer::ProducerSettings::new(b))
+        {
+            Ok(p) => match p.healthcheck(Duration::from_secs(5)).await {
+                Ok(()) => out.push(check(
+                    "Kafka",
+                    Outcome::Pass,
+                    format!("a broker answers at {b}"),
+                    "",
+                )),
+                Err(e) => out.push(from_error("Kafka", &e)),
+            },
+            Err(e) => out.push(from_error("Kafka", &e)),
+        }
+    }
+    out
+}
+
+/// Whether `cfg` sends predictions into the source table.
+pub fn writes_back(cfg: &RunConfig) -> bool {
+    cfg.output == OutputMode::Column
+}

@@ -1,0 +1,71 @@
+//! `augur connect`: a Kafka Connect-compatible worker — the Connect REST API on :8083
+//! (loopback by default) running capture, enrichment and JDBC sink connectors as in-process
+//! tasks, with configs, statuses and offsets durable in Kafka — until SIGINT or SIGTERM, then
+//! every connector drains and stops (and resumes on the next start).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use augur_connect::ConnectServer;
+use augur_connect::config::{self as cfg, WorkerConfig};
+
+use super::runtime;
+
+/// Arguments of `augur connect`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConnectArgs {
+    /// Kafka bootstrap servers: the cluster connectors read and write, which also holds the
+    /// worker's state topics.
+    #[arg(long, env = "AUGUR_KAFKA", value_name = "HOST:PORT[,…]")]
+    kafka: String,
+    /// Address the REST API listens on: loopback by default; `0.0.0.0` or `::` to accept
+    /// other hosts.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    host: IpAddr,
+    /// Port the REST API listens on (0 picks a free one; the log says which).
+    #[arg(long, short = 'p', default_value_t = cfg::DEFAULT_PORT)]
+    port: u16,
+    /// Worker group id (Kafka Connect's `group.id`); names the worker's Kafka clients.
+    #[arg(long, default_value = cfg::DEFAULT_GROUP_ID)]
+    group_id: String,
+    /// Topic holding connector configs and target states (`config.storage.topic`).
+    #[arg(long, default_value = cfg::DEFAULT_CONFIG_TOPIC)]
+    config_topic: String,
+    /// Topic holding source offsets (`offset.storage.topic`).
+    #[arg(long, default_value = cfg::DEFAULT_OFFSET_TOPIC)]
+    offset_topic: String,
+    /// Topic holding connector and task states (`status.storage.topic`).
+    #[arg(long, default_value = cfg::DEFAULT_STATUS_TOPIC)]
+    status_topic: String,
+    /// Replication factor of the state topics when the worker creates them.
+    #[arg(long, default_value_t = 1)]
+    replication_factor: i32,
+    /// Seconds tasks get to drain and stop (pause, stop, delete, SIGTERM).
+    #[arg(long, default_value_t = cfg::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    shutdown_timeout: f64,
+}
+
+/// Runs `augur connect`.
+pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
+    let mut config = WorkerConfig::new(args.kafka);
+    config.addr = SocketAddr::new(args.host, args.port);
+    config.group_id = args.group_id;
+    config.config_topic = args.config_topic;
+    config.offset_topic = args.offset_topic;
+    config.status_topic = args.status_topic;
+    config.replication_factor = args.replication_factor;
+    config.shutdown_timeout = Duration::from_secs_f64(args.shutdown_timeout.max(0.0));
+    let rt = runtime::tokio()?;
+    rt.block_on(async move {
+        let shutdown = runtime::signals();
+        let server = match ConnectServer::start(config).await {
+            Ok(s) => s,
+            Err(e) => return Ok(runtime::report(&e.into())),
+        };
+        match server.run(shutdown).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => Ok(runtime::report(&e.into())),
+        }
+    })
+}
