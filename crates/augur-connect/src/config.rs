@@ -1,0 +1,106 @@
+//! The worker's own settings (not a connector's): where the REST API listens, which Kafka
+//! cluster holds the data and the state topics, and how long a clean stop may take.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use crate::error::{ConnectError, ConnectErrorKind};
+
+/// Kafka Connect's REST port.
+pub const DEFAULT_PORT: u16 = 8083;
+/// Kafka Connect's default `config.storage.topic`.
+pub const DEFAULT_CONFIG_TOPIC: &str = "connect-configs";
+/// Kafka Connect's default `offset.storage.topic`.
+pub const DEFAULT_OFFSET_TOPIC: &str = "connect-offsets";
+/// Kafka Connect's default `status.storage.topic`.
+pub const DEFAULT_STATUS_TOPIC: &str = "connect-status";
+/// Kafka Connect's default `group.id` for a worker cluster.
+pub const DEFAULT_GROUP_ID: &str = "connect-cluster";
+/// How long stopping tasks (pause, stop, delete, worker shutdown) may take before they are
+/// abandoned.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest request body accepted.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+
+/// The worker's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Where the REST API listens (loopback by default).
+    pub addr: SocketAddr,
+    /// `bootstrap.servers`: the Kafka cluster connectors read and write, and that holds the
+    /// state topics.
+    pub bootstrap_servers: String,
+    /// `group.id` of the worker cluster (names the worker's clients).
+    pub group_id: String,
+    /// `config.storage.topic`: connector configs and target states.
+    pub config_topic: String,
+    /// `offset.storage.topic`: source connector offsets.
+    pub offset_topic: String,
+    /// `status.storage.topic`: connector and task states.
+    pub status_topic: String,
+    /// Replication factor of the state topics when the worker creates them.
+    pub replication_factor: i32,
+    /// How long stopping tasks may take.
+    pub shutdown_timeout: Duration,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl WorkerConfig {
+    /// Defaults for a worker using the cluster at `bootstrap`.
+    pub fn new(bootstrap: impl Into<String>) -> WorkerConfig {
+        WorkerConfig {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), DEFAULT_PORT),
+            bootstrap_servers: bootstrap.into(),
+            group_id: DEFAULT_GROUP_ID.to_string(),
+            config_topic: DEFAULT_CONFIG_TOPIC.to_string(),
+            offset_topic: DEFAULT_OFFSET_TOPIC.to_string(),
+            status_topic: DEFAULT_STATUS_TOPIC.to_string(),
+            replication_factor: 1,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// Checks the settings (no I/O).
+    pub fn validate(&self) -> Result<(), ConnectError> {
+        let bad = |m: &str| Err(ConnectError::new(ConnectErrorKind::Config, m.to_string()));
+        if self.bootstrap_servers.trim().is_empty() {
+            return bad("the Kafka bootstrap servers are empty (--kafka)");
+        }
+        let topics = [&self.config_topic, &self.offset_topic, &self.status_topic];
+        if topics.iter().any(|t| t.trim().is_empty()) {
+            return bad("a state topic name is empty");
+        }
+        if self.config_topic == self.offset_topic
+            || self.config_topic == self.status_topic
+            || self.offset_topic == self.status_topic
+        {
+            return bad("the config, offset and status topics must be three different topics");
+        }
+        if self.replication_factor < 1 {
+            return bad("the state topics' replication factor must be at least 1");
+        }
+        if self.max_body_bytes == 0 {
+            return bad("the largest request body must be at least one byte");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_kafka_connects_and_validate() {
+        let c = WorkerConfig::new("127.0.0.1:9092");
+        assert_eq!(c.addr.port(), 8083);
+        assert!(c.addr.ip().is_loopback());
+        assert!(c.validate().is_ok());
+        let mut same = c.clone();
+        same.status_topic = same.config_topic.clone();
+        assert!(same.validate().is_err());
+        assert!(WorkerConfig::new(" ").validate().is_err());
+    }
+}

@@ -1,0 +1,674 @@
+//! Durable worker state in three Kafka topics, laid out as Kafka Connect's distributed mode lays
+//! them out, so the data path and its state live in one place and existing tools can read them:
+//!
+//! - `connect-configs`: `connector-<name>` → `{"properties":{…}}` and `target-state-<name>` →
+//!   `{"state":"STARTED"|"PAUSED","state.v2":"STARTED"|"PAUSED"|"STOPPED"}`; tombstones on
+//!   delete. Read whole at startup: the last record per key wins.
+//! - `connect-offsets`: `["<connector>",{"server":"<topic.prefix>"}]` → Debezium's offset map.
+//!   Read whole at startup and kept in memory; each save waits for the broker's acknowledgement.
+//! - `connect-status`: `status-connector-<name>` / `status-task-<name>-<id>` →
+//!   `{"state","trace","worker_id","generation"}`, written on every transition (tombstones on
+//!   delete). Written for other tools; a restarted worker derives state from the target states.
+//!
+//! The topics are created (one partition, compacted) when missing. One worker owns them: there is
+//! no group coordination between workers sharing the same topics.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use crate::config::WorkerConfig;
+use crate::error::{ConnectError, ConnectErrorKind};
+
+/// How long one state write may wait for the broker's acknowledgement.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long reading a state topic at startup may take.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the first contact with the broker may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a connector should be doing, as Kafka Connect's target states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetState {
+    /// Tasks run.
+    Started,
+    /// Tasks are stopped and show `PAUSED`; config and task list kept.
+    Paused,
+    /// Tasks are stopped and removed; the connector shows `STOPPED`.
+    Stopped,
+}
+
+impl TargetState {
+    /// `initial_state` of `POST /connectors`: `RUNNING`, `PAUSED` or `STOPPED`.
+    pub fn from_initial_state(s: &str) -> Option<TargetState> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "RUNNING" => Some(TargetState::Started),
+            "PAUSED" => Some(TargetState::Paused),
+            "STOPPED" => Some(TargetState::Stopped),
+            _ => None,
+        }
+    }
+
+    /// The `target-state-<name>` record value.
+    fn record(self) -> Value {
+        match self {
+            TargetState::Started => json!({"state": "STARTED", "state.v2": "STARTED"}),
+            TargetState::Paused => json!({"state": "PAUSED", "state.v2": "PAUSED"}),
+            // Pre-3.5 readers see PAUSED, which also keeps tasks from running.
+            TargetState::Stopped => json!({"state": "PAUSED", "state.v2": "STOPPED"}),
+        }
+    }
+
+    /// Reads a `target-state-<name>` record value.
+    fn parse(v: &Value) -> Option<TargetState> {
+        let s = v
+            .get("state.v2")
+            .and_then(Value::as_str)
+            .or_else(|| v.get("state").and_then(Value::as_str))?;
+        match s {
+            "STARTED" => Some(TargetState::Started),
+            "PAUSED" => Some(TargetState::Paused),
+            "STOPPED" => Some(TargetState::Stopped),
+            _ => None,
+        }
+    }
+}
+
+/// A connector as the config topic holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredConnector {
+    /// The config, as submitted (secrets included: the topic is the worker's own).
+    pub config: BTreeMap<String, String>,
+    /// Its target state.
+    pub target: TargetState,
+}
+
+/// What the state topics held when the worker started.
+#[derive(Debug, Clone, Default)]
+pub struct Restored {
+    /// Connectors by name.
+    pub connectors: BTreeMap<String, StoredConnector>,
+    /// The Kafka cluster id.
+    pub cluster_id: String,
+}
+
+/// Source offsets by connector, then by partition (as compact JSON text).
+type OffsetMap = BTreeMap<String, BTreeMap<String, (Value, Value)>>;
+
+/// The worker's handle on its state topics.
+pub struct StateStore {
+    /// Writes every state record (idempotent, `acks=all`).
+    producer: FutureProducer,
+    /// `config.storage.topic`.
+    config_topic: String,
+    /// `offset.storage.topic`.
+    offset_topic: String,
+    /// `status.storage.topic`.
+    status_topic: String,
+    /// Source offsets as last written.
+    offsets: Mutex<OffsetMap>,
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateStore")
+            .field("config_topic", &self.config_topic)
+            .field("offset_topic", &self.offset_topic)
+            .field("status_topic", &self.status_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+fn state_error(
+    what: impl Into<String>,
+    e: impl std::error::Error + Send + Sync + 'static,
+) -> ConnectError {
+    ConnectError::new(ConnectErrorKind::State, what).with_source(e)
+}
+
+impl StateStore {
+    /// Connects to the cluster, creates the state topics when missing, and reads the configs
+    /// and offsets they hold.
+    pub async fn open(cfg: &WorkerConfig) -> Result<(Arc<StateStore>, Restored), ConnectError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &cfg.bootstrap_servers)
+            .set("client.id", format!("{}-state", cfg.group_id))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "0")
+            .set("log_level", "3")
+            .create()
+            .map_err(|e| {
+                ConnectError::new(ConnectErrorKind::Config, "invalid Kafka settings").with_source(e)
+            })?;
+        let p = producer.clone();
+        let bootstrap = cfg.bootstrap_servers.clone();
+        let cluster_id = tokio::task::spawn_blocking(move || {
+            let md = p.client().fetch_metadata(None, CONNECT_TIMEOUT);
+            match md {
+                Ok(m) if !m.brokers().is_empty() => Ok(p
+                    .client()
+                    .fetch_cluster_id(CONNECT_TIMEOUT)
+                    .unwrap_or_default()),
+                _ => Err(ConnectError::new(
+                    ConnectErrorKind::Connection,
+                    format!(
+                        "cannot reach a Kafka broker at {bootstrap} within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                )
+                .with_hint("start the broker or fix --kafka")),
+            }
+        })
+        .await
+        .map_err(|e| {
+            ConnectError::new(ConnectErrorKind::Internal, "startup task failed").with_source(e)
+        })??;
+
+        create_topics(cfg).await?;
+        let (configs, offsets) = {
+            let c = cfg.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, ConnectError> {
+                let configs = read_all(&c, &c.config_topic)?;
+                let offsets = read_all(&c, &c.offset_topic)?;
+                Ok((configs, offsets))
+            })
+            .await
+            .map_err(|e| {
+                ConnectError::new(ConnectErrorKind::Internal, "state reading task failed")
+                    .with_source(e)
+            })??
+        };
+        let restored = Restored {
+            connectors: restore_configs(&configs),
+            cluster_id,
+        };
+        let store = StateStore {
+            producer,
+            config_topic: cfg.config_topic.clone(),
+            offset_topic: cfg.offset_topic.clone(),
+            status_topic: cfg.status_topic.clone(),
+            offsets: Mutex::new(restore_offsets(&offsets)),
+        };
+        tracing::info!(
+            connectors = restored.connectors.len(),
+            config_records = configs.len(),
+            offset_records = offsets.len(),
+            "worker state read"
+        );
+        Ok((Arc::new(store), restored))
+    }
+
+    /// Enqueues one record, returning its delivery future.
+    fn enqueue(
+        &self,
+        topic: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<DeliveryFuture, ConnectError> {
+        let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key);
+        if let Some(v) = value {
+            rec = rec.payload(v);
+        }
+        self.producer
+            .send_result(rec)
+            .map_err(|(e, _)| state_error(format!("cannot write to {topic}"), e))
+    }
+
+    /// Writes one record and waits for the broker's acknowledgement.
+    async fn write(
+        &self,
+        topic: &str,
+        key: &str,
+        value: Option<Value>,
+    ) -> Result<(), ConnectError> {
+        let bytes = value.map(|v| v.to_string().into_bytes());
+        let f = self.enqueue(topic, key, bytes.as_deref())?;
+        match tokio::time::timeout(WRITE_TIMEOUT, f).await {
+            Ok(r) => delivered(topic, r),
+            Err(_) => Err(ConnectError::new(
+                ConnectErrorKind::State,
+                format!(
+                    "{topic} did not acknowledge a write within {} s",
+                    WRITE_TIMEOUT.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// Stores a connector's config.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        config: &BTreeMap<String, String>,
+    ) -> Result<(), ConnectError> {
+        let value = json!({ "properties": config });
+        self.write(
+            &self.config_topic,
+            &format!("connector-{name}"),
+            Some(value),
+        )
+        .await
+    }
+
+    /// Stores a connector's target state.
+    pub async fn put_target_state(
+        &self,
+        name: &str,
+        target: TargetState,
+    ) -> Result<(), ConnectError> {
+        self.write(
+            &self.config_topic,
+            &format!("target-state-{name}"),
+            Some(target.record()),
+        )
+        .await
+    }
+
+    /// Removes a connector's config and target state (its offsets stay, as in Kafka Connect:
+    /// a connector created again under the same name resumes from them).
+    pub async fn delete_connector(&self, name: &str) -> Result<(), ConnectError> {
+        self.write(&self.config_topic, &format!("connector-{name}"), None)
+            .await?;
+        self.write(&self.config_topic, &format!("target-state-{name}"), None)
+            .await
+    }
+
+    /// Writes a status record without waiting (a failed write is logged: the status topic
+    /// informs other tools, the worker never reads it back).
+    pub fn put_status(&self, key: String, value: Option<Value>) {
+        let bytes = value.map(|v| v.to_string().into_bytes());
+        match self.enqueue(&self.status_topic, &key, bytes.as_deref()) {
+            Ok(f) => {
+                let topic = self.status_topic.clone();
+                let wait = async move {
+                    if let Err(e) = delivered(&topic, f.await) {
+                        tracing::warn!(error = %e, key = %key, "status record not written");
+                    }
+                };
+                match tokio::runtime::Handle::try_current() {
+                    Ok(h) => {
+                        h.spawn(wait);
+                    }
+                    Err(_) => drop(wait),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, key = %key, "status record not written"),
+        }
+    }
+
+    /// The stored offset of `connector` for `partition`.
+    pub fn offset(&self, connector: &str, partition: &Value) -> Option<Value> {
+        let map = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(connector)
+            .and_then(|m| m.get(&partition.to_string()))
+            .map(|(_, o)| o.clone())
+    }
+
+    /// Every stored offset of `connector`, as `(partition, offset)`.
+    pub fn offsets(&self, connector: &str) -> Vec<(Value, Value)> {
+        let map = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(connector)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Writes an offset and waits, blocking the calling thread, until the broker has it. For
+    /// synchronous callers ([`augur_postgres::source::offset::OffsetStore::save`]); on a
+    /// multi-threaded runtime the wait moves other tasks off this thread.
+    pub fn put_offset_blocking(
+        &self,
+        connector: &str,
+        partition: &Value,
+        offset: Value,
+    ) -> Result<(), ConnectError> {
+        let key = json!([connector, partition]).to_string();
+        let bytes = offset.to_string().into_bytes();
+        let f = self.enqueue(&self.offset_topic, &key, Some(&bytes))?;
+        let wait = || block_on_timeout(f, WRITE_TIMEOUT);
+        let result = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        match result {
+            Some(r) => delivered(&self.offset_topic, r)?,
+            None => {
+                return Err(ConnectError::new(
+                    ConnectErrorKind::State,
+                    format!(
+                        "{} did not acknowledge an offset within {} s",
+                        self.offset_topic,
+                        WRITE_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+        }
+        let mut map = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(connector.to_string())
+            .or_default()
+            .insert(partition.to_string(), (partition.clone(), offset));
+        Ok(())
+    }
+
+    /// Waits (off the runtime) until every queued state record is written, up to `timeout`.
+    pub async fn flush(&self, timeout: Duration) {
+        let p = self.producer.clone();
+        let r = tokio::task::spawn_blocking(move || p.flush(timeout)).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "state records not flushed before exit");
+        }
+    }
+}
+
+/// A delivery future's outcome as a state error.
+fn delivered<E>(
+    topic: &str,
+    r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
+) -> Result<(), ConnectError> {
+    match r {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err((e, _))) => Err(state_error(format!("{topic} refused a write"), e)),
+        Err(_) => Err(ConnectError::new(
+            ConnectErrorKind::State,
+            format!("the producer for {topic} stopped before a delivery report"),
+        )),
+    }
+}
+
+/// Polls `f` on this thread until it is ready or `timeout` passes. The future must be woken
+/// by another thread (librdkafka's delivery reports are).
+fn block_on_timeout<F: std::future::Future>(f: F, timeout: Duration) -> Option<F::Output> {
+    /// Wakes the parked thread.
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Arc::new(Unpark(std::thread::current())).into();
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// Creates the three state topics (one partition, compacted) unless they exist.
+async fn create_topics(cfg: &WorkerConfig) -> Result<(), ConnectError> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.bootstrap_servers)
+        .set("log_level", "3")
+        .create()
+        .map_err(|e| {
+            ConnectError::new(ConnectErrorKind::Config, "invalid Kafka settings").with_source(e)
+        })?;
+    let opts = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT));
+    for topic in [&cfg.config_topic, &cfg.offset_topic, &cfg.status_topic] {
+        let compacted = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor))
+            .set("cleanup.policy", "compact");
+        let mut results = admin
+            .create_topics(&[compacted], &opts)
+            .await
+            .map_err(|e| state_error(format!("cannot create topic {topic}"), e))?;
+        // A broker that does not know topic configs gets a plain topic.
+        if matches!(results.first(), Some(Err((_, code))) if *code != RDKafkaErrorCode::TopicAlreadyExists)
+        {
+            let plain = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor));
+            results = admin
+                .create_topics(&[plain], &opts)
+                .await
+                .map_err(|e| state_error(format!("cannot create topic {topic}"), e))?;
+        }
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(ConnectError::new(
+                        ConnectErrorKind::State,
+                        format!("cannot create topic {t}: {code}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One record of a state topic: key and value bytes (`None`: tombstone).
+type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Reads `topic` from the beginning of every partition to its end (blocking).
+fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, ConnectError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.bootstrap_servers)
+        .set("group.id", format!("{}-state-reader", cfg.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("log_level", "3")
+        .create()
+        .map_err(|e| {
+            ConnectError::new(ConnectErrorKind::Config, "invalid Kafka settings").with_source(e)
+        })?;
+    let deadline = Instant::now() + READ_TIMEOUT;
+    let partitions: Vec<i32> = loop {
+        let md = consumer.fetch_metadata(Some(topic), CONNECT_TIMEOUT);
+        if let Ok(md) = md
+            && let Some(t) = md.topics().first()
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+        {
+            break t.partitions().iter().map(|p| p.id()).collect();
+        }
+        if Instant::now() > deadline {
+            return Err(ConnectError::new(
+                ConnectErrorKind::State,
+                format!("topic {topic} has no partitions"),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)
+            .map_err(|e| state_error(format!("cannot read {topic}"), e))?;
+    }
+    consumer
+        .assign(&tpl)
+        .map_err(|e| state_error(format!("cannot read {topic}"), e))?;
+    let mut at_end: HashSet<i32> = HashSet::new();
+    let mut out = Vec::new();
+    while at_end.len() < partitions.len() {
+        if Instant::now() > deadline {
+            return Err(ConnectError::new(
+                ConnectErrorKind::State,
+                format!(
+                    "reading {topic} did not finish within {} s",
+                    READ_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, topic, "waiting for a state topic");
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Replays config records: the last record per key wins, tombstones delete.
+fn restore_configs(records: &[RawRecord]) -> BTreeMap<String, StoredConnector> {
+    let mut configs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut targets: BTreeMap<String, TargetState> = BTreeMap::new();
+    for (key, value) in records {
+        let Some(key) = key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
+            continue;
+        };
+        let value: Option<Value> = value
+            .as_deref()
+            .and_then(|v| serde_json::from_slice(v).ok());
+        if let Some(name) = key.strip_prefix("connector-") {
+            match value
+                .as_ref()
+                .and_then(|v| v.get("properties"))
+                .and_then(Value::as_object)
+            {
+                Some(props) => {
+                    let config = props
+                        .iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect();
+                    configs.insert(name.to_string(), config);
+                }
+                None => {
+                    configs.remove(name);
+                }
+            }
+        } else if let Some(name) = key.strip_prefix("target-state-") {
+            match value.as_ref().and_then(TargetState::parse) {
+                Some(t) => {
+                    targets.insert(name.to_string(), t);
+                }
+                None => {
+                    targets.remove(name);
+                }
+            }
+        }
+    }
+    configs
+        .into_iter()
+        .map(|(name, config)| {
+            let target = targets.get(&name).copied().unwrap_or(TargetState::Started);
+            (name, StoredConnector { config, target })
+        })
+        .collect()
+}
+
+/// Replays offset records: the last record per `[connector, partition]` wins.
+fn restore_offsets(records: &[RawRecord]) -> OffsetMap {
+    let mut out = OffsetMap::new();
+    for (key, value) in records {
+        let Some(key) = key
+            .as_deref()
+            .and_then(|k| serde_json::from_slice::<Value>(k).ok())
+        else {
+            continue;
+        };
+        let (Some(connector), Some(partition)) = (key.get(0).and_then(Value::as_str), key.get(1))
+        else {
+            continue;
+        };
+        let entry = out.entry(connector.to_string()).or_default();
+        match value
+            .as_deref()
+            .and_then(|v| serde_json::from_slice::<Value>(v).ok())
+        {
+            Some(offset) if offset.is_object() => {
+                entry.insert(partition.to_string(), (partition.clone(), offset));
+            }
+            _ => {
+                entry.remove(&partition.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(k: &str, v: Option<Value>) -> RawRecord {
+        (
+            Some(k.as_bytes().to_vec()),
+            v.map(|v| v.to_string().into_bytes()),
+        )
+    }
+
+    #[test]
+    fn configs_replay_last_write_wins_and_tombstones() {
+        let records = vec![
+            rec("connector-a", Some(json!({"properties": {"x": "1"}}))),
+            rec("connector-b", Some(json!({"properties": {"y": "1"}}))),
+            rec("target-state-a", Some(TargetState::Paused.record())),
+            rec("connector-a", Some(json!({"properties": {"x": "2"}}))),
+            rec("connector-b", None),
+            rec("target-state-c", Some(TargetState::Stopped.record())),
+            rec("connector-c", Some(json!({"properties": {}}))),
+        ];
+        let c = restore_configs(&records);
+        assert_eq!(c.len(), 2);
+        assert_eq!(c["a"].config["x"], "2");
+        assert_eq!(c["a"].target, TargetState::Paused);
+        assert_eq!(c["c"].target, TargetState::Stopped);
+    }
+
+    #[test]
+    fn offsets_replay_by_connector_and_partition() {
+        let k = |c: &str| json!([c, {"server": "s"}]).to_string();
+        let records = vec![
+            rec(&k("a"), Some(json!({"lsn": 1}))),
+            rec(&k("a"), Some(json!({"lsn": 2}))),
+            rec(&k("b"), Some(json!({"lsn": 5}))),
+            rec(&k("b"), None),
+        ];
+        let o = restore_offsets(&records);
+        assert_eq!(o["a"].values().next().unwrap().1, json!({"lsn": 2}));
+        assert!(o["b"].is_empty());
+    }
+
+    #[test]
+    fn target_states_read_both_versions() {
+        assert_eq!(
+            TargetState::parse(&json!({"state": "PAUSED"})),
+            Some(TargetState::Paused)
+        );
+        assert_eq!(
+            TargetState::parse(&TargetState::Stopped.record()),
+            Some(TargetState::Stopped)
+        );
+        assert_eq!(
+            TargetState::from_initial_state("running"),
+            Some(TargetState::Started)
+        );
+        assert_eq!(TargetState::from_initial_state("x"), None);
+    }
+
+    #[test]
+    fn block_on_waits_for_another_thread() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let _ = tx.send(7);
+        });
+        assert_eq!(block_on_timeout(rx, Duration::from_secs(5)), Some(Ok(7)));
+        let (_tx, rx) = tokio::sync::oneshot::channel::<u32>();
+        assert_eq!(block_on_timeout(rx, Duration::from_millis(10)), None);
+    }
+}

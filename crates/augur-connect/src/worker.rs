@@ -1,0 +1,1007 @@
+//! The worker: connectors, their lifecycle, and what the REST API reads and changes.
+//!
+//! Each connector has a supervisor task that owns its running tasks and converges them on
+//! what the connector should be doing: its config (a new config restarts every task), its
+//! target state (`STARTED` runs tasks; `PAUSED` and `STOPPED` stop them, so a paused capture
+//! really closes its replication connection and a paused sink leaves its group), and restart
+//! requests (a per-task epoch). REST calls change that desired state under a short lock, write
+//! it to the config topic first, and wake the supervisor; `pause`, `resume` and `restart`
+//! answer at once (202), `stop` and `DELETE` wait until the tasks are down.
+//!
+//! A task that fails shows `FAILED` with its error as `trace` and stays so until restarted;
+//! one that is told to stop drains and commits first (capture confirms its last position and
+//! saves its offsets). The supervisor is the one writer of the status topic.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use augur_core::shutdown::{self, ShutdownTrigger};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, watch};
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::config::WorkerConfig;
+use crate::error::{ApiError, ApiErrorKind};
+use crate::mask;
+use crate::offsets::group_offsets;
+use crate::plugins::{self, Plugin};
+use crate::store::{Restored, StateStore, TargetState};
+use crate::tasks::TaskPlan;
+
+/// A connector's or task's state, as Kafka Connect reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not running on any worker (yet).
+    Unassigned,
+    /// Running.
+    Running,
+    /// Paused.
+    Paused,
+    /// Failed; the trace says why.
+    Failed,
+    /// A restart was requested and has not happened yet.
+    Restarting,
+    /// Stopped (the connector keeps its config, its tasks are gone).
+    Stopped,
+}
+
+impl State {
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Unassigned => "UNASSIGNED",
+            State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Failed => "FAILED",
+            State::Restarting => "RESTARTING",
+            State::Stopped => "STOPPED",
+        }
+    }
+}
+
+/// A state with its failure trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Status {
+    /// The state.
+    state: State,
+    /// Why it failed (secrets scrubbed).
+    trace: Option<String>,
+}
+
+impl Status {
+    /// A state without trace.
+    fn new(state: State) -> Status {
+        Status { state, trace: None }
+    }
+
+    /// `FAILED` with `trace`.
+    fn failed(trace: String) -> Status {
+        Status {
+            state: State::Failed,
+            trace: Some(trace),
+        }
+    }
+
+    /// `{"state","worker_id"[,"trace"]}` (plus `"id"` for a task).
+    fn json(&self, worker_id: &str, id: Option<usize>) -> Value {
+        let mut v = serde_json::Map::new();
+        if let Some(id) = id {
+            v.insert("id".into(), json!(id));
+        }
+        v.insert("state".into(), json!(self.state.as_str()));
+        v.insert("worker_id".into(), json!(worker_id));
+        if let Some(t) = &self.trace {
+            v.insert("trace".into(), json!(t));
+        }
+        Value::Object(v)
+    }
+}
+
+/// One task as the REST API sees it.
+#[derive(Debug, Clone)]
+struct TaskView {
+    /// Its status.
+    status: Status,
+    /// Bumped by each restart request; a running task of an older epoch is restarted.
+    epoch: u64,
+}
+
+impl TaskView {
+    /// A task not started yet.
+    fn new() -> TaskView {
+        TaskView {
+            status: Status::new(State::Unassigned),
+            epoch: 0,
+        }
+    }
+}
+
+/// What a connector should be doing and what it is doing, shared between the REST API and
+/// its supervisor.
+#[derive(Debug)]
+struct View {
+    /// The config as submitted (secrets included; never returned unmasked).
+    config: BTreeMap<String, String>,
+    /// Its class.
+    plugin: Plugin,
+    /// Bumped by each new config.
+    generation: u64,
+    /// What it should be doing.
+    target: TargetState,
+    /// Deleted: the supervisor stops the tasks and exits.
+    deleted: bool,
+    /// Bumped by every change; the supervisor reports the version it converged on.
+    version: u64,
+    /// Bumped by each connector restart request (retries a config that failed to parse).
+    restarts: u64,
+    /// The connector's status.
+    connector: Status,
+    /// Its tasks' statuses (empty while stopped).
+    tasks: Vec<TaskView>,
+}
+
+/// One connector.
+#[derive(Debug)]
+struct Connector {
+    /// Its name.
+    name: String,
+    /// Desired and current state.
+    view: Mutex<View>,
+    /// Wakes the supervisor.
+    wake: Notify,
+    /// The last version the supervisor converged on.
+    applied: watch::Sender<u64>,
+    /// The supervisor.
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Connector {
+    /// The view, even if a panic poisoned the lock.
+    fn view(&self) -> MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a change and wakes the supervisor; returns the change's version.
+    fn changed(&self, view: &mut View) -> u64 {
+        view.version += 1;
+        self.wake.notify_one();
+        view.version
+    }
+
+    /// Waits until the supervisor converged on `version` (or `timeout` passed).
+    async fn wait_applied(&self, version: u64, timeout: Duration) {
+        let mut rx = self.applied.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|v| *v >= version)).await;
+    }
+}
+
+/// Everything the worker shares.
+#[derive(Debug)]
+struct Shared {
+    /// The worker's settings.
+    config: WorkerConfig,
+    /// `host:port`, reported as every status's `worker_id`.
+    worker_id: String,
+    /// The Kafka cluster id.
+    cluster_id: String,
+    /// The state topics.
+    store: Arc<StateStore>,
+    /// Connectors by name.
+    connectors: Mutex<BTreeMap<String, Arc<Connector>>>,
+    /// Serializes changes (as Kafka Connect's herder does), so check-then-write is atomic.
+    admin: tokio::sync::Mutex<()>,
+    /// Set once the worker is shutting down.
+    stopping: AtomicBool,
+}
+
+/// The worker: cheap to clone, shared by every request handler.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    /// The shared state.
+    shared: Arc<Shared>,
+}
+
+/// A connector config from a request, checked: its class and its validated settings.
+fn check_config(config: &BTreeMap<String, String>) -> Result<Plugin, ApiError> {
+    let Some(class) = config
+        .get("connector.class")
+        .filter(|c| !c.trim().is_empty())
+    else {
+        return Err(ApiError::bad_request(format!(
+            "Connector config {} contains no connector type",
+            json!(mask::mask_config(config))
+        )));
+    };
+    let plugin = Plugin::lookup(class)?;
+    let v = TaskPlan::validate(plugin, config);
+    if !v.errors.is_empty() {
+        return Err(ApiError::bad_request(plugins::invalid_config_message(
+            &v.errors, config,
+        )));
+    }
+    Ok(plugin)
+}
+
+impl Worker {
+    /// A worker over `store`, starting every restored connector in its target state.
+    pub fn start(
+        config: WorkerConfig,
+        worker_id: String,
+        store: Arc<StateStore>,
+        restored: Restored,
+    ) -> Worker {
+        let worker = Worker {
+            shared: Arc::new(Shared {
+                config,
+                worker_id,
+                cluster_id: restored.cluster_id,
+                store,
+                connectors: Mutex::new(BTreeMap::new()),
+                admin: tokio::sync::Mutex::new(()),
+                stopping: AtomicBool::new(false),
+            }),
+        };
+        for (name, stored) in restored.connectors {
+            let plugin = stored
+                .config
+                .get("connector.class")
+                .and_then(|c| Plugin::find(c))
+                .unwrap_or(Plugin::Capture);
+            tracing::info!(connector = %name, target = ?stored.target, "resuming connector");
+            worker.insert(name, stored.config, plugin, stored.target);
+        }
+        worker
+    }
+
+    /// The worker id (`host:port`).
+    pub fn worker_id(&self) -> &str {
+        &self.shared.worker_id
+    }
+
+    /// The Kafka cluster id.
+    pub fn cluster_id(&self) -> &str {
+        &self.shared.cluster_id
+    }
+
+    /// The connectors map.
+    fn map(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Connector>>> {
+        self.shared
+            .connectors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connector, or 404.
+    fn get(&self, name: &str) -> Result<Arc<Connector>, ApiError> {
+        self.map()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ApiError::connector_not_found(name))
+    }
+
+    /// 503 once the worker is shutting down.
+    fn check_running(&self) -> Result<(), ApiError> {
+        if self.shared.stopping.load(Ordering::Acquire) {
+            return Err(ApiError::new(
+                ApiErrorKind::Unavailable,
+                "The worker is shutting down",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds a connector and starts its supervisor.
+    fn insert(
+        &self,
+        name: String,
+        config: BTreeMap<String, String>,
+        plugin: Plugin,
+        target: TargetState,
+    ) -> Arc<Connector> {
+        let (applied, _) = watch::channel(0);
+        let conn = Arc::new(Connector {
+            name: name.clone(),
+            view: Mutex::new(View {
+                config,
+                plugin,
+                generation: 1,
+                target,
+                deleted: false,
+                version: 1,
+                restarts: 0,
+                connector: Status::new(State::Unassigned),
+                tasks: Vec::new(),
+            }),
+            wake: Notify::new(),
+            applied,
+            supervisor: Mutex::new(None),
+        });
+        let handle = tokio::spawn(supervise(self.shared.clone(), conn.clone()));
+        *conn.supervisor.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        self.map().insert(name, conn.clone());
+        conn
+    }
+
+    /// Connector names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.map().keys().cloned().collect()
+    }
+
+    /// `ConnectorInfo`: `{"name","config","tasks","type"}` (secrets hidden).
+    pub fn info(&self, name: &str) -> Result<Value, ApiError> {
+        let conn = self.get(name)?;
+        let v = conn.view();
+        let tasks: Vec<Value> = (0..v.tasks.len())
+            .map(|i| json!({"connector": name, "task": i}))
+            .collect();
+        Ok(json!({
+            "name": name,
+            "config": mask::mask_config(&v.config),
+            "tasks": tasks,
+            "type": v.plugin.connector_type(),
+        }))
+    }
+
+    /// The config (secrets hidden).
+    pub fn config(&self, name: &str) -> Result<Value, ApiError> {
+        let conn = self.get(name)?;
+        let v = conn.view();
+        Ok(json!(mask::mask_config(&v.config)))
+    }
+
+    /// `ConnectorStateInfo`: `{"name","connector":{…},"tasks":[…],"type"}`.
+    pub fn status(&self, name: &str) -> Result<Value, ApiError> {
+        let conn = self.get(name)?;
+        let v = conn.view();
+        Ok(self.status_of(name, &v))
+    }
+
+    /// The status body of a view.
+    fn status_of(&self, name: &str, v: &View) -> Value {
+        let id = &self.shared.worker_id;
+        let tasks: Vec<Value> = v
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.status.json(id, Some(i)))
+            .collect();
+        json!({
+            "name": name,
+            "connector": v.connector.json(id, None),
+            "tasks": tasks,
+            "type": v.plugin.connector_type(),
+        })
+    }
+
+    /// One task's status, or 404.
+    pub fn task_status(&self, name: &str, task: usize) -> Result<Value, ApiError> {
+        let conn = self.get(name)?;
+        let v = conn.view();
+        v.tasks
+            .get(task)
+            .map(|t| t.status.json(&self.shared.worker_id, Some(task)))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ApiErrorKind::NotFound,
+                    format!("No status found for task {name}-{task}"),
+                )
+            })
+    }
+
+    /// `[{"id":{"connector","task"},"config":{…}}]` (secrets hidden).
+    pub fn tasks(&self, name: &str) -> Result<Value, ApiError> {
+        let conn = self.get(name)?;
+        let v = conn.view();
+        let mut config = mask::mask_config(&v.config);
+        config.insert("task.class".into(), v.plugin.task_class().into());
+        let tasks: Vec<Value> = (0..v.tasks.len())
+            .map(|i| json!({"id": {"connector": name, "task": i}, "config": config}))
+            .collect();
+        Ok(Value::Array(tasks))
+    }
+
+    /// `POST /connectors`: creates a connector in `initial` state. 409 if it exists, 400 for
+    /// an invalid config.
+    pub async fn create(
+        &self,
+        name: &str,
+        config: BTreeMap<String, String>,
+        initial: TargetState,
+    ) -> Result<Value, ApiError> {
+        self.check_running()?;
+        let plugin = check_config(&config)?;
+        let _admin = self.shared.admin.lock().await;
+        if self.map().contains_key(name) {
+            return Err(ApiError::connector_exists(name));
+        }
+        let store = &self.shared.store;
+        // The target state goes first: a crash in between leaves an unused target state, not
+        // a running connector that was meant to be paused.
+        if initial != TargetState::Started {
+            store.put_target_state(name, initial).await.map_err(|e| {
+                ApiError::internal(format!("Failed to store the connector's state: {e}"))
+            })?;
+        }
+        store.put_config(name, &config).await.map_err(|e| {
+            ApiError::internal(format!("Failed to store the connector config: {e}"))
+        })?;
+        tracing::info!(connector = %name, class = %plugin.class(), initial = ?initial, "connector created");
+        self.insert(name.to_string(), config, plugin, initial);
+        self.info(name)
+    }
+
+    /// `PUT /connectors/{name}/config`: creates (`true`) or updates (`false`) a connector; an
+    /// update restarts its tasks with the new config.
+    pub async fn put_config(
+        &self,
+        name: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<(bool, Value), ApiError> {
+        self.check_running()?;
+        let existing = self.map().get(name).cloned();
+        let Some(conn) = existing else {
+            return self
+                .create(name, config, TargetState::Started)
+                .await
+                .map(|info| (true, info));
+        };
+        let config = mask::unmask_with(config, &conn.view().config);
+        let plugin = check_config(&config)?;
+        let _admin = self.shared.admin.lock().await;
+        let (deleted, unchanged) = {
+            let v = conn.view();
+            (v.deleted, v.config == config)
+        };
+        if deleted {
+            return Err(ApiError::connector_not_found(name));
+        }
+        if unchanged {
+            return Ok((false, self.info(name)?));
+        }
+        self.shared
+            .store
+            .put_config(name, &config)
+            .await
+            .map_err(|e| {
+                ApiError::internal(format!("Failed to store the connector config: {e}"))
+            })?;
+        {
+            let mut v = conn.view();
+            v.config = config;
+            v.plugin = plugin;
+            v.generation += 1;
+            conn.changed(&mut v);
+        }
+        tracing::info!(connector = %name, class = %plugin.class(), "connector config updated; restarting its tasks");
+        Ok((false, self.info(name)?))
+    }
+
+    /// `DELETE /connectors/{name}`: removes the connector after stopping its tasks (its
+    /// offsets stay).
+    pub async fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let conn = self.get(name)?;
+        let _admin = self.shared.admin.lock().await;
+        let deleted = conn.view().deleted;
+        if deleted {
+            return Err(ApiError::connector_not_found(name));
+        }
+        self.shared
+            .store
+            .delete_connector(name)
+            .await
+            .map_err(|e| ApiError::internal(format!("Failed to delete the connector: {e}")))?;
+        {
+            let mut v = conn.view();
+            v.deleted = true;
+            conn.changed(&mut v);
+        }
+        self.map().remove(name);
+        drop(_admin);
+        let handle = conn
+            .supervisor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(h) = handle {
+            let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, h).await;
+        }
+        tracing::info!(connector = %name, "connector deleted");
+        Ok(())
+    }
+
+    /// `pause`, `resume` and `stop`: sets the target state; with `wait`, returns once the
+    /// tasks are down.
+    pub async fn set_target(
+        &self,
+        name: &str,
+        target: TargetState,
+        wait: bool,
+    ) -> Result<(), ApiError> {
+        self.check_running()?;
+        let conn = self.get(name)?;
+        let version = {
+            let _admin = self.shared.admin.lock().await;
+            let current = conn.view().target;
+            if current != target {
+                self.shared
+                    .store
+                    .put_target_state(name, target)
+                    .await
+                    .map_err(|e| {
+                        ApiError::internal(format!("Failed to store the connector's state: {e}"))
+                    })?;
+                tracing::info!(connector = %name, target = ?target, "connector target state changed");
+            }
+            let mut v = conn.view();
+            v.target = target;
+            conn.changed(&mut v)
+        };
+        if wait {
+            conn.wait_applied(version, self.shared.config.shutdown_timeout)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// `POST /connectors/{name}/restart`: restarts the connector (retrying a config that
+    /// failed) and, with `include_tasks`, its tasks (with `only_failed`, the failed ones).
+    /// Returns the status to answer with 202, or `None` for the plain restart (204).
+    pub async fn restart(
+        &self,
+        name: &str,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> Result<Option<Value>, ApiError> {
+        self.check_running()?;
+        let conn = self.get(name)?;
+        let _admin = self.shared.admin.lock().await;
+        let mut v = conn.view();
+        if !only_failed || v.connector.state == State::Failed {
+            v.restarts += 1;
+            if include_tasks || v.connector.state == State::Failed {
+                v.connector = Status::new(State::Restarting);
+            }
+        }
+        if include_tasks {
+            for t in v.tasks.iter_mut() {
+                if !only_failed || t.status.state == State::Failed {
+                    t.epoch += 1;
+                    t.status = Status::new(State::Restarting);
+                }
+            }
+        }
+        conn.changed(&mut v);
+        tracing::info!(connector = %name, include_tasks, only_failed, "connector restart requested");
+        if !include_tasks && !only_failed {
+            return Ok(None);
+        }
+        Ok(Some(self.status_of(name, &v)))
+    }
+
+    /// `POST /connectors/{name}/tasks/{task}/restart`.
+    pub async fn restart_task(&self, name: &str, task: usize) -> Result<(), ApiError> {
+        self.check_running()?;
+        let conn = self.get(name)?;
+        let _admin = self.shared.admin.lock().await;
+        let mut v = conn.view();
+        let Some(t) = v.tasks.get_mut(task) else {
+            return Err(ApiError::new(
+                ApiErrorKind::NotFound,
+                format!("Task {name}-{task} not found"),
+            ));
+        };
+        t.epoch += 1;
+        t.status = Status::new(State::Restarting);
+        conn.changed(&mut v);
+        tracing::info!(connector = %name, task, "task restart requested");
+        Ok(())
+    }
+
+    /// `GET /connectors/{name}/offsets`: a source's stored offsets, or a sink's committed
+    /// group offsets.
+    pub async fn offsets(&self, name: &str) -> Result<Value, ApiError> {
+        let conn = self.get(name)?;
+        let (plugin, config) = {
+            let v = conn.view();
+            (v.plugin, v.config.clone())
+        };
+        if plugin == Plugin::Capture {
+            let offsets: Vec<Value> = self
+                .shared
+                .store
+                .offsets(name)
+                .into_iter()
+                .map(|(partition, offset)| json!({"partition": partition, "offset": offset}))
+                .collect();
+            return Ok(json!({ "offsets": offsets }));
+        }
+        let plan = TaskPlan::build(plugin, &config, &self.shared.config.bootstrap_servers)
+            .map_err(|v| {
+                ApiError::bad_request(plugins::invalid_config_message(&v.errors, &config))
+            })?
+            .0;
+        let Some((group, topics)) = plan.group() else {
+            return Ok(json!({ "offsets": [] }));
+        };
+        let committed = group_offsets(&self.shared.config.bootstrap_servers, group, topics)
+            .await
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "Failed to read the connector's offsets: {}",
+                    e.full_message()
+                ))
+            })?;
+        let offsets: Vec<Value> = committed
+            .into_iter()
+            .map(|o| {
+                json!({
+                    "partition": {"kafka_topic": o.topic, "kafka_partition": o.partition},
+                    "offset": {"kafka_offset": o.offset},
+                })
+            })
+            .collect();
+        Ok(json!({ "offsets": offsets }))
+    }
+
+    /// Stops every connector's tasks (drained and committed, up to the shutdown timeout) and
+    /// flushes the state topics. Target states are kept: the next start resumes them.
+    pub async fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let connectors: Vec<Arc<Connector>> = self.map().values().cloned().collect();
+        let mut handles = Vec::new();
+        for c in &connectors {
+            c.wake.notify_one();
+            if let Some(h) = c
+                .supervisor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                handles.push(h);
+            }
+        }
+        let all = futures_join(handles);
+        if tokio::time::timeout(
+            self.shared.config.shutdown_timeout + Duration::from_secs(5),
+            all,
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("connectors did not stop within the shutdown timeout");
+        }
+        self.shared.store.flush(Duration::from_secs(10)).await;
+        tracing::info!(connectors = connectors.len(), "worker stopped");
+    }
+}
+
+/// Awaits every handle.
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// A running task.
+#[derive(Debug)]
+struct Running {
+    /// The epoch it was started for.
+    epoch: u64,
+    /// Asks it to stop.
+    trigger: ShutdownTrigger,
+    /// Its wrapper (reports the outcome).
+    join: JoinHandle<()>,
+    /// The task itself, aborted if it does not stop in time.
+    abort: AbortHandle,
+}
+
+/// The parsed config of one generation.
+#[derive(Debug)]
+struct PlanState {
+    /// The generation it was parsed from.
+    generation: u64,
+    /// The restart count it was parsed at (a failed parse is retried on restart).
+    restarts: u64,
+    /// The plan, or the 400-style message that explains why the config is invalid.
+    result: Result<Arc<TaskPlan>, String>,
+}
+
+/// A connector's supervisor state.
+#[derive(Debug, Default)]
+struct Supervisor {
+    /// Running tasks by id.
+    running: Vec<Option<Running>>,
+    /// The current generation's plan.
+    plan: Option<PlanState>,
+    /// Status records as last written.
+    published: BTreeMap<String, Value>,
+}
+
+/// Runs a connector's supervisor until it is deleted or the worker stops.
+async fn supervise(shared: Arc<Shared>, conn: Arc<Connector>) {
+    let mut sup = Supervisor::default();
+    loop {
+        let notified = conn.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (version, done) = sup.converge(&shared, &conn).await;
+        sup.publish(&shared, &conn, done);
+        conn.applied.send_replace(version);
+        if done {
+            break;
+        }
+        notified.await;
+    }
+}
+
+impl Supervisor {
+    /// One pass: parses a new config, stops and starts tasks, sets statuses. Returns the
+    /// version converged on and whether the supervisor is done.
+    async fn converge(&mut self, shared: &Arc<Shared>, conn: &Arc<Connector>) -> (u64, bool) {
+        let (config, generation, target, deleted, restarts, version) = {
+            let v = conn.view();
+            (
+                v.config.clone(),
+                v.generation,
+                v.target,
+                v.deleted,
+                v.restarts,
+                v.version,
+            )
+        };
+        let finish = deleted || shared.stopping.load(Ordering::Acquire);
+        let timeout = shared.config.shutdown_timeout;
+
+        // A new config (or a restart after a config that failed): stop everything, re-parse.
+        let replan = self.plan.as_ref().is_none_or(|p| {
+            p.generation != generation || (p.result.is_err() && p.restarts != restarts)
+        });
+        if replan && !finish {
+            let all: Vec<(usize, Running)> = self
+                .running
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, r)| r.take().map(|r| (i, r)))
+                .collect();
+            stop_tasks(&conn.name, all, timeout).await;
+            // The class is looked up again: a stored config may name a class this build
+            // does not have.
+            let class = config
+                .get("connector.class")
+                .map(String::as_str)
+                .unwrap_or("");
+            let built = Plugin::lookup(class)
+                .map_err(|e| e.message().to_string())
+                .and_then(|p| {
+                    TaskPlan::build(p, &config, &shared.config.bootstrap_servers)
+                        .map_err(|v| plugins::invalid_config_message(&v.errors, &config))
+                });
+            let result = match built {
+                Ok((plan, warnings)) => {
+                    for w in warnings {
+                        tracing::warn!(connector = %conn.name, "{w}");
+                    }
+                    Ok(Arc::new(plan))
+                }
+                Err(msg) => {
+                    tracing::error!(connector = %conn.name, "connector config is invalid; fix it with PUT /connectors/{{name}}/config");
+                    Err(msg)
+                }
+            };
+            {
+                let mut v = conn.view();
+                v.tasks.clear();
+            }
+            self.plan = Some(PlanState {
+                generation,
+                restarts,
+                result,
+            });
+        }
+
+        let plan = self
+            .plan
+            .as_ref()
+            .and_then(|p| p.result.as_ref().ok().cloned());
+        let n = plan.as_ref().map_or(0, |p| p.task_count());
+        let want_run = !finish && target == TargetState::Started && plan.is_some();
+        let epochs: Vec<u64> = {
+            let mut v = conn.view();
+            if target == TargetState::Stopped || plan.is_none() || finish {
+                if !finish {
+                    v.tasks.clear();
+                }
+            } else {
+                v.tasks.resize_with(n, TaskView::new);
+            }
+            v.tasks.iter().map(|t| t.epoch).collect()
+        };
+
+        // Stop what must not run (paused, stopped, restarted, gone, shutting down).
+        let mut to_stop = Vec::new();
+        for (i, slot) in self.running.iter_mut().enumerate() {
+            let keep = want_run
+                && i < n
+                && slot
+                    .as_ref()
+                    .is_some_and(|r| epochs.get(i) == Some(&r.epoch));
+            if !keep && let Some(r) = slot.take() {
+                to_stop.push((i, r));
+            }
+        }
+        stop_tasks(&conn.name, to_stop, timeout).await;
+        self.running.truncate(n);
+        self.running.resize_with(n, || None);
+
+        // Start what should run.
+        if want_run && let Some(plan) = &plan {
+            for (i, epoch) in epochs.iter().enumerate().take(n) {
+                if self.running[i].is_none() {
+                    self.running[i] = Some(start_task(
+                        shared,
+                        conn,
+                        plan.clone(),
+                        i,
+                        *epoch,
+                        generation,
+                    ));
+                }
+            }
+        }
+
+        // Statuses of everything not running.
+        {
+            let mut v = conn.view();
+            if v.generation == generation {
+                v.connector = match (&self.plan, finish) {
+                    (_, true) => Status::new(State::Unassigned),
+                    (
+                        Some(PlanState {
+                            result: Err(msg), ..
+                        }),
+                        _,
+                    ) => Status::failed(msg.clone()),
+                    _ => Status::new(match target {
+                        TargetState::Started => State::Running,
+                        TargetState::Paused => State::Paused,
+                        TargetState::Stopped => State::Stopped,
+                    }),
+                };
+                for (i, t) in v.tasks.iter_mut().enumerate() {
+                    if self.running.get(i).is_none_or(|r| r.is_none()) {
+                        t.status = Status::new(match (target, finish) {
+                            (TargetState::Paused, false) => State::Paused,
+                            _ => State::Unassigned,
+                        });
+                    }
+                }
+            }
+        }
+        (version, finish)
+    }
+
+    /// Writes the status records that changed since the last pass (tombstones once deleted).
+    fn publish(&mut self, shared: &Shared, conn: &Connector, done: bool) {
+        let name = &conn.name;
+        let mut now: BTreeMap<String, Value> = BTreeMap::new();
+        let deleted = {
+            let v = conn.view();
+            if !v.deleted {
+                let record = |s: &Status| {
+                    json!({
+                        "state": s.state.as_str(),
+                        "trace": s.trace,
+                        "worker_id": shared.worker_id,
+                        "generation": v.generation,
+                    })
+                };
+                now.insert(format!("status-connector-{name}"), record(&v.connector));
+                for (i, t) in v.tasks.iter().enumerate() {
+                    now.insert(format!("status-task-{name}-{i}"), record(&t.status));
+                }
+            }
+            v.deleted
+        };
+        for (k, val) in &now {
+            if self.published.get(k) != Some(val) {
+                shared.store.put_status(k.clone(), Some(val.clone()));
+            }
+        }
+        for k in self.published.keys() {
+            if !now.contains_key(k) {
+                shared.store.put_status(k.clone(), None);
+            }
+        }
+        self.published = now;
+        if done && deleted {
+            tracing::debug!(connector = %name, "status records removed");
+        }
+    }
+}
+
+/// Starts task `id` of `plan` and marks it `RUNNING`; its wrapper records how it ends.
+fn start_task(
+    shared: &Arc<Shared>,
+    conn: &Arc<Connector>,
+    plan: Arc<TaskPlan>,
+    id: usize,
+    epoch: u64,
+    generation: u64,
+) -> Running {
+    let (trigger, shutdown) = shutdown::channel();
+    let stop = shutdown.clone();
+    let store = shared.store.clone();
+    let task = tokio::spawn(async move { plan.run(id, store, shutdown).await });
+    let abort = task.abort_handle();
+    {
+        let mut v = conn.view();
+        if let Some(t) = v.tasks.get_mut(id) {
+            t.status = Status::new(State::Running);
+        }
+    }
+    tracing::info!(connector = %conn.name, task = id, "task started");
+    let conn2 = conn.clone();
+    let join = tokio::spawn(async move {
+        let result = match task.await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(augur_core::Error::new(
+                augur_core::ErrorKind::Internal,
+                format!("the task panicked: {e}"),
+            )),
+        };
+        let asked = stop.is_triggered();
+        let name = &conn2.name;
+        match result {
+            Ok(()) if asked => tracing::info!(connector = %name, task = id, "task stopped"),
+            Ok(()) => tracing::info!(connector = %name, task = id, "task finished"),
+            Err(e) if asked => {
+                tracing::warn!(connector = %name, task = id, error = %e.full_message(), "task failed while stopping; its last changes will be replayed");
+            }
+            Err(e) => {
+                let mut trace = e.full_message();
+                if let Some(h) = e.hint() {
+                    trace.push_str("\n  fix: ");
+                    trace.push_str(h);
+                }
+                let mut v = conn2.view();
+                let trace = mask::scrub(&trace, &v.config);
+                tracing::error!(connector = %name, task = id, kind = e.kind().label(), error = %trace, "task failed");
+                if v.generation == generation
+                    && let Some(t) = v.tasks.get_mut(id).filter(|t| t.epoch == epoch)
+                {
+                    t.status = Status::failed(trace);
+                }
+                drop(v);
+                conn2.wake.notify_one();
+            }
+        }
+    });
+    Running {
+        epoch,
+        trigger,
+        join,
+        abort,
+    }
+}
+
+/// Asks every task in `tasks` to stop, then waits for them (up to `timeout` in all); a task
+/// that does not stop in time is aborted.
+async fn stop_tasks(name: &str, tasks: Vec<(usize, Running)>, timeout: Duration) {
+    if tasks.is_empty() {
+        return;
+    }
+    for (_, r) in &tasks {
+        r.trigger.trigger();
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (id, r) in tasks {
+        let Running { join, abort, .. } = r;
+        if tokio::time::timeout_at(deadline, join).await.is_err() {
+            tracing::warn!(connector = %name, task = id, "task did not stop in time; aborted");
+            abort.abort();
+        }
+    }
+}
