@@ -3,3 +3,8 @@
 //! to it over TCP.
 
 #![allow(missing_docs, unreachable_pub)]
+
+mod support;
+
+mod pipeline;
+mod rest;

@@ -1,0 +1,148 @@
+//! The original setup end to end, through the Connect REST API over a real broker: PostgreSQL,
+//! Tansu and `augur connect` running three connectors POSTed as the original system POSTed
+//! them — a Debezium PostgreSQL source with the 2022-era option names, the enrichment stage,
+//! and a Confluent JDBC sink (`auto.create`, `upsert`, `pk.mode=record_value`, `pk.fields=id`,
+//! `delete.enabled`) into `car_data_predicted`.
+
+use std::time::{Duration, Instant};
+
+use augur_testkit::{Tansu, TestDb, TestPg};
+use serde_json::{Value, json};
+
+use crate::support::TestWorker;
+use crate::support::pipeline::{
+    CAR_DATA, assert_predicted_table, insert_listings, listings, wait_count,
+};
+
+const T: Duration = Duration::from_secs(120);
+
+/// The Debezium source config, with the 2022-era option names.
+fn source_config(db: &TestDb) -> Value {
+    json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "plugin.name": "pgoutput",
+        "database.hostname": "127.0.0.1",
+        "database.port": db.port.to_string(),
+        "database.user": "postgres",
+        "database.password": "postgres",
+        "database.dbname": db.name,
+        "database.server.name": "car_database",
+        "table.include.list": "public.car_data",
+        "transforms": "unwrap",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+        "transforms.unwrap.drop.tombstones": "false",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "status.update.interval.ms": "200",
+    })
+}
+
+/// The enrichment stage: car_database.public.car_data → car_data_predicted.
+fn enrich_config() -> Value {
+    json!({
+        "connector.class": "io.augur.connect.EnrichConnector",
+        "topics": "car_database.public.car_data",
+        "output.topic": "car_data_predicted",
+        "model": "ford-price:latest",
+    })
+}
+
+/// The original Confluent JDBC sink config.
+fn sink_config(db: &TestDb) -> Value {
+    json!({
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "tasks.max": "1",
+        "topics": "car_data_predicted",
+        "connection.url": format!("jdbc:postgresql://127.0.0.1:{}/{}", db.port, db.name),
+        "connection.user": "postgres",
+        "connection.password": "postgres",
+        "auto.create": "true",
+        "insert.mode": "upsert",
+        "pk.mode": "record_value",
+        "pk.fields": "id",
+        "delete.enabled": "true",
+        "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+        "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+    })
+}
+
+#[test]
+fn the_original_setup_through_the_connect_api() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let w = TestWorker::start(&broker.bootstrap());
+
+    w.create("car-source", &source_config(&db));
+    w.create("car-enrich", &enrich_config());
+    w.create("car-sink", &sink_config(&db));
+    for name in ["car-source", "car-enrich", "car-sink"] {
+        w.wait_state(name, "RUNNING");
+    }
+
+    let rows = listings(1000);
+    assert_eq!(rows.len(), 1000);
+    insert_listings(&pg, &db, &rows);
+    let count = "SELECT count(*) FROM car_data_predicted";
+    wait_count(&pg, &db, count, 1000, T, "sink table rows");
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    // The source column is INTEGER, so the enriched field kept int32 and the auto-created
+    // column is an integer too.
+    let ty = pg.sql(
+        &db,
+        "SELECT data_type FROM information_schema.columns WHERE table_name = 'car_data_predicted' AND column_name = 'suggestedprice'",
+    );
+    assert_eq!(ty.trim(), "integer");
+
+    // Updates and deletes reach the sink table.
+    pg.sql(
+        &db,
+        "UPDATE car_data SET mileage = mileage + 50000, price = price - 1000 WHERE id <= 10",
+    );
+    pg.sql(&db, "DELETE FROM car_data WHERE id BETWEEN 11 AND 20");
+    wait_count(&pg, &db, count, 990, T, "rows after deletes");
+    let deadline = Instant::now() + T;
+    loop {
+        let changed = pg.sql(
+            &db,
+            "SELECT count(*) FROM car_data s JOIN car_data_predicted p USING (id) WHERE s.mileage = p.mileage AND s.id <= 10",
+        );
+        if changed.trim() == "10" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "updates did not reach the sink");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+
+    // Every connector is still running, and reports where it is.
+    for name in ["car-source", "car-enrich", "car-sink"] {
+        let s = w.status(name);
+        assert_eq!(s["connector"]["state"], "RUNNING", "{s}");
+        assert_eq!(s["tasks"][0]["state"], "RUNNING", "{s}");
+    }
+    let source = w.get("/connectors/car-source/offsets").json();
+    assert_eq!(
+        source["offsets"][0]["partition"],
+        json!({"server": "car_database"})
+    );
+    assert!(
+        source["offsets"][0]["offset"]["lsn"].as_u64().is_some(),
+        "{source}"
+    );
+    let sink = w.get("/connectors/car-sink/offsets").json();
+    assert_eq!(
+        sink["offsets"][0]["partition"],
+        json!({"kafka_topic": "car_data_predicted", "kafka_partition": 0})
+    );
+    assert!(
+        sink["offsets"][0]["offset"]["kafka_offset"]
+            .as_i64()
+            .unwrap()
+            >= 1000,
+        "{sink}"
+    );
+    w.stop().expect("clean stop");
+}

@@ -1,0 +1,298 @@
+//! Test helpers: the real worker on a free loopback port (its own tokio runtime on a thread), a
+//! minimal blocking HTTP/1.1 client over raw TCP, polling helpers, and the original `car_data`
+//! pipeline helpers (mirroring `crates/augur/tests/support/pipeline.rs`).
+
+#![allow(dead_code)]
+
+pub mod pipeline;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use augur_connect::{ConnectError, ConnectServer, WorkerConfig};
+use augur_core::shutdown::{self, ShutdownTrigger};
+use serde_json::Value;
+
+/// A running worker.
+pub struct TestWorker {
+    /// Its REST address.
+    pub addr: SocketAddr,
+    /// Fires its shutdown.
+    trigger: ShutdownTrigger,
+    /// The thread running its runtime; yields `run`'s result.
+    thread: Option<JoinHandle<Result<(), ConnectError>>>,
+}
+
+impl TestWorker {
+    /// Starts a worker on `bootstrap` (default settings, a free port, a short shutdown timeout).
+    pub fn start(bootstrap: &str) -> TestWorker {
+        let mut cfg = WorkerConfig::new(bootstrap);
+        cfg.addr = "127.0.0.1:0".parse().unwrap();
+        cfg.shutdown_timeout = Duration::from_secs(20);
+        TestWorker::start_with(cfg)
+    }
+
+    /// Starts a worker with `cfg`.
+    pub fn start_with(cfg: WorkerConfig) -> TestWorker {
+        let (trigger, shutdown) = shutdown::channel();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let server = match ConnectServer::start(cfg).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tx.send(Err(e.to_string())).unwrap();
+                        return Err(e);
+                    }
+                };
+                tx.send(Ok(server.local_addr())).unwrap();
+                server.run(shutdown).await
+            })
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("worker started")
+            .unwrap_or_else(|e| panic!("worker failed to start: {e}"));
+        TestWorker {
+            addr,
+            trigger,
+            thread: Some(thread),
+        }
+    }
+
+    /// Fires shutdown and returns `run`'s result.
+    pub fn stop(mut self) -> Result<(), ConnectError> {
+        self.trigger.trigger();
+        self.thread.take().unwrap().join().expect("worker thread")
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Resp {
+        request(self.addr, "GET", path, b"")
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> Resp {
+        request(self.addr, "DELETE", path, b"")
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        request(self.addr, "POST", path, body.to_string().as_bytes())
+    }
+
+    /// `PUT path` with a JSON body (`Value::Null`: no body).
+    pub fn put(&self, path: &str, body: &Value) -> Resp {
+        let b = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        request(self.addr, "PUT", path, &b)
+    }
+
+    /// `POST /connectors` for `name` with `config`; asserts 201.
+    pub fn create(&self, name: &str, config: &Value) -> Value {
+        let r = self.post(
+            "/connectors",
+            &serde_json::json!({"name": name, "config": config}),
+        );
+        assert_eq!(r.status, 201, "create {name}: {}", r.text());
+        r.json()
+    }
+
+    /// The connector's status body.
+    pub fn status(&self, name: &str) -> Value {
+        let r = self.get(&format!("/connectors/{name}/status"));
+        assert_eq!(r.status, 200, "status of {name}: {}", r.text());
+        r.json()
+    }
+
+    /// Waits until the connector's status satisfies `pred`; returns it.
+    pub fn wait_status(&self, name: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let s = self.status(name);
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: {what} not reached in 60 s; status {s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the connector and all its (at least one) tasks are in `state`.
+    pub fn wait_state(&self, name: &str, state: &str) -> Value {
+        self.wait_status(name, state, |s| {
+            s["connector"]["state"] == state
+                && s["tasks"]
+                    .as_array()
+                    .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == state))
+        })
+    }
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.trigger.trigger();
+            let _ = t.join();
+        }
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lowercase) and values.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// Asserts a Kafka Connect error body with `status`; returns its message.
+    pub fn error(&self, status: u16) -> String {
+        assert_eq!(self.status, status, "unexpected status: {}", self.text());
+        let v = self.json();
+        assert_eq!(v["error_code"], status, "error_code: {v}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            2,
+            "only error_code and message: {v}"
+        );
+        v["message"].as_str().expect("message").to_string()
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`).
+pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut writer = s.try_clone().unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\naccept: application/json\r\n"
+    );
+    if !body.is_empty() || method == "POST" || method == "PUT" {
+        req.push_str(&format!(
+            "content-type: application/json\r\ncontent-length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    writer.write_all(&bytes).expect("send request");
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
+    let status: u16 = line[9..12].parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("header");
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').expect("header line");
+        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let len = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .map(|(_, v)| v.parse::<usize>().unwrap());
+    let mut body = Vec::new();
+    match len {
+        Some(n) => {
+            body.resize(n, 0);
+            reader.read_exact(&mut body).expect("body");
+        }
+        None => {
+            reader.read_to_end(&mut body).expect("body");
+        }
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Waits until `f` returns `Some`, polling every 100 ms for up to `timeout`.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every log line the test process writes, from [`capture_logs`] on.
+pub fn logs() -> String {
+    let buf = LOGS.get().expect("capture_logs() first");
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// The log buffer.
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+/// Sends the process's logs (every level from info) into a buffer [`logs`] reads.
+pub fn capture_logs() {
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = LOGS
+        .get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+        .clone();
+    let writer = Buf(buf);
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .try_init();
+}
