@@ -523,6 +523,30 @@ fn connector_lifecycle_over_rest() {
         w.get("/connectors/bad-sink/config").json()["insert.mode"],
         Value::Null
     );
+    // No response shows the password: every read endpoint, and validation.
+    for path in [
+        "/connectors?expand=status&expand=info",
+        "/connectors/pg-source",
+        "/connectors/pg-source/config",
+        "/connectors/pg-source/tasks",
+        "/connectors/pg-source/status",
+        "/connectors/bad-sink",
+        "/connectors/bad-sink/config",
+        "/connectors/bad-sink/tasks",
+        "/connectors/bad-sink/status",
+    ] {
+        let r = w.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(!r.text().contains(secret), "{path} shows the password");
+    }
+    let mut with_secret = cfg.clone();
+    with_secret["name"] = json!("pg-source");
+    let r = w.put(
+        &format!("/connector-plugins/{CAPTURE}/config/validate"),
+        &with_secret,
+    );
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains(secret), "validate shows the password");
     // Sink offsets are the group's committed offsets (nothing committed on an empty topic).
     assert_eq!(
         w.get("/connectors/bad-sink/offsets").json(),
