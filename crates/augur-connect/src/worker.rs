@@ -498,7 +498,8 @@ impl Worker {
             conn.changed(&mut v);
         }
         self.map().remove(name);
-        drop(_admin);
+        // The lock is held until the tasks are down: a connector created again under the
+        // same name waits, instead of racing the old tasks (for a replication slot, say).
         let handle = conn
             .supervisor
             .lock()
@@ -507,6 +508,7 @@ impl Worker {
         if let Some(h) = handle {
             let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, h).await;
         }
+        drop(_admin);
         tracing::info!(connector = %name, "connector deleted");
         Ok(())
     }
