@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod capture;
+mod pipeline;
 mod model;
+mod serve;
 
 /// The benchmarks augur ships; each prints its figures and ratios.
 #[derive(Debug, Parser)]
@@ -19,15 +21,26 @@ struct Cli {
 enum Bench {
     /// Capture throughput and latency, side by side with pg_recvlogical; peak RSS.
     Capture(capture::Args),
+    /// The embedded pipeline (augur run): insert → prediction latency, sustained rows/s, RSS.
+    Pipeline(pipeline::Args),
+    /// The Kafka path: the same figures through capture → Kafka → enrich → Kafka → sink, and
+    /// the sink's upserts against COPY.
+    Kafka(pipeline::Args),
     /// Model training time, batch and single-row prediction speed (vs xgboost when installable).
     Model(model::Args),
+    /// Model server requests/s and p50/p99 at several concurrencies, side by side with a bare
+    /// HTTP server (oha); cold start time and peak RSS.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.bench {
         Bench::Capture(args) => capture::run(args),
+        Bench::Pipeline(args) => pipeline::run_embedded(args),
+        Bench::Kafka(args) => pipeline::run_kafka(args),
         Bench::Model(args) => model::run(args),
+        Bench::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

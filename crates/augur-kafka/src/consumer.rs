@@ -129,6 +129,8 @@ impl Consumer {
                 (settings.session_timeout_ms.max(60_000)).to_string(),
             )
             .set("fetch.wait.max.ms", "10")
+            // Bounded prefetch per partition (librdkafka's default is 64 MB).
+            .set("queued.max.messages.kbytes", "8192")
             .set("allow.auto.create.topics", "true")
             // Notice topics created after subscribing (default: every 5 minutes).
             .set("topic.metadata.refresh.interval.ms", "2000")

@@ -52,7 +52,8 @@ impl ProducerSettings {
             .set("partitioner", "murmur2_random")
             .set("message.max.bytes", "16777216")
             .set("queue.buffering.max.messages", "200000")
-            .set("queue.buffering.max.kbytes", "262144")
+            // Bounded: a slow broker pushes back instead of growing memory.
+            .set("queue.buffering.max.kbytes", "32768")
             .set("socket.keepalive.enable", "true")
             .set("log_level", "3");
         for (k, v) in &self.overrides {
