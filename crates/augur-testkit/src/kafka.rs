@@ -101,3 +101,44 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
     out.sort_by_key(|r| (r.partition, r.offset));
     out
 }
+
+/// Produces one record to `topic` (creating it with one partition if needed) and waits for the
+/// broker's acknowledgement.
+pub fn produce(bootstrap: &str, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .create()
+        .expect("producer");
+    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v);
+    }
+    producer.send(rec).map_err(|(e, _)| e).expect("enqueue");
+    producer.flush(Duration::from_secs(10)).expect("delivered");
+}
+
+/// Creates `topic` with `partitions` partitions (an existing topic is left alone).
+pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("log_level", "3")
+        .create()
+        .expect("admin");
+    let rt = tokio_rt();
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let _ = rt.block_on(admin.create_topics(&[new], &AdminOptions::new()));
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
