@@ -39,6 +39,8 @@ pub struct EnrichConfig {
     pub linger: Duration,
     /// Name reported in dead-letter headers.
     pub name: String,
+    /// Predict through this remote model server instead of a local model.
+    pub remote: Option<crate::remote::RemoteSettings>,
 }
 
 impl EnrichConfig {
@@ -55,6 +57,7 @@ impl EnrichConfig {
             batch_size: 1000,
             linger: Duration::from_millis(5),
             name: "augur-enrich".into(),
+            remote: None,
             topics,
         }
     }
@@ -66,6 +69,8 @@ struct Plan {
     /// `Some((before, after, op))` field indexes for a Debezium envelope; `None` for a flat row.
     envelope: Option<(usize, usize, usize)>,
     map: FeatureMap,
+    /// The row's fields (the `after` struct's for envelopes).
+    row_fields: Vec<Field>,
     /// The output schema (the row struct with the output field).
     out_schema: Schema,
     /// `{"schema":<out_schema>,"payload":`.
@@ -81,6 +86,73 @@ pub enum Outcome {
     Output(Record),
     /// Produce the original record to the dead-letter topic, with this reason.
     Dead(String),
+}
+
+/// One parsed input record.
+#[derive(Debug)]
+enum Pending {
+    Done(Outcome),
+    Schemaful {
+        plan: Arc<Plan>,
+        value: Value,
+        key: Option<Vec<u8>>,
+        headers: Vec<(String, Vec<u8>)>,
+        topic: String,
+    },
+    Schemaless {
+        map: Arc<FeatureMap>,
+        fields: Vec<Field>,
+        obj: serde_json::Value,
+        row: Vec<Value>,
+        key: Option<Vec<u8>>,
+        headers: Vec<(String, Vec<u8>)>,
+        topic: String,
+    },
+}
+
+/// A parsed batch, waiting for its predictions.
+#[derive(Debug)]
+pub struct Prepared {
+    pending: Vec<Pending>,
+}
+
+impl Prepared {
+    fn rows(&self) -> impl Iterator<Item = (&FeatureMap, &[Field], &[Value])> {
+        self.pending.iter().filter_map(|p| match p {
+            Pending::Schemaful {
+                plan,
+                value: Value::Struct(m),
+                ..
+            } => match plan.envelope {
+                Some((_, a, _)) => match &m[a] {
+                    Value::Struct(after) => {
+                        Some((&plan.map, plan.row_fields.as_slice(), after.as_slice()))
+                    }
+                    _ => None,
+                },
+                None => Some((&plan.map, plan.row_fields.as_slice(), m.as_slice())),
+            },
+            Pending::Schemaless {
+                map, fields, row, ..
+            } => Some((map.as_ref(), fields.as_slice(), row.as_slice())),
+            _ => None,
+        })
+    }
+
+    /// The rows to predict, for a local model.
+    pub fn local_rows(&self) -> Vec<(&FeatureMap, &[Value])> {
+        self.rows().map(|(m, _, r)| (m, r)).collect()
+    }
+
+    /// The rows to predict as JSON objects, for a remote model (`Err`: the row cannot be sent).
+    pub fn json_rows(
+        &self,
+        p: &Predictor,
+    ) -> Vec<Result<serde_json::Map<String, serde_json::Value>, crate::predict::PredictError>> {
+        self.rows()
+            .map(|(_, f, r)| crate::predict::row_json(p, f, r))
+            .collect()
+    }
 }
 
 /// The pure part of the stage: input records → outcomes. Synchronous; run it off the runtime.
@@ -106,6 +178,13 @@ impl Enricher {
     /// The predictor.
     pub fn predictor(&self) -> &Predictor {
         &self.predictor
+    }
+
+    /// Enriches a batch with the local model (synchronous: run it off the async runtime).
+    pub fn enrich(&mut self, batch: &[Received]) -> Vec<Outcome> {
+        let prepared = self.prepare(batch);
+        let predictions = self.predictor.predict(&prepared.local_rows());
+        self.finish(prepared, predictions)
     }
 
     fn plan(&mut self, schema_json: &serde_json::Value) -> Result<Arc<Plan>, String> {
@@ -152,6 +231,7 @@ impl Enricher {
         let plan = Arc::new(Plan {
             envelope,
             map,
+            row_fields: row_schema.fields.clone(),
             out_schema,
             prefix,
             out_index,
@@ -163,27 +243,8 @@ impl Enricher {
         Ok(plan)
     }
 
-    /// Enriches a batch.
-    pub fn enrich(&mut self, batch: &[Received]) -> Vec<Outcome> {
-        enum Pending {
-            Done(Outcome),
-            Schemaful {
-                plan: Arc<Plan>,
-                value: Value,
-                key: Option<Vec<u8>>,
-                headers: Vec<(String, Vec<u8>)>,
-                topic: String,
-            },
-            Schemaless {
-                map: Arc<FeatureMap>,
-                obj: serde_json::Value,
-                row: Vec<Value>,
-                key: Option<Vec<u8>>,
-                headers: Vec<(String, Vec<u8>)>,
-                topic: String,
-            },
-        }
-        let tag = self.predictor.model_tag().to_string();
+    /// Parses a batch and collects the rows to predict.
+    pub fn prepare(&mut self, batch: &[Received]) -> Prepared {
         let format = self.output_topic.clone();
         let topic_for = |input: &str| -> String {
             format
@@ -317,6 +378,7 @@ impl Enricher {
                 };
                 pending.push(Pending::Schemaless {
                     map,
+                    fields,
                     obj: doc.clone(),
                     row,
                     key: rec.key.clone(),
@@ -326,27 +388,19 @@ impl Enricher {
             }
         }
 
-        // One prediction call for every row of the batch.
-        let rows: Vec<(&FeatureMap, &[Value])> = pending
-            .iter()
-            .filter_map(|p| match p {
-                Pending::Schemaful {
-                    plan,
-                    value: Value::Struct(m),
-                    ..
-                } => match plan.envelope {
-                    Some((_, a, _)) => match &m[a] {
-                        Value::Struct(after) => Some((&plan.map, after.as_slice())),
-                        _ => None,
-                    },
-                    None => Some((&plan.map, m.as_slice())),
-                },
-                Pending::Schemaless { map, row, .. } => Some((map.as_ref(), row.as_slice())),
-                _ => None,
-            })
-            .collect();
-        let mut predictions = self.predictor.predict(&rows).into_iter();
+        Prepared { pending }
+    }
 
+    /// Builds the outcomes from the predictions of [`Prepared::local_rows`] /
+    /// [`Prepared::json_rows`] (one per row, in order).
+    pub fn finish(
+        &self,
+        prepared: Prepared,
+        predictions: Vec<Result<f64, crate::predict::PredictError>>,
+    ) -> Vec<Outcome> {
+        let tag = self.predictor.model_tag().to_string();
+        let pending = prepared.pending;
+        let mut predictions = predictions.into_iter();
         let mut out = Vec::with_capacity(pending.len());
         for p in pending {
             let model_header = |mut headers: Vec<(String, Vec<u8>)>| {
@@ -476,6 +530,10 @@ pub async fn run(
     let producer = Arc::new(Producer::new(producer)?);
     producer.healthcheck(Duration::from_secs(10)).await?;
     let consumer = Consumer::new(consumer)?;
+    let remote = match &cfg.remote {
+        Some(r) => Some(crate::remote::RemoteModel::connect(r.clone()).await?),
+        None => None,
+    };
     if !cfg.output_topic.contains("${") {
         producer.ensure_topic(&cfg.output_topic).await?;
     }
@@ -487,12 +545,37 @@ pub async fn run(
             b = consumer.recv_batch(cfg.batch_size, cfg.linger) => b?,
         };
         let mut e = enricher.take().expect("enricher is back after each batch");
-        let (e, outcomes, batch) = tokio::task::spawn_blocking(move || {
-            let o = e.enrich(&batch);
-            (e, o, batch)
-        })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e))?;
+        let (e, outcomes, batch) = match &remote {
+            None => tokio::task::spawn_blocking(move || {
+                let o = e.enrich(&batch);
+                (e, o, batch)
+            })
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e)
+            })?,
+            Some(remote) => {
+                let prepared = e.prepare(&batch);
+                let rows = prepared.json_rows(e.predictor());
+                let sendable: Vec<serde_json::Map<String, serde_json::Value>> = rows
+                    .iter()
+                    .filter_map(|r| r.as_ref().ok().cloned())
+                    .collect();
+                let mut answers = remote.predict(&sendable).await?.into_iter();
+                let predictions = rows
+                    .into_iter()
+                    .map(|r| match r {
+                        Err(e) => Err(e),
+                        Ok(_) => answers
+                            .next()
+                            .unwrap_or_else(|| Err("no answer".into()))
+                            .map_err(crate::predict::PredictError),
+                    })
+                    .collect();
+                let o = e.finish(prepared, predictions);
+                (e, o, batch)
+            }
+        };
         enricher = Some(e);
         let mut deliveries = Vec::with_capacity(outcomes.len());
         for (rec, outcome) in batch.iter().zip(outcomes) {
@@ -532,13 +615,20 @@ pub struct ModelSettings {
     pub output_type: crate::predict::OutputType,
     /// `feature.mapping`: `modelInput=column,…` for columns named differently.
     pub mapping: HashMap<String, String>,
+    /// `predict.url` and friends: a remote model server instead of a local model.
+    pub remote: Option<crate::remote::RemoteSettings>,
 }
 
 impl ModelSettings {
     /// Loads the model and builds the predictor.
     pub fn predictor(&self) -> Result<Predictor, Error> {
-        let model = crate::models::load(&self.tag, self.store.as_deref())?;
-        let mut p = Predictor::new(model, self.output_field.clone());
+        let mut p = match &self.remote {
+            Some(r) => Predictor::remote(format!("remote:{}", r.url), self.output_field.clone()),
+            None => Predictor::new(
+                crate::models::load(&self.tag, self.store.as_deref())?,
+                self.output_field.clone(),
+            ),
+        };
         p.output_type = self.output_type;
         p.mapping = self.mapping.clone();
         Ok(p)
@@ -615,12 +705,62 @@ impl EnrichConfig {
                 }
             }
         }
+        let remote = match get("predict.url") {
+            None => None,
+            Some(url) => {
+                let protocol = match crate::remote::Protocol::parse(
+                    get("predict.protocol").unwrap_or("bentoml"),
+                ) {
+                    Some(p) => p,
+                    None => {
+                        errors.push(ConfigError {
+                            key: "predict.protocol".into(),
+                            message: "Invalid value for configuration predict.protocol: must be bentoml or oip".into(),
+                        });
+                        crate::remote::Protocol::BentoMl
+                    }
+                };
+                let mut r = crate::remote::RemoteSettings::new(url, protocol);
+                if !url.starts_with("http://") {
+                    errors.push(ConfigError { key: "predict.url".into(), message: format!("Invalid value {url} for configuration predict.url: expected http://host:port") });
+                }
+                if let Some(m) = get("predict.model") {
+                    r.model = m.to_string();
+                }
+                let num =
+                    |k: &str, errors: &mut Vec<ConfigError>| match get(k).map(str::parse::<u64>) {
+                        None => None,
+                        Some(Ok(n)) => Some(n),
+                        Some(Err(_)) => {
+                            errors.push(ConfigError {
+                                key: k.into(),
+                                message: format!(
+                                    "Invalid value for configuration {k}: expected a number"
+                                ),
+                            });
+                            None
+                        }
+                    };
+                if let Some(ms) = num("predict.timeout.ms", &mut errors) {
+                    r.timeout = Duration::from_millis(ms.max(1));
+                }
+                if let Some(n) = num("predict.retries", &mut errors) {
+                    r.retries = n as u32;
+                }
+                if let Some(n) = num("predict.batch.size", &mut errors) {
+                    r.max_batch = (n as usize).max(1);
+                }
+                Some(r)
+            }
+        };
+        cfg.remote = remote.clone();
         let model = ModelSettings {
             tag: get("model").unwrap_or("ford-price:latest").to_string(),
             store: get("model.store").map(std::path::PathBuf::from),
             output_field: get("output.field").unwrap_or("suggestedprice").to_string(),
             output_type,
             mapping,
+            remote,
         };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));

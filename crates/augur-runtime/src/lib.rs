@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`sink`]: the JDBC sink connector (consume, write to PostgreSQL, commit).
+//! - [`remote`]: predictions from a remote model server (BentoML JSON, OIP v2).
 //! - [`props`]: load `.properties`, JSON and TOML files into one flat property map.
 //! - [`enrich`]: the Kafka enrichment stage (consume, predict, produce).
 //! - [`pipeline`]: `augur run`, the embedded capture → predict → write-back pipeline.
@@ -17,4 +18,5 @@ pub mod models;
 pub mod pipeline;
 pub mod predict;
 pub mod props;
+pub mod remote;
 pub mod sink;

@@ -48,8 +48,10 @@ impl OutputType {
 /// A model plus how its output is named and typed.
 #[derive(Debug, Clone)]
 pub struct Predictor {
-    /// The model.
-    pub model: Arc<Model>,
+    /// The local model (`None` when predictions come from a remote server).
+    pub model: Option<Arc<Model>>,
+    /// How predictions are labelled without a local model (`remote:<url>`).
+    pub remote: Option<String>,
     /// The output column (default `suggestedprice`).
     pub output: String,
     /// Its type when the row does not have the column already.
@@ -95,7 +97,8 @@ impl Predictor {
     /// A predictor writing `output` with the default settings.
     pub fn new(model: Arc<Model>, output: impl Into<String>) -> Self {
         Predictor {
-            model,
+            model: Some(model),
+            remote: None,
             output: output.into(),
             output_type: OutputType::Double,
             mapping: HashMap::new(),
@@ -103,9 +106,31 @@ impl Predictor {
         }
     }
 
-    /// The model tag (`name:version`).
+    /// A predictor without a local model: it shapes the output column; the scores come from a
+    /// remote server (labelled `describe`).
+    pub fn remote(describe: impl Into<String>, output: impl Into<String>) -> Self {
+        Predictor {
+            model: None,
+            remote: Some(describe.into()),
+            output: output.into(),
+            output_type: OutputType::Double,
+            mapping: HashMap::new(),
+            placeholders: vec!["__debezium_unavailable_value".into()],
+        }
+    }
+
+    /// The model tag (`name:version`, or `remote:<url>`).
     pub fn model_tag(&self) -> &str {
-        self.model.tag()
+        match (&self.model, &self.remote) {
+            (Some(m), _) => m.tag(),
+            (None, Some(r)) => r,
+            (None, None) => "none",
+        }
+    }
+
+    /// The model's input fields (none without a local model).
+    pub fn input_fields(&self) -> &[augur_model::InputField] {
+        self.model.as_deref().map_or(&[], Model::input_fields)
     }
 
     /// Maps the model's inputs onto `fields`.
@@ -116,7 +141,6 @@ impl Predictor {
                 .position(|f| f.name.eq_ignore_ascii_case(name))
         };
         let inputs = self
-            .model
             .input_fields()
             .iter()
             .map(|inp| {
@@ -158,7 +182,13 @@ impl Predictor {
     /// Scores `rows` (each with the feature map of its shape) in one synchronous call. Run it
     /// off the async runtime.
     pub fn predict(&self, rows: &[(&FeatureMap, &[Value])]) -> Vec<Result<f64, PredictError>> {
-        let inputs = self.model.input_fields();
+        let Some(model) = self.model.as_deref() else {
+            return rows
+                .iter()
+                .map(|_| Err(PredictError("no local model".into())))
+                .collect();
+        };
+        let inputs = model.input_fields();
         let ni = inputs.len();
         // Decimal strings must outlive the borrowed model values.
         let mut texts: Vec<String> = Vec::new();
@@ -201,7 +231,7 @@ impl Predictor {
             })
             .collect();
         let mut out = vec![f64::NAN; scored_rows.len()];
-        match self.model.predict_batch(&values, &mut out) {
+        match model.predict_batch(&values, &mut out) {
             Ok(errors) => {
                 let mut errors = errors.into_iter().peekable();
                 for (k, &r) in scored_rows.iter().enumerate() {
@@ -272,4 +302,59 @@ impl Predictor {
             _ => Value::Float64(prediction),
         }
     }
+}
+
+/// A row as the JSON object a remote model server receives: column names as keys, numbers as
+/// numbers (decimals decoded), text as strings, nulls as null. `Err` when a value is Debezium's
+/// "not available" placeholder (names the column).
+pub fn row_json(
+    p: &Predictor,
+    fields: &[Field],
+    row: &[Value],
+) -> Result<serde_json::Map<String, serde_json::Value>, PredictError> {
+    let mut out = serde_json::Map::with_capacity(fields.len());
+    for (f, v) in fields.iter().zip(row) {
+        let j = match v {
+            Value::Null => serde_json::Value::Null,
+            Value::Boolean(b) => serde_json::Value::Bool(*b),
+            Value::String(s) => {
+                if p.placeholders.iter().any(|ph| ph == s) {
+                    return Err(PredictError(format!(
+                        "field {}: value not available (unchanged TOASTed column)",
+                        f.name
+                    )));
+                }
+                serde_json::Value::String(s.clone())
+            }
+            Value::Bytes(b)
+                if f.schema.name.as_deref() == Some("org.apache.kafka.connect.data.Decimal") =>
+            {
+                let scale: i32 = f
+                    .schema
+                    .parameter("scale")
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                augur_postgres::sink::render::decimal_text(b, scale)
+                    .parse::<f64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or(serde_json::Value::Null)
+            }
+            Value::Struct(m) => match m.as_slice() {
+                [Value::Int32(scale), Value::Bytes(b)] => {
+                    augur_postgres::sink::render::decimal_text(b, *scale)
+                        .parse::<f64>()
+                        .map(serde_json::Value::from)
+                        .unwrap_or(serde_json::Value::Null)
+                }
+                _ => continue,
+            },
+            other => match other.as_f64() {
+                Some(n) if n.fract() == 0.0 && n.abs() < 9e15 => serde_json::Value::from(n as i64),
+                Some(n) => serde_json::Value::from(n),
+                None => continue,
+            },
+        };
+        out.insert(f.name.clone(), j);
+    }
+    Ok(out)
 }

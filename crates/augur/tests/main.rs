@@ -13,6 +13,7 @@ mod capture_types;
 mod demo_browser;
 mod kafka_bad_input;
 mod kafka_path;
+mod kafka_remote;
 mod run_crash;
 mod run_pipeline;
 mod serve_cli;

@@ -198,6 +198,7 @@ impl RunConfig {
             output_field: get("output.column").unwrap_or("suggestedprice").to_string(),
             output_type,
             mapping,
+            remote: None,
         };
         let output = match get("output.mode").unwrap_or("table") {
             "table" => OutputMode::Table(

@@ -235,12 +235,7 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
     }
     match cfg.model.predictor() {
         Ok(p) => {
-            let inputs: Vec<String> = p
-                .model
-                .input_fields()
-                .iter()
-                .map(|f| f.name.clone())
-                .collect();
+            let inputs: Vec<String> = p.input_fields().iter().map(|f| f.name.clone()).collect();
             out.push(check(
                 "model",
                 Outcome::Pass,

@@ -416,7 +416,6 @@ pub(crate) async fn doctor_tables(
                 .collect();
             let map = p.feature_map(&fields);
             let missing: Vec<String> = p
-                .model
                 .input_fields()
                 .iter()
                 .zip(&map.inputs)

@@ -46,6 +46,18 @@ pub(crate) struct EnrichArgs {
     /// Records per batch.
     #[arg(long, default_value_t = 1000)]
     batch_size: usize,
+    /// Predict through this model server (`http://host:port`) instead of a local model.
+    #[arg(long)]
+    predict_url: Option<String>,
+    /// The server's protocol: bentoml (`POST /predict`) or oip (Open Inference Protocol v2).
+    #[arg(long, default_value = "bentoml")]
+    predict_protocol: String,
+    /// The model name on the server (OIP).
+    #[arg(long, default_value = "ford-price")]
+    predict_model: String,
+    /// Milliseconds before a prediction request times out (then it is retried).
+    #[arg(long, default_value_t = 5000)]
+    predict_timeout_ms: u64,
 }
 
 /// Runs `augur enrich`.
@@ -54,13 +66,26 @@ pub(crate) fn enrich(args: EnrichArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --output-type must be one of double, float, int32, int64");
         return Ok(ExitCode::FAILURE);
     };
-    let model = match augur_runtime::models::load(&args.model, args.store.as_deref()) {
-        Ok(m) => m,
-        Err(e) => return Ok(runtime::report(&e)),
-    };
-    let mut predictor = Predictor::new(model, args.output_field.clone());
-    predictor.output_type = output_type;
     let mut cfg = EnrichConfig::new(args.topics.clone());
+    let mut predictor = match &args.predict_url {
+        Some(url) => {
+            let Some(protocol) = augur_runtime::remote::Protocol::parse(&args.predict_protocol)
+            else {
+                eprintln!("error: --predict-protocol must be bentoml or oip");
+                return Ok(ExitCode::FAILURE);
+            };
+            let mut r = augur_runtime::remote::RemoteSettings::new(url.clone(), protocol);
+            r.model = args.predict_model.clone();
+            r.timeout = std::time::Duration::from_millis(args.predict_timeout_ms.max(1));
+            cfg.remote = Some(r);
+            Predictor::remote(format!("remote:{url}"), args.output_field.clone())
+        }
+        None => match augur_runtime::models::load(&args.model, args.store.as_deref()) {
+            Ok(m) => Predictor::new(m, args.output_field.clone()),
+            Err(e) => return Ok(runtime::report(&e)),
+        },
+    };
+    predictor.output_type = output_type;
     if let Some(t) = args.output_topic {
         cfg.dlq_topic = format!("{t}.dlq");
         cfg.output_topic = t;
