@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod capture;
-mod pipeline;
 mod model;
+mod pipeline;
 mod serve;
 
 /// The benchmarks augur ships; each prints its figures and ratios.

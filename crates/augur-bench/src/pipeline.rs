@@ -47,22 +47,44 @@ fn repo_root() -> std::path::PathBuf {
 }
 
 fn listings() -> Vec<String> {
-    let text = std::fs::read_to_string(repo_root().join("../shared/data/ford.csv")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(repo_root().join("../shared/data/ford.csv")).unwrap_or_default();
     let rows: Vec<String> = text
         .lines()
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            (f.len() == 9 && f[1].parse::<i32>().is_ok_and(|y| y < 2030) && f[8] != "0").then(|| {
-                format!("('{}', {}, {}, '{}', {}, '{}', {}, {}, {})", f[0].replace('\'', "''"), f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8])
-            })
+            (f.len() == 9 && f[1].parse::<i32>().is_ok_and(|y| y < 2030) && f[8] != "0").then(
+                || {
+                    format!(
+                        "('{}', {}, {}, '{}', {}, '{}', {}, {}, {})",
+                        f[0].replace('\'', "''"),
+                        f[1],
+                        f[2],
+                        f[3],
+                        f[4],
+                        f[5],
+                        f[6],
+                        f[7],
+                        f[8]
+                    )
+                },
+            )
         })
         .collect();
-    if rows.is_empty() { vec!["(' Fiesta', 2017, 12000, 'Automatic', 15944, 'Petrol', 150, 57.7, 1)".into()] } else { rows }
+    if rows.is_empty() {
+        vec!["(' Fiesta', 2017, 12000, 'Automatic', 15944, 'Petrol', 150, 57.7, 1)".into()]
+    } else {
+        rows
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() { f64::NAN } else { sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] }
+    if sorted.is_empty() {
+        f64::NAN
+    } else {
+        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    }
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -77,7 +99,11 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 fn build_augur() -> anyhow::Result<std::path::PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo).args(["build", "--release", "--quiet", "--bin", "augur"]).current_dir(repo_root()).status()?.success();
+    let ok = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bin", "augur"])
+        .current_dir(repo_root())
+        .status()?
+        .success();
     if !ok {
         bail!("cargo build --release --bin augur failed");
     }
@@ -114,14 +140,28 @@ pub(crate) fn run_kafka(args: Args) -> anyhow::Result<()> {
 
 fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
     let bin = build_augur()?;
-    let what = if kafka { "Kafka path (capture → Kafka → enrich → Kafka → sink, one augur run process, Tansu broker)" } else { "embedded pipeline (augur run)" };
-    println!("augur {what} benchmark ({} cores, load average {})", std::thread::available_parallelism().map_or(1, |n| n.get()), load_average());
+    let what = if kafka {
+        "Kafka path (capture → Kafka → enrich → Kafka → sink, one augur run process, Tansu broker)"
+    } else {
+        "embedded pipeline (augur run)"
+    };
+    println!(
+        "augur {what} benchmark ({} cores, load average {})",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average()
+    );
     let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
-    cluster.psql("postgres", "CREATE DATABASE cars").map_err(|e| anyhow::anyhow!("{e}"))?;
+    cluster
+        .psql("postgres", "CREATE DATABASE cars")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let sql = |q: &str| cluster.psql("cars", q).map_err(|e| anyhow::anyhow!("{e}"));
     sql(CAR_DATA)?;
     sql(PREDICTED)?;
-    let broker = if kafka { Some(augur_testkit::Tansu::start()) } else { None };
+    let broker = if kafka {
+        Some(augur_testkit::Tansu::start())
+    } else {
+        None
+    };
     let dir = std::env::temp_dir().join(format!("augur-bench-pipeline-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut cmd = Command::new(&bin);
@@ -137,7 +177,10 @@ fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let run = Run(cmd.spawn().context("starting augur run")?);
     let rows = listings();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     let url = cluster.url("cars");
     let result = rt.block_on(async {
         // A listener for commits of predicted rows.
@@ -226,11 +269,24 @@ fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
     });
     let (ready, achieved, ms, inserted, through) = result?;
     let rss = peak_rss_mb(run.0.id());
-    println!("\nready (first row predicted) {:.2} s after start", ready.as_secs_f64());
-    println!("\n1. insert → predicted row committed, {} rows at {} rows/s (achieved {achieved:.0}/s)", ms.len(), args.rate);
+    println!(
+        "\nready (first row predicted) {:.2} s after start",
+        ready.as_secs_f64()
+    );
+    println!(
+        "\n1. insert → predicted row committed, {} rows at {} rows/s (achieved {achieved:.0}/s)",
+        ms.len(),
+        args.rate
+    );
     println!("| p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---|---|---|");
-    println!("| {:.2} | {:.2} | {:.2} | {:.2} |", percentile(&ms, 0.5), percentile(&ms, 0.9), percentile(&ms, 0.99), ms.last().copied().unwrap_or(f64::NAN));
+    println!(
+        "| {:.2} | {:.2} | {:.2} | {:.2} |",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.9),
+        percentile(&ms, 0.99),
+        ms.last().copied().unwrap_or(f64::NAN)
+    );
     println!(
         "\n2. {} rows in 100 transactions: inserted in {inserted:.2} s; last row predicted after {through:.2} s → {:.0} rows/s sustained",
         args.rows,
@@ -240,7 +296,9 @@ fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
     if kafka {
         println!("targets (Kafka path): p99 < 100 ms at 1,000 rows/s; ≥ 10,000 rows/s sustained");
     } else {
-        println!("targets: p50 < 20 ms and p99 < 50 ms at 1,000 rows/s; ≥ 20,000 rows/s sustained; RSS < 60 MB");
+        println!(
+            "targets: p50 < 20 ms and p99 < 50 ms at 1,000 rows/s; ≥ 20,000 rows/s sustained; RSS < 60 MB"
+        );
     }
     drop(run);
     if kafka {
@@ -259,7 +317,15 @@ fn sink_vs_copy(cluster: &PgCluster, rows: &[String]) -> anyhow::Result<()> {
     cluster
         .psql("cars", "CREATE TABLE up (id integer PRIMARY KEY, model text, year integer, price integer, mileage integer, mpg double precision); CREATE TABLE cp (LIKE up INCLUDING ALL)")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let parsed: Vec<Vec<String>> = rows.iter().map(|r| r.trim_matches(|c| c == '(' || c == ')').split(", ").map(|s| s.trim_matches('\'').to_string()).collect()).collect();
+    let parsed: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.trim_matches(|c| c == '(' || c == ')')
+                .split(", ")
+                .map(|s| s.trim_matches('\'').to_string())
+                .collect()
+        })
+        .collect();
     let opt = |t| Schema::new(t).optional(true);
     let shape = Arc::new(RowShape {
         fields: vec![
@@ -289,32 +355,47 @@ fn sink_vs_copy(cluster: &PgCluster, rows: &[String]) -> anyhow::Result<()> {
             }
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let connect = augur_postgres::conn::PgConnect::from_url(&cluster.url("cars")).map_err(|e| anyhow::anyhow!(e.full_message()))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let connect = augur_postgres::conn::PgConnect::from_url(&cluster.url("cars"))
+        .map_err(|e| anyhow::anyhow!(e.full_message()))?;
     let (upsert_insert, upsert_update, copy) = rt.block_on(async {
         let mut cfg = SinkConfig::new(connect.clone());
         cfg.insert_mode = InsertMode::Upsert;
         cfg.pk_mode = PkMode::RecordValue;
         cfg.pk_fields = vec!["id".into()];
-        let mut sink = PgSink::connect(cfg).await.map_err(|e| anyhow::anyhow!(e.full_message()))?;
+        let mut sink = PgSink::connect(cfg)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.full_message()))?;
         let mut times = [0.0f64; 2];
         for slot in &mut times {
             let t = Instant::now();
             for chunk in writes.chunks(3000) {
-                sink.write(chunk).await.map_err(|e| anyhow::anyhow!(e.full_message()))?;
+                sink.write(chunk)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e.full_message()))?;
             }
             *slot = t.elapsed().as_secs_f64();
         }
         let (a, b) = (times[0], times[1]);
         // COPY of the same rows, text format, into an empty table.
-        let client = connect.connect_sql().await.map_err(|e| anyhow::anyhow!(e.full_message()))?;
+        let client = connect
+            .connect_sql()
+            .await
+            .map_err(|e| anyhow::anyhow!(e.full_message()))?;
         let mut data = String::with_capacity(n * 48);
         for i in 0..n {
             let r = &parsed[i % parsed.len()];
-            data.push_str(&format!("{i}\t{}\t{}\t{}\t{}\t{}\n", r[0], r[1], r[2], r[4], r[7]));
+            data.push_str(&format!(
+                "{i}\t{}\t{}\t{}\t{}\t{}\n",
+                r[0], r[1], r[2], r[4], r[7]
+            ));
         }
         let t = Instant::now();
-        let sinkc = client.copy_in::<_, bytes_shim::Bytes>("COPY cp FROM STDIN").await?;
+        let sinkc = client
+            .copy_in::<_, bytes_shim::Bytes>("COPY cp FROM STDIN")
+            .await?;
         futures_util::pin_mut!(sinkc);
         use futures_util::SinkExt;
         sinkc.send(bytes_shim::Bytes::from(data)).await?;
@@ -322,12 +403,25 @@ fn sink_vs_copy(cluster: &PgCluster, rows: &[String]) -> anyhow::Result<()> {
         Ok::<_, anyhow::Error>((a, b, t.elapsed().as_secs_f64()))
     })?;
     let rate = |s: f64| n as f64 / s;
-    println!("\n4. sink batched upserts (3,000 rows per transaction) vs COPY, {n} rows, same table shape");
+    println!(
+        "\n4. sink batched upserts (3,000 rows per transaction) vs COPY, {n} rows, same table shape"
+    );
     println!("| writer | seconds | rows/s | vs COPY |");
     println!("|---|---|---|---|");
-    println!("| PostgreSQL COPY (text, one statement) | {copy:.2} | {:.0} | 1.00 |", rate(copy));
-    println!("| augur sink upsert, new keys | {upsert_insert:.2} | {:.0} | {:.2} |", rate(upsert_insert), copy / upsert_insert);
-    println!("| augur sink upsert, existing keys | {upsert_update:.2} | {:.0} | {:.2} |", rate(upsert_update), copy / upsert_update);
+    println!(
+        "| PostgreSQL COPY (text, one statement) | {copy:.2} | {:.0} | 1.00 |",
+        rate(copy)
+    );
+    println!(
+        "| augur sink upsert, new keys | {upsert_insert:.2} | {:.0} | {:.2} |",
+        rate(upsert_insert),
+        copy / upsert_insert
+    );
+    println!(
+        "| augur sink upsert, existing keys | {upsert_update:.2} | {:.0} | {:.2} |",
+        rate(upsert_update),
+        copy / upsert_update
+    );
     Ok(())
 }
 
@@ -336,5 +430,10 @@ mod bytes_shim {
 }
 
 fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split_whitespace().next().unwrap_or("?").to_string()
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or("?")
+        .to_string()
 }

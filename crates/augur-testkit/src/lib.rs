@@ -8,6 +8,7 @@
 //!   to the test.
 //! - [`kafka`]: read a topic from the beginning without a consumer group.
 
+pub mod cars;
 pub mod kafka;
 
 use std::net::TcpStream;

@@ -424,17 +424,33 @@ fn an_interrupted_snapshot_is_redone_and_a_vanished_slot_is_never_skipped() {
 fn schemas_disabled_writes_payloads_only() {
     let pg = TestPg::start();
     let db = pg.database();
-    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(6,2))");
-    let p = props(&db, &[("converter.schemas.enable", "false"), ("snapshot.mode", "no_data")]);
+    pg.sql(
+        &db,
+        "CREATE TABLE t (id int PRIMARY KEY, v text, n numeric(6,2))",
+    );
+    let p = props(
+        &db,
+        &[
+            ("converter.schemas.enable", "false"),
+            ("snapshot.mode", "no_data"),
+        ],
+    );
     let mut cap = Capture::start(&p, &["--stdout"]);
     cap.wait_stderr("streaming changes", T);
     pg.sql(&db, "INSERT INTO t VALUES (1, 'a', 12.34); DELETE FROM t");
     let lines = cap.wait_lines(3, T);
-    assert_eq!(lines[0]["key"], serde_json::json!({"id": 1}), "the key is the bare payload");
+    assert_eq!(
+        lines[0]["key"],
+        serde_json::json!({"id": 1}),
+        "the key is the bare payload"
+    );
     let v = &lines[0]["value"];
     assert!(v.get("schema").is_none());
     assert_eq!(v["op"], "c");
-    assert_eq!(v["after"], serde_json::json!({"id": 1, "v": "a", "n": "BNI="}));
+    assert_eq!(
+        v["after"],
+        serde_json::json!({"id": 1, "v": "a", "n": "BNI="})
+    );
     assert_eq!(v["source"]["table"], "t");
     assert_eq!(lines[1]["value"]["op"], "d");
     assert!(lines[2]["value"].is_null(), "tombstone");

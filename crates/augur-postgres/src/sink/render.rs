@@ -217,21 +217,8 @@ pub fn decimal_text(bytes: &[u8], scale: i32) -> String {
     if neg { format!("-{s}") } else { s }
 }
 
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 fn date_text(days: i64) -> String {
-    let (y, m, d) = civil(days);
+    let (y, m, d) = crate::source::text::civil_from_days(days);
     if y <= 0 {
         format!("{:04}-{m:02}-{d:02} BC", 1 - y)
     } else {
