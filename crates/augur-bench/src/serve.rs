@@ -327,7 +327,7 @@ fn oha(oha: &Path, addr: SocketAddr, c: usize, seconds: u64) -> anyhow::Result<L
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("oha's JSON")?;
     let f = |p: &[&str]| {
         p.iter()
-            .fold(Some(&v), |v, k| v.and_then(|v| v.get(*k)))
+            .try_fold(&v, |v, k| v.get(*k))
             .and_then(serde_json::Value::as_f64)
             .unwrap_or(f64::NAN)
     };
