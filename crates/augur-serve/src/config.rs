@@ -3,6 +3,8 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
+use augur_core::secret::Secret;
+
 use crate::error::{ServeError, ServeErrorKind};
 
 /// The default port, as BentoML serves on.
@@ -43,7 +45,7 @@ pub struct ServeConfig {
     pub watch_interval: Option<Duration>,
     /// When set, admin endpoints require `Authorization: Bearer <token>`; when not, they
     /// answer only clients connecting from a loopback address.
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
 }
 
 impl Default for ServeConfig {
@@ -86,7 +88,7 @@ impl ServeConfig {
         {
             return bad("the store watch interval must be at least 10 ms");
         }
-        if self.admin_token.as_deref() == Some("") {
+        if self.admin_token.as_ref().is_some_and(Secret::is_empty) {
             return bad("the admin token must not be empty");
         }
         Ok(())

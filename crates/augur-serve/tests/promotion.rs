@@ -151,7 +151,7 @@ fn the_store_watcher_promotes_new_versions() {
 fn admin_needs_the_token_when_one_is_set() {
     let (store, dir) = store_with_v1("token");
     let cfg = ServeConfig {
-        admin_token: Some("s3cret".into()),
+        admin_token: Some(augur_core::secret::Secret::new("s3cret")),
         ..config()
     };
     let s = TestServer::start(

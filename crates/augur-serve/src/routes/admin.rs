@@ -23,6 +23,7 @@ use crate::promote::promote_tag;
 fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
     match &state.config.admin_token {
         Some(token) => {
+            let token = token.expose();
             let given = headers
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())

@@ -105,7 +105,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         watch_interval: args
             .watch
             .then(|| Duration::from_millis(args.watch_interval_ms)),
-        admin_token: args.admin_token.clone(),
+        admin_token: args
+            .admin_token
+            .clone()
+            .map(augur_core::secret::Secret::new),
     };
     let source = match source(&args) {
         Ok(s) => s,
