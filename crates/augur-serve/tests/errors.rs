@@ -343,14 +343,14 @@ fn over_the_latency_budget_is_503() {
 fn a_full_queue_is_503_at_once() {
     let cfg = ServeConfig {
         max_queue: 1,
-        max_body_bytes: 16 << 20,
+        max_body_bytes: 64 << 20,
         max_latency: Duration::from_secs(60),
         ..config()
     };
     let s = TestServer::start(cfg, ModelSource::Loaded(shipped()));
     let addr = s.addr;
     // A long request occupies the inference thread...
-    let long = serde_json::to_string(&rows(10_000)).unwrap();
+    let long = serde_json::to_string(&rows(LONG)).unwrap();
     let busy = std::thread::spawn(move || post(addr, "/predict", &long));
     let deadline = Instant::now() + Duration::from_secs(30);
     while s.metric("augur_service_queue_wait_seconds_count") < 1.0 {

@@ -19,7 +19,7 @@ fn wait_scoring(s: &TestServer, batches: f64) {
 #[test]
 fn in_flight_requests_finish_then_run_returns_ok() {
     let cfg = ServeConfig {
-        max_body_bytes: 16 << 20,
+        max_body_bytes: 64 << 20,
         max_latency: Duration::from_secs(60),
         ..config()
     };
@@ -30,7 +30,7 @@ fn in_flight_requests_finish_then_run_returns_ok() {
     assert_eq!(idle.request("GET", "/livez", &[], b"").status, 200);
     assert_eq!(post(addr, "/predict", CAR).status, 200);
 
-    let body = serde_json::to_string(&rows(10_000)).unwrap();
+    let body = serde_json::to_string(&rows(LONG)).unwrap();
     let long = std::thread::spawn(move || post(addr, "/predict", &body));
     wait_scoring(&s, 2.0);
     let asked = Instant::now();
@@ -45,7 +45,7 @@ fn in_flight_requests_finish_then_run_returns_ok() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         serde_json::from_slice::<Vec<f64>>(&r.body).unwrap().len(),
-        10_000
+        LONG
     );
     assert!(idle.is_closed(), "the idle connection was not closed");
     s.join().expect("run returns Ok after draining");
@@ -72,14 +72,14 @@ fn an_idle_server_stops_at_once() {
 #[test]
 fn past_the_deadline_run_fails() {
     let cfg = ServeConfig {
-        max_body_bytes: 16 << 20,
+        max_body_bytes: 64 << 20,
         max_latency: Duration::from_secs(60),
         shutdown_timeout: Duration::from_millis(1),
         ..config()
     };
     let s = TestServer::start(cfg, ModelSource::Loaded(shipped()));
     let addr = s.addr;
-    let body = serde_json::to_string(&rows(10_000)).unwrap();
+    let body = serde_json::to_string(&rows(LONG)).unwrap();
     let long = std::thread::spawn(move || post_may_fail(addr, &body));
     wait_scoring(&s, 1.0);
     let err = s.stop().expect_err("the deadline passed");

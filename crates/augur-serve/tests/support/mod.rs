@@ -342,6 +342,14 @@ pub fn rows(n: usize) -> Vec<Value> {
         .collect()
 }
 
+/// Rows in a request that keeps the inference thread busy for a good fraction of a second:
+/// 10,000 in a debug build, 200,000 in an optimized one.
+pub const LONG: usize = if cfg!(debug_assertions) {
+    10_000
+} else {
+    200_000
+};
+
 /// Removes a directory tree, ignoring errors.
 pub fn cleanup(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
