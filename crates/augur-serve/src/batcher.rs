@@ -25,9 +25,11 @@
 //! # Bounds
 //!
 //! The queue holds at most `max_queue` requests; a request that finds it full gets `503` at
-//! once (backpressure instead of unbounded memory). A request not answered within
-//! `max_latency` of being queued gets `503` too, as BentoML does when `max_latency_ms` is
-//! exceeded; the thread skips it if it has not started it yet.
+//! once (backpressure instead of unbounded memory). A request whose answer would come later
+//! than `max_latency` after it was queued gets `503` too, as BentoML does when
+//! `max_latency_ms` is exceeded. The thread checks when the batch starts (a request that has
+//! already waited too long is not scored at all) and when it ends (one scored too late is
+//! answered `503`), so no per-request timer is armed on the async runtime.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -225,10 +227,12 @@ impl Batcher {
                 ),
             )
         };
-        match tokio::time::timeout(self.settings.max_latency, answer).await {
-            Ok(Ok(Ok(results))) => Ok(results),
-            Ok(Ok(Err(Reject::LatencyBudget))) | Err(_) => Err(budget_exceeded()),
-            Ok(Ok(Err(Reject::Panicked))) | Ok(Err(_)) => Err(ApiError::new(
+        // The inference thread enforces the budget (when the batch starts and when it ends),
+        // so no per-request timer is needed here; timers cost a wake-up of their own.
+        match answer.await {
+            Ok(Ok(results)) => Ok(results),
+            Ok(Err(Reject::LatencyBudget)) => Err(budget_exceeded()),
+            Ok(Err(Reject::Panicked)) | Err(_) => Err(ApiError::new(
                 ApiErrorKind::Internal,
                 "the model failed on this batch; see the server log",
             )),
@@ -420,10 +424,17 @@ impl Worker {
             .observe(took.as_secs_f64());
         match results {
             Ok(results) => {
+                let done = Instant::now();
                 let mut results = results.into_iter();
                 for job in group {
                     let mine: RowResults = results.by_ref().take(job.rows.len()).collect();
-                    let _ = job.reply.send(Ok(mine));
+                    let late =
+                        done.saturating_duration_since(job.queued) > self.settings.max_latency;
+                    let _ = job.reply.send(if late {
+                        Err(Reject::LatencyBudget)
+                    } else {
+                        Ok(mine)
+                    });
                 }
             }
             Err(_) => {
