@@ -95,25 +95,9 @@ impl From<ConnectError> for augur_core::Error {
             out = out.with_hint(h);
         }
         if let Some(s) = e.source {
-            out = out.with_source(BoxedSource(s));
+            out = out.with_boxed_source(s);
         }
         out
-    }
-}
-
-/// Carries a boxed cause into [`augur_core::Error`], which wants a concrete error type.
-#[derive(Debug)]
-struct BoxedSource(Box<dyn std::error::Error + Send + Sync + 'static>);
-
-impl std::fmt::Display for BoxedSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl std::error::Error for BoxedSource {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
     }
 }
 

@@ -10,7 +10,7 @@ use augur_testkit::{Tansu, TestDb, TestPg};
 use serde_json::{Value, json};
 
 use crate::support::pipeline::{count, wait_count};
-use crate::support::{TestWorker, capture_logs, logs, wait_for};
+use crate::support::{ConnectResp, TestWorker, capture_logs, logs, wait_for};
 
 const CAPTURE: &str = "io.debezium.connector.postgresql.PostgresConnector";
 const CONFLUENT_SINK: &str = "io.confluent.connect.jdbc.JdbcSinkConnector";

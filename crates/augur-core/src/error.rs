@@ -112,6 +112,15 @@ impl Error {
         self
     }
 
+    /// Adds an already boxed cause (as other error types keep theirs).
+    pub fn with_boxed_source(
+        mut self,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    ) -> Self {
+        self.source = Some(source);
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ErrorKind {
         self.kind

@@ -29,21 +29,8 @@ fn run_args(db: &TestDb, port: u16, extra: &[&str]) -> Vec<String> {
 }
 
 fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
+    let r = augur_testkit::http::get(([127, 0, 0, 1], port).into(), path);
+    (r.status, r.text())
 }
 
 fn start(db: &TestDb, extra: &[&str]) -> (Proc, u16) {

@@ -2,8 +2,8 @@
 //! `/predict`, and on SIGTERM finishes the in-flight request and exits 0. An unknown model
 //! fails at start with a fix.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -27,24 +27,9 @@ fn empty_store() -> std::path::PathBuf {
 
 /// One HTTP/1.1 request on a fresh connection: `(status, x-augur-model, body)`.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let status = head[9..12].parse().unwrap();
-    let model = head
-        .lines()
-        .find_map(|l| l.strip_prefix("x-augur-model: "))
-        .unwrap_or_default()
-        .to_string();
-    (status, model, body.to_string())
+    let r = augur_testkit::http::request(addr, method, path, body.as_bytes());
+    let model = r.header("x-augur-model").unwrap_or_default().to_string();
+    (r.status, model, r.text())
 }
 
 /// Starts `augur serve` on a free port; returns the child and its address once it listens.

@@ -6,8 +6,8 @@
 
 pub mod pipeline;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -152,39 +152,16 @@ impl Drop for TestWorker {
     }
 }
 
-/// An HTTP response.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    /// The status code.
-    pub status: u16,
-    /// Header names (lowercase) and values.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+pub use augur_testkit::http::{Resp, request};
+
+/// What Kafka Connect's error bodies look like.
+pub trait ConnectResp {
+    /// Asserts a Kafka Connect error body with `status`; returns its message.
+    fn error(&self, status: u16) -> String;
 }
 
-impl Resp {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    /// Asserts a Kafka Connect error body with `status`; returns its message.
-    pub fn error(&self, status: u16) -> String {
+impl ConnectResp for Resp {
+    fn error(&self, status: u16) -> String {
         assert_eq!(self.status, status, "unexpected status: {}", self.text());
         let v = self.json();
         assert_eq!(v["error_code"], status, "error_code: {v}");
@@ -194,61 +171,6 @@ impl Resp {
             "only error_code and message: {v}"
         );
         v["message"].as_str().expect("message").to_string()
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`).
-pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut writer = s.try_clone().unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\naccept: application/json\r\n"
-    );
-    if !body.is_empty() || method == "POST" || method == "PUT" {
-        req.push_str(&format!(
-            "content-type: application/json\r\ncontent-length: {}\r\n",
-            body.len()
-        ));
-    }
-    req.push_str("\r\n");
-    let mut bytes = req.into_bytes();
-    bytes.extend_from_slice(body);
-    writer.write_all(&bytes).expect("send request");
-    let mut reader = BufReader::new(s);
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("status line");
-    assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
-    let status: u16 = line[9..12].parse().unwrap();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).expect("header");
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':').expect("header line");
-        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-    }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse::<usize>().unwrap());
-    let mut body = Vec::new();
-    match len {
-        Some(n) => {
-            body.resize(n, 0);
-            reader.read_exact(&mut body).expect("body");
-        }
-        None => {
-            reader.read_to_end(&mut body).expect("body");
-        }
-    }
-    Resp {
-        status,
-        headers,
-        body,
     }
 }
 

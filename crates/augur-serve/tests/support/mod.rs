@@ -3,8 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -141,159 +140,18 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// An HTTP response.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    /// The status code.
-    pub status: u16,
-    /// Header names (lowercase) and values.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+pub use augur_testkit::http::{Conn, Resp, get, post, request};
+
+/// What the model server adds to a response.
+pub trait ServeResp {
+    /// The model version header.
+    fn model(&self) -> &str;
 }
 
-impl Resp {
-    /// A header's value.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as text.
-    pub fn text(&self) -> String {
-        String::from_utf8(self.body.clone()).unwrap()
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    /// The model version header.
-    pub fn model(&self) -> &str {
+impl ServeResp for Resp {
+    fn model(&self) -> &str {
         self.header("x-augur-model").expect("x-augur-model header")
     }
-}
-
-/// A keep-alive HTTP/1.1 connection.
-pub struct Conn {
-    /// Buffered reader over the socket.
-    reader: BufReader<TcpStream>,
-    /// The socket for writing.
-    writer: TcpStream,
-}
-
-impl Conn {
-    /// Connects.
-    pub fn open(addr: SocketAddr) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        Conn {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-        }
-    }
-
-    /// Sends one request (`body` with a Content-Length) and reads the response.
-    pub fn request(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Resp {
-        let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        if !body.is_empty() || method == "POST" {
-            req.push_str(&format!(
-                "content-type: application/json\r\ncontent-length: {}\r\n",
-                body.len()
-            ));
-        }
-        req.push_str("\r\n");
-        let mut bytes = req.into_bytes();
-        bytes.extend_from_slice(body);
-        self.writer.write_all(&bytes).expect("send request");
-        self.read_response()
-    }
-
-    /// Sends raw bytes as they are.
-    pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("send");
-    }
-
-    /// Reads one response.
-    pub fn read_response(&mut self) -> Resp {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
-        let status: u16 = line[9..12].parse().unwrap();
-        let mut headers = Vec::new();
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (k, v) = l.split_once(':').expect("header line");
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-        let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let mut body = Vec::new();
-        if let Some(len) = find("content-length") {
-            body.resize(len.parse().unwrap(), 0);
-            self.reader.read_exact(&mut body).expect("body");
-        } else if find("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
-            loop {
-                line.clear();
-                self.reader.read_line(&mut line).unwrap();
-                let n = usize::from_str_radix(line.trim(), 16).unwrap();
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        }
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// Whether the server has closed the connection (reads EOF within a second).
-    pub fn is_closed(&mut self) -> bool {
-        self.reader
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_secs(1)))
-            .unwrap();
-        let mut buf = [0u8; 1];
-        matches!(self.reader.read(&mut buf), Ok(0))
-    }
-}
-
-/// One request on a fresh connection.
-pub fn request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Resp {
-    Conn::open(addr).request(method, path, &[], body)
-}
-
-/// `GET path`.
-pub fn get(addr: SocketAddr, path: &str) -> Resp {
-    request(addr, "GET", path, b"")
-}
-
-/// `POST path` with a body.
-pub fn post(addr: SocketAddr, path: &str, body: &str) -> Resp {
-    request(addr, "POST", path, body.as_bytes())
 }
 
 /// A fresh temporary directory.
