@@ -82,10 +82,10 @@ impl Augur {
                     Ok(_) => {
                         let now = Instant::now();
                         l2.fetch_add(1, Ordering::Relaxed);
-                        if let Some(id) = after_id(&line) {
-                            if id >= LATENCY_ID_BASE {
-                                a2.lock().unwrap().push((id, now));
-                            }
+                        if let Some(id) = after_id(&line)
+                            && id >= LATENCY_ID_BASE
+                        {
+                            a2.lock().unwrap().push((id, now));
                         }
                     }
                 }

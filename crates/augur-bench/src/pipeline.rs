@@ -190,11 +190,10 @@ fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut stream = futures_util::stream::poll_fn(move |cx| conn.poll_message(cx));
             while let Some(Ok(msg)) = stream.next().await {
-                if let tokio_postgres::AsyncMessage::Notification(n) = msg {
-                    if let Ok(id) = n.payload().parse::<i32>() {
+                if let tokio_postgres::AsyncMessage::Notification(n) = msg
+                    && let Ok(id) = n.payload().parse::<i32>() {
                         a2.lock().unwrap().entry(id).or_insert_with(Instant::now);
                     }
-                }
             }
         });
         listener.batch_execute("LISTEN predicted").await?;

@@ -258,12 +258,12 @@ impl Encoder {
         let prefix = &self.cfg.topic_prefix;
         let key_schema = table.key_schema(format!("{prefix}.{}.{}.Key", table.schema, table.table));
         let mut key_prefix = Vec::new();
-        if self.cfg.key_converter.schemas_enable {
-            if let Some(ks) = &key_schema {
-                key_prefix.extend_from_slice(b"{\"schema\":");
-                json::write_schema(&mut key_prefix, ks);
-                key_prefix.extend_from_slice(b",\"payload\":");
-            }
+        if self.cfg.key_converter.schemas_enable
+            && let Some(ks) = &key_schema
+        {
+            key_prefix.extend_from_slice(b"{\"schema\":");
+            json::write_schema(&mut key_prefix, ks);
+            key_prefix.extend_from_slice(b",\"payload\":");
         }
         let mut value_prefix = Vec::new();
         if self.cfg.value_converter.schemas_enable {
@@ -273,12 +273,12 @@ impl Encoder {
         }
         let row = row_schema(prefix, table);
         let mut flat_prefix = Vec::new();
-        if let Some(u) = &self.cfg.unwrap {
-            if self.cfg.value_converter.schemas_enable {
-                flat_prefix.extend_from_slice(b"{\"schema\":");
-                json::write_schema(&mut flat_prefix, &u.value_schema(&row));
-                flat_prefix.extend_from_slice(b",\"payload\":");
-            }
+        if let Some(u) = &self.cfg.unwrap
+            && self.cfg.value_converter.schemas_enable
+        {
+            flat_prefix.extend_from_slice(b"{\"schema\":");
+            json::write_schema(&mut flat_prefix, &u.value_schema(&row));
+            flat_prefix.extend_from_slice(b",\"payload\":");
         }
         let mut source_head = Vec::new();
         source_head.extend_from_slice(b"{\"version\":");

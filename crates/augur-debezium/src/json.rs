@@ -409,10 +409,10 @@ pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
         }
         _ => {}
     }
-    if let Some(d) = obj.get("default") {
-        if !d.is_null() {
-            schema.default = Some(parse_value(&schema, d)?);
-        }
+    if let Some(d) = obj.get("default")
+        && !d.is_null()
+    {
+        schema.default = Some(parse_value(&schema, d)?);
     }
     Ok(schema)
 }

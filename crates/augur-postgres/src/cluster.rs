@@ -166,20 +166,20 @@ impl PgCluster {
         let deadline = Instant::now() + timeout;
         let pid_file = self.data.join("postmaster.pid");
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let log = fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
-                    return Err(step_err(
-                        "starting postgres",
-                        format!("server exited with {status}: {}", log.trim()),
-                    ));
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = fs::read_to_string(self.root.join("server.log")).unwrap_or_default();
+                return Err(step_err(
+                    "starting postgres",
+                    format!("server exited with {status}: {}", log.trim()),
+                ));
             }
             // Line 8 of postmaster.pid is the server status; "ready" means it accepts connections.
-            if let Ok(text) = fs::read_to_string(&pid_file) {
-                if text.lines().nth(7).map(str::trim) == Some("ready") {
-                    return Ok(());
-                }
+            if let Ok(text) = fs::read_to_string(&pid_file)
+                && text.lines().nth(7).map(str::trim) == Some("ready")
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(step_err("starting postgres", "server not ready after 30 s"));
@@ -352,13 +352,12 @@ fn drop_privileges_and_tie_to_parent(cmd: &mut Command, run_as: Option<(u32, u32
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if let Some((uid, gid)) = run_as {
-                if libc::setgroups(0, std::ptr::null()) != 0
+            if let Some((uid, gid)) = run_as
+                && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    return Err(io::Error::last_os_error());
-                }
+                    || libc::setuid(uid) != 0)
+            {
+                return Err(io::Error::last_os_error());
             }
             // Its own process group: a Ctrl-C at the terminal reaches augur, which then stops
             // the server in order, instead of reaching the server directly.

@@ -21,12 +21,11 @@ pub fn load(tag: &str, store: Option<&Path>) -> Result<Arc<Model>, Error> {
                 .with_hint("train one with augur train, or list them with augur models list")
         });
     }
-    if let Some(dir) = ModelStore::default_location() {
-        if let Ok(s) = ModelStore::open(dir) {
-            if let Ok(m) = s.load(tag) {
-                return Ok(Arc::new(m));
-            }
-        }
+    if let Some(dir) = ModelStore::default_location()
+        && let Ok(s) = ModelStore::open(dir)
+        && let Ok(m) = s.load(tag)
+    {
+        return Ok(Arc::new(m));
     }
     let shipped = ModelStore::open(augur_model::shipped_models_dir()).map_err(model_err)?;
     shipped.load(tag).map(Arc::new).map_err(|e| {

@@ -56,11 +56,8 @@ impl Props {
         let mut out = Props::new();
         let mut logical = String::new();
         for raw in text.lines() {
-            let line = if logical.is_empty() {
-                raw.trim_start()
-            } else {
-                raw.trim_start()
-            };
+            // Leading whitespace goes both on a first line and on a continuation line.
+            let line = raw.trim_start();
             if logical.is_empty()
                 && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
             {

@@ -52,12 +52,12 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
     let deadline = Instant::now() + timeout;
     // Wait for the topic's partitions to be known.
     let partitions = loop {
-        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
-            if let Some(t) = md.topics().first() {
-                if t.error().is_none() && !t.partitions().is_empty() {
-                    break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
-                }
-            }
+        if let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(2))
+            && let Some(t) = md.topics().first()
+            && t.error().is_none()
+            && !t.partitions().is_empty()
+        {
+            break t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>();
         }
         if Instant::now() > deadline {
             return Vec::new();
@@ -72,30 +72,27 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::new();
     while out.len() < want && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| {
-                                (
-                                    h.key.to_string(),
-                                    h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.push(ReadRecord {
-                    partition: m.partition(),
-                    offset: m.offset(),
-                    key: m.key().map(<[u8]>::to_vec),
-                    value: m.payload().map(<[u8]>::to_vec),
-                    headers,
-                });
-            }
-            Some(Err(_)) | None => {}
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(ReadRecord {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+            });
         }
     }
     out.sort_by_key(|r| (r.partition, r.offset));

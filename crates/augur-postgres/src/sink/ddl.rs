@@ -78,12 +78,11 @@ pub fn column_type(schema: &Schema, flavor: Flavor) -> Result<String, Error> {
 fn column_def(f: &Field, flavor: Flavor, in_key: bool) -> Result<String, Error> {
     let ty = column_type(&f.schema, flavor)?;
     let mut def = format!("{} {ty}", quote_ident(&f.name));
-    if let Some(d) = &f.schema.default {
-        if !matches!(d, Value::Struct(_) | Value::Map(_) | Value::Array(_)) {
-            if let Ok(Some(text)) = render::render(&f.schema, d, &ty) {
-                def.push_str(&format!(" DEFAULT {}::{ty}", quote_literal(&text)));
-            }
-        }
+    if let Some(d) = &f.schema.default
+        && !matches!(d, Value::Struct(_) | Value::Map(_) | Value::Array(_))
+        && let Ok(Some(text)) = render::render(&f.schema, d, &ty)
+    {
+        def.push_str(&format!(" DEFAULT {}::{ty}", quote_literal(&text)));
     }
     if !f.schema.optional || in_key {
         def.push_str(" NOT NULL");

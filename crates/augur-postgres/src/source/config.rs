@@ -234,7 +234,7 @@ mod tests {
         assert!(f.includes("inventory", "x"));
         assert!(!f.includes("pg_catalog", "pg_class"));
         assert!(compile_list("(").is_err());
-        assert_eq!(SkippedOperations::parse("t,d").unwrap().delete, true);
+        assert!(SkippedOperations::parse("t,d").unwrap().delete);
         assert!(SkippedOperations::parse("x").is_err());
         assert_eq!(SnapshotMode::parse("never"), Some(SnapshotMode::NoData));
     }

@@ -107,28 +107,28 @@ pub fn update(
         None => None,
     };
     let schema = &table.schema;
-    if let Some(b) = &before {
-        if !schema.key.is_empty() {
-            let (old_key, new_key) = (key_of(schema, b), key_of(schema, &after));
-            if old_key != new_key {
-                out.push(ChangeEvent {
-                    table: schema.clone(),
-                    op: Op::Delete,
-                    before: Some(b.clone()),
-                    after: None,
-                    source,
-                    key_change: Some(KeyChange::NewKey(new_key)),
-                });
-                out.push(ChangeEvent {
-                    table: schema.clone(),
-                    op: Op::Create,
-                    before: None,
-                    after: Some(after),
-                    source,
-                    key_change: Some(KeyChange::OldKey(old_key)),
-                });
-                return Ok(());
-            }
+    if let Some(b) = &before
+        && !schema.key.is_empty()
+    {
+        let (old_key, new_key) = (key_of(schema, b), key_of(schema, &after));
+        if old_key != new_key {
+            out.push(ChangeEvent {
+                table: schema.clone(),
+                op: Op::Delete,
+                before: Some(b.clone()),
+                after: None,
+                source,
+                key_change: Some(KeyChange::NewKey(new_key)),
+            });
+            out.push(ChangeEvent {
+                table: schema.clone(),
+                op: Op::Create,
+                before: None,
+                after: Some(after),
+                source,
+                key_change: Some(KeyChange::OldKey(old_key)),
+            });
+            return Ok(());
         }
     }
     // Under REPLICA IDENTITY DEFAULT/INDEX an unchanged key sends no old tuple, so `before`

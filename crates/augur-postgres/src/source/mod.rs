@@ -614,13 +614,12 @@ impl PgSource {
                             if d.poisoned {
                                 break 'run Err(Halt::Failed(Error::new(ErrorKind::Destination, "a destination write failed; stopping so the changes are replayed")));
                             }
-                            if let Some(p) = d.position {
-                                if confirmed.is_none_or(|c| p > c) {
+                            if let Some(p) = d.position
+                                && confirmed.is_none_or(|c| p > c) {
                                     repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
                                     confirmed = Some(p);
                                     offset.lsn = Some(p);
                                 }
-                            }
                             let snap_done = snapshot_end_seq.is_some_and(|s| d.batches >= s);
                             if snap_done {
                                 snapshot_end_seq = None;
@@ -638,14 +637,12 @@ impl PgSource {
                             // Between transactions, with nothing pending, the server's sent
                             // position can be confirmed once everything before it is durable:
                             // this keeps the slot moving while captured tables are quiet.
-                            if tx.is_none() && !emitter.pending() {
-                                if let Some(k) = keepalive {
-                                    if emitter.registered.is_none_or(|r| k > r) && last_commit.is_none_or(|c| k >= c) {
+                            if tx.is_none() && !emitter.pending()
+                                && let Some(k) = keepalive
+                                    && emitter.registered.is_none_or(|r| k > r) && last_commit.is_none_or(|c| k >= c) {
                                         let hb = cfg.heartbeat_interval.map(|_| now_ms());
                                         if let Err(h) = emitter.send(Vec::new(), Some(k), hb).await { break 'run Err(h); }
                                     }
-                                }
-                            }
                             continue;
                         }
                         r = repl.recv() => match r {
@@ -714,25 +711,22 @@ impl PgSource {
                             }
                             Message::Type { id, .. } => resolver.invalidate(id),
                             Message::Insert { relation, new } => {
-                                if let Some(t) = known(&tables_by_oid, relation)? {
-                                    if !cfg.skipped.create {
+                                if let Some(t) = known(&tables_by_oid, relation)?
+                                    && !cfg.skipped.create {
                                         scratch.push(decode::insert(t, &new, source(&tx), opts)?);
                                     }
-                                }
                             }
                             Message::Update { relation, old, new } => {
-                                if let Some(t) = known(&tables_by_oid, relation)? {
-                                    if !cfg.skipped.update {
+                                if let Some(t) = known(&tables_by_oid, relation)?
+                                    && !cfg.skipped.update {
                                         decode::update(t, old.as_ref(), &new, source(&tx), opts, &mut scratch)?;
                                     }
-                                }
                             }
                             Message::Delete { relation, old } => {
-                                if let Some(t) = known(&tables_by_oid, relation)? {
-                                    if !cfg.skipped.delete {
+                                if let Some(t) = known(&tables_by_oid, relation)?
+                                    && !cfg.skipped.delete {
                                         scratch.push(decode::delete(t, &old, source(&tx), opts)?);
                                     }
-                                }
                             }
                             Message::Truncate { relations, .. } => {
                                 if !cfg.skipped.truncate {
@@ -782,17 +776,17 @@ impl PgSource {
                     .await
                     .unwrap_or(false);
                 let d = cx.acks.durable();
-                if let Some(p) = d.position {
-                    if !d.poisoned {
-                        repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
-                        offset.lsn = Some(p);
-                        let confirm_deadline =
-                            Instant::now() + cfg.status_interval + Duration::from_secs(2);
-                        while repl.metrics().last_applied_lsn().as_u64() < p.as_u64()
-                            && Instant::now() < confirm_deadline
-                        {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
+                if let Some(p) = d.position
+                    && !d.poisoned
+                {
+                    repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
+                    offset.lsn = Some(p);
+                    let confirm_deadline =
+                        Instant::now() + cfg.status_interval + Duration::from_secs(2);
+                    while repl.metrics().last_applied_lsn().as_u64() < p.as_u64()
+                        && Instant::now() < confirm_deadline
+                    {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
                     }
                 }
                 if snapshot_end_seq.is_some_and(|s| d.batches >= s) {

@@ -114,10 +114,10 @@ impl OffsetStore for FileOffsetStore {
             )
             .with_source(e)
         };
-        if let Some(dir) = self.path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
+        if let Some(dir) = self.path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
         let tmp = self.path.with_extension("tmp");
         let text = serde_json::to_string_pretty(&offset.to_map())

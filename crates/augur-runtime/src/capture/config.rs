@@ -243,19 +243,24 @@ impl CaptureConfig {
         };
         let mut warnings = Vec::new();
 
-        if let Some(class) = r.str("connector.class") {
-            if class != POSTGRES_CONNECTOR && class != "PostgresConnector" {
-                r.errors.push(err(
-                    "connector.class",
-                    class,
-                    &format!("augur's capture implements {POSTGRES_CONNECTOR}"),
-                ));
-            }
+        if let Some(class) = r.str("connector.class")
+            && class != POSTGRES_CONNECTOR
+            && class != "PostgresConnector"
+        {
+            r.errors.push(err(
+                "connector.class",
+                class,
+                &format!("augur's capture implements {POSTGRES_CONNECTOR}"),
+            ));
         }
-        if let Some(plugin) = r.str("plugin.name") {
-            if plugin != "pgoutput" {
-                r.errors.push(err("plugin.name", plugin, "Value must be one of pgoutput (augur decodes the built-in pgoutput plugin only)"));
-            }
+        if let Some(plugin) = r.str("plugin.name")
+            && plugin != "pgoutput"
+        {
+            r.errors.push(err(
+                "plugin.name",
+                plugin,
+                "Value must be one of pgoutput (augur decodes the built-in pgoutput plugin only)",
+            ));
         }
 
         let prefix = match (r.str("topic.prefix"), r.str("database.server.name")) {
@@ -422,14 +427,14 @@ impl CaptureConfig {
             replace_null_with_default: r.bool("value.converter.replace.null.with.default", true),
         };
         for key in ["key.converter", "value.converter"] {
-            if let Some(c) = r.str(key) {
-                if c != "org.apache.kafka.connect.json.JsonConverter" {
-                    r.errors.push(err(
-                        key,
-                        c,
-                        "augur writes org.apache.kafka.connect.json.JsonConverter output only",
-                    ));
-                }
+            if let Some(c) = r.str(key)
+                && c != "org.apache.kafka.connect.json.JsonConverter"
+            {
+                r.errors.push(err(
+                    key,
+                    c,
+                    "augur writes org.apache.kafka.connect.json.JsonConverter output only",
+                ));
             }
         }
         envelope.tombstones_on_delete = r.bool("tombstones.on.delete", true);

@@ -154,10 +154,10 @@ impl RunConfig {
             get("pipeline.max_queue_events").unwrap_or("8192"),
         );
         for (k, v) in &props.0 {
-            if let Some(rest) = k.strip_prefix("source.") {
-                if !matches!(rest, "url" | "tables" | "slot" | "publication" | "snapshot") {
-                    source.set(rest, v.clone());
-                }
+            if let Some(rest) = k.strip_prefix("source.")
+                && !matches!(rest, "url" | "tables" | "slot" | "publication" | "snapshot")
+            {
+                source.set(rest, v.clone());
             }
         }
         let capture = match CaptureConfig::from_props(&source) {

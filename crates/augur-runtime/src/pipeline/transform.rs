@@ -225,16 +225,16 @@ impl Transform {
                     });
                 }
                 (Op::Delete, _) => {
-                    if matches!(self.output, OutputMode::Table(_)) && !plan.key.is_empty() {
-                        if let Some(before) = &ev.before {
-                            let k: Vec<Value> =
-                                plan.key.iter().map(|&i| before[i].clone()).collect();
-                            out.writes.push(RowWrite {
-                                table: plan.target.clone(),
-                                shape: plan.delete_shape.clone(),
-                                op: WriteOp::Delete(k),
-                            });
-                        }
+                    if matches!(self.output, OutputMode::Table(_))
+                        && !plan.key.is_empty()
+                        && let Some(before) = &ev.before
+                    {
+                        let k: Vec<Value> = plan.key.iter().map(|&i| before[i].clone()).collect();
+                        out.writes.push(RowWrite {
+                            table: plan.target.clone(),
+                            shape: plan.delete_shape.clone(),
+                            op: WriteOp::Delete(k),
+                        });
                     }
                 }
                 _ => {}

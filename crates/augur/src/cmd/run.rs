@@ -46,10 +46,10 @@ pub(crate) fn load(args: &RunArgs) -> Result<(RunConfig, Vec<String>), ExitCode>
         },
         None => Props::new(),
     };
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        if props.get("source.url").is_none() {
-            props.set("source.url", url);
-        }
+    if let Ok(url) = std::env::var("DATABASE_URL")
+        && props.get("source.url").is_none()
+    {
+        props.set("source.url", url);
     }
     apply_env(&mut props, std::env::vars());
     if let Err(e) = props.apply_overrides(&args.set) {

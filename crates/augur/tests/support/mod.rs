@@ -252,10 +252,10 @@ fn redact_payload(p: &mut Value) {
         }
     }
     for row in ["before", "after"] {
-        if let Some(r) = p.get_mut(row) {
-            if r.get("id").is_some() {
-                r["id"] = Value::from(0);
-            }
+        if let Some(r) = p.get_mut(row)
+            && r.get("id").is_some()
+        {
+            r["id"] = Value::from(0);
         }
     }
     if p.get("id").is_some() && p.get("before").is_none() {
@@ -266,10 +266,10 @@ fn redact_payload(p: &mut Value) {
 /// The key with its row id redacted.
 pub fn redact_key(v: &Value) -> Value {
     let mut v = v.clone();
-    if let Some(p) = v.get_mut("payload") {
-        if p.get("id").is_some() {
-            p["id"] = Value::from(0);
-        }
+    if let Some(p) = v.get_mut("payload")
+        && p.get("id").is_some()
+    {
+        p["id"] = Value::from(0);
     }
     v
 }
