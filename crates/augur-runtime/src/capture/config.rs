@@ -135,7 +135,6 @@ const ACCEPTED_IGNORED: &[&str] = &[
     "snapshot.locking.mode",
     "snapshot.max.threads",
     "provide.transaction.metadata",
-    "database.sslmode",
     "errors.tolerance",
     "errors.log.enable",
     "errors.log.include.messages",
@@ -565,6 +564,14 @@ impl CaptureConfig {
             }
         }
 
+        // augur has no TLS to PostgreSQL yet: a mode that demands it must not connect in clear text.
+        r.parse(
+            "database.sslmode",
+            (),
+            |v| matches!(v, "disable" | "allow" | "prefer").then_some(()),
+            "augur does not speak TLS to PostgreSQL yet; use disable, allow or prefer (the connection is made without TLS)",
+        );
+
         let offsets_file = props
             .get("offset.storage.file.filename")
             .filter(|v| !v.is_empty())
@@ -662,6 +669,24 @@ mod tests {
                 .message
                 .starts_with("The 'snapshot.mode' value is invalid: Value must be one of")
         );
+    }
+
+    #[test]
+    fn a_tls_demanding_sslmode_is_refused_not_ignored() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let mut p = base();
+            p.set("database.sslmode", mode);
+            let e = CaptureConfig::from_props(&p).unwrap_err();
+            assert_eq!(e.0.len(), 1);
+            assert_eq!(e.0[0].key, "database.sslmode");
+            assert!(e.0[0].message.contains("TLS"), "{}", e.0[0].message);
+        }
+        for mode in ["disable", "allow", "prefer"] {
+            let mut p = base();
+            p.set("database.sslmode", mode);
+            let (_, w) = CaptureConfig::from_props(&p).unwrap();
+            assert!(w.is_empty(), "{w:?}");
+        }
     }
 
     #[test]
