@@ -53,7 +53,20 @@ impl PgConnect {
         let (auth, hostpart) = rest.rsplit_once('@').unwrap_or(("", rest));
         let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
         let (hostport, db) = hostpart.split_once('/').unwrap_or((hostpart, "postgres"));
-        let db = db.split('?').next().unwrap_or("postgres");
+        let (db, query) = db.split_once('?').unwrap_or((db, ""));
+        let tls_demanded = query.split('&').any(|kv| {
+            matches!(
+                kv,
+                "sslmode=require" | "sslmode=verify-ca" | "sslmode=verify-full"
+            )
+        });
+        if tls_demanded {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "augur does not speak TLS to PostgreSQL yet",
+            )
+            .with_hint("connect without TLS: drop sslmode or use sslmode=disable or prefer"));
+        }
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
             None => (hostport, 5432),
@@ -205,5 +218,13 @@ mod tests {
         );
         assert!(PgConnect::from_url("mysql://x").is_err());
         assert!(!format!("{c:?}").contains("p@ss"));
+    }
+
+    #[test]
+    fn a_url_that_demands_tls_is_refused() {
+        let e = PgConnect::from_url("postgres://u@h/cars?sslmode=require").unwrap_err();
+        assert!(e.to_string().contains("TLS"), "{e}");
+        let c = PgConnect::from_url("postgres://u@h/cars?sslmode=disable").unwrap();
+        assert_eq!(c.dbname, "cars");
     }
 }

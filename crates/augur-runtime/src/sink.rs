@@ -109,6 +109,16 @@ impl SinkConnectorConfig {
             .map(str::to_string)
             .or(param("password"))
             .unwrap_or_default();
+        // No TLS to PostgreSQL yet: a URL that demands it must not connect in clear text.
+        let tls_demanded = param("ssl").is_some_and(|v| v == "true")
+            || param("sslmode")
+                .is_some_and(|v| matches!(v.as_str(), "require" | "verify-ca" | "verify-full"));
+        if tls_demanded {
+            errors.push(err(
+                "connection.url",
+                "augur does not speak TLS to PostgreSQL yet; drop ssl=true or use sslmode=disable, allow or prefer",
+            ));
+        }
         let mut connect = PgConnect::new(&host, port, &user, &password, &db);
         let name = get("name").unwrap_or("jdbc-sink").to_string();
         connect.application_name = format!("augur:{name}");
@@ -356,4 +366,39 @@ pub async fn run(
     }
     tracing::info!(connector = %cfg.name, "sink connector stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(url: &str) -> Props {
+        let mut p = Props::new();
+        p.set(
+            "connector.class",
+            "io.confluent.connect.jdbc.JdbcSinkConnector",
+        );
+        p.set("connection.url", url);
+        p.set("topics", "car_data_predicted");
+        p
+    }
+
+    #[test]
+    fn a_url_that_demands_tls_is_refused_with_the_key() {
+        for url in [
+            "jdbc:postgresql://db:5432/cars?sslmode=require",
+            "jdbc:postgresql://db:5432/cars?ssl=true",
+        ] {
+            let e = SinkConnectorConfig::from_props(&props(url)).unwrap_err();
+            assert!(
+                e.0.iter()
+                    .any(|e| e.key == "connection.url" && e.message.contains("TLS")),
+                "{url}"
+            );
+        }
+        let ok = SinkConnectorConfig::from_props(&props(
+            "jdbc:postgresql://db:5432/cars?sslmode=prefer",
+        ));
+        assert!(ok.is_ok());
+    }
 }
