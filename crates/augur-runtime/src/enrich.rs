@@ -646,26 +646,10 @@ impl EnrichConfig {
         use crate::capture::config::{ConfigError, ConfigErrors};
         let mut errors = Vec::new();
         let get = |k: &str| props.get(k).filter(|v| !v.is_empty());
-        let topics: Vec<String> = match (get("topics"), get("topics.regex")) {
-            (Some(t), None) => t
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            (None, Some(r)) => vec![if r.starts_with('^') {
-                r.to_string()
-            } else {
-                format!("^{r}")
-            }],
-            _ => {
-                errors.push(ConfigError {
-                    key: "topics".into(),
-                    message: "Must configure one of topics or topics.regex".into(),
-                });
-                Vec::new()
-            }
-        };
+        let topics = props.subscription().unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
         let mut cfg = EnrichConfig::new(topics);
         if let Some(n) = get("name") {
             cfg.name = n.to_string();

@@ -11,6 +11,35 @@ use augur_core::{Error, ErrorKind};
 pub struct Props(pub BTreeMap<String, String>);
 
 impl Props {
+    /// A sink-style subscription, as Kafka Connect reads it: `topics` (comma-separated) or
+    /// `topics.regex` (anchored at the start), exactly one of them.
+    pub fn subscription(&self) -> Result<Vec<String>, crate::capture::config::ConfigError> {
+        use crate::capture::config::ConfigError;
+        let get = |k: &str| self.get(k).filter(|v| !v.is_empty());
+        match (get("topics"), get("topics.regex")) {
+            (Some(t), None) => Ok(t
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()),
+            (None, Some(r)) => Ok(vec![if r.starts_with('^') {
+                r.to_string()
+            } else {
+                format!("^{r}")
+            }]),
+            (Some(_), Some(_)) => Err(ConfigError {
+                key: "topics.regex".into(),
+                message: "topics and topics.regex are mutually exclusive options, but both are set"
+                    .into(),
+            }),
+            (None, None) => Err(ConfigError {
+                key: "topics".into(),
+                message: "Must configure one of topics or topics.regex".into(),
+            }),
+        }
+    }
+
     /// An empty map.
     pub fn new() -> Self {
         Props(BTreeMap::new())
@@ -217,6 +246,18 @@ fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut Props) -> Result<(), Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subscriptions_take_topics_or_a_regex_not_both() {
+        let mut p = Props::new();
+        assert_eq!(p.subscription().unwrap_err().key, "topics");
+        p.set("topics", "a, b,");
+        assert_eq!(p.subscription().unwrap(), ["a", "b"]);
+        p.set("topics.regex", "x.*");
+        assert_eq!(p.subscription().unwrap_err().key, "topics.regex");
+        p.set("topics", "");
+        assert_eq!(p.subscription().unwrap(), ["^x.*"]);
+    }
 
     #[test]
     fn properties_parse_like_java() {

@@ -222,33 +222,10 @@ impl SinkConnectorConfig {
         } else if deb {
             sink.batch_size = 500;
         }
-        let topics: Vec<String> = match (get("topics"), get("topics.regex")) {
-            (Some(t), None) => t
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            (None, Some(r)) => vec![if r.starts_with('^') {
-                r.to_string()
-            } else {
-                format!("^{r}")
-            }],
-            (Some(_), Some(_)) => {
-                errors.push(err(
-                    "topics.regex",
-                    "set either topics or topics.regex, not both",
-                ));
-                Vec::new()
-            }
-            (None, None) => {
-                errors.push(ConfigError {
-                    key: "topics".into(),
-                    message: "Must configure one of topics or topics.regex".into(),
-                });
-                Vec::new()
-            }
-        };
+        let topics = props.subscription().unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
         let tolerate_errors = match get("errors.tolerance").unwrap_or("none") {
             "none" => false,
             "all" => true,
