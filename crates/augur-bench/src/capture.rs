@@ -11,7 +11,7 @@
 //! It runs the real release binary (`cargo build --release --bin augur` first).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use augur_postgres::cluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
+
+use crate::common::{build_augur, load_average, percentile};
 
 /// Arguments of `augur-bench capture`.
 #[derive(Debug, clap::Args)]
@@ -43,10 +45,6 @@ fn insert_rows(from: u64, n: u64) -> String {
          g % 2 = 0, now(), md5(g::text)::uuid FROM generate_series({from}, {}) g",
         from + n - 1
     )
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// A running `augur capture` whose stdout lines are counted (and, for the latency test,
@@ -198,26 +196,9 @@ fn proc_cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// Runs the capture benchmark.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let root = repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "augur"])
-        .current_dir(&root)
-        .status()
-        .context("building augur")?;
-    if !status.success() {
-        bail!("cargo build --release --bin augur failed");
-    }
-    let bin = root.join("target/release/augur");
+    let bin = build_augur()?;
     println!(
         "augur capture benchmark ({} cores, load average {})",
         cores(),
@@ -427,13 +408,4 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_string()
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod capture;
+mod common;
 mod model;
 mod pipeline;
 mod serve;

@@ -21,6 +21,8 @@ use augur_model::data::{Table, prepare};
 use augur_model::train::{TrainConfig, train};
 use augur_model::{FeatureSpec, Model, PipelineSpec, TrainParams, Value};
 
+use crate::common::{load_average, repo_root};
+
 /// Arguments of `augur-bench model`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -42,10 +44,6 @@ pub(crate) struct Args {
 }
 
 /// The repository root (this crate lives in `crates/augur-bench`).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// Runs the model benchmark.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let root = repo_root();
@@ -515,12 +513,4 @@ fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-}
-
-/// The 1-minute load average, if known.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -10,7 +10,6 @@
 //! 4. (Kafka) the sink's batched upserts against PostgreSQL's own `COPY` into the same table.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use augur_postgres::cluster::PgCluster;
 use futures_util::StreamExt;
+
+use crate::common::{build_augur, load_average, percentile, repo_root};
 
 /// Arguments of `augur-bench pipeline` and `augur-bench kafka`.
 #[derive(Debug, clap::Args)]
@@ -41,10 +42,6 @@ const PREDICTED: &str = "CREATE TABLE car_data_predicted (id integer NOT NULL DE
     suggestedprice integer, PRIMARY KEY (id)); \
     CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('predicted', NEW.id::text); RETURN NEW; END $$; \
     CREATE TRIGGER bench_notify AFTER INSERT ON car_data_predicted FOR EACH ROW EXECUTE FUNCTION bench_notify();";
-
-fn repo_root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn listings() -> Vec<String> {
     let text =
@@ -79,14 +76,6 @@ fn listings() -> Vec<String> {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        f64::NAN
-    } else {
-        sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-    }
-}
-
 fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -95,19 +84,6 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-fn build_augur() -> anyhow::Result<std::path::PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let ok = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "augur"])
-        .current_dir(repo_root())
-        .status()?
-        .success();
-    if !ok {
-        bail!("cargo build --release --bin augur failed");
-    }
-    Ok(repo_root().join("target/release/augur"))
 }
 
 struct Run(Child);
@@ -426,13 +402,4 @@ fn sink_vs_copy(cluster: &PgCluster, rows: &[String]) -> anyhow::Result<()> {
 
 mod bytes_shim {
     pub(crate) use bytes::Bytes;
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_string()
 }

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::common::{build_augur, load_average, repo_root};
+
 /// Arguments of `augur-bench serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -49,21 +51,9 @@ pub(crate) struct Args {
 const CAR: &str = r#"{"model":" Fiesta","year":2017,"transmission":"Automatic","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#;
 
 /// The repository root.
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 /// A free loopback port (bound, then released).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// The 1-minute load average.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }
 
 /// One `POST /predict` on a fresh connection; the status, or `None` if it could not connect.
@@ -385,16 +375,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         return run_bare(port);
     }
     let root = repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "--bin", "augur"])
-        .current_dir(&root)
-        .status()
-        .context("building augur")?;
-    if !status.success() {
-        bail!("cargo build --release --bin augur failed");
-    }
-    let bin = root.join("target/release/augur");
+    let bin = build_augur()?;
     let oha_bin = find_oha(&args, &root)?;
     let oha_version = Command::new(&oha_bin)
         .arg("--version")

@@ -1,0 +1,43 @@
+//! What every benchmark shares: the repository root, the release build of `augur`, the load
+//! average printed beside each figure, and percentiles.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The repository root (the workspace folder).
+pub(crate) fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds `target/release/augur` (quietly; a no-op when fresh) and returns its path.
+pub(crate) fn build_augur() -> anyhow::Result<PathBuf> {
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "--bin", "augur"])
+        .current_dir(&root)
+        .status()
+        .context("building augur")?;
+    if !status.success() {
+        bail!("cargo build --release --bin augur failed");
+    }
+    Ok(root.join("target/release/augur"))
+}
+
+/// The 1-minute load average, as text ("?" when unknown).
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The `p` quantile (0..=1) of sorted values (nearest rank); NaN when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
