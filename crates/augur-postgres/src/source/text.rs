@@ -187,17 +187,22 @@ fn push_trimmed_fraction(out: &mut String, frac: i64) {
     out.push_str(digits.trim_end_matches('0'));
 }
 
-/// Formats microseconds past midnight as `ISO_OFFSET_TIME` prints the time part: `HH:MM:SS`
-/// and the fraction with as few digits as it needs (none when zero).
-pub fn push_time_trimmed(out: &mut String, micros: i64) {
+/// Pushes `HH:MM:SS` of microseconds past midnight; returns the microseconds left over.
+fn push_hms(out: &mut String, micros: i64) -> i64 {
     let secs = micros / 1_000_000;
-    let frac = micros % 1_000_000;
     out.push_str(&format!(
         "{:02}:{:02}:{:02}",
         secs / 3600,
         (secs / 60) % 60,
         secs % 60
     ));
+    micros % 1_000_000
+}
+
+/// Formats microseconds past midnight as `ISO_OFFSET_TIME` prints the time part: `HH:MM:SS`
+/// and the fraction with as few digits as it needs (none when zero).
+pub fn push_time_trimmed(out: &mut String, micros: i64) {
+    let frac = push_hms(out, micros);
     if frac != 0 {
         push_trimmed_fraction(out, frac);
     }
@@ -205,14 +210,7 @@ pub fn push_time_trimmed(out: &mut String, micros: i64) {
 
 /// Formats microseconds past midnight as Java's `ISO_LOCAL_TIME` prints a `LocalTime`.
 pub fn push_time(out: &mut String, micros: i64) {
-    let secs = micros / 1_000_000;
-    let frac = micros % 1_000_000;
-    out.push_str(&format!(
-        "{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    ));
+    let frac = push_hms(out, micros);
     if frac != 0 {
         if frac % 1000 == 0 {
             out.push_str(&format!(".{:03}", frac / 1000));
