@@ -15,7 +15,7 @@ bringing their own model would have, plus xgboost's own predictions to compare a
                    the exact input columns.
   rows.jsonl       the first 200 held-out rows as raw JSON objects with xgboost's prediction.
   test-split.csv   every held-out row: its CSV line number and xgboost's prediction (the Rust
-                   test uses it when ../shared/data/ford.csv is present).
+                   test uses it when data/ford.csv is present).
 
 Rows with missing/unparseable fields or impossible values are dropped first, with augur's rules.
 Split: rows shuffled with random.Random(42), 80 % train / 20 % test.
@@ -23,7 +23,7 @@ Split: rows shuffled with random.Random(42), 80 % train / 20 % test.
 Usage (from the repository root):
   pip install --target target/pydeps xgboost numpy
   PYTHONPATH=target/pydeps OMP_WAIT_POLICY=PASSIVE python3 scripts/xgboost-fixture.py \
-      [--data ../shared/data/ford.csv] [--out crates/augur-model/tests/fixtures/xgboost]
+      [--data data/ford.csv] [--out crates/augur-model/tests/fixtures/xgboost]
 """
 
 import argparse
@@ -118,7 +118,7 @@ def name(c):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="../shared/data/ford.csv")
+    ap.add_argument("--data", default="data/ford.csv")
     ap.add_argument("--out", default="crates/augur-model/tests/fixtures/xgboost")
     ap.add_argument("--rows", type=int, default=200)
     args = ap.parse_args()

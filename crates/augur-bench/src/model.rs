@@ -26,7 +26,7 @@ use crate::common::{load_average, repo_root};
 /// Arguments of `augur-bench model`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The Ford data set [default: ../shared/data/ford.csv beside the repository].
+    /// The Ford data set [default: data/ford.csv beside the repository].
     #[arg(long)]
     data: Option<PathBuf>,
     /// Training runs (the best is reported).
@@ -50,7 +50,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let data = args
         .data
         .clone()
-        .unwrap_or_else(|| root.join("../shared/data/ford.csv"));
+        .unwrap_or_else(|| root.join("data/ford.csv"));
     println!(
         "augur model benchmark ({} cores, load average {})",
         cores(),

@@ -45,7 +45,7 @@ const PREDICTED: &str = "CREATE TABLE car_data_predicted (id integer NOT NULL DE
 
 fn listings() -> Vec<String> {
     let text =
-        std::fs::read_to_string(repo_root().join("../shared/data/ford.csv")).unwrap_or_default();
+        std::fs::read_to_string(repo_root().join("data/ford.csv")).unwrap_or_default();
     let rows: Vec<String> = text
         .lines()
         .skip(1)

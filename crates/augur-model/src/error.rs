@@ -109,6 +109,9 @@ pub enum FieldProblem {
     /// A number outside what the field's transform accepts.
     #[error("out of range: {0}")]
     OutOfDomain(&'static str),
+    /// The value fails one of the data checks the model was trained with (`after 2027`).
+    #[error("fails the model's data check: {0}")]
+    Check(String),
 }
 
 /// A per-row input error: which field, and what is wrong with it. Other rows are unaffected.

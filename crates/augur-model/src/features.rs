@@ -227,10 +227,11 @@ impl FeatureSpec {
                     field: "year".into(),
                     years_ahead: 1,
                 },
+                // A million miles is beyond any car listed for sale.
                 Check::Range {
                     field: "mileage".into(),
                     min: Some(0.0),
-                    max: None,
+                    max: Some(1_000_000.0),
                 },
                 Check::Range {
                     field: "tax".into(),
@@ -246,6 +247,12 @@ impl FeatureSpec {
                     field: "engineSize".into(),
                     unless_field: Some("fuelType".into()),
                     unless_values: vec!["Electric".into()],
+                },
+                // Litres; no production car engine is larger.
+                Check::Range {
+                    field: "engineSize".into(),
+                    min: None,
+                    max: Some(10.0),
                 },
             ],
         }
@@ -495,6 +502,52 @@ pub struct FeaturePipeline {
     lower: Vec<String>,
     /// The compiled columns.
     compiled: Vec<Compiled>,
+    /// Per input: the categories the model knows (categorical inputs only).
+    spellings: Vec<Option<Spellings>>,
+}
+
+/// The categories a model knows for one input, and how other spellings map onto them.
+#[derive(Debug, Clone, Default)]
+struct Spellings {
+    exact: std::collections::HashSet<String>,
+    /// Folded spelling (lower case, single spaces) → the model's spelling, for folds that name
+    /// one category only.
+    folded: HashMap<String, String>,
+}
+
+/// A category spelling compared without case and with runs of white space as one space.
+fn fold(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+impl Spellings {
+    fn add(&mut self, category: &str) {
+        self.exact.insert(category.to_string());
+    }
+
+    fn finish(&mut self) {
+        let mut count: HashMap<String, usize> = HashMap::new();
+        for c in &self.exact {
+            *count.entry(fold(c)).or_default() += 1;
+        }
+        self.folded = self
+            .exact
+            .iter()
+            .filter(|c| count[&fold(c)] == 1)
+            .map(|c| (fold(c), c.clone()))
+            .collect();
+    }
+
+    /// The model's spelling of `s`, if it knows the category.
+    fn resolve<'a>(&'a self, s: &'a str) -> Option<&'a str> {
+        if self.exact.contains(s) {
+            return Some(s);
+        }
+        self.folded.get(&fold(s)).map(String::as_str)
+    }
 }
 
 impl FeaturePipeline {
@@ -564,11 +617,32 @@ impl FeaturePipeline {
             });
         }
         let lower = inputs.iter().map(|f| f.name.to_ascii_lowercase()).collect();
+        let mut spellings: Vec<Option<Spellings>> = inputs
+            .iter()
+            .map(|f| (f.kind == FieldType::Categorical).then(Spellings::default))
+            .collect();
+        for c in &compiled {
+            match c {
+                Compiled::Indicator { input, category } => {
+                    if let Some(s) = &mut spellings[*input] {
+                        s.add(category);
+                    }
+                }
+                Compiled::Lookup { input, table, .. } => {
+                    if let Some(s) = &mut spellings[*input] {
+                        table.keys().for_each(|k| s.add(k));
+                    }
+                }
+                Compiled::Numeric { .. } => {}
+            }
+        }
+        spellings.iter_mut().flatten().for_each(Spellings::finish);
         Ok(FeaturePipeline {
             spec,
             inputs,
             lower,
             compiled,
+            spellings,
         })
     }
 
@@ -758,7 +832,7 @@ impl FeaturePipeline {
                 }
                 Compiled::Indicator { input, category } => {
                     let s = text(values[*input]).map_err(|p| err(*input, p))?;
-                    (s == category) as u8 as f32
+                    (self.category(*input, s) == category) as u8 as f32
                 }
                 Compiled::Lookup {
                     input,
@@ -766,11 +840,33 @@ impl FeaturePipeline {
                     other,
                 } => {
                     let s = text(values[*input]).map_err(|p| err(*input, p))?;
-                    *table.get(s).unwrap_or(other)
+                    *table.get(self.category(*input, s)).unwrap_or(other)
                 }
             };
         }
         Ok(())
+    }
+
+    /// The model's spelling of category `s` of `input` (`fiesta` → `Fiesta`), or `s` itself
+    /// when the model does not know it.
+    fn category<'a>(&'a self, input: usize, s: &'a str) -> &'a str {
+        match &self.spellings[input] {
+            Some(sp) => sp.resolve(s).unwrap_or(s),
+            None => s,
+        }
+    }
+
+    /// How many of a row's categorical values the model has never seen (they are scored as
+    /// the "other" category).
+    pub fn unseen_categories(&self, values: &[Value<'_>]) -> usize {
+        self.spellings
+            .iter()
+            .zip(values)
+            .filter(|(sp, v)| match (sp, v) {
+                (Some(sp), Value::Text(t)) => sp.resolve(t.trim()).is_none(),
+                _ => false,
+            })
+            .count()
     }
 
     /// Turns a model score into a prediction.
@@ -802,9 +898,10 @@ fn number(v: Value<'_>) -> Result<f64, FieldProblem> {
     }
 }
 
-/// A categorical input value, trimmed.
+/// A categorical input value, trimmed; empty text is missing.
 fn text(v: Value<'_>) -> Result<&str, FieldProblem> {
     match v {
+        Value::Text(s) if s.trim().is_empty() => Err(FieldProblem::Missing),
         Value::Text(s) => Ok(s.trim()),
         Value::Number(_) => Err(FieldProblem::WrongType {
             expected: "a string",

@@ -59,6 +59,7 @@
 //! - [`model`]: the loaded model and its predict calls.
 //! - [`store`]: the versioned model store.
 
+mod checks;
 pub mod data;
 pub mod error;
 pub mod features;

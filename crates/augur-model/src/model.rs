@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checks::InputChecks;
 use crate::data::DataReport;
 use crate::error::{FieldError, FieldProblem, ModelError, RowError};
 use crate::features::{FeaturePipeline, FeatureSpec, InputField, PipelineSpec, Value};
@@ -110,6 +111,8 @@ pub struct Model {
     pipeline: FeaturePipeline,
     /// The trees.
     forest: Forest,
+    /// The recorded data checks on the inputs, applied to every row priced.
+    checks: InputChecks,
 }
 
 /// The largest feature count scored with a stack buffer in [`Model::predict_row`].
@@ -131,11 +134,18 @@ impl Model {
         }
         crate::store::check_name(&meta.name)?;
         let tag = format!("{}:{}", meta.name, meta.version);
+        let checks = match &meta.source {
+            ModelSource::Trained { spec, .. } => {
+                InputChecks::bind(&spec.checks, pipeline.inputs())
+            }
+            ModelSource::Xgboost { .. } => InputChecks::default(),
+        };
         Ok(Model {
             tag,
             meta,
             pipeline,
             forest,
+            checks,
         })
     }
 
@@ -254,6 +264,11 @@ impl Model {
         &self.tag
     }
 
+    /// How many of a row's categorical values (in input order) the model has never seen.
+    pub fn unseen_categories(&self, values: &[Value<'_>]) -> usize {
+        self.pipeline.unseen_categories(values)
+    }
+
     /// The metadata.
     pub fn meta(&self) -> &ModelMeta {
         &self.meta
@@ -300,6 +315,8 @@ impl Model {
             heap.resize(nc, 0.0);
             &mut heap[..]
         };
+        self.checks
+            .check(self.input_fields(), values, crate::time::current_year())?;
         self.pipeline.transform(values, x)?;
         Ok(self.pipeline.finish(self.forest.predict_row(x)))
     }
@@ -326,11 +343,13 @@ impl Model {
         let mut ok = Vec::with_capacity(out.len());
         let mut errors = Vec::new();
         let mut w = 0;
+        let year = crate::time::current_year();
         for (r, values) in rows.chunks(ni.max(1)).take(out.len()).enumerate() {
-            match self
-                .pipeline
-                .transform(values, &mut x[w * nc..(w + 1) * nc])
-            {
+            let checked = self.checks.check(self.input_fields(), values, year);
+            match checked.and_then(|()| {
+                self.pipeline
+                    .transform(values, &mut x[w * nc..(w + 1) * nc])
+            }) {
                 Ok(()) => {
                     ok.push(r);
                     w += 1;

@@ -1,4 +1,4 @@
-//! Tests on the real Ford data (skipped with a message when ../shared/data/ford.csv is absent):
+//! Tests on the real Ford data (`data/ford.csv`, shipped in the repository):
 //! the bad-row report, and re-training the shipped model with the settings it records.
 
 use augur_model::data::{Table, prepare};
@@ -9,9 +9,7 @@ mod common;
 
 #[test]
 fn bad_rows_are_reported_with_counts_lines_and_examples() {
-    let Some(csv) = common::ford_csv() else {
-        return;
-    };
+    let csv = common::ford_csv();
     let table = Table::read_csv(&csv).unwrap();
     let (cols, report) = prepare(&augur_model::FeatureSpec::ford(), &table, 10).unwrap();
     assert_eq!(report.total_rows, 17_966);
@@ -38,14 +36,12 @@ fn bad_rows_are_reported_with_counts_lines_and_examples() {
     );
 }
 
-/// The shipped model was made by `augur train --data ../shared/data/ford.csv --name ford-price
+/// The shipped model was made by `augur train --data data/ford.csv --name ford-price
 /// --store models` (README). Re-train with the settings it records and check the data hash and
 /// every metric match, and that the trees are the same.
 #[test]
 fn shipped_model_retrains_to_the_same_metrics() {
-    let Some(csv) = common::ford_csv() else {
-        return;
-    };
+    let csv = common::ford_csv();
     let shipped = load_shipped().unwrap();
     let ModelSource::Trained {
         data_sha256,

@@ -78,6 +78,95 @@ fn unseen_category_is_other_not_an_error() {
     assert!(model.predict_json(&row).unwrap().is_finite());
 }
 
+/// Finding 8 of issue 9: the data checks recorded with the model refuse, at prediction time,
+/// the listings training would have excluded — in single rows, JSON rows and batches alike.
+#[test]
+fn impossible_listings_get_an_error_naming_the_check_never_a_price() {
+    let model = shipped();
+    let base = r#"{"model":" Fiesta","year":2017,"transmission":"Manual","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#;
+    let with = |k: &str, v: serde_json::Value| {
+        let mut r = obj(base);
+        r.insert(k.into(), v);
+        r
+    };
+    assert!(model.predict_json(&obj(base)).unwrap().is_finite());
+    let cases = [
+        ("year", serde_json::json!(-5), "below 1900"),
+        ("year", serde_json::json!(99_999), "after"),
+        ("year", serde_json::json!(2060), "after"),
+        ("mileage", serde_json::json!(2_147_483_647i64), "above 1000000"),
+        ("mileage", serde_json::json!(-1), "below 0"),
+        ("tax", serde_json::json!(-20), "below 0"),
+        ("mpg", serde_json::json!(-3.5), "not positive"),
+        ("mpg", serde_json::json!(0), "not positive"),
+        ("engineSize", serde_json::json!(0), "not positive (and fuelType is not Electric)"),
+        ("engineSize", serde_json::json!(60), "above 10"),
+    ];
+    for (field, value, rule) in cases {
+        let e = model.predict_json(&with(field, value.clone())).unwrap_err();
+        assert_eq!(e.field, field, "{field}={value}");
+        match &e.problem {
+            FieldProblem::Check(r) => assert!(r.contains(rule), "{field}={value}: {r}"),
+            other => panic!("{field}={value}: {other:?}"),
+        }
+    }
+    // An electric car may have no engine; an empty model name is missing, not a category.
+    let mut electric = with("engineSize", serde_json::json!(0));
+    electric.insert("fuelType".into(), serde_json::json!("electric"));
+    assert!(model.predict_json(&electric).unwrap().is_finite());
+    for empty in ["", "   "] {
+        let e = model.predict_json(&with("model", serde_json::json!(empty))).unwrap_err();
+        assert_eq!((e.field.as_str(), &e.problem), ("model", &FieldProblem::Missing));
+    }
+    // The same checks apply inside a batch, row by row.
+    let rows = vec![
+        with("year", serde_json::json!(2060)),
+        obj(base),
+    ];
+    let out = model.predict_json_batch(&rows.iter().collect::<Vec<_>>());
+    assert!(out[0].is_err() && out[1].is_ok(), "{out:?}");
+}
+
+/// Category values match the training spelling without regard to case or spacing, and only
+/// truly unseen values count as unseen.
+#[test]
+fn categories_match_the_training_spelling_ignoring_case_and_spaces() {
+    let model = shipped();
+    let canonical = obj(
+        r#"{"model":" Fiesta","year":2017,"transmission":"Manual","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#,
+    );
+    let sloppy = obj(
+        r#"{"model":"fiesta","year":2017,"transmission":"MANUAL","mileage":15944,"fuelType":" petrol ","tax":150,"mpg":57.7,"engineSize":1.0}"#,
+    );
+    let a = model.predict_json(&canonical).unwrap();
+    assert_eq!(a, model.predict_json(&sloppy).unwrap());
+    let spaced = obj(
+        r#"{"model":"grand  c-max","year":2017,"transmission":"Manual","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#,
+    );
+    let exact = obj(
+        r#"{"model":"Grand C-MAX","year":2017,"transmission":"Manual","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#,
+    );
+    assert_eq!(
+        model.predict_json(&spaced).unwrap(),
+        model.predict_json(&exact).unwrap()
+    );
+    let text = |s: &'static str| Value::Text(s);
+    let row = |m: &'static str| {
+        vec![
+            text(m),
+            Value::Number(2017.0),
+            text("manual"),
+            Value::Number(1.0),
+            text("Coal"),
+            Value::Number(1.0),
+            Value::Number(1.0),
+            Value::Number(1.0),
+        ]
+    };
+    assert_eq!(model.unseen_categories(&row("FIESTA")), 1, "only Coal is unseen");
+    assert_eq!(model.unseen_categories(&row("Model T")), 2);
+}
+
 #[test]
 fn batch_reports_bad_rows_and_predicts_the_rest() {
     let model = shipped();

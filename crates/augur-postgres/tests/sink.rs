@@ -140,7 +140,8 @@ async fn refusals_are_clear_and_change_nothing() {
         e.message()
     );
 
-    // A column whose type conflicts: the whole batch is refused, nothing is half-written.
+    // A value its column cannot hold: the whole batch is refused, nothing is half-written,
+    // and the error names the condition, never the value.
     cluster
         .psql("postgres", "CREATE TABLE \"dotted.topic.name\" (id int PRIMARY KEY, model int, price float8, n numeric)")
         .unwrap();
@@ -148,7 +149,13 @@ async fn refusals_are_clear_and_change_nothing() {
         .write(&[row(&s, 1, "1", 1.0), row(&s, 2, "not a number", 2.0)])
         .await
         .unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::DestinationSchema);
+    assert_eq!(e.kind(), ErrorKind::Data);
+    assert!(
+        e.full_message().contains("invalid text representation")
+            && !e.full_message().contains("not a number"),
+        "{}",
+        e.full_message()
+    );
     assert_eq!(
         cluster
             .psql("postgres", "SELECT count(*) FROM \"dotted.topic.name\"")

@@ -420,7 +420,7 @@ impl Enricher {
                     let price = match pred {
                         Ok(v) => v,
                         Err(e) => {
-                            out.push(Outcome::Dead(e.0));
+                            out.push(Outcome::Dead(e.message));
                             continue;
                         }
                     };
@@ -460,7 +460,7 @@ impl Enricher {
                     let price = match pred {
                         Ok(v) => v,
                         Err(e) => {
-                            out.push(Outcome::Dead(e.0));
+                            out.push(Outcome::Dead(e.message));
                             continue;
                         }
                     };
@@ -569,7 +569,7 @@ pub async fn run(
                         Ok(_) => answers
                             .next()
                             .unwrap_or_else(|| Err("no answer".into()))
-                            .map_err(crate::predict::PredictError),
+                            .map_err(|m| crate::predict::PredictError::new(crate::predict::RejectCode::ModelError, m)),
                     })
                     .collect();
                 let o = e.finish(prepared, predictions);

@@ -76,11 +76,53 @@ pub struct FeatureMap {
 
 /// Why one row got no prediction (names the field; never contains the value).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PredictError(pub String);
+pub struct PredictError {
+    /// The reason code recorded with the dead letter and counted in
+    /// `augur_pipeline_rows_rejected_total{reason}`.
+    pub code: RejectCode,
+    /// The explanation.
+    pub message: String,
+}
+
+/// Why a row got no price, as a stable code (documented in docs/run.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    /// An input is missing, mistyped, or fails one of the model's data checks.
+    InvalidInput,
+    /// An input is Debezium's "unchanged TOASTed value" placeholder and no stored value was
+    /// found.
+    UnavailableValue,
+    /// The model could not be used (no local model, a remote server refused).
+    ModelError,
+    /// The output table refused the row (a constraint, a value its column cannot hold).
+    SinkRefused,
+}
+
+impl RejectCode {
+    /// The code's label.
+    pub fn label(self) -> &'static str {
+        match self {
+            RejectCode::InvalidInput => "invalid_input",
+            RejectCode::UnavailableValue => "unavailable_value",
+            RejectCode::ModelError => "model_error",
+            RejectCode::SinkRefused => "sink_refused",
+        }
+    }
+}
+
+impl PredictError {
+    /// An error with `code`.
+    pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
+        PredictError {
+            code,
+            message: message.into(),
+        }
+    }
+}
 
 impl std::fmt::Display for PredictError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -185,7 +227,7 @@ impl Predictor {
         let Some(model) = self.model.as_deref() else {
             return rows
                 .iter()
-                .map(|_| Err(PredictError("no local model".into())))
+                .map(|_| Err(PredictError::new(RejectCode::ModelError, "no local model")))
                 .collect();
         };
         let inputs = model.input_fields();
@@ -204,10 +246,13 @@ impl Predictor {
                     Some((i, scale)) => self.to_input(&row[*i], *scale, &mut texts),
                 };
                 if matches!(input, Input::Unavailable) && problem.is_none() {
-                    problem = Some(PredictError(format!(
-                        "field {}: value not available (unchanged TOASTed column)",
-                        inputs[k].name
-                    )));
+                    problem = Some(PredictError::new(
+                        RejectCode::UnavailableValue,
+                        format!(
+                            "field {}: value not available (unchanged TOASTed column)",
+                            inputs[k].name
+                        ),
+                    ));
                 }
                 staged.push(input);
             }
@@ -237,7 +282,8 @@ impl Predictor {
                 for (k, &r) in scored_rows.iter().enumerate() {
                     if errors.peek().is_some_and(|e| e.row == k) {
                         let e = errors.next().expect("peeked");
-                        results[r] = Err(PredictError(e.error.to_string()));
+                        results[r] =
+                            Err(PredictError::new(RejectCode::InvalidInput, e.error.to_string()));
                     } else {
                         results[r] = Ok(out[k]);
                     }
@@ -245,7 +291,10 @@ impl Predictor {
             }
             Err(e) => {
                 for &r in &scored_rows {
-                    results[r] = Err(PredictError(format!("model error: {e}")));
+                    results[r] = Err(PredictError::new(
+                        RejectCode::ModelError,
+                        format!("model error: {e}"),
+                    ));
                 }
             }
         }
@@ -319,10 +368,13 @@ pub fn row_json(
             Value::Boolean(b) => serde_json::Value::Bool(*b),
             Value::String(s) => {
                 if p.placeholders.iter().any(|ph| ph == s) {
-                    return Err(PredictError(format!(
-                        "field {}: value not available (unchanged TOASTed column)",
-                        f.name
-                    )));
+                    return Err(PredictError::new(
+                        RejectCode::UnavailableValue,
+                        format!(
+                            "field {}: value not available (unchanged TOASTed column)",
+                            f.name
+                        ),
+                    ));
                 }
                 serde_json::Value::String(s.clone())
             }

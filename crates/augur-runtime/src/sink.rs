@@ -12,7 +12,7 @@ use augur_kafka::producer::{Producer, ProducerSettings};
 use augur_postgres::conn::PgConnect;
 use augur_postgres::sink::config::{Flavor, InsertMode, PkMode, SinkConfig};
 use augur_postgres::sink::record::{RecordConverter, SinkRecord};
-use augur_postgres::sink::{PgSink, RowWrite};
+use augur_postgres::sink::{Batch, DeadLetterOf, PgSink, Rejected, RowWrite};
 
 use crate::capture::config::{ConfigError, ConfigErrors};
 use crate::props::Props;
@@ -282,8 +282,9 @@ pub async fn run(
             b = consumer.recv_batch(cfg.sink.batch_size, Duration::from_millis(10)) => b?,
         };
         let mut writes: Vec<RowWrite> = Vec::with_capacity(batch.len());
+        let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
         let mut dead = Vec::new();
-        for rec in &batch {
+        for (i, rec) in batch.iter().enumerate() {
             let r = SinkRecord {
                 topic: &rec.topic,
                 partition: rec.partition,
@@ -292,7 +293,10 @@ pub async fn run(
                 value: rec.value.as_deref(),
             };
             match converter.convert(&cfg.sink, &r) {
-                Ok(Some(w)) => writes.push(w),
+                Ok(Some(w)) => {
+                    writes.push(w);
+                    origin.push(i);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     if !cfg.tolerate_errors {
@@ -303,16 +307,23 @@ pub async fn run(
                         .with_hint("fix the producer, or set errors.tolerance=all (with errors.deadletterqueue.topic.name) to route such records aside"));
                     }
                     tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %e, "record refused by the sink");
-                    dead.push((rec, e.0));
+                    dead.push((rec, e.0, "VALUE_CONVERTER"));
                 }
             }
         }
-        // Transient failures are retried with backoff; anything else stops the connector
-        // without committing, so nothing is lost.
+        // Transient failures are retried with backoff; a row the table refuses is isolated
+        // (errors.tolerance=all, as Kafka Connect's errant-record reporter does) or stops the
+        // connector without committing, so nothing is lost.
+        let report_only = |_: &Rejected| None;
         let mut attempt = 0u32;
-        loop {
-            match sink.write(&writes).await {
-                Ok(()) => break,
+        let rejected = loop {
+            let b = Batch {
+                writes: &writes,
+                isolate: cfg.tolerate_errors.then_some(&report_only as DeadLetterOf<'_>),
+                ..Batch::default()
+            };
+            match sink.write_batch(b).await {
+                Ok(r) => break r,
                 Err(e) if e.kind().retry() == Retry::WithBackoff && attempt < 10 => {
                     attempt += 1;
                     tracing::warn!(error = %e.full_message(), attempt, "sink write failed, retrying");
@@ -323,17 +334,18 @@ pub async fn run(
                 }
                 Err(e) => return Err(e),
             }
+        };
+        for r in rejected {
+            let rec = &batch[origin[r.index]];
+            tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %r.reason, "record refused by the table");
+            dead.push((rec, r.reason, "TASK_PUT"));
         }
         if let (Some(p), Some(topic)) = (&dlq_producer, &cfg.dlq_topic) {
-            for (rec, reason) in dead {
+            for (rec, reason, stage) in dead {
                 p.ensure_topic(topic).await?;
                 let d = p
                     .send(&crate::enrich::dead_letter(
-                        rec,
-                        topic,
-                        "VALUE_CONVERTER",
-                        &cfg.name,
-                        &reason,
+                        rec, topic, stage, &cfg.name, &reason,
                     ))
                     .await?;
                 Producer::delivered(d).await?;

@@ -29,10 +29,11 @@ pub fn workspace_root() -> PathBuf {
         .expect("workspace root")
 }
 
-/// `../shared/data/ford.csv` next to the repository, if present.
-pub fn ford_csv() -> Option<PathBuf> {
-    let p = workspace_root().join("../shared/data/ford.csv");
-    p.exists().then_some(p)
+/// The Ford data set shipped in the repository (`data/ford.csv`).
+pub fn ford_csv() -> PathBuf {
+    let p = workspace_root().join("data/ford.csv");
+    assert!(p.is_file(), "the Ford data set is missing at {}", p.display());
+    p
 }
 
 /// A private PostgreSQL cluster for one test.

@@ -1,4 +1,4 @@
-//! Golden compatibility: the statements recorded in `shared/reference/debezium/events.json`,
+//! Golden compatibility: the statements recorded in `tests/fixtures/debezium/events.json`,
 //! replayed against augur, give the same events as Debezium 3.6.3, field by field and in field
 //! order (except LSNs, txIds, timestamps, row ids and the version string).
 

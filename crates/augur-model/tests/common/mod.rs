@@ -3,18 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// The Ford data set (`../shared/data/ford.csv` beside the repository), if present.
-pub(crate) fn ford_csv() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/ford.csv");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipping: the Ford data set is not at {} (see README)",
-            p.display()
-        );
-        None
-    }
+/// The Ford data set shipped in the repository (`data/ford.csv`).
+pub(crate) fn ford_csv() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ford.csv");
+    assert!(p.is_file(), "the Ford data set is missing at {}", p.display());
+    p
 }
 
 /// This crate's test fixtures folder.

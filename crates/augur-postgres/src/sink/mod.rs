@@ -4,9 +4,15 @@
 //! `auto.evolve`, identifiers always quoted and values always bound. One transaction per batch;
 //! the batch is durable when [`PgSink::write`] returns.
 //!
+//! A batch is first collapsed (`collapse`): per key only its last write counts, a truncate
+//! discards what came before it, so the result equals applying every write in order. Rows the
+//! target refuses (a constraint, a value its column cannot hold) can be isolated one by one
+//! and left out as dead letters instead of failing the batch; error texts never carry values.
+//!
 //! Layout: [`config`] (typed settings), [`record`] (Kafka records → rows), [`render`] (values
 //! → PostgreSQL input text), [`ddl`] (Connect schemas → tables), and the writer here.
 
+mod collapse;
 pub mod config;
 pub mod ddl;
 pub mod record;
@@ -41,6 +47,8 @@ pub enum WriteOp {
     Row(Vec<Value>),
     /// Delete the row with these primary-key values (aligned with the shape's `pk`).
     Delete(Vec<Value>),
+    /// Empty the table (the source table was truncated); the shape is not used.
+    Truncate,
 }
 
 /// One write for the sink.
@@ -64,6 +72,8 @@ pub struct DeadLetter {
     pub key: String,
     /// The LSN of the change (with the key, makes a replayed failure a duplicate).
     pub lsn: i64,
+    /// Why it failed, as a stable code (`invalid_input`, `sink_refused`, …).
+    pub code: String,
     /// Why it failed (names the field; no values).
     pub reason: String,
     /// The row as JSON, for whoever fixes it.
@@ -104,20 +114,99 @@ impl std::fmt::Debug for PgSink {
     }
 }
 
-/// Maps a statement error: a type conflict or constraint violation is the target's fault
-/// (retrying cannot help), a lost connection is transient.
+/// Maps a statement error: a value the column cannot hold or a violated constraint is the row's
+/// fault ([`ErrorKind::Data`], so the row can be isolated), other type or schema conflicts are
+/// the target's fault (retrying cannot help), a lost connection is transient. Messages of
+/// class 22/23 errors can quote row values, so only the condition and the object names are
+/// kept, never the server's message or detail.
 fn write_error(what: &str, e: tokio_postgres::Error) -> Error {
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
+        if let Some(reason) = row_fault(db) {
+            return Error::new(ErrorKind::Data, format!("{what}: {reason}"));
+        }
         let kind = match &code[..2] {
-            // data exception, integrity violation, syntax/undefined objects
-            "22" | "23" | "42" => ErrorKind::DestinationSchema,
-            "08" | "57" | "53" => ErrorKind::Connection,
+            "42" => ErrorKind::DestinationSchema,
+            "08" | "57" | "53" | "40" => ErrorKind::Connection,
             _ => ErrorKind::Destination,
         };
-        return Error::new(kind, format!("{what}: {}", db.message())).with_source(e);
+        return Error::new(kind, format!("{what}: {}", db.message()));
     }
     Error::new(ErrorKind::Connection, what.to_string()).with_source(e)
+}
+
+/// Why the target refused a row (SQLSTATE class 22 or 23), naming the condition, constraint,
+/// table and column — never a value. `None` for other errors.
+fn row_fault(db: &tokio_postgres::error::DbError) -> Option<String> {
+    let code = db.code().code();
+    let condition = match code {
+        "23505" => "unique violation",
+        "23503" => "foreign key violation",
+        "23502" => "not-null violation",
+        "23514" => "check violation",
+        "23P01" => "exclusion violation",
+        "22001" => "value too long for the column",
+        "22003" => "numeric value out of range",
+        "22P02" => "invalid text representation",
+        "22007" | "22008" => "invalid date/time value",
+        "22012" => "division by zero",
+        "22021" => "invalid byte sequence for the encoding",
+        c if c.starts_with("23") => "integrity constraint violation",
+        c if c.starts_with("22") => "data exception",
+        _ => return None,
+    };
+    let mut out = format!("{condition} (SQLSTATE {code})");
+    if let Some(c) = db.constraint() {
+        out.push_str(&format!(" on constraint \"{c}\""));
+    }
+    if let Some(c) = db.column() {
+        out.push_str(&format!(" in column \"{c}\""));
+    }
+    Some(out)
+}
+
+/// A write the target refused, left out of the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Its index in the batch.
+    pub index: usize,
+    /// Why (no values).
+    pub reason: String,
+}
+
+/// Turns a refused write into a dead-letter row (`None`: only report it).
+pub type DeadLetterOf<'a> = &'a (dyn Fn(&Rejected) -> Option<DeadLetter> + Sync);
+
+/// One batch for [`PgSink::write_batch`].
+#[derive(Clone, Copy, Default)]
+pub struct Batch<'a> {
+    /// The writes, in source order.
+    pub writes: &'a [RowWrite],
+    /// Rows to record in the dead-letter table in the same transaction.
+    pub dead_letters: &'a [DeadLetter],
+    /// The dead-letter table (needed when rows are recorded).
+    pub dead_letter_table: Option<&'a str>,
+    /// Isolate rows the target refuses instead of failing the batch; each becomes what this
+    /// returns.
+    pub isolate: Option<DeadLetterOf<'a>>,
+}
+
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("writes", &self.writes.len())
+            .field("dead_letters", &self.dead_letters.len())
+            .field("isolate", &self.isolate.is_some())
+            .finish()
+    }
+}
+
+/// Applies every write of a collapsed batch in one statement per group, or one by one behind
+/// savepoints to find the rows the target refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    Whole,
+    RowByRow,
 }
 
 impl PgSink {
@@ -268,9 +357,10 @@ impl PgSink {
     /// Creates the dead-letter table `name` if it does not exist.
     pub async fn ensure_dead_letter_table(&mut self, name: &str) -> Result<(), Error> {
         let sql = format!(
-            "CREATE TABLE IF NOT EXISTS {} (source_table text NOT NULL, key text NOT NULL, lsn bigint NOT NULL, \
+            "CREATE TABLE IF NOT EXISTS {0} (source_table text NOT NULL, key text NOT NULL, lsn bigint NOT NULL, \
              reason text NOT NULL, row_data text, model text, recorded_at timestamptz NOT NULL DEFAULT now(), \
-             PRIMARY KEY (source_table, key, lsn))",
+             reason_code text, PRIMARY KEY (source_table, key, lsn)); \
+             ALTER TABLE {0} ADD COLUMN IF NOT EXISTS reason_code text",
             self.qualified(name)
         );
         self.client
@@ -279,11 +369,16 @@ impl PgSink {
             .map_err(|e| write_error(&format!("cannot create the dead-letter table {name}"), e))
     }
 
-    /// Applies `writes` in one transaction. Per key only the last write of the batch is applied
+    /// Applies `writes` in one transaction: per key only the last write of the batch counts
     /// (rows in between are superseded), so replays and repeated keys converge. Returns once
     /// the transaction has committed.
     pub async fn write(&mut self, writes: &[RowWrite]) -> Result<(), Error> {
-        self.write_with_dead_letters(writes, None).await
+        self.write_batch(Batch {
+            writes,
+            ..Batch::default()
+        })
+        .await
+        .map(drop)
     }
 
     /// Like [`write`](Self::write), also recording `dead` rows in `table` in the same
@@ -293,88 +388,213 @@ impl PgSink {
         writes: &[RowWrite],
         dead: Option<(&str, &[DeadLetter])>,
     ) -> Result<(), Error> {
-        let dead = dead.filter(|(_, d)| !d.is_empty());
-        if writes.is_empty() && dead.is_none() {
-            return Ok(());
+        self.write_batch(Batch {
+            writes,
+            dead_letters: dead.map_or(&[], |d| d.1),
+            dead_letter_table: dead.map(|d| d.0),
+            isolate: None,
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Writes one batch in one transaction and returns the writes the target refused (only
+    /// with [`Batch::isolate`]; their dead letters are committed with the rest).
+    pub async fn write_batch(&mut self, batch: Batch<'_>) -> Result<Vec<Rejected>, Error> {
+        if batch.writes.is_empty() && batch.dead_letters.is_empty() {
+            return Ok(Vec::new());
         }
-        // Group by (table, shape), keeping first-seen order, reducing per key.
-        let mut groups: Vec<(String, Arc<RowShape>, Vec<&WriteOp>)> = Vec::new();
-        for w in writes {
-            match groups
-                .iter_mut()
-                .find(|(t, s, _)| *t == w.table && Arc::ptr_eq(s, &w.shape))
-            {
-                Some(g) => g.2.push(&w.op),
-                None => groups.push((w.table.clone(), w.shape.clone(), vec![&w.op])),
+        let plan = collapse::collapse(batch.writes);
+        let mut states = Vec::with_capacity(plan.len());
+        for tw in &plan {
+            states.push(self.prepare_table(tw).await?);
+        }
+        match self.transaction(&batch, &plan, &states, Apply::Whole).await {
+            Err(e) if e.kind() == ErrorKind::Data && batch.isolate.is_some() => {
+                tracing::warn!(error = %e, "the target refused a row; isolating the batch's rows");
+                self.transaction(&batch, &plan, &states, Apply::RowByRow)
+                    .await
             }
+            other => other,
         }
-        let mut prepared = Vec::new();
-        for (table, shape, ops) in &groups {
-            let state = self.ensure_table(table, shape).await?;
-            if self.cfg.insert_mode == InsertMode::Upsert
-                && !shape.pk.is_empty()
-                && !state.primary_key.is_empty()
-                && sorted(&state.primary_key) != sorted(&shape.pk)
-            {
-                return Err(Error::new(
-                    ErrorKind::DestinationSchema,
-                    format!(
-                        "table {} has primary key ({}) but the sink upserts on ({})",
-                        self.qualified(table),
-                        state.primary_key.join(", "),
-                        shape.pk.join(", ")
-                    ),
-                )
-                .with_hint("set pk.fields to the table's primary key columns"));
-            }
-            prepared.push((table.clone(), shape.clone(), state, reduce(shape, ops)));
+    }
+
+    /// Creates or evolves `tw`'s table for its rows and checks its key; `None` when the table
+    /// does not exist and nothing creates it (only deletes or a truncate for it).
+    async fn prepare_table(
+        &mut self,
+        tw: &collapse::TableWrites<'_>,
+    ) -> Result<Option<TableState>, Error> {
+        let mut state = None;
+        for g in tw.groups.iter().filter(|g| !g.delete) {
+            let s = self.ensure_table(tw.table, g.shape).await?;
+            self.check_key(tw.table, g.shape, &s)?;
+            state = Some(s);
         }
+        if state.is_none() {
+            state = match self.tables.get(tw.table) {
+                Some(t) => Some(t.clone()),
+                None => self.load_table(tw.table).await?,
+            };
+        }
+        Ok(state)
+    }
+
+    fn check_key(&self, table: &str, shape: &RowShape, state: &TableState) -> Result<(), Error> {
+        if self.cfg.insert_mode == InsertMode::Upsert
+            && !shape.pk.is_empty()
+            && !state.primary_key.is_empty()
+            && sorted(&state.primary_key) != sorted(&shape.pk)
+        {
+            return Err(Error::new(
+                ErrorKind::DestinationSchema,
+                format!(
+                    "table {} has primary key ({}) but the sink upserts on ({})",
+                    self.qualified(table),
+                    state.primary_key.join(", "),
+                    shape.pk.join(", ")
+                ),
+            )
+            .with_hint("set pk.fields to the table's primary key columns"));
+        }
+        Ok(())
+    }
+
+    async fn transaction(
+        &mut self,
+        batch: &Batch<'_>,
+        plan: &[collapse::TableWrites<'_>],
+        states: &[Option<TableState>],
+        how: Apply,
+    ) -> Result<Vec<Rejected>, Error> {
         self.client
             .batch_execute("BEGIN")
             .await
             .map_err(|e| write_error("cannot begin the sink transaction", e))?;
         let result = async {
-            if let Some((table, rows)) = dead {
-                let sql = format!(
-                    "INSERT INTO {} (source_table, key, lsn, reason, row_data, model) \
-                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[]) ON CONFLICT DO NOTHING",
-                    self.qualified(table)
-                );
-                let cols: (Vec<&str>, Vec<&str>, Vec<i64>, Vec<&str>, Vec<&str>, Vec<&str>) = (
-                    rows.iter().map(|d| d.source_table.as_str()).collect(),
-                    rows.iter().map(|d| d.key.as_str()).collect(),
-                    rows.iter().map(|d| d.lsn).collect(),
-                    rows.iter().map(|d| d.reason.as_str()).collect(),
-                    rows.iter().map(|d| d.row.as_str()).collect(),
-                    rows.iter().map(|d| d.model.as_str()).collect(),
-                );
-                self.client
-                    .execute(&sql, &[&cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5])
-                    .await
-                    .map_err(|e| write_error("cannot record dead letters", e))?;
-            }
-            for (table, shape, state, (rows, deletes)) in &prepared {
-                if !deletes.is_empty() {
-                    self.apply_deletes(table, shape, state, deletes).await?;
-                }
-                if !rows.is_empty() {
-                    self.apply_rows(table, shape, state, rows).await?;
+            let rejected = self.apply_plan(plan, states, how).await?;
+            let isolated: Vec<DeadLetter> = match batch.isolate {
+                Some(f) => rejected.iter().filter_map(f).collect(),
+                None => Vec::new(),
+            };
+            if let Some(table) = batch.dead_letter_table {
+                for rows in [batch.dead_letters, &isolated[..]] {
+                    if !rows.is_empty() {
+                        self.record_dead_letters(table, rows).await?;
+                    }
                 }
             }
-            Ok::<(), Error>(())
+            Ok::<_, Error>(rejected)
         }
         .await;
         match result {
-            Ok(()) => self
-                .client
-                .batch_execute("COMMIT")
-                .await
-                .map_err(|e| write_error("cannot commit the sink transaction", e)),
+            Ok(rejected) => {
+                self.client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| write_error("cannot commit the sink transaction", e))?;
+                Ok(rejected)
+            }
             Err(e) => {
                 let _ = self.client.batch_execute("ROLLBACK").await;
                 Err(e)
             }
         }
+    }
+
+    async fn apply_plan(
+        &mut self,
+        plan: &[collapse::TableWrites<'_>],
+        states: &[Option<TableState>],
+        how: Apply,
+    ) -> Result<Vec<Rejected>, Error> {
+        let mut rejected = Vec::new();
+        for (tw, state) in plan.iter().zip(states) {
+            let Some(state) = state else { continue };
+            if tw.truncate {
+                let sql = format!("TRUNCATE TABLE {}", self.qualified(tw.table));
+                self.client
+                    .batch_execute(&sql)
+                    .await
+                    .map_err(|e| write_error(&format!("cannot truncate {}", tw.table), e))?;
+            }
+            for g in &tw.groups {
+                if how == Apply::Whole {
+                    let values: Vec<&Vec<Value>> = g.items.iter().map(|(_, v)| *v).collect();
+                    self.apply_group(tw.table, g, state, &values).await?;
+                    continue;
+                }
+                for &(index, v) in &g.items {
+                    if let Some(reason) = self.apply_one(tw.table, g, state, v).await? {
+                        rejected.push(Rejected { index, reason });
+                    }
+                }
+            }
+        }
+        Ok(rejected)
+    }
+
+    async fn apply_group(
+        &mut self,
+        table: &str,
+        g: &collapse::Group<'_>,
+        state: &TableState,
+        values: &[&Vec<Value>],
+    ) -> Result<(), Error> {
+        if g.delete {
+            self.apply_deletes(table, g.shape, state, values).await
+        } else {
+            self.apply_rows(table, g.shape, state, values).await
+        }
+    }
+
+    /// Applies one row behind a savepoint; `Some(reason)` when the target refused it.
+    async fn apply_one(
+        &mut self,
+        table: &str,
+        g: &collapse::Group<'_>,
+        state: &TableState,
+        v: &Vec<Value>,
+    ) -> Result<Option<String>, Error> {
+        self.client
+            .batch_execute("SAVEPOINT augur_row")
+            .await
+            .map_err(|e| write_error("cannot set a savepoint", e))?;
+        match self.apply_group(table, g, state, &[v]).await {
+            Ok(()) => {
+                self.client
+                    .batch_execute("RELEASE SAVEPOINT augur_row")
+                    .await
+                    .map_err(|e| write_error("cannot release a savepoint", e))?;
+                Ok(None)
+            }
+            Err(e) if e.kind() == ErrorKind::Data => {
+                self.client
+                    .batch_execute("ROLLBACK TO SAVEPOINT augur_row")
+                    .await
+                    .map_err(|e| write_error("cannot roll back to a savepoint", e))?;
+                Ok(Some(e.message().to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn record_dead_letters(&self, table: &str, rows: &[DeadLetter]) -> Result<(), Error> {
+        let sql = format!(
+            "INSERT INTO {} (source_table, key, lsn, reason, row_data, model, reason_code) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[]) \
+             ON CONFLICT DO NOTHING",
+            self.qualified(table)
+        );
+        let text = |f: fn(&DeadLetter) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+        let lsns: Vec<i64> = rows.iter().map(|d| d.lsn).collect();
+        let (tables, keys, reasons) = (text(|d| &d.source_table), text(|d| &d.key), text(|d| &d.reason));
+        let (data, models, codes) = (text(|d| &d.row), text(|d| &d.model), text(|d| &d.code));
+        self.client
+            .execute(&sql, &[&tables, &keys, &lsns, &reasons, &data, &models, &codes])
+            .await
+            .map_err(|e| write_error("cannot record dead letters", e))?;
+        Ok(())
     }
 
     fn columns_text(
@@ -575,43 +795,4 @@ fn sorted(v: &[String]) -> Vec<&String> {
     let mut s: Vec<&String> = v.iter().collect();
     s.sort();
     s
-}
-
-/// Reduces a group's operations to the last one per primary key: upsert rows and delete keys
-/// (disjoint). Without a key every row is kept (append).
-fn reduce<'a>(shape: &RowShape, ops: &[&'a WriteOp]) -> (Vec<&'a Vec<Value>>, Vec<&'a Vec<Value>>) {
-    if shape.pk.is_empty() {
-        let rows = ops.iter().filter_map(|o| match o {
-            WriteOp::Row(r) => Some(r),
-            WriteOp::Delete(_) => None,
-        });
-        return (rows.collect(), Vec::new());
-    }
-    let pk_idx: Vec<usize> = shape
-        .pk
-        .iter()
-        .filter_map(|p| shape.fields.iter().position(|f| &f.name == p))
-        .collect();
-    let mut last: HashMap<String, usize> = HashMap::with_capacity(ops.len());
-    let key_of = |op: &WriteOp| -> String {
-        match op {
-            WriteOp::Row(r) => format!("{:?}", pk_idx.iter().map(|&i| &r[i]).collect::<Vec<_>>()),
-            WriteOp::Delete(k) => format!("{:?}", k.iter().collect::<Vec<_>>()),
-        }
-    };
-    for (i, op) in ops.iter().enumerate() {
-        last.insert(key_of(op), i);
-    }
-    let mut rows = Vec::new();
-    let mut deletes = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
-        if last.get(&key_of(op)) != Some(&i) {
-            continue;
-        }
-        match op {
-            WriteOp::Row(r) => rows.push(r),
-            WriteOp::Delete(k) => deletes.push(k),
-        }
-    }
-    (rows, deletes)
 }

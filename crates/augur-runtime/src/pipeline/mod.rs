@@ -22,13 +22,14 @@ use augur_core::event::{ChangeBatch, Op};
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind, Retry};
 use augur_metrics::{Buckets, Counter, Gauge, Histogram, Registry};
-use augur_postgres::sink::PgSink;
+use augur_postgres::sink::{Batch, PgSink, Rejected};
 use augur_postgres::source::offset::OffsetStore;
 use augur_postgres::source::{PgSource, SourceContext, SourceStatus};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use self::config::{OutputMode, RunConfig};
 use self::transform::{Transform, Transformed};
+use crate::predict::RejectCode;
 
 /// A prediction the sink has committed, for live listeners (the demo page).
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +65,9 @@ pub struct PipelineMetrics {
     pub batch_rows: Histogram,
     /// WAL bytes not yet confirmed by the slot.
     pub slot_lag_bytes: Gauge,
+    /// Rows that got no price, by reason (`invalid_input`, `unavailable_value`,
+    /// `model_error`, `sink_refused`).
+    pub rejected: augur_metrics::Family<Counter>,
 }
 
 impl PipelineMetrics {
@@ -106,6 +110,11 @@ impl PipelineMetrics {
                 "augur_pipeline_slot_lag_bytes",
                 "WAL bytes the replication slot has not confirmed yet.",
             ),
+            rejected: r.counter_vec(
+                "augur_pipeline_rows_rejected_total",
+                "Rows that got no price or were refused by the output table, by reason.",
+                &["reason"],
+            ),
         }
     }
 }
@@ -145,7 +154,8 @@ pub async fn run(
     let started = Instant::now();
     // Fail fast, before touching the slot: the model loads and the output database answers.
     let predictor = cfg.model.predictor()?;
-    tracing::info!(model = %predictor.model_tag(), "model loaded");
+    let model_tag = predictor.model_tag().to_string();
+    tracing::info!(model = %model_tag, "model loaded");
     let mut sink = PgSink::connect(cfg.sink.clone()).await?;
     sink.ensure_dead_letter_table(&cfg.dead_letter_table)
         .await?;
@@ -228,13 +238,17 @@ pub async fn run(
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
             while let Some(b) = sink_rx.recv().await {
+                let to_dead_letter = |r: &Rejected| b.t.dead_letter(r, &model_tag);
+                let batch = Batch {
+                    writes: &b.t.writes,
+                    dead_letters: &b.t.dead,
+                    dead_letter_table: Some(&dlq),
+                    isolate: Some(&to_dead_letter),
+                };
                 let mut attempt = 0u32;
-                loop {
-                    match sink
-                        .write_with_dead_letters(&b.t.writes, Some((&dlq, &b.t.dead)))
-                        .await
-                    {
-                        Ok(()) => break,
+                let rejected = loop {
+                    match sink.write_batch(batch).await {
+                        Ok(r) => break r,
                         Err(e) if e.kind().retry() == Retry::WithBackoff => {
                             metrics.errors.with(&[e.kind().label()]).inc();
                             attempt += 1;
@@ -256,11 +270,22 @@ pub async fn run(
                             return Err(e);
                         }
                     }
-                }
+                };
                 let done = now_us();
                 b.ack.ack();
-                metrics.written.inc_by(b.t.writes.len() as u64);
-                metrics.dead_letters.inc_by(b.t.dead.len() as u64);
+                metrics
+                    .written
+                    .inc_by((b.t.writes.len() - rejected.len()) as u64);
+                metrics
+                    .dead_letters
+                    .inc_by((b.t.dead.len() + rejected.len()) as u64);
+                for d in &b.t.dead {
+                    metrics.rejected.with(&[&d.code]).inc();
+                }
+                for r in &rejected {
+                    metrics.rejected.with(&[RejectCode::SinkRefused.label()]).inc();
+                    tracing::warn!(reason = %r.reason, "row refused by the output table; recorded as a dead letter");
+                }
                 for c in &b.commits {
                     metrics
                         .end_to_end
@@ -268,7 +293,9 @@ pub async fn run(
                 }
                 if let Some(tx) = &written_tx {
                     let latency = b.commits.last().map(|c| (done - c) as f64 / 1000.0);
-                    for (table, key, price) in b.t.written {
+                    for (index, table, key, price) in b.t.written {
+                        let refused = rejected.iter().any(|r| r.index == index);
+                        let price = if refused { None } else { price };
                         let _ = tx.send(Written {
                             table,
                             key,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use augur_core::connect::{Field, Value};
 use augur_core::event::{ChangeEvent, Op, TableSchema};
-use augur_postgres::sink::{DeadLetter, RowShape, RowWrite, WriteOp};
+use augur_postgres::sink::{DeadLetter, Rejected, RowShape, RowWrite, WriteOp};
 
 use super::config::OutputMode;
-use crate::predict::{FeatureMap, Predictor};
+use crate::predict::{FeatureMap, Predictor, RejectCode};
 
 /// How the rows of one source table shape become sink writes.
 #[derive(Debug)]
@@ -29,12 +29,58 @@ struct Plan {
 pub struct Transformed {
     /// Writes for the sink, in event order.
     pub writes: Vec<RowWrite>,
+    /// Per write: the source table (`schema.table`) and the change's LSN, for a dead letter
+    /// if the target refuses the row.
+    pub origins: Vec<(String, i64)>,
     /// Rows that got no prediction.
     pub dead: Vec<DeadLetter>,
     /// How many rows were predicted.
     pub predicted: u64,
-    /// Per written prediction: target table, key JSON, price (for live listeners).
-    pub written: Vec<(String, String, Option<f64>)>,
+    /// Per written prediction: the write's index, target table, key JSON, price (for live
+    /// listeners).
+    pub written: Vec<(usize, String, String, Option<f64>)>,
+}
+
+impl Transformed {
+    fn push(&mut self, ev: &ChangeEvent, plan: &Plan, op: WriteOp) {
+        let shape = match op {
+            WriteOp::Row(_) => plan.shape.clone(),
+            WriteOp::Delete(_) | WriteOp::Truncate => plan.delete_shape.clone(),
+        };
+        self.writes.push(RowWrite {
+            table: plan.target.clone(),
+            shape,
+            op,
+        });
+        let lsn = ev.source.lsn.map_or(0, |l| l.as_u64() as i64);
+        self.origins.push((ev.table.qualified_name(), lsn));
+    }
+
+    /// The dead letter for a write the target refused.
+    pub fn dead_letter(&self, rejected: &Rejected, model: &str) -> Option<DeadLetter> {
+        let w = self.writes.get(rejected.index)?;
+        let (source_table, lsn) = self.origins.get(rejected.index)?.clone();
+        let (fields, values): (&[Field], &[Value]) = match &w.op {
+            WriteOp::Row(r) => (&w.shape.fields, r),
+            WriteOp::Delete(k) => (&w.shape.fields, k),
+            WriteOp::Truncate => return None,
+        };
+        let key: Vec<usize> = w
+            .shape
+            .pk
+            .iter()
+            .filter_map(|p| fields.iter().position(|f| &f.name == p))
+            .collect();
+        Some(DeadLetter {
+            source_table,
+            key: key_json(fields, &key, values),
+            lsn,
+            code: RejectCode::SinkRefused.label().to_string(),
+            reason: rejected.reason.clone(),
+            row: row_json(fields, values),
+            model: model.to_string(),
+        })
+    }
 }
 
 /// Turns change events into writes for one output mode.
@@ -190,7 +236,8 @@ impl Transform {
                                 source_table: ev.table.qualified_name(),
                                 key: key.clone(),
                                 lsn: ev.source.lsn.map_or(0, |l| l.as_u64() as i64),
-                                reason: e.0,
+                                code: e.code.label().to_string(),
+                                reason: e.message,
                                 row: row_json(&ev.table.fields, after),
                                 model: tag.clone(),
                             });
@@ -217,12 +264,9 @@ impl Transform {
                             v
                         }
                     };
-                    out.written.push((plan.target.clone(), key, price));
-                    out.writes.push(RowWrite {
-                        table: plan.target.clone(),
-                        shape: plan.shape.clone(),
-                        op: WriteOp::Row(values),
-                    });
+                    out.written
+                        .push((out.writes.len(), plan.target.clone(), key, price));
+                    out.push(ev, plan, WriteOp::Row(values));
                 }
                 (Op::Delete, _) => {
                     if matches!(self.output, OutputMode::Table(_))
@@ -230,12 +274,12 @@ impl Transform {
                         && let Some(before) = &ev.before
                     {
                         let k: Vec<Value> = plan.key.iter().map(|&i| before[i].clone()).collect();
-                        out.writes.push(RowWrite {
-                            table: plan.target.clone(),
-                            shape: plan.delete_shape.clone(),
-                            op: WriteOp::Delete(k),
-                        });
+                        out.push(ev, plan, WriteOp::Delete(k));
                     }
+                }
+                // The predictions of a truncated table go with it.
+                (Op::Truncate, _) if matches!(self.output, OutputMode::Table(_)) => {
+                    out.push(ev, plan, WriteOp::Truncate);
                 }
                 _ => {}
             }

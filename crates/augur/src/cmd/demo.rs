@@ -36,7 +36,7 @@ pub(crate) struct DemoArgs {
     /// Where the listing page is served.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Ford data to draw the first listings from (default `../shared/data/ford.csv`; a built-in
+    /// Ford data to draw the first listings from (default `data/ford.csv`; a built-in
     /// sample when absent).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -58,7 +58,7 @@ const SAMPLE: &[&str] = &[
 ];
 
 fn listings(path: Option<PathBuf>) -> Vec<String> {
-    let path = path.unwrap_or_else(|| PathBuf::from("../shared/data/ford.csv"));
+    let path = path.unwrap_or_else(|| PathBuf::from("data/ford.csv"));
     match std::fs::read_to_string(&path) {
         Ok(text) => text
             .lines()
