@@ -183,3 +183,110 @@ async fn refusals_are_clear_and_change_nothing() {
         e.message()
     );
 }
+
+fn key_shape() -> Arc<RowShape> {
+    Arc::new(RowShape {
+        fields: vec![Field::new("id", Schema::new(SchemaType::Int32))],
+        pk: vec!["id".into()],
+    })
+}
+
+fn delete(k: &Arc<RowShape>, id: i32) -> RowWrite {
+    RowWrite {
+        table: "dotted.topic.name".into(),
+        shape: k.clone(),
+        op: WriteOp::Delete(vec![Value::Int32(id)]),
+    }
+}
+
+fn table_rows(cluster: &PgCluster) -> String {
+    cluster
+        .psql(
+            "postgres",
+            "SELECT id, model FROM \"dotted.topic.name\" ORDER BY id",
+        )
+        .unwrap()
+}
+
+/// Finding 1 of issue 9: deletes travel in a key-only shape, rows in the full shape; a batch
+/// holding both for one key must apply them in batch order, not shape by shape.
+#[tokio::test]
+async fn deletes_and_upserts_of_one_key_in_one_batch_keep_their_order() {
+    let cluster = PgCluster::start().unwrap();
+    let mut sink = PgSink::connect(cfg(&cluster)).await.unwrap();
+    let (s, k) = (shape(false), key_shape());
+    sink.write(&[row(&s, 2, "two", 1.0), row(&s, 3, "three", 1.0)])
+        .await
+        .unwrap();
+    // DELETE id=2; UPDATE id=3; DELETE id=3 → both gone.
+    sink.write(&[delete(&k, 2), row(&s, 3, "three-b", 2.0), delete(&k, 3)])
+        .await
+        .unwrap();
+    assert_eq!(table_rows(&cluster), "");
+    // BEGIN; INSERT 501; DELETE 501; INSERT 501 (other values); COMMIT → 501 with the last values.
+    sink.write(&[
+        row(&s, 501, "first", 1.0),
+        delete(&k, 501),
+        row(&s, 501, "second", 2.0),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(table_rows(&cluster), "501|second\n");
+    // A truncate discards what came before it in the batch and empties the table.
+    let truncate = RowWrite {
+        table: "dotted.topic.name".into(),
+        shape: k.clone(),
+        op: WriteOp::Truncate,
+    };
+    sink.write(&[row(&s, 7, "gone", 1.0), truncate, row(&s, 8, "kept", 1.0)])
+        .await
+        .unwrap();
+    assert_eq!(table_rows(&cluster), "8|kept\n");
+}
+
+/// Finding 6 of issue 9: a row the table refuses (a constraint) is isolated and reported, the
+/// rest of the batch commits, and the reason names the constraint but no value.
+#[tokio::test]
+async fn a_constraint_violation_isolates_the_row_and_commits_the_rest() {
+    let cluster = PgCluster::start().unwrap();
+    cluster
+        .psql(
+            "postgres",
+            "CREATE TABLE \"dotted.topic.name\" (id int PRIMARY KEY, model text CONSTRAINT model_short CHECK (length(model) < 8), \
+             price float8, n numeric); CREATE UNIQUE INDEX one_price ON \"dotted.topic.name\" (price)",
+        )
+        .unwrap();
+    let mut sink = PgSink::connect(cfg(&cluster)).await.unwrap();
+    let (s, k) = (shape(false), key_shape());
+    sink.write(&[row(&s, 1, "keep", 1.0)]).await.unwrap();
+    let writes = [
+        row(&s, 2, "ok", 2.0),
+        row(&s, 3, "far-too-long-secret", 3.0),
+        row(&s, 4, "dup", 1.0),
+        delete(&k, 1),
+        row(&s, 5, "fine", 5.0),
+    ];
+    // Without isolation the batch fails as a whole and writes nothing.
+    let e = sink.write(&writes).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Data);
+    assert!(!e.full_message().contains("secret"), "{}", e.full_message());
+    assert_eq!(table_rows(&cluster), "1|keep\n");
+    // With isolation the two bad rows are reported and the rest commits, in one transaction.
+    let report = |_: &augur_postgres::sink::Rejected| None;
+    let rejected = sink
+        .write_batch(augur_postgres::sink::Batch {
+            writes: &writes,
+            isolate: Some(&report),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let idx: Vec<usize> = rejected.iter().map(|r| r.index).collect();
+    assert_eq!(idx, [1], "{rejected:?}");
+    assert!(rejected[0].reason.contains("check violation") && rejected[0].reason.contains("model_short"));
+    for r in &rejected {
+        assert!(!r.reason.contains("secret"), "{r:?}");
+    }
+    // Deletes apply first, so row 4 (price 1.0) does not collide with the deleted row 1.
+    assert_eq!(table_rows(&cluster), "2|ok\n4|dup\n5|fine\n");
+}

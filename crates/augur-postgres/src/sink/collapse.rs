@@ -4,7 +4,8 @@
 //! Per table: a truncate discards everything before it and is applied first; then each key
 //! keeps only its last write (a row or a delete), whatever the shape of the writes before it;
 //! rows of a table without a key are appended in order. Surviving writes touch distinct keys,
-//! so their groups (by shape, deletes apart from rows) can be applied one after another.
+//! so their groups (by shape, deletes apart from rows; deletes first) can be applied one after
+//! another.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,6 +99,10 @@ impl<'a> Pending<'a> {
                 }),
             }
         }
+        // Deletes first: keys are distinct, so the order is free, and removing rows before
+        // writing others spares a secondary unique index a conflict that in-order application
+        // would also have avoided.
+        groups.sort_by_key(|g| !g.delete);
         (self.truncate, groups)
     }
 }
