@@ -187,10 +187,12 @@ pub fn connect_error(c: &PgConnect, e: tokio_postgres::Error) -> Error {
 
 /// Maps a SQL error during setup or capture to an error (server text stays in the cause).
 pub fn sql_error(what: &str, e: tokio_postgres::Error) -> Error {
-    let kind = if e.is_closed() || e.as_db_error().is_none() {
-        ErrorKind::Connection
-    } else {
-        ErrorKind::SourceSetup
+    // Shutdown, restart, a terminated backend, too many connections: the connection went away.
+    let kind = match e.as_db_error().map(|db| &db.code().code()[..2]) {
+        _ if e.is_closed() => ErrorKind::Connection,
+        None | Some("08" | "53" | "57") => ErrorKind::Connection,
+        Some("28") => ErrorKind::Auth,
+        Some(_) => ErrorKind::SourceSetup,
     };
     let msg = match e.as_db_error() {
         Some(db) => format!("{what}: {}", db.message()),

@@ -9,6 +9,7 @@
 //! - [`kafka`]: read a topic from the beginning without a consumer group.
 
 pub mod cars;
+pub mod differential;
 pub mod http;
 pub mod kafka;
 

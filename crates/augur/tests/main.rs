@@ -11,6 +11,7 @@ mod capture_kafka;
 mod capture_modes;
 mod capture_types;
 mod demo_browser;
+mod differential;
 mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;

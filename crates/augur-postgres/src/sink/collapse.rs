@@ -27,8 +27,9 @@ pub(crate) struct Group<'a> {
 #[derive(Debug)]
 pub(crate) struct TableWrites<'a> {
     pub(crate) table: &'a str,
-    /// Empty the table before anything else.
-    pub(crate) truncate: bool,
+    /// Empty the table before anything else; with the shape the truncate carried (a table
+    /// that does not exist yet is created from it, so an empty source table has one too).
+    pub(crate) truncate: Option<&'a Arc<RowShape>>,
     pub(crate) groups: Vec<Group<'a>>,
 }
 
@@ -48,7 +49,7 @@ fn pk_positions(shape: &RowShape) -> Vec<usize> {
 /// One table's surviving writes in batch order (`None`: superseded later in the batch).
 #[derive(Default)]
 struct Pending<'a> {
-    truncate: bool,
+    truncate: Option<&'a Arc<RowShape>>,
     entries: Vec<Option<(usize, &'a RowWrite)>>,
     last: HashMap<String, usize>,
 }
@@ -58,7 +59,7 @@ impl<'a> Pending<'a> {
         let key = match &w.op {
             WriteOp::Truncate => {
                 *self = Pending {
-                    truncate: true,
+                    truncate: Some(&w.shape),
                     ..Pending::default()
                 };
                 return;
@@ -79,7 +80,7 @@ impl<'a> Pending<'a> {
         self.entries.push(Some((index, w)));
     }
 
-    fn into_groups(self) -> (bool, Vec<Group<'a>>) {
+    fn into_groups(self) -> (Option<&'a Arc<RowShape>>, Vec<Group<'a>>) {
         let mut groups: Vec<Group<'a>> = Vec::new();
         for (index, w) in self.entries.into_iter().flatten() {
             let (delete, values) = match &w.op {
@@ -204,7 +205,7 @@ mod tests {
         let mut t = start.clone();
         for tw in collapse(writes) {
             let tab = t.entry(tw.table.to_string()).or_default();
-            if tw.truncate {
+            if tw.truncate.is_some() {
                 tab.clear();
             }
             let mut groups: Vec<&Group<'_>> = tw.groups.iter().collect();

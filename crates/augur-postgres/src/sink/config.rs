@@ -66,6 +66,13 @@ pub struct SinkConfig {
     /// WAL): what writing a prediction back into the captured table needs so it does not
     /// trigger itself forever.
     pub skip_unchanged: bool,
+    /// Debezium's `unavailable.value.placeholder` (an unchanged TOASTed value): a column
+    /// holding it is left as stored on update and written as NULL on insert, never written
+    /// as the placeholder (`None`: no placeholder is recognised).
+    pub unavailable_placeholder: Option<String>,
+    /// A table in which every table this sink creates is recorded, so that one dropped later
+    /// can be told from one never created (`augur run`; `None` for the Connect sinks).
+    pub registry_table: Option<String>,
 }
 
 impl SinkConfig {
@@ -84,6 +91,8 @@ impl SinkConfig {
             table_format: "${topic}".into(),
             batch_size: 3000,
             skip_unchanged: false,
+            unavailable_placeholder: Some("__debezium_unavailable_value".into()),
+            registry_table: None,
         }
     }
 

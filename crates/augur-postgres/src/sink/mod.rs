@@ -284,7 +284,15 @@ impl PgSink {
                     )
                     .with_hint("create the table, or set auto.create=true (schema.evolution=basic for the Debezium sink)"));
                 }
-                let sql = ddl::create_table(&self.qualified(table), shape, self.cfg.flavor)?;
+                let mut sql = ddl::create_table(&self.qualified(table), shape, self.cfg.flavor)?;
+                if let Some(reg) = &self.cfg.registry_table {
+                    sql.push_str(&format!(
+                        "; CREATE TABLE IF NOT EXISTS {0} (table_name text PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now()); \
+                         INSERT INTO {0} (table_name) VALUES ({1}) ON CONFLICT DO NOTHING",
+                        self.qualified(reg),
+                        quote_literal(table)
+                    ));
+                }
                 tracing::info!(table = %table, "creating sink table");
                 self.client
                     .batch_execute(&sql)
@@ -437,6 +445,12 @@ impl PgSink {
                 None => self.load_table(tw.table).await?,
             };
         }
+        if let (None, Some(shape)) = (&state, tw.truncate)
+            && self.cfg.auto_create
+            && !shape.fields.is_empty()
+        {
+            state = Some(self.ensure_table(tw.table, shape).await?);
+        }
         Ok(state)
     }
 
@@ -511,7 +525,7 @@ impl PgSink {
         let mut rejected = Vec::new();
         for (tw, state) in plan.iter().zip(states) {
             let Some(state) = state else { continue };
-            if tw.truncate {
+            if tw.truncate.is_some() {
                 let sql = format!("TRUNCATE TABLE {}", self.qualified(tw.table));
                 self.client
                     .batch_execute(&sql)
@@ -542,10 +556,35 @@ impl PgSink {
         values: &[&Vec<Value>],
     ) -> Result<(), Error> {
         if g.delete {
-            self.apply_deletes(table, g.shape, state, values).await
-        } else {
-            self.apply_rows(table, g.shape, state, values).await
+            return self.apply_deletes(table, g.shape, state, values).await;
         }
+        // Rows holding the "unavailable" placeholder go in statements that leave those
+        // columns as stored, one statement per set of such columns.
+        let masks: Vec<Vec<bool>> = values.iter().map(|r| self.unavailable(r)).collect();
+        let mut distinct: Vec<&Vec<bool>> = Vec::new();
+        for m in &masks {
+            if !distinct.contains(&m) {
+                distinct.push(m);
+            }
+        }
+        for mask in distinct {
+            let same: Vec<&Vec<Value>> = values
+                .iter()
+                .zip(&masks)
+                .filter(|(_, m)| *m == mask)
+                .map(|(v, _)| *v)
+                .collect();
+            self.apply_rows(table, g.shape, state, &same, mask).await?;
+        }
+        Ok(())
+    }
+
+    /// Which values of `row` are Debezium's "unavailable" placeholder.
+    fn unavailable(&self, row: &[Value]) -> Vec<bool> {
+        let Some(p) = self.cfg.unavailable_placeholder.as_deref() else {
+            return vec![false; row.len()];
+        };
+        row.iter().map(|v| is_placeholder(v, p)).collect()
     }
 
     /// Applies one row behind a savepoint; `Some(reason)` when the target refused it.
@@ -579,6 +618,76 @@ impl PgSink {
         }
     }
 
+    /// The stored text of `columns` for each of `keys` (values of `key_fields`, the table's
+    /// key) in `table`: `None` for a key with no row (or no such table). Used to fill in what
+    /// a change carries as the "unavailable" placeholder.
+    pub async fn stored_text(
+        &mut self,
+        table: &str,
+        key_fields: &[Field],
+        keys: &[Vec<Value>],
+        columns: &[String],
+    ) -> Result<Vec<Option<Vec<Option<String>>>>, Error> {
+        let mut out = vec![None; keys.len()];
+        let Some(state) = self.load_table(table).await? else {
+            return Ok(out);
+        };
+        if keys.is_empty() || key_fields.is_empty() {
+            return Ok(out);
+        }
+        let conds: Vec<String> = key_fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let ty = state.type_of(&f.name).unwrap_or("text");
+                format!("t.{} = k.k{i}::{ty}", quote_ident(&f.name))
+            })
+            .collect();
+        let cols: Vec<String> = columns
+            .iter()
+            .map(|c| format!("t.{}::text", quote_ident(c)))
+            .collect();
+        let sql = format!(
+            "SELECT k.ord::int8{} FROM UNNEST({}) WITH ORDINALITY AS k({}, ord) JOIN {} AS t ON {}",
+            cols.iter().map(|c| format!(", {c}")).collect::<String>(),
+            (1..=key_fields.len())
+                .map(|i| format!("${i}::text[]"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (0..key_fields.len())
+                .map(|i| format!("k{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.qualified(table),
+            conds.join(" AND ")
+        );
+        let mut params: Vec<Vec<Option<String>>> = vec![Vec::new(); key_fields.len()];
+        for k in keys {
+            for (i, f) in key_fields.iter().enumerate() {
+                let target = state.type_of(&f.name).unwrap_or("text");
+                let v = render::render(&f.schema, &k[i], target).map_err(|p| {
+                    Error::new(ErrorKind::Data, format!("key column \"{}\": {p}", f.name))
+                })?;
+                params[i].push(v);
+            }
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
+        let rows = self
+            .client
+            .query(&sql, &refs)
+            .await
+            .map_err(|e| write_error(&format!("cannot read stored rows of {table}"), e))?;
+        for r in rows {
+            let ord: i64 = r.get(0);
+            let vals: Vec<Option<String>> = (1..=columns.len()).map(|i| r.get(i)).collect();
+            if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| out.get_mut(i)) {
+                *slot = Some(vals);
+            }
+        }
+        Ok(out)
+    }
+
     async fn record_dead_letters(&self, table: &str, rows: &[DeadLetter]) -> Result<(), Error> {
         let sql = format!(
             "INSERT INTO {} (source_table, key, lsn, reason, row_data, model, reason_code) \
@@ -603,6 +712,7 @@ impl PgSink {
         state: &TableState,
         rows: &[&Vec<Value>],
         cols: &[usize],
+        unavailable: &[bool],
     ) -> Result<Vec<Vec<Option<String>>>, Error> {
         let mut out: Vec<Vec<Option<String>>> = cols
             .iter()
@@ -610,6 +720,10 @@ impl PgSink {
             .collect();
         for row in rows {
             for (slot, &ci) in out.iter_mut().zip(cols) {
+                if unavailable.get(ci).copied().unwrap_or(false) {
+                    slot.push(None);
+                    continue;
+                }
                 let f = &shape.fields[ci];
                 let target = state.type_of(&f.name).unwrap_or("text");
                 let v = render::render(&f.schema, &row[ci], target).map_err(|p| {
@@ -627,7 +741,9 @@ impl PgSink {
         shape: &RowShape,
         state: &TableState,
         rows: &[&Vec<Value>],
+        unavailable: &[bool],
     ) -> Result<(), Error> {
+        let kept = |i: usize| !unavailable.get(i).copied().unwrap_or(false);
         let cols: Vec<usize> = (0..shape.fields.len()).collect();
         let names: Vec<String> = shape.fields.iter().map(|f| quote_ident(&f.name)).collect();
         let casts: Vec<String> = shape
@@ -650,7 +766,7 @@ impl PgSink {
                     .fields
                     .iter()
                     .enumerate()
-                    .filter(|(_, f)| !shape.pk.contains(&f.name))
+                    .filter(|(i, f)| !shape.pk.contains(&f.name) && kept(*i))
                     .map(|(i, f)| format!("{} = {}", quote_ident(&f.name), casts[i]))
                     .collect();
                 let mut conds: Vec<String> = shape
@@ -666,7 +782,7 @@ impl PgSink {
                         .fields
                         .iter()
                         .enumerate()
-                        .filter(|(_, f)| !shape.pk.contains(&f.name))
+                        .filter(|(i, f)| !shape.pk.contains(&f.name) && kept(*i))
                         .map(|(i, f)| {
                             format!("t.{} IS DISTINCT FROM {}", quote_ident(&f.name), casts[i])
                         })
@@ -691,8 +807,9 @@ impl PgSink {
                 let updates: Vec<String> = shape
                     .fields
                     .iter()
-                    .filter(|f| !shape.pk.contains(&f.name))
-                    .map(|f| format!("{0} = EXCLUDED.{0}", quote_ident(&f.name)))
+                    .enumerate()
+                    .filter(|(i, f)| !shape.pk.contains(&f.name) && kept(*i))
+                    .map(|(_, f)| format!("{0} = EXCLUDED.{0}", quote_ident(&f.name)))
                     .collect();
                 let action = if updates.is_empty() {
                     "NOTHING".to_string()
@@ -716,9 +833,17 @@ impl PgSink {
                 aliases.join(", ")
             ),
         };
-        let key = format!("{table}\u{0}{:p}\u{0}{mode:?}", shape as *const RowShape);
+        let key = format!(
+            "{table}\u{0}{:p}\u{0}{mode:?}\u{0}{unavailable:?}",
+            shape as *const RowShape
+        );
         let stmt = self.statement(key, sql).await?;
-        let data = self.columns_text(shape, state, rows, &cols)?;
+        let mut data = self.columns_text(shape, state, rows, &cols, unavailable)?;
+        for (i, col) in data.iter_mut().enumerate() {
+            if !kept(i) {
+                col.iter_mut().for_each(|v| *v = None);
+            }
+        }
         let params: Vec<&(dyn ToSql + Sync)> =
             data.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
         self.client
@@ -788,6 +913,52 @@ impl PgSink {
             .await
             .map_err(|e| write_error(&format!("cannot delete rows from {table}"), e))?;
         Ok(())
+    }
+}
+
+/// A SQL string literal.
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The tables this sink created (recorded in [`SinkConfig::registry_table`]) that no longer
+/// exist.
+pub async fn dropped_tables(sink: &PgSink) -> Result<Vec<String>, Error> {
+    let Some(reg) = &sink.cfg.registry_table else {
+        return Ok(Vec::new());
+    };
+    let sql = format!(
+        "SELECT r.table_name FROM {} r WHERE to_regclass(quote_ident($1) || '.' || quote_ident(r.table_name)) IS NULL ORDER BY 1",
+        sink.qualified(reg)
+    );
+    let exists = sink
+        .client
+        .query_one(
+            "SELECT to_regclass(quote_ident($1) || '.' || quote_ident($2)) IS NOT NULL",
+            &[&sink.cfg.schema, reg],
+        )
+        .await
+        .map_err(|e| write_error("cannot look for the sink's table registry", e))?
+        .get::<_, bool>(0);
+    if !exists {
+        return Ok(Vec::new());
+    }
+    let rows = sink
+        .client
+        .query(&sql, &[&sink.cfg.schema])
+        .await
+        .map_err(|e| write_error("cannot read the sink's table registry", e))?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+/// Whether `v` is Debezium's placeholder `p` for an unchanged TOASTed value: the text, its
+/// bytes (`bytea`), or a one-element text array.
+pub fn is_placeholder(v: &Value, p: &str) -> bool {
+    match v {
+        Value::String(s) => s == p,
+        Value::Bytes(b) => b == p.as_bytes(),
+        Value::Array(a) => matches!(a.as_slice(), [Value::String(s)] if s == p),
+        _ => false,
     }
 }
 

@@ -194,6 +194,16 @@ pub struct SourceConfig {
     pub slot_retry_delay: Duration,
     /// `slot.drop.on.stop`: drop the slot on a clean stop (for tests).
     pub slot_drop_on_stop: bool,
+    /// `errors.max.retries`: reconnect attempts after a lost connection (`None`: no limit,
+    /// Debezium's `-1`; `Some(0)`: fail at once).
+    pub max_retries: Option<u32>,
+    /// `retriable.restart.connector.wait.ms`: the longest wait between reconnect attempts
+    /// (attempts start after 200 ms and double up to this).
+    pub retry_wait: Duration,
+    /// Emit a truncate event for each table before its snapshot rows, so a destination that
+    /// mirrors the table drops rows a redone snapshot no longer has (`augur run`; not a
+    /// Debezium property: Debezium never does this).
+    pub snapshot_truncates: bool,
 }
 
 impl SourceConfig {
@@ -215,6 +225,9 @@ impl SourceConfig {
             slot_max_retries: 6,
             slot_retry_delay: Duration::from_secs(10),
             slot_drop_on_stop: false,
+            max_retries: None,
+            retry_wait: Duration::from_secs(10),
+            snapshot_truncates: false,
         }
     }
 }

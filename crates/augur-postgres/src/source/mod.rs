@@ -148,6 +148,14 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    async fn push_all(&mut self, evs: &mut Vec<ChangeEvent>) -> Result<(), Halt> {
+        self.batch.append(evs);
+        if self.batch.len() >= self.max {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
     fn commit(&mut self, end_lsn: Lsn) {
         self.position = Some(end_lsn);
     }
@@ -208,11 +216,62 @@ impl PgSource {
     }
 
     /// Runs the source until shutdown, an error, or (for `initial_only`) the end of the
-    /// snapshot.
+    /// snapshot. A connection lost after the first successful start (a server restart, a
+    /// terminated walsender, a server waiting on a confirmation augur cannot give yet) is
+    /// retried with backoff as Debezium does (`errors.max.retries`,
+    /// `retriable.restart.connector.wait.ms`), resuming from the slot: nothing is lost, and
+    /// what was in flight is replayed.
     pub async fn run(self, cx: SourceContext) -> Result<SourceExit, Error> {
+        let mut attempt = 0u32;
+        let mut started = false;
+        let mut shutdown = cx.shutdown.clone();
+        loop {
+            let mut streamed = false;
+            let result = self.run_once(&cx, &mut started, &mut streamed).await;
+            let e = match result {
+                Err(e) if self.retriable(&e, &cx, started) => e,
+                other => {
+                    cx.report(SourceStatus::Stopped);
+                    return other;
+                }
+            };
+            attempt = if streamed { 1 } else { attempt + 1 };
+            if self.cfg.max_retries.is_some_and(|m| attempt > m) {
+                cx.report(SourceStatus::Stopped);
+                return Err(e.with_hint(format!(
+                    "gave up after {} reconnect attempts (errors.max.retries)",
+                    attempt - 1
+                )));
+            }
+            let wait = Duration::from_millis(200u64 << (attempt - 1).min(10)).min(self.cfg.retry_wait);
+            tracing::warn!(error = %e.full_message(), attempt, wait_ms = wait.as_millis() as u64, "source connection lost; resuming from the slot after a pause");
+            cx.report(SourceStatus::Starting);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait() => {
+                    cx.report(SourceStatus::Stopped);
+                    return Ok(SourceExit::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// A lost connection is retried once the source has started at least once (a first
+    /// connection that fails is the user's to fix) and while the destination is healthy.
+    fn retriable(&self, e: &Error, cx: &SourceContext, started: bool) -> bool {
+        started && e.kind() == ErrorKind::Connection && !cx.acks.durable().poisoned
+    }
+
+    async fn run_once(
+        &self,
+        cx: &SourceContext,
+        started: &mut bool,
+        streamed: &mut bool,
+    ) -> Result<SourceExit, Error> {
         let cfg = &self.cfg;
         let client = cfg.connect.connect_sql().await?;
         let tables = setup::preflight(&client, cfg).await?;
+        *started = true;
         if tables.is_empty() {
             tracing::warn!(
                 "no table matches the include lists; nothing will be captured until one does"
@@ -228,7 +287,7 @@ impl PgSource {
                 );
                 return Ok(SourceExit::SnapshotCompleted);
             }
-            let mut emitter = Emitter::new(&cx, cfg.max_batch_size);
+            let mut emitter = Emitter::new(cx, cfg.max_batch_size);
             let point = snapshot::begin(&client, None).await?;
             let done = self
                 .snapshot_tables(&client, &mut resolver, &tables, point, &mut emitter)
@@ -240,7 +299,7 @@ impl PgSource {
             }
             snapshot::end(&client).await?;
             let marker_seq = cx.acks.next_seq();
-            if !self.wait_durable(&cx, marker_seq, None).await? {
+            if !self.wait_durable(cx, marker_seq, None).await? {
                 return Ok(SourceExit::Shutdown);
             }
             self.offsets.save(&SourceOffset {
@@ -369,7 +428,8 @@ impl PgSource {
 
         let result = self
             .stream(
-                &cx,
+                cx,
+                streamed,
                 &client,
                 &mut resolver,
                 &tables,
@@ -380,7 +440,6 @@ impl PgSource {
                 offset.unwrap_or_default(),
             )
             .await;
-        cx.report(SourceStatus::Stopped);
         match result {
             Ok(exit) => Ok(exit),
             Err(e) => {
@@ -453,6 +512,13 @@ impl PgSource {
             let Some(mut reader) = snapshot::TableReader::open(client, &table, point).await? else {
                 continue;
             };
+            if self.cfg.snapshot_truncates {
+                let at = SourceInfo {
+                    snapshot: SnapshotMarker::True,
+                    ..SourceInfo::default()
+                };
+                emitter.push(decode::truncate(&table.schema, at)).await?;
+            }
             let mut first_in_table = true;
             let mut last_of_prev_table = held.is_some();
             while let Some(mut ev) = reader.next(opts).await? {
@@ -528,6 +594,7 @@ impl PgSource {
     async fn stream(
         &self,
         cx: &SourceContext,
+        streamed: &mut bool,
         client: &Client,
         resolver: &mut TypeResolver,
         tables: &[CapturedTableRef],
@@ -566,6 +633,8 @@ impl PgSource {
             .map_err(|e| replication_error(cfg, e))?;
         tracing::info!(slot = %cfg.slot_name, publication = %cfg.publication_name, "streaming changes");
         cx.report(SourceStatus::Streaming);
+        *streamed = true;
+        let mut waited_on = ServerWait::default();
 
         let mut durable_rx = cx.acks.subscribe();
         let mut shutdown = cx.shutdown.clone();
@@ -655,9 +724,19 @@ impl PgSource {
             };
             tracing::trace!(event = ?std::mem::discriminant(&ev), "replication event");
             match ev {
-                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                ReplicationEvent::KeepAlive {
+                    wal_end,
+                    reply_requested,
+                    ..
+                } => {
                     let w = Lsn(wal_end.as_u64());
                     keepalive = Some(keepalive.map_or(w, |k| k.max(w)));
+                    if reply_requested && waited_on.asked(confirmed.is_none_or(|c| c < w)) {
+                        break 'run Err(Halt::Failed(Error::new(
+                            ErrorKind::Connection,
+                            "the server is waiting for a confirmation augur can give only after its sink commits (it is probably shutting down); releasing the replication connection",
+                        )));
+                    }
                 }
                 ReplicationEvent::Begin {
                     final_lsn,
@@ -745,10 +824,10 @@ impl PgSource {
                     if let Err(e) = r {
                         break 'run Err(Halt::Failed(e));
                     }
-                    for ev in scratch.drain(..) {
-                        if let Err(h) = emitter.push(ev).await {
-                            break 'run Err(h);
-                        }
+                    // The events of one message (the delete and create halves of a key
+                    // change) travel in one batch, so a stage can carry the row across.
+                    if let Err(h) = emitter.push_all(&mut scratch).await {
+                        break 'run Err(h);
                     }
                 }
                 ReplicationEvent::Message { .. } => {}
@@ -809,6 +888,32 @@ impl PgSource {
     }
 }
 
+/// Notices a walsender that keeps asking for a confirmation augur cannot give yet. A server
+/// shutting down (`pg_ctl stop -m fast`) waits until its walsenders have the client's
+/// confirmation of everything sent, asking for it again and again; the confirmation follows
+/// the sink, so a blocked or failing sink would hold the server's shutdown forever. In normal
+/// streaming a walsender asks only after `wal_sender_timeout / 2` without a status update,
+/// which augur's regular updates prevent.
+#[derive(Debug, Default)]
+struct ServerWait {
+    asks: Vec<Instant>,
+}
+
+impl ServerWait {
+    /// Records a reply request; `true` when the server has asked three times within two
+    /// seconds while something sent is not yet confirmed.
+    fn asked(&mut self, unconfirmed: bool) -> bool {
+        if !unconfirmed {
+            self.asks.clear();
+            return false;
+        }
+        let now = Instant::now();
+        self.asks.retain(|t| now.duration_since(*t) < Duration::from_secs(2));
+        self.asks.push(now);
+        self.asks.len() >= 3
+    }
+}
+
 fn known(
     tables: &HashMap<u32, Option<CapturedTable>>,
     oid: u32,
@@ -838,6 +943,17 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Whether a server error means the connection went away (shutdown, restart, a terminated
+/// backend, too many connections) rather than a setup problem: SQLSTATE classes 08, 53, 57.
+fn connection_lost(msg: &str) -> bool {
+    ["57P01", "57P02", "57P03", "57P04", "08006", "08003", "53300"]
+        .iter()
+        .any(|c| msg.contains(c))
+        || msg.contains("shutting down")
+        || msg.contains("starting up")
+        || msg.contains("terminating connection")
 }
 
 /// Maps a replication-connection error to an error with a kind and a fix.
@@ -889,6 +1005,10 @@ fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
                 setup::quote_ident(&c.user)
             ))
         }
+        PgWireError::Server(msg) if connection_lost(msg) => Error::new(
+            ErrorKind::Connection,
+            format!("the server closed the replication connection: {msg}"),
+        ),
         PgWireError::Server(msg) => {
             Error::new(ErrorKind::SourceSetup, format!("replication error: {msg}"))
         }

@@ -112,6 +112,8 @@ const KNOWN: &[&str] = &[
     "max.queue.size",
     "slot.max.retries",
     "slot.retry.delay.ms",
+    "errors.max.retries",
+    "retriable.restart.connector.wait.ms",
     "slot.drop.on.stop",
     "key.converter",
     "value.converter",
@@ -412,6 +414,16 @@ impl CaptureConfig {
         source.slot_max_retries = r.u64("slot.max.retries", 6) as u32;
         source.slot_retry_delay = Duration::from_millis(r.u64("slot.retry.delay.ms", 10_000));
         source.slot_drop_on_stop = r.bool("slot.drop.on.stop", false);
+        let retries: i64 = r.parse(
+            "errors.max.retries",
+            -1,
+            |v| v.parse().ok().filter(|n: &i64| *n >= -1),
+            "An integer of -1 (no limit) or more is expected",
+        );
+        source.max_retries = u32::try_from(retries).ok();
+        source.retry_wait = Duration::from_millis(
+            r.u64("retriable.restart.connector.wait.ms", 10_000).max(1),
+        );
 
         let mut envelope = EnvelopeConfig::new(prefix, dbname);
         let both = r.bool("converter.schemas.enable", true);

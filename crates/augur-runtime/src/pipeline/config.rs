@@ -145,6 +145,8 @@ impl RunConfig {
         );
         source.set("publication.autocreate.mode", "filtered");
         source.set("snapshot.mode", get("source.snapshot").unwrap_or("initial"));
+        // The predicted table follows every change of the source, truncates included.
+        source.set("skipped.operations", "none");
         source.set(
             "max.batch.size",
             get("pipeline.batch_size").unwrap_or("1024"),
@@ -229,6 +231,7 @@ impl RunConfig {
         sink.auto_create = true;
         sink.auto_evolve = true;
         sink.delete_enabled = true;
+        sink.registry_table = Some("augur_output_tables".into());
         match output {
             OutputMode::Table(_) => sink.insert_mode = InsertMode::Upsert,
             OutputMode::Column => {
@@ -291,9 +294,14 @@ impl RunConfig {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let mut capture = capture.expect("no errors means the source parsed");
+        // Embedded, predictions in their own table: a redone snapshot first empties that
+        // table, so rows deleted since an interrupted snapshot do not linger there.
+        capture.source.snapshot_truncates =
+            matches!(output, OutputMode::Table(_)) && get("kafka.bootstrap").is_none();
         Ok((
             RunConfig {
-                capture: capture.expect("no errors means the source parsed"),
+                capture,
                 model,
                 output,
                 sink,

@@ -162,6 +162,7 @@ pub async fn run(
     if cfg.output == OutputMode::Column {
         check_output_column(&sink, &cfg).await?;
     }
+    check_output_tables(&sink, &cfg).await?;
     let metrics = PipelineMetrics::register(&registry);
     let (status_tx, status_rx) = match &hooks.status {
         Some(tx) => (tx.clone(), tx.subscribe()),
@@ -176,57 +177,19 @@ pub async fn run(
         }
         None => None,
     };
-    let (batch_tx, mut batch_rx) = mpsc::channel::<ChangeBatch>(cfg.queue_batches);
+    let (batch_tx, batch_rx) = mpsc::channel::<ChangeBatch>(cfg.queue_batches);
     let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(2);
     let acks = AckTracker::new();
 
-    // The transform: predictions in one blocking call per batch; order kept.
+    // The transform: predictions in one blocking call per batch; order kept. A row carrying
+    // the "unavailable" placeholder for a model input waits until every earlier batch is
+    // committed, then reads the stored value from the output table.
+    let (committed_tx, committed_rx) = watch::channel(0u64);
     let transform_task = {
         let metrics = metrics.clone();
-        let mut transform = Some(Transform::new(predictor, cfg.output.clone()));
-        tokio::spawn(async move {
-            while let Some(batch) = batch_rx.recv().await {
-                metrics.captured.inc_by(batch.events.len() as u64);
-                let commits: Vec<i64> = batch
-                    .events
-                    .iter()
-                    .filter(|e| e.op != Op::Read)
-                    .map(|e| e.source.commit_time_us)
-                    .collect();
-                let ChangeBatch { events, ack, .. } = batch;
-                let mut t = transform
-                    .take()
-                    .expect("transform returns after each batch");
-                let m = metrics.clone();
-                let (t, out) = tokio::task::spawn_blocking(move || {
-                    let start = Instant::now();
-                    let out = t.apply(&events);
-                    if !events.is_empty() {
-                        m.predict_seconds.observe(start.elapsed().as_secs_f64());
-                        m.batch_rows.observe(events.len() as f64);
-                    }
-                    (t, out)
-                })
-                .await
-                .map_err(|e| {
-                    Error::new(ErrorKind::Internal, "the transform panicked").with_source(e)
-                })?;
-                transform = Some(t);
-                metrics.predicted.inc_by(out.predicted);
-                if sink_tx
-                    .send(SinkBatch {
-                        t: out,
-                        commits,
-                        ack,
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-            Ok::<(), Error>(())
-        })
+        let transform = Transform::new(predictor, cfg.output.clone());
+        let lookup = StoredRows::new(cfg.sink.clone(), committed_rx);
+        tokio::spawn(transform_stage(batch_rx, sink_tx, transform, lookup, metrics))
     };
 
     // The sink: one transaction per batch; transient failures retried until shutdown.
@@ -273,6 +236,7 @@ pub async fn run(
                 };
                 let done = now_us();
                 b.ack.ack();
+                committed_tx.send_modify(|n| *n += 1);
                 metrics
                     .written
                     .inc_by((b.t.writes.len() - rejected.len()) as u64);
@@ -309,25 +273,30 @@ pub async fn run(
         })
     };
 
-    // Slot lag, read once a second.
+    // Slot lag, read once a second (reconnecting when the server went away).
     let lag_task = {
         let gauge = metrics.slot_lag_bytes.clone();
         let connect = cfg.capture.source.connect.clone();
         let slot = cfg.capture.source.slot_name.clone();
         let mut shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let Ok(client) = connect.connect_sql().await else {
-                return;
-            };
+            let mut client = None;
             loop {
-                if let Ok(Some(row)) = client
-                    .query_opt(
-                        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 FROM pg_replication_slots WHERE slot_name = $1",
-                        &[&slot],
-                    )
-                    .await
-                {
-                    gauge.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0));
+                if client.is_none() {
+                    client = connect.connect_sql().await.ok();
+                }
+                if let Some(c) = &client {
+                    match c
+                        .query_opt(
+                            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 FROM pg_replication_slots WHERE slot_name = $1",
+                            &[&slot],
+                        )
+                        .await
+                    {
+                        Ok(Some(row)) => gauge.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0)),
+                        Ok(None) => {}
+                        Err(_) => client = None,
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -366,6 +335,135 @@ pub async fn run(
         (_, Err(e), _) => Err(e),
         (Err(e), _, _) => Err(e),
     }
+}
+
+/// Reads stored rows for [`transform::Lookup`]s once every batch sent before is committed.
+struct StoredRows {
+    cfg: augur_postgres::sink::config::SinkConfig,
+    sink: Option<PgSink>,
+    committed: watch::Receiver<u64>,
+}
+
+impl StoredRows {
+    fn new(cfg: augur_postgres::sink::config::SinkConfig, committed: watch::Receiver<u64>) -> Self {
+        StoredRows {
+            cfg,
+            sink: None,
+            committed,
+        }
+    }
+
+    /// Fills `lookups` into `events` after the sink committed `sent` batches.
+    async fn fill(
+        &mut self,
+        events: &mut [augur_core::event::ChangeEvent],
+        lookups: &[transform::Lookup],
+        sent: u64,
+    ) -> Result<(), Error> {
+        if self.committed.wait_for(|n| *n >= sent).await.is_err() {
+            return Err(Error::new(ErrorKind::Internal, "the sink stopped"));
+        }
+        let sink = match &mut self.sink {
+            Some(s) => s,
+            None => self.sink.insert(PgSink::connect(self.cfg.clone()).await?),
+        };
+        let mut stored = Vec::with_capacity(lookups.len());
+        for l in lookups {
+            let cols: Vec<String> = l.columns.iter().map(|(_, c)| c.clone()).collect();
+            let r = sink
+                .stored_text(&l.table, &l.key_fields, std::slice::from_ref(&l.key), &cols)
+                .await;
+            match r {
+                Ok(mut v) => stored.push(v.pop().flatten()),
+                Err(e) => {
+                    self.sink = None;
+                    return Err(e);
+                }
+            }
+        }
+        Transform::fill(events, lookups, stored);
+        Ok(())
+    }
+}
+
+/// The transform stage's loop: batches in, predicted writes out, in order.
+async fn transform_stage(
+    mut batch_rx: mpsc::Receiver<ChangeBatch>,
+    sink_tx: mpsc::Sender<SinkBatch>,
+    transform: Transform,
+    mut lookup: StoredRows,
+    metrics: PipelineMetrics,
+) -> Result<(), Error> {
+    let mut transform = Some(transform);
+    let mut sent = 0u64;
+    while let Some(batch) = batch_rx.recv().await {
+        metrics.captured.inc_by(batch.events.len() as u64);
+        let commits: Vec<i64> = batch
+            .events
+            .iter()
+            .filter(|e| e.op != Op::Read)
+            .map(|e| e.source.commit_time_us)
+            .collect();
+        let ChangeBatch {
+            mut events, ack, ..
+        } = batch;
+        let mut t = transform.take().expect("transform returns after each batch");
+        let lookups = t.resolve_in_batch(&mut events);
+        if !lookups.is_empty() {
+            // Transient failures: retried until the stored rows can be read.
+            let mut attempt = 0u64;
+            while let Err(e) = lookup.fill(&mut events, &lookups, sent).await {
+                if e.kind() == ErrorKind::Internal {
+                    return Err(e);
+                }
+                attempt += 1;
+                tracing::warn!(error = %e.full_message(), attempt, "cannot read stored rows yet; retrying");
+                tokio::time::sleep(Duration::from_millis((100 * attempt).min(2000))).await;
+            }
+            // Carry the filled values on to later changes of the same keys.
+            t.resolve_in_batch(&mut events);
+        }
+        let m = metrics.clone();
+        let (t, out) = tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            let out = t.apply(&events);
+            if !events.is_empty() {
+                m.predict_seconds.observe(start.elapsed().as_secs_f64());
+                m.batch_rows.observe(events.len() as f64);
+            }
+            (t, out)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, "the transform panicked").with_source(e))?;
+        transform = Some(t);
+        metrics.predicted.inc_by(out.predicted);
+        if sink_tx.send(SinkBatch { t: out, commits, ack }).await.is_err() {
+            break;
+        }
+        sent += 1;
+    }
+    Ok(())
+}
+
+/// An output table augur created and someone dropped since: recreating it with only later
+/// changes would be silently partial, so starting is refused until a new snapshot rebuilds it.
+async fn check_output_tables(sink: &PgSink, cfg: &RunConfig) -> Result<(), Error> {
+    use augur_postgres::source::config::SnapshotMode;
+    if cfg.capture.source.snapshot_mode == SnapshotMode::Always {
+        return Ok(());
+    }
+    let dropped = augur_postgres::sink::dropped_tables(sink).await?;
+    if dropped.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::DestinationSchema,
+        format!(
+            "output table(s) {} were dropped after augur created them; recreating them with only later changes would leave them incomplete",
+            dropped.join(", ")
+        ),
+    )
+    .with_hint("start once with --set source.snapshot=always to rebuild them from a new snapshot, then run as before"))
 }
 
 /// In column mode the output column must exist in every captured table.

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use augur_core::connect::{Field, Value};
-use augur_core::event::{ChangeEvent, Op, TableSchema};
-use augur_postgres::sink::{DeadLetter, Rejected, RowShape, RowWrite, WriteOp};
+use augur_core::connect::{Field, SchemaType, Value};
+use augur_core::event::{ChangeEvent, KeyChange, Op, TableSchema};
+use augur_postgres::sink::{DeadLetter, Rejected, RowShape, RowWrite, WriteOp, is_placeholder};
 
 use super::config::OutputMode;
 use crate::predict::{FeatureMap, Predictor, RejectCode};
@@ -44,8 +44,8 @@ pub struct Transformed {
 impl Transformed {
     fn push(&mut self, ev: &ChangeEvent, plan: &Plan, op: WriteOp) {
         let shape = match op {
-            WriteOp::Row(_) => plan.shape.clone(),
-            WriteOp::Delete(_) | WriteOp::Truncate => plan.delete_shape.clone(),
+            WriteOp::Row(_) | WriteOp::Truncate => plan.shape.clone(),
+            WriteOp::Delete(_) => plan.delete_shape.clone(),
         };
         self.writes.push(RowWrite {
             table: plan.target.clone(),
@@ -81,6 +81,22 @@ impl Transformed {
             model: model.to_string(),
         })
     }
+}
+
+/// A row carrying Debezium's "unavailable" placeholder (an unchanged TOASTed value) that no
+/// earlier change in its batch can fill: its stored values are read from the output table.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// The event's index in the batch.
+    pub event: usize,
+    /// The table holding the stored row (the output table; in column mode the source table).
+    pub table: String,
+    /// The key columns.
+    pub key_fields: Vec<Field>,
+    /// The row's key.
+    pub key: Vec<Value>,
+    /// The placeholder columns: index in the row, and name.
+    pub columns: Vec<(usize, String)>,
 }
 
 /// Turns change events into writes for one output mode.
@@ -204,6 +220,94 @@ impl Transform {
         }
         self.plans.insert(id, (table.clone(), plan.clone()));
         plan
+    }
+
+    /// Fills the "unavailable" placeholders of text columns from the latest earlier row of the
+    /// same key in this batch, and returns the rows still holding one whose key no earlier
+    /// change in the batch touched: their values are read from the stored row and put in with
+    /// [`Transform::fill`]; then call this again to carry them on to later changes of the key.
+    pub fn resolve_in_batch(&mut self, events: &mut [ChangeEvent]) -> Vec<Lookup> {
+        let Some(p) = self.predictor.placeholders.first().cloned() else {
+            return Vec::new();
+        };
+        let mut latest: HashMap<(String, String), Vec<Value>> = HashMap::new();
+        let mut touched: std::collections::HashSet<(String, String)> = Default::default();
+        let mut lookups = Vec::new();
+        for (n, ev) in events.iter_mut().enumerate() {
+            let table = ev.table.qualified_name();
+            let own_key = ev.key_values().unwrap_or_default();
+            let id = (table, format!("{own_key:?}"));
+            match (ev.op, ev.after.as_mut()) {
+                (Op::Create | Op::Update | Op::Read, Some(after)) => {
+                    let earlier = latest.get(&id);
+                    let mut missing = Vec::new();
+                    for (i, v) in after.iter_mut().enumerate() {
+                        if !is_placeholder(v, &p) {
+                            continue;
+                        }
+                        match earlier.map(|r| &r[i]) {
+                            Some(prev) if !is_placeholder(prev, &p) => *v = prev.clone(),
+                            _ if ev.table.fields[i].schema.ty == SchemaType::String => {
+                                missing.push((i, ev.table.fields[i].name.clone()));
+                            }
+                            _ => {}
+                        }
+                    }
+                    // The stored row is the state before this batch: only right for a key
+                    // no earlier change of the batch touched.
+                    if !missing.is_empty() && !ev.table.key.is_empty() && !touched.contains(&id) {
+                        let plan = self.plan(&ev.table);
+                        // A row that moved to a new key is stored under its old one.
+                        let key = match &ev.key_change {
+                            Some(KeyChange::OldKey(old)) => old.clone(),
+                            _ => own_key,
+                        };
+                        lookups.push(Lookup {
+                            event: n,
+                            table: plan.target.clone(),
+                            key_fields: ev.table.key_fields().cloned().collect(),
+                            key,
+                            columns: missing,
+                        });
+                    }
+                    if !ev.table.key.is_empty() {
+                        latest.insert(id.clone(), after.clone());
+                        touched.insert(id);
+                    }
+                }
+                (Op::Delete, _) => {
+                    let row = latest.remove(&id);
+                    // The delete half of a key change: the create half finds the row's values
+                    // under the new key.
+                    if let (Some(KeyChange::NewKey(new)), Some(row)) = (&ev.key_change, row) {
+                        latest.insert((id.0.clone(), format!("{new:?}")), row);
+                    }
+                    touched.insert(id);
+                }
+                (Op::Truncate, _) => {
+                    latest.retain(|(t, _), _| *t != id.0);
+                }
+                _ => {}
+            }
+        }
+        lookups
+    }
+
+    /// Puts the stored text of each lookup's columns into its event (rows not found keep
+    /// the placeholder and get no price).
+    pub fn fill(
+        events: &mut [ChangeEvent],
+        lookups: &[Lookup],
+        stored: Vec<Option<Vec<Option<String>>>>,
+    ) {
+        for (l, found) in lookups.iter().zip(stored) {
+            let (Some(vals), Some(after)) = (found, events[l.event].after.as_mut()) else {
+                continue;
+            };
+            for ((i, _), v) in l.columns.iter().zip(vals) {
+                after[*i] = v.map_or(Value::Null, Value::String);
+            }
+        }
     }
 
     /// Transforms one batch of events (synchronous: run it on a blocking thread).

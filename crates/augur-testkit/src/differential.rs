@@ -1,0 +1,712 @@
+//! The randomized differential harness: a seeded workload of listings changes (inserts,
+//! updates of any column, primary-key changes, deletes, re-inserts of a deleted key,
+//! multi-statement transactions, TOASTed values, truncates, added columns, NULLs and
+//! impossible values) runs against a real PostgreSQL while faults are injected (SIGKILL of
+//! augur, PostgreSQL restarted fast or crashed, the walsender or the sink's backends
+//! terminated). At the end the predicted table must equal the source row by row, each price
+//! what `augur predict` says (or NULL where it refuses the row). A failure names its seed and
+//! prints the statements and faults that replay it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::{TestDb, TestPg};
+
+/// A small seeded generator (xorshift64*), so every workload replays from its seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed`.
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// `true` with probability `pct` percent.
+    pub fn pct(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A fault injected between two chunks of the workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// SIGKILL augur, then start it again.
+    KillAugur,
+    /// `pg_ctl restart -m fast` (SIGINT to the postmaster, then start).
+    RestartFast,
+    /// `pg_ctl restart -m immediate` (the server is killed, then started: crash recovery).
+    RestartImmediate,
+    /// `pg_terminate_backend` of augur's walsender.
+    TerminateWalsender,
+    /// `pg_terminate_backend` of the sink's connections.
+    TerminateSink,
+}
+
+const FAULTS: [Fault; 5] = [
+    Fault::KillAugur,
+    Fault::RestartFast,
+    Fault::RestartImmediate,
+    Fault::TerminateWalsender,
+    Fault::TerminateSink,
+];
+
+/// One step of a workload: SQL to run, or a fault.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Statements run in one psql call.
+    Sql(String),
+    /// A fault.
+    Fault(Fault),
+}
+
+/// The source table's DDL: the original columns plus a free-text column; `model` and `notes`
+/// stored out of line without compression, so long values are TOASTed.
+pub const TABLE: &str = "CREATE TABLE car_data (id integer PRIMARY KEY, model text, year integer, price integer, \
+    transmission text, mileage integer, fueltype text, tax integer, mpg double precision, enginesize double precision, notes text); \
+    ALTER TABLE car_data ALTER COLUMN model SET STORAGE EXTERNAL, ALTER COLUMN notes SET STORAGE EXTERNAL";
+
+/// What the generator believes the table holds (to write statements that cannot fail).
+#[derive(Debug, Default)]
+struct Model {
+    live: BTreeSet<i64>,
+    deleted: BTreeSet<i64>,
+    next_id: i64,
+    extra_columns: Vec<String>,
+}
+
+const MODELS: &[&str] = &[
+    " Fiesta", " Focus", " Kuga", " EcoSport", " Mondeo", " Ka+", " Galaxy", "fiesta", " KUGA",
+];
+const GEARS: &[&str] = &["Manual", "Automatic", "Semi-Auto", "manual"];
+const FUELS: &[&str] = &["Petrol", "Diesel", "Hybrid", "Electric", "petrol"];
+
+fn long_text(rng: &mut Rng, prefix: &str) -> String {
+    let mut s = String::from(prefix);
+    while s.len() < 10_000 {
+        s.push_str(&format!("{:016x}", rng.next()));
+    }
+    s
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+impl Model {
+    fn value(&mut self, rng: &mut Rng, column: &str) -> String {
+        if rng.pct(4) && column != "id" {
+            return "NULL".into();
+        }
+        match column {
+            "model" if rng.pct(12) => quote(&long_text(rng, " Fiesta ")),
+            "model" if rng.pct(3) => "''".into(),
+            "model" => quote(*rng.pick(MODELS)),
+            "year" if rng.pct(5) => rng.pick(&["2060", "-5", "99999", "1899"]).to_string(),
+            "year" => (2005 + rng.below(16)).to_string(),
+            "price" => (1000 + rng.below(30_000)).to_string(),
+            "transmission" => quote(*rng.pick(GEARS)),
+            "mileage" if rng.pct(4) => rng.pick(&["-1", "2147483647"]).to_string(),
+            "mileage" => rng.below(150_000).to_string(),
+            "fueltype" => quote(*rng.pick(FUELS)),
+            "tax" if rng.pct(3) => "-20".into(),
+            "tax" => rng.pick(&["0", "20", "145", "150", "200"]).to_string(),
+            "mpg" if rng.pct(3) => "0".into(),
+            "mpg" => format!("{:.1}", 30.0 + rng.below(400) as f64 / 10.0),
+            "enginesize" if rng.pct(4) => rng.pick(&["0", "60"]).to_string(),
+            "enginesize" => rng.pick(&["1", "1.2", "1.5", "2", "2.3"]).to_string(),
+            "notes" if rng.pct(30) => quote(&long_text(rng, "notes ")),
+            "notes" => quote(&format!("n{}", rng.below(1000))),
+            _ => rng.below(1000).to_string(),
+        }
+    }
+
+    fn columns(&self) -> Vec<String> {
+        let mut c: Vec<String> = [
+            "model",
+            "year",
+            "price",
+            "transmission",
+            "mileage",
+            "fueltype",
+            "tax",
+            "mpg",
+            "enginesize",
+            "notes",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        c.extend(self.extra_columns.iter().cloned());
+        c
+    }
+
+    fn insert(&mut self, rng: &mut Rng, id: i64) -> String {
+        let cols = self.columns();
+        let vals: Vec<String> = cols.iter().map(|c| self.value(rng, c)).collect();
+        self.live.insert(id);
+        self.deleted.remove(&id);
+        format!(
+            "INSERT INTO car_data (id, {}) VALUES ({id}, {});",
+            cols.join(", "),
+            vals.join(", ")
+        )
+    }
+
+    fn any_live(&self, rng: &mut Rng) -> Option<i64> {
+        let n = self.live.len() as u64;
+        (n > 0).then(|| *self.live.iter().nth(rng.below(n) as usize).expect("in range"))
+    }
+
+    fn fresh_id(&mut self) -> i64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// One statement that cannot fail given the model.
+    fn statement(&mut self, rng: &mut Rng) -> String {
+        match rng.below(100) {
+            0..35 => {
+                let id = self.fresh_id();
+                self.insert(rng, id)
+            }
+            35..62 => match self.any_live(rng) {
+                Some(id) => {
+                    let cols = self.columns();
+                    let n = 1 + rng.below(2) as usize;
+                    let mut chosen: Vec<String> = Vec::new();
+                    for _ in 0..n {
+                        let c = rng.pick(&cols).clone();
+                        if !chosen.contains(&c) {
+                            chosen.push(c);
+                        }
+                    }
+                    let sets: Vec<String> = chosen
+                        .iter()
+                        .map(|c| format!("{c} = {}", self.value(rng, c)))
+                        .collect();
+                    format!("UPDATE car_data SET {} WHERE id = {id};", sets.join(", "))
+                }
+                None => self.statement(rng),
+            },
+            62..67 => match self.any_live(rng) {
+                // Only the mileage changes: a long model or notes stays TOASTed, unchanged.
+                Some(id) => format!(
+                    "UPDATE car_data SET mileage = {} WHERE id = {id};",
+                    rng.below(100_000)
+                ),
+                None => self.statement(rng),
+            },
+            67..80 => match self.any_live(rng) {
+                Some(id) => {
+                    self.live.remove(&id);
+                    self.deleted.insert(id);
+                    format!("DELETE FROM car_data WHERE id = {id};")
+                }
+                None => self.statement(rng),
+            },
+            80..85 => match self.any_live(rng) {
+                Some(old) => {
+                    let new = self.fresh_id();
+                    self.live.remove(&old);
+                    self.deleted.insert(old);
+                    self.live.insert(new);
+                    format!("UPDATE car_data SET id = {new} WHERE id = {old};")
+                }
+                None => self.statement(rng),
+            },
+            85..92 => {
+                let n = self.deleted.len() as u64;
+                match (n > 0).then(|| *self.deleted.iter().nth(rng.below(n) as usize).expect("in range")) {
+                    Some(id) => self.insert(rng, id),
+                    None => self.statement(rng),
+                }
+            }
+            92..94 => {
+                self.deleted.extend(self.live.iter().copied());
+                self.live.clear();
+                "TRUNCATE car_data;".into()
+            }
+            94..96 if self.extra_columns.len() < 2 => {
+                let c = format!("extra_{}", self.extra_columns.len() + 1);
+                self.extra_columns.push(c.clone());
+                format!("ALTER TABLE car_data ADD COLUMN {c} integer;")
+            }
+            _ => {
+                // A transaction mixing several changes, often on one key.
+                let k = 2 + rng.below(4);
+                let body: Vec<String> = (0..k).map(|_| self.statement(rng)).collect();
+                format!("BEGIN; {} COMMIT;", body.join(" "))
+            }
+        }
+    }
+}
+
+/// The workload of `seed`: initial rows (captured by the snapshot) and the steps after
+/// augur started.
+pub fn workload(seed: u64, faults: bool) -> (Vec<String>, Vec<Step>) {
+    let mut rng = Rng::new(seed);
+    let mut m = Model::default();
+    let initial: Vec<String> = (0..rng.below(40))
+        .map(|_| {
+            let id = m.fresh_id();
+            m.insert(&mut rng, id)
+        })
+        .collect();
+    let chunks = 3 + rng.below(6);
+    let mut steps = Vec::new();
+    for _ in 0..chunks {
+        let n = 1 + rng.below(12);
+        let sql: Vec<String> = (0..n).map(|_| m.statement(&mut rng)).collect();
+        steps.push(Step::Sql(sql.join("\n")));
+        if faults && rng.pct(35) {
+            steps.push(Step::Fault(*rng.pick(&FAULTS)));
+        }
+    }
+    (initial, steps)
+}
+
+/// Where the harness finds augur and its model.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    /// The `augur` binary.
+    pub augur: PathBuf,
+    /// A folder for offsets and logs.
+    pub scratch: PathBuf,
+    /// Inject faults.
+    pub faults: bool,
+}
+
+/// A seed that failed, with everything needed to replay it.
+#[derive(Debug)]
+pub struct Failure {
+    /// The seed.
+    pub seed: u64,
+    /// What differed.
+    pub diff: String,
+    /// The replay: initial rows, then steps.
+    pub replay: String,
+    /// augur's log.
+    pub log: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "seed {} failed: {}\n--- replay (run augur, then these; faults as comments) ---\n{}\n--- augur log (tail) ---\n{}",
+            self.seed,
+            self.diff,
+            self.replay,
+            tail(&self.log, 60)
+        )
+    }
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+struct Augur {
+    child: Option<Child>,
+    log: PathBuf,
+    args: Vec<String>,
+    bin: PathBuf,
+}
+
+impl Augur {
+    fn start(bin: &Path, args: Vec<String>, log: PathBuf) -> Augur {
+        let mut a = Augur {
+            child: None,
+            log,
+            args,
+            bin: bin.to_path_buf(),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let child = Command::new(&self.bin)
+            .args(&self.args)
+            .env("AUGUR_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start augur");
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `Some(status)` when augur exited on its own.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Augur {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `sql` (any length: it goes through stdin) in one psql session.
+fn psql(pg: &TestPg, db: &TestDb, sql: &str) -> Result<String, String> {
+    let mut child = Command::new(pg.cluster.bin_dir().join("psql"))
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(&db.url)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running psql: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let input = sql.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = writer.join();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!("psql: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Runs `sql`, retrying while the server is coming back from a fault.
+fn psql_retry(pg: &TestPg, db: &TestDb, sql: &str) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match psql(pg, db, sql) {
+            Ok(out) => return Ok(out),
+            Err(e) if Instant::now() < deadline && transient(&e) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn transient(e: &str) -> bool {
+    ["starting up", "shutting down", "Connection refused", "No such file", "terminating connection", "recovery"]
+        .iter()
+        .any(|t| e.contains(t))
+}
+
+fn inject(fault: Fault, pg: &mut TestPg, db: &TestDb, augur: &mut Augur) -> Result<(), String> {
+    match fault {
+        Fault::KillAugur => {
+            augur.kill();
+            augur.spawn();
+        }
+        Fault::RestartFast => {
+            let t = Instant::now();
+            pg.cluster.stop().map_err(|e| e.to_string())?;
+            let took = t.elapsed();
+            if took > Duration::from_secs(5) {
+                return Err(format!("pg_ctl stop -m fast took {took:?} (augur held the shutdown)"));
+            }
+            pg.cluster.restart().map_err(|e| e.to_string())?;
+        }
+        Fault::RestartImmediate => {
+            pg.cluster.crash();
+            pg.cluster.restart().map_err(|e| e.to_string())?;
+        }
+        Fault::TerminateWalsender => {
+            psql_retry(pg, db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'walsender'")?;
+        }
+        Fault::TerminateSink => {
+            psql_retry(pg, db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'augur:run-sink'")?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows of `table` as id → JSON object (`None` when the table does not exist).
+fn table_json(pg: &TestPg, db: &TestDb, table: &str) -> Option<BTreeMap<i64, serde_json::Map<String, Value>>> {
+    let out = psql(pg, db, &format!("SELECT row_to_json(t)::text FROM {table} t")).ok()?;
+    let mut rows = BTreeMap::new();
+    for line in out.lines().filter(|l| !l.is_empty()) {
+        let Ok(Value::Object(o)) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let id = o.get("id").and_then(Value::as_i64).unwrap_or(i64::MIN);
+        rows.insert(id, o);
+    }
+    Some(rows)
+}
+
+/// The prices `augur predict` gives the source rows (`None` where it refuses a row).
+fn predictions(
+    h: &Harness,
+    rows: &BTreeMap<i64, serde_json::Map<String, Value>>,
+) -> Result<BTreeMap<i64, Option<f64>>, String> {
+    let store = crate::workspace_root().join("models");
+    let mut child = Command::new(&h.augur)
+        .args(["predict", "--store"])
+        .arg(&store)
+        .args(["--model", "ford-price:1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("augur predict: {e}"))?;
+    let mut input = String::new();
+    for r in rows.values() {
+        input.push_str(&Value::Object(r.clone()).to_string());
+        input.push('\n');
+    }
+    let mut stdin = child.stdin.take().expect("piped");
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let _ = writer.join();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    if lines.len() != rows.len() {
+        return Err(format!("augur predict answered {} of {} rows", lines.len(), rows.len()));
+    }
+    Ok(rows
+        .keys()
+        .zip(lines)
+        .map(|(id, v)| (*id, v.get("prediction").and_then(Value::as_f64)))
+        .collect())
+}
+
+/// Compares the predicted table with the source; `Err` names the first differences.
+fn compare(h: &Harness, pg: &TestPg, db: &TestDb) -> Result<(), String> {
+    let src = table_json(pg, db, "car_data").ok_or("car_data is unreadable")?;
+    let Some(dst) = table_json(pg, db, "car_data_predicted") else {
+        return if src.is_empty() {
+            Ok(())
+        } else {
+            Err("car_data_predicted does not exist".into())
+        };
+    };
+    let mut diffs = Vec::new();
+    for id in dst.keys().filter(|k| !src.contains_key(k)) {
+        diffs.push(format!("id {id}: in car_data_predicted, not in car_data"));
+    }
+    let mut priced = BTreeMap::new();
+    for (id, s) in &src {
+        let Some(d) = dst.get(id) else {
+            diffs.push(format!("id {id}: missing from car_data_predicted"));
+            continue;
+        };
+        for (col, v) in s {
+            // A column added to the source shows up downstream with the next change that
+            // carries it (logical replication announces it then); until then it is all NULL.
+            if d.get(col).is_none() && v.is_null() {
+                continue;
+            }
+            if d.get(col) != Some(v) {
+                let show = |v: Option<&Value>| {
+                    let t = v.map(Value::to_string).unwrap_or("(absent)".into());
+                    if t.len() > 60 { format!("{}…({} chars)", &t[..60], t.len()) } else { t }
+                };
+                diffs.push(format!("id {id}: column {col}: source {} sink {}", show(Some(v)), show(d.get(col))));
+            }
+        }
+        priced.insert(*id, s.clone());
+    }
+    if diffs.is_empty() {
+        let want = predictions(h, &priced)?;
+        for (id, p) in want {
+            let got = dst[&id].get("suggestedprice").and_then(Value::as_f64);
+            let ok = match (p, got) {
+                (Some(p), Some(g)) => (p - g).abs() <= 0.006,
+                (None, None) => true,
+                _ => false,
+            };
+            if !ok {
+                diffs.push(format!("id {id}: suggestedprice {got:?}, augur predict says {p:?}"));
+            }
+        }
+    }
+    if diffs.is_empty() {
+        Ok(())
+    } else {
+        let n = diffs.len();
+        diffs.truncate(8);
+        Err(format!("{n} difference(s): {}", diffs.join("; ")))
+    }
+}
+
+fn replay(initial: &[String], steps: &[Step]) -> String {
+    let mut out = String::from("-- before augur starts:\n");
+    for s in initial {
+        out.push_str(&shorten(s));
+        out.push('\n');
+    }
+    out.push_str("-- augur run started\n");
+    for s in steps {
+        match s {
+            Step::Sql(sql) => {
+                for l in sql.lines() {
+                    out.push_str(&shorten(l));
+                    out.push('\n');
+                }
+            }
+            Step::Fault(f) => out.push_str(&format!("-- fault: {f:?}\n")),
+        }
+    }
+    out
+}
+
+/// Long generated values are shown by their length (the seed regenerates them exactly).
+fn shorten(s: &str) -> String {
+    let mut out = String::new();
+    for part in s.split('\'').enumerate() {
+        let (i, p) = part;
+        if i > 0 {
+            out.push('\'');
+        }
+        if i % 2 == 1 && p.len() > 40 {
+            out.push_str(&format!("{}…[{} chars]", &p[..20], p.len()));
+        } else {
+            out.push_str(p);
+        }
+    }
+    out
+}
+
+/// Runs workload `seed` on `pg` (a fresh database) through `augur run`, and compares.
+pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> {
+    let (initial, steps) = workload(seed, h.faults);
+    let fail = |diff: String, log: String| Failure {
+        seed,
+        diff,
+        replay: replay(&initial, &steps),
+        log,
+    };
+    let db = pg.database();
+    psql_retry(pg, &db, TABLE).map_err(|e| fail(e, String::new()))?;
+    if !initial.is_empty() {
+        psql_retry(pg, &db, &initial.join("\n")).map_err(|e| fail(e, String::new()))?;
+    }
+    let dir = h.scratch.join(format!("seed-{seed}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string(), String::new()))?;
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let batch = rng.pick(&["1", "3", "16", "1024"]).to_string();
+    let store = crate::workspace_root().join("models").display().to_string();
+    let args: Vec<String> = [
+        "run",
+        "--source-url",
+        &db.url,
+        "--offsets",
+        &dir.join("offsets.json").display().to_string(),
+        "--set",
+        "http.listen=",
+        "--set",
+        &format!("pipeline.batch_size={batch}"),
+        "--set",
+        "source.slot=augur",
+        "--set",
+        "source.retriable.restart.connector.wait.ms=1000",
+        "--set",
+        "source.status.update.interval.ms=200",
+        "--set",
+        &format!("model.store={store}"),
+        "--set",
+        "model.tag=ford-price:1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut augur = Augur::start(&h.augur, args, dir.join("augur.log"));
+    for step in &steps {
+        let r = match step {
+            Step::Sql(sql) => psql_retry(pg, &db, sql).map(drop),
+            Step::Fault(f) => inject(*f, pg, &db, &mut augur),
+        };
+        r.map_err(|e| fail(e, augur.log()))?;
+        if let Some(status) = augur.exited() {
+            return Err(fail(format!("augur exited ({status}) during the workload"), augur.log()));
+        }
+    }
+    // Everything written is confirmed by the slot (augur confirms only what its sink
+    // committed), then the tables must be equal.
+    let end = psql_retry(pg, &db, "SELECT pg_current_wal_lsn()")
+        .map_err(|e| fail(e, augur.log()))?;
+    let confirmed = format!(
+        "SELECT coalesce(bool_or(confirmed_flush_lsn >= '{}'), false) FROM pg_replication_slots WHERE slot_name = 'augur' AND database = current_database()",
+        end.trim()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while psql(pg, &db, &confirmed).map(|o| o.trim() == "t") != Ok(true) {
+        if Instant::now() >= deadline {
+            let diff = compare(h, pg, &db).err().unwrap_or_default();
+            return Err(fail(format!("the slot never confirmed the workload's end; {diff}"), augur.log()));
+        }
+        if let Some(status) = augur.exited() {
+            return Err(fail(format!("augur exited ({status})"), augur.log()));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match compare(h, pg, &db) {
+            Ok(()) => break,
+            Err(e) if Instant::now() >= deadline => return Err(fail(e, augur.log())),
+            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+        }
+        if let Some(status) = augur.exited() {
+            return Err(fail(format!("augur exited ({status})"), augur.log()));
+        }
+    }
+    augur.kill();
+    let _ = psql(pg, &db, "SELECT pg_drop_replication_slot('augur')");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Runs seeds `seeds` on one cluster, stopping at the first failure.
+pub fn run_seeds(h: &Harness, seeds: std::ops::Range<u64>) -> Result<usize, Failure> {
+    let mut pg = TestPg::start();
+    let mut n = 0;
+    for seed in seeds {
+        run_seed(h, &mut pg, seed)?;
+        n += 1;
+    }
+    Ok(n)
+}
