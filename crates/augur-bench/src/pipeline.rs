@@ -44,8 +44,7 @@ const PREDICTED: &str = "CREATE TABLE car_data_predicted (id integer NOT NULL DE
     CREATE TRIGGER bench_notify AFTER INSERT ON car_data_predicted FOR EACH ROW EXECUTE FUNCTION bench_notify();";
 
 fn listings() -> Vec<String> {
-    let text =
-        std::fs::read_to_string(repo_root().join("data/ford.csv")).unwrap_or_default();
+    let text = std::fs::read_to_string(repo_root().join("data/ford.csv")).unwrap_or_default();
     let rows: Vec<String> = text
         .lines()
         .skip(1)

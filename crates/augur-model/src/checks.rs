@@ -88,7 +88,9 @@ impl InputChecks {
         for c in &self.checks {
             match c {
                 Bound::Range { input, min, max } => {
-                    let Some(x) = number(values[*input]) else { continue };
+                    let Some(x) = number(values[*input]) else {
+                        continue;
+                    };
                     if let Some(m) = min
                         && x < *m
                     {
@@ -101,14 +103,18 @@ impl InputChecks {
                     }
                 }
                 Bound::NotInFuture { input, years_ahead } => {
-                    let Some(x) = number(values[*input]) else { continue };
+                    let Some(x) = number(values[*input]) else {
+                        continue;
+                    };
                     let last = year + years_ahead;
                     if x > f64::from(last) {
                         return fail(*input, format!("after {last}"));
                     }
                 }
                 Bound::Positive { input, unless } => {
-                    let Some(x) = number(values[*input]) else { continue };
+                    let Some(x) = number(values[*input]) else {
+                        continue;
+                    };
                     if x > 0.0 {
                         continue;
                     }

@@ -135,9 +135,7 @@ impl Model {
         crate::store::check_name(&meta.name)?;
         let tag = format!("{}:{}", meta.name, meta.version);
         let checks = match &meta.source {
-            ModelSource::Trained { spec, .. } => {
-                InputChecks::bind(&spec.checks, pipeline.inputs())
-            }
+            ModelSource::Trained { spec, .. } => InputChecks::bind(&spec.checks, pipeline.inputs()),
             ModelSource::Xgboost { .. } => InputChecks::default(),
         };
         Ok(Model {

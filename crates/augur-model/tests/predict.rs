@@ -94,12 +94,20 @@ fn impossible_listings_get_an_error_naming_the_check_never_a_price() {
         ("year", serde_json::json!(-5), "below 1900"),
         ("year", serde_json::json!(99_999), "after"),
         ("year", serde_json::json!(2060), "after"),
-        ("mileage", serde_json::json!(2_147_483_647i64), "above 1000000"),
+        (
+            "mileage",
+            serde_json::json!(2_147_483_647i64),
+            "above 1000000",
+        ),
         ("mileage", serde_json::json!(-1), "below 0"),
         ("tax", serde_json::json!(-20), "below 0"),
         ("mpg", serde_json::json!(-3.5), "not positive"),
         ("mpg", serde_json::json!(0), "not positive"),
-        ("engineSize", serde_json::json!(0), "not positive (and fuelType is not Electric)"),
+        (
+            "engineSize",
+            serde_json::json!(0),
+            "not positive (and fuelType is not Electric)",
+        ),
         ("engineSize", serde_json::json!(60), "above 10"),
     ];
     for (field, value, rule) in cases {
@@ -115,14 +123,16 @@ fn impossible_listings_get_an_error_naming_the_check_never_a_price() {
     electric.insert("fuelType".into(), serde_json::json!("electric"));
     assert!(model.predict_json(&electric).unwrap().is_finite());
     for empty in ["", "   "] {
-        let e = model.predict_json(&with("model", serde_json::json!(empty))).unwrap_err();
-        assert_eq!((e.field.as_str(), &e.problem), ("model", &FieldProblem::Missing));
+        let e = model
+            .predict_json(&with("model", serde_json::json!(empty)))
+            .unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), &e.problem),
+            ("model", &FieldProblem::Missing)
+        );
     }
     // The same checks apply inside a batch, row by row.
-    let rows = vec![
-        with("year", serde_json::json!(2060)),
-        obj(base),
-    ];
+    let rows = vec![with("year", serde_json::json!(2060)), obj(base)];
     let out = model.predict_json_batch(&rows.iter().collect::<Vec<_>>());
     assert!(out[0].is_err() && out[1].is_ok(), "{out:?}");
 }
@@ -163,7 +173,11 @@ fn categories_match_the_training_spelling_ignoring_case_and_spaces() {
             Value::Number(1.0),
         ]
     };
-    assert_eq!(model.unseen_categories(&row("FIESTA")), 1, "only Coal is unseen");
+    assert_eq!(
+        model.unseen_categories(&row("FIESTA")),
+        1,
+        "only Coal is unseen"
+    );
     assert_eq!(model.unseen_categories(&row("Model T")), 2);
 }
 

@@ -148,6 +148,23 @@ impl PgCluster {
     }
 
     fn spawn_server(&mut self) -> Result<(), ClusterError> {
+        // After a crash the old pid file still says "ready": never mistake it for the new
+        // server. Backends of a killed postmaster may hold its shared memory for a moment;
+        // the new server then refuses to start, so try again briefly.
+        let _ = fs::remove_file(self.data.join("postmaster.pid"));
+        let mut tries = 0;
+        loop {
+            match self.spawn_server_once() {
+                Err(e) if tries < 20 && e.to_string().contains("still in use") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn spawn_server_once(&mut self) -> Result<(), ClusterError> {
         let log = fs::File::create(self.root.join("server.log"))
             .map_err(|e| step_err("creating the server log", e))?;
         let mut cmd = Command::new(self.bin.join("postgres"));

@@ -283,7 +283,10 @@ async fn a_constraint_violation_isolates_the_row_and_commits_the_rest() {
         .unwrap();
     let idx: Vec<usize> = rejected.iter().map(|r| r.index).collect();
     assert_eq!(idx, [1], "{rejected:?}");
-    assert!(rejected[0].reason.contains("check violation") && rejected[0].reason.contains("model_short"));
+    assert!(
+        rejected[0].reason.contains("check violation")
+            && rejected[0].reason.contains("model_short")
+    );
     for r in &rejected {
         assert!(!r.reason.contains("secret"), "{r:?}");
     }

@@ -569,7 +569,12 @@ pub async fn run(
                         Ok(_) => answers
                             .next()
                             .unwrap_or_else(|| Err("no answer".into()))
-                            .map_err(|m| crate::predict::PredictError::new(crate::predict::RejectCode::ModelError, m)),
+                            .map_err(|m| {
+                                crate::predict::PredictError::new(
+                                    crate::predict::RejectCode::ModelError,
+                                    m,
+                                )
+                            }),
                     })
                     .collect();
                 let o = e.finish(prepared, predictions);

@@ -29,6 +29,8 @@ pub fn load(tag: &str, store: Option<&Path>) -> Result<Arc<Model>, Error> {
     }
     let shipped = ModelStore::open(augur_model::shipped_models_dir()).map_err(model_err)?;
     shipped.load(tag).map(Arc::new).map_err(|e| {
-        model_err(e).with_hint("train one with augur train --data data/ford.csv --name ford-price, or pass --store")
+        model_err(e).with_hint(
+            "train one with augur train --data data/ford.csv --name ford-price, or pass --store",
+        )
     })
 }

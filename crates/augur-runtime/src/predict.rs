@@ -282,8 +282,10 @@ impl Predictor {
                 for (k, &r) in scored_rows.iter().enumerate() {
                     if errors.peek().is_some_and(|e| e.row == k) {
                         let e = errors.next().expect("peeked");
-                        results[r] =
-                            Err(PredictError::new(RejectCode::InvalidInput, e.error.to_string()));
+                        results[r] = Err(PredictError::new(
+                            RejectCode::InvalidInput,
+                            e.error.to_string(),
+                        ));
                     } else {
                         results[r] = Ok(out[k]);
                     }

@@ -319,7 +319,9 @@ pub async fn run(
         let rejected = loop {
             let b = Batch {
                 writes: &writes,
-                isolate: cfg.tolerate_errors.then_some(&report_only as DeadLetterOf<'_>),
+                isolate: cfg
+                    .tolerate_errors
+                    .then_some(&report_only as DeadLetterOf<'_>),
                 ..Batch::default()
             };
             match sink.write_batch(b).await {

@@ -97,7 +97,15 @@ struct Model {
 }
 
 const MODELS: &[&str] = &[
-    " Fiesta", " Focus", " Kuga", " EcoSport", " Mondeo", " Ka+", " Galaxy", "fiesta", " KUGA",
+    " Fiesta",
+    " Focus",
+    " Kuga",
+    " EcoSport",
+    " Mondeo",
+    " Ka+",
+    " Galaxy",
+    "fiesta",
+    " KUGA",
 ];
 const GEARS: &[&str] = &["Manual", "Automatic", "Semi-Auto", "manual"];
 const FUELS: &[&str] = &["Petrol", "Diesel", "Hybrid", "Electric", "petrol"];
@@ -122,14 +130,14 @@ impl Model {
         match column {
             "model" if rng.pct(12) => quote(&long_text(rng, " Fiesta ")),
             "model" if rng.pct(3) => "''".into(),
-            "model" => quote(*rng.pick(MODELS)),
+            "model" => quote(rng.pick::<&str>(MODELS)),
             "year" if rng.pct(5) => rng.pick(&["2060", "-5", "99999", "1899"]).to_string(),
             "year" => (2005 + rng.below(16)).to_string(),
             "price" => (1000 + rng.below(30_000)).to_string(),
-            "transmission" => quote(*rng.pick(GEARS)),
+            "transmission" => quote(rng.pick::<&str>(GEARS)),
             "mileage" if rng.pct(4) => rng.pick(&["-1", "2147483647"]).to_string(),
             "mileage" => rng.below(150_000).to_string(),
-            "fueltype" => quote(*rng.pick(FUELS)),
+            "fueltype" => quote(rng.pick::<&str>(FUELS)),
             "tax" if rng.pct(3) => "-20".into(),
             "tax" => rng.pick(&["0", "20", "145", "150", "200"]).to_string(),
             "mpg" if rng.pct(3) => "0".into(),
@@ -176,7 +184,13 @@ impl Model {
 
     fn any_live(&self, rng: &mut Rng) -> Option<i64> {
         let n = self.live.len() as u64;
-        (n > 0).then(|| *self.live.iter().nth(rng.below(n) as usize).expect("in range"))
+        (n > 0).then(|| {
+            *self
+                .live
+                .iter()
+                .nth(rng.below(n) as usize)
+                .expect("in range")
+        })
     }
 
     fn fresh_id(&mut self) -> i64 {
@@ -238,7 +252,13 @@ impl Model {
             },
             85..92 => {
                 let n = self.deleted.len() as u64;
-                match (n > 0).then(|| *self.deleted.iter().nth(rng.below(n) as usize).expect("in range")) {
+                match (n > 0).then(|| {
+                    *self
+                        .deleted
+                        .iter()
+                        .nth(rng.below(n) as usize)
+                        .expect("in range")
+                }) {
                     Some(id) => self.insert(rng, id),
                     None => self.statement(rng),
                 }
@@ -334,6 +354,8 @@ struct Augur {
     log: PathBuf,
     args: Vec<String>,
     bin: PathBuf,
+    /// How many times the log said "streaming changes" when this process was started.
+    streams_at_spawn: usize,
 }
 
 impl Augur {
@@ -343,12 +365,14 @@ impl Augur {
             log,
             args,
             bin: bin.to_path_buf(),
+            streams_at_spawn: 0,
         };
         a.spawn();
         a
     }
 
     fn spawn(&mut self) {
+        self.streams_at_spawn = self.streams();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -374,11 +398,33 @@ impl Augur {
 
     /// `Some(status)` when augur exited on its own.
     fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn streams(&self) -> usize {
+        self.log().matches("streaming changes").count()
+    }
+
+    /// Waits until this process has started streaming (a first connection that fails is an
+    /// error for the user to fix, not a fault to survive).
+    fn wait_streaming(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.streams() <= self.streams_at_spawn {
+            if let Some(s) = self.exited() {
+                return Err(format!("augur exited ({s}) before streaming"));
+            }
+            if Instant::now() >= deadline {
+                return Err("augur did not start streaming within 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
     }
 }
 
@@ -407,7 +453,10 @@ fn psql(pg: &TestPg, db: &TestDb, sql: &str) -> Result<String, String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        Err(format!("psql: {}", String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "psql: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 
@@ -426,9 +475,16 @@ fn psql_retry(pg: &TestPg, db: &TestDb, sql: &str) -> Result<String, String> {
 }
 
 fn transient(e: &str) -> bool {
-    ["starting up", "shutting down", "Connection refused", "No such file", "terminating connection", "recovery"]
-        .iter()
-        .any(|t| e.contains(t))
+    [
+        "starting up",
+        "shutting down",
+        "Connection refused",
+        "No such file",
+        "terminating connection",
+        "recovery",
+    ]
+    .iter()
+    .any(|t| e.contains(t))
 }
 
 fn inject(fault: Fault, pg: &mut TestPg, db: &TestDb, augur: &mut Augur) -> Result<(), String> {
@@ -442,7 +498,9 @@ fn inject(fault: Fault, pg: &mut TestPg, db: &TestDb, augur: &mut Augur) -> Resu
             pg.cluster.stop().map_err(|e| e.to_string())?;
             let took = t.elapsed();
             if took > Duration::from_secs(5) {
-                return Err(format!("pg_ctl stop -m fast took {took:?} (augur held the shutdown)"));
+                return Err(format!(
+                    "pg_ctl stop -m fast took {took:?} (augur held the shutdown)"
+                ));
             }
             pg.cluster.restart().map_err(|e| e.to_string())?;
         }
@@ -451,18 +509,35 @@ fn inject(fault: Fault, pg: &mut TestPg, db: &TestDb, augur: &mut Augur) -> Resu
             pg.cluster.restart().map_err(|e| e.to_string())?;
         }
         Fault::TerminateWalsender => {
-            psql_retry(pg, db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'walsender'")?;
+            psql_retry(
+                pg,
+                db,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = 'walsender'",
+            )?;
         }
         Fault::TerminateSink => {
-            psql_retry(pg, db, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'augur:run-sink'")?;
+            psql_retry(
+                pg,
+                db,
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'augur:run-sink'",
+            )?;
         }
     }
     Ok(())
 }
 
 /// The rows of `table` as id → JSON object (`None` when the table does not exist).
-fn table_json(pg: &TestPg, db: &TestDb, table: &str) -> Option<BTreeMap<i64, serde_json::Map<String, Value>>> {
-    let out = psql(pg, db, &format!("SELECT row_to_json(t)::text FROM {table} t")).ok()?;
+fn table_json(
+    pg: &TestPg,
+    db: &TestDb,
+    table: &str,
+) -> Option<BTreeMap<i64, serde_json::Map<String, Value>>> {
+    let out = psql(
+        pg,
+        db,
+        &format!("SELECT row_to_json(t)::text FROM {table} t"),
+    )
+    .ok()?;
     let mut rows = BTreeMap::new();
     for line in out.lines().filter(|l| !l.is_empty()) {
         let Ok(Value::Object(o)) = serde_json::from_str::<Value>(line) else {
@@ -476,11 +551,11 @@ fn table_json(pg: &TestPg, db: &TestDb, table: &str) -> Option<BTreeMap<i64, ser
 
 /// The prices `augur predict` gives the source rows (`None` where it refuses a row).
 fn predictions(
-    h: &Harness,
+    augur: &Path,
     rows: &BTreeMap<i64, serde_json::Map<String, Value>>,
 ) -> Result<BTreeMap<i64, Option<f64>>, String> {
     let store = crate::workspace_root().join("models");
-    let mut child = Command::new(&h.augur)
+    let mut child = Command::new(augur)
         .args(["predict", "--store"])
         .arg(&store)
         .args(["--model", "ford-price:1"])
@@ -503,7 +578,11 @@ fn predictions(
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
     if lines.len() != rows.len() {
-        return Err(format!("augur predict answered {} of {} rows", lines.len(), rows.len()));
+        return Err(format!(
+            "augur predict answered {} of {} rows",
+            lines.len(),
+            rows.len()
+        ));
     }
     Ok(rows
         .keys()
@@ -512,8 +591,10 @@ fn predictions(
         .collect())
 }
 
-/// Compares the predicted table with the source; `Err` names the first differences.
-fn compare(h: &Harness, pg: &TestPg, db: &TestDb) -> Result<(), String> {
+/// Compares `car_data_predicted` with `car_data` (as [`TABLE`] makes it): the same rows,
+/// every source column equal, `suggestedprice` what `augur predict` (the binary `augur`)
+/// says, NULL where it refuses the row. `Err` names the first differences.
+pub fn compare(augur: &Path, pg: &TestPg, db: &TestDb) -> Result<(), String> {
     let src = table_json(pg, db, "car_data").ok_or("car_data is unreadable")?;
     let Some(dst) = table_json(pg, db, "car_data_predicted") else {
         return if src.is_empty() {
@@ -541,15 +622,23 @@ fn compare(h: &Harness, pg: &TestPg, db: &TestDb) -> Result<(), String> {
             if d.get(col) != Some(v) {
                 let show = |v: Option<&Value>| {
                     let t = v.map(Value::to_string).unwrap_or("(absent)".into());
-                    if t.len() > 60 { format!("{}…({} chars)", &t[..60], t.len()) } else { t }
+                    if t.len() > 60 {
+                        format!("{}…({} chars)", &t[..60], t.len())
+                    } else {
+                        t
+                    }
                 };
-                diffs.push(format!("id {id}: column {col}: source {} sink {}", show(Some(v)), show(d.get(col))));
+                diffs.push(format!(
+                    "id {id}: column {col}: source {} sink {}",
+                    show(Some(v)),
+                    show(d.get(col))
+                ));
             }
         }
         priced.insert(*id, s.clone());
     }
     if diffs.is_empty() {
-        let want = predictions(h, &priced)?;
+        let want = predictions(augur, &priced)?;
         for (id, p) in want {
             let got = dst[&id].get("suggestedprice").and_then(Value::as_f64);
             let ok = match (p, got) {
@@ -558,7 +647,9 @@ fn compare(h: &Harness, pg: &TestPg, db: &TestDb) -> Result<(), String> {
                 _ => false,
             };
             if !ok {
-                diffs.push(format!("id {id}: suggestedprice {got:?}, augur predict says {p:?}"));
+                diffs.push(format!(
+                    "id {id}: suggestedprice {got:?}, augur predict says {p:?}"
+                ));
             }
         }
     }
@@ -609,27 +700,15 @@ fn shorten(s: &str) -> String {
     out
 }
 
-/// Runs workload `seed` on `pg` (a fresh database) through `augur run`, and compares.
-pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> {
-    let (initial, steps) = workload(seed, h.faults);
-    let fail = |diff: String, log: String| Failure {
-        seed,
-        diff,
-        replay: replay(&initial, &steps),
-        log,
-    };
-    let db = pg.database();
-    psql_retry(pg, &db, TABLE).map_err(|e| fail(e, String::new()))?;
-    if !initial.is_empty() {
-        psql_retry(pg, &db, &initial.join("\n")).map_err(|e| fail(e, String::new()))?;
-    }
-    let dir = h.scratch.join(format!("seed-{seed}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string(), String::new()))?;
-    let mut rng = Rng::new(seed ^ 0x5eed);
-    let batch = rng.pick(&["1", "3", "16", "1024"]).to_string();
+fn pg_log_of(h: &Harness) -> String {
+    std::fs::read_to_string(h.scratch.join("pg.log")).unwrap_or_default()
+}
+
+/// The arguments of `augur run` for `db` with the shipped model, offsets in `dir`, no HTTP
+/// listener, slot `augur`, quick reconnects and status updates.
+pub fn run_args(db: &TestDb, dir: &Path, batch: &str) -> Vec<String> {
     let store = crate::workspace_root().join("models").display().to_string();
-    let args: Vec<String> = [
+    [
         "run",
         "--source-url",
         &db.url,
@@ -652,22 +731,76 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+/// Waits until slot `augur` confirmed everything written so far (augur confirms only what
+/// its sink committed).
+pub fn wait_confirmed(pg: &TestPg, db: &TestDb, timeout: Duration) -> Result<(), String> {
+    let end = psql_retry(pg, db, "SELECT pg_current_wal_lsn()")?;
+    let confirmed = format!(
+        "SELECT coalesce(bool_or(confirmed_flush_lsn >= '{}'), false) FROM pg_replication_slots WHERE slot_name = 'augur' AND database = current_database()",
+        end.trim()
+    );
+    let deadline = Instant::now() + timeout;
+    while psql(pg, db, &confirmed).map(|o| o.trim() == "t") != Ok(true) {
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the slot did not confirm {} within {timeout:?}",
+                end.trim()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+/// Runs workload `seed` on `pg` (a fresh database) through `augur run`, and compares.
+pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> {
+    let (initial, steps) = workload(seed, h.faults);
+    let fail = |diff: String, log: String| Failure {
+        seed,
+        diff,
+        replay: replay(&initial, &steps),
+        log: format!(
+            "{log}\n--- PostgreSQL log (tail) ---\n{}",
+            tail(&pg_log_of(h), 30)
+        ),
+    };
+    let db = pg.database();
+    psql_retry(pg, &db, TABLE).map_err(|e| fail(e, String::new()))?;
+    if !initial.is_empty() {
+        psql_retry(pg, &db, &initial.join("\n")).map_err(|e| fail(e, String::new()))?;
+    }
+    let dir = h.scratch.join(format!("seed-{seed}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string(), String::new()))?;
+    let mut rng = Rng::new(seed ^ 0x5eed);
+    let batch = rng.pick(&["1", "3", "16", "1024"]).to_string();
+    let args = run_args(&db, &dir, &batch);
     let mut augur = Augur::start(&h.augur, args, dir.join("augur.log"));
-    for step in &steps {
+    for (i, step) in steps.iter().enumerate() {
         let r = match step {
             Step::Sql(sql) => psql_retry(pg, &db, sql).map(drop),
-            Step::Fault(f) => inject(*f, pg, &db, &mut augur),
+            Step::Fault(f) => augur
+                .wait_streaming()
+                .and_then(|()| inject(*f, pg, &db, &mut augur)),
         };
-        r.map_err(|e| fail(e, augur.log()))?;
+        if let Err(e) = r {
+            let _ = std::fs::write(h.scratch.join("pg.log"), pg.cluster.log());
+            return Err(fail(format!("step {i}: {e}"), augur.log()));
+        }
         if let Some(status) = augur.exited() {
-            return Err(fail(format!("augur exited ({status}) during the workload"), augur.log()));
+            return Err(fail(
+                format!("augur exited ({status}) during the workload"),
+                augur.log(),
+            ));
         }
     }
     // Everything written is confirmed by the slot (augur confirms only what its sink
     // committed), then the tables must be equal.
-    let end = psql_retry(pg, &db, "SELECT pg_current_wal_lsn()")
-        .map_err(|e| fail(e, augur.log()))?;
+    let end =
+        psql_retry(pg, &db, "SELECT pg_current_wal_lsn()").map_err(|e| fail(e, augur.log()))?;
     let confirmed = format!(
         "SELECT coalesce(bool_or(confirmed_flush_lsn >= '{}'), false) FROM pg_replication_slots WHERE slot_name = 'augur' AND database = current_database()",
         end.trim()
@@ -675,8 +808,11 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     let deadline = Instant::now() + Duration::from_secs(60);
     while psql(pg, &db, &confirmed).map(|o| o.trim() == "t") != Ok(true) {
         if Instant::now() >= deadline {
-            let diff = compare(h, pg, &db).err().unwrap_or_default();
-            return Err(fail(format!("the slot never confirmed the workload's end; {diff}"), augur.log()));
+            let diff = compare(&h.augur, pg, &db).err().unwrap_or_default();
+            return Err(fail(
+                format!("the slot never confirmed the workload's end; {diff}"),
+                augur.log(),
+            ));
         }
         if let Some(status) = augur.exited() {
             return Err(fail(format!("augur exited ({status})"), augur.log()));
@@ -685,7 +821,7 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match compare(h, pg, &db) {
+        match compare(&h.augur, pg, &db) {
             Ok(()) => break,
             Err(e) if Instant::now() >= deadline => return Err(fail(e, augur.log())),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),

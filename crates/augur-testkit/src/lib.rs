@@ -33,7 +33,11 @@ pub fn workspace_root() -> PathBuf {
 /// The Ford data set shipped in the repository (`data/ford.csv`).
 pub fn ford_csv() -> PathBuf {
     let p = workspace_root().join("data/ford.csv");
-    assert!(p.is_file(), "the Ford data set is missing at {}", p.display());
+    assert!(
+        p.is_file(),
+        "the Ford data set is missing at {}",
+        p.display()
+    );
     p
 }
 

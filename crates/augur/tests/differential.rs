@@ -25,7 +25,7 @@ fn harness(tag: &str, faults: bool) -> Harness {
 /// Without faults: ordering, snapshots, TOAST, truncates, added columns, impossible values.
 #[test]
 fn embedded_workloads_converge_exactly() {
-    if let Err(f) = run_seeds(&harness("diff-plain", false), seeds(1, 40)) {
+    if let Err(f) = run_seeds(&harness("diff-plain", false), seeds(1, 50)) {
         panic!("{f}");
     }
 }
@@ -33,7 +33,7 @@ fn embedded_workloads_converge_exactly() {
 /// With faults between the workload's chunks.
 #[test]
 fn embedded_workloads_with_faults_converge_exactly() {
-    if let Err(f) = run_seeds(&harness("diff-faults", true), seeds(10_001, 40)) {
+    if let Err(f) = run_seeds(&harness("diff-faults", true), seeds(10_001, 160)) {
         panic!("{f}");
     }
 }

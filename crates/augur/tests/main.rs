@@ -16,5 +16,6 @@ mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;
 mod run_crash;
+mod run_exact;
 mod run_pipeline;
 mod serve_cli;

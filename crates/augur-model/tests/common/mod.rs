@@ -6,7 +6,11 @@ use std::path::{Path, PathBuf};
 /// The Ford data set shipped in the repository (`data/ford.csv`).
 pub(crate) fn ford_csv() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/ford.csv");
-    assert!(p.is_file(), "the Ford data set is missing at {}", p.display());
+    assert!(
+        p.is_file(),
+        "the Ford data set is missing at {}",
+        p.display()
+    );
     p
 }
 

@@ -191,7 +191,9 @@ mod tests {
                     tab.insert(*k, *v);
                 }
                 WriteOp::Delete(k) => {
-                    let Value::Int32(k) = k[0] else { unreachable!() };
+                    let Value::Int32(k) = k[0] else {
+                        unreachable!()
+                    };
                     tab.remove(&k);
                 }
             }
@@ -214,11 +216,15 @@ mod tests {
             }
             for g in groups {
                 for (_, v) in &g.items {
-                    let Value::Int32(k) = v[0] else { unreachable!() };
+                    let Value::Int32(k) = v[0] else {
+                        unreachable!()
+                    };
                     if g.delete {
                         tab.remove(&k);
                     } else {
-                        let Value::Int32(x) = v.last().unwrap() else { unreachable!() };
+                        let Value::Int32(x) = v.last().unwrap() else {
+                            unreachable!()
+                        };
                         tab.insert(k, *x);
                     }
                 }

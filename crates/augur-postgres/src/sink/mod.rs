@@ -697,10 +697,17 @@ impl PgSink {
         );
         let text = |f: fn(&DeadLetter) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
         let lsns: Vec<i64> = rows.iter().map(|d| d.lsn).collect();
-        let (tables, keys, reasons) = (text(|d| &d.source_table), text(|d| &d.key), text(|d| &d.reason));
+        let (tables, keys, reasons) = (
+            text(|d| &d.source_table),
+            text(|d| &d.key),
+            text(|d| &d.reason),
+        );
         let (data, models, codes) = (text(|d| &d.row), text(|d| &d.model), text(|d| &d.code));
         self.client
-            .execute(&sql, &[&tables, &keys, &lsns, &reasons, &data, &models, &codes])
+            .execute(
+                &sql,
+                &[&tables, &keys, &lsns, &reasons, &data, &models, &codes],
+            )
             .await
             .map_err(|e| write_error("cannot record dead letters", e))?;
         Ok(())

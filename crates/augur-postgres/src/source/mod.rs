@@ -126,7 +126,14 @@ struct Emitter<'a> {
     position: Option<Lsn>,
     /// The highest position ever registered.
     registered: Option<Lsn>,
+    /// While streaming: give up a send the destination has not taken for this long, so the
+    /// replication connection is released instead of holding the server (a walsender waits
+    /// for confirmations before its server can shut down).
+    release_after: Option<Duration>,
 }
+
+/// How long a streaming source waits for a full queue before releasing its connection.
+const STALL_RELEASE: Duration = Duration::from_secs(3);
 
 impl<'a> Emitter<'a> {
     fn new(cx: &'a SourceContext, max: usize) -> Self {
@@ -137,6 +144,7 @@ impl<'a> Emitter<'a> {
             max,
             position: None,
             registered: None,
+            release_after: None,
         }
     }
 
@@ -180,22 +188,35 @@ impl<'a> Emitter<'a> {
         position: Option<Lsn>,
         heartbeat: Option<i64>,
     ) -> Result<(), Halt> {
+        let stalled = async {
+            match self.release_after {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Room first, then the acknowledgement is registered: a batch given up while waiting
+        // was never registered, so nothing waits for it (it is replayed from the slot).
+        let permit = tokio::select! {
+            biased;
+            r = self.cx.out.reserve() => r.map_err(|_| {
+                Halt::Failed(Error::new(ErrorKind::Destination, "the destination stopped accepting changes"))
+            })?,
+            _ = self.shutdown.wait() => return Err(Halt::Shutdown),
+            _ = stalled => return Err(Halt::Failed(Error::new(
+                ErrorKind::Connection,
+                "the pipeline took no batch for 3 s; releasing the replication connection so the server is never held waiting (resuming from the slot)",
+            ))),
+        };
         if let Some(p) = position {
             self.registered = Some(self.registered.map_or(p, |r| r.max(p)));
         }
         let ack = self.cx.acks.register(position);
-        let batch = ChangeBatch {
+        permit.send(ChangeBatch {
             events,
             heartbeat,
             ack,
-        };
-        tokio::select! {
-            biased;
-            r = self.cx.out.send(batch) => r.map_err(|_| {
-                Halt::Failed(Error::new(ErrorKind::Destination, "the destination stopped accepting changes"))
-            }),
-            _ = self.shutdown.wait() => Err(Halt::Shutdown),
-        }
+        });
+        Ok(())
     }
 }
 
@@ -227,6 +248,7 @@ impl PgSource {
         let mut shutdown = cx.shutdown.clone();
         loop {
             let mut streamed = false;
+            let before = cx.acks.durable().batches;
             let result = self.run_once(&cx, &mut started, &mut streamed).await;
             let e = match result {
                 Err(e) if self.retriable(&e, &cx, started) => e,
@@ -235,7 +257,8 @@ impl PgSource {
                     return other;
                 }
             };
-            attempt = if streamed { 1 } else { attempt + 1 };
+            let progressed = streamed && cx.acks.durable().batches > before;
+            attempt = if progressed { 1 } else { attempt + 1 };
             if self.cfg.max_retries.is_some_and(|m| attempt > m) {
                 cx.report(SourceStatus::Stopped);
                 return Err(e.with_hint(format!(
@@ -243,11 +266,19 @@ impl PgSource {
                     attempt - 1
                 )));
             }
-            let wait = Duration::from_millis(200u64 << (attempt - 1).min(10)).min(self.cfg.retry_wait);
+            let wait =
+                Duration::from_millis(200u64 << (attempt - 1).min(10)).min(self.cfg.retry_wait);
             tracing::warn!(error = %e.full_message(), attempt, wait_ms = wait.as_millis() as u64, "source connection lost; resuming from the slot after a pause");
             cx.report(SourceStatus::Starting);
+            // Reconnect only once the destination takes batches again, after a pause.
+            let resume = async {
+                if let Ok(permit) = cx.out.reserve().await {
+                    drop(permit);
+                }
+                tokio::time::sleep(wait).await;
+            };
             tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
+                _ = resume => {}
                 _ = shutdown.wait() => {
                     cx.report(SourceStatus::Stopped);
                     return Ok(SourceExit::Shutdown);
@@ -634,6 +665,7 @@ impl PgSource {
         tracing::info!(slot = %cfg.slot_name, publication = %cfg.publication_name, "streaming changes");
         cx.report(SourceStatus::Streaming);
         *streamed = true;
+        emitter.release_after = Some(STALL_RELEASE);
         let mut waited_on = ServerWait::default();
 
         let mut durable_rx = cx.acks.subscribe();
@@ -908,7 +940,8 @@ impl ServerWait {
             return false;
         }
         let now = Instant::now();
-        self.asks.retain(|t| now.duration_since(*t) < Duration::from_secs(2));
+        self.asks
+            .retain(|t| now.duration_since(*t) < Duration::from_secs(2));
         self.asks.push(now);
         self.asks.len() >= 3
     }
@@ -948,9 +981,11 @@ fn now_ms() -> i64 {
 /// Whether a server error means the connection went away (shutdown, restart, a terminated
 /// backend, too many connections) rather than a setup problem: SQLSTATE classes 08, 53, 57.
 fn connection_lost(msg: &str) -> bool {
-    ["57P01", "57P02", "57P03", "57P04", "08006", "08003", "53300"]
-        .iter()
-        .any(|c| msg.contains(c))
+    [
+        "57P01", "57P02", "57P03", "57P04", "08006", "08003", "53300",
+    ]
+    .iter()
+    .any(|c| msg.contains(c))
         || msg.contains("shutting down")
         || msg.contains("starting up")
         || msg.contains("terminating connection")

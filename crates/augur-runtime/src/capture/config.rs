@@ -421,9 +421,8 @@ impl CaptureConfig {
             "An integer of -1 (no limit) or more is expected",
         );
         source.max_retries = u32::try_from(retries).ok();
-        source.retry_wait = Duration::from_millis(
-            r.u64("retriable.restart.connector.wait.ms", 10_000).max(1),
-        );
+        source.retry_wait =
+            Duration::from_millis(r.u64("retriable.restart.connector.wait.ms", 10_000).max(1));
 
         let mut envelope = EnvelopeConfig::new(prefix, dbname);
         let both = r.bool("converter.schemas.enable", true);

@@ -189,7 +189,9 @@ pub async fn run(
         let metrics = metrics.clone();
         let transform = Transform::new(predictor, cfg.output.clone());
         let lookup = StoredRows::new(cfg.sink.clone(), committed_rx);
-        tokio::spawn(transform_stage(batch_rx, sink_tx, transform, lookup, metrics))
+        tokio::spawn(transform_stage(
+            batch_rx, sink_tx, transform, lookup, metrics,
+        ))
     };
 
     // The sink: one transaction per batch; transient failures retried until shutdown.
@@ -247,7 +249,10 @@ pub async fn run(
                     metrics.rejected.with(&[&d.code]).inc();
                 }
                 for r in &rejected {
-                    metrics.rejected.with(&[RejectCode::SinkRefused.label()]).inc();
+                    metrics
+                        .rejected
+                        .with(&[RejectCode::SinkRefused.label()])
+                        .inc();
                     tracing::warn!(reason = %r.reason, "row refused by the output table; recorded as a dead letter");
                 }
                 for c in &b.commits {
@@ -371,10 +376,10 @@ impl StoredRows {
         for l in lookups {
             let cols: Vec<String> = l.columns.iter().map(|(_, c)| c.clone()).collect();
             let r = sink
-                .stored_text(&l.table, &l.key_fields, std::slice::from_ref(&l.key), &cols)
+                .stored_text(&l.table, &l.key_fields, &l.keys, &cols)
                 .await;
             match r {
-                Ok(mut v) => stored.push(v.pop().flatten()),
+                Ok(v) => stored.push(v.into_iter().flatten().next()),
                 Err(e) => {
                     self.sink = None;
                     return Err(e);
@@ -407,7 +412,9 @@ async fn transform_stage(
         let ChangeBatch {
             mut events, ack, ..
         } = batch;
-        let mut t = transform.take().expect("transform returns after each batch");
+        let mut t = transform
+            .take()
+            .expect("transform returns after each batch");
         let lookups = t.resolve_in_batch(&mut events);
         if !lookups.is_empty() {
             // Transient failures: retried until the stored rows can be read.
@@ -437,7 +444,15 @@ async fn transform_stage(
         .map_err(|e| Error::new(ErrorKind::Internal, "the transform panicked").with_source(e))?;
         transform = Some(t);
         metrics.predicted.inc_by(out.predicted);
-        if sink_tx.send(SinkBatch { t: out, commits, ack }).await.is_err() {
+        if sink_tx
+            .send(SinkBatch {
+                t: out,
+                commits,
+                ack,
+            })
+            .await
+            .is_err()
+        {
             break;
         }
         sent += 1;

@@ -93,8 +93,10 @@ pub struct Lookup {
     pub table: String,
     /// The key columns.
     pub key_fields: Vec<Field>,
-    /// The row's key.
-    pub key: Vec<Value>,
+    /// Keys to read the stored row under, first found wins: the row's own key, then (for the
+    /// create half of a key change) the key it moved from. A replayed key change finds the row
+    /// already under its new key; a first one finds it under the old.
+    pub keys: Vec<Vec<Value>>,
     /// The placeholder columns: index in the row, and name.
     pub columns: Vec<(usize, String)>,
 }
@@ -257,16 +259,15 @@ impl Transform {
                     // no earlier change of the batch touched.
                     if !missing.is_empty() && !ev.table.key.is_empty() && !touched.contains(&id) {
                         let plan = self.plan(&ev.table);
-                        // A row that moved to a new key is stored under its old one.
-                        let key = match &ev.key_change {
-                            Some(KeyChange::OldKey(old)) => old.clone(),
-                            _ => own_key,
-                        };
+                        let mut keys = vec![own_key];
+                        if let Some(KeyChange::OldKey(old)) = &ev.key_change {
+                            keys.push(old.clone());
+                        }
                         lookups.push(Lookup {
                             event: n,
                             table: plan.target.clone(),
                             key_fields: ev.table.key_fields().cloned().collect(),
-                            key,
+                            keys,
                             columns: missing,
                         });
                     }

@@ -276,7 +276,8 @@ pub fn redact_key(v: &Value) -> Value {
 
 /// The reference events Debezium 3.6.3 produced on this machine.
 pub fn golden() -> Value {
-    let path = augur_testkit::workspace_root().join("crates/augur/tests/fixtures/debezium/events.json");
+    let path =
+        augur_testkit::workspace_root().join("crates/augur/tests/fixtures/debezium/events.json");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap()
 }
