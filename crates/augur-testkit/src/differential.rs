@@ -719,7 +719,7 @@ pub fn run_args(db: &TestDb, dir: &Path, batch: &str) -> Vec<String> {
         "--set",
         &format!("pipeline.batch_size={batch}"),
         "--set",
-        "source.slot=augur",
+        &format!("source.slot={}", slot_of(db)),
         "--set",
         "source.retriable.restart.connector.wait.ms=1000",
         "--set",
@@ -734,13 +734,20 @@ pub fn run_args(db: &TestDb, dir: &Path, batch: &str) -> Vec<String> {
     .collect()
 }
 
-/// Waits until slot `augur` confirmed everything written so far (augur confirms only what
+/// The replication slot [`run_args`] gives augur for `db` (slots are per cluster; one per
+/// database keeps seeds apart).
+pub fn slot_of(db: &TestDb) -> String {
+    format!("augur_{}", db.name)
+}
+
+/// Waits until augur's slot confirmed everything written so far (augur confirms only what
 /// its sink committed).
 pub fn wait_confirmed(pg: &TestPg, db: &TestDb, timeout: Duration) -> Result<(), String> {
     let end = psql_retry(pg, db, "SELECT pg_current_wal_lsn()")?;
     let confirmed = format!(
-        "SELECT coalesce(bool_or(confirmed_flush_lsn >= '{}'), false) FROM pg_replication_slots WHERE slot_name = 'augur' AND database = current_database()",
-        end.trim()
+        "SELECT coalesce(bool_or(confirmed_flush_lsn >= '{}'), false) FROM pg_replication_slots WHERE slot_name = '{}'",
+        end.trim(),
+        slot_of(db)
     );
     let deadline = Instant::now() + timeout;
     while psql(pg, db, &confirmed).map(|o| o.trim() == "t") != Ok(true) {
@@ -799,25 +806,12 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     }
     // Everything written is confirmed by the slot (augur confirms only what its sink
     // committed), then the tables must be equal.
-    let end =
-        psql_retry(pg, &db, "SELECT pg_current_wal_lsn()").map_err(|e| fail(e, augur.log()))?;
-    let confirmed = format!(
-        "SELECT coalesce(bool_or(confirmed_flush_lsn >= '{}'), false) FROM pg_replication_slots WHERE slot_name = 'augur' AND database = current_database()",
-        end.trim()
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while psql(pg, &db, &confirmed).map(|o| o.trim() == "t") != Ok(true) {
-        if Instant::now() >= deadline {
-            let diff = compare(&h.augur, pg, &db).err().unwrap_or_default();
-            return Err(fail(
-                format!("the slot never confirmed the workload's end; {diff}"),
-                augur.log(),
-            ));
-        }
-        if let Some(status) = augur.exited() {
-            return Err(fail(format!("augur exited ({status})"), augur.log()));
-        }
-        std::thread::sleep(Duration::from_millis(100));
+    if let Err(e) = wait_confirmed(pg, &db, Duration::from_secs(60)) {
+        let diff = compare(&h.augur, pg, &db).err().unwrap_or_default();
+        return Err(fail(format!("{e}; {diff}"), augur.log()));
+    }
+    if let Some(status) = augur.exited() {
+        return Err(fail(format!("augur exited ({status})"), augur.log()));
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -831,7 +825,12 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
         }
     }
     augur.kill();
-    let _ = psql(pg, &db, "SELECT pg_drop_replication_slot('augur')");
+    // The slot holds WAL for the whole cluster: drop it once its walsender has gone.
+    let drop = format!("SELECT pg_drop_replication_slot('{}')", slot_of(&db));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while psql(pg, &db, &drop).is_err() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

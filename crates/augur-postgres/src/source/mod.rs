@@ -1050,3 +1050,40 @@ fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
         _ => Error::new(ErrorKind::Connection, "replication connection failed").with_source(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_asking_again_and_again_is_noticed_only_while_something_is_unconfirmed() {
+        let mut w = ServerWait::default();
+        assert!(!w.asked(true));
+        assert!(!w.asked(true));
+        assert!(w.asked(true), "three asks within two seconds");
+        let mut w = ServerWait::default();
+        for _ in 0..10 {
+            assert!(
+                !w.asked(false),
+                "nothing unconfirmed: the server is answered"
+            );
+        }
+        assert!(!w.asked(true));
+        assert!(!w.asked(false), "a confirmation resets the count");
+        assert!(!w.asked(true));
+    }
+
+    #[test]
+    fn shutdown_and_terminated_backends_are_lost_connections_not_setup_errors() {
+        for msg in [
+            "FATAL: terminating connection due to administrator command (SQLSTATE 57P01)",
+            "the database system is shutting down",
+            "FATAL 57P03: the database system is starting up",
+        ] {
+            assert!(connection_lost(msg), "{msg}");
+        }
+        assert!(!connection_lost(
+            "replication slot \"x\" does not exist (SQLSTATE 42704)"
+        ));
+    }
+}

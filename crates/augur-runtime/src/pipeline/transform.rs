@@ -232,6 +232,13 @@ impl Transform {
         let Some(p) = self.predictor.placeholders.first().cloned() else {
             return Vec::new();
         };
+        // The common case costs one scan: no placeholder, nothing to do.
+        let any = events
+            .iter()
+            .any(|e| e.after.iter().flatten().any(|v| is_placeholder(v, &p)));
+        if !any {
+            return Vec::new();
+        }
         let mut latest: HashMap<(String, String), Vec<Value>> = HashMap::new();
         let mut touched: std::collections::HashSet<(String, String)> = Default::default();
         let mut lookups = Vec::new();
