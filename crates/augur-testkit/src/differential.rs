@@ -705,7 +705,7 @@ fn pg_log_of(h: &Harness) -> String {
 }
 
 /// The arguments of `augur run` for `db` with the shipped model, offsets in `dir`, no HTTP
-/// listener, slot `augur`, quick reconnects and status updates.
+/// listener, a slot of its own ([`slot_of`]), quick reconnects and status updates.
 pub fn run_args(db: &TestDb, dir: &Path, batch: &str) -> Vec<String> {
     let store = crate::workspace_root().join("models").display().to_string();
     [

@@ -478,7 +478,11 @@ async fn check_output_tables(sink: &PgSink, cfg: &RunConfig) -> Result<(), Error
             dropped.join(", ")
         ),
     )
-    .with_hint("start once with --set source.snapshot=always to rebuild them from a new snapshot, then run as before"))
+    .with_hint(format!(
+        "start once with --set source.snapshot=always to rebuild them from a new snapshot, then run as before \
+         (a table no longer wanted: DELETE FROM augur_output_tables WHERE table_name = '{}')",
+        dropped[0]
+    )))
 }
 
 /// In column mode the output column must exist in every captured table.
