@@ -391,7 +391,7 @@ impl PgSource {
             && (offset.is_some() || slot_lost || cfg.snapshot_mode == SnapshotMode::Always)
         {
             tracing::info!(slot = %cfg.slot_name, "recreating the replication slot for a new snapshot");
-            setup::drop_slot(&client, &cfg.slot_name).await?;
+            setup::drop_slot_when_idle(&client, &cfg.slot_name, Duration::from_secs(10)).await?;
             slot = None;
         }
 
@@ -1009,8 +1009,10 @@ fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
             format!("replication connection to {} failed", c.display()),
         )
         .with_source(e),
+        // A connection holds the slot: fatal at start, retried after a reconnect (see
+        // `check_slot`).
         PgWireError::Server(msg) if msg.contains("55006") => Error::new(
-            ErrorKind::SourceSetup,
+            ErrorKind::Connection,
             format!(
                 "replication slot \"{}\" is active for another client",
                 cfg.slot_name

@@ -289,9 +289,11 @@ pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<Sl
         if !state.active {
             return Ok(Some(state));
         }
+        // A connection holds the slot: fatal at start (with the fix below), retried after a
+        // reconnect (the walsender of the connection just lost may not have exited yet).
         if attempt >= cfg.slot_max_retries {
             return Err(Error::new(
-                ErrorKind::SourceSetup,
+                ErrorKind::Connection,
                 format!(
                     "replication slot \"{}\" is active for PID {}: another client is streaming from it",
                     cfg.slot_name,
@@ -303,6 +305,40 @@ pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<Sl
         attempt += 1;
         tracing::info!(slot = %cfg.slot_name, attempt, "slot in use, waiting for it to be released");
         tokio::time::sleep(cfg.slot_retry_delay).await;
+    }
+}
+
+/// Drops slot `name` if it exists and is not in use.
+/// Drops slot `name` once no walsender uses it (the one of a run that just failed may take a
+/// moment to exit); a slot still in use after `wait` is a lost connection to retry.
+pub async fn drop_slot_when_idle(
+    client: &Client,
+    name: &str,
+    wait: std::time::Duration,
+) -> Result<(), Error> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let active: Option<bool> = client
+            .query_opt(
+                "SELECT active FROM pg_replication_slots WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| sql_error(&format!("cannot look at replication slot \"{name}\""), e))?
+            .map(|r| r.get(0));
+        match active {
+            None => return Ok(()),
+            Some(false) => return drop_slot(client, name).await,
+            Some(true) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Some(true) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("replication slot \"{name}\" is still in use by an earlier connection"),
+                ));
+            }
+        }
     }
 }
 

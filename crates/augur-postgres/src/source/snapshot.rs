@@ -39,7 +39,17 @@ pub async fn begin(client: &Client, exported: Option<(&str, Lsn)>) -> Result<Sna
                 name.replace('\'', "''")
             ))
             .await
-            .map_err(|e| sql_error("importing the slot's exported snapshot", e))?;
+            .map_err(|e| {
+                // The exporting replication connection is gone (terminated, or the server
+                // restarted): a lost connection, retried with a new slot.
+                let gone = e.as_db_error().is_some_and(|d| d.code().code() == "22023");
+                let err = sql_error("importing the slot's exported snapshot", e);
+                if gone {
+                    Error::new(ErrorKind::Connection, err.message().to_string())
+                } else {
+                    err
+                }
+            })?;
     }
     let row = client
         .query_one(
