@@ -302,7 +302,6 @@ impl PgSource {
         let cfg = &self.cfg;
         let client = cfg.connect.connect_sql().await?;
         let tables = setup::preflight(&client, cfg).await?;
-        *started = true;
         if tables.is_empty() {
             tracing::warn!(
                 "no table matches the include lists; nothing will be captured until one does"
@@ -457,6 +456,8 @@ impl PgSource {
             }
         }
 
+        // From here on the source has started once: connections lost later are retried.
+        *started = true;
         let result = self
             .stream(
                 cx,
