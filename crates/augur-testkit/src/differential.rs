@@ -434,22 +434,29 @@ impl Drop for Augur {
     }
 }
 
-/// Runs `sql` (any length: it goes through stdin) in one psql session.
-fn psql(pg: &TestPg, db: &TestDb, sql: &str) -> Result<String, String> {
-    let mut child = Command::new(pg.cluster.bin_dir().join("psql"))
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(&db.url)
-        .args(["-f", "-"])
+/// Runs `cmd` with `input` on its stdin (written from a thread, so a large input cannot
+/// deadlock against a full stdout) and returns its output.
+fn piped(mut cmd: Command, input: String) -> Result<std::process::Output, String> {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("running psql: {e}"))?;
+        .map_err(|e| format!("running {:?}: {e}", cmd.get_program()))?;
     let mut stdin = child.stdin.take().expect("piped");
-    let input = sql.to_string();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     let _ = writer.join();
+    Ok(out)
+}
+
+/// Runs `sql` (any length: it goes through stdin) in one psql session.
+fn psql(pg: &TestPg, db: &TestDb, sql: &str) -> Result<String, String> {
+    let mut cmd = Command::new(pg.cluster.bin_dir().join("psql"));
+    cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d"])
+        .arg(&db.url)
+        .args(["-f", "-"])
+        .stderr(Stdio::piped());
+    let out = piped(cmd, sql.to_string())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -555,24 +562,17 @@ fn predictions(
     rows: &BTreeMap<i64, serde_json::Map<String, Value>>,
 ) -> Result<BTreeMap<i64, Option<f64>>, String> {
     let store = crate::workspace_root().join("models");
-    let mut child = Command::new(augur)
-        .args(["predict", "--store"])
+    let mut cmd = Command::new(augur);
+    cmd.args(["predict", "--store"])
         .arg(&store)
         .args(["--model", "ford-price:1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("augur predict: {e}"))?;
+        .stderr(Stdio::null());
     let mut input = String::new();
     for r in rows.values() {
         input.push_str(&Value::Object(r.clone()).to_string());
         input.push('\n');
     }
-    let mut stdin = child.stdin.take().expect("piped");
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let _ = writer.join();
+    let out = piped(cmd, input)?;
     let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
