@@ -518,6 +518,14 @@ const DEBEZIUM_SINK: &[KeyDef] = &[
     )
     .default("false"),
     KeyDef::new(
+        "truncate.enabled",
+        "BOOLEAN",
+        MEDIUM,
+        "Writes",
+        "Whether truncate events empty the destination table.",
+    )
+    .default("false"),
+    KeyDef::new(
         "collection.name.format",
         "STRING",
         MEDIUM,

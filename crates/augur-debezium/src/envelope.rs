@@ -313,7 +313,9 @@ impl Encoder {
     pub fn encode(&mut self, ev: &ChangeEvent, now: ProcessingTime, out: &mut Vec<Record>) {
         let codec = self.codec(&ev.table);
         let key = self.encode_key(&codec, ev);
-        if let Some(u) = self.cfg.unwrap.clone() {
+        if let Some(u) = self.cfg.unwrap.clone()
+            && !(ev.op == Op::Truncate && u.keep_truncates)
+        {
             self.encode_unwrapped(&u, &codec, ev, key, now, out);
             return;
         }

@@ -123,6 +123,10 @@ pub struct UnwrapConfig {
     pub add_fields: Vec<AddedField>,
     /// `add.headers`.
     pub add_headers: Vec<AddedField>,
+    /// Pass truncate events on as they are (the envelope with `op` `t`) instead of dropping
+    /// them: not a Debezium option — `augur run` over Kafka uses it so that truncates (and the
+    /// truncate that starts each table's snapshot) reach its sink (`truncate.enabled`).
+    pub keep_truncates: bool,
 }
 
 /// What the transform makes of one change event.

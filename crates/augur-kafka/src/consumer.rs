@@ -230,3 +230,168 @@ impl Consumer {
         &self.settings
     }
 }
+
+/// How far a consumer group has come on a topic, read without joining the group (offset
+/// fetches and watermarks only), so another stage can wait for it.
+pub struct GroupProgress {
+    inner: rdkafka::consumer::BaseConsumer,
+    group: String,
+}
+
+impl std::fmt::Debug for GroupProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupProgress")
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GroupProgress {
+    /// Watches `settings.group_id` on the cluster `settings` names (its topics are unused).
+    pub fn new(settings: &ConsumerSettings) -> Result<GroupProgress, Error> {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("group.id", &settings.group_id)
+            .set("client.id", format!("{}-progress", settings.client_id))
+            .set("enable.auto.commit", "false")
+            .set("log_level", "3");
+        for (k, v) in &settings.overrides {
+            c.set(k, v);
+        }
+        let inner = c.create().map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Kafka consumer settings").with_source(e)
+        })?;
+        Ok(GroupProgress {
+            inner,
+            group: settings.group_id.clone(),
+        })
+    }
+
+    /// Records of `topic` the group has not committed yet (summed over partitions; a
+    /// partition it never committed counts from its low watermark). Blocking: call it off
+    /// the async runtime.
+    pub fn lag(&self, topic: &str, timeout: Duration) -> Result<i64, Error> {
+        let lost = |what: &str, e: rdkafka::error::KafkaError| {
+            Error::new(
+                ErrorKind::Connection,
+                format!("cannot read {what} of {topic}"),
+            )
+            .with_source(e)
+        };
+        let meta = self
+            .inner
+            .fetch_metadata(Some(topic), timeout)
+            .map_err(|e| lost("the partitions", e))?;
+        let partitions: Vec<i32> = meta
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if partitions.is_empty() {
+            return Ok(0);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(topic, *p);
+        }
+        let committed = self
+            .inner
+            .committed_offsets(tpl, timeout)
+            .map_err(|e| lost("the committed offsets", e))?;
+        let mut lag = 0;
+        for p in partitions {
+            let (low, high) = self
+                .inner
+                .fetch_watermarks(topic, p, timeout)
+                .map_err(|e| lost("the watermarks", e))?;
+            let done = match committed.find_partition(topic, p).map(|e| e.offset()) {
+                Some(Offset::Offset(o)) => o,
+                _ => low,
+            };
+            lag += (high - done).max(0);
+        }
+        Ok(lag)
+    }
+}
+
+/// The value of header `name` on the last record of each partition of `topic` that has one
+/// (a topic that does not exist has none). Reads without a group. Blocking: call it off the
+/// async runtime.
+pub fn last_headers(
+    bootstrap: &str,
+    overrides: &[(String, String)],
+    topic: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<Vec<u8>>, Error> {
+    use rdkafka::consumer::BaseConsumer;
+    let lost = |what: &str, e: rdkafka::error::KafkaError| {
+        Error::new(
+            ErrorKind::Connection,
+            format!("cannot read {what} of {topic}"),
+        )
+        .with_source(e)
+    };
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("group.id", "augur-last-record")
+        .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("log_level", "3");
+    for (k, v) in overrides {
+        c.set(k, v);
+    }
+    let consumer: BaseConsumer = c.create().map_err(|e| {
+        Error::new(ErrorKind::Config, "invalid Kafka consumer settings").with_source(e)
+    })?;
+    let meta = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| lost("the partitions", e))?;
+    let partitions: Vec<i32> = meta
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut out = Vec::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(|e| lost("the watermarks", e))?;
+        if high <= low {
+            continue;
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, p, Offset::Offset(high - 1))
+            .map_err(|e| lost("the last record", e))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| lost("the last record", e))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("cannot read the last record of {topic}-{p} in time"),
+                ));
+            }
+            match consumer.poll(left.min(Duration::from_millis(200))) {
+                Some(Ok(m)) if m.partition() == p && m.offset() >= high - 1 => {
+                    let r = Received::from(m.detach());
+                    out.extend(
+                        r.headers
+                            .into_iter()
+                            .filter(|(k, _)| k == name)
+                            .map(|(_, v)| v),
+                    );
+                    break;
+                }
+                Some(Err(e)) => return Err(lost("the last record", e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(out)
+}

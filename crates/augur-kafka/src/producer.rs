@@ -84,6 +84,11 @@ fn kafka_error(what: &str, e: KafkaError) -> Error {
 }
 
 impl Producer {
+    /// The settings it was made with.
+    pub fn settings(&self) -> &ProducerSettings {
+        &self.settings
+    }
+
     /// Creates the producer (no connection is made until first use; see
     /// [`healthcheck`](Self::healthcheck)).
     pub fn new(settings: ProducerSettings) -> Result<Self, Error> {

@@ -41,6 +41,10 @@ pub struct EnrichConfig {
     pub name: String,
     /// Predict through this remote model server instead of a local model.
     pub remote: Option<crate::remote::RemoteSettings>,
+    /// Fill unavailable (TOASTed) values from the rows this sink stored (`augur run`).
+    pub stored: Option<crate::stored::StoredSettings>,
+    /// See [`Enricher::keep_unpriced`].
+    pub keep_unpriced: bool,
 }
 
 impl EnrichConfig {
@@ -58,6 +62,8 @@ impl EnrichConfig {
             linger: Duration::from_millis(5),
             name: "augur-enrich".into(),
             remote: None,
+            stored: None,
+            keep_unpriced: false,
             topics,
         }
     }
@@ -86,6 +92,9 @@ pub enum Outcome {
     Output(Record),
     /// Produce the original record to the dead-letter topic, with this reason.
     Dead(String),
+    /// Produce this record (the row without a prediction) to the output topic, and the
+    /// original to the dead-letter topic with this reason (`keep_unpriced`).
+    Unpriced(Record, String),
 }
 
 /// One parsed input record.
@@ -155,6 +164,204 @@ impl Prepared {
     }
 }
 
+/// A row whose "unavailable" (unchanged TOASTed) text values are to be read from the row the
+/// sink stored under its key, once the sink has written everything produced before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// The record in the batch.
+    pub record: usize,
+    /// Its output topic (the sink's table follows from it).
+    pub topic: String,
+    /// Its record key, then the old key when the change moved the row to a new key.
+    pub keys: Vec<Vec<u8>>,
+    /// The row's columns holding the placeholder: index and name.
+    pub columns: Vec<(usize, String)>,
+}
+
+/// What a prepared record does to its output topic's table, for in-batch resolution.
+enum Effect<'a> {
+    Row(&'a mut Vec<Value>, &'a [Field]),
+    Delete { newkey: Option<Vec<u8>> },
+    Truncate,
+    Nothing,
+}
+
+fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h Vec<u8>> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+/// A key's identity whether it comes as a record key (`{"schema":…,"payload":…}`) or as a
+/// key header (the bare payload).
+fn key_id(bytes: &[u8]) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(serde_json::Value::Object(mut o)) if o.len() == 2 && o.contains_key("schema") => o
+            .remove("payload")
+            .map_or_else(|| bytes.to_vec(), |p| p.to_string().into_bytes()),
+        Ok(v) => v.to_string().into_bytes(),
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+/// What a record passed on unchanged does: a tombstone or null payload deletes its key, a
+/// Debezium `d` deletes, a `t` truncates.
+fn passed_effect<'a>(rec: &Record) -> Effect<'a> {
+    let delete = || Effect::Delete {
+        newkey: header(&rec.headers, "__debezium.newkey").cloned(),
+    };
+    let Some(bytes) = &rec.value else {
+        return delete();
+    };
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Effect::Nothing;
+    };
+    let payload = if doc.get("schema").is_some() {
+        &doc["payload"]
+    } else {
+        &doc
+    };
+    match payload.get("op").and_then(|o| o.as_str()) {
+        _ if payload.is_null() => delete(),
+        Some("d") => delete(),
+        Some("t") => Effect::Truncate,
+        _ => Effect::Nothing,
+    }
+}
+
+impl Prepared {
+    fn effects(&mut self) -> Vec<(Option<&[u8]>, &str, &[(String, Vec<u8>)], Effect<'_>)> {
+        self.pending
+            .iter_mut()
+            .map(|p| match p {
+                Pending::Schemaful {
+                    plan,
+                    value: Value::Struct(m),
+                    key,
+                    headers,
+                    topic,
+                } => {
+                    let row = match plan.envelope {
+                        Some((_, a, _)) => match &mut m[a] {
+                            Value::Struct(r) => Some(r),
+                            _ => None,
+                        },
+                        None => Some(m),
+                    };
+                    let effect = match row {
+                        Some(r) => Effect::Row(r, plan.row_fields.as_slice()),
+                        None => Effect::Nothing,
+                    };
+                    (key.as_deref(), topic.as_str(), headers.as_slice(), effect)
+                }
+                Pending::Done(Outcome::Output(rec)) => (
+                    rec.key.as_deref(),
+                    rec.topic.as_str(),
+                    rec.headers.as_slice(),
+                    passed_effect(rec),
+                ),
+                _ => (None, "", &[][..], Effect::Nothing),
+            })
+            .collect()
+    }
+
+    /// Fills each `placeholder` in a text column from the latest earlier row of the same key
+    /// in this batch, and returns the rows still holding one whose key no earlier record of
+    /// the batch touched: their values are read from the sink's stored row and put in with
+    /// [`Prepared::fill`]; then call this again to carry them on to later records of the key.
+    pub fn resolve_in_batch(&mut self, placeholder: &str) -> Vec<Lookup> {
+        let holds = |v: &Value| matches!(v, Value::String(s) if s == placeholder);
+        let any = self.pending.iter().any(|p| match p {
+            Pending::Schemaful { value, .. } => contains(value, &holds),
+            _ => false,
+        });
+        if !any {
+            return Vec::new();
+        }
+        let mut latest: HashMap<(String, Vec<u8>), Vec<Value>> = HashMap::new();
+        let mut touched: std::collections::HashSet<(String, Vec<u8>)> = Default::default();
+        let mut lookups = Vec::new();
+        for (n, (key, topic, headers, effect)) in self.effects().into_iter().enumerate() {
+            let Some(key) = key else {
+                if matches!(effect, Effect::Truncate) {
+                    latest.retain(|(t, _), _| t != topic);
+                }
+                continue;
+            };
+            let id = (topic.to_string(), key_id(key));
+            match effect {
+                Effect::Row(row, fields) => {
+                    let earlier = latest.get(&id);
+                    let mut missing = Vec::new();
+                    for (i, f) in fields.iter().enumerate() {
+                        if !holds(&row[i]) {
+                            continue;
+                        }
+                        match earlier.map(|r| &r[i]) {
+                            Some(prev) if !holds(prev) => row[i] = prev.clone(),
+                            _ if f.schema.ty == SchemaType::String => {
+                                missing.push((i, f.name.clone()));
+                            }
+                            _ => {}
+                        }
+                    }
+                    // The stored row is the state before this batch: only right for a key no
+                    // earlier record of the batch touched.
+                    if !missing.is_empty() && !touched.contains(&id) {
+                        let mut keys = vec![key.to_vec()];
+                        keys.extend(header(headers, "__debezium.oldkey").cloned());
+                        lookups.push(Lookup {
+                            record: n,
+                            topic: topic.to_string(),
+                            keys,
+                            columns: missing,
+                        });
+                    }
+                    latest.insert(id.clone(), row.clone());
+                    touched.insert(id);
+                }
+                Effect::Delete { newkey } => {
+                    let row = latest.remove(&id);
+                    // The delete half of a key change: the create half finds the row's values
+                    // under the new key.
+                    if let (Some(new), Some(row)) = (newkey, row) {
+                        latest.insert((id.0.clone(), key_id(&new)), row);
+                    }
+                    touched.insert(id);
+                }
+                Effect::Truncate => latest.retain(|(t, _), _| t != topic),
+                Effect::Nothing => {}
+            }
+        }
+        lookups
+    }
+
+    /// Puts the stored text of each lookup's columns into its row (rows not found keep the
+    /// placeholder and go to the dead-letter topic as unavailable).
+    pub fn fill(&mut self, lookups: &[Lookup], stored: Vec<Option<Vec<Option<String>>>>) {
+        let mut effects = self.effects();
+        for (l, found) in lookups.iter().zip(stored) {
+            let (Some(vals), Some((_, _, _, Effect::Row(row, _)))) =
+                (found, effects.get_mut(l.record))
+            else {
+                continue;
+            };
+            for ((i, _), v) in l.columns.iter().zip(vals) {
+                row[*i] = v.map_or(Value::Null, Value::String);
+            }
+        }
+    }
+}
+
+/// Whether `v` (a row or an envelope) holds a value `hit` matches, one level of structs deep.
+fn contains(v: &Value, hit: &dyn Fn(&Value) -> bool) -> bool {
+    match v {
+        Value::Struct(m) => m.iter().any(|x| match x {
+            Value::Struct(inner) => inner.iter().any(hit),
+            other => hit(other),
+        }),
+        other => hit(other),
+    }
+}
+
 /// The pure part of the stage: input records → outcomes. Synchronous; run it off the runtime.
 #[derive(Debug)]
 pub struct Enricher {
@@ -162,6 +369,7 @@ pub struct Enricher {
     output_topic: String,
     plans: HashMap<String, Arc<Plan>>,
     schemaless: HashMap<String, Arc<FeatureMap>>,
+    keep_unpriced: bool,
 }
 
 impl Enricher {
@@ -172,7 +380,16 @@ impl Enricher {
             output_topic: output_topic.into(),
             plans: HashMap::new(),
             schemaless: HashMap::new(),
+            keep_unpriced: false,
         }
+    }
+
+    /// A row the model refuses still goes to the output topic, without a prediction (and to
+    /// the dead-letter topic with the reason), so the output table keeps every row of the
+    /// source — what `augur run` does on both of its paths.
+    pub fn keep_unpriced(mut self, keep: bool) -> Self {
+        self.keep_unpriced = keep;
+        self
     }
 
     /// The predictor.
@@ -417,14 +634,14 @@ impl Enricher {
                     topic,
                 } => {
                     let pred = predictions.next().expect("one prediction per row");
-                    let price = match pred {
-                        Ok(v) => v,
+                    let (v, refused) = match pred {
+                        Ok(price) => (self.predictor.output_value(&plan.map, price), None),
+                        Err(e) if self.keep_unpriced => (Value::Null, Some(e.message)),
                         Err(e) => {
                             out.push(Outcome::Dead(e.message));
                             continue;
                         }
                     };
-                    let v = self.predictor.output_value(&plan.map, price);
                     if let Value::Struct(m) = &mut value {
                         let row = match plan.envelope {
                             Some((_, a, _)) => match &mut m[a] {
@@ -441,12 +658,16 @@ impl Enricher {
                     bytes.extend_from_slice(&plan.prefix);
                     json::write_value(&mut bytes, &plan.out_schema, &value, true);
                     bytes.push(b'}');
-                    out.push(Outcome::Output(Record {
+                    let rec = Record {
                         topic: topic.clone(),
                         key,
                         value: Some(bytes),
                         headers: model_header(headers),
-                    }));
+                    };
+                    out.push(match refused {
+                        None => Outcome::Output(rec),
+                        Some(reason) => Outcome::Unpriced(rec, reason),
+                    });
                 }
                 Pending::Schemaless {
                     map,
@@ -518,6 +739,16 @@ pub fn dead_letter(rec: &Received, topic: &str, stage: &str, name: &str, reason:
     }
 }
 
+/// Whether `batch` ends between the delete half of a key change (`__debezium.newkey`) and
+/// its create half (`__debezium.oldkey`).
+fn splits_key_change(batch: &[Received]) -> bool {
+    let has = |r: &Received, h: &str| r.headers.iter().any(|(k, _)| k == h);
+    match batch.iter().rposition(|r| has(r, "__debezium.newkey")) {
+        Some(i) => !batch[i..].iter().any(|r| has(r, "__debezium.oldkey")),
+        None => false,
+    }
+}
+
 /// Runs the stage until shutdown. Fails (without committing) if Kafka refuses output; replays
 /// then resume from the last committed offsets.
 pub async fn run(
@@ -537,17 +768,47 @@ pub async fn run(
     if !cfg.output_topic.contains("${") {
         producer.ensure_topic(&cfg.output_topic).await?;
     }
-    let mut enricher = Some(Enricher::new(predictor, cfg.output_topic.clone()));
+    let mut stored = match &cfg.stored {
+        Some(s) => Some(crate::stored::StoredRows::new(s.clone())?),
+        None => None,
+    };
+    let mut enricher =
+        Some(Enricher::new(predictor, cfg.output_topic.clone()).keep_unpriced(cfg.keep_unpriced));
     tracing::info!(topics = %cfg.topics.join(","), output = %cfg.output_topic, "enrichment stage running");
     loop {
-        let batch = tokio::select! {
+        let mut batch = tokio::select! {
             _ = shutdown.wait() => break,
             b = consumer.recv_batch(cfg.batch_size, cfg.linger) => b?,
         };
+        // Both halves of a key change in one batch: the new key's row may need the old
+        // key's stored values, which the delete half removes once written.
+        while stored.is_some() && splits_key_change(&batch) {
+            match tokio::time::timeout(
+                Duration::from_secs(5),
+                consumer.recv_batch(cfg.batch_size, cfg.linger),
+            )
+            .await
+            {
+                Ok(more) => batch.extend(more?),
+                Err(_) => break,
+            }
+        }
         let mut e = enricher.take().expect("enricher is back after each batch");
+        let (e, mut prepared, batch) = tokio::task::spawn_blocking(move || {
+            let p = e.prepare(&batch);
+            (e, p, batch)
+        })
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e))?;
+        if let Some(s) = &mut stored
+            && !s.fill(&mut prepared, &mut shutdown).await?
+        {
+            break;
+        }
         let (e, outcomes, batch) = match &remote {
             None => tokio::task::spawn_blocking(move || {
-                let o = e.enrich(&batch);
+                let predictions = e.predictor().predict(&prepared.local_rows());
+                let o = e.finish(prepared, predictions);
                 (e, o, batch)
             })
             .await
@@ -555,7 +816,6 @@ pub async fn run(
                 Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e)
             })?,
             Some(remote) => {
-                let prepared = e.prepare(&batch);
                 let rows = prepared.json_rows(e.predictor());
                 let sendable: Vec<serde_json::Map<String, serde_json::Value>> = rows
                     .iter()
@@ -584,16 +844,21 @@ pub async fn run(
         enricher = Some(e);
         let mut deliveries = Vec::with_capacity(outcomes.len());
         for (rec, outcome) in batch.iter().zip(outcomes) {
-            let out = match outcome {
-                Outcome::Output(r) => r,
-                Outcome::Dead(reason) => {
-                    tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %reason, "record sent to the dead-letter topic");
-                    producer.ensure_topic(&cfg.dlq_topic).await?;
-                    dead_letter(rec, &cfg.dlq_topic, "TRANSFORMATION", &cfg.name, &reason)
-                }
+            let (out, dead) = match outcome {
+                Outcome::Output(r) => (Some(r), None),
+                Outcome::Dead(reason) => (None, Some(reason)),
+                Outcome::Unpriced(r, reason) => (Some(r), Some(reason)),
             };
-            producer.ensure_topic(&out.topic).await?;
-            deliveries.push(producer.send(&out).await?);
+            if let Some(reason) = dead {
+                tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %reason, "record sent to the dead-letter topic");
+                producer.ensure_topic(&cfg.dlq_topic).await?;
+                let d = dead_letter(rec, &cfg.dlq_topic, "TRANSFORMATION", &cfg.name, &reason);
+                deliveries.push(producer.send(&d).await?);
+            }
+            if let Some(out) = out {
+                producer.ensure_topic(&out.topic).await?;
+                deliveries.push(producer.send(&out).await?);
+            }
         }
         for d in deliveries {
             Producer::delivered(d).await?;

@@ -7,6 +7,7 @@
 //! - [`remote`]: predictions from a remote model server (BentoML JSON, OIP v2).
 //! - [`props`]: load `.properties`, JSON and TOML files into one flat property map.
 //! - [`enrich`]: the Kafka enrichment stage (consume, predict, produce).
+//! - [`stored`]: unavailable TOASTed values on the Kafka path, read from the sink's rows.
 //! - [`pipeline`]: `augur run`, the embedded capture → predict → write-back pipeline.
 //! - [`models`]: which model a stage loads (store, then the shipped one).
 //! - [`predict`]: the prediction step shared by the embedded pipeline and enrichment.
@@ -20,3 +21,4 @@ pub mod predict;
 pub mod props;
 pub mod remote;
 pub mod sink;
+pub mod stored;

@@ -189,6 +189,7 @@ impl SinkConnectorConfig {
             }
         };
         sink.delete_enabled = bool_of("delete.enabled", false, &mut errors);
+        sink.truncate_enabled = bool_of("truncate.enabled", false, &mut errors);
         if sink.delete_enabled && matches!(sink.pk_mode, PkMode::None | PkMode::Kafka) {
             errors.push(err(
                 "delete.enabled",

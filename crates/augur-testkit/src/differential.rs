@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{TestDb, TestPg};
+use crate::{Tansu, TestDb, TestPg};
 
 /// A small seeded generator (xorshift64*), so every workload replays from its seed.
 #[derive(Debug, Clone)]
@@ -62,6 +62,8 @@ pub enum Fault {
     TerminateWalsender,
     /// `pg_terminate_backend` of the sink's connections.
     TerminateSink,
+    /// SIGSTOP the Kafka broker for a while, then SIGCONT (the Kafka path only).
+    PauseBroker,
 }
 
 const FAULTS: [Fault; 5] = [
@@ -316,6 +318,8 @@ pub struct Harness {
     pub scratch: PathBuf,
     /// Inject faults.
     pub faults: bool,
+    /// Run `augur run` over a Kafka broker (a Tansu per seed) instead of embedded.
+    pub kafka: bool,
 }
 
 /// A seed that failed, with everything needed to replay it.
@@ -494,8 +498,20 @@ fn transient(e: &str) -> bool {
     .any(|t| e.contains(t))
 }
 
-fn inject(fault: Fault, pg: &mut TestPg, db: &TestDb, augur: &mut Augur) -> Result<(), String> {
+fn inject(
+    fault: Fault,
+    pg: &mut TestPg,
+    db: &TestDb,
+    augur: &mut Augur,
+    broker: Option<&Tansu>,
+) -> Result<(), String> {
     match fault {
+        Fault::PauseBroker => {
+            let broker = broker.ok_or("no broker to pause")?;
+            broker.pause();
+            std::thread::sleep(Duration::from_millis(1500));
+            broker.resume();
+        }
         Fault::KillAugur => {
             augur.kill();
             augur.spawn();
@@ -764,7 +780,18 @@ pub fn wait_confirmed(pg: &TestPg, db: &TestDb, timeout: Duration) -> Result<(),
 
 /// Runs workload `seed` on `pg` (a fresh database) through `augur run`, and compares.
 pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> {
-    let (initial, steps) = workload(seed, h.faults);
+    let (initial, mut steps) = workload(seed, h.faults);
+    if h.kafka {
+        // Over Kafka, some of the faults pause the broker instead.
+        let mut rng = Rng::new(seed ^ 0xb40c);
+        for s in &mut steps {
+            if let Step::Fault(f) = s
+                && rng.pct(40)
+            {
+                *f = Fault::PauseBroker;
+            }
+        }
+    }
     let fail = |diff: String, log: String| Failure {
         seed,
         diff,
@@ -784,14 +811,19 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     std::fs::create_dir_all(&dir).map_err(|e| fail(e.to_string(), String::new()))?;
     let mut rng = Rng::new(seed ^ 0x5eed);
     let batch = rng.pick(&["1", "3", "16", "1024"]).to_string();
-    let args = run_args(&db, &dir, &batch);
+    let mut args = run_args(&db, &dir, &batch);
+    let broker = h.kafka.then(Tansu::start);
+    if let Some(b) = &broker {
+        args.push("--set".into());
+        args.push(format!("kafka.bootstrap={}", b.bootstrap()));
+    }
     let mut augur = Augur::start(&h.augur, args, dir.join("augur.log"));
     for (i, step) in steps.iter().enumerate() {
         let r = match step {
             Step::Sql(sql) => psql_retry(pg, &db, sql).map(drop),
             Step::Fault(f) => augur
                 .wait_streaming()
-                .and_then(|()| inject(*f, pg, &db, &mut augur)),
+                .and_then(|()| inject(*f, pg, &db, &mut augur, broker.as_ref())),
         };
         if let Err(e) = r {
             let _ = std::fs::write(h.scratch.join("pg.log"), pg.cluster.log());
@@ -813,12 +845,15 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     if let Some(status) = augur.exited() {
         return Err(fail(format!("augur exited ({status})"), augur.log()));
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // Embedded, the slot confirms what the sink committed; over Kafka, what the broker
+    // acknowledged, and the enrichment and sink stages follow.
+    let settle = Duration::from_secs(if h.kafka { 90 } else { 5 });
+    let deadline = Instant::now() + settle;
     loop {
         match compare(&h.augur, pg, &db) {
             Ok(()) => break,
             Err(e) if Instant::now() >= deadline => return Err(fail(e, augur.log())),
-            Err(_) => std::thread::sleep(Duration::from_millis(250)),
+            Err(_) => std::thread::sleep(Duration::from_millis(if h.kafka { 1000 } else { 250 })),
         }
         if let Some(status) = augur.exited() {
             return Err(fail(format!("augur exited ({status})"), augur.log()));

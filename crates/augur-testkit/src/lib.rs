@@ -184,6 +184,18 @@ impl Tansu {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Stops the broker with SIGSTOP: connections stay open and nothing answers.
+    pub fn pause(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGSTOP) };
+    }
+
+    /// Resumes a paused broker (SIGCONT).
+    pub fn resume(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT) };
+    }
+
     /// Kills the broker (to test a broker that goes away).
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -54,6 +54,9 @@ pub struct SinkConfig {
     pub pk_fields: Vec<String>,
     /// `delete.enabled`.
     pub delete_enabled: bool,
+    /// `truncate.enabled` (Debezium's JDBC sink): a truncate change event (`op` `t`) empties
+    /// the table its topic maps to.
+    pub truncate_enabled: bool,
     /// `auto.create` (Debezium: `schema.evolution=basic`).
     pub auto_create: bool,
     /// `auto.evolve` (Debezium: `schema.evolution=basic`).
@@ -86,6 +89,7 @@ impl SinkConfig {
             pk_mode: PkMode::None,
             pk_fields: Vec::new(),
             delete_enabled: false,
+            truncate_enabled: false,
             auto_create: false,
             auto_evolve: false,
             table_format: "${topic}".into(),

@@ -98,7 +98,7 @@ impl RecordConverter {
     }
 
     /// The write for `rec` under `cfg`, or `None` when the record changes nothing (a tombstone
-    /// with deletes disabled, a truncate, a Debezium delete whose tombstone follows).
+    /// with deletes disabled, a truncate with truncates disabled, a message).
     pub fn convert(
         &mut self,
         cfg: &SinkConfig,
@@ -132,6 +132,19 @@ impl RecordConverter {
                 }
                 match get("op").and_then(Value::as_str) {
                     Some("d") => None,
+                    Some("t") if cfg.truncate_enabled => {
+                        // No row shape: a truncate empties a table, it never creates one.
+                        let table = cfg.table_name(
+                            rec.topic,
+                            source_schema.as_deref(),
+                            source_table.as_deref(),
+                        );
+                        return Ok(Some(RowWrite {
+                            table,
+                            shape: self.shape(Vec::new(), Vec::new()),
+                            op: WriteOp::Truncate,
+                        }));
+                    }
                     Some("t") | Some("m") => return Ok(None),
                     Some("c" | "u" | "r") => {
                         let after_schema = schema

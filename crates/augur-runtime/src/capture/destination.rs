@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use augur_core::event::ChangeBatch;
+use augur_core::event::{ChangeBatch, ChangeEvent, KeyChange, Op};
 use augur_core::{Error, ErrorKind};
 use augur_debezium::envelope::{Encoder, ProcessingTime};
 use augur_debezium::record::Record;
@@ -29,6 +29,68 @@ pub enum Destination {
     Stdout,
     /// Kafka.
     Kafka(Arc<Producer>),
+    /// Kafka, without producing again a change an earlier run (or connection) already
+    /// produced: each record carries its position in the source's stream
+    /// ([`POSITION_HEADER`]), and a topic's last record says where that run got to
+    /// (`augur run` over Kafka, whose stages downstream must not see a change twice).
+    KafkaOnce(Arc<Producer>),
+}
+
+/// The header with a captured change's position: commit LSN, LSN and (for the create half of
+/// a key change, which shares its delete half's LSN) 1, as fixed-width hex, so positions
+/// compare as bytes.
+pub const POSITION_HEADER: &str = "__augur.position";
+
+fn position(ev: &ChangeEvent) -> Option<Vec<u8>> {
+    let (commit, lsn) = (ev.source.commit_lsn?, ev.source.lsn?);
+    let half = u8::from(matches!(ev.key_change, Some(KeyChange::OldKey(_))));
+    Some(format!("{:016x}{:016x}{half}", commit.as_u64(), lsn.as_u64()).into_bytes())
+}
+
+/// The last position produced to each topic, read from the topic when first seen.
+#[derive(Default)]
+struct Produced {
+    last: std::collections::HashMap<String, Option<Vec<u8>>>,
+}
+
+impl Produced {
+    /// Whether `ev` (encoded into records for `topic`) was produced before; remembers it if not.
+    async fn seen(
+        &mut self,
+        producer: &Producer,
+        topic: &str,
+        ev: &ChangeEvent,
+    ) -> Result<bool, Error> {
+        let Some(pos) = position(ev) else {
+            return Ok(false);
+        };
+        if !self.last.contains_key(topic) {
+            let s = producer.settings().clone();
+            let t = topic.to_string();
+            let found = tokio::task::spawn_blocking(move || {
+                augur_kafka::consumer::last_headers(
+                    &s.bootstrap_servers,
+                    &s.overrides,
+                    &t,
+                    POSITION_HEADER,
+                    Duration::from_secs(10),
+                )
+            })
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "reading a topic failed").with_source(e)
+            })??;
+            self.last.insert(topic.to_string(), found.into_iter().max());
+        }
+        let last = self.last.get_mut(topic).expect("inserted above");
+        // Snapshot rows share the snapshot's position, and a snapshot is always new (its slot
+        // is): only streamed changes can repeat.
+        if ev.op != Op::Read && last.as_ref().is_some_and(|l| pos <= *l) {
+            return Ok(true);
+        }
+        *last = Some(pos);
+        Ok(false)
+    }
 }
 
 /// Batches whose deliveries may be outstanding at once (Kafka).
@@ -59,6 +121,7 @@ impl Destination {
     ) -> Result<u64, Error> {
         let mut records = Vec::with_capacity(4096);
         let mut written = 0u64;
+        let once = matches!(self, Destination::KafkaOnce(_));
         match self {
             Destination::Stdout => {
                 let mut out = tokio::io::BufWriter::with_capacity(1 << 16, tokio::io::stdout());
@@ -76,7 +139,8 @@ impl Destination {
                 }
                 Ok(written)
             }
-            Destination::Kafka(producer) => {
+            Destination::Kafka(producer) | Destination::KafkaOnce(producer) => {
+                let mut produced = once.then(Produced::default);
                 let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BATCHES));
                 let (fail_tx, mut fail_rx) = watch::channel::<Option<Arc<Error>>>(None);
                 let result: Result<(), Error> = async {
@@ -84,7 +148,13 @@ impl Destination {
                         if let Some(e) = fail_rx.borrow_and_update().clone() {
                             return Err(Error::new(e.kind(), e.full_message()));
                         }
-                        encode(&mut encoder, &batch, heartbeats, &mut records);
+                        match &mut produced {
+                            None => encode(&mut encoder, &batch, heartbeats, &mut records),
+                            Some(p) => {
+                                encode_once(&mut encoder, &batch, heartbeats, &mut records, p, &producer)
+                                    .await?;
+                            }
+                        }
                         let mut futures = Vec::with_capacity(records.len());
                         for r in records.drain(..) {
                             producer.ensure_topic(&r.topic).await?;
@@ -137,6 +207,38 @@ fn encode(encoder: &mut Encoder, batch: &ChangeBatch, heartbeats: bool, out: &mu
     if let (Some(ts), true) = (batch.heartbeat, heartbeats) {
         out.push(encoder.heartbeat(ts));
     }
+}
+
+/// [`encode`], leaving out changes produced before and stamping each record's position.
+async fn encode_once(
+    encoder: &mut Encoder,
+    batch: &ChangeBatch,
+    heartbeats: bool,
+    out: &mut Vec<Record>,
+    produced: &mut Produced,
+    producer: &Producer,
+) -> Result<(), Error> {
+    let now = ProcessingTime::now();
+    for ev in &batch.events {
+        let start = out.len();
+        encoder.encode(ev, now, out);
+        let Some(topic) = out.get(start).map(|r| r.topic.clone()) else {
+            continue;
+        };
+        if produced.seen(producer, &topic, ev).await? {
+            out.truncate(start);
+            continue;
+        }
+        if let Some(pos) = position(ev) {
+            for r in &mut out[start..] {
+                r.headers.push((POSITION_HEADER.to_string(), pos.clone()));
+            }
+        }
+    }
+    if let (Some(ts), true) = (batch.heartbeat, heartbeats) {
+        out.push(encoder.heartbeat(ts));
+    }
+    Ok(())
 }
 
 /// One record as a JSON line: `{"topic":…,"key":…,"value":…}` (+ `"headers"` when present).

@@ -295,10 +295,10 @@ impl RunConfig {
             return Err(ConfigErrors(errors));
         }
         let mut capture = capture.expect("no errors means the source parsed");
-        // Embedded, predictions in their own table: a redone snapshot first empties that
-        // table, so rows deleted since an interrupted snapshot do not linger there.
-        capture.source.snapshot_truncates =
-            matches!(output, OutputMode::Table(_)) && get("kafka.bootstrap").is_none();
+        // Predictions in their own table: a redone snapshot first empties that table, so
+        // rows deleted since an interrupted snapshot do not linger there (over Kafka the
+        // truncate travels through the topics in order with the rows).
+        capture.source.snapshot_truncates = matches!(output, OutputMode::Table(_));
         Ok((
             RunConfig {
                 capture,

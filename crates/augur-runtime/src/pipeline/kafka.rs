@@ -54,13 +54,20 @@ pub async fn run(
         .healthcheck(std::time::Duration::from_secs(10))
         .await?;
     let mut capture = cfg.capture.clone();
-    capture.envelope.unwrap = Some(UnwrapConfig::default());
+    capture.envelope.unwrap = Some(UnwrapConfig {
+        keep_truncates: true,
+        ..UnwrapConfig::default()
+    });
 
-    let mut enrich = EnrichConfig::new(vec![format!("^{}\\..*", regex_escape(&prefix))]);
+    // Capture topics are `<prefix>.<schema>.<table>`; the dead-letter topic
+    // (`<prefix>.dead_letter`) must not feed the stage that writes it.
+    let captured = format!("^{}\\.[^.]+\\.[^.]+$", regex_escape(&prefix));
+    let mut enrich = EnrichConfig::new(vec![captured.clone()]);
     enrich.output_topic = format.replace("${schema}", "public");
     enrich.dlq_topic = format!("{prefix}.dead_letter");
     enrich.group_id = "augur-run-enrich".into();
     enrich.name = "augur-run-enrich".into();
+    enrich.keep_unpriced = true;
 
     let table_pattern = enrich
         .output_topic
@@ -72,6 +79,16 @@ pub async fn run(
     sink_cfg.pk_mode = PkMode::RecordKey;
     sink_cfg.pk_fields = Vec::new();
     sink_cfg.table_format = "${topic}".into();
+    sink_cfg.truncate_enabled = true;
+    // A change that leaves a TOASTed value out is priced with the value the sink stored.
+    enrich.stored = Some(crate::stored::StoredSettings {
+        sink: sink_cfg.clone(),
+        group: ConsumerSettings::new(&bootstrap, "augur-run-sink", Vec::new()),
+        placeholder: sink_cfg
+            .unavailable_placeholder
+            .clone()
+            .unwrap_or_else(|| "__debezium_unavailable_value".into()),
+    });
     let sink = SinkConnectorConfig {
         name: "augur-run-sink".into(),
         topics: vec![format!("^{table_pattern}$")],
@@ -83,11 +100,7 @@ pub async fn run(
     let enrich_task = tokio::spawn(crate::enrich::run(
         enrich,
         predictor,
-        ConsumerSettings::new(
-            &bootstrap,
-            "augur-run-enrich",
-            vec![format!("^{}\\..*", regex_escape(&prefix))],
-        ),
+        ConsumerSettings::new(&bootstrap, "augur-run-enrich", vec![captured]),
         ProducerSettings::new(&bootstrap),
         shutdown.clone(),
     ));
@@ -101,7 +114,7 @@ pub async fn run(
     tracing::info!(bootstrap = %bootstrap, "pipeline stages running over Kafka");
     let capture_result = crate::capture::run_with(
         capture,
-        Destination::Kafka(producer),
+        Destination::KafkaOnce(producer),
         offsets,
         shutdown.clone(),
     )
