@@ -227,8 +227,16 @@ fn passed_effect<'a>(rec: &Record) -> Effect<'a> {
     }
 }
 
+/// One prepared record as in-batch resolution sees it: key, output topic, headers, effect.
+type Touch<'a> = (
+    Option<&'a [u8]>,
+    &'a str,
+    &'a [(String, Vec<u8>)],
+    Effect<'a>,
+);
+
 impl Prepared {
-    fn effects(&mut self) -> Vec<(Option<&[u8]>, &str, &[(String, Vec<u8>)], Effect<'_>)> {
+    fn effects(&mut self) -> Vec<Touch<'_>> {
         self.pending
             .iter_mut()
             .map(|p| match p {
@@ -739,6 +747,28 @@ pub fn dead_letter(rec: &Received, topic: &str, stage: &str, name: &str, reason:
     }
 }
 
+/// The highest change position (`__augur.position`, stamped by `augur run`'s capture) seen
+/// per input partition: a record at or below it is a change produced twice.
+#[derive(Debug, Default)]
+struct Positions {
+    max: HashMap<(String, i32), Vec<u8>>,
+}
+
+impl Positions {
+    fn first_time(&mut self, r: &Received) -> bool {
+        let header = crate::capture::destination::POSITION_HEADER;
+        let Some((_, pos)) = r.headers.iter().find(|(k, _)| k == header) else {
+            return true;
+        };
+        let max = self.max.entry((r.topic.clone(), r.partition)).or_default();
+        if !max.is_empty() && pos <= max {
+            return false;
+        }
+        max.clone_from(pos);
+        true
+    }
+}
+
 /// Whether `batch` ends between the delete half of a key change (`__debezium.newkey`) and
 /// its create half (`__debezium.oldkey`).
 fn splits_key_change(batch: &[Received]) -> bool {
@@ -772,6 +802,7 @@ pub async fn run(
         Some(s) => Some(crate::stored::StoredRows::new(s.clone())?),
         None => None,
     };
+    let mut positions = cfg.stored.as_ref().map(|_| Positions::default());
     let mut enricher =
         Some(Enricher::new(predictor, cfg.output_topic.clone()).keep_unpriced(cfg.keep_unpriced));
     tracing::info!(topics = %cfg.topics.join(","), output = %cfg.output_topic, "enrichment stage running");
@@ -780,6 +811,27 @@ pub async fn run(
             _ = shutdown.wait() => break,
             b = consumer.recv_batch(cfg.batch_size, cfg.linger) => b?,
         };
+        // A change the capture produced twice (after a crash) is applied once: replayed in
+        // one batch with its original, it would feed the wrong values to later changes.
+        let mut repeated = Vec::new();
+        if let Some(seen) = &mut positions {
+            let (first, again): (Vec<Received>, Vec<Received>) =
+                batch.into_iter().partition(|r| seen.first_time(r));
+            batch = first;
+            // Committed with the batch, without their payloads.
+            repeated = again
+                .into_iter()
+                .map(|r| Received {
+                    key: None,
+                    value: None,
+                    headers: Vec::new(),
+                    ..r
+                })
+                .collect();
+            if !repeated.is_empty() {
+                tracing::info!(changes = repeated.len(), "left out changes produced twice");
+            }
+        }
         // Both halves of a key change in one batch: the new key's row may need the old
         // key's stored values, which the delete half removes once written.
         while stored.is_some() && splits_key_change(&batch) {
@@ -805,7 +857,7 @@ pub async fn run(
         {
             break;
         }
-        let (e, outcomes, batch) = match &remote {
+        let (e, outcomes, mut batch) = match &remote {
             None => tokio::task::spawn_blocking(move || {
                 let predictions = e.predictor().predict(&prepared.local_rows());
                 let o = e.finish(prepared, predictions);
@@ -863,6 +915,7 @@ pub async fn run(
         for d in deliveries {
             Producer::delivered(d).await?;
         }
+        batch.extend(repeated);
         consumer.commit(&batch, false)?;
     }
     tracing::info!("enrichment stage stopped");

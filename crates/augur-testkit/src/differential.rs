@@ -81,6 +81,10 @@ pub enum Step {
     Sql(String),
     /// A fault.
     Fault(Fault),
+    /// Wait until the predicted table equals the source (everything so far went through).
+    Settle,
+    /// Wait this long.
+    Pause(Duration),
 }
 
 /// The source table's DDL: the original columns plus a free-text column; `model` and `notes`
@@ -320,6 +324,8 @@ pub struct Harness {
     pub faults: bool,
     /// Run `augur run` over a Kafka broker (a Tansu per seed) instead of embedded.
     pub kafka: bool,
+    /// More arguments for `augur run`.
+    pub extra: Vec<String>,
 }
 
 /// A seed that failed, with everything needed to replay it.
@@ -694,6 +700,8 @@ fn replay(initial: &[String], steps: &[Step]) -> String {
                 }
             }
             Step::Fault(f) => out.push_str(&format!("-- fault: {f:?}\n")),
+            Step::Settle => out.push_str("-- wait until the predicted table equals the source\n"),
+            Step::Pause(d) => out.push_str(&format!("-- wait {d:?}\n")),
         }
     }
     out
@@ -792,10 +800,40 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
             }
         }
     }
+    run_workload(h, pg, seed, &initial, &steps)
+}
+
+/// Waits until the predicted table equals the source. Embedded, the slot confirms what the
+/// sink committed (so this is quick once [`wait_confirmed`]); over Kafka, what the broker
+/// acknowledged, and the enrichment and sink stages follow.
+fn settle(h: &Harness, pg: &TestPg, db: &TestDb, augur: &mut Augur) -> Result<(), String> {
+    let within = Duration::from_secs(if h.kafka { 90 } else { 5 });
+    let deadline = Instant::now() + within;
+    loop {
+        match compare(&h.augur, pg, db) {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(if h.kafka { 500 } else { 250 })),
+        }
+        if let Some(status) = augur.exited() {
+            return Err(format!("augur exited ({status})"));
+        }
+    }
+}
+
+/// Runs a given workload (rows before augur starts, then steps) on `pg` (a fresh database
+/// for [`TABLE`]) through `augur run`, and compares; `seed` names it and picks the batch size.
+pub fn run_workload(
+    h: &Harness,
+    pg: &mut TestPg,
+    seed: u64,
+    initial: &[String],
+    steps: &[Step],
+) -> Result<(), Failure> {
     let fail = |diff: String, log: String| Failure {
         seed,
         diff,
-        replay: replay(&initial, &steps),
+        replay: replay(initial, steps),
         log: format!(
             "{log}\n--- PostgreSQL log (tail) ---\n{}",
             tail(&pg_log_of(h), 30)
@@ -817,6 +855,7 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
         args.push("--set".into());
         args.push(format!("kafka.bootstrap={}", b.bootstrap()));
     }
+    args.extend(h.extra.iter().cloned());
     let mut augur = Augur::start(&h.augur, args, dir.join("augur.log"));
     for (i, step) in steps.iter().enumerate() {
         let r = match step {
@@ -824,6 +863,11 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
             Step::Fault(f) => augur
                 .wait_streaming()
                 .and_then(|()| inject(*f, pg, &db, &mut augur, broker.as_ref())),
+            Step::Settle => settle(h, pg, &db, &mut augur),
+            Step::Pause(d) => {
+                std::thread::sleep(*d);
+                Ok(())
+            }
         };
         if let Err(e) = r {
             let _ = std::fs::write(h.scratch.join("pg.log"), pg.cluster.log());
@@ -845,19 +889,8 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
     if let Some(status) = augur.exited() {
         return Err(fail(format!("augur exited ({status})"), augur.log()));
     }
-    // Embedded, the slot confirms what the sink committed; over Kafka, what the broker
-    // acknowledged, and the enrichment and sink stages follow.
-    let settle = Duration::from_secs(if h.kafka { 90 } else { 5 });
-    let deadline = Instant::now() + settle;
-    loop {
-        match compare(&h.augur, pg, &db) {
-            Ok(()) => break,
-            Err(e) if Instant::now() >= deadline => return Err(fail(e, augur.log())),
-            Err(_) => std::thread::sleep(Duration::from_millis(if h.kafka { 1000 } else { 250 })),
-        }
-        if let Some(status) = augur.exited() {
-            return Err(fail(format!("augur exited ({status})"), augur.log()));
-        }
+    if let Err(e) = settle(h, pg, &db, &mut augur) {
+        return Err(fail(e, augur.log()));
     }
     augur.kill();
     // The slot holds WAL for the whole cluster: drop it once its walsender has gone.

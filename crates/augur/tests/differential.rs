@@ -20,6 +20,7 @@ fn harness(tag: &str, faults: bool, kafka: bool) -> Harness {
         scratch: crate::support::scratch_dir(tag),
         faults,
         kafka,
+        extra: Vec::new(),
     }
 }
 

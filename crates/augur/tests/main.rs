@@ -17,5 +17,6 @@ mod kafka_path;
 mod kafka_remote;
 mod run_crash;
 mod run_exact;
+mod run_exact_kafka;
 mod run_pipeline;
 mod serve_cli;

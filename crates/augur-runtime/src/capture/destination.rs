@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use augur_core::event::{ChangeBatch, ChangeEvent, KeyChange, Op};
+use augur_core::event::{ChangeBatch, ChangeEvent, KeyChange, Op, SnapshotMarker};
 use augur_core::{Error, ErrorKind};
 use augur_debezium::envelope::{Encoder, ProcessingTime};
 use augur_debezium::record::Record;
@@ -30,9 +30,10 @@ pub enum Destination {
     /// Kafka.
     Kafka(Arc<Producer>),
     /// Kafka, without producing again a change an earlier run (or connection) already
-    /// produced: each record carries its position in the source's stream
-    /// ([`POSITION_HEADER`]), and a topic's last record says where that run got to
-    /// (`augur run` over Kafka, whose stages downstream must not see a change twice).
+    /// produced: each streamed change carries its position in the source's stream
+    /// ([`POSITION_HEADER`]), and a topic's last record says where that run got to (`augur
+    /// run` over Kafka). Records a killed run still had in flight can land after that read,
+    /// so the stage downstream also drops positions it has seen (see `enrich`).
     KafkaOnce(Arc<Producer>),
 }
 
@@ -42,6 +43,11 @@ pub enum Destination {
 pub const POSITION_HEADER: &str = "__augur.position";
 
 fn position(ev: &ChangeEvent) -> Option<Vec<u8>> {
+    // A snapshot (its rows and the truncate before them share its position) always comes
+    // from a new slot, so it is never a repeat: only streamed changes carry a position.
+    if ev.op == Op::Read || ev.source.snapshot != SnapshotMarker::False {
+        return None;
+    }
     let (commit, lsn) = (ev.source.commit_lsn?, ev.source.lsn?);
     let half = u8::from(matches!(ev.key_change, Some(KeyChange::OldKey(_))));
     Some(format!("{:016x}{:016x}{half}", commit.as_u64(), lsn.as_u64()).into_bytes())
@@ -51,6 +57,8 @@ fn position(ev: &ChangeEvent) -> Option<Vec<u8>> {
 #[derive(Default)]
 struct Produced {
     last: std::collections::HashMap<String, Option<Vec<u8>>>,
+    /// Changes left out since the last report.
+    skipped: u64,
 }
 
 impl Produced {
@@ -83,9 +91,7 @@ impl Produced {
             self.last.insert(topic.to_string(), found.into_iter().max());
         }
         let last = self.last.get_mut(topic).expect("inserted above");
-        // Snapshot rows share the snapshot's position, and a snapshot is always new (its slot
-        // is): only streamed changes can repeat.
-        if ev.op != Op::Read && last.as_ref().is_some_and(|l| pos <= *l) {
+        if last.as_ref().is_some_and(|l| pos <= *l) {
             return Ok(true);
         }
         *last = Some(pos);
@@ -227,6 +233,7 @@ async fn encode_once(
         };
         if produced.seen(producer, &topic, ev).await? {
             out.truncate(start);
+            produced.skipped += 1;
             continue;
         }
         if let Some(pos) = position(ev) {
@@ -237,6 +244,13 @@ async fn encode_once(
     }
     if let (Some(ts), true) = (batch.heartbeat, heartbeats) {
         out.push(encoder.heartbeat(ts));
+    }
+    if produced.skipped > 0 {
+        tracing::info!(
+            changes = produced.skipped,
+            "left out changes an earlier run already produced"
+        );
+        produced.skipped = 0;
     }
     Ok(())
 }
