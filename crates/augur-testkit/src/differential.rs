@@ -908,8 +908,11 @@ pub fn run_seeds(h: &Harness, seeds: std::ops::Range<u64>) -> Result<usize, Fail
     let mut pg = TestPg::start();
     let mut n = 0;
     for seed in seeds {
+        let t = Instant::now();
         run_seed(h, &mut pg, seed)?;
         n += 1;
+        // Progress for long soaks (shown with --nocapture).
+        eprintln!("seed {seed}: equal ({} ms)", t.elapsed().as_millis());
     }
     Ok(n)
 }
