@@ -339,6 +339,8 @@ pub struct Failure {
     pub replay: String,
     /// augur's log.
     pub log: String,
+    /// A smaller workload that still fails ([`minimize`]), when one was looked for.
+    pub minimal: Option<String>,
 }
 
 impl std::fmt::Display for Failure {
@@ -350,7 +352,11 @@ impl std::fmt::Display for Failure {
             self.diff,
             self.replay,
             tail(&self.log, 60)
-        )
+        )?;
+        match &self.minimal {
+            Some(m) => write!(f, "\n--- minimal replay (still fails) ---\n{m}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -788,6 +794,12 @@ pub fn wait_confirmed(pg: &TestPg, db: &TestDb, timeout: Duration) -> Result<(),
 
 /// Runs workload `seed` on `pg` (a fresh database) through `augur run`, and compares.
 pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> {
+    let (initial, steps) = seed_workload(h, seed);
+    run_workload(h, pg, seed, &initial, &steps)
+}
+
+/// The workload of `seed` as `h` runs it.
+fn seed_workload(h: &Harness, seed: u64) -> (Vec<String>, Vec<Step>) {
     let (initial, mut steps) = workload(seed, h.faults);
     if h.kafka {
         // Over Kafka, some of the faults pause the broker instead.
@@ -800,7 +812,62 @@ pub fn run_seed(h: &Harness, pg: &mut TestPg, seed: u64) -> Result<(), Failure> 
             }
         }
     }
-    run_workload(h, pg, seed, &initial, &steps)
+    (initial, steps)
+}
+
+/// Looks for a smaller workload that still fails like seed `seed` (a difference, not a
+/// statement that no longer applies): drops ever smaller runs of statements and faults while
+/// the failure stays, within `budget` runs. `None` when the failure does not come back.
+pub fn minimize(h: &Harness, pg: &mut TestPg, seed: u64, budget: usize) -> Option<String> {
+    // Units: each initial row, then each statement or other step.
+    let (initial, steps) = seed_workload(h, seed);
+    let mut units: Vec<(bool, Step)> = initial.into_iter().map(|s| (true, Step::Sql(s))).collect();
+    for st in steps {
+        match st {
+            Step::Sql(sql) => units.extend(sql.lines().map(|l| (false, Step::Sql(l.to_string())))),
+            other => units.push((false, other)),
+        }
+    }
+    let split = |units: &[(bool, Step)]| {
+        let initial: Vec<String> = units
+            .iter()
+            .filter_map(|(i, s)| match (i, s) {
+                (true, Step::Sql(sql)) => Some(sql.clone()),
+                _ => None,
+            })
+            .collect();
+        let steps: Vec<Step> = units
+            .iter()
+            .filter(|(i, _)| !i)
+            .map(|(_, s)| s.clone())
+            .collect();
+        (initial, steps)
+    };
+    let mut fails = |units: &[(bool, Step)]| {
+        let (i, s) = split(units);
+        matches!(run_workload(h, pg, seed, &i, &s), Err(f) if !f.diff.starts_with("step "))
+    };
+    if !fails(&units) {
+        return None;
+    }
+    let mut runs = 1;
+    let mut chunk = units.len().div_ceil(2);
+    while chunk >= 1 && runs < budget {
+        let mut at = 0;
+        while at < units.len() && runs < budget {
+            let mut trial = units.clone();
+            trial.drain(at..(at + chunk).min(units.len()));
+            runs += 1;
+            if fails(&trial) {
+                units = trial;
+            } else {
+                at += chunk;
+            }
+        }
+        chunk /= 2;
+    }
+    let (i, s) = split(&units);
+    Some(replay(&i, &s))
 }
 
 /// Waits until the predicted table equals the source. Embedded, the slot confirms what the
@@ -831,6 +898,7 @@ pub fn run_workload(
     steps: &[Step],
 ) -> Result<(), Failure> {
     let fail = |diff: String, log: String| Failure {
+        minimal: None,
         seed,
         diff,
         replay: replay(initial, steps),
@@ -909,7 +977,16 @@ pub fn run_seeds(h: &Harness, seeds: std::ops::Range<u64>) -> Result<usize, Fail
     let mut n = 0;
     for seed in seeds {
         let t = Instant::now();
-        run_seed(h, &mut pg, seed)?;
+        if let Err(mut f) = run_seed(h, &mut pg, seed) {
+            // AUGUR_DIFF_MINIMIZE=<runs>: look for a smaller replay before reporting.
+            let budget = std::env::var("AUGUR_DIFF_MINIMIZE")
+                .ok()
+                .and_then(|b| b.parse().ok());
+            if let Some(budget) = budget {
+                f.minimal = minimize(h, &mut pg, seed, budget);
+            }
+            return Err(f);
+        }
         n += 1;
         // Progress for long soaks (shown with --nocapture).
         eprintln!("seed {seed}: equal ({} ms)", t.elapsed().as_millis());
