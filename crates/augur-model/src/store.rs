@@ -27,16 +27,47 @@ const MODEL_FILE: &str = "model.json";
 /// The name and tag of the default model shipped in the repository's `models/` folder.
 pub const SHIPPED_MODEL: &str = "ford-price:latest";
 
-/// The repository's `models/` folder, which is itself a store holding the shipped default
-/// model: the folder beside this crate at build time (`crates/augur-model/../../models`), or,
-/// when that is gone (a binary copied elsewhere), `./models` in the current directory.
+/// The shipped default model, compiled into the binary (the repository's
+/// `models/ford-price/1/model.json`).
+const SHIPPED_JSON: &[u8] = include_bytes!("../../../models/ford-price/1/model.json");
+
+/// A store holding the shipped default model, usable from any directory: the model compiled
+/// into this binary, written once into a folder of the user's cache (`$XDG_CACHE_HOME`, else
+/// `~/.cache`, else the temporary folder) named after its content hash, so an installed or
+/// copied binary needs no file beside it.
 pub fn shipped_models_dir() -> PathBuf {
-    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    if built.is_dir() {
-        built
-    } else {
-        PathBuf::from("models")
+    let hash = crate::sha256::hex(SHIPPED_JSON);
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(std::env::temp_dir);
+    let user = std::env::var("USER").unwrap_or_default();
+    let candidates = [
+        base.join("augur").join(format!("shipped-{}", &hash[..16])),
+        std::env::temp_dir().join(format!("augur-shipped-{user}-{}", &hash[..16])),
+    ];
+    for root in candidates {
+        if write_shipped(&root).is_ok() {
+            return root;
+        }
     }
+    // Nowhere writable: a store that does not exist reports itself as such.
+    base.join("augur").join("shipped")
+}
+
+/// Writes the shipped model into `<root>/ford-price/1/model.json` unless it is already there
+/// with the same bytes (written to a temporary file and renamed, so readers never see half).
+fn write_shipped(root: &Path) -> std::io::Result<()> {
+    let dir = root.join("ford-price").join("1");
+    let file = dir.join(MODEL_FILE);
+    if std::fs::read(&file).is_ok_and(|b| b == SHIPPED_JSON) {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!(".{MODEL_FILE}.{}", std::process::id()));
+    std::fs::write(&tmp, SHIPPED_JSON)?;
+    std::fs::rename(&tmp, &file)
 }
 
 /// Loads the shipped default model ([`SHIPPED_MODEL`] from [`shipped_models_dir`]); needs no

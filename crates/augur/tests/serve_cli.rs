@@ -146,3 +146,52 @@ fn serve_refuses_an_unknown_model() {
     assert!(err.contains("fix:"), "{err}");
     let _ = std::fs::remove_dir_all(&store);
 }
+
+/// The default model is compiled into the binary: a copy of `augur` in a folder of its own,
+/// run from `/` with an empty home and no store, still predicts (and says nothing is missing).
+#[test]
+fn a_copied_binary_predicts_with_the_built_in_model_from_any_directory() {
+    let dir = empty_store();
+    let bin = dir.join("augur");
+    std::fs::copy(env!("CARGO_BIN_EXE_augur"), &bin).unwrap();
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut child = Command::new(&bin)
+        .args(["predict", "--model", "ford-price:latest"])
+        .current_dir("/")
+        .env_clear()
+        .env("HOME", &home)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{CAR}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let price: f64 = stdout
+        .trim()
+        .parse()
+        .or_else(|_| {
+            serde_json::from_str::<serde_json::Value>(stdout.trim())
+                .ok()
+                .and_then(|v| {
+                    v.get("prediction")
+                        .or(v.get("price"))
+                        .and_then(|p| p.as_f64())
+                })
+                .ok_or(())
+        })
+        .unwrap_or_else(|_| panic!("no price in {stdout:?}"));
+    assert!((1_000.0..100_000.0).contains(&price), "{price}");
+    // The built-in store went into the (empty) home's cache, not next to the binary.
+    assert!(home.join(".cache/augur").is_dir());
+    let _ = std::fs::remove_dir_all(&dir);
+}

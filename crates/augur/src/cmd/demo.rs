@@ -43,7 +43,7 @@ pub(crate) struct DemoArgs {
     /// Also insert a listing from the data every this many seconds (0: only what sellers list).
     #[arg(long, default_value_t = 0.0)]
     feed: f64,
-    /// Model tag (falls back to the model shipped in models/).
+    /// Model tag (falls back to the model compiled into augur).
     #[arg(long, default_value = "ford-price:latest")]
     model: String,
 }

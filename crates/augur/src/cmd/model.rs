@@ -399,18 +399,20 @@ fn human_bytes(n: u64) -> String {
 
 /// Runs `augur predict`.
 pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let model = match &args.model_file {
-        Some(path) => Model::load_file(path)?,
-        None => {
+    let model: std::sync::Arc<Model> = match (&args.model_file, &args.store.store) {
+        (Some(path), _) => std::sync::Arc::new(Model::load_file(path)?),
+        (None, Some(_)) => {
             let store = args.store.open()?;
-            store.load(&args.model).with_context(|| {
+            std::sync::Arc::new(store.load(&args.model).with_context(|| {
                 format!(
-                    "store {} (train a model with `augur train`, or use the shipped one with \
-                     `--store models`)",
+                    "store {} (train a model with `augur train`, or leave --store out for the \
+                     model compiled into augur)",
                     store.root().display()
                 )
-            })?
+            })?)
         }
+        // No store named: the user's store if it has the tag, else the shipped model.
+        (None, None) => augur_runtime::models::load(&args.model, None)?,
     };
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) => Box::new(std::io::BufReader::new(

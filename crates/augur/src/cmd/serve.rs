@@ -16,7 +16,7 @@ use super::runtime;
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
     /// The model tag to serve (`name`, `name:latest` or `name:N`). When the store has no model
-    /// of that name, the model shipped in the repository's `models/` folder is served instead.
+    /// of that name, the model compiled into augur (the repository's `models/`) is served instead.
     #[arg(long, default_value = "ford-price:latest")]
     model: String,
     /// Serve this model file instead (a store's `model.json` or an export); promotion by tag
