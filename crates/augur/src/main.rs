@@ -10,9 +10,15 @@ mod cmd;
 #[derive(Debug, Parser)]
 #[command(name = "augur", version, about, long_about = None)]
 struct Cli {
-    /// Log filter (tracing `EnvFilter` syntax); `AUGUR_LOG` overrides it.
+    /// Log filter (tracing `EnvFilter` syntax: `info`, `debug`, `augur_runtime=debug,info`);
+    /// the flag wins over `AUGUR_LOG`.
     #[arg(long, global = true, default_value = "info", env = "AUGUR_LOG")]
     log: String,
+
+    /// Log format: `text` (coloured only on a terminal, never with `NO_COLOR`) or `json` (one
+    /// object per line); the flag wins over `AUGUR_LOG_FORMAT`.
+    #[arg(long, global = true, default_value = "text", env = "AUGUR_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: String,
 
     #[command(subcommand)]
     command: Command,
@@ -48,7 +54,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    if let Err(e) = init_tracing(&cli.log, &cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Demo(args) => cmd::demo::run(args),
         Command::Run(args) => cmd::run::run(args),
@@ -71,13 +80,26 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr so stdout stays free for data (JSON lines, predictions).
-fn init_tracing(filter: &str) {
+/// Logs go to stderr so stdout stays free for data (JSON lines, predictions): text with
+/// colour only on a terminal without `NO_COLOR`, or JSON lines.
+fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+        .map_err(|e| format!("--log (or AUGUR_LOG) {filter:?} is not a log filter: {e}"))?;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let ansi = std::io::stderr().is_terminal() && !no_color;
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if format == "json" {
+        builder
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.with_ansi(ansi).init();
+    }
+    Ok(())
 }

@@ -195,3 +195,42 @@ fn a_copied_binary_predicts_with_the_built_in_model_from_any_directory() {
     assert!(home.join(".cache/augur").is_dir());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Logs redirected to a file carry no colour codes; `--log-format json` writes one JSON object
+/// per line; a bad `--log` filter is a usage error naming the flag.
+#[test]
+fn logs_are_plain_off_a_terminal_and_json_on_request() {
+    let store = empty_store();
+    let run = |extra: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
+            .args(["serve", "--port", "0", "--store"])
+            .arg(&store)
+            .args(extra)
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        first
+    };
+    let text = run(&[]);
+    assert!(!text.is_empty() && !text.contains('\u{1b}'), "{text:?}");
+    let json = run(&["--log-format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert!(v.get("level").is_some() && v.get("fields").is_some(), "{v}");
+    let out = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["--log", "info,=[", "models", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--log"));
+    let _ = std::fs::remove_dir_all(&store);
+}
