@@ -80,6 +80,22 @@ listen = "127.0.0.1:9187"       # /metrics, /healthz, /readyz ("" turns it off)
 bootstrap = ""                  # set to run the stages over a Kafka cluster instead
 "#;
 
+/// "unknown configuration key" with the closest known key, when one is close.
+fn unknown_key(key: &str, known: &[&str]) -> String {
+    let closest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .min()
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4));
+    match closest {
+        Some((_, k)) => format!("unknown configuration key \"{key}\"; did you mean \"{k}\"?"),
+        None => format!(
+            "unknown configuration key \"{key}\" (augur's keys: {})",
+            known.join(", ")
+        ),
+    }
+}
+
 fn err(key: &str, message: String) -> ConfigError {
     ConfigError {
         key: key.into(),
@@ -286,9 +302,11 @@ impl RunConfig {
             "http.listen",
             "kafka.bootstrap",
         ];
+        // augur's own keys are checked (a typo is an error with a suggestion); Debezium
+        // properties under `source.` are checked by the capture, which warns as Debezium does.
         for k in props.0.keys() {
             if !known.contains(&k.as_str()) && !k.starts_with("source.") {
-                warnings.push(format!("unknown configuration key \"{k}\" is ignored"));
+                errors.push(err(k, unknown_key(k, &known)));
             }
         }
         if !errors.is_empty() {
@@ -346,5 +364,23 @@ mod tests {
             keys.contains(&"output.mode") && keys.contains(&"source.snapshot.mode"),
             "{keys:?}"
         );
+    }
+
+    #[test]
+    fn a_mistyped_key_is_an_error_that_names_it_and_suggests_the_right_one() {
+        let toml = format!("{DEFAULT_TOML}\n[outptu]\nmode = \"table\"\n");
+        let mut p = Props::from_toml_str(&toml).unwrap();
+        p.set("pipeline.batchsize", "10");
+        p.set("zzz.qqq", "1");
+        let e = RunConfig::from_props(&p).unwrap_err();
+        let msg = |k: &str| {
+            e.0.iter()
+                .find(|e| e.key == k)
+                .map(|e| e.message.clone())
+                .unwrap_or_else(|| panic!("no error for {k}: {e:?}"))
+        };
+        assert!(msg("outptu.mode").contains("did you mean \"output.mode\""));
+        assert!(msg("pipeline.batchsize").contains("did you mean \"pipeline.batch_size\""));
+        assert!(msg("zzz.qqq").contains("augur's keys"));
     }
 }
