@@ -78,3 +78,39 @@ fn a_seller_lists_a_car_and_sees_the_price_within_two_seconds() {
     );
     assert!(demo.stop().success());
 }
+
+/// `DATABASE_URL` in the environment is not followed: the demo starts its own cluster, says
+/// which database it uses, and writes nothing into the database `DATABASE_URL` names.
+#[test]
+fn the_demo_never_writes_into_the_database_of_database_url() {
+    use std::io::{BufRead, BufReader};
+    let pg = augur_testkit::TestPg::start();
+    let db = pg.database();
+    let port = augur_postgres::cluster::free_port().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("augur demo: open") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(said.contains("DATABASE_URL is set but not used"), "{said}");
+    assert!(said.contains("(private, removed on exit)"), "{said}");
+    let tables = pg.sql(
+        &db,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'car_data'",
+    );
+    assert_eq!(tables.trim(), "0", "{said}");
+}

@@ -1,5 +1,5 @@
 //! `augur demo`: the one-command tour. Starts a private PostgreSQL cluster in a temp dir (unless
-//! `DATABASE_URL` points at one), creates the original `car_data` table with a few listings,
+//! `--database-url` names one explicitly; `DATABASE_URL` is never followed), creates the original `car_data` table with a few listings,
 //! runs the embedded pipeline with the shipped model, and serves the listing page on
 //! http://127.0.0.1:8080 where a seller lists a car and sees its suggested price arrive.
 //! Ctrl-C stops everything it started and removes the temp cluster.
@@ -30,8 +30,10 @@ pub(crate) const CAR_DATA_DDL: &str = "CREATE TABLE IF NOT EXISTS car_data (id S
 /// Arguments of `augur demo`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
-    /// Use this database instead of starting a private cluster.
-    #[arg(long, env = "DATABASE_URL")]
+    /// Use this database instead of starting a private cluster: the demo creates `car_data`
+    /// there and writes listings into it. Only taken from this flag (`DATABASE_URL` is not
+    /// followed, so the demo never writes into a database by accident).
+    #[arg(long)]
     database_url: Option<String>,
     /// Where the listing page is served.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -92,6 +94,11 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             PgConnect::from_url(url).map_err(|e| anyhow::anyhow!(e.full_message()))?,
         ),
         None => {
+            if std::env::var_os("DATABASE_URL").is_some() {
+                eprintln!(
+                    "augur demo: DATABASE_URL is set but not used; pass --database-url to use that database"
+                );
+            }
             eprintln!("augur demo: starting a private PostgreSQL cluster in a temp dir …");
             let c = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
             c.psql("postgres", "CREATE DATABASE cars")
@@ -109,8 +116,23 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         connect.port,
         connect.dbname
     );
+    eprintln!(
+        "augur demo: using database {} on {}:{} as {}{}",
+        connect.dbname,
+        connect.host,
+        connect.port,
+        connect.user,
+        if cluster.is_some() {
+            " (private, removed on exit)"
+        } else {
+            " (from --database-url)"
+        }
+    );
     let mut props = Props::new();
     props.set("source.url", url);
+    // Its own slot and publication: never the ones an `augur run` on that database uses.
+    props.set("source.slot", "augur_demo");
+    props.set("source.publication", "augur_demo");
     props.set("model.tag", args.model.clone());
     props.set("http.listen", "");
     let (cfg, _) = RunConfig::from_props(&props).map_err(|e| anyhow::anyhow!("{e}"))?;
