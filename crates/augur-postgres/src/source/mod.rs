@@ -176,7 +176,7 @@ impl<'a> Emitter<'a> {
         if !self.pending() {
             return Ok(());
         }
-        tracing::debug!(events = self.batch.len(), position = ?self.position, "flushing batch");
+        tracing::debug!(events = self.batch.len(), position = %self.position.map(|p| p.to_string()).unwrap_or_default(), "flushing batch");
         let position = self.position.take();
         let events = std::mem::replace(&mut self.batch, Vec::with_capacity(self.max));
         self.send(events, position, None).await
@@ -541,6 +541,9 @@ impl PgSource {
         for t in &non_empty {
             let (table, skipped) = snapshot::describe_table(client, resolver, t, opts, 0).await?;
             warn_skipped(&table, &skipped);
+            let name = table.schema.qualified_name();
+            let mut progress =
+                snapshot::Progress::new(snapshot::estimate_rows(client, &table).await);
             let Some(mut reader) = snapshot::TableReader::open(client, &table, point).await? else {
                 continue;
             };
@@ -571,9 +574,10 @@ impl PgSource {
                 first_overall = false;
                 first_in_table = false;
                 held = Some(ev);
+                progress.tick(&name, reader.rows);
             }
             total += reader.rows;
-            tracing::info!(table = %table.schema.qualified_name(), rows = reader.rows, "snapshot of table done");
+            tracing::info!(table = %name, rows = reader.rows, "snapshot of table done");
         }
         if let Some(mut last) = held.take() {
             last.source.snapshot = SnapshotMarker::Last;

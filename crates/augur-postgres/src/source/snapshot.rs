@@ -128,6 +128,67 @@ pub struct TableReader {
     pub rows: u64,
 }
 
+/// The planner's row estimate for `table` (`pg_class.reltuples`; `None` if never analysed),
+/// for snapshot progress.
+pub(crate) async fn estimate_rows(client: &Client, table: &CapturedTable) -> Option<u64> {
+    let name = format!(
+        "{}.{}",
+        quote_ident(&table.schema.schema),
+        quote_ident(&table.schema.table)
+    );
+    // to_regclass: a name that does not resolve is NULL, not an error that would abort the
+    // snapshot's transaction.
+    let row = client
+        .query_opt(
+            "SELECT reltuples::int8 FROM pg_class WHERE oid = to_regclass($1)",
+            &[&name],
+        )
+        .await
+        .ok()??;
+    u64::try_from(row.get::<_, i64>(0)).ok()
+}
+
+/// A snapshot progress line every few seconds: rows, rows/s and, with an estimate, the ETA.
+pub(crate) struct Progress {
+    started: std::time::Instant,
+    next: std::time::Instant,
+    estimate: Option<u64>,
+}
+
+impl Progress {
+    pub(crate) fn new(estimate: Option<u64>) -> Self {
+        let now = std::time::Instant::now();
+        Progress {
+            started: now,
+            next: now + std::time::Duration::from_secs(5),
+            estimate,
+        }
+    }
+
+    /// Logs progress for `table` at `rows` when a line is due.
+    pub(crate) fn tick(&mut self, table: &str, rows: u64) {
+        if rows % 1024 != 0 {
+            return;
+        }
+        let now = std::time::Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next = now + std::time::Duration::from_secs(5);
+        let secs = now.duration_since(self.started).as_secs_f64().max(1e-3);
+        let rate = rows as f64 / secs;
+        match self.estimate.filter(|e| *e > rows && rate > 0.0) {
+            Some(e) => {
+                let eta = ((e - rows) as f64 / rate).round() as u64;
+                tracing::info!(table = %table, rows, rows_per_s = rate.round() as u64, estimated_rows = e, eta_s = eta, "snapshot in progress");
+            }
+            None => {
+                tracing::info!(table = %table, rows, rows_per_s = rate.round() as u64, "snapshot in progress");
+            }
+        }
+    }
+}
+
 impl TableReader {
     /// Starts `COPY (SELECT <mapped columns> FROM table) TO STDOUT` for `table`; `None` when the
     /// table has no mapped column.
