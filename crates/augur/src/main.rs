@@ -103,3 +103,78 @@ fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `docs/cli.md`'s table, made from the command definitions themselves.
+fn cli_reference() -> String {
+    use clap::CommandFactory;
+    let cli = Cli::command();
+    let mut out = String::from(
+        "# Command-line reference\n\n\
+         Generated from augur's command definitions (`crates/augur/src/main.rs`, test\n\
+         `docs_cli_md_matches_the_commands`); every flag with its environment variable and default.\n\
+         Flags before the subcommand (`--log`, `--log-format`) apply to all of them.\n",
+    );
+    let mut section = |name: &str, cmd: &clap::Command| {
+        out.push_str(&format!("\n## `augur {name}`\n\n"));
+        if let Some(about) = cmd.get_about() {
+            out.push_str(&format!("{about}\n\n"));
+        }
+        out.push_str("| flag | env | default | what |\n|---|---|---|---|\n");
+        for a in cmd.get_arguments() {
+            if a.is_hide_set() || matches!(a.get_id().as_str(), "help" | "version") {
+                continue;
+            }
+            let flag = match (a.get_long(), a.get_short()) {
+                (Some(l), Some(s)) => format!("`--{l}`, `-{s}`"),
+                (Some(l), None) => format!("`--{l}`"),
+                (None, Some(s)) => format!("`-{s}`"),
+                (None, None) => format!("`<{}>`", a.get_id()),
+            };
+            let env = a
+                .get_env()
+                .map(|e| format!("`{}`", e.to_string_lossy()))
+                .unwrap_or_default();
+            let default: Vec<String> = a
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let default = if default.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`", default.join(","))
+            };
+            let help = a
+                .get_help()
+                .map(|h| h.to_string().replace('\n', " ").replace('|', "\\|"))
+                .unwrap_or_default();
+            out.push_str(&format!("| {flag} | {env} | {default} | {help} |\n"));
+        }
+    };
+    section("(global)", &cli);
+    for sub in cli.get_subcommands() {
+        section(sub.get_name(), sub);
+        for inner in sub.get_subcommands() {
+            section(&format!("{} {}", sub.get_name(), inner.get_name()), inner);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// `docs/cli.md` is the generated reference; `AUGUR_BLESS=1` rewrites it.
+    #[test]
+    fn docs_cli_md_matches_the_commands() {
+        let want = super::cli_reference();
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/cli.md");
+        if std::env::var_os("AUGUR_BLESS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "docs/cli.md is out of date: run AUGUR_BLESS=1 cargo test -p augur --bin augur"
+        );
+    }
+}
