@@ -167,7 +167,7 @@ impl Progress {
 
     /// Logs progress for `table` at `rows` when a line is due.
     pub(crate) fn tick(&mut self, table: &str, rows: u64) {
-        if rows % 1024 != 0 {
+        if !rows.is_multiple_of(1024) {
             return;
         }
         let now = std::time::Instant::now();
