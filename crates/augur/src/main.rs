@@ -105,6 +105,7 @@ fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
 }
 
 /// `docs/cli.md`'s table, made from the command definitions themselves.
+#[cfg(test)]
 fn cli_reference() -> String {
     use clap::CommandFactory;
     let cli = Cli::command();

@@ -85,7 +85,7 @@ fn run(protocol: &str) {
             &url,
             "--predict-protocol",
             protocol,
-            "--group",
+            "--group-id",
             protocol,
         ],
     );

@@ -230,6 +230,12 @@ impl RunConfig {
                 OutputMode::Table("${table}_predicted".into())
             }
         };
+        if output == OutputMode::Column && get("kafka.bootstrap").is_some() {
+            errors.push(err(
+                "output.mode",
+                "output.mode = \"column\" is not available over Kafka (kafka.bootstrap is set): use output.mode = \"table\", or run without kafka.bootstrap".into(),
+            ));
+        }
         let sink_connect = match get("output.url") {
             None => Some(connect.clone()),
             Some(u) => match PgConnect::from_url(u) {
@@ -382,5 +388,18 @@ mod tests {
         assert!(msg("outptu.mode").contains("did you mean \"output.mode\""));
         assert!(msg("pipeline.batchsize").contains("did you mean \"pipeline.batch_size\""));
         assert!(msg("zzz.qqq").contains("augur's keys"));
+    }
+
+    #[test]
+    fn column_output_over_kafka_is_refused_before_anything_connects() {
+        let mut p = Props::from_toml_str(DEFAULT_TOML).unwrap();
+        p.set("output.mode", "column");
+        p.set("kafka.bootstrap", "127.0.0.1:9092");
+        let e = RunConfig::from_props(&p).unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|e| e.key == "output.mode" && e.message.contains("Kafka")),
+            "{e:?}"
+        );
     }
 }

@@ -108,8 +108,8 @@ pub(crate) struct PredictArgs {
     /// Read JSON lines from this file instead of stdin.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
-    /// Rows per predict call.
-    #[arg(long, default_value_t = 1024)]
+    /// Rows per predict call (`--batch` is the old spelling).
+    #[arg(long = "batch-size", alias = "batch", default_value_t = 1024)]
     batch: usize,
     #[command(flatten)]
     store: StoreArg,

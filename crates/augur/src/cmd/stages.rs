@@ -28,8 +28,8 @@ pub(crate) struct EnrichArgs {
     /// Dead-letter topic [default: <output topic>.dlq].
     #[arg(long)]
     dlq_topic: Option<String>,
-    /// Consumer group.
-    #[arg(long, default_value = "augur-enrich")]
+    /// Consumer group (Kafka's `group.id`; `--group` is the old spelling).
+    #[arg(long = "group-id", alias = "group", default_value = "augur-enrich")]
     group: String,
     /// Model tag.
     #[arg(long, default_value = "ford-price:latest")]
