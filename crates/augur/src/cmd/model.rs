@@ -460,18 +460,32 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         lines.clear();
         Ok(())
     };
+    // On a terminal, a progress line on stderr (rewritten in place) every half second.
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let started = std::time::Instant::now();
+    let mut shown = started;
+    let mut read = 0u64;
     for (i, line) in input.lines().enumerate() {
         let line = line.context("reading input")?;
         if line.trim().is_empty() {
             continue;
         }
         lines.push((i + 1, line));
+        read += 1;
         if lines.len() >= args.batch.max(1) {
             flush(&mut lines, &mut out)?;
+            if progress && shown.elapsed() >= std::time::Duration::from_millis(500) {
+                shown = std::time::Instant::now();
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                eprint!("\r{read} rows, {:.0} rows/s ", read as f64 / secs);
+            }
         }
     }
     flush(&mut lines, &mut out)?;
     out.flush()?;
+    if progress && shown != started {
+        eprint!("\r\x1b[K");
+    }
     eprintln!(
         "{}: {rows} rows, {} predicted, {failed} with errors",
         model.tag(),
