@@ -128,11 +128,13 @@ impl RunConfig {
         let url = get("source.url").unwrap_or("postgres://postgres:postgres@127.0.0.1:5432/cars");
         let connect = match PgConnect::from_url(url) {
             Ok(c) => c,
-            Err(_) => {
+            Err(e) => {
                 errors.push(err(
                     "source.url",
                     format!(
-                        "Invalid value for configuration source.url: {url} is not a postgres:// URL"
+                        "Invalid value {} for configuration source.url: {}",
+                        PgConnect::redact_url(url),
+                        e.full_message()
                     ),
                 ));
                 PgConnect::new("127.0.0.1", 5432, "postgres", "", "postgres")
@@ -240,8 +242,15 @@ impl RunConfig {
             None => Some(connect.clone()),
             Some(u) => match PgConnect::from_url(u) {
                 Ok(c) => Some(c),
-                Err(_) => {
-                    errors.push(err("output.url", format!("Invalid value for configuration output.url: {u} is not a postgres:// URL")));
+                Err(e) => {
+                    errors.push(err(
+                        "output.url",
+                        format!(
+                            "Invalid value {} for configuration output.url: {}",
+                            PgConnect::redact_url(u),
+                            e.full_message()
+                        ),
+                    ));
                     None
                 }
             },
@@ -388,6 +397,27 @@ mod tests {
         assert!(msg("outptu.mode").contains("did you mean \"output.mode\""));
         assert!(msg("pipeline.batchsize").contains("did you mean \"pipeline.batch_size\""));
         assert!(msg("zzz.qqq").contains("augur's keys"));
+    }
+
+    #[test]
+    fn a_bad_url_is_named_with_its_reason_and_never_its_password() {
+        for (url, reason) in [
+            ("postgres://u:s3cret@db:5432/cars?sslmode=require", "TLS"),
+            ("http://u:s3cret@db/cars", "invalid PostgreSQL URL"),
+            (
+                "postgres://u:s3cret@db:notaport/cars",
+                "invalid PostgreSQL URL",
+            ),
+        ] {
+            let mut p = Props::from_toml_str(DEFAULT_TOML).unwrap();
+            p.set("source.url", url);
+            p.set("output.url", url);
+            let e = RunConfig::from_props(&p).unwrap_err();
+            for key in ["source.url", "output.url"] {
+                let m = &e.0.iter().find(|e| e.key == key).expect(key).message;
+                assert!(m.contains(reason) && !m.contains("s3cret"), "{m}");
+            }
+        }
     }
 
     #[test]
