@@ -276,3 +276,55 @@ fn doctor_prints_each_check_with_a_fix() {
         "{text}"
     );
 }
+
+/// What `augur run` needs to create — the publication (CREATE on the database) and its tables
+/// (CREATE on the output schema) — `doctor` checks first: a user without those privileges
+/// fails both, doctor with the GRANT that fixes it.
+#[test]
+fn doctor_reports_missing_create_privileges_before_run_fails_on_them() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    pg.sql(
+        &db,
+        "CREATE ROLE limited LOGIN REPLICATION PASSWORD 'limited'; \
+         GRANT SELECT ON car_data TO limited; REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+    );
+    let url = db.url.replacen("postgres:postgres@", "limited:limited@", 1);
+    assert!(
+        url.starts_with("postgres://limited:limited@127.0.0.1:"),
+        "{url}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["doctor", "--source-url", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("✗ publication") && text.contains("GRANT CREATE ON DATABASE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✗ CREATE on the output schema") && text.contains("GRANT CREATE ON SCHEMA"),
+        "{text}"
+    );
+    let dir = scratch_dir("run-limited");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args([
+            "run",
+            "--source-url",
+            &url,
+            "--set",
+            "http.listen=",
+            "--offsets",
+        ])
+        .arg(dir.join("offsets.json"))
+        .output()
+        .unwrap();
+    assert!(
+        !run.status.success(),
+        "augur run started where doctor said it could not: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

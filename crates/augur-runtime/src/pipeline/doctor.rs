@@ -173,12 +173,38 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
                 format!("\"{}\" exists", src.publication_name),
                 "",
             )),
-            Ok(None) => out.push(check(
-                "publication",
-                Outcome::Pass,
-                format!("\"{}\" will be created at start", src.publication_name),
-                "",
-            )),
+            Ok(None) => {
+                // CREATE PUBLICATION needs CREATE on the database.
+                let may = client
+                    .query_one(
+                        "SELECT has_database_privilege(current_user, current_database(), 'CREATE')",
+                        &[],
+                    )
+                    .await
+                    .map(|r| r.get::<_, bool>(0))
+                    .unwrap_or(false);
+                out.push(if may {
+                    check(
+                        "publication",
+                        Outcome::Pass,
+                        format!("\"{}\" will be created at start", src.publication_name),
+                        "",
+                    )
+                } else {
+                    check(
+                        "publication",
+                        Outcome::Fail,
+                        format!(
+                            "\"{}\" does not exist, and user \"{}\" may not create it (no CREATE on the database)",
+                            src.publication_name, src.connect.user
+                        ),
+                        format!(
+                            "GRANT CREATE ON DATABASE \"{}\" TO \"{}\"; or create the publication as its owner",
+                            src.connect.dbname, src.connect.user
+                        ),
+                    )
+                });
+            }
             Err(e) => out.push(check("publication", Outcome::Fail, e.to_string(), "")),
         }
         match slot_exists {
@@ -246,12 +272,17 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
         Err(e) => out.push(from_error("model", &e)),
     }
     match cfg.sink.connect.connect_sql().await {
-        Ok(_) => out.push(check(
-            "output database",
-            Outcome::Pass,
-            format!("connected to {}", cfg.sink.connect.display()),
-            "",
-        )),
+        Ok(sink) => {
+            out.push(check(
+                "output database",
+                Outcome::Pass,
+                format!("connected to {}", cfg.sink.connect.display()),
+                "",
+            ));
+            if matches!(cfg.output, super::config::OutputMode::Table(_)) {
+                out.push(create_in_schema(&sink, cfg).await);
+            }
+        }
         Err(e) => out.push(from_error("output database", &e)),
     }
     if let Some(b) = &cfg.kafka {
@@ -270,6 +301,48 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
         }
     }
     out
+}
+
+/// Whether the sink's user may create its tables (the predicted table, the dead-letter and
+/// registry tables) in the sink's schema.
+async fn create_in_schema(sink: &tokio_postgres::Client, cfg: &RunConfig) -> Check {
+    let schema = &cfg.sink.schema;
+    let may = sink
+        .query_one(
+            "SELECT has_schema_privilege(current_user, $1, 'CREATE')",
+            &[schema],
+        )
+        .await
+        .map(|r| r.get::<_, bool>(0));
+    match may {
+        Ok(true) => check(
+            "CREATE on the output schema",
+            Outcome::Pass,
+            format!(
+                "user \"{}\" may create tables in \"{schema}\"",
+                cfg.sink.connect.user
+            ),
+            "",
+        ),
+        Ok(false) => check(
+            "CREATE on the output schema",
+            Outcome::Fail,
+            format!(
+                "user \"{}\" may not create tables in \"{schema}\" (the predicted and dead-letter tables)",
+                cfg.sink.connect.user
+            ),
+            format!(
+                "GRANT CREATE ON SCHEMA \"{schema}\" TO \"{}\";",
+                cfg.sink.connect.user
+            ),
+        ),
+        Err(e) => check(
+            "CREATE on the output schema",
+            Outcome::Fail,
+            format!("cannot check it: {e}"),
+            "",
+        ),
+    }
 }
 
 /// Whether `cfg` sends predictions into the source table.
