@@ -234,3 +234,34 @@ fn logs_are_plain_off_a_terminal_and_json_on_request() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--log"));
     let _ = std::fs::remove_dir_all(&store);
 }
+
+/// `--listen host:port` (the spelling `augur run` and `augur demo` use) works for serve too.
+#[test]
+fn serve_takes_listen_like_run() {
+    let store = empty_store();
+    let port = augur_postgres::cluster::free_port().unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["serve", "--listen", &addr.to_string(), "--store"])
+        .arg(&store)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut status = 0;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(addr).is_ok() {
+            status = http(addr, "GET", "/readyz", "").0;
+            if status == 200 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(status, 200);
+    let _ = std::fs::remove_dir_all(&store);
+}

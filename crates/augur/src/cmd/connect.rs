@@ -26,6 +26,10 @@ pub(crate) struct ConnectArgs {
     /// Port the REST API listens on (0 picks a free one; the log says which).
     #[arg(long, short = 'p', default_value_t = cfg::DEFAULT_PORT)]
     port: u16,
+    /// Address and port in one, `host:port`, as `augur run --listen` takes them (instead of
+    /// `--host` and `--port`).
+    #[arg(long, env = "AUGUR_CONNECT_LISTEN", conflicts_with_all = ["host", "port"])]
+    listen: Option<SocketAddr>,
     /// Worker group id (Kafka Connect's `group.id`); names the worker's Kafka clients.
     #[arg(long, default_value = cfg::DEFAULT_GROUP_ID)]
     group_id: String,
@@ -49,7 +53,7 @@ pub(crate) struct ConnectArgs {
 /// Runs `augur connect`.
 pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::new(args.kafka);
-    config.addr = SocketAddr::new(args.host, args.port);
+    config.addr = args.listen.unwrap_or(SocketAddr::new(args.host, args.port));
     config.group_id = args.group_id;
     config.config_topic = args.config_topic;
     config.offset_topic = args.offset_topic;

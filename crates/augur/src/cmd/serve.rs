@@ -32,6 +32,10 @@ pub(crate) struct ServeArgs {
     /// Port to listen on (0 picks a free one; the log says which).
     #[arg(long, short = 'p', default_value_t = config::DEFAULT_PORT)]
     port: u16,
+    /// Address and port in one, `host:port`, as `augur run --listen` takes them (instead of
+    /// `--host` and `--port`).
+    #[arg(long, env = "AUGUR_SERVE_LISTEN", conflicts_with_all = ["host", "port"])]
+    listen: Option<SocketAddr>,
     /// Most rows the adaptive batcher scores in one model call.
     #[arg(long, default_value_t = config::DEFAULT_MAX_BATCH_SIZE)]
     max_batch_size: usize,
@@ -96,7 +100,7 @@ fn source(args: &ServeArgs) -> Result<ModelSource, augur_core::Error> {
 /// Runs `augur serve`.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = ServeConfig {
-        addr: SocketAddr::new(args.host, args.port),
+        addr: args.listen.unwrap_or(SocketAddr::new(args.host, args.port)),
         max_batch_size: args.max_batch_size,
         max_latency: Duration::from_millis(args.max_latency_ms),
         max_queue: args.max_queue,
