@@ -15,6 +15,7 @@ mod differential;
 mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;
+mod packaging;
 mod run_crash;
 mod run_exact;
 mod run_exact_kafka;

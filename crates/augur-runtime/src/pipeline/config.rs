@@ -57,7 +57,7 @@ snapshot = "initial"            # snapshot.mode
 # "decimal.handling.mode" = "double"
 
 [model]
-tag = "ford-price:latest"       # falls back to the model shipped in models/
+tag = "ford-price:latest"       # the user's store, else the model compiled into augur
 # store = "/path/to/store"
 # mapping = "engineSize=engine_size,fuelType=fuel"   # model input=column, when names differ
 
