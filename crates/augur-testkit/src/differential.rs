@@ -978,11 +978,13 @@ pub fn run_seeds(h: &Harness, seeds: std::ops::Range<u64>) -> Result<usize, Fail
     for seed in seeds {
         let t = Instant::now();
         if let Err(mut f) = run_seed(h, &mut pg, seed) {
-            // AUGUR_DIFF_MINIMIZE=<runs>: look for a smaller replay before reporting.
+            // Look for a smaller replay before reporting, within AUGUR_DIFF_MINIMIZE runs
+            // (25 unless set; 0 turns it off).
             let budget = std::env::var("AUGUR_DIFF_MINIMIZE")
                 .ok()
-                .and_then(|b| b.parse().ok());
-            if let Some(budget) = budget {
+                .and_then(|b| b.parse().ok())
+                .unwrap_or(25);
+            if budget > 0 {
                 f.minimal = minimize(h, &mut pg, seed, budget);
             }
             return Err(f);
