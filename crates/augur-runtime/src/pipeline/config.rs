@@ -186,8 +186,26 @@ impl RunConfig {
                 Some(c)
             }
             Err(e) => {
+                // Name the key the user wrote: augur's short name where it stands for the
+                // Debezium property, else `source.<property>`.
+                let short = [
+                    ("table.include.list", "source.tables"),
+                    ("slot.name", "source.slot"),
+                    ("publication.name", "source.publication"),
+                    ("snapshot.mode", "source.snapshot"),
+                    ("max.batch.size", "pipeline.batch_size"),
+                    ("max.queue.size", "pipeline.max_queue_events"),
+                ];
                 errors.extend(e.0.into_iter().map(|mut e| {
-                    e.key = format!("source.{}", e.key);
+                    let direct = props.get(&format!("source.{}", e.key)).is_some();
+                    match short.iter().find(|(deb, _)| *deb == e.key) {
+                        Some((deb, mine)) if !direct => {
+                            e.message =
+                                e.message.replace(&format!("'{deb}'"), &format!("'{mine}'"));
+                            e.key = (*mine).to_string();
+                        }
+                        _ => e.key = format!("source.{}", e.key),
+                    }
                     e
                 }));
                 None
@@ -417,6 +435,22 @@ mod tests {
                 let m = &e.0.iter().find(|e| e.key == key).expect(key).message;
                 assert!(m.contains(reason) && !m.contains("s3cret"), "{m}");
             }
+        }
+    }
+
+    #[test]
+    fn errors_name_augurs_key_not_the_debezium_property_behind_it() {
+        let mut p = Props::from_toml_str(DEFAULT_TOML).unwrap();
+        p.set("pipeline.batch_size", "abc");
+        p.set("source.snapshot", "bogus");
+        let e = RunConfig::from_props(&p).unwrap_err();
+        for key in ["pipeline.batch_size", "source.snapshot"] {
+            let m =
+                &e.0.iter()
+                    .find(|e| e.key == key)
+                    .unwrap_or_else(|| panic!("{e:?}"))
+                    .message;
+            assert!(m.contains(&format!("'{key}'")), "{m}");
         }
     }
 
