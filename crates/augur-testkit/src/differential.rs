@@ -394,14 +394,23 @@ impl Augur {
             .append(true)
             .open(&self.log)
             .expect("log file");
-        let child = Command::new(&self.bin)
-            .args(&self.args)
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args)
             .env("AUGUR_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start augur");
+            .stderr(log);
+        // A harness killed mid-seed (a soak stopped by hand) takes its augur with it.
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("start augur");
         self.child = Some(child);
     }
 
