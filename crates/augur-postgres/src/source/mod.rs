@@ -918,7 +918,10 @@ impl PgSource {
                 if cfg.slot_drop_on_stop {
                     setup::drop_slot(client, &cfg.slot_name).await?;
                 }
-                tracing::info!(confirmed = ?d.position.map(|l| l.to_string()), "source stopped");
+                match d.position {
+                    Some(lsn) => tracing::info!(confirmed = %lsn, "source stopped"),
+                    None => tracing::info!("source stopped before confirming a position"),
+                }
                 Ok(SourceExit::Shutdown)
             }
         }
