@@ -104,6 +104,62 @@ fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The config key each flag is the shorthand of: `augur run`/`doctor` keys of `augur.toml`
+/// (`--print-config`), Debezium connector properties for `capture`, Kafka Connect worker
+/// properties for `connect`.
+#[cfg(test)]
+const CONFIG_KEYS: &[(&str, &str, &str)] = &[
+    ("run", "set", "any `section.key`"),
+    ("run", "source_url", "`source.url`"),
+    ("run", "model", "`model.tag`"),
+    ("run", "listen", "`http.listen`"),
+    (
+        "run",
+        "offsets",
+        "`source.\"offset.storage.file.filename\"`",
+    ),
+    ("doctor", "set", "any `section.key`"),
+    ("doctor", "source_url", "`source.url`"),
+    ("doctor", "model", "`model.tag`"),
+    ("doctor", "listen", "`http.listen`"),
+    (
+        "doctor",
+        "offsets",
+        "`source.\"offset.storage.file.filename\"`",
+    ),
+    ("capture", "set", "any connector property"),
+    ("capture", "kafka", "`bootstrap.servers`"),
+    ("capture", "offsets", "`offset.storage.file.filename`"),
+    ("sink", "set", "any connector property"),
+    ("sink", "kafka", "`bootstrap.servers`"),
+    ("connect", "kafka", "`bootstrap.servers`"),
+    ("connect", "listen", "`listeners`"),
+    ("connect", "group_id", "`group.id`"),
+    ("connect", "config_topic", "`config.storage.topic`"),
+    ("connect", "offset_topic", "`offset.storage.topic`"),
+    ("connect", "status_topic", "`status.storage.topic`"),
+    (
+        "connect",
+        "replication_factor",
+        "`*.storage.replication.factor`",
+    ),
+    (
+        "connect",
+        "shutdown_timeout",
+        "`task.shutdown.graceful.timeout.ms` (in seconds)",
+    ),
+];
+
+/// Arguments that are no setting and so have no environment variable: actions that print and
+/// exit, and `--set` (its environment form is the key's own variable).
+#[cfg(test)]
+fn is_action_or_override(a: &clap::Arg) -> bool {
+    matches!(
+        a.get_id().as_str(),
+        "print_config" | "print_spec" | "set" | "help" | "version"
+    )
+}
+
 /// `docs/cli.md`'s table, made from the command definitions themselves.
 #[cfg(test)]
 fn cli_reference() -> String {
@@ -112,44 +168,31 @@ fn cli_reference() -> String {
     let mut out = String::from(
         "# Command-line reference\n\n\
          Generated from augur's command definitions (`crates/augur/src/main.rs`, test\n\
-         `docs_cli_md_matches_the_commands`); every flag with its environment variable and default.\n\
-         Flags before the subcommand (`--log`, `--log-format`) apply to all of them.\n",
+         `docs_cli_md_matches_the_commands`): every flag with its environment variable, the config\n\
+         key it stands for, and its default. Flags before the subcommand (`--log`, `--log-format`)\n\
+         apply to all of them.\n\n\
+         One name per concept: `--listen host:port` wherever augur listens, `--model` for a model\n\
+         tag, `--model-file`, `--store` (`AUGUR_MODEL_STORE`), `--kafka` (`AUGUR_KAFKA`) for bootstrap\n\
+         servers, `--data` (`AUGUR_DATA`) for the Ford CSV, `--batch-size`, `--group-id`, `--offsets`\n\
+         (`AUGUR_OFFSETS`). Older spellings still work but are hidden: `--host`/`--port` (serve,\n\
+         connect), `--group` (enrich), `--batch` (predict). Other variables are\n\
+         `AUGUR_<COMMAND>_<FLAG>`; for `augur run` and `doctor` they are the config key's own\n\
+         variable (`source.url` → `AUGUR_SOURCE__URL`, any key of `--print-config` likewise).\n\
+         Precedence: flag, then environment variable, then config file, then default — except\n\
+         that `augur run --set` wins over all of them.\n",
     );
     let mut section = |name: &str, cmd: &clap::Command| {
         out.push_str(&format!("\n## `augur {name}`\n\n"));
         if let Some(about) = cmd.get_about() {
             out.push_str(&format!("{about}\n\n"));
         }
-        out.push_str("| flag | env | default | what |\n|---|---|---|---|\n");
+        out.push_str("| flag | env | config key | default | what |\n|---|---|---|---|---|\n");
+        let top = name.split(' ').next().unwrap_or(name);
         for a in cmd.get_arguments() {
             if a.is_hide_set() || matches!(a.get_id().as_str(), "help" | "version") {
                 continue;
             }
-            let flag = match (a.get_long(), a.get_short()) {
-                (Some(l), Some(s)) => format!("`--{l}`, `-{s}`"),
-                (Some(l), None) => format!("`--{l}`"),
-                (None, Some(s)) => format!("`-{s}`"),
-                (None, None) => format!("`<{}>`", a.get_id()),
-            };
-            let env = a
-                .get_env()
-                .map(|e| format!("`{}`", e.to_string_lossy()))
-                .unwrap_or_default();
-            let default: Vec<String> = a
-                .get_default_values()
-                .iter()
-                .map(|v| v.to_string_lossy().into_owned())
-                .collect();
-            let default = if default.is_empty() {
-                String::new()
-            } else {
-                format!("`{}`", default.join(","))
-            };
-            let help = a
-                .get_help()
-                .map(|h| h.to_string().replace('\n', " ").replace('|', "\\|"))
-                .unwrap_or_default();
-            out.push_str(&format!("| {flag} | {env} | {default} | {help} |\n"));
+            out.push_str(&arg_row(top, a));
         }
     };
     section("(global)", &cli);
@@ -162,8 +205,100 @@ fn cli_reference() -> String {
     out
 }
 
+/// One table row: flag, env, config key, default, help.
+#[cfg(test)]
+fn arg_row(command: &str, a: &clap::Arg) -> String {
+    let flag = match (a.get_long(), a.get_short()) {
+        (Some(l), Some(s)) => format!("`--{l}`, `-{s}`"),
+        (Some(l), None) => format!("`--{l}`"),
+        (None, Some(s)) => format!("`-{s}`"),
+        (None, None) => format!("`<{}>`", a.get_id()),
+    };
+    let env = match a.get_env() {
+        Some(e) => format!("`{}`", e.to_string_lossy()),
+        None if a.get_id() == "set" && matches!(command, "run" | "doctor") => {
+            "`AUGUR_<SECTION>__<KEY>`".to_string()
+        }
+        None => "—".to_string(),
+    };
+    let key = CONFIG_KEYS
+        .iter()
+        .find(|(c, id, _)| *c == command && *id == a.get_id().as_str())
+        .map(|(_, _, k)| k.to_string())
+        .unwrap_or_default();
+    let default: Vec<String> = a
+        .get_default_values()
+        .iter()
+        .map(|v| v.to_string_lossy().into_owned())
+        .collect();
+    let default = if default.is_empty() {
+        String::new()
+    } else {
+        format!("`{}`", default.join(","))
+    };
+    let help = a
+        .get_help()
+        .map(|h| h.to_string().replace('\n', " ").replace('|', "\\|"))
+        .unwrap_or_default();
+    format!("| {flag} | {env} | {key} | {default} | {help} |\n")
+}
+
 #[cfg(test)]
 mod tests {
+    /// Every setting a flag takes can also come from the environment; positional arguments,
+    /// actions and `--set` are the only exceptions.
+    #[test]
+    fn every_flag_has_an_environment_variable() {
+        use clap::CommandFactory;
+        let mut missing = Vec::new();
+        let mut visit = |path: String, cmd: &clap::Command| {
+            for a in cmd.get_arguments() {
+                if a.is_positional() || super::is_action_or_override(a) || a.is_hide_set() {
+                    continue;
+                }
+                if a.get_env().is_none() {
+                    missing.push(format!("{path} --{}", a.get_long().unwrap_or_default()));
+                }
+            }
+        };
+        let cli = super::Cli::command();
+        visit("augur".into(), &cli);
+        for sub in cli.get_subcommands() {
+            visit(format!("augur {}", sub.get_name()), sub);
+            for inner in sub.get_subcommands() {
+                visit(
+                    format!("augur {} {}", sub.get_name(), inner.get_name()),
+                    inner,
+                );
+            }
+        }
+        assert!(missing.is_empty(), "flags without an env var: {missing:?}");
+    }
+
+    /// The config keys in the table are keys `augur run --print-config` knows.
+    #[test]
+    fn run_flags_name_keys_of_the_printed_config() {
+        let printed = augur_runtime::pipeline::config::DEFAULT_TOML;
+        for (cmd, _, key) in super::CONFIG_KEYS {
+            if *cmd != "run" || key.starts_with("any") {
+                continue;
+            }
+            let key = key.trim_matches('`');
+            let (section, name) = key.split_once('.').unwrap();
+            if name.starts_with('"') {
+                continue; // a Debezium property passed through [source]
+            }
+            let in_section = printed
+                .split(&format!("[{section}]"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no [{section}] in the printed config"));
+            assert!(
+                in_section.contains(&format!("\n{name} =")),
+                "{key} is not in the printed config"
+            );
+        }
+    }
+
     /// `docs/cli.md` is the generated reference; `AUGUR_BLESS=1` rewrites it.
     #[test]
     fn docs_cli_md_matches_the_commands() {

@@ -16,20 +16,20 @@ use super::runtime;
 pub(crate) struct CaptureArgs {
     /// Connector config: Debezium PostgreSQL connector properties (.properties, .json — also
     /// a Kafka Connect `{"name","config"}` body — or .toml).
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "AUGUR_CAPTURE_CONFIG")]
     config: Option<PathBuf>,
     /// Set or override one property, `key=value` (repeatable).
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Write to Kafka at these bootstrap servers (also `bootstrap.servers` in the config).
-    #[arg(long, value_name = "HOST:PORT[,…]")]
+    #[arg(long, env = "AUGUR_KAFKA", value_name = "HOST:PORT[,…]")]
     kafka: Option<String>,
-    /// Write JSON lines to stdout (the default when no Kafka is given).
-    #[arg(long, conflicts_with = "kafka")]
+    /// Write JSON lines to stdout (the default when no Kafka is given; wins over `--kafka`).
+    #[arg(long, env = "AUGUR_CAPTURE_STDOUT", value_parser = clap::builder::BoolishValueParser::new())]
     stdout: bool,
     /// Offsets file (also `offset.storage.file.filename`; default
     /// `$AUGUR_HOME/offsets/<name>.json`).
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_OFFSETS")]
     offsets: Option<PathBuf>,
 }
 

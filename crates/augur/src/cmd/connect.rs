@@ -19,41 +19,40 @@ pub(crate) struct ConnectArgs {
     /// worker's state topics.
     #[arg(long, env = "AUGUR_KAFKA", value_name = "HOST:PORT[,…]")]
     kafka: String,
-    /// Address the REST API listens on: loopback by default; `0.0.0.0` or `::` to accept
-    /// other hosts.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Port the REST API listens on (0 picks a free one; the log says which).
-    #[arg(long, short = 'p', default_value_t = cfg::DEFAULT_PORT)]
-    port: u16,
-    /// Address and port in one, `host:port`, as `augur run --listen` takes them (instead of
-    /// `--host` and `--port`).
-    #[arg(long, env = "AUGUR_CONNECT_LISTEN", conflicts_with_all = ["host", "port"])]
-    listen: Option<SocketAddr>,
+    /// Where the REST API listens, `host:port`: loopback by default; `0.0.0.0:8083` or
+    /// `[::]:8083` to accept other hosts; port 0 picks a free one (the log says which).
+    #[arg(long, env = "AUGUR_CONNECT_LISTEN", default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, cfg::DEFAULT_PORT)))]
+    listen: SocketAddr,
+    /// Old spelling: the host part of --listen.
+    #[arg(long, hide = true)]
+    host: Option<IpAddr>,
+    /// Old spelling: the port part of --listen.
+    #[arg(long, short = 'p', hide = true)]
+    port: Option<u16>,
     /// Worker group id (Kafka Connect's `group.id`); names the worker's Kafka clients.
-    #[arg(long, default_value = cfg::DEFAULT_GROUP_ID)]
+    #[arg(long, env = "AUGUR_CONNECT_GROUP_ID", default_value = cfg::DEFAULT_GROUP_ID)]
     group_id: String,
     /// Topic holding connector configs and target states (`config.storage.topic`).
-    #[arg(long, default_value = cfg::DEFAULT_CONFIG_TOPIC)]
+    #[arg(long, env = "AUGUR_CONNECT_CONFIG_TOPIC", default_value = cfg::DEFAULT_CONFIG_TOPIC)]
     config_topic: String,
     /// Topic holding source offsets (`offset.storage.topic`).
-    #[arg(long, default_value = cfg::DEFAULT_OFFSET_TOPIC)]
+    #[arg(long, env = "AUGUR_CONNECT_OFFSET_TOPIC", default_value = cfg::DEFAULT_OFFSET_TOPIC)]
     offset_topic: String,
     /// Topic holding connector and task states (`status.storage.topic`).
-    #[arg(long, default_value = cfg::DEFAULT_STATUS_TOPIC)]
+    #[arg(long, env = "AUGUR_CONNECT_STATUS_TOPIC", default_value = cfg::DEFAULT_STATUS_TOPIC)]
     status_topic: String,
     /// Replication factor of the state topics when the worker creates them.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, env = "AUGUR_CONNECT_REPLICATION_FACTOR", default_value_t = 1)]
     replication_factor: i32,
     /// Seconds tasks get to drain and stop (pause, stop, delete, SIGTERM).
-    #[arg(long, default_value_t = cfg::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    #[arg(long, env = "AUGUR_CONNECT_SHUTDOWN_TIMEOUT", default_value_t = cfg::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
 }
 
 /// Runs `augur connect`.
 pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::new(args.kafka);
-    config.addr = args.listen.unwrap_or(SocketAddr::new(args.host, args.port));
+    config.addr = super::listen_addr(args.listen, args.host, args.port);
     config.group_id = args.group_id;
     config.config_topic = args.config_topic;
     config.offset_topic = args.offset_topic;

@@ -31,22 +31,22 @@ pub(crate) const CAR_DATA_DDL: &str = "CREATE TABLE IF NOT EXISTS car_data (id S
 #[derive(Debug, clap::Args)]
 pub(crate) struct DemoArgs {
     /// Use this database instead of starting a private cluster: the demo creates `car_data`
-    /// there and writes listings into it. Only taken from this flag (`DATABASE_URL` is not
-    /// followed, so the demo never writes into a database by accident).
-    #[arg(long)]
+    /// there and writes listings into it. Only taken from this flag or its own variable
+    /// (`DATABASE_URL` is not followed, so the demo never writes into a database by accident).
+    #[arg(long, env = "AUGUR_DEMO_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// Where the listing page is served.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "AUGUR_DEMO_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Ford data to draw the first listings from (default `data/ford.csv`; a built-in
     /// sample when absent).
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_DATA")]
     data: Option<PathBuf>,
     /// Also insert a listing from the data every this many seconds (0: only what sellers list).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, env = "AUGUR_DEMO_FEED", default_value_t = 0.0)]
     feed: f64,
     /// Model tag (falls back to the model compiled into augur).
-    #[arg(long, default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
     model: String,
 }
 

@@ -9,3 +9,12 @@ pub(crate) mod run;
 pub(crate) mod runtime;
 pub(crate) mod serve;
 pub(crate) mod stages;
+
+/// `--listen`, with the old `--host` / `--port` spellings replacing its parts when given.
+pub(crate) fn listen_addr(
+    listen: std::net::SocketAddr,
+    host: Option<std::net::IpAddr>,
+    port: Option<u16>,
+) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(host.unwrap_or(listen.ip()), port.unwrap_or(listen.port()))
+}

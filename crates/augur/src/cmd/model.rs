@@ -37,59 +37,64 @@ impl StoreArg {
 #[derive(Debug, clap::Args)]
 pub(crate) struct TrainArgs {
     /// Training data: a CSV file with a header row.
-    #[arg(long, value_name = "CSV", required_unless_present = "print_spec")]
+    #[arg(
+        long,
+        env = "AUGUR_DATA",
+        value_name = "CSV",
+        required_unless_present = "print_spec"
+    )]
     data: Option<PathBuf>,
     /// Model name; the model is saved as the next version `NAME:N`.
-    #[arg(long, default_value = "ford-price")]
+    #[arg(long, env = "AUGUR_TRAIN_NAME", default_value = "ford-price")]
     name: String,
     /// Column mapping, encodings and data checks as JSON [default: the Ford columns; see
     /// --print-spec].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "AUGUR_TRAIN_SPEC", value_name = "FILE")]
     spec: Option<PathBuf>,
     /// Print the feature spec in effect as JSON and exit.
     #[arg(long)]
     print_spec: bool,
     /// Override the spec's target column.
-    #[arg(long, value_name = "COLUMN")]
+    #[arg(long, env = "AUGUR_TRAIN_TARGET", value_name = "COLUMN")]
     target: Option<String>,
     /// Trainer hyper-parameters as a JSON file (fields of `TrainParams`); flags below override.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "AUGUR_TRAIN_PARAMS", value_name = "FILE")]
     params: Option<PathBuf>,
     /// Boosting rounds.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_TREES")]
     trees: Option<usize>,
     /// Learning rate (shrinkage).
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_LEARNING_RATE")]
     learning_rate: Option<f64>,
     /// Maximum tree depth.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_MAX_DEPTH")]
     max_depth: Option<u32>,
     /// Maximum leaves per tree.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_MAX_LEAVES")]
     max_leaves: Option<u32>,
     /// Row share sampled per tree.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_SUBSAMPLE")]
     subsample: Option<f64>,
     /// Feature share per tree.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_COLSAMPLE")]
     colsample: Option<f64>,
     /// Seed of the trainer's sampling.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_SEED")]
     seed: Option<u64>,
     /// Cross-validation folds (0 = none).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, env = "AUGUR_TRAIN_FOLDS", default_value_t = 5)]
     folds: usize,
     /// Seed of the fold assignment.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, env = "AUGUR_TRAIN_CV_SEED", default_value_t = 42)]
     cv_seed: u64,
     /// Worker threads [default: all cores].
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_THREADS")]
     threads: Option<usize>,
     /// Train and report, but do not save.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_NO_SAVE", value_parser = clap::builder::BoolishValueParser::new())]
     no_save: bool,
     /// Fail (exit code 2, nothing saved) if any row is excluded by the data checks.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_TRAIN_STRICT", value_parser = clap::builder::BoolishValueParser::new())]
     strict: bool,
     #[command(flatten)]
     store: StoreArg,
@@ -99,17 +104,22 @@ pub(crate) struct TrainArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct PredictArgs {
     /// The model tag (`name`, `name:latest` or `name:N`).
-    #[arg(long, default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
     model: String,
     /// Use this model file instead of the store (e.g. the shipped
     /// `models/ford-price/1/model.json`, or an export).
-    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    #[arg(long, env = "AUGUR_MODEL_FILE", value_name = "FILE")]
     model_file: Option<PathBuf>,
     /// Read JSON lines from this file instead of stdin.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "AUGUR_PREDICT_INPUT", value_name = "FILE")]
     input: Option<PathBuf>,
     /// Rows per predict call (`--batch` is the old spelling).
-    #[arg(long = "batch-size", alias = "batch", default_value_t = 1024)]
+    #[arg(
+        long = "batch-size",
+        alias = "batch",
+        env = "AUGUR_PREDICT_BATCH_SIZE",
+        default_value_t = 1024
+    )]
     batch: usize,
     #[command(flatten)]
     store: StoreArg,
@@ -130,7 +140,7 @@ enum ModelsCommand {
     /// List every version of every model.
     List {
         /// Print JSON (one summary per line) instead of a table.
-        #[arg(long)]
+        #[arg(long, env = "AUGUR_MODELS_JSON", value_parser = clap::builder::BoolishValueParser::new())]
         json: bool,
     },
     /// Show one version: source, data hash, features, parameters, metrics.
@@ -138,7 +148,7 @@ enum ModelsCommand {
         /// `name`, `name:latest` or `name:N`.
         tag: String,
         /// Print the metadata as JSON.
-        #[arg(long)]
+        #[arg(long, env = "AUGUR_MODELS_JSON", value_parser = clap::builder::BoolishValueParser::new())]
         json: bool,
     },
     /// Delete one version (`name:latest` deletes the newest).
@@ -158,13 +168,13 @@ enum ModelsCommand {
         /// An exported augur model file, or with --xgboost a `booster.save_model` JSON file.
         file: PathBuf,
         /// Store it under this name [default: its own name; required with --xgboost].
-        #[arg(long)]
+        #[arg(long, env = "AUGUR_MODELS_IMPORT_NAME")]
         name: Option<String>,
         /// FILE is an XGBoost JSON model.
-        #[arg(long, requires = "features")]
+        #[arg(long, env = "AUGUR_MODELS_IMPORT_XGBOOST", value_parser = clap::builder::BoolishValueParser::new(), requires = "features")]
         xgboost: bool,
         /// With --xgboost: the feature spec (JSON) that maps input fields to its columns.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, env = "AUGUR_MODELS_IMPORT_FEATURES", value_name = "FILE")]
         features: Option<PathBuf>,
     },
 }

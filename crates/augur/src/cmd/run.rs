@@ -15,29 +15,31 @@ use super::runtime;
 #[derive(Debug, clap::Args)]
 pub(crate) struct RunArgs {
     /// The config file (TOML). Without it the documented defaults apply (see --print-config).
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "AUGUR_CONFIG")]
     config: Option<PathBuf>,
-    /// Set or override one key, `section.key=value` (repeatable; wins over file and env).
+    /// Set or override one key, `section.key=value` (repeatable; wins over the file, the
+    /// environment and the other flags).
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// The source database (`source.url`; also DATABASE_URL).
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_SOURCE__URL", hide_env_values = true)]
     source_url: Option<String>,
     /// The model tag (`model.tag`).
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_MODEL__TAG")]
     model: Option<String>,
     /// Where /metrics, /healthz and /readyz are served (`http.listen`).
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_HTTP__LISTEN")]
     listen: Option<String>,
     /// Offsets file [default: $AUGUR_HOME/offsets/augur-run-<slot>.json].
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_OFFSETS")]
     offsets: Option<PathBuf>,
     /// Print the default config file and exit.
     #[arg(long)]
     print_config: bool,
 }
 
-/// Builds the run config from file, env and flags.
+/// Builds the run config: the file, then `DATABASE_URL`, `AUGUR_SECTION__KEY` variables, the
+/// named flags (each the shorthand of one key) and last `--set`.
 pub(crate) fn load(args: &RunArgs) -> Result<(RunConfig, Vec<String>), ExitCode> {
     let mut props = match &args.config {
         Some(p) => match Props::load(p) {
@@ -52,9 +54,6 @@ pub(crate) fn load(args: &RunArgs) -> Result<(RunConfig, Vec<String>), ExitCode>
         props.set("source.url", url);
     }
     apply_env(&mut props, std::env::vars());
-    if let Err(e) = props.apply_overrides(&args.set) {
-        return Err(runtime::report(&e));
-    }
     for (flag, key) in [
         (&args.source_url, "source.url"),
         (&args.model, "model.tag"),
@@ -63,6 +62,9 @@ pub(crate) fn load(args: &RunArgs) -> Result<(RunConfig, Vec<String>), ExitCode>
         if let Some(v) = flag {
             props.set(key, v.clone());
         }
+    }
+    if let Err(e) = props.apply_overrides(&args.set) {
+        return Err(runtime::report(&e));
     }
     match RunConfig::from_props(&props) {
         Ok(v) => Ok(v),

@@ -17,46 +17,46 @@ use super::runtime;
 pub(crate) struct ServeArgs {
     /// The model tag to serve (`name`, `name:latest` or `name:N`). When the store has no model
     /// of that name, the model compiled into augur (the repository's `models/`) is served instead.
-    #[arg(long, default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
     model: String,
     /// Serve this model file instead (a store's `model.json` or an export); promotion by tag
     /// is then off.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "AUGUR_MODEL_FILE", value_name = "FILE")]
     model_file: Option<PathBuf>,
     /// Model store folder [default: $AUGUR_HOME/models, else ~/.augur/models].
     #[arg(long, env = "AUGUR_MODEL_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
-    /// Address to listen on: loopback by default; `0.0.0.0` or `::` to accept other hosts.
-    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
-    host: IpAddr,
-    /// Port to listen on (0 picks a free one; the log says which).
-    #[arg(long, short = 'p', default_value_t = config::DEFAULT_PORT)]
-    port: u16,
-    /// Address and port in one, `host:port`, as `augur run --listen` takes them (instead of
-    /// `--host` and `--port`).
-    #[arg(long, env = "AUGUR_SERVE_LISTEN", conflicts_with_all = ["host", "port"])]
-    listen: Option<SocketAddr>,
+    /// Where to listen, `host:port`: loopback by default; `0.0.0.0:3000` or `[::]:3000` to
+    /// accept other hosts; port 0 picks a free one (the log says which).
+    #[arg(long, env = "AUGUR_SERVE_LISTEN", default_value_t = SocketAddr::from((Ipv4Addr::LOCALHOST, config::DEFAULT_PORT)))]
+    listen: SocketAddr,
+    /// Old spelling: the host part of --listen.
+    #[arg(long, hide = true)]
+    host: Option<IpAddr>,
+    /// Old spelling: the port part of --listen.
+    #[arg(long, short = 'p', hide = true)]
+    port: Option<u16>,
     /// Most rows the adaptive batcher scores in one model call.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_BATCH_SIZE)]
+    #[arg(long, env = "AUGUR_SERVE_MAX_BATCH_SIZE", default_value_t = config::DEFAULT_MAX_BATCH_SIZE)]
     max_batch_size: usize,
     /// Latency budget: a request not answered this many milliseconds after it was queued
     /// gets 503 (as BentoML's max_latency_ms).
-    #[arg(long, default_value_t = config::DEFAULT_MAX_LATENCY.as_millis() as u64)]
+    #[arg(long, env = "AUGUR_SERVE_MAX_LATENCY_MS", default_value_t = config::DEFAULT_MAX_LATENCY.as_millis() as u64)]
     max_latency_ms: u64,
     /// Most requests waiting for inference; one more gets 503 at once.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_QUEUE)]
+    #[arg(long, env = "AUGUR_SERVE_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
     /// Largest request body in bytes; a larger one gets 400.
-    #[arg(long, default_value_t = config::DEFAULT_MAX_BODY_BYTES)]
+    #[arg(long, env = "AUGUR_SERVE_MAX_BODY_BYTES", default_value_t = config::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGTERM; past it augur exits with 1.
-    #[arg(long, default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
+    #[arg(long, env = "AUGUR_SERVE_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
     /// Watch the store and serve each newer version of the model as soon as it is saved.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_SERVE_WATCH", value_parser = clap::builder::BoolishValueParser::new())]
     watch: bool,
     /// How often --watch looks at the store, in milliseconds.
-    #[arg(long, default_value_t = config::DEFAULT_WATCH_INTERVAL.as_millis() as u64)]
+    #[arg(long, env = "AUGUR_SERVE_WATCH_INTERVAL_MS", default_value_t = config::DEFAULT_WATCH_INTERVAL.as_millis() as u64)]
     watch_interval_ms: u64,
     /// Require `Authorization: Bearer TOKEN` on /admin endpoints (without it they answer
     /// loopback clients only).
@@ -100,7 +100,7 @@ fn source(args: &ServeArgs) -> Result<ModelSource, augur_core::Error> {
 /// Runs `augur serve`.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let cfg = ServeConfig {
-        addr: args.listen.unwrap_or(SocketAddr::new(args.host, args.port)),
+        addr: super::listen_addr(args.listen, args.host, args.port),
         max_batch_size: args.max_batch_size,
         max_latency: Duration::from_millis(args.max_latency_ms),
         max_queue: args.max_queue,

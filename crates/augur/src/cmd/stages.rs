@@ -20,43 +20,57 @@ pub(crate) struct EnrichArgs {
     #[arg(long, env = "AUGUR_KAFKA")]
     kafka: String,
     /// Input topics (comma-separated).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        env = "AUGUR_ENRICH_TOPICS",
+        value_delimiter = ',',
+        required = true
+    )]
     topics: Vec<String>,
     /// Output topic [default: <last part of the first input topic>_predicted].
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_ENRICH_OUTPUT_TOPIC")]
     output_topic: Option<String>,
     /// Dead-letter topic [default: <output topic>.dlq].
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_ENRICH_DLQ_TOPIC")]
     dlq_topic: Option<String>,
     /// Consumer group (Kafka's `group.id`; `--group` is the old spelling).
-    #[arg(long = "group-id", alias = "group", default_value = "augur-enrich")]
+    #[arg(
+        long = "group-id",
+        alias = "group",
+        env = "AUGUR_ENRICH_GROUP_ID",
+        default_value = "augur-enrich"
+    )]
     group: String,
     /// Model tag.
-    #[arg(long, default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
     model: String,
     /// Model store [default: the user's store, then the shipped models].
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_MODEL_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
     /// Name of the field the prediction goes into.
-    #[arg(long, default_value = "suggestedprice")]
+    #[arg(
+        long,
+        env = "AUGUR_ENRICH_OUTPUT_FIELD",
+        default_value = "suggestedprice"
+    )]
     output_field: String,
     /// Type of that field when the record does not have it yet: double, float, int32, int64.
-    #[arg(long, default_value = "double")]
+    #[arg(long, env = "AUGUR_ENRICH_OUTPUT_TYPE", default_value = "double")]
     output_type: String,
     /// Records per batch.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, env = "AUGUR_ENRICH_BATCH_SIZE", default_value_t = 1000)]
     batch_size: usize,
     /// Predict through this model server (`http://host:port`) instead of a local model.
-    #[arg(long)]
+    #[arg(long, env = "AUGUR_ENRICH_PREDICT_URL")]
     predict_url: Option<String>,
     /// The server's protocol: bentoml (`POST /predict`) or oip (Open Inference Protocol v2).
-    #[arg(long, default_value = "bentoml")]
+    #[arg(long, env = "AUGUR_ENRICH_PREDICT_PROTOCOL", default_value = "bentoml")]
     predict_protocol: String,
     /// The model name on the server (OIP).
-    #[arg(long, default_value = "ford-price")]
+    #[arg(long, env = "AUGUR_ENRICH_PREDICT_MODEL", default_value = "ford-price")]
     predict_model: String,
     /// Milliseconds before a prediction request times out (then it is retried).
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, env = "AUGUR_ENRICH_PREDICT_TIMEOUT_MS", default_value_t = 5000)]
     predict_timeout_ms: u64,
 }
 
@@ -118,7 +132,7 @@ pub(crate) struct SinkArgs {
     kafka: String,
     /// Connector config: JDBC sink properties (.properties, .json — a Kafka Connect
     /// `{"name","config"}` body works — or .toml).
-    #[arg(long, short = 'c')]
+    #[arg(long, short = 'c', env = "AUGUR_SINK_CONFIG")]
     config: Option<PathBuf>,
     /// Set or override one property, `key=value` (repeatable).
     #[arg(long = "set", short = 's', value_name = "KEY=VALUE")]
