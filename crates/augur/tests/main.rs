@@ -12,6 +12,7 @@ mod capture_modes;
 mod capture_types;
 mod demo_browser;
 mod differential;
+mod doctor_parity;
 mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;

@@ -303,6 +303,50 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
     out
 }
 
+/// What `augur run` needs on this machine: the metrics listener's address free, and an offsets
+/// file it can read (when there is one) and write.
+pub fn local(cfg: &RunConfig, offsets: &std::path::Path) -> Vec<Check> {
+    let mut out = Vec::new();
+    if let Some(addr) = cfg.listen {
+        out.push(match std::net::TcpListener::bind(addr) {
+            Ok(_) => check("http.listen", Outcome::Pass, format!("{addr} is free"), ""),
+            Err(e) => check(
+                "http.listen",
+                Outcome::Fail,
+                format!("cannot listen on {addr}: {e}"),
+                "stop what listens there, or set http.listen to another address (\"\" turns it off)",
+            ),
+        });
+    }
+    out.push(offsets_file(offsets));
+    out
+}
+
+/// The offsets file: an existing one must be readable offsets, and its folder writable.
+fn offsets_file(path: &std::path::Path) -> Check {
+    use augur_postgres::source::offset::{FileOffsetStore, OffsetStore};
+    let name = "offsets file";
+    let fix = "pass --offsets with a writable path (or set AUGUR_HOME)";
+    if path.exists()
+        && let Err(e) = FileOffsetStore::new(path).load()
+    {
+        return check(name, Outcome::Fail, e.full_message(), "move the file away or fix it");
+    }
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let probe = dir.join(format!(".augur-doctor-{}", std::process::id()));
+    let writable = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&probe, b""));
+    let _ = std::fs::remove_file(&probe);
+    match writable {
+        Ok(()) => check(name, Outcome::Pass, format!("{} is writable", path.display()), ""),
+        Err(e) => check(
+            name,
+            Outcome::Fail,
+            format!("cannot write in {}: {e}", dir.display()),
+            fix,
+        ),
+    }
+}
+
 /// Whether the sink's user may create its tables (the predicted table, the dead-letter and
 /// registry tables) in the sink's schema.
 async fn create_in_schema(sink: &tokio_postgres::Client, cfg: &RunConfig) -> Check {

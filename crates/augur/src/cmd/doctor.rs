@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use augur_runtime::pipeline::doctor::{self, Outcome};
 
-use super::run::{RunArgs, load};
+use super::run::{RunArgs, load, offsets_path};
 use super::runtime;
 
 /// Runs `augur doctor` (same config sources as `augur run`).
@@ -18,7 +18,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("! config: {w}");
     }
     let rt = runtime::tokio()?;
-    let checks = rt.block_on(doctor::run(&cfg));
+    let mut checks = rt.block_on(doctor::run(&cfg));
+    checks.extend(doctor::local(&cfg, &offsets_path(&args, &cfg)));
     let mut failed = 0;
     for c in &checks {
         let mark = match c.outcome {

@@ -77,6 +77,20 @@ pub(crate) fn load(args: &RunArgs) -> Result<(RunConfig, Vec<String>), ExitCode>
     }
 }
 
+/// Where `augur run` keeps its offsets: `--offsets`, the config's
+/// `offset.storage.file.filename`, else `$AUGUR_HOME/offsets/augur-run-<slot>.json`.
+pub(crate) fn offsets_path(args: &RunArgs, cfg: &RunConfig) -> PathBuf {
+    args.offsets
+        .clone()
+        .or_else(|| cfg.capture.offsets_file.clone())
+        .unwrap_or_else(|| {
+            augur_runtime::capture::default_offsets_file(&format!(
+                "augur-run-{}",
+                cfg.capture.source.slot_name
+            ))
+        })
+}
+
 /// Runs `augur run`.
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.print_config {
@@ -90,16 +104,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let offsets_path = args
-        .offsets
-        .clone()
-        .or_else(|| cfg.capture.offsets_file.clone())
-        .unwrap_or_else(|| {
-            augur_runtime::capture::default_offsets_file(&format!(
-                "augur-run-{}",
-                cfg.capture.source.slot_name
-            ))
-        });
+    let offsets_path = offsets_path(&args, &cfg);
     let rt = runtime::tokio()?;
     let result = rt.block_on(async move {
         let shutdown = runtime::signals();
