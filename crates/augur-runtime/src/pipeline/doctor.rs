@@ -330,14 +330,24 @@ fn offsets_file(path: &std::path::Path) -> Check {
     if path.exists()
         && let Err(e) = FileOffsetStore::new(path).load()
     {
-        return check(name, Outcome::Fail, e.full_message(), "move the file away or fix it");
+        return check(
+            name,
+            Outcome::Fail,
+            e.full_message(),
+            "move the file away or fix it",
+        );
     }
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let probe = dir.join(format!(".augur-doctor-{}", std::process::id()));
     let writable = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&probe, b""));
     let _ = std::fs::remove_file(&probe);
     match writable {
-        Ok(()) => check(name, Outcome::Pass, format!("{} is writable", path.display()), ""),
+        Ok(()) => check(
+            name,
+            Outcome::Pass,
+            format!("{} is writable", path.display()),
+            "",
+        ),
         Err(e) => check(
             name,
             Outcome::Fail,
