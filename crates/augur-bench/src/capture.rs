@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use augur_postgres::cluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
+use augur_pgcluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
 
 use crate::common::{build_augur, load_average, percentile};
 

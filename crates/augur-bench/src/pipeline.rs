@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use augur_postgres::cluster::PgCluster;
+use augur_pgcluster::PgCluster;
 use futures_util::StreamExt;
 
 use crate::common::{build_augur, load_average, percentile, repo_root};

@@ -10,8 +10,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use augur_core::offset::{OffsetStore, SourceOffset};
 use augur_core::{Error, ErrorKind};
-use augur_postgres::source::offset::{OffsetStore, SourceOffset};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};

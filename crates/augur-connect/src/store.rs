@@ -325,7 +325,7 @@ impl StateStore {
     }
 
     /// Writes an offset and waits, blocking the calling thread, until the broker has it. For
-    /// synchronous callers ([`augur_postgres::source::offset::OffsetStore::save`]); on a
+    /// synchronous callers ([`augur_core::offset::OffsetStore::save`]); on a
     /// multi-threaded runtime the wait moves other tasks off this thread.
     pub fn put_offset_blocking(
         &self,

@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind};
-use augur_kafka::consumer::ConsumerSettings;
-use augur_kafka::producer::ProducerSettings;
 use augur_runtime::capture::config::{CaptureConfig, ConfigError, ConfigErrors};
 use augur_runtime::capture::destination::{Destination, DestinationConfig};
 use augur_runtime::enrich::{EnrichConfig, ModelSettings};
 use augur_runtime::props::Props;
 use augur_runtime::sink::SinkConnectorConfig;
+use augur_runtime::{ConsumerSettings, ProducerSettings};
 use serde_json::Value;
 
 use crate::offsets::{TopicOffsetStore, source_partition};
@@ -54,7 +53,7 @@ enum TaskKind {
         /// Its config.
         cfg: Box<EnrichConfig>,
         /// Which model, and how its output is shaped.
-        model: ModelSettings,
+        model: Box<ModelSettings>,
         /// Its consumer (group `connect-<name>`).
         consumer: ConsumerSettings,
         /// Its producer.
@@ -198,7 +197,7 @@ impl TaskPlan {
                 let c = consumer(bootstrap, &cfg.group_id, cfg.topics.clone(), config);
                 let kind = TaskKind::Enrich {
                     cfg: Box::new(cfg),
-                    model,
+                    model: Box::new(model),
                     consumer: c,
                     producer: producer(bootstrap, &name, config),
                 };

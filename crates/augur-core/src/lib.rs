@@ -1,5 +1,5 @@
-//! The types every augur stage shares: change events, Kafka Connect data, WAL positions,
-//! end-to-end acknowledgements, errors and shutdown.
+//! The types every augur stage shares: change events, records, Kafka Connect data, WAL
+//! positions, end-to-end acknowledgements, source offsets and status, errors and shutdown.
 //!
 //! Layout:
 //! - [`connect`]: the Kafka Connect data model (schemas and values) that Debezium events,
@@ -7,6 +7,9 @@
 //! - [`event`]: [`event::ChangeEvent`], the one event type that flows from the source forward.
 //! - [`lsn`]: PostgreSQL WAL positions.
 //! - [`ack`]: the acknowledgement watermark, the only thing that travels backwards.
+//! - [`record`]: [`record::Record`], a serialized Kafka-style record, what destinations write.
+//! - [`offset`]: what a source has durably done, and where it keeps that ([`offset::OffsetStore`]).
+//! - [`status`]: where a source is in its life.
 //! - [`error`]: one error type with a kind that decides retries.
 //! - [`secret`]: passwords that never print.
 //! - [`shutdown`]: a cloneable shutdown signal handed to every task.
@@ -16,8 +19,11 @@ pub mod connect;
 pub mod error;
 pub mod event;
 pub mod lsn;
+pub mod offset;
+pub mod record;
 pub mod secret;
 pub mod shutdown;
+pub mod status;
 
 pub use error::{Error, ErrorKind, Result, Retry};
 pub use lsn::Lsn;

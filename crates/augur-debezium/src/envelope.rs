@@ -8,8 +8,8 @@ use augur_core::connect::{Field, Schema, SchemaType, Value};
 use augur_core::event::{ChangeEvent, KeyChange, Op, TableSchema};
 
 use crate::json::{self, ConverterConfig};
-use crate::record::Record;
 use crate::unwrap::{UnwrapConfig, Unwrapped};
+use augur_core::record::Record;
 
 /// How events are shaped and named.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,5 +10,4 @@
 
 pub mod envelope;
 pub mod json;
-pub mod record;
 pub mod unwrap;

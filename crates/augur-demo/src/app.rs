@@ -8,8 +8,8 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use augur_core::status::SourceStatus;
 use augur_metrics::Registry;
-use augur_postgres::source::SourceStatus;
 use augur_runtime::pipeline::{PipelineMetrics, Written};
 use axum::Router;
 use axum::body::Bytes;

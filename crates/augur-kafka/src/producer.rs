@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use augur_core::record::Record;
 use augur_core::{Error, ErrorKind};
-use augur_debezium::record::Record;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;

@@ -132,7 +132,7 @@ impl Model {
                 forest.num_features()
             )));
         }
-        crate::store::check_name(&meta.name)?;
+        check_name(&meta.name)?;
         let tag = format!("{}:{}", meta.name, meta.version);
         let checks = match &meta.source {
             ModelSource::Trained { spec, .. } => InputChecks::bind(&spec.checks, pipeline.inputs()),
@@ -446,4 +446,27 @@ impl Model {
         }
         results
     }
+}
+
+/// Checks a model name: 1–64 characters of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+pub(crate) fn check_name(name: &str) -> Result<(), ModelError> {
+    let invalid = |reason| {
+        Err(ModelError::InvalidTag {
+            tag: name.to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 64 {
+        return invalid("names have 1 to 64 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return invalid("names use only letters, digits, '.', '_' and '-'");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return invalid("names start with a letter or digit");
+    }
+    Ok(())
 }

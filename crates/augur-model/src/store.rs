@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
 use crate::features::PipelineSpec;
-use crate::model::{Model, ModelMeta};
+use crate::model::{Model, ModelMeta, check_name};
 
 /// The environment variable naming the store folder.
 pub const STORE_ENV: &str = "AUGUR_MODEL_STORE";
@@ -74,29 +74,6 @@ fn write_shipped(root: &Path) -> std::io::Result<()> {
 /// user store and no data set.
 pub fn load_shipped() -> Result<Model, ModelError> {
     ModelStore::open(shipped_models_dir())?.load(SHIPPED_MODEL)
-}
-
-/// Checks a model name: 1–64 characters of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
-pub(crate) fn check_name(name: &str) -> Result<(), ModelError> {
-    let invalid = |reason| {
-        Err(ModelError::InvalidTag {
-            tag: name.to_string(),
-            reason,
-        })
-    };
-    if name.is_empty() || name.len() > 64 {
-        return invalid("names have 1 to 64 characters");
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return invalid("names use only letters, digits, '.', '_' and '-'");
-    }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return invalid("names start with a letter or digit");
-    }
-    Ok(())
 }
 
 /// A parsed tag.

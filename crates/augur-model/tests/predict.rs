@@ -132,7 +132,7 @@ fn impossible_listings_get_an_error_naming_the_check_never_a_price() {
         );
     }
     // The same checks apply inside a batch, row by row.
-    let rows = vec![with("year", serde_json::json!(2060)), obj(base)];
+    let rows = [with("year", serde_json::json!(2060)), obj(base)];
     let out = model.predict_json_batch(&rows.iter().collect::<Vec<_>>());
     assert!(out[0].is_err() && out[1].is_ok(), "{out:?}");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use augur_core::ErrorKind;
 use augur_core::connect::{Field, Schema, SchemaType, Value};
-use augur_postgres::cluster::PgCluster;
+use augur_pgcluster::PgCluster;
 use augur_postgres::conn::PgConnect;
 use augur_postgres::sink::config::{Flavor, InsertMode, PkMode, SinkConfig};
 use augur_postgres::sink::{PgSink, RowShape, RowWrite, WriteOp};

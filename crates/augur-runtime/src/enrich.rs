@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use augur_core::connect::{Field, Schema, SchemaType, Value};
+use augur_core::record::Record;
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind};
 use augur_debezium::json;
-use augur_debezium::record::Record;
 use augur_kafka::consumer::{Consumer, ConsumerSettings, Received};
 use augur_kafka::producer::{Producer, ProducerSettings};
 

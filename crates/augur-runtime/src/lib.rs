@@ -22,3 +22,8 @@ pub mod props;
 pub mod remote;
 pub mod sink;
 pub mod stored;
+
+// The Kafka client settings this crate's stages take (`sink::run`, `enrich::run`, capture to
+// Kafka), re-exported so callers need no direct dependency on `augur-kafka`.
+pub use augur_kafka::consumer::ConsumerSettings;
+pub use augur_kafka::producer::ProducerSettings;

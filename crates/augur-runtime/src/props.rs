@@ -13,8 +13,7 @@ pub struct Props(pub BTreeMap<String, String>);
 impl Props {
     /// A sink-style subscription, as Kafka Connect reads it: `topics` (comma-separated) or
     /// `topics.regex` (anchored at the start), exactly one of them.
-    pub fn subscription(&self) -> Result<Vec<String>, crate::capture::config::ConfigError> {
-        use crate::capture::config::ConfigError;
+    pub fn subscription(&self) -> Result<Vec<String>, ConfigError> {
         let get = |k: &str| self.get(k).filter(|v| !v.is_empty());
         match (get("topics"), get("topics.regex")) {
             (Some(t), None) => Ok(t
@@ -241,6 +240,40 @@ fn flatten_toml(prefix: &str, v: &toml::Value, out: &mut Props) -> Result<(), Er
         toml::Value::Datetime(d) => out.set(prefix, d.to_string()),
     }
     Ok(())
+}
+
+/// One invalid setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The property name.
+    pub key: String,
+    /// What is wrong, in Kafka Connect's words where it has them.
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found in a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let msgs: Vec<&str> = self.0.iter().map(|e| e.message.as_str()).collect();
+        write!(f, "{}", msgs.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigErrors> for augur_core::Error {
+    fn from(e: ConfigErrors) -> Self {
+        augur_core::Error::new(augur_core::ErrorKind::Config, e.to_string())
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod promote;
 mod routes;
 pub mod server;
 pub mod slot;
+mod state;
 
 pub use config::ServeConfig;
 pub use error::{ApiError, ApiErrorKind, ServeError, ServeErrorKind};

@@ -12,7 +12,7 @@ use augur_core::shutdown::Shutdown;
 use augur_model::Model;
 
 use crate::error::{ServeError, ServeErrorKind};
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// The result of a promotion.
 #[derive(Debug, Clone, PartialEq, Eq)]

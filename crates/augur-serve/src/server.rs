@@ -22,8 +22,9 @@ use crate::config::ServeConfig;
 use crate::error::{ServeError, ServeErrorKind};
 use crate::metrics::ServeMetrics;
 use crate::promote::{self, Promotion};
-use crate::routes::{AppState, router};
+use crate::routes::router;
 use crate::slot::{ModelSlot, ModelSource, Served};
+use crate::state::AppState;
 
 /// A bound, not yet running model server.
 #[derive(Debug)]

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub use augur_postgres::cluster::{ClusterOptions, PgCluster};
+pub use augur_pgcluster::{ClusterOptions, PgCluster};
 
 /// The repository root.
 pub fn workspace_root() -> PathBuf {
@@ -142,7 +142,7 @@ impl Tansu {
         let bin = tansu_binary().expect(
             "the Tansu broker is not installed: run scripts/test (it installs Tansu into .cache/tansu) or set AUGUR_TANSU_BIN",
         );
-        let port = augur_postgres::cluster::free_port().expect("free port");
+        let port = augur_pgcluster::free_port().expect("free port");
         let url = format!("tcp://127.0.0.1:{port}");
         let mut cmd = Command::new(bin);
         cmd.args([

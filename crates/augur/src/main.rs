@@ -104,9 +104,9 @@ fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The config key each flag is the shorthand of: `augur run`/`doctor` keys of `augur.toml`
-/// (`--print-config`), Debezium connector properties for `capture`, Kafka Connect worker
-/// properties for `connect`.
+/// The config key each flag is the shorthand of: `augur run` keys of `augur.toml`
+/// (`--print-config`; `doctor` takes the same), Debezium connector properties for `capture`,
+/// Kafka Connect worker properties for `connect`.
 #[cfg(test)]
 const CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ("run", "set", "any `section.key`"),
@@ -115,15 +115,6 @@ const CONFIG_KEYS: &[(&str, &str, &str)] = &[
     ("run", "listen", "`http.listen`"),
     (
         "run",
-        "offsets",
-        "`source.\"offset.storage.file.filename\"`",
-    ),
-    ("doctor", "set", "any `section.key`"),
-    ("doctor", "source_url", "`source.url`"),
-    ("doctor", "model", "`model.tag`"),
-    ("doctor", "listen", "`http.listen`"),
-    (
-        "doctor",
         "offsets",
         "`source.\"offset.storage.file.filename\"`",
     ),
@@ -221,6 +212,7 @@ fn arg_row(command: &str, a: &clap::Arg) -> String {
         }
         None => "—".to_string(),
     };
+    let command = if command == "doctor" { "run" } else { command };
     let key = CONFIG_KEYS
         .iter()
         .find(|(c, id, _)| *c == command && *id == a.get_id().as_str())

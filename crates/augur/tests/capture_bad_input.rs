@@ -158,7 +158,7 @@ fn a_slot_in_use_and_a_broker_that_is_down() {
     let p = props(&db, &dir);
 
     // A broker that is down: refused before the database is touched.
-    let dead = augur_postgres::cluster::free_port().unwrap();
+    let dead = augur_pgcluster::free_port().unwrap();
     fails(
         &p,
         &["--kafka", &format!("127.0.0.1:{dead}")],

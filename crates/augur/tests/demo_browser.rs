@@ -19,7 +19,7 @@ fn a_seller_lists_a_car_and_sees_the_price_within_two_seconds() {
             && PathBuf::from("/usr/bin/chromium").exists(),
         "the browser test needs Debian's chromium and playwright-core: run scripts/test (it installs both)"
     );
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let demo = Proc::start(
         "demo-browser",
         &["demo", "--listen", &format!("127.0.0.1:{port}")],
@@ -86,7 +86,7 @@ fn the_demo_never_writes_into_the_database_of_database_url() {
     use std::io::{BufRead, BufReader};
     let pg = augur_testkit::TestPg::start();
     let db = pg.database();
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &db.url)

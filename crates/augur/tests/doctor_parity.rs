@@ -129,7 +129,7 @@ fn fill(case: &Case, db: &TestDb, busy: &str, free: u16, scratch: &std::path::Pa
         args.extend(["--source-url".into(), db.url.clone()]);
     }
     if !named("--listen") {
-        let port = augur_postgres::cluster::free_port().unwrap();
+        let port = augur_pgcluster::free_port().unwrap();
         args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
     }
     if !named("--offsets") {
@@ -155,7 +155,7 @@ fn doctor_reports_each_start_failure_that_stops_run() {
     let pg = TestPg::start();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = busy.local_addr().unwrap().to_string();
-    let free = augur_postgres::cluster::free_port().unwrap();
+    let free = augur_pgcluster::free_port().unwrap();
     let mut failures = Vec::new();
     for case in CASES {
         let db = pg.database();

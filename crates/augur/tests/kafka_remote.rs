@@ -59,7 +59,7 @@ fn run(protocol: &str) {
     for t in ["in", "out", "out.dlq"] {
         create_topic(&b, t, 1);
     }
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let mut server = serve(port);
     for i in 0..20 {
         produce(

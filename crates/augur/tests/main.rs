@@ -5,6 +5,7 @@
 
 mod support;
 
+mod architecture;
 mod capture_bad_input;
 mod capture_golden;
 mod capture_kafka;

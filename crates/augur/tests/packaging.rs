@@ -154,7 +154,7 @@ fn the_installed_binary_runs_doctor_run_serve_and_demo_from_the_root_directory()
         "{text}"
     );
 
-    let port = augur_postgres::cluster::free_port().unwrap().to_string();
+    let port = augur_pgcluster::free_port().unwrap().to_string();
     let listen = format!("127.0.0.1:{port}");
     let mut args = vec!["run"];
     args.extend(config);
@@ -171,7 +171,7 @@ fn the_installed_binary_runs_doctor_run_serve_and_demo_from_the_root_directory()
     );
     assert!(run.stop().success());
 
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let serve = installed(
         &bin,
@@ -198,7 +198,7 @@ fn the_installed_binary_runs_doctor_run_serve_and_demo_from_the_root_directory()
     assert!(price.is_ok_and(|p| p > 1000.0), "{}", answer.text());
     assert!(serve.stop().success());
 
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let demo = installed(
         &bin,

@@ -34,7 +34,7 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 }
 
 fn start(db: &TestDb, extra: &[&str]) -> (Proc, u16) {
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let mut args = run_args(db, port, &[]);
     // A later --source-url replaces the default one.
     let mut extra = extra.to_vec();

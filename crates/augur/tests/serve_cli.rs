@@ -55,9 +55,11 @@ fn start(store: &std::path::Path, extra: &[&str]) -> (Child, SocketAddr, mpsc::R
     });
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("augur serve did not say where it listens");
+        let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("augur serve did not say where it listens");
+        };
         if line.contains("listening") {
             let at = line.find("127.0.0.1:").expect("an address");
             let addr: String = line[at..]
@@ -239,7 +241,7 @@ fn logs_are_plain_off_a_terminal_and_json_on_request() {
 #[test]
 fn serve_takes_listen_like_run() {
     let store = empty_store();
-    let port = augur_postgres::cluster::free_port().unwrap();
+    let port = augur_pgcluster::free_port().unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_augur"))
         .args(["serve", "--listen", &addr.to_string(), "--store"])

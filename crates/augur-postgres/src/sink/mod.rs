@@ -15,7 +15,6 @@
 mod collapse;
 pub mod config;
 pub mod ddl;
-pub mod record;
 pub mod render;
 
 use std::collections::HashMap;

@@ -104,14 +104,14 @@ pub fn render(schema: &Schema, value: &Value, target: &str) -> Result<Option<Str
         }
         Value::Struct(_) | Value::Map(_) => {
             let mut out = Vec::new();
-            augur_debezium_free_json(schema, value, &mut out);
+            compact_json(schema, value, &mut out);
             String::from_utf8_lossy(&out).into_owned()
         }
     }))
 }
 
 /// Structs and maps go into text/json columns as compact JSON.
-fn augur_debezium_free_json(schema: &Schema, value: &Value, out: &mut Vec<u8>) {
+fn compact_json(schema: &Schema, value: &Value, out: &mut Vec<u8>) {
     fn write_str(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(serde_json::to_string(s).unwrap_or_default().as_bytes());
     }
@@ -124,7 +124,7 @@ fn augur_debezium_free_json(schema: &Schema, value: &Value, out: &mut Vec<u8>) {
                 }
                 write_str(out, &f.name);
                 out.push(b':');
-                augur_debezium_free_json(&f.schema, v, out);
+                compact_json(&f.schema, v, out);
             }
             out.push(b'}');
         }
@@ -141,7 +141,7 @@ fn augur_debezium_free_json(schema: &Schema, value: &Value, out: &mut Vec<u8>) {
                     .as_deref()
                     .cloned()
                     .unwrap_or_else(|| Schema::new(SchemaType::String));
-                augur_debezium_free_json(&vs, v, out);
+                compact_json(&vs, v, out);
             }
             out.push(b'}');
         }

@@ -9,10 +9,10 @@
 pub mod catalog;
 pub mod config;
 pub mod decode;
-pub mod offset;
 pub mod pgoutput;
 pub mod setup;
 pub mod snapshot;
+mod stream;
 pub mod text;
 pub mod types;
 
@@ -24,39 +24,22 @@ use augur_core::ack::AckTracker;
 use augur_core::event::{ChangeBatch, ChangeEvent, SnapshotMarker, SourceInfo};
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind, Lsn};
-use futures_util::FutureExt;
-use pgwire_replication::{
-    PgWireError, ReplicationClient, ReplicationConfig, ReplicationEvent, TlsConfig,
-};
+use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, TlsConfig};
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use self::catalog::{CapturedTable, TypeResolver};
 use self::config::{SnapshotMode, SourceConfig};
-use self::offset::{OffsetStore, SourceOffset};
-use self::pgoutput::Message;
 use self::setup::CapturedTableRef;
 use self::types::TypeOptions;
+use augur_core::offset::{OffsetStore, SourceOffset};
+use augur_core::status::SourceStatus;
 
 /// Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01).
 const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 
 /// Session settings pinned on every connection so values print the same way everywhere.
 const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1";
-
-/// What the source is doing, for readiness probes and dashboards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SourceStatus {
-    /// Connecting and checking.
-    #[default]
-    Starting,
-    /// Reading the initial snapshot.
-    Snapshot,
-    /// Streaming changes.
-    Streaming,
-    /// Stopped.
-    Stopped,
-}
 
 /// What the source hands batches to and hears acknowledgements from.
 #[derive(Debug)]
@@ -102,6 +85,14 @@ impl std::fmt::Debug for PgSource {
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
     }
+}
+
+/// What a start decided about the slot and the snapshot.
+struct Plan {
+    /// The slot exists and is kept (else it is created).
+    slot_exists: bool,
+    /// A snapshot is taken before streaming.
+    need_snapshot: bool,
 }
 
 /// Why emitting stopped early.
@@ -293,6 +284,8 @@ impl PgSource {
         started && e.kind() == ErrorKind::Connection && !cx.acks.durable().poisoned
     }
 
+    /// One connection's worth of work: preflight, then either the snapshot alone
+    /// (`initial_only`) or the slot, the snapshot when needed, and the stream.
     async fn run_once(
         &self,
         cx: &SourceContext,
@@ -309,40 +302,95 @@ impl PgSource {
         }
         let offset = self.offsets.load()?;
         let mut resolver = TypeResolver::default();
-
         if cfg.snapshot_mode == SnapshotMode::InitialOnly {
-            if offset.as_ref().is_some_and(|o| o.snapshot_completed) {
-                tracing::info!(
-                    "snapshot already completed; snapshot.mode=initial_only has nothing left to do"
-                );
-                return Ok(SourceExit::SnapshotCompleted);
-            }
-            let mut emitter = Emitter::new(cx, cfg.max_batch_size);
-            let point = snapshot::begin(&client, None).await?;
-            let done = self
-                .snapshot_tables(&client, &mut resolver, &tables, point, &mut emitter)
+            return self
+                .snapshot_only(cx, &client, &mut resolver, &tables, offset)
                 .await;
-            match done {
-                Ok(()) => {}
-                Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
-                Err(Halt::Failed(e)) => return Err(e),
+        }
+        setup::ensure_publication(&client, cfg, &tables).await?;
+        let plan = self.plan(&client, offset.as_ref()).await?;
+        let mut repl = ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO))
+            .await
+            .map_err(|e| replication_error(cfg, e))?;
+        let created_here = !plan.slot_exists;
+        let exported = if plan.slot_exists {
+            None
+        } else {
+            self.create_slot(&mut repl, plan.need_snapshot).await?
+        };
+        // `sequence[0]` is the last commit Debezium recorded: from the stored offset after a
+        // restart, null in a run that has not seen a commit yet.
+        let last_commit = if plan.slot_exists {
+            offset.as_ref().and_then(|o| o.lsn)
+        } else {
+            None
+        };
+        // From here on the source has started once: connections lost later are retried.
+        *started = true;
+        let result = self
+            .stream(
+                cx,
+                streamed,
+                &client,
+                &mut resolver,
+                &tables,
+                &mut repl,
+                plan.need_snapshot,
+                exported,
+                last_commit,
+                offset.unwrap_or_default(),
+            )
+            .await;
+        if result.is_err() {
+            repl.abort();
+            if created_here && plan.need_snapshot {
+                self.drop_unfinished_slot(&client).await;
             }
-            snapshot::end(&client).await?;
-            let marker_seq = cx.acks.next_seq();
-            if !self.wait_durable(cx, marker_seq, None).await? {
-                return Ok(SourceExit::Shutdown);
-            }
-            self.offsets.save(&SourceOffset {
-                snapshot_completed: true,
-                ..offset.unwrap_or_default()
-            })?;
-            tracing::info!("snapshot completed (snapshot.mode=initial_only)");
+        }
+        result
+    }
+
+    /// `snapshot.mode=initial_only`: the snapshot once, durable downstream, then stop.
+    async fn snapshot_only(
+        &self,
+        cx: &SourceContext,
+        client: &Client,
+        resolver: &mut TypeResolver,
+        tables: &[CapturedTableRef],
+        offset: Option<SourceOffset>,
+    ) -> Result<SourceExit, Error> {
+        if offset.as_ref().is_some_and(|o| o.snapshot_completed) {
+            tracing::info!(
+                "snapshot already completed; snapshot.mode=initial_only has nothing left to do"
+            );
             return Ok(SourceExit::SnapshotCompleted);
         }
+        let mut emitter = Emitter::new(cx, self.cfg.max_batch_size);
+        let point = snapshot::begin(client, None).await?;
+        if !self
+            .snapshot(client, resolver, tables, point, &mut emitter)
+            .await?
+        {
+            return Ok(SourceExit::Shutdown);
+        }
+        let marker_seq = cx.acks.next_seq();
+        if !self.wait_durable(cx, marker_seq, None).await? {
+            return Ok(SourceExit::Shutdown);
+        }
+        self.offsets.save(&SourceOffset {
+            snapshot_completed: true,
+            ..offset.unwrap_or_default()
+        })?;
+        tracing::info!("snapshot completed (snapshot.mode=initial_only)");
+        Ok(SourceExit::SnapshotCompleted)
+    }
 
-        setup::ensure_publication(&client, cfg, &tables).await?;
-        let mut slot = setup::check_slot(&client, cfg).await?;
-        let completed = offset.as_ref().is_some_and(|o| o.snapshot_completed);
+    /// Decides from the slot and the offsets whether a snapshot is needed, refusing to go on
+    /// where changes would be skipped silently; drops a slot a new snapshot must replace.
+    async fn plan(&self, client: &Client, offset: Option<&SourceOffset>) -> Result<Plan, Error> {
+        let cfg = &self.cfg;
+        let slot = setup::check_slot(client, cfg).await?;
+        let completed = offset.is_some_and(|o| o.snapshot_completed);
         let slot_lost = slot
             .as_ref()
             .is_some_and(|s| s.wal_status.as_deref() == Some("lost"));
@@ -355,10 +403,8 @@ impl PgSource {
         }
         // Offsets that say this connector streamed before, with its slot gone, mean a gap:
         // changes since then are not in the WAL any more. Never skip them silently.
-        let slot_vanished = slot.is_none()
-            && offset
-                .as_ref()
-                .is_some_and(|o| o.snapshot_completed && o.lsn.is_some());
+        let streamed_to = offset.filter(|o| o.snapshot_completed).and_then(|o| o.lsn);
+        let slot_vanished = slot.is_none() && streamed_to.is_some();
         if slot_vanished
             && matches!(
                 cfg.snapshot_mode,
@@ -370,7 +416,7 @@ impl PgSource {
                 format!(
                     "replication slot \"{}\" is gone but the offsets say this connector streamed up to {}; changes since then cannot be recovered from WAL",
                     cfg.slot_name,
-                    offset.as_ref().and_then(|o| o.lsn).map(|l| l.to_string()).unwrap_or_default()
+                    streamed_to.map(|l| l.to_string()).unwrap_or_default()
                 ),
             )
             .with_hint("restart with snapshot.mode=when_needed to take a new snapshot, or remove the offsets file to start over"));
@@ -380,120 +426,91 @@ impl PgSource {
             SnapshotMode::Always => true,
             SnapshotMode::Initial => !completed,
             SnapshotMode::WhenNeeded => !completed || slot_lost || slot_vanished,
-            SnapshotMode::InitialOnly => unreachable!("handled above"),
+            SnapshotMode::InitialOnly => unreachable!("handled by snapshot_only"),
         };
         // A slot left by an interrupted snapshot (or one whose WAL is gone, or any slot under
         // `always`) is dropped and recreated, so the new snapshot is exported by the slot and
         // the stream continues exactly where it ends.
+        let mut slot_exists = slot.is_some();
         if need_snapshot
-            && slot.is_some()
+            && slot_exists
             && (offset.is_some() || slot_lost || cfg.snapshot_mode == SnapshotMode::Always)
         {
             tracing::info!(slot = %cfg.slot_name, "recreating the replication slot for a new snapshot");
-            setup::drop_slot_when_idle(&client, &cfg.slot_name, Duration::from_secs(10)).await?;
-            slot = None;
+            setup::drop_slot_when_idle(client, &cfg.slot_name, Duration::from_secs(10)).await?;
+            slot_exists = false;
         }
+        Ok(Plan {
+            slot_exists,
+            need_snapshot,
+        })
+    }
 
-        let mut repl = ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO))
+    /// Creates the slot; with a snapshot to take, returns its exported snapshot and
+    /// consistent point, and records that a snapshot is under way.
+    async fn create_slot(
+        &self,
+        repl: &mut ReplicationClient,
+        need_snapshot: bool,
+    ) -> Result<Option<(String, Lsn)>, Error> {
+        let cfg = &self.cfg;
+        let mode = if need_snapshot {
+            "SNAPSHOT 'export'"
+        } else {
+            "SNAPSHOT 'nothing'"
+        };
+        let rows = repl
+            .simple_query(&format!(
+                "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput ({mode})",
+                setup::quote_ident(&cfg.slot_name)
+            ))
             .await
             .map_err(|e| replication_error(cfg, e))?;
-        let created_here = slot.is_none();
-        let mut exported: Option<(String, Lsn)> = None;
-        // `sequence[0]` is the last commit Debezium recorded: from the stored offset after a
-        // restart, null in a run that has not seen a commit yet.
-        let last_commit: Option<Lsn> = if slot.is_some() {
-            offset.as_ref().and_then(|o| o.lsn)
-        } else {
-            None
+        let protocol = |what: &str| Error::new(ErrorKind::Protocol, what.to_string());
+        let row = rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| protocol("CREATE_REPLICATION_SLOT returned no row"))?;
+        let text = |i: usize| {
+            row.get(i)
+                .and_then(|v| v.as_ref())
+                .map(|b| String::from_utf8_lossy(b).into_owned())
         };
-        if slot.is_none() {
-            let mode = if need_snapshot {
-                "SNAPSHOT 'export'"
-            } else {
-                "SNAPSHOT 'nothing'"
-            };
-            let rows = repl
-                .simple_query(&format!(
-                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput ({mode})",
-                    setup::quote_ident(&cfg.slot_name)
-                ))
-                .await
-                .map_err(|e| replication_error(cfg, e))?;
-            let row = rows.into_iter().next().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    "CREATE_REPLICATION_SLOT returned no row",
-                )
-            })?;
-            let text = |i: usize| {
-                row.get(i)
-                    .and_then(|v| v.as_ref())
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-            };
-            let consistent: Lsn = text(1).and_then(|s| s.parse().ok()).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    "CREATE_REPLICATION_SLOT returned no consistent point",
-                )
-            })?;
-            tracing::info!(slot = %cfg.slot_name, %consistent, "created replication slot");
-            if need_snapshot {
-                let name = text(2).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Protocol,
-                        "CREATE_REPLICATION_SLOT exported no snapshot",
-                    )
-                })?;
-                exported = Some((name, consistent));
-                // Recorded before the snapshot starts, so a crash during it is recognised on
-                // the next start (the slot is then recreated and the snapshot redone).
-                self.offsets.save(&SourceOffset {
-                    snapshot_completed: false,
-                    lsn: None,
-                    tx_id: None,
-                    ts_usec: None,
-                })?;
-            }
+        let consistent: Lsn = text(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| protocol("CREATE_REPLICATION_SLOT returned no consistent point"))?;
+        tracing::info!(slot = %cfg.slot_name, %consistent, "created replication slot");
+        if !need_snapshot {
+            return Ok(None);
         }
+        let name =
+            text(2).ok_or_else(|| protocol("CREATE_REPLICATION_SLOT exported no snapshot"))?;
+        // Recorded before the snapshot starts, so a crash during it is recognised on the next
+        // start (the slot is then recreated and the snapshot redone).
+        self.offsets.save(&SourceOffset {
+            snapshot_completed: false,
+            lsn: None,
+            tx_id: None,
+            ts_usec: None,
+        })?;
+        Ok(Some((name, consistent)))
+    }
 
-        // From here on the source has started once: connections lost later are retried.
-        *started = true;
-        let result = self
-            .stream(
-                cx,
-                streamed,
-                &client,
-                &mut resolver,
-                &tables,
-                &mut repl,
-                need_snapshot,
-                exported,
-                last_commit,
-                offset.unwrap_or_default(),
-            )
-            .await;
-        match result {
-            Ok(exit) => Ok(exit),
-            Err(e) => {
-                repl.abort();
-                // A slot this run created whose snapshot never became durable is useless and
-                // would hold WAL: drop it so the next run starts clean.
-                if created_here
-                    && need_snapshot
-                    && !self
-                        .offsets
-                        .load()
-                        .ok()
-                        .flatten()
-                        .is_some_and(|o| o.snapshot_completed)
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    if let Err(drop_err) = setup::drop_slot(&client, &cfg.slot_name).await {
-                        tracing::warn!(error = %drop_err, "could not drop the slot created by this failed run");
-                    }
-                }
-                Err(e)
-            }
+    /// A slot this run created whose snapshot never became durable is useless and would hold
+    /// WAL: drop it so the next run starts clean.
+    async fn drop_unfinished_slot(&self, client: &Client) {
+        let completed = self
+            .offsets
+            .load()
+            .ok()
+            .flatten()
+            .is_some_and(|o| o.snapshot_completed);
+        if completed {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Err(e) = setup::drop_slot(client, &self.cfg.slot_name).await {
+            tracing::warn!(error = %e, "could not drop the slot created by this failed run");
         }
     }
 
@@ -592,6 +609,27 @@ impl PgSource {
         Ok(())
     }
 
+    /// Snapshots `tables` at `point` and ends the snapshot transaction; `false` on shutdown.
+    async fn snapshot(
+        &self,
+        client: &Client,
+        resolver: &mut TypeResolver,
+        tables: &[CapturedTableRef],
+        point: snapshot::SnapshotPoint,
+        emitter: &mut Emitter<'_>,
+    ) -> Result<bool, Error> {
+        match self
+            .snapshot_tables(client, resolver, tables, point, emitter)
+            .await
+        {
+            Ok(()) => {}
+            Err(Halt::Shutdown) => return Ok(false),
+            Err(Halt::Failed(e)) => return Err(e),
+        }
+        snapshot::end(client).await?;
+        Ok(true)
+    }
+
     /// Waits until every batch registered before `seq` is durable; `false` on shutdown.
     async fn wait_durable(
         &self,
@@ -626,6 +664,7 @@ impl PgSource {
         }
     }
 
+    /// Takes the snapshot when one is needed, then streams (see [`stream::StreamLoop`]).
     #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
@@ -637,25 +676,21 @@ impl PgSource {
         repl: &mut ReplicationClient,
         need_snapshot: bool,
         exported: Option<(String, Lsn)>,
-        mut last_commit: Option<Lsn>,
+        last_commit: Option<Lsn>,
         mut offset: SourceOffset,
     ) -> Result<SourceExit, Error> {
         let cfg = &self.cfg;
-        let opts = &cfg.types;
         let mut emitter = Emitter::new(cx, cfg.max_batch_size);
         let mut snapshot_end_seq: Option<u64> = None;
         if need_snapshot {
             let point =
                 snapshot::begin(client, exported.as_ref().map(|(n, l)| (n.as_str(), *l))).await?;
-            match self
-                .snapshot_tables(client, resolver, tables, point, &mut emitter)
-                .await
+            if !self
+                .snapshot(client, resolver, tables, point, &mut emitter)
+                .await?
             {
-                Ok(()) => {}
-                Err(Halt::Shutdown) => return Ok(SourceExit::Shutdown),
-                Err(Halt::Failed(e)) => return Err(e),
+                return Ok(SourceExit::Shutdown);
             }
-            snapshot::end(client).await?;
             snapshot_end_seq = Some(cx.acks.next_seq());
             offset.snapshot_completed = false;
         } else if !offset.snapshot_completed && cfg.snapshot_mode != SnapshotMode::NoData {
@@ -671,260 +706,10 @@ impl PgSource {
         cx.report(SourceStatus::Streaming);
         *streamed = true;
         emitter.release_after = Some(STALL_RELEASE);
-        let mut waited_on = ServerWait::default();
-
-        let mut durable_rx = cx.acks.subscribe();
-        let mut shutdown = cx.shutdown.clone();
-        let tick_every = cfg
-            .heartbeat_interval
-            .unwrap_or(cfg.status_interval)
-            .max(Duration::from_millis(50));
-        let mut tick = tokio::time::interval(tick_every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut tables_by_oid: HashMap<u32, Option<CapturedTable>> = HashMap::new();
-        let mut version = 1u64;
-        let mut tx: Option<(u32, i64, Lsn)> = None; // (xid, commit time us, commit lsn)
-        let mut keepalive: Option<Lsn> = None;
-        let mut last_offset_save = Instant::now();
-        let mut confirmed: Option<Lsn> = None;
-        let mut scratch: Vec<ChangeEvent> = Vec::with_capacity(2);
-
-        let outcome: Result<(), Halt> = 'run: loop {
-            // Take what is already waiting without blocking; when nothing is, send what has
-            // collected before waiting. Batches grow under load and go out at once when idle.
-            let ready = match repl.recv().now_or_never() {
-                Some(Ok(Some(ev))) => Some(ev),
-                Some(Ok(None)) => {
-                    break 'run Err(Halt::Failed(Error::new(
-                        ErrorKind::Connection,
-                        "the replication stream ended unexpectedly",
-                    )));
-                }
-                Some(Err(e)) => break 'run Err(Halt::Failed(replication_error(cfg, e))),
-                None => {
-                    if let Err(h) = emitter.flush().await {
-                        break 'run Err(h);
-                    }
-                    None
-                }
-            };
-            let ev = match ready {
-                Some(ev) => ev,
-                None => {
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.wait() => break 'run Err(Halt::Shutdown),
-                        r = durable_rx.changed() => {
-                            if r.is_err() { break 'run Err(Halt::Shutdown); }
-                            let d = *durable_rx.borrow_and_update();
-                            if d.poisoned {
-                                break 'run Err(Halt::Failed(Error::new(ErrorKind::Destination, "a destination write failed; stopping so the changes are replayed")));
-                            }
-                            if let Some(p) = d.position
-                                && confirmed.is_none_or(|c| p > c) {
-                                    repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
-                                    confirmed = Some(p);
-                                    offset.lsn = Some(p);
-                                }
-                            let snap_done = snapshot_end_seq.is_some_and(|s| d.batches >= s);
-                            if snap_done {
-                                snapshot_end_seq = None;
-                                offset.snapshot_completed = true;
-                                if let Err(e) = self.offsets.save(&offset) { break 'run Err(Halt::Failed(e)); }
-                                tracing::info!("snapshot is durable downstream");
-                                last_offset_save = Instant::now();
-                            } else if snapshot_end_seq.is_none() && last_offset_save.elapsed() >= Duration::from_secs(1) {
-                                if let Err(e) = self.offsets.save(&offset) { break 'run Err(Halt::Failed(e)); }
-                                last_offset_save = Instant::now();
-                            }
-                            continue;
-                        }
-                        _ = tick.tick() => {
-                            // Between transactions, with nothing pending, the server's sent
-                            // position can be confirmed once everything before it is durable:
-                            // this keeps the slot moving while captured tables are quiet.
-                            if tx.is_none() && !emitter.pending()
-                                && let Some(k) = keepalive
-                                    && emitter.registered.is_none_or(|r| k > r) && last_commit.is_none_or(|c| k >= c) {
-                                        let hb = cfg.heartbeat_interval.map(|_| now_ms());
-                                        if let Err(h) = emitter.send(Vec::new(), Some(k), hb).await { break 'run Err(h); }
-                                    }
-                            continue;
-                        }
-                        r = repl.recv() => match r {
-                            Ok(Some(ev)) => ev,
-                            Ok(None) => break 'run Err(Halt::Failed(Error::new(ErrorKind::Connection, "the replication stream ended unexpectedly"))),
-                            Err(e) => break 'run Err(Halt::Failed(replication_error(cfg, e))),
-                        },
-                    }
-                }
-            };
-            tracing::trace!(event = ?std::mem::discriminant(&ev), "replication event");
-            match ev {
-                ReplicationEvent::KeepAlive {
-                    wal_end,
-                    reply_requested,
-                    ..
-                } => {
-                    let w = Lsn(wal_end.as_u64());
-                    keepalive = Some(keepalive.map_or(w, |k| k.max(w)));
-                    if reply_requested && waited_on.asked(confirmed.is_none_or(|c| c < w)) {
-                        break 'run Err(Halt::Failed(Error::new(
-                            ErrorKind::Connection,
-                            "the server is waiting for a confirmation augur can give only after its sink commits (it is probably shutting down); releasing the replication connection",
-                        )));
-                    }
-                }
-                ReplicationEvent::Begin {
-                    final_lsn,
-                    xid,
-                    commit_time_micros,
-                } => {
-                    tx = Some((
-                        xid,
-                        commit_time_micros + PG_EPOCH_OFFSET_US,
-                        Lsn(final_lsn.as_u64()),
-                    ));
-                }
-                ReplicationEvent::Commit { end_lsn, .. } => {
-                    tx = None;
-                    let end = Lsn(end_lsn.as_u64());
-                    last_commit = Some(end);
-                    emitter.commit(end);
-                }
-                ReplicationEvent::XLogData {
-                    wal_start, data, ..
-                } => {
-                    let msg = match pgoutput::decode(&data) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            break 'run Err(Halt::Failed(Error::new(
-                                ErrorKind::Protocol,
-                                e.to_string(),
-                            )));
-                        }
-                    };
-                    let source = |tx: &Option<(u32, i64, Lsn)>| SourceInfo {
-                        lsn: Some(Lsn(wal_start.as_u64())),
-                        last_commit_lsn: last_commit,
-                        tx_id: tx.map(|t| i64::from(t.0)),
-                        commit_time_us: tx.map_or(0, |t| t.1),
-                        snapshot: SnapshotMarker::False,
-                        commit_lsn: tx.map(|t| t.2),
-                    };
-                    let r: Result<(), Error> = async {
-                        match msg {
-                            Message::Relation(rel) => {
-                                tracing::debug!(relation = rel.id, table = %rel.name, "relation message");
-                                if cfg.tables.includes(&rel.namespace, &rel.name) {
-                                    version += 1;
-                                    let (t, skipped) = catalog::describe(client, resolver, &rel, opts, version).await?;
-                                    warn_skipped(&t, &skipped);
-                                    tables_by_oid.insert(rel.id, Some(t));
-                                } else {
-                                    tables_by_oid.insert(rel.id, None);
-                                }
-                            }
-                            Message::Type { id, .. } => resolver.invalidate(id),
-                            Message::Insert { relation, new } => {
-                                if let Some(t) = known(&tables_by_oid, relation)?
-                                    && !cfg.skipped.create {
-                                        scratch.push(decode::insert(t, &new, source(&tx), opts)?);
-                                    }
-                            }
-                            Message::Update { relation, old, new } => {
-                                if let Some(t) = known(&tables_by_oid, relation)?
-                                    && !cfg.skipped.update {
-                                        decode::update(t, old.as_ref(), &new, source(&tx), opts, &mut scratch)?;
-                                    }
-                            }
-                            Message::Delete { relation, old } => {
-                                if let Some(t) = known(&tables_by_oid, relation)?
-                                    && !cfg.skipped.delete {
-                                        scratch.push(decode::delete(t, &old, source(&tx), opts)?);
-                                    }
-                            }
-                            Message::Truncate { relations, .. } => {
-                                if !cfg.skipped.truncate {
-                                    for r in relations {
-                                        if let Some(t) = known(&tables_by_oid, r)? {
-                                            scratch.push(decode::truncate(&t.schema, source(&tx)));
-                                        }
-                                    }
-                                }
-                            }
-                            Message::Origin { .. } | Message::Other(_) => {}
-                        }
-                        Ok(())
-                    }
-                    .await;
-                    if let Err(e) = r {
-                        break 'run Err(Halt::Failed(e));
-                    }
-                    // The events of one message (the delete and create halves of a key
-                    // change) travel in one batch, so a stage can carry the row across.
-                    if let Err(h) = emitter.push_all(&mut scratch).await {
-                        break 'run Err(h);
-                    }
-                }
-                ReplicationEvent::Message { .. } => {}
-                ReplicationEvent::StoppedAt { .. } => break 'run Ok(()),
-            }
-        };
-
-        match outcome {
-            Err(Halt::Failed(e)) => Err(e),
-            Ok(()) | Err(Halt::Shutdown) => {
-                // Clean stop: everything complete goes out, waits to become durable, and the
-                // final position reaches the server before the connection closes.
-                let drain = Emitter {
-                    shutdown: Shutdown::never(),
-                    ..emitter
-                };
-                let mut drain = drain;
-                if drain.pending() {
-                    let _ = drain.flush().await;
-                }
-                let deadline = Instant::now() + self.shutdown_deadline;
-                let all = cx.acks.next_seq();
-                let durable = self
-                    .wait_durable(cx, all, Some(deadline))
-                    .await
-                    .unwrap_or(false);
-                let d = cx.acks.durable();
-                if let Some(p) = d.position
-                    && !d.poisoned
-                {
-                    repl.update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
-                    offset.lsn = Some(p);
-                    let confirm_deadline =
-                        Instant::now() + cfg.status_interval + Duration::from_secs(2);
-                    while repl.metrics().last_applied_lsn().as_u64() < p.as_u64()
-                        && Instant::now() < confirm_deadline
-                    {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                }
-                if snapshot_end_seq.is_some_and(|s| d.batches >= s) {
-                    offset.snapshot_completed = true;
-                }
-                self.offsets.save(&offset)?;
-                if !durable {
-                    tracing::warn!(
-                        "shutdown deadline passed before every change was durable; they will be replayed on restart"
-                    );
-                }
-                let _ = repl.shutdown().await;
-                if cfg.slot_drop_on_stop {
-                    setup::drop_slot(client, &cfg.slot_name).await?;
-                }
-                match d.position {
-                    Some(lsn) => tracing::info!(confirmed = %lsn, "source stopped"),
-                    None => tracing::info!("source stopped before confirming a position"),
-                }
-                Ok(SourceExit::Shutdown)
-            }
-        }
+        let mut stream = stream::StreamLoop::new(self, client, resolver, repl, emitter, offset);
+        stream.snapshot_end_seq = snapshot_end_seq;
+        stream.last_commit = last_commit;
+        stream.run().await
     }
 }
 

@@ -24,39 +24,7 @@ pub const POSTGRES_CONNECTOR: &str = "io.debezium.connector.postgresql.PostgresC
 /// The transform class augur implements.
 pub const EXTRACT_NEW_RECORD_STATE: &str = "io.debezium.transforms.ExtractNewRecordState";
 
-/// One invalid setting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The property name.
-    pub key: String,
-    /// What is wrong, in Kafka Connect's words where it has them.
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// Every problem found in a config.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl std::fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let msgs: Vec<&str> = self.0.iter().map(|e| e.message.as_str()).collect();
-        write!(f, "{}", msgs.join("; "))
-    }
-}
-
-impl std::error::Error for ConfigErrors {}
-
-impl From<ConfigErrors> for augur_core::Error {
-    fn from(e: ConfigErrors) -> Self {
-        augur_core::Error::new(augur_core::ErrorKind::Config, e.to_string())
-    }
-}
+pub use crate::props::{ConfigError, ConfigErrors};
 
 /// The validated capture configuration.
 #[derive(Debug, Clone)]
@@ -340,57 +308,7 @@ impl CaptureConfig {
                 message: "\"table.include.list\" is already specified; table.exclude.list cannot be used with it".into(),
             });
         }
-        let mut types = TypeOptions::default();
-        types.decimal = r.parse(
-            "decimal.handling.mode",
-            DecimalHandling::Precise,
-            |v| match v {
-                "precise" => Some(DecimalHandling::Precise),
-                "double" => Some(DecimalHandling::Double),
-                "string" => Some(DecimalHandling::String),
-                _ => None,
-            },
-            "Value must be one of string, double, precise",
-        );
-        types.time = r.parse(
-            "time.precision.mode",
-            TimePrecision::Adaptive,
-            |v| match v {
-                "adaptive" => Some(TimePrecision::Adaptive),
-                "adaptive_time_microseconds" => Some(TimePrecision::AdaptiveTimeMicroseconds),
-                "connect" => Some(TimePrecision::Connect),
-                _ => None,
-            },
-            "Value must be one of adaptive, adaptive_time_microseconds, connect",
-        );
-        types.binary = r.parse(
-            "binary.handling.mode",
-            BinaryHandling::Bytes,
-            |v| match v {
-                "bytes" => Some(BinaryHandling::Bytes),
-                "base64" => Some(BinaryHandling::Base64),
-                "base64-url-safe" => Some(BinaryHandling::Base64UrlSafe),
-                "hex" => Some(BinaryHandling::Hex),
-                _ => None,
-            },
-            "Value must be one of bytes, base64, base64-url-safe, hex",
-        );
-        types.interval = r.parse(
-            "interval.handling.mode",
-            IntervalHandling::Numeric,
-            |v| match v {
-                "numeric" => Some(IntervalHandling::Numeric),
-                "string" => Some(IntervalHandling::String),
-                _ => None,
-            },
-            "Value must be one of numeric, string",
-        );
-        types.include_unknown = r.bool("include.unknown.datatypes", false);
-        if let Some(p) = props.get("unavailable.value.placeholder") {
-            types.unavailable_placeholder = p.to_string();
-        }
-        types.money_fraction_digits = r.u64("money.fraction.digits", 2) as u32;
-        source.types = types;
+        source.types = type_options(&mut r, props);
         source.skipped = r.parse(
             "skipped.operations",
             SkippedOperations::default(),
@@ -617,6 +535,67 @@ impl CaptureConfig {
             },
             warnings,
         ))
+    }
+}
+
+/// The value-conversion options (`decimal.handling.mode`, `time.precision.mode`, …).
+fn type_options(r: &mut Reader<'_>, props: &Props) -> TypeOptions {
+    let decimal = r.parse(
+        "decimal.handling.mode",
+        DecimalHandling::Precise,
+        |v| match v {
+            "precise" => Some(DecimalHandling::Precise),
+            "double" => Some(DecimalHandling::Double),
+            "string" => Some(DecimalHandling::String),
+            _ => None,
+        },
+        "Value must be one of string, double, precise",
+    );
+    let time = r.parse(
+        "time.precision.mode",
+        TimePrecision::Adaptive,
+        |v| match v {
+            "adaptive" => Some(TimePrecision::Adaptive),
+            "adaptive_time_microseconds" => Some(TimePrecision::AdaptiveTimeMicroseconds),
+            "connect" => Some(TimePrecision::Connect),
+            _ => None,
+        },
+        "Value must be one of adaptive, adaptive_time_microseconds, connect",
+    );
+    let binary = r.parse(
+        "binary.handling.mode",
+        BinaryHandling::Bytes,
+        |v| match v {
+            "bytes" => Some(BinaryHandling::Bytes),
+            "base64" => Some(BinaryHandling::Base64),
+            "base64-url-safe" => Some(BinaryHandling::Base64UrlSafe),
+            "hex" => Some(BinaryHandling::Hex),
+            _ => None,
+        },
+        "Value must be one of bytes, base64, base64-url-safe, hex",
+    );
+    let interval = r.parse(
+        "interval.handling.mode",
+        IntervalHandling::Numeric,
+        |v| match v {
+            "numeric" => Some(IntervalHandling::Numeric),
+            "string" => Some(IntervalHandling::String),
+            _ => None,
+        },
+        "Value must be one of numeric, string",
+    );
+    let defaults = TypeOptions::default();
+    TypeOptions {
+        decimal,
+        time,
+        binary,
+        interval,
+        include_unknown: r.bool("include.unknown.datatypes", false),
+        unavailable_placeholder: props
+            .get("unavailable.value.placeholder")
+            .map_or(defaults.unavailable_placeholder.clone(), str::to_string),
+        money_fraction_digits: r.u64("money.fraction.digits", 2) as u32,
+        ..defaults
     }
 }
 

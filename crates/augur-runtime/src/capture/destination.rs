@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use augur_core::event::{ChangeBatch, ChangeEvent, KeyChange, Op, SnapshotMarker};
+use augur_core::record::Record;
 use augur_core::{Error, ErrorKind};
 use augur_debezium::envelope::{Encoder, ProcessingTime};
-use augur_debezium::record::Record;
 use augur_kafka::producer::{Producer, ProducerSettings};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, watch};

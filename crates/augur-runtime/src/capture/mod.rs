@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use augur_core::ack::AckTracker;
+use augur_core::offset::{FileOffsetStore, OffsetStore};
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind};
 use augur_debezium::envelope::Encoder;
-use augur_postgres::source::offset::{FileOffsetStore, OffsetStore};
 use augur_postgres::source::{PgSource, SourceContext, SourceExit};
 use tokio::sync::mpsc;
 

@@ -120,27 +120,151 @@ pub fn apply_env(props: &mut Props, vars: impl Iterator<Item = (String, String)>
 impl RunConfig {
     /// Reads a flattened config (defaults filled in for missing keys).
     pub fn from_props(props: &Props) -> Result<(RunConfig, Vec<String>), ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let get = |k: &str| props.get(k).filter(|v| !v.is_empty());
-
-        // The capture source: short names, plus any Debezium property under `source.`.
-        let url = get("source.url").unwrap_or("postgres://postgres:postgres@127.0.0.1:5432/cars");
-        let connect = match PgConnect::from_url(url) {
-            Ok(c) => c,
-            Err(e) => {
-                errors.push(err(
-                    "source.url",
-                    format!(
-                        "Invalid value {} for configuration source.url: {}",
-                        PgConnect::redact_url(url),
-                        e.full_message()
-                    ),
-                ));
-                PgConnect::new("127.0.0.1", 5432, "postgres", "", "postgres")
-            }
+        let mut r = Sections {
+            props,
+            errors: Vec::new(),
+            warnings: Vec::new(),
         };
+        let connect = r.source_connect();
+        let capture = r.capture(&connect);
+        let model = r.model();
+        let output = r.output_mode();
+        let sink = r.sink(&connect, &output);
+        let queue_batches = r.queue();
+        let listen = r.listen();
+        r.unknown_keys();
+        if !r.errors.is_empty() {
+            return Err(ConfigErrors(r.errors));
+        }
+        let mut capture = capture.expect("no errors means the source parsed");
+        // Predictions in their own table: a redone snapshot first empties that table, so
+        // rows deleted since an interrupted snapshot do not linger there (over Kafka the
+        // truncate travels through the topics in order with the rows).
+        capture.source.snapshot_truncates = matches!(output, OutputMode::Table(_));
+        let cfg = RunConfig {
+            capture,
+            model,
+            output,
+            sink,
+            dead_letter_table: r
+                .get("pipeline.dead_letter_table")
+                .unwrap_or("augur_dead_letter")
+                .to_string(),
+            queue_batches,
+            listen,
+            kafka: r.get("kafka.bootstrap").map(str::to_string),
+        };
+        Ok((cfg, r.warnings))
+    }
+}
+
+/// augur's own keys; anything else outside `[source]` is a typo.
+const KNOWN_KEYS: [&str; 19] = [
+    "source.url",
+    "source.tables",
+    "source.slot",
+    "source.publication",
+    "source.snapshot",
+    "model.tag",
+    "model.store",
+    "model.mapping",
+    "output.mode",
+    "output.table",
+    "output.column",
+    "output.type",
+    "output.url",
+    "pipeline.dead_letter_table",
+    "pipeline.queue",
+    "pipeline.batch_size",
+    "pipeline.max_queue_events",
+    "http.listen",
+    "kafka.bootstrap",
+];
+
+/// Debezium properties augur's short keys stand for, to name the key the user wrote.
+const SHORT_KEYS: [(&str, &str); 6] = [
+    ("table.include.list", "source.tables"),
+    ("slot.name", "source.slot"),
+    ("publication.name", "source.publication"),
+    ("snapshot.mode", "source.snapshot"),
+    ("max.batch.size", "pipeline.batch_size"),
+    ("max.queue.size", "pipeline.max_queue_events"),
+];
+
+/// Reads the config one section at a time, collecting every error.
+struct Sections<'a> {
+    props: &'a Props,
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl<'a> Sections<'a> {
+    /// A key's value; empty counts as unset.
+    fn get(&self, k: &str) -> Option<&'a str> {
+        self.props.get(k).filter(|v| !v.is_empty())
+    }
+
+    fn error(&mut self, key: &str, message: String) {
+        self.errors.push(err(key, message));
+    }
+
+    /// A `postgres://` URL under `key`; the error shows it with the password redacted.
+    fn url(&mut self, key: &str, url: &str) -> Option<PgConnect> {
+        match PgConnect::from_url(url) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let shown = PgConnect::redact_url(url);
+                let why = e.full_message();
+                self.error(
+                    key,
+                    format!("Invalid value {shown} for configuration {key}: {why}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn source_connect(&mut self) -> PgConnect {
+        let url = self
+            .get("source.url")
+            .unwrap_or("postgres://postgres:postgres@127.0.0.1:5432/cars");
+        self.url("source.url", url)
+            .unwrap_or_else(|| PgConnect::new("127.0.0.1", 5432, "postgres", "", "postgres"))
+    }
+
+    /// `[source]`: augur's short names, plus any Debezium property under `source.`.
+    fn capture(&mut self, connect: &PgConnect) -> Option<CaptureConfig> {
+        let source = self.debezium_properties(connect);
+        match CaptureConfig::from_props(&source) {
+            Ok((c, w)) => {
+                self.warnings
+                    .extend(w.into_iter().map(|w| format!("source: {w}")));
+                Some(c)
+            }
+            Err(e) => {
+                for mut e in e.0 {
+                    // Name the key the user wrote: augur's short name where it stands for
+                    // the Debezium property, else `source.<property>`.
+                    let direct = self.props.get(&format!("source.{}", e.key)).is_some();
+                    match SHORT_KEYS.iter().find(|(deb, _)| *deb == e.key) {
+                        Some((deb, mine)) if !direct => {
+                            e.message =
+                                e.message.replace(&format!("'{deb}'"), &format!("'{mine}'"));
+                            e.key = (*mine).to_string();
+                        }
+                        _ => e.key = format!("source.{}", e.key),
+                    }
+                    self.errors.push(e);
+                }
+                None
+            }
+        }
+    }
+
+    /// The Debezium connector properties `[source]` stands for.
+    fn debezium_properties(&self, connect: &PgConnect) -> Props {
         let mut source = Props::new();
+        let or = |k: &str, default: &'a str| self.get(k).unwrap_or(default);
         source.set(
             "connector.class",
             crate::capture::config::POSTGRES_CONNECTOR,
@@ -152,126 +276,89 @@ impl RunConfig {
         source.set("database.user", connect.user.clone());
         source.set("database.password", connect.password.expose().to_string());
         source.set("database.dbname", connect.dbname.clone());
-        source.set(
-            "table.include.list",
-            get("source.tables").unwrap_or("public.car_data"),
-        );
-        source.set("slot.name", get("source.slot").unwrap_or("augur"));
-        source.set(
-            "publication.name",
-            get("source.publication").unwrap_or("augur"),
-        );
+        source.set("table.include.list", or("source.tables", "public.car_data"));
+        source.set("slot.name", or("source.slot", "augur"));
+        source.set("publication.name", or("source.publication", "augur"));
         source.set("publication.autocreate.mode", "filtered");
-        source.set("snapshot.mode", get("source.snapshot").unwrap_or("initial"));
+        source.set("snapshot.mode", or("source.snapshot", "initial"));
         // The predicted table follows every change of the source, truncates included.
         source.set("skipped.operations", "none");
-        source.set(
-            "max.batch.size",
-            get("pipeline.batch_size").unwrap_or("1024"),
-        );
-        source.set(
-            "max.queue.size",
-            get("pipeline.max_queue_events").unwrap_or("8192"),
-        );
-        for (k, v) in &props.0 {
+        source.set("max.batch.size", or("pipeline.batch_size", "1024"));
+        source.set("max.queue.size", or("pipeline.max_queue_events", "8192"));
+        for (k, v) in &self.props.0 {
             if let Some(rest) = k.strip_prefix("source.")
                 && !matches!(rest, "url" | "tables" | "slot" | "publication" | "snapshot")
             {
                 source.set(rest, v.clone());
             }
         }
-        let capture = match CaptureConfig::from_props(&source) {
-            Ok((c, w)) => {
-                warnings.extend(w.into_iter().map(|w| format!("source: {w}")));
-                Some(c)
-            }
-            Err(e) => {
-                // Name the key the user wrote: augur's short name where it stands for the
-                // Debezium property, else `source.<property>`.
-                let short = [
-                    ("table.include.list", "source.tables"),
-                    ("slot.name", "source.slot"),
-                    ("publication.name", "source.publication"),
-                    ("snapshot.mode", "source.snapshot"),
-                    ("max.batch.size", "pipeline.batch_size"),
-                    ("max.queue.size", "pipeline.max_queue_events"),
-                ];
-                errors.extend(e.0.into_iter().map(|mut e| {
-                    let direct = props.get(&format!("source.{}", e.key)).is_some();
-                    match short.iter().find(|(deb, _)| *deb == e.key) {
-                        Some((deb, mine)) if !direct => {
-                            e.message =
-                                e.message.replace(&format!("'{deb}'"), &format!("'{mine}'"));
-                            e.key = (*mine).to_string();
-                        }
-                        _ => e.key = format!("source.{}", e.key),
-                    }
-                    e
-                }));
-                None
-            }
-        };
+        source
+    }
 
-        let output_type = match get("output.type") {
+    /// `[model]` and the output column's name and type.
+    fn model(&mut self) -> ModelSettings {
+        let output_type = match self.get("output.type") {
             None => OutputType::Double,
             Some(t) => OutputType::parse(t).unwrap_or_else(|| {
-                errors.push(err("output.type", format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64")));
+                self.error("output.type", format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64"));
                 OutputType::Double
             }),
         };
         let mut mapping = std::collections::HashMap::new();
-        if let Some(m) = get("model.mapping") {
+        if let Some(m) = self.get("model.mapping") {
             for pair in m.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 match pair.split_once('=') {
                     Some((a, b)) => {
                         mapping.insert(a.trim().to_ascii_lowercase(), b.trim().to_string());
                     }
-                    None => errors.push(err("model.mapping", format!("Invalid value {m} for configuration model.mapping: expected input=column pairs"))),
+                    None => self.error("model.mapping", format!("Invalid value {m} for configuration model.mapping: expected input=column pairs")),
                 }
             }
         }
-        let model = ModelSettings {
-            tag: get("model.tag").unwrap_or("ford-price:latest").to_string(),
-            store: get("model.store").map(std::path::PathBuf::from),
-            output_field: get("output.column").unwrap_or("suggestedprice").to_string(),
+        ModelSettings {
+            tag: self
+                .get("model.tag")
+                .unwrap_or("ford-price:latest")
+                .to_string(),
+            store: self.get("model.store").map(std::path::PathBuf::from),
+            output_field: self
+                .get("output.column")
+                .unwrap_or("suggestedprice")
+                .to_string(),
             output_type,
             mapping,
             remote: None,
-        };
-        let output = match get("output.mode").unwrap_or("table") {
+        }
+    }
+
+    fn output_mode(&mut self) -> OutputMode {
+        let output = match self.get("output.mode").unwrap_or("table") {
             "table" => OutputMode::Table(
-                get("output.table")
+                self.get("output.table")
                     .unwrap_or("${table}_predicted")
                     .to_string(),
             ),
             "column" => OutputMode::Column,
             other => {
-                errors.push(err("output.mode", format!("Invalid value {other} for configuration output.mode: must be table or column")));
+                self.error("output.mode", format!("Invalid value {other} for configuration output.mode: must be table or column"));
                 OutputMode::Table("${table}_predicted".into())
             }
         };
-        if output == OutputMode::Column && get("kafka.bootstrap").is_some() {
-            errors.push(err(
+        if output == OutputMode::Column && self.get("kafka.bootstrap").is_some() {
+            self.error(
                 "output.mode",
                 "output.mode = \"column\" is not available over Kafka (kafka.bootstrap is set): use output.mode = \"table\", or run without kafka.bootstrap".into(),
-            ));
+            );
         }
-        let sink_connect = match get("output.url") {
-            None => Some(connect.clone()),
-            Some(u) => match PgConnect::from_url(u) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    errors.push(err(
-                        "output.url",
-                        format!(
-                            "Invalid value {} for configuration output.url: {}",
-                            PgConnect::redact_url(u),
-                            e.full_message()
-                        ),
-                    ));
-                    None
-                }
-            },
+        output
+    }
+
+    /// The JDBC-sink settings that make the output mode: upserts into a predictions table,
+    /// or updates of the source row's column only.
+    fn sink(&mut self, connect: &PgConnect, output: &OutputMode) -> SinkConfig {
+        let sink_connect = match self.get("output.url") {
+            None => None,
+            Some(u) => self.url("output.url", u),
         };
         let mut sink = SinkConfig::new(sink_connect.unwrap_or_else(|| connect.clone()));
         sink.connect.application_name = "augur:run-sink".into();
@@ -290,81 +377,46 @@ impl RunConfig {
                 sink.auto_evolve = false;
             }
         }
-        let queue_batches = match get("pipeline.queue").unwrap_or("4").parse::<usize>() {
+        sink
+    }
+
+    fn queue(&mut self) -> usize {
+        match self.get("pipeline.queue").unwrap_or("4").parse::<usize>() {
             Ok(n) if n > 0 => n,
             _ => {
-                errors.push(err(
-                    "pipeline.queue",
-                    "Invalid value for configuration pipeline.queue: expected a positive integer"
-                        .into(),
-                ));
+                let msg =
+                    "Invalid value for configuration pipeline.queue: expected a positive integer";
+                self.error("pipeline.queue", msg.into());
                 4
             }
-        };
-        let listen = match props.get("http.listen") {
+        }
+    }
+
+    /// `http.listen`: the default address, `""` for off, or `host:port`.
+    fn listen(&mut self) -> Option<SocketAddr> {
+        match self.props.get("http.listen") {
             None => Some("127.0.0.1:9187".parse().expect("valid default")),
             Some("") => None,
             Some(a) => {
                 match a.parse::<SocketAddr>() {
                     Ok(a) => Some(a),
                     Err(_) => {
-                        errors.push(err("http.listen", format!("Invalid value {a} for configuration http.listen: expected host:port")));
+                        self.error("http.listen", format!("Invalid value {a} for configuration http.listen: expected host:port"));
                         None
                     }
                 }
             }
-        };
-        let known = [
-            "source.url",
-            "source.tables",
-            "source.slot",
-            "source.publication",
-            "source.snapshot",
-            "model.tag",
-            "model.store",
-            "model.mapping",
-            "output.mode",
-            "output.table",
-            "output.column",
-            "output.type",
-            "output.url",
-            "pipeline.dead_letter_table",
-            "pipeline.queue",
-            "pipeline.batch_size",
-            "pipeline.max_queue_events",
-            "http.listen",
-            "kafka.bootstrap",
-        ];
-        // augur's own keys are checked (a typo is an error with a suggestion); Debezium
-        // properties under `source.` are checked by the capture, which warns as Debezium does.
-        for k in props.0.keys() {
-            if !known.contains(&k.as_str()) && !k.starts_with("source.") {
-                errors.push(err(k, unknown_key(k, &known)));
+        }
+    }
+
+    /// augur's own keys are checked (a typo is an error with a suggestion); Debezium
+    /// properties under `source.` are checked by the capture, which warns as Debezium does.
+    fn unknown_keys(&mut self) {
+        for k in self.props.0.keys() {
+            if !KNOWN_KEYS.contains(&k.as_str()) && !k.starts_with("source.") {
+                self.errors.push(err(k, unknown_key(k, &KNOWN_KEYS)));
             }
         }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        let mut capture = capture.expect("no errors means the source parsed");
-        // Predictions in their own table: a redone snapshot first empties that table, so
-        // rows deleted since an interrupted snapshot do not linger there (over Kafka the
-        // truncate travels through the topics in order with the rows).
-        capture.source.snapshot_truncates = matches!(output, OutputMode::Table(_));
-        Ok((
-            RunConfig {
-                capture,
-                model,
-                output,
-                sink,
-                dead_letter_table: get("pipeline.dead_letter_table")
-                    .unwrap_or("augur_dead_letter")
-                    .to_string(),
-                queue_batches,
-                listen,
-                kafka: get("kafka.bootstrap").map(str::to_string),
-            },
-            warnings,
-        ))
     }
 }
 

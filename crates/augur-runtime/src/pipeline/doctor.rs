@@ -54,231 +54,19 @@ fn from_error(name: &str, e: &Error) -> Check {
 pub async fn run(cfg: &RunConfig) -> Vec<Check> {
     let mut out = Vec::new();
     let src = &cfg.capture.source;
-    let client = match src.connect.connect_sql().await {
-        Ok(c) => {
-            out.push(check(
-                "source database",
-                Outcome::Pass,
-                format!("connected to {}", src.connect.display()),
-                "",
-            ));
-            Some(c)
+    match src.connect.connect_sql().await {
+        Ok(client) => {
+            let at = format!("connected to {}", src.connect.display());
+            out.push(check("source database", Outcome::Pass, at, ""));
+            source_checks(&client, cfg, &mut out).await;
         }
-        Err(e) => {
-            out.push(from_error("source database", &e));
-            None
-        }
-    };
-    if let Some(client) = &client {
-        let setting = |name: &'static str| async move {
-            client
-                .query_one("SELECT current_setting($1)", &[&name])
-                .await
-                .ok()
-                .map(|r| r.get::<_, String>(0))
-        };
-        match setting("wal_level").await.as_deref() {
-            Some("logical") => out.push(check("wal_level", Outcome::Pass, "logical", "")),
-            Some(other) => out.push(check(
-                "wal_level",
-                Outcome::Fail,
-                format!("'{other}'; logical replication needs 'logical'"),
-                "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
-            )),
-            None => out.push(check("wal_level", Outcome::Fail, "cannot read it", "")),
-        }
-        let slots_max: i64 = setting("max_replication_slots")
-            .await
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let senders_max: i64 = setting("max_wal_senders")
-            .await
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let used: i64 = client
-            .query_one("SELECT count(*) FROM pg_replication_slots", &[])
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        let slot_exists = client
-            .query_opt("SELECT active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1", &[&src.slot_name])
-            .await
-            .ok()
-            .flatten();
-        if slots_max == 0 || (slot_exists.is_none() && used >= slots_max) {
-            out.push(check(
-                "max_replication_slots",
-                Outcome::Fail,
-                format!("{used} of {slots_max} in use"),
-                "drop unused slots or raise max_replication_slots and restart PostgreSQL",
-            ));
-        } else {
-            out.push(check(
-                "max_replication_slots",
-                Outcome::Pass,
-                format!("{used} of {slots_max} in use"),
-                "",
-            ));
-        }
-        if senders_max == 0 {
-            out.push(check(
-                "max_wal_senders",
-                Outcome::Fail,
-                "0",
-                "set max_wal_senders to at least 1 and restart PostgreSQL",
-            ));
-        } else {
-            out.push(check(
-                "max_wal_senders",
-                Outcome::Pass,
-                senders_max.to_string(),
-                "",
-            ));
-        }
-        match client
-            .query_one(
-                "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
-                &[],
-            )
-            .await
-            .map(|r| r.get::<_, bool>(0))
-        {
-            Ok(true) => out.push(check(
-                "REPLICATION privilege",
-                Outcome::Pass,
-                format!("user \"{}\" has it", src.connect.user),
-                "",
-            )),
-            _ => out.push(check(
-                "REPLICATION privilege",
-                Outcome::Fail,
-                format!("user \"{}\" lacks it", src.connect.user),
-                format!("ALTER ROLE \"{}\" REPLICATION;", src.connect.user),
-            )),
-        }
-        match crate::pipeline::doctor_tables(client, cfg).await {
-            Ok(checks) => out.extend(checks),
-            Err(e) => out.push(from_error("tables", &e)),
-        }
-        match client
-            .query_opt(
-                "SELECT puballtables FROM pg_publication WHERE pubname = $1",
-                &[&src.publication_name],
-            )
-            .await
-        {
-            Ok(Some(_)) => out.push(check(
-                "publication",
-                Outcome::Pass,
-                format!("\"{}\" exists", src.publication_name),
-                "",
-            )),
-            Ok(None) => {
-                // CREATE PUBLICATION needs CREATE on the database.
-                let may = client
-                    .query_one(
-                        "SELECT has_database_privilege(current_user, current_database(), 'CREATE')",
-                        &[],
-                    )
-                    .await
-                    .map(|r| r.get::<_, bool>(0))
-                    .unwrap_or(false);
-                out.push(if may {
-                    check(
-                        "publication",
-                        Outcome::Pass,
-                        format!("\"{}\" will be created at start", src.publication_name),
-                        "",
-                    )
-                } else {
-                    check(
-                        "publication",
-                        Outcome::Fail,
-                        format!(
-                            "\"{}\" does not exist, and user \"{}\" may not create it (no CREATE on the database)",
-                            src.publication_name, src.connect.user
-                        ),
-                        format!(
-                            "GRANT CREATE ON DATABASE \"{}\" TO \"{}\"; or create the publication as its owner",
-                            src.connect.dbname, src.connect.user
-                        ),
-                    )
-                });
-            }
-            Err(e) => out.push(check("publication", Outcome::Fail, e.to_string(), "")),
-        }
-        match slot_exists {
-            None => out.push(check(
-                "replication slot",
-                Outcome::Pass,
-                format!(
-                    "\"{}\" will be created at start (with a snapshot)",
-                    src.slot_name
-                ),
-                "",
-            )),
-            Some(row) => {
-                let active: bool = row.get(0);
-                let wal: Option<String> = row.get(1);
-                let lag: Option<i64> = row.get(2);
-                let lag = lag.unwrap_or(0);
-                if wal.as_deref() == Some("lost") {
-                    out.push(check(
-                        "replication slot",
-                        Outcome::Fail,
-                        format!("\"{}\" lost WAL it needs", src.slot_name),
-                        "drop the slot and start with source.snapshot = \"when_needed\"",
-                    ));
-                } else if active {
-                    out.push(check(
-                        "replication slot",
-                        Outcome::Warn,
-                        format!(
-                            "\"{}\" is in use by another session (lag {lag} bytes)",
-                            src.slot_name
-                        ),
-                        "stop the other client, or give this pipeline its own source.slot",
-                    ));
-                } else {
-                    let outcome = if lag > 1 << 30 {
-                        Outcome::Warn
-                    } else {
-                        Outcome::Pass
-                    };
-                    out.push(check(
-                        "replication slot",
-                        outcome,
-                        format!("\"{}\" exists, lag {lag} bytes", src.slot_name),
-                        if outcome == Outcome::Warn {
-                            "a large lag: the pipeline will catch up from here once started"
-                        } else {
-                            ""
-                        },
-                    ));
-                }
-            }
-        }
+        Err(e) => out.push(from_error("source database", &e)),
     }
-    match cfg.model.predictor() {
-        Ok(p) => {
-            let inputs: Vec<String> = p.input_fields().iter().map(|f| f.name.clone()).collect();
-            out.push(check(
-                "model",
-                Outcome::Pass,
-                format!("{} loads (inputs: {})", p.model_tag(), inputs.join(", ")),
-                "",
-            ));
-        }
-        Err(e) => out.push(from_error("model", &e)),
-    }
+    out.push(model_check(cfg));
     match cfg.sink.connect.connect_sql().await {
         Ok(sink) => {
-            out.push(check(
-                "output database",
-                Outcome::Pass,
-                format!("connected to {}", cfg.sink.connect.display()),
-                "",
-            ));
+            let at = format!("connected to {}", cfg.sink.connect.display());
+            out.push(check("output database", Outcome::Pass, at, ""));
             if matches!(cfg.output, super::config::OutputMode::Table(_)) {
                 out.push(create_in_schema(&sink, cfg).await);
             }
@@ -286,21 +74,213 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
         Err(e) => out.push(from_error("output database", &e)),
     }
     if let Some(b) = &cfg.kafka {
-        match augur_kafka::producer::Producer::new(augur_kafka::producer::ProducerSettings::new(b))
-        {
-            Ok(p) => match p.healthcheck(Duration::from_secs(5)).await {
-                Ok(()) => out.push(check(
-                    "Kafka",
-                    Outcome::Pass,
-                    format!("a broker answers at {b}"),
-                    "",
-                )),
-                Err(e) => out.push(from_error("Kafka", &e)),
-            },
-            Err(e) => out.push(from_error("Kafka", &e)),
-        }
+        out.push(kafka_check(b).await);
     }
     out
+}
+
+/// What the source server and user must allow, in the order a start needs it.
+async fn source_checks(client: &tokio_postgres::Client, cfg: &RunConfig, out: &mut Vec<Check>) {
+    let src = &cfg.capture.source;
+    out.push(wal_level(client).await);
+    let slot = client
+        .query_opt("SELECT active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 FROM pg_replication_slots WHERE slot_name = $1", &[&src.slot_name])
+        .await
+        .ok()
+        .flatten();
+    out.extend(limits(client, slot.is_some()).await);
+    out.push(replication_privilege(client, &src.connect.user).await);
+    match crate::pipeline::doctor_tables(client, cfg).await {
+        Ok(checks) => out.extend(checks),
+        Err(e) => out.push(from_error("tables", &e)),
+    }
+    out.push(publication(client, cfg).await);
+    out.push(slot_check(slot, &src.slot_name));
+}
+
+async fn setting(client: &tokio_postgres::Client, name: &str) -> Option<String> {
+    client
+        .query_one("SELECT current_setting($1)", &[&name])
+        .await
+        .ok()
+        .map(|r| r.get::<_, String>(0))
+}
+
+async fn wal_level(client: &tokio_postgres::Client) -> Check {
+    match setting(client, "wal_level").await.as_deref() {
+        Some("logical") => check("wal_level", Outcome::Pass, "logical", ""),
+        Some(other) => check(
+            "wal_level",
+            Outcome::Fail,
+            format!("'{other}'; logical replication needs 'logical'"),
+            "ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL",
+        ),
+        None => check("wal_level", Outcome::Fail, "cannot read it", ""),
+    }
+}
+
+/// Room for one more slot (unless ours exists) and at least one WAL sender.
+async fn limits(client: &tokio_postgres::Client, slot_exists: bool) -> [Check; 2] {
+    let number = |v: Option<String>| v.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let slots_max = number(setting(client, "max_replication_slots").await);
+    let senders_max = number(setting(client, "max_wal_senders").await);
+    let used: i64 = client
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0);
+    let in_use = format!("{used} of {slots_max} in use");
+    let slots = if slots_max == 0 || (!slot_exists && used >= slots_max) {
+        let fix = "drop unused slots or raise max_replication_slots and restart PostgreSQL";
+        check("max_replication_slots", Outcome::Fail, in_use, fix)
+    } else {
+        check("max_replication_slots", Outcome::Pass, in_use, "")
+    };
+    let senders = if senders_max == 0 {
+        let fix = "set max_wal_senders to at least 1 and restart PostgreSQL";
+        check("max_wal_senders", Outcome::Fail, "0", fix)
+    } else {
+        check(
+            "max_wal_senders",
+            Outcome::Pass,
+            senders_max.to_string(),
+            "",
+        )
+    };
+    [slots, senders]
+}
+
+async fn replication_privilege(client: &tokio_postgres::Client, user: &str) -> Check {
+    let has = client
+        .query_one(
+            "SELECT rolreplication OR rolsuper FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, bool>(0));
+    match has {
+        Ok(true) => check(
+            "REPLICATION privilege",
+            Outcome::Pass,
+            format!("user \"{user}\" has it"),
+            "",
+        ),
+        _ => check(
+            "REPLICATION privilege",
+            Outcome::Fail,
+            format!("user \"{user}\" lacks it"),
+            format!("ALTER ROLE \"{user}\" REPLICATION;"),
+        ),
+    }
+}
+
+/// The publication exists, or the user may create it (CREATE on the database).
+async fn publication(client: &tokio_postgres::Client, cfg: &RunConfig) -> Check {
+    let src = &cfg.capture.source;
+    let name = &src.publication_name;
+    let found = client
+        .query_opt(
+            "SELECT puballtables FROM pg_publication WHERE pubname = $1",
+            &[name],
+        )
+        .await;
+    match found {
+        Ok(Some(_)) => check(
+            "publication",
+            Outcome::Pass,
+            format!("\"{name}\" exists"),
+            "",
+        ),
+        Ok(None) => {
+            let may = client
+                .query_one(
+                    "SELECT has_database_privilege(current_user, current_database(), 'CREATE')",
+                    &[],
+                )
+                .await
+                .map(|r| r.get::<_, bool>(0))
+                .unwrap_or(false);
+            if may {
+                let detail = format!("\"{name}\" will be created at start");
+                return check("publication", Outcome::Pass, detail, "");
+            }
+            let user = &src.connect.user;
+            check(
+                "publication",
+                Outcome::Fail,
+                format!(
+                    "\"{name}\" does not exist, and user \"{user}\" may not create it (no CREATE on the database)"
+                ),
+                format!(
+                    "GRANT CREATE ON DATABASE \"{}\" TO \"{user}\"; or create the publication as its owner",
+                    src.connect.dbname
+                ),
+            )
+        }
+        Err(e) => check("publication", Outcome::Fail, e.to_string(), ""),
+    }
+}
+
+/// The slot's state: absent (created at start), lost WAL, in use elsewhere, or its lag.
+fn slot_check(row: Option<tokio_postgres::Row>, slot: &str) -> Check {
+    let Some(row) = row else {
+        let detail = format!("\"{slot}\" will be created at start (with a snapshot)");
+        return check("replication slot", Outcome::Pass, detail, "");
+    };
+    let active: bool = row.get(0);
+    let wal: Option<String> = row.get(1);
+    let lag = row.get::<_, Option<i64>>(2).unwrap_or(0);
+    if wal.as_deref() == Some("lost") {
+        return check(
+            "replication slot",
+            Outcome::Fail,
+            format!("\"{slot}\" lost WAL it needs"),
+            "drop the slot and start with source.snapshot = \"when_needed\"",
+        );
+    }
+    if active {
+        return check(
+            "replication slot",
+            Outcome::Warn,
+            format!("\"{slot}\" is in use by another session (lag {lag} bytes)"),
+            "stop the other client, or give this pipeline its own source.slot",
+        );
+    }
+    let detail = format!("\"{slot}\" exists, lag {lag} bytes");
+    if lag > 1 << 30 {
+        let fix = "a large lag: the pipeline will catch up from here once started";
+        check("replication slot", Outcome::Warn, detail, fix)
+    } else {
+        check("replication slot", Outcome::Pass, detail, "")
+    }
+}
+
+fn model_check(cfg: &RunConfig) -> Check {
+    match cfg.model.predictor() {
+        Ok(p) => {
+            let inputs: Vec<String> = p.input_fields().iter().map(|f| f.name.clone()).collect();
+            let detail = format!("{} loads (inputs: {})", p.model_tag(), inputs.join(", "));
+            check("model", Outcome::Pass, detail, "")
+        }
+        Err(e) => from_error("model", &e),
+    }
+}
+
+async fn kafka_check(bootstrap: &str) -> Check {
+    let settings = augur_kafka::producer::ProducerSettings::new(bootstrap);
+    let answered = match augur_kafka::producer::Producer::new(settings) {
+        Ok(p) => p.healthcheck(Duration::from_secs(5)).await,
+        Err(e) => Err(e),
+    };
+    match answered {
+        Ok(()) => check(
+            "Kafka",
+            Outcome::Pass,
+            format!("a broker answers at {bootstrap}"),
+            "",
+        ),
+        Err(e) => from_error("Kafka", &e),
+    }
 }
 
 /// What `augur run` needs on this machine: the metrics listener's address free, and an offsets
@@ -324,7 +304,7 @@ pub fn local(cfg: &RunConfig, offsets: &std::path::Path) -> Vec<Check> {
 
 /// The offsets file: an existing one must be readable offsets, and its folder writable.
 fn offsets_file(path: &std::path::Path) -> Check {
-    use augur_postgres::source::offset::{FileOffsetStore, OffsetStore};
+    use augur_core::offset::{FileOffsetStore, OffsetStore};
     let name = "offsets file";
     let fix = "pass --offsets with a writable path (or set AUGUR_HOME)";
     if path.exists()

@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 
 use augur_core::shutdown::Shutdown;
+use augur_core::status::SourceStatus;
 use augur_core::{Error, ErrorKind};
 use augur_metrics::Registry;
-use augur_postgres::source::SourceStatus;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;

@@ -6,13 +6,13 @@
 
 use std::sync::Arc;
 
+use augur_core::offset::OffsetStore;
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind};
 use augur_debezium::unwrap::UnwrapConfig;
 use augur_kafka::consumer::ConsumerSettings;
 use augur_kafka::producer::{Producer, ProducerSettings};
 use augur_postgres::sink::config::PkMode;
-use augur_postgres::source::offset::OffsetStore;
 
 use super::config::{OutputMode, RunConfig};
 use crate::capture::destination::Destination;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod doctor;
 pub mod http;
 pub mod kafka;
+mod sink_stage;
 pub mod transform;
 
 use std::sync::Arc;
@@ -19,17 +20,17 @@ use std::time::{Duration, Instant};
 
 use augur_core::ack::{AckToken, AckTracker};
 use augur_core::event::{ChangeBatch, Op};
+use augur_core::offset::OffsetStore;
 use augur_core::shutdown::Shutdown;
-use augur_core::{Error, ErrorKind, Retry};
+use augur_core::status::SourceStatus;
+use augur_core::{Error, ErrorKind};
 use augur_metrics::{Buckets, Counter, Gauge, Histogram, Registry};
-use augur_postgres::sink::{Batch, PgSink, Rejected};
-use augur_postgres::source::offset::OffsetStore;
-use augur_postgres::source::{PgSource, SourceContext, SourceStatus};
+use augur_postgres::sink::PgSink;
+use augur_postgres::source::{PgSource, SourceContext};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use self::config::{OutputMode, RunConfig};
 use self::transform::{Transform, Transformed};
-use crate::predict::RejectCode;
 
 /// A prediction the sink has committed, for live listeners (the demo page).
 #[derive(Debug, Clone, PartialEq)]
@@ -152,165 +153,51 @@ pub async fn run(
     shutdown: Shutdown,
 ) -> Result<(), Error> {
     let started = Instant::now();
-    // Fail fast, before touching the slot: the model loads and the output database answers.
-    let predictor = cfg.model.predictor()?;
+    let (predictor, sink) = open_model_and_output(&cfg).await?;
     let model_tag = predictor.model_tag().to_string();
-    tracing::info!(model = %model_tag, "model loaded");
-    let mut sink = PgSink::connect(cfg.sink.clone()).await?;
-    sink.ensure_dead_letter_table(&cfg.dead_letter_table)
-        .await?;
-    if cfg.output == OutputMode::Column {
-        check_output_column(&sink, &cfg).await?;
-    }
-    check_output_tables(&sink, &cfg).await?;
     let metrics = PipelineMetrics::register(&registry);
     let (status_tx, status_rx) = match &hooks.status {
         Some(tx) => (tx.clone(), tx.subscribe()),
-        None => {
-            let (tx, rx) = watch::channel(SourceStatus::Starting);
-            (tx, rx)
-        }
+        None => watch::channel(SourceStatus::Starting),
     };
     let http = match cfg.listen {
-        Some(addr) => {
-            Some(http::spawn(addr, registry.clone(), status_rx.clone(), shutdown.clone()).await?)
-        }
+        Some(addr) => Some(http::spawn(addr, registry.clone(), status_rx, shutdown.clone()).await?),
         None => None,
     };
     let (batch_tx, batch_rx) = mpsc::channel::<ChangeBatch>(cfg.queue_batches);
-    let (sink_tx, mut sink_rx) = mpsc::channel::<SinkBatch>(2);
+    let (sink_tx, sink_rx) = mpsc::channel::<SinkBatch>(2);
     let acks = AckTracker::new();
 
     // The transform: predictions in one blocking call per batch; order kept. A row carrying
     // the "unavailable" placeholder for a model input waits until every earlier batch is
     // committed, then reads the stored value from the output table.
     let (committed_tx, committed_rx) = watch::channel(0u64);
-    let transform_task = {
-        let metrics = metrics.clone();
-        let transform = Transform::new(predictor, cfg.output.clone());
-        let lookup = StoredRows::new(cfg.sink.clone(), committed_rx);
-        tokio::spawn(transform_stage(
-            batch_rx, sink_tx, transform, lookup, metrics,
-        ))
-    };
+    let transform = Transform::new(predictor, cfg.output.clone());
+    let lookup = StoredRows::new(cfg.sink.clone(), committed_rx);
+    let transform_task = tokio::spawn(transform_stage(
+        batch_rx,
+        sink_tx,
+        transform,
+        lookup,
+        metrics.clone(),
+    ));
 
     // The sink: one transaction per batch; transient failures retried until shutdown.
-    let sink_task = {
-        let metrics = metrics.clone();
-        let cfg_sink = cfg.sink.clone();
-        let dlq = cfg.dead_letter_table.clone();
-        let written_tx = hooks.written.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            while let Some(b) = sink_rx.recv().await {
-                let to_dead_letter = |r: &Rejected| b.t.dead_letter(r, &model_tag);
-                let batch = Batch {
-                    writes: &b.t.writes,
-                    dead_letters: &b.t.dead,
-                    dead_letter_table: Some(&dlq),
-                    isolate: Some(&to_dead_letter),
-                };
-                let mut attempt = 0u32;
-                let rejected = loop {
-                    match sink.write_batch(batch).await {
-                        Ok(r) => break r,
-                        Err(e) if e.kind().retry() == Retry::WithBackoff => {
-                            metrics.errors.with(&[e.kind().label()]).inc();
-                            attempt += 1;
-                            let wait = Duration::from_millis((100 * u64::from(attempt)).min(2000));
-                            tracing::warn!(error = %e.full_message(), attempt, "sink write failed; retrying");
-                            tokio::select! {
-                                _ = tokio::time::sleep(wait) => {}
-                                _ = shutdown.wait(), if attempt > 3 => return Err(e),
-                            }
-                            match PgSink::connect(cfg_sink.clone()).await {
-                                Ok(s) => sink = s,
-                                Err(e) => {
-                                    tracing::warn!(error = %e.full_message(), "sink database not reachable yet")
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            metrics.errors.with(&[e.kind().label()]).inc();
-                            return Err(e);
-                        }
-                    }
-                };
-                let done = now_us();
-                b.ack.ack();
-                committed_tx.send_modify(|n| *n += 1);
-                metrics
-                    .written
-                    .inc_by((b.t.writes.len() - rejected.len()) as u64);
-                metrics
-                    .dead_letters
-                    .inc_by((b.t.dead.len() + rejected.len()) as u64);
-                for d in &b.t.dead {
-                    metrics.rejected.with(&[&d.code]).inc();
-                }
-                for r in &rejected {
-                    metrics
-                        .rejected
-                        .with(&[RejectCode::SinkRefused.label()])
-                        .inc();
-                    tracing::warn!(reason = %r.reason, "row refused by the output table; recorded as a dead letter");
-                }
-                for c in &b.commits {
-                    metrics
-                        .end_to_end
-                        .observe(((done - c) as f64 / 1e6).max(0.0));
-                }
-                if let Some(tx) = &written_tx {
-                    let latency = b.commits.last().map(|c| (done - c) as f64 / 1000.0);
-                    for (index, table, key, price) in b.t.written {
-                        let refused = rejected.iter().any(|r| r.index == index);
-                        let price = if refused { None } else { price };
-                        let _ = tx.send(Written {
-                            table,
-                            key,
-                            price,
-                            latency_ms: latency,
-                        });
-                    }
-                }
-            }
-            Ok::<(), Error>(())
-        })
-    };
+    let sink_task = tokio::spawn(
+        sink_stage::SinkStage {
+            sink,
+            cfg: cfg.sink.clone(),
+            dead_letter_table: cfg.dead_letter_table.clone(),
+            model_tag,
+            metrics: metrics.clone(),
+            written: hooks.written.clone(),
+            committed: committed_tx,
+            shutdown: shutdown.clone(),
+        }
+        .run(sink_rx),
+    );
 
-    // Slot lag, read once a second (reconnecting when the server went away).
-    let lag_task = {
-        let gauge = metrics.slot_lag_bytes.clone();
-        let connect = cfg.capture.source.connect.clone();
-        let slot = cfg.capture.source.slot_name.clone();
-        let mut shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut client = None;
-            loop {
-                if client.is_none() {
-                    client = connect.connect_sql().await.ok();
-                }
-                if let Some(c) = &client {
-                    match c
-                        .query_opt(
-                            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 FROM pg_replication_slots WHERE slot_name = $1",
-                            &[&slot],
-                        )
-                        .await
-                    {
-                        Ok(Some(row)) => gauge.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0)),
-                        Ok(None) => {}
-                        Err(_) => client = None,
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = shutdown.wait() => return,
-                }
-            }
-        })
-    };
-
+    let lag_task = tokio::spawn(watch_slot_lag(&metrics, &cfg, shutdown.clone()));
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "pipeline starting"
@@ -324,21 +211,86 @@ pub async fn run(
             status: Some(status_tx),
         })
         .await;
-    let transform_result = transform_task.await.unwrap_or_else(|e| {
-        Err(Error::new(ErrorKind::Internal, "transform task failed").with_source(e))
-    });
-    let sink_result = sink_task.await.unwrap_or_else(|e| {
-        Err(Error::new(ErrorKind::Internal, "sink task failed").with_source(e))
-    });
+    let transform_result = joined(transform_task, "transform").await;
+    let sink_result = joined(sink_task, "sink").await;
     lag_task.abort();
     if let Some(h) = http {
         h.abort();
     }
-    match (source_result, transform_result, sink_result) {
-        (Ok(_), Ok(()), Ok(())) => Ok(()),
-        (_, _, Err(e)) => Err(e),
-        (_, Err(e), _) => Err(e),
-        (Err(e), _, _) => Err(e),
+    // The most downstream failure is the cause: a sink error stops the transform, which
+    // stops the source.
+    sink_result
+        .and(transform_result)
+        .and(source_result.map(|_| ()))
+}
+
+/// A stage task's result; a panic is an internal error naming the stage.
+async fn joined(
+    task: tokio::task::JoinHandle<Result<(), Error>>,
+    stage: &str,
+) -> Result<(), Error> {
+    task.await.unwrap_or_else(|e| {
+        Err(Error::new(ErrorKind::Internal, format!("{stage} task failed")).with_source(e))
+    })
+}
+
+/// Fails fast, before the slot is touched: the model loads, the output database answers,
+/// the dead-letter table exists and the output fits the configured mode.
+async fn open_model_and_output(
+    cfg: &RunConfig,
+) -> Result<(crate::predict::Predictor, PgSink), Error> {
+    let predictor = cfg.model.predictor()?;
+    tracing::info!(model = %predictor.model_tag(), "model loaded");
+    let mut sink = PgSink::connect(cfg.sink.clone()).await?;
+    sink.ensure_dead_letter_table(&cfg.dead_letter_table)
+        .await?;
+    if cfg.output == OutputMode::Column {
+        check_output_column(&sink, cfg).await?;
+    }
+    check_output_tables(&sink, cfg).await?;
+    Ok((predictor, sink))
+}
+
+/// Reads the slot's lag into its gauge once a second (reconnecting when the server went away).
+fn watch_slot_lag(
+    metrics: &PipelineMetrics,
+    cfg: &RunConfig,
+    shutdown: Shutdown,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let gauge = metrics.slot_lag_bytes.clone();
+    let connect = cfg.capture.source.connect.clone();
+    let slot = cfg.capture.source.slot_name.clone();
+    slot_lag_loop(gauge, connect, slot, shutdown)
+}
+
+async fn slot_lag_loop(
+    gauge: Gauge,
+    connect: augur_postgres::conn::PgConnect,
+    slot: String,
+    mut shutdown: Shutdown,
+) {
+    let mut client = None;
+    loop {
+        if client.is_none() {
+            client = connect.connect_sql().await.ok();
+        }
+        if let Some(c) = &client {
+            let lag = c
+                .query_opt(
+                    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::float8 FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await;
+            match lag {
+                Ok(Some(row)) => gauge.set(row.get::<_, Option<f64>>(0).unwrap_or(0.0)),
+                Ok(None) => {}
+                Err(_) => client = None,
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait() => return,
+        }
     }
 }
 

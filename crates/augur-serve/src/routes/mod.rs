@@ -10,7 +10,6 @@
 //! - [`admin`]: `/admin/model`, `/admin/promote`.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use augur_metrics::Gauge;
@@ -24,11 +23,10 @@ use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-use crate::batcher::{Batcher, Row, RowResults};
-use crate::config::ServeConfig;
+use crate::batcher::{Row, RowResults};
 use crate::error::{ApiError, ApiErrorKind};
-use crate::metrics::ServeMetrics;
-use crate::slot::{MODEL_HEADER, ModelSlot, ModelSource, Served};
+use crate::slot::{MODEL_HEADER, Served};
+pub(crate) use crate::state::AppState;
 
 pub(crate) mod admin;
 pub(crate) mod bentoml;
@@ -36,34 +34,6 @@ pub(crate) mod docs;
 pub(crate) mod health;
 pub(crate) mod kserve;
 pub(crate) mod oip;
-
-/// Everything the handlers share.
-#[derive(Debug)]
-pub(crate) struct AppState {
-    /// The settings.
-    pub(crate) config: ServeConfig,
-    /// The model being served.
-    pub(crate) slot: ModelSlot,
-    /// Where promotions load from.
-    pub(crate) source: ModelSource,
-    /// The inference queue and thread.
-    pub(crate) batcher: Batcher,
-    /// The metric handles.
-    pub(crate) metrics: ServeMetrics,
-    /// Serializes promotions (admin endpoint and store watcher).
-    pub(crate) promote_lock: tokio::sync::Mutex<()>,
-    /// Set once shutdown starts: `/readyz` answers 503.
-    pub(crate) shutting_down: AtomicBool,
-}
-
-impl AppState {
-    /// The current model, or `503` while none is loaded.
-    pub(crate) fn served(&self) -> Result<Arc<Served>, ApiError> {
-        self.slot
-            .current()
-            .ok_or_else(|| ApiError::new(ApiErrorKind::NotReady, "the model is not loaded yet"))
-    }
-}
 
 /// The whole router, with the metrics middleware on every route.
 pub(crate) fn router(state: Arc<AppState>) -> Router {

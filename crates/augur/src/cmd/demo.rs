@@ -10,11 +10,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use augur_core::offset::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+use augur_core::status::SourceStatus;
 use augur_core::{Error, ErrorKind};
-use augur_postgres::cluster::PgCluster;
+use augur_pgcluster::PgCluster;
 use augur_postgres::conn::PgConnect;
-use augur_postgres::source::SourceStatus;
-use augur_postgres::source::offset::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
 use augur_runtime::pipeline::config::RunConfig;
 use augur_runtime::pipeline::{Hooks, Written};
 use augur_runtime::props::Props;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use augur_postgres::source::offset::FileOffsetStore;
+use augur_core::offset::FileOffsetStore;
 use augur_runtime::pipeline::config::{DEFAULT_TOML, RunConfig, apply_env};
 use augur_runtime::props::Props;
 

@@ -1,6 +1,6 @@
 //! The private cluster starts, answers SQL with wal_level=logical, and is gone after drop.
 
-use augur_postgres::cluster::PgCluster;
+use augur_pgcluster::PgCluster;
 
 #[test]
 fn private_cluster_starts_answers_and_cleans_up() {

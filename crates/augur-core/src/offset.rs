@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use augur_core::{Error, ErrorKind, Lsn};
+use crate::{Error, ErrorKind, Lsn};
 
 /// What a source has durably done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use augur_core::connect::{Field, Schema, SchemaType, Value};
 
-use super::config::{PkMode, SinkConfig};
-use super::{RowShape, RowWrite, WriteOp};
+use augur_postgres::sink::config::{PkMode, SinkConfig};
+use augur_postgres::sink::{RowShape, RowWrite, WriteOp};
 
 /// One record as read from Kafka.
 #[derive(Debug, Clone, Copy)]
@@ -304,8 +304,8 @@ impl RecordConverter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::PgConnect;
-    use crate::sink::config::InsertMode;
+    use augur_postgres::conn::PgConnect;
+    use augur_postgres::sink::config::InsertMode;
 
     fn cfg() -> SinkConfig {
         let mut c = SinkConfig::new(PgConnect::new("h", 1, "u", "p", "d"));

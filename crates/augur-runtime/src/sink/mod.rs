@@ -3,6 +3,8 @@
 //! offsets only after the transaction committed. Configured with the property names of
 //! `io.confluent.connect.jdbc.JdbcSinkConnector` or `io.debezium.connector.jdbc.JdbcSinkConnector`.
 
+pub mod record;
+
 use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
@@ -11,9 +13,9 @@ use augur_kafka::consumer::{Consumer, ConsumerSettings};
 use augur_kafka::producer::{Producer, ProducerSettings};
 use augur_postgres::conn::PgConnect;
 use augur_postgres::sink::config::{Flavor, InsertMode, PkMode, SinkConfig};
-use augur_postgres::sink::record::{RecordConverter, SinkRecord};
 use augur_postgres::sink::{Batch, DeadLetterOf, PgSink, Rejected, RowWrite};
 
+use self::record::{RecordConverter, SinkRecord};
 use crate::capture::config::{ConfigError, ConfigErrors};
 use crate::props::Props;
 
@@ -45,8 +47,21 @@ fn err(key: &str, reason: &str) -> ConfigError {
     }
 }
 
+/// The parts of a `jdbc:postgresql://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JdbcUrl {
+    /// Host name or address.
+    pub host: String,
+    /// Port (5432 when absent).
+    pub port: u16,
+    /// Database name.
+    pub db: String,
+    /// Query parameters (`user`, `password`, …) in order.
+    pub params: Vec<(String, String)>,
+}
+
 /// Parses `jdbc:postgresql://host[:port]/db[?user=…&password=…]`.
-pub fn parse_jdbc_url(url: &str) -> Option<(String, u16, String, Vec<(String, String)>)> {
+pub fn parse_jdbc_url(url: &str) -> Option<JdbcUrl> {
     let rest = url.strip_prefix("jdbc:postgresql://")?;
     let (hostport, path) = rest.split_once('/')?;
     let (db, query) = path.split_once('?').unwrap_or((path, ""));
@@ -60,7 +75,12 @@ pub fn parse_jdbc_url(url: &str) -> Option<(String, u16, String, Vec<(String, St
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Some((host.to_string(), port, db.to_string(), params))
+    Some(JdbcUrl {
+        host: host.to_string(),
+        port,
+        db: db.to_string(),
+        params,
+    })
 }
 
 impl SinkConnectorConfig {
@@ -83,14 +103,22 @@ impl SinkConnectorConfig {
         };
         let deb = flavor == Flavor::Debezium;
         let url = get("connection.url").unwrap_or("");
-        let (host, port, db, params) = match parse_jdbc_url(url) {
+        let JdbcUrl {
+            host,
+            port,
+            db,
+            params,
+        } = match parse_jdbc_url(url) {
             Some(v) => v,
             None => {
                 errors.push(err(
                     "connection.url",
                     "expected jdbc:postgresql://host:port/database",
                 ));
-                ("".into(), 5432, "".into(), Vec::new())
+                JdbcUrl {
+                    port: 5432,
+                    ..JdbcUrl::default()
+                }
             }
         };
         let param = |k: &str| {
