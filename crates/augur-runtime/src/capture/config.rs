@@ -211,288 +211,17 @@ impl CaptureConfig {
             errors: Vec::new(),
         };
         let mut warnings = Vec::new();
-
-        if let Some(class) = r.str("connector.class")
-            && class != POSTGRES_CONNECTOR
-            && class != "PostgresConnector"
-        {
-            r.errors.push(err(
-                "connector.class",
-                class,
-                &format!("augur's capture implements {POSTGRES_CONNECTOR}"),
-            ));
-        }
-        if let Some(plugin) = r.str("plugin.name")
-            && plugin != "pgoutput"
-        {
-            r.errors.push(err(
-                "plugin.name",
-                plugin,
-                "Value must be one of pgoutput (augur decodes the built-in pgoutput plugin only)",
-            ));
-        }
-
-        let prefix = match (r.str("topic.prefix"), r.str("database.server.name")) {
-            (Some(p), _) | (None, Some(p)) => p.to_string(),
-            (None, None) => {
-                r.errors.push(missing("topic.prefix"));
-                String::new()
-            }
-        };
-        if !prefix.is_empty()
-            && !prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        {
-            r.errors.push(err("topic.prefix", &prefix, &format!("{prefix} has invalid format (only the underscore, hyphen, dot and alphanumeric characters are allowed)")));
-        }
-        for key in ["database.hostname", "database.user", "database.dbname"] {
-            if r.str(key).is_none() {
-                r.errors.push(missing(key));
-            }
-        }
-        let port = r.parse(
-            "database.port",
-            5432u16,
-            |v| v.parse().ok(),
-            "A port number is expected",
-        );
-        let host = r.str("database.hostname").unwrap_or("").to_string();
-        let user = r.str("database.user").unwrap_or("").to_string();
+        check_connector(&mut r);
+        let prefix = topic_prefix(&mut r);
         let dbname = r.str("database.dbname").unwrap_or("").to_string();
-        let password = props.get("database.password").unwrap_or("").to_string();
-        let mut connect = PgConnect::new(&host, port, &user, &password, &dbname);
-
         let name = r.str("name").unwrap_or(&prefix).to_string();
-        connect.application_name = format!("augur:{name}");
-        let mut source = SourceConfig::new(connect);
-        if let Some(slot) = r.str("slot.name") {
-            if slot.is_empty()
-                || slot.len() > 63
-                || !slot
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            {
-                r.errors.push(err("slot.name", slot, "Valid replication slot name must contain only digits, lowercase characters and underscores with length <= 63"));
-            }
-            source.slot_name = slot.to_string();
-        }
-        if let Some(p) = r.str("publication.name") {
-            source.publication_name = p.to_string();
-        }
-        source.publication_autocreate = r.parse(
-            "publication.autocreate.mode",
-            PublicationAutocreate::AllTables,
-            PublicationAutocreate::parse,
-            "Value must be one of no_tables, filtered, disabled, all_tables",
-        );
-        source.snapshot_mode = r.parse(
-            "snapshot.mode",
-            SnapshotMode::Initial,
-            SnapshotMode::parse,
-            "Value must be one of always, initial_only, when_needed, initial, no_data (or never, its pre-2.6 name)",
-        );
-        if r.str("snapshot.mode") == Some("never") {
-            warnings
-                .push("snapshot.mode=never is the pre-2.6 name of no_data; using no_data".into());
-        }
-        source.tables = TableFilter {
-            schema_include: r.regexes(&["schema.include.list", "schema.whitelist"]),
-            schema_exclude: r.regexes(&["schema.exclude.list", "schema.blacklist"]),
-            table_include: r.regexes(&["table.include.list", "table.whitelist"]),
-            table_exclude: r.regexes(&["table.exclude.list", "table.blacklist"]),
-        };
-        if r.str("table.include.list").is_some() && r.str("table.exclude.list").is_some() {
-            r.errors.push(ConfigError {
-                key: "table.exclude.list".into(),
-                message: "\"table.include.list\" is already specified; table.exclude.list cannot be used with it".into(),
-            });
-        }
+        let mut source = SourceConfig::new(connection(&mut r, &name));
+        slot_and_publication(&mut r, &mut source, &mut warnings);
+        source.tables = table_filter(&mut r);
         source.types = type_options(&mut r, props);
-        source.skipped = r.parse(
-            "skipped.operations",
-            SkippedOperations::default(),
-            |v| SkippedOperations::parse(v).ok(),
-            "Invalid operation",
-        );
-        let hb = r.u64("heartbeat.interval.ms", 0);
-        source.heartbeat_interval = (hb > 0).then(|| Duration::from_millis(hb));
-        source.status_interval =
-            Duration::from_millis(r.u64("status.update.interval.ms", 1000).max(10));
-        source.max_batch_size = r.u64("max.batch.size", 2048).max(1) as usize;
-        source.max_queue_size = r.u64("max.queue.size", 8192).max(1) as usize;
-        if source.max_queue_size <= source.max_batch_size {
-            let v = source.max_queue_size.to_string();
-            r.errors.push(err(
-                "max.queue.size",
-                &v,
-                "must be larger than max.batch.size",
-            ));
-        }
-        source.slot_max_retries = r.u64("slot.max.retries", 6) as u32;
-        source.slot_retry_delay = Duration::from_millis(r.u64("slot.retry.delay.ms", 10_000));
-        source.slot_drop_on_stop = r.bool("slot.drop.on.stop", false);
-        let retries: i64 = r.parse(
-            "errors.max.retries",
-            -1,
-            |v| v.parse().ok().filter(|n: &i64| *n >= -1),
-            "An integer of -1 (no limit) or more is expected",
-        );
-        source.max_retries = u32::try_from(retries).ok();
-        source.retry_wait =
-            Duration::from_millis(r.u64("retriable.restart.connector.wait.ms", 10_000).max(1));
-
-        let mut envelope = EnvelopeConfig::new(prefix, dbname);
-        let both = r.bool("converter.schemas.enable", true);
-        let key_schemas = r.bool("key.converter.schemas.enable", both);
-        let value_schemas = r.bool("value.converter.schemas.enable", both);
-        envelope.key_converter = ConverterConfig {
-            schemas_enable: key_schemas,
-            replace_null_with_default: r.bool("key.converter.replace.null.with.default", true),
-        };
-        envelope.value_converter = ConverterConfig {
-            schemas_enable: value_schemas,
-            replace_null_with_default: r.bool("value.converter.replace.null.with.default", true),
-        };
-        for key in ["key.converter", "value.converter"] {
-            if let Some(c) = r.str(key)
-                && c != "org.apache.kafka.connect.json.JsonConverter"
-            {
-                r.errors.push(err(
-                    key,
-                    c,
-                    "augur writes org.apache.kafka.connect.json.JsonConverter output only",
-                ));
-            }
-        }
-        envelope.tombstones_on_delete = r.bool("tombstones.on.delete", true);
-        envelope.extended_headers = r.bool("extended.headers.enabled", true);
-        if let Some(p) = r.str("topic.heartbeat.prefix") {
-            envelope.heartbeat_topic_prefix = p.to_string();
-        }
-
-        // Transforms: ExtractNewRecordState is supported; others are refused.
-        let mut transform_keys: Vec<String> = Vec::new();
-        if let Some(list) = r.str("transforms").map(str::to_string) {
-            let names: Vec<String> = list
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
-            if names.len() > 1 {
-                r.errors.push(err(
-                    "transforms",
-                    &list,
-                    "augur supports one transform, io.debezium.transforms.ExtractNewRecordState",
-                ));
-            }
-            for name in names.iter().take(1) {
-                let p = |k: &str| format!("transforms.{name}.{k}");
-                let type_key = p("type");
-                transform_keys.extend(
-                    props
-                        .0
-                        .keys()
-                        .filter(|k| k.starts_with(&format!("transforms.{name}.")))
-                        .cloned(),
-                );
-                match r.str(&type_key) {
-                    Some(EXTRACT_NEW_RECORD_STATE) => {}
-                    Some(other) => {
-                        let other = other.to_string();
-                        r.errors.push(err(
-                            &type_key,
-                            &other,
-                            "augur supports io.debezium.transforms.ExtractNewRecordState only",
-                        ));
-                        continue;
-                    }
-                    None => {
-                        r.errors.push(missing(&type_key));
-                        continue;
-                    }
-                }
-                let mut u = UnwrapConfig::default();
-                if let Some(mode) = r
-                    .str(&p("delete.tombstone.handling.mode"))
-                    .map(str::to_string)
-                {
-                    match DeleteTombstoneHandling::parse(&mode) {
-                        Some(m) => u.delete_handling = m,
-                        None => r.errors.push(err(&p("delete.tombstone.handling.mode"), &mode,
-                            "The value must be one of tombstone, drop, rewrite, rewrite-with-tombstone, delete-to-tombstone")),
-                    }
-                } else if r.str(&p("delete.handling.mode")).is_some()
-                    || r.str(&p("drop.tombstones")).is_some()
-                {
-                    let dh = r
-                        .str(&p("delete.handling.mode"))
-                        .unwrap_or("drop")
-                        .to_string();
-                    let dt = r.bool(&p("drop.tombstones"), true);
-                    match DeleteTombstoneHandling::from_legacy(&dh, dt) {
-                        Some(m) => u.delete_handling = m,
-                        None => r.errors.push(err(
-                            &p("delete.handling.mode"),
-                            &dh,
-                            "The value must be one of drop, none, rewrite",
-                        )),
-                    }
-                }
-                let add_prefix = props
-                    .get(&p("add.fields.prefix"))
-                    .unwrap_or("__")
-                    .to_string();
-                if let Some(list) = r.str(&p("add.fields")).map(str::to_string) {
-                    match unwrap::parse_added(&list, &add_prefix) {
-                        Ok(f) => u.add_fields = f,
-                        Err(bad) => r.errors.push(err(
-                            &p("add.fields"),
-                            &list,
-                            &format!("unknown field {bad}"),
-                        )),
-                    }
-                }
-                let header_prefix = props
-                    .get(&p("add.headers.prefix"))
-                    .unwrap_or("__")
-                    .to_string();
-                if let Some(list) = r.str(&p("add.headers")).map(str::to_string) {
-                    match unwrap::parse_added(&list, &header_prefix) {
-                        Ok(f) => u.add_headers = f,
-                        Err(bad) => r.errors.push(err(
-                            &p("add.headers"),
-                            &list,
-                            &format!("unknown field {bad}"),
-                        )),
-                    }
-                }
-                for k in props
-                    .0
-                    .keys()
-                    .filter(|k| k.starts_with(&format!("transforms.{name}.")))
-                {
-                    let opt = &k[format!("transforms.{name}.").len()..];
-                    if !matches!(
-                        opt,
-                        "type"
-                            | "delete.tombstone.handling.mode"
-                            | "delete.handling.mode"
-                            | "drop.tombstones"
-                            | "add.fields"
-                            | "add.fields.prefix"
-                            | "add.headers"
-                            | "add.headers.prefix"
-                    ) {
-                        warnings.push(format!(
-                            "transform option {k} is not supported by augur and is ignored"
-                        ));
-                    }
-                }
-                envelope.unwrap = Some(u);
-            }
-        }
-
+        limits_and_retries(&mut r, &mut source);
+        let mut envelope = envelope(&mut r, prefix, dbname);
+        let transform_keys = transforms(&mut r, &mut envelope, &mut warnings);
         // augur has no TLS to PostgreSQL yet: a mode that demands it must not connect in clear text.
         r.parse(
             "database.sslmode",
@@ -500,29 +229,8 @@ impl CaptureConfig {
             |v| matches!(v, "disable" | "allow" | "prefer").then_some(()),
             "augur does not speak TLS to PostgreSQL yet; use disable, allow or prefer (the connection is made without TLS)",
         );
-
-        let offsets_file = props
-            .get("offset.storage.file.filename")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from);
-
-        for key in props.0.keys() {
-            let k = key.as_str();
-            if KNOWN.contains(&k) || transform_keys.iter().any(|t| t == k) {
-                continue;
-            }
-            if ACCEPTED_IGNORED.contains(&k)
-                || k.starts_with("producer.override.")
-                || k.starts_with("consumer.override.")
-                || k.starts_with("topic.creation.")
-                || k.starts_with("errors.")
-                || k.starts_with("database.ssl")
-            {
-                continue;
-            }
-            warnings.push(format!("unknown configuration key \"{k}\" is ignored"));
-        }
-
+        let offsets_file = r.str("offset.storage.file.filename").map(PathBuf::from);
+        warn_unknown_keys(props, &transform_keys, &mut warnings);
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
         }
@@ -535,6 +243,349 @@ impl CaptureConfig {
             },
             warnings,
         ))
+    }
+}
+
+/// The connector class and the decoding plugin augur implements.
+fn check_connector(r: &mut Reader<'_>) {
+    if let Some(class) = r.str("connector.class")
+        && class != POSTGRES_CONNECTOR
+        && class != "PostgresConnector"
+    {
+        r.errors.push(err(
+            "connector.class",
+            class,
+            &format!("augur's capture implements {POSTGRES_CONNECTOR}"),
+        ));
+    }
+    if let Some(plugin) = r.str("plugin.name")
+        && plugin != "pgoutput"
+    {
+        r.errors.push(err(
+            "plugin.name",
+            plugin,
+            "Value must be one of pgoutput (augur decodes the built-in pgoutput plugin only)",
+        ));
+    }
+}
+
+/// `topic.prefix` (or the pre-2.0 `database.server.name`), checked like Debezium does.
+fn topic_prefix(r: &mut Reader<'_>) -> String {
+    let prefix = match (r.str("topic.prefix"), r.str("database.server.name")) {
+        (Some(p), _) | (None, Some(p)) => p.to_string(),
+        (None, None) => {
+            r.errors.push(missing("topic.prefix"));
+            String::new()
+        }
+    };
+    if !prefix.is_empty()
+        && !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        r.errors.push(err("topic.prefix", &prefix, &format!("{prefix} has invalid format (only the underscore, hyphen, dot and alphanumeric characters are allowed)")));
+    }
+    prefix
+}
+
+/// The `database.*` connection settings; `name` labels the connection.
+fn connection(r: &mut Reader<'_>, name: &str) -> PgConnect {
+    for key in ["database.hostname", "database.user", "database.dbname"] {
+        if r.str(key).is_none() {
+            r.errors.push(missing(key));
+        }
+    }
+    let port = r.parse(
+        "database.port",
+        5432u16,
+        |v| v.parse().ok(),
+        "A port number is expected",
+    );
+    let host = r.str("database.hostname").unwrap_or("").to_string();
+    let user = r.str("database.user").unwrap_or("").to_string();
+    let dbname = r.str("database.dbname").unwrap_or("").to_string();
+    let password = r.props.get("database.password").unwrap_or("").to_string();
+    let mut connect = PgConnect::new(&host, port, &user, &password, &dbname);
+
+    connect.application_name = format!("augur:{name}");
+    connect
+}
+
+/// The slot, the publication and the snapshot mode.
+fn slot_and_publication(r: &mut Reader<'_>, source: &mut SourceConfig, warnings: &mut Vec<String>) {
+    if let Some(slot) = r.str("slot.name") {
+        if slot.is_empty()
+            || slot.len() > 63
+            || !slot
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            r.errors.push(err("slot.name", slot, "Valid replication slot name must contain only digits, lowercase characters and underscores with length <= 63"));
+        }
+        source.slot_name = slot.to_string();
+    }
+    if let Some(p) = r.str("publication.name") {
+        source.publication_name = p.to_string();
+    }
+    source.publication_autocreate = r.parse(
+        "publication.autocreate.mode",
+        PublicationAutocreate::AllTables,
+        PublicationAutocreate::parse,
+        "Value must be one of no_tables, filtered, disabled, all_tables",
+    );
+    source.snapshot_mode = r.parse(
+        "snapshot.mode",
+        SnapshotMode::Initial,
+        SnapshotMode::parse,
+        "Value must be one of always, initial_only, when_needed, initial, no_data (or never, its pre-2.6 name)",
+    );
+    if r.str("snapshot.mode") == Some("never") {
+        warnings.push("snapshot.mode=never is the pre-2.6 name of no_data; using no_data".into());
+    }
+}
+
+/// The schema and table include/exclude lists (and their pre-1.3 names).
+fn table_filter(r: &mut Reader<'_>) -> TableFilter {
+    let tables = TableFilter {
+        schema_include: r.regexes(&["schema.include.list", "schema.whitelist"]),
+        schema_exclude: r.regexes(&["schema.exclude.list", "schema.blacklist"]),
+        table_include: r.regexes(&["table.include.list", "table.whitelist"]),
+        table_exclude: r.regexes(&["table.exclude.list", "table.blacklist"]),
+    };
+    if r.str("table.include.list").is_some() && r.str("table.exclude.list").is_some() {
+        r.errors.push(ConfigError {
+            key: "table.exclude.list".into(),
+            message: "\"table.include.list\" is already specified; table.exclude.list cannot be used with it".into(),
+        });
+    }
+    tables
+}
+
+/// Skipped operations, heartbeats, batch and queue sizes, slot and restart retries.
+fn limits_and_retries(r: &mut Reader<'_>, source: &mut SourceConfig) {
+    source.skipped = r.parse(
+        "skipped.operations",
+        SkippedOperations::default(),
+        |v| SkippedOperations::parse(v).ok(),
+        "Invalid operation",
+    );
+    let hb = r.u64("heartbeat.interval.ms", 0);
+    source.heartbeat_interval = (hb > 0).then(|| Duration::from_millis(hb));
+    source.status_interval =
+        Duration::from_millis(r.u64("status.update.interval.ms", 1000).max(10));
+    source.max_batch_size = r.u64("max.batch.size", 2048).max(1) as usize;
+    source.max_queue_size = r.u64("max.queue.size", 8192).max(1) as usize;
+    if source.max_queue_size <= source.max_batch_size {
+        let v = source.max_queue_size.to_string();
+        r.errors.push(err(
+            "max.queue.size",
+            &v,
+            "must be larger than max.batch.size",
+        ));
+    }
+    source.slot_max_retries = r.u64("slot.max.retries", 6) as u32;
+    source.slot_retry_delay = Duration::from_millis(r.u64("slot.retry.delay.ms", 10_000));
+    source.slot_drop_on_stop = r.bool("slot.drop.on.stop", false);
+    let retries: i64 = r.parse(
+        "errors.max.retries",
+        -1,
+        |v| v.parse().ok().filter(|n: &i64| *n >= -1),
+        "An integer of -1 (no limit) or more is expected",
+    );
+    source.max_retries = u32::try_from(retries).ok();
+    source.retry_wait =
+        Duration::from_millis(r.u64("retriable.restart.connector.wait.ms", 10_000).max(1));
+}
+
+/// The event shape: converters, tombstones, headers, heartbeat topics.
+fn envelope(r: &mut Reader<'_>, prefix: String, dbname: String) -> EnvelopeConfig {
+    let mut envelope = EnvelopeConfig::new(prefix, dbname);
+    let both = r.bool("converter.schemas.enable", true);
+    let key_schemas = r.bool("key.converter.schemas.enable", both);
+    let value_schemas = r.bool("value.converter.schemas.enable", both);
+    envelope.key_converter = ConverterConfig {
+        schemas_enable: key_schemas,
+        replace_null_with_default: r.bool("key.converter.replace.null.with.default", true),
+    };
+    envelope.value_converter = ConverterConfig {
+        schemas_enable: value_schemas,
+        replace_null_with_default: r.bool("value.converter.replace.null.with.default", true),
+    };
+    for key in ["key.converter", "value.converter"] {
+        if let Some(c) = r.str(key)
+            && c != "org.apache.kafka.connect.json.JsonConverter"
+        {
+            r.errors.push(err(
+                key,
+                c,
+                "augur writes org.apache.kafka.connect.json.JsonConverter output only",
+            ));
+        }
+    }
+    envelope.tombstones_on_delete = r.bool("tombstones.on.delete", true);
+    envelope.extended_headers = r.bool("extended.headers.enabled", true);
+    if let Some(p) = r.str("topic.heartbeat.prefix") {
+        envelope.heartbeat_topic_prefix = p.to_string();
+    }
+
+    envelope
+}
+
+/// `transforms`: ExtractNewRecordState is supported, others are refused. Returns the
+/// transform's keys (known to the connector, so not "unknown").
+fn transforms(
+    r: &mut Reader<'_>,
+    envelope: &mut EnvelopeConfig,
+    warnings: &mut Vec<String>,
+) -> Vec<String> {
+    let props = r.props;
+    let mut transform_keys: Vec<String> = Vec::new();
+    if let Some(list) = r.str("transforms").map(str::to_string) {
+        let names: Vec<String> = list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if names.len() > 1 {
+            r.errors.push(err(
+                "transforms",
+                &list,
+                "augur supports one transform, io.debezium.transforms.ExtractNewRecordState",
+            ));
+        }
+        for name in names.iter().take(1) {
+            let p = |k: &str| format!("transforms.{name}.{k}");
+            let type_key = p("type");
+            transform_keys.extend(
+                props
+                    .0
+                    .keys()
+                    .filter(|k| k.starts_with(&format!("transforms.{name}.")))
+                    .cloned(),
+            );
+            match r.str(&type_key) {
+                Some(EXTRACT_NEW_RECORD_STATE) => {}
+                Some(other) => {
+                    let other = other.to_string();
+                    r.errors.push(err(
+                        &type_key,
+                        &other,
+                        "augur supports io.debezium.transforms.ExtractNewRecordState only",
+                    ));
+                    continue;
+                }
+                None => {
+                    r.errors.push(missing(&type_key));
+                    continue;
+                }
+            }
+            envelope.unwrap = Some(unwrap_config(r, name, warnings));
+        }
+    }
+
+    transform_keys
+}
+
+/// The ExtractNewRecordState options of transform `name`.
+fn unwrap_config(r: &mut Reader<'_>, name: &str, warnings: &mut Vec<String>) -> UnwrapConfig {
+    let props = r.props;
+    let p = |k: &str| format!("transforms.{name}.{k}");
+    let mut u = UnwrapConfig::default();
+    if let Some(mode) = r
+        .str(&p("delete.tombstone.handling.mode"))
+        .map(str::to_string)
+    {
+        match DeleteTombstoneHandling::parse(&mode) {
+            Some(m) => u.delete_handling = m,
+            None => r.errors.push(err(&p("delete.tombstone.handling.mode"), &mode,
+                "The value must be one of tombstone, drop, rewrite, rewrite-with-tombstone, delete-to-tombstone")),
+        }
+    } else if r.str(&p("delete.handling.mode")).is_some() || r.str(&p("drop.tombstones")).is_some()
+    {
+        let dh = r
+            .str(&p("delete.handling.mode"))
+            .unwrap_or("drop")
+            .to_string();
+        let dt = r.bool(&p("drop.tombstones"), true);
+        match DeleteTombstoneHandling::from_legacy(&dh, dt) {
+            Some(m) => u.delete_handling = m,
+            None => r.errors.push(err(
+                &p("delete.handling.mode"),
+                &dh,
+                "The value must be one of drop, none, rewrite",
+            )),
+        }
+    }
+    let add_prefix = props
+        .get(&p("add.fields.prefix"))
+        .unwrap_or("__")
+        .to_string();
+    if let Some(list) = r.str(&p("add.fields")).map(str::to_string) {
+        match unwrap::parse_added(&list, &add_prefix) {
+            Ok(f) => u.add_fields = f,
+            Err(bad) => r.errors.push(err(
+                &p("add.fields"),
+                &list,
+                &format!("unknown field {bad}"),
+            )),
+        }
+    }
+    let header_prefix = props
+        .get(&p("add.headers.prefix"))
+        .unwrap_or("__")
+        .to_string();
+    if let Some(list) = r.str(&p("add.headers")).map(str::to_string) {
+        match unwrap::parse_added(&list, &header_prefix) {
+            Ok(f) => u.add_headers = f,
+            Err(bad) => r.errors.push(err(
+                &p("add.headers"),
+                &list,
+                &format!("unknown field {bad}"),
+            )),
+        }
+    }
+    for k in props
+        .0
+        .keys()
+        .filter(|k| k.starts_with(&format!("transforms.{name}.")))
+    {
+        let opt = &k[format!("transforms.{name}.").len()..];
+        if !matches!(
+            opt,
+            "type"
+                | "delete.tombstone.handling.mode"
+                | "delete.handling.mode"
+                | "drop.tombstones"
+                | "add.fields"
+                | "add.fields.prefix"
+                | "add.headers"
+                | "add.headers.prefix"
+        ) {
+            warnings.push(format!(
+                "transform option {k} is not supported by augur and is ignored"
+            ));
+        }
+    }
+    u
+}
+
+/// Keys neither augur nor the transform knows are warned about, as Debezium does.
+fn warn_unknown_keys(props: &Props, transform_keys: &[String], warnings: &mut Vec<String>) {
+    for key in props.0.keys() {
+        let k = key.as_str();
+        if KNOWN.contains(&k) || transform_keys.iter().any(|t| t == k) {
+            continue;
+        }
+        if ACCEPTED_IGNORED.contains(&k)
+            || k.starts_with("producer.override.")
+            || k.starts_with("consumer.override.")
+            || k.starts_with("topic.creation.")
+            || k.starts_with("errors.")
+            || k.starts_with("database.ssl")
+        {
+            continue;
+        }
+        warnings.push(format!("unknown configuration key \"{k}\" is ignored"));
     }
 }
 
