@@ -90,7 +90,7 @@ async fn source_checks(client: &tokio_postgres::Client, cfg: &RunConfig, out: &m
         .flatten();
     out.extend(limits(client, slot.is_some()).await);
     out.push(replication_privilege(client, &src.connect.user).await);
-    match crate::pipeline::doctor_tables(client, cfg).await {
+    match tables(client, cfg).await {
         Ok(checks) => out.extend(checks),
         Err(e) => out.push(from_error("tables", &e)),
     }
@@ -281,6 +281,108 @@ async fn kafka_check(bootstrap: &str) -> Check {
         ),
         Err(e) => from_error("Kafka", &e),
     }
+}
+
+/// Each captured table: a primary key, a column for every model input, and the write-back
+/// column when predictions go into the source table.
+async fn tables(client: &tokio_postgres::Client, cfg: &RunConfig) -> Result<Vec<Check>, Error> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text, \
+                    array(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum), \
+                    EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .map_err(|e| augur_postgres::conn::sql_error("listing tables", e))?;
+    let model = cfg.model.predictor().ok();
+    let mut out = Vec::new();
+    let mut found = 0;
+    for r in rows {
+        let (schema, table): (String, String) = (r.get(0), r.get(1));
+        if cfg.capture.source.tables.includes(&schema, &table) {
+            found += 1;
+            let cols: Vec<String> = r.get(2);
+            let qualified = format!("{schema}.{table}");
+            out.extend(table_checks(
+                cfg,
+                model.as_ref(),
+                &qualified,
+                &cols,
+                r.get(3),
+            ));
+        }
+    }
+    if found == 0 {
+        out.push(check(
+            "tables",
+            Outcome::Fail,
+            "no table matches source.tables",
+            "create the table, or fix source.tables (schema.table regular expressions)",
+        ));
+    }
+    Ok(out)
+}
+
+fn table_checks(
+    cfg: &RunConfig,
+    model: Option<&crate::predict::Predictor>,
+    qualified: &str,
+    cols: &[String],
+    has_pk: bool,
+) -> Vec<Check> {
+    let name = format!("table {qualified}");
+    let mut out = Vec::new();
+    if !has_pk {
+        out.push(check(
+            &name,
+            Outcome::Warn,
+            "has no primary key: predictions are appended, deletes cannot follow",
+            format!("ALTER TABLE {qualified} ADD PRIMARY KEY (…);"),
+        ));
+    }
+    if let Some(p) = model {
+        out.push(model_inputs(p, &name, cols));
+    }
+    let column = &cfg.model.output_field;
+    if writes_back(cfg) && !cols.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+        out.push(check(
+            &name,
+            Outcome::Fail,
+            format!("no column \"{column}\" to write predictions into"),
+            format!("ALTER TABLE {qualified} ADD COLUMN {column} double precision;"),
+        ));
+    }
+    out
+}
+
+/// Every model input finds a column (by name, or through `model.mapping`).
+fn model_inputs(p: &crate::predict::Predictor, name: &str, cols: &[String]) -> Check {
+    use augur_core::connect::{Field, Schema, SchemaType};
+    let fields: Vec<Field> = cols
+        .iter()
+        .map(|c| Field::new(c.clone(), Schema::new(SchemaType::String)))
+        .collect();
+    let map = p.feature_map(&fields);
+    let missing: Vec<String> = p
+        .input_fields()
+        .iter()
+        .zip(&map.inputs)
+        .filter(|(_, i)| i.is_none())
+        .map(|(f, _)| f.name.clone())
+        .collect();
+    if missing.is_empty() {
+        let detail = format!("{} columns, all model inputs present", cols.len());
+        return check(name, Outcome::Pass, detail, "");
+    }
+    check(
+        name,
+        Outcome::Fail,
+        format!("no column for model input(s) {}", missing.join(", ")),
+        "add the columns, or map them with model.mapping = \"input=column,…\"",
+    )
 }
 
 /// What `augur run` needs on this machine: the metrics listener's address free, and an offsets

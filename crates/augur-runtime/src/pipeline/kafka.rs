@@ -32,6 +32,57 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
+/// The enrichment stage's settings and the pattern of the topics it reads: capture topics
+/// are `<prefix>.<schema>.<table>`; the dead-letter topic (`<prefix>.dead_letter`) must not
+/// feed the stage that writes it.
+fn enrich_stage(format: &str, prefix: &str) -> (EnrichConfig, String) {
+    let captured = format!("^{}\\.[^.]+\\.[^.]+$", regex_escape(prefix));
+    let mut enrich = EnrichConfig::new(vec![captured.clone()]);
+    enrich.output_topic = format.replace("${schema}", "public");
+    enrich.dlq_topic = format!("{prefix}.dead_letter");
+    enrich.group_id = "augur-run-enrich".into();
+    enrich.name = "augur-run-enrich".into();
+    enrich.keep_unpriced = true;
+    (enrich, captured)
+}
+
+/// The JDBC-sink stage: every predicted topic into the table of its name, keyed by the
+/// record key, truncates followed.
+fn sink_stage(cfg: &RunConfig, output_topic: &str) -> SinkConnectorConfig {
+    let table_pattern = output_topic
+        .split("${table}")
+        .map(regex_escape)
+        .collect::<Vec<_>>()
+        .join("[^.]+");
+    let mut sink_cfg = cfg.sink.clone();
+    sink_cfg.pk_mode = PkMode::RecordKey;
+    sink_cfg.pk_fields = Vec::new();
+    sink_cfg.table_format = "${topic}".into();
+    sink_cfg.truncate_enabled = true;
+    SinkConnectorConfig {
+        name: "augur-run-sink".into(),
+        topics: vec![format!("^{table_pattern}$")],
+        sink: sink_cfg,
+        tolerate_errors: false,
+        dlq_topic: None,
+    }
+}
+
+/// Where the enrichment stage reads stored rows: the sink's table, once the sink group caught up.
+fn stored_rows(
+    sink: &augur_postgres::sink::config::SinkConfig,
+    bootstrap: &str,
+) -> crate::stored::StoredSettings {
+    crate::stored::StoredSettings {
+        sink: sink.clone(),
+        group: ConsumerSettings::new(bootstrap, "augur-run-sink", Vec::new()),
+        placeholder: sink
+            .unavailable_placeholder
+            .clone()
+            .unwrap_or_else(|| "__debezium_unavailable_value".into()),
+    }
+}
+
 /// Runs the three stages over the Kafka cluster at `bootstrap` until shutdown.
 pub async fn run(
     cfg: RunConfig,
@@ -59,43 +110,10 @@ pub async fn run(
         ..UnwrapConfig::default()
     });
 
-    // Capture topics are `<prefix>.<schema>.<table>`; the dead-letter topic
-    // (`<prefix>.dead_letter`) must not feed the stage that writes it.
-    let captured = format!("^{}\\.[^.]+\\.[^.]+$", regex_escape(&prefix));
-    let mut enrich = EnrichConfig::new(vec![captured.clone()]);
-    enrich.output_topic = format.replace("${schema}", "public");
-    enrich.dlq_topic = format!("{prefix}.dead_letter");
-    enrich.group_id = "augur-run-enrich".into();
-    enrich.name = "augur-run-enrich".into();
-    enrich.keep_unpriced = true;
-
-    let table_pattern = enrich
-        .output_topic
-        .split("${table}")
-        .map(regex_escape)
-        .collect::<Vec<_>>()
-        .join("[^.]+");
-    let mut sink_cfg = cfg.sink.clone();
-    sink_cfg.pk_mode = PkMode::RecordKey;
-    sink_cfg.pk_fields = Vec::new();
-    sink_cfg.table_format = "${topic}".into();
-    sink_cfg.truncate_enabled = true;
+    let (mut enrich, captured) = enrich_stage(format, &prefix);
+    let sink = sink_stage(&cfg, &enrich.output_topic);
     // A change that leaves a TOASTed value out is priced with the value the sink stored.
-    enrich.stored = Some(crate::stored::StoredSettings {
-        sink: sink_cfg.clone(),
-        group: ConsumerSettings::new(&bootstrap, "augur-run-sink", Vec::new()),
-        placeholder: sink_cfg
-            .unavailable_placeholder
-            .clone()
-            .unwrap_or_else(|| "__debezium_unavailable_value".into()),
-    });
-    let sink = SinkConnectorConfig {
-        name: "augur-run-sink".into(),
-        topics: vec![format!("^{table_pattern}$")],
-        sink: sink_cfg,
-        tolerate_errors: false,
-        dlq_topic: None,
-    };
+    enrich.stored = Some(stored_rows(&sink.sink, &bootstrap));
 
     let enrich_task = tokio::spawn(crate::enrich::run(
         enrich,
