@@ -516,33 +516,11 @@ fn unwrap_config(r: &mut Reader<'_>, name: &str, warnings: &mut Vec<String>) -> 
             )),
         }
     }
-    let add_prefix = props
-        .get(&p("add.fields.prefix"))
-        .unwrap_or("__")
-        .to_string();
-    if let Some(list) = r.str(&p("add.fields")).map(str::to_string) {
-        match unwrap::parse_added(&list, &add_prefix) {
-            Ok(f) => u.add_fields = f,
-            Err(bad) => r.errors.push(err(
-                &p("add.fields"),
-                &list,
-                &format!("unknown field {bad}"),
-            )),
-        }
+    if let Some(f) = added(r, name, "add.fields") {
+        u.add_fields = f;
     }
-    let header_prefix = props
-        .get(&p("add.headers.prefix"))
-        .unwrap_or("__")
-        .to_string();
-    if let Some(list) = r.str(&p("add.headers")).map(str::to_string) {
-        match unwrap::parse_added(&list, &header_prefix) {
-            Ok(f) => u.add_headers = f,
-            Err(bad) => r.errors.push(err(
-                &p("add.headers"),
-                &list,
-                &format!("unknown field {bad}"),
-            )),
-        }
+    if let Some(f) = added(r, name, "add.headers") {
+        u.add_headers = f;
     }
     for k in props
         .0
@@ -567,6 +545,21 @@ fn unwrap_config(r: &mut Reader<'_>, name: &str, warnings: &mut Vec<String>) -> 
         }
     }
     u
+}
+
+/// Transform `name`'s `option` (`add.fields` or `add.headers`), named with its `.prefix`.
+fn added(r: &mut Reader<'_>, name: &str, option: &str) -> Option<Vec<unwrap::AddedField>> {
+    let key = format!("transforms.{name}.{option}");
+    let list = r.str(&key)?;
+    let prefix = r.props.get(&format!("{key}.prefix")).unwrap_or("__");
+    match unwrap::parse_added(list, prefix) {
+        Ok(f) => Some(f),
+        Err(bad) => {
+            r.errors
+                .push(err(&key, list, &format!("unknown field {bad}")));
+            None
+        }
+    }
 }
 
 /// Keys neither augur nor the transform knows are warned about, as Debezium does.

@@ -86,53 +86,133 @@ pub fn parse_jdbc_url(url: &str) -> Option<JdbcUrl> {
 impl SinkConnectorConfig {
     /// Reads a Confluent or Debezium JDBC sink config.
     pub fn from_props(props: &Props) -> Result<(SinkConnectorConfig, Vec<String>), ConfigErrors> {
-        let mut errors = Vec::new();
-        let mut warnings = Vec::new();
-        let get = |k: &str| props.get(k).filter(|v| !v.is_empty());
-        let class = get("connector.class").unwrap_or(CONFLUENT_JDBC_SINK);
-        let flavor = match class {
+        let mut r = SinkReader {
+            props,
+            errors: Vec::new(),
+        };
+        let flavor = r.flavor();
+        let name = r.get("name").unwrap_or("jdbc-sink").to_string();
+        let mut connect = r.connection();
+        connect.application_name = format!("augur:{name}");
+        let mut sink = SinkConfig::new(connect);
+        sink.flavor = flavor;
+        r.keys(&mut sink);
+        r.behaviour(&mut sink);
+        let topics = props.subscription().unwrap_or_else(|e| {
+            r.errors.push(e);
+            Vec::new()
+        });
+        let tolerate_errors = match r.get("errors.tolerance").unwrap_or("none") {
+            "none" => false,
+            "all" => true,
+            other => {
+                r.error(
+                    "errors.tolerance",
+                    &format!("{other} is not one of none, all"),
+                );
+                false
+            }
+        };
+        let warnings = [
+            "key.converter.schemas.enable",
+            "value.converter.schemas.enable",
+        ]
+        .into_iter()
+        .filter(|k| r.get(k) == Some("false"))
+        .map(|k| {
+            format!(
+                "{k}=false: records without schemas cannot be mapped to columns and will be refused"
+            )
+        })
+        .collect();
+        if !r.errors.is_empty() {
+            return Err(ConfigErrors(r.errors));
+        }
+        let dlq_topic = r
+            .get("errors.deadletterqueue.topic.name")
+            .map(str::to_string);
+        let cfg = SinkConnectorConfig {
+            name,
+            topics,
+            sink,
+            tolerate_errors,
+            dlq_topic,
+        };
+        Ok((cfg, warnings))
+    }
+}
+
+/// Reads a JDBC sink config one concern at a time, collecting every error.
+struct SinkReader<'a> {
+    props: &'a Props,
+    errors: Vec<ConfigError>,
+}
+
+impl<'a> SinkReader<'a> {
+    /// A key's value; empty counts as unset.
+    fn get(&self, k: &str) -> Option<&'a str> {
+        self.props.get(k).filter(|v| !v.is_empty())
+    }
+
+    fn error(&mut self, key: &str, reason: &str) {
+        self.errors.push(err(key, reason));
+    }
+
+    fn bool_of(&mut self, k: &str, default: bool) -> bool {
+        match self.get(k).map(str::to_ascii_lowercase).as_deref() {
+            None => default,
+            Some("true") => true,
+            Some("false") => false,
+            Some(v) => {
+                let reason = format!("{v} is not a boolean");
+                self.error(k, &reason);
+                default
+            }
+        }
+    }
+
+    /// Confluent's or Debezium's JDBC sink, by `connector.class`.
+    fn flavor(&mut self) -> Flavor {
+        match self.get("connector.class").unwrap_or(CONFLUENT_JDBC_SINK) {
             CONFLUENT_JDBC_SINK | "JdbcSinkConnector" => Flavor::Confluent,
             DEBEZIUM_JDBC_SINK => Flavor::Debezium,
             other => {
-                errors.push(err(
-                    "connector.class",
-                    &format!("{other} is not a JDBC sink augur implements"),
-                ));
+                let reason = format!("{other} is not a JDBC sink augur implements");
+                self.error("connector.class", &reason);
                 Flavor::Confluent
             }
-        };
-        let deb = flavor == Flavor::Debezium;
-        let url = get("connection.url").unwrap_or("");
-        let JdbcUrl {
-            host,
-            port,
-            db,
-            params,
-        } = match parse_jdbc_url(url) {
-            Some(v) => v,
-            None => {
-                errors.push(err(
-                    "connection.url",
-                    "expected jdbc:postgresql://host:port/database",
-                ));
-                JdbcUrl {
-                    port: 5432,
-                    ..JdbcUrl::default()
-                }
+        }
+    }
+
+    /// `connection.url` (a `jdbc:postgresql://` URL, whose `user`/`password` parameters count
+    /// below the `connection.*` keys), refusing settings that demand TLS.
+    fn connection(&mut self) -> PgConnect {
+        let url = self.get("connection.url").unwrap_or("");
+        let parsed = parse_jdbc_url(url).unwrap_or_else(|| {
+            self.error(
+                "connection.url",
+                "expected jdbc:postgresql://host:port/database",
+            );
+            JdbcUrl {
+                port: 5432,
+                ..JdbcUrl::default()
             }
-        };
+        });
         let param = |k: &str| {
-            params
+            parsed
+                .params
                 .iter()
                 .find(|(pk, _)| pk == k)
                 .map(|(_, v)| v.clone())
         };
-        let user = get("connection.user")
-            .or(get("connection.username"))
+        let user = self
+            .get("connection.user")
+            .or(self.get("connection.username"))
             .map(str::to_string)
             .or(param("user"))
             .unwrap_or_else(|| "postgres".into());
-        let password = props
+        let password = self
+            .props
             .get("connection.password")
             .map(str::to_string)
             .or(param("password"))
@@ -142,17 +222,19 @@ impl SinkConnectorConfig {
             || param("sslmode")
                 .is_some_and(|v| matches!(v.as_str(), "require" | "verify-ca" | "verify-full"));
         if tls_demanded {
-            errors.push(err(
+            self.error(
                 "connection.url",
                 "augur does not speak TLS to PostgreSQL yet; drop ssl=true or use sslmode=disable, allow or prefer",
-            ));
+            );
         }
-        let mut connect = PgConnect::new(&host, port, &user, &password, &db);
-        let name = get("name").unwrap_or("jdbc-sink").to_string();
-        connect.application_name = format!("augur:{name}");
-        let mut sink = SinkConfig::new(connect);
-        sink.flavor = flavor;
-        sink.insert_mode = match get("insert.mode")
+        PgConnect::new(&parsed.host, parsed.port, &user, &password, &parsed.db)
+    }
+
+    /// `insert.mode` and the primary key (`pk.mode`/`pk.fields`, or Debezium's
+    /// `primary.key.*`), with the combinations that cannot work refused.
+    fn keys(&mut self, sink: &mut SinkConfig) {
+        sink.insert_mode = match self
+            .get("insert.mode")
             .unwrap_or("insert")
             .to_ascii_lowercase()
             .as_str()
@@ -161,32 +243,38 @@ impl SinkConnectorConfig {
             "upsert" => InsertMode::Upsert,
             "update" => InsertMode::Update,
             other => {
-                errors.push(err(
+                self.error(
                     "insert.mode",
                     &format!("{other} is not one of insert, upsert, update"),
-                ));
+                );
                 InsertMode::Insert
             }
         };
-        let pk_key = if get("primary.key.mode").is_some() {
+        let pk_key = if self.get("primary.key.mode").is_some() {
             "primary.key.mode"
         } else {
             "pk.mode"
         };
-        sink.pk_mode = match get(pk_key).unwrap_or("none").to_ascii_lowercase().as_str() {
+        sink.pk_mode = match self
+            .get(pk_key)
+            .unwrap_or("none")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "none" => PkMode::None,
             "kafka" => PkMode::Kafka,
             "record_key" => PkMode::RecordKey,
             "record_value" => PkMode::RecordValue,
             other => {
-                errors.push(err(
-                    pk_key,
-                    &format!("{other} is not one of none, kafka, record_key, record_value"),
-                ));
+                let reason = format!("{other} is not one of none, kafka, record_key, record_value");
+                self.error(pk_key, &reason);
                 PkMode::None
             }
         };
-        let fields = get("primary.key.fields").or(get("pk.fields")).unwrap_or("");
+        let fields = self
+            .get("primary.key.fields")
+            .or(self.get("pk.fields"))
+            .unwrap_or("");
         sink.pk_fields = fields
             .split(',')
             .map(str::trim)
@@ -194,99 +282,59 @@ impl SinkConnectorConfig {
             .map(str::to_string)
             .collect();
         if sink.pk_mode == PkMode::RecordValue && sink.pk_fields.is_empty() {
-            errors.push(err(
+            self.error(
                 "pk.fields",
                 "pk.mode=record_value needs the primary key field names",
-            ));
+            );
         }
         if sink.insert_mode != InsertMode::Insert && sink.pk_mode == PkMode::None {
-            errors.push(err(
+            self.error(
                 "insert.mode",
                 "upsert and update need a primary key (pk.mode)",
-            ));
+            );
         }
-        let bool_of = |k: &str, default: bool, errors: &mut Vec<ConfigError>| match get(k)
-            .map(|v| v.to_ascii_lowercase())
-        {
-            None => default,
-            Some(v) if v == "true" => true,
-            Some(v) if v == "false" => false,
-            Some(v) => {
-                errors.push(err(k, &format!("{v} is not a boolean")));
-                default
-            }
-        };
-        sink.delete_enabled = bool_of("delete.enabled", false, &mut errors);
-        sink.truncate_enabled = bool_of("truncate.enabled", false, &mut errors);
+    }
+
+    /// Deletes, truncates, table creation and evolution, the table name format, batch size.
+    fn behaviour(&mut self, sink: &mut SinkConfig) {
+        let deb = sink.flavor == Flavor::Debezium;
+        sink.delete_enabled = self.bool_of("delete.enabled", false);
+        sink.truncate_enabled = self.bool_of("truncate.enabled", false);
         if sink.delete_enabled && matches!(sink.pk_mode, PkMode::None | PkMode::Kafka) {
-            errors.push(err(
+            self.error(
                 "delete.enabled",
                 "deletes need pk.mode record_key or record_value",
-            ));
+            );
         }
         if deb {
-            let evolve = get("schema.evolution").unwrap_or("none");
-            match evolve {
+            match self.get("schema.evolution").unwrap_or("none") {
                 "none" => {}
                 "basic" => {
                     sink.auto_create = true;
                     sink.auto_evolve = true;
                 }
-                other => errors.push(err(
+                other => self.error(
                     "schema.evolution",
                     &format!("{other} is not one of none, basic"),
-                )),
+                ),
             }
         }
-        sink.auto_create = bool_of("auto.create", sink.auto_create, &mut errors);
-        sink.auto_evolve = bool_of("auto.evolve", sink.auto_evolve, &mut errors);
-        if let Some(f) = get("table.name.format").or(get("collection.name.format")) {
+        sink.auto_create = self.bool_of("auto.create", sink.auto_create);
+        sink.auto_evolve = self.bool_of("auto.evolve", sink.auto_evolve);
+        if let Some(f) = self
+            .get("table.name.format")
+            .or(self.get("collection.name.format"))
+        {
             sink.table_format = f.to_string();
         }
-        if let Some(b) = get("batch.size") {
-            match b.parse::<usize>() {
+        match self.get("batch.size") {
+            Some(b) => match b.parse::<usize>() {
                 Ok(n) if n > 0 => sink.batch_size = n,
-                _ => errors.push(err("batch.size", "expected a positive integer")),
-            }
-        } else if deb {
-            sink.batch_size = 500;
-        }
-        let topics = props.subscription().unwrap_or_else(|e| {
-            errors.push(e);
-            Vec::new()
-        });
-        let tolerate_errors = match get("errors.tolerance").unwrap_or("none") {
-            "none" => false,
-            "all" => true,
-            other => {
-                errors.push(err(
-                    "errors.tolerance",
-                    &format!("{other} is not one of none, all"),
-                ));
-                false
-            }
-        };
-        for k in [
-            "key.converter.schemas.enable",
-            "value.converter.schemas.enable",
-        ] {
-            if get(k) == Some("false") {
-                warnings.push(format!("{k}=false: records without schemas cannot be mapped to columns and will be refused"));
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        Ok((
-            SinkConnectorConfig {
-                name,
-                topics,
-                sink,
-                tolerate_errors,
-                dlq_topic: get("errors.deadletterqueue.topic.name").map(str::to_string),
+                _ => self.error("batch.size", "expected a positive integer"),
             },
-            warnings,
-        ))
+            None if deb => sink.batch_size = 500,
+            None => {}
+        }
     }
 }
 
