@@ -721,6 +721,96 @@ struct Supervisor {
     published: BTreeMap<String, Value>,
 }
 
+/// What a supervisor pass works from: the connector's view as the pass began.
+#[derive(Debug)]
+struct Pass {
+    /// The connector's config.
+    config: BTreeMap<String, String>,
+    /// The config's generation.
+    generation: u64,
+    /// The target state.
+    target: TargetState,
+    /// The restart count.
+    restarts: u64,
+    /// The view's version.
+    version: u64,
+    /// Deleted, or the worker is stopping: stop everything and finish.
+    finish: bool,
+    /// How long tasks get to stop.
+    timeout: Duration,
+}
+
+impl Pass {
+    /// Reads the connector's view (briefly locked) and whether the worker is stopping.
+    fn begin(shared: &Shared, conn: &Connector) -> Pass {
+        let (config, generation, target, deleted, restarts, version) = {
+            let v = conn.view();
+            (
+                v.config.clone(),
+                v.generation,
+                v.target,
+                v.deleted,
+                v.restarts,
+                v.version,
+            )
+        };
+        Pass {
+            config,
+            generation,
+            target,
+            restarts,
+            version,
+            finish: deleted || shared.stopping.load(Ordering::Acquire),
+            timeout: shared.config.shutdown_timeout,
+        }
+    }
+}
+
+/// The tasks a pass wants running.
+#[derive(Debug)]
+struct Wanted {
+    /// The current plan, if the config is valid.
+    plan: Option<Arc<TaskPlan>>,
+    /// The task count (0 without a plan).
+    n: usize,
+    /// Whether tasks should run at all.
+    run: bool,
+    /// Each task view's epoch (a restarted task has a new one).
+    epochs: Vec<u64>,
+}
+
+/// Parses `config` into a task plan (the class is looked up again: a stored config may name a
+/// class this build does not have), logging warnings; or the message explaining why it is
+/// invalid.
+fn build_plan(
+    shared: &Shared,
+    name: &str,
+    config: &BTreeMap<String, String>,
+) -> Result<Arc<TaskPlan>, String> {
+    let class = config
+        .get("connector.class")
+        .map(String::as_str)
+        .unwrap_or("");
+    let built = Plugin::lookup(class)
+        .map_err(|e| e.message().to_string())
+        .and_then(|p| {
+            TaskPlan::build(p, config, &shared.config.bootstrap_servers)
+                .map_err(|v| plugins::invalid_config_message(&v.errors, config))
+        });
+    match built {
+        Ok((plan, warnings)) => {
+            for w in warnings {
+                tracing::warn!(connector = %name, "{w}");
+            }
+            Ok(Arc::new(plan))
+        }
+        Err(msg) => {
+            tracing::error!(connector = %name, "connector config is invalid; fix it with PUT /connectors/{{name}}/config");
+            Err(msg)
+        }
+    }
+}
+
 /// Runs a connector's supervisor until it is deleted or the worker stops.
 async fn supervise(shared: Arc<Shared>, conn: Arc<Connector>) {
     let mut sup = Supervisor::default();
@@ -742,77 +832,62 @@ impl Supervisor {
     /// One pass: parses a new config, stops and starts tasks, sets statuses. Returns the
     /// version converged on and whether the supervisor is done.
     async fn converge(&mut self, shared: &Arc<Shared>, conn: &Arc<Connector>) -> (u64, bool) {
-        let (config, generation, target, deleted, restarts, version) = {
-            let v = conn.view();
-            (
-                v.config.clone(),
-                v.generation,
-                v.target,
-                v.deleted,
-                v.restarts,
-                v.version,
-            )
-        };
-        let finish = deleted || shared.stopping.load(Ordering::Acquire);
-        let timeout = shared.config.shutdown_timeout;
+        let pass = Pass::begin(shared, conn);
 
         // A new config (or a restart after a config that failed): stop everything, re-parse.
         let replan = self.plan.as_ref().is_none_or(|p| {
-            p.generation != generation || (p.result.is_err() && p.restarts != restarts)
+            p.generation != pass.generation || (p.result.is_err() && p.restarts != pass.restarts)
         });
-        if replan && !finish {
-            let all: Vec<(usize, Running)> = self
-                .running
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(i, r)| r.take().map(|r| (i, r)))
-                .collect();
-            stop_tasks(&conn.name, all, timeout).await;
-            // The class is looked up again: a stored config may name a class this build
-            // does not have.
-            let class = config
-                .get("connector.class")
-                .map(String::as_str)
-                .unwrap_or("");
-            let built = Plugin::lookup(class)
-                .map_err(|e| e.message().to_string())
-                .and_then(|p| {
-                    TaskPlan::build(p, &config, &shared.config.bootstrap_servers)
-                        .map_err(|v| plugins::invalid_config_message(&v.errors, &config))
-                });
-            let result = match built {
-                Ok((plan, warnings)) => {
-                    for w in warnings {
-                        tracing::warn!(connector = %conn.name, "{w}");
-                    }
-                    Ok(Arc::new(plan))
-                }
-                Err(msg) => {
-                    tracing::error!(connector = %conn.name, "connector config is invalid; fix it with PUT /connectors/{{name}}/config");
-                    Err(msg)
-                }
-            };
-            {
-                let mut v = conn.view();
-                v.tasks.clear();
-            }
-            self.plan = Some(PlanState {
-                generation,
-                restarts,
-                result,
-            });
+        if replan && !pass.finish {
+            self.replan(shared, conn, &pass).await;
         }
 
+        let wanted = self.wanted(conn, &pass);
+
+        // Stop what must not run (paused, stopped, restarted, gone, shutting down).
+        self.stop_unwanted(conn, &wanted, pass.timeout).await;
+
+        // Start what should run.
+        self.start_wanted(shared, conn, &wanted, pass.generation);
+
+        // Statuses of everything not running.
+        self.set_idle_statuses(conn, &pass);
+        (pass.version, pass.finish)
+    }
+
+    /// Stops every task, parses the connector's config again and clears the task views.
+    async fn replan(&mut self, shared: &Shared, conn: &Connector, pass: &Pass) {
+        let all: Vec<(usize, Running)> = self
+            .running
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, r)| r.take().map(|r| (i, r)))
+            .collect();
+        stop_tasks(&conn.name, all, pass.timeout).await;
+        let result = build_plan(shared, &conn.name, &pass.config);
+        {
+            let mut v = conn.view();
+            v.tasks.clear();
+        }
+        self.plan = Some(PlanState {
+            generation: pass.generation,
+            restarts: pass.restarts,
+            result,
+        });
+    }
+
+    /// The tasks this pass wants; sizes (or clears) the task views to match.
+    fn wanted(&self, conn: &Connector, pass: &Pass) -> Wanted {
         let plan = self
             .plan
             .as_ref()
             .and_then(|p| p.result.as_ref().ok().cloned());
         let n = plan.as_ref().map_or(0, |p| p.task_count());
-        let want_run = !finish && target == TargetState::Started && plan.is_some();
+        let run = !pass.finish && pass.target == TargetState::Started && plan.is_some();
         let epochs: Vec<u64> = {
             let mut v = conn.view();
-            if target == TargetState::Stopped || plan.is_none() || finish {
-                if !finish {
+            if pass.target == TargetState::Stopped || plan.is_none() || pass.finish {
+                if !pass.finish {
                     v.tasks.clear();
                 }
             } else {
@@ -820,15 +895,25 @@ impl Supervisor {
             }
             v.tasks.iter().map(|t| t.epoch).collect()
         };
+        Wanted {
+            plan,
+            n,
+            run,
+            epochs,
+        }
+    }
 
-        // Stop what must not run (paused, stopped, restarted, gone, shutting down).
+    /// Stops the running tasks that are not wanted (or were restarted: another epoch), and
+    /// sizes the running list to the task count.
+    async fn stop_unwanted(&mut self, conn: &Connector, wanted: &Wanted, timeout: Duration) {
+        let n = wanted.n;
         let mut to_stop = Vec::new();
         for (i, slot) in self.running.iter_mut().enumerate() {
-            let keep = want_run
+            let keep = wanted.run
                 && i < n
                 && slot
                     .as_ref()
-                    .is_some_and(|r| epochs.get(i) == Some(&r.epoch));
+                    .is_some_and(|r| wanted.epochs.get(i) == Some(&r.epoch));
             if !keep && let Some(r) = slot.take() {
                 to_stop.push((i, r));
             }
@@ -836,10 +921,20 @@ impl Supervisor {
         stop_tasks(&conn.name, to_stop, timeout).await;
         self.running.truncate(n);
         self.running.resize_with(n, || None);
+    }
 
-        // Start what should run.
-        if want_run && let Some(plan) = &plan {
-            for (i, epoch) in epochs.iter().enumerate().take(n) {
+    /// Starts the wanted tasks that are not running.
+    fn start_wanted(
+        &mut self,
+        shared: &Arc<Shared>,
+        conn: &Arc<Connector>,
+        wanted: &Wanted,
+        generation: u64,
+    ) {
+        if wanted.run
+            && let Some(plan) = &wanted.plan
+        {
+            for (i, epoch) in wanted.epochs.iter().enumerate().take(wanted.n) {
                 if self.running[i].is_none() {
                     self.running[i] = Some(start_task(
                         shared,
@@ -852,36 +947,38 @@ impl Supervisor {
                 }
             }
         }
+    }
 
-        // Statuses of everything not running.
-        {
-            let mut v = conn.view();
-            if v.generation == generation {
-                v.connector = match (&self.plan, finish) {
-                    (_, true) => Status::new(State::Unassigned),
-                    (
-                        Some(PlanState {
-                            result: Err(msg), ..
-                        }),
-                        _,
-                    ) => Status::failed(msg.clone()),
-                    _ => Status::new(match target {
-                        TargetState::Started => State::Running,
-                        TargetState::Paused => State::Paused,
-                        TargetState::Stopped => State::Stopped,
-                    }),
-                };
-                for (i, t) in v.tasks.iter_mut().enumerate() {
-                    if self.running.get(i).is_none_or(|r| r.is_none()) {
-                        t.status = Status::new(match (target, finish) {
-                            (TargetState::Paused, false) => State::Paused,
-                            _ => State::Unassigned,
-                        });
-                    }
-                }
+    /// Sets the connector's status, and those of the tasks not running, unless a newer
+    /// config arrived during the pass.
+    fn set_idle_statuses(&self, conn: &Connector, pass: &Pass) {
+        let mut v = conn.view();
+        if v.generation != pass.generation {
+            return;
+        }
+        let (target, finish) = (pass.target, pass.finish);
+        v.connector = match (&self.plan, finish) {
+            (_, true) => Status::new(State::Unassigned),
+            (
+                Some(PlanState {
+                    result: Err(msg), ..
+                }),
+                _,
+            ) => Status::failed(msg.clone()),
+            _ => Status::new(match target {
+                TargetState::Started => State::Running,
+                TargetState::Paused => State::Paused,
+                TargetState::Stopped => State::Stopped,
+            }),
+        };
+        for (i, t) in v.tasks.iter_mut().enumerate() {
+            if self.running.get(i).is_none_or(|r| r.is_none()) {
+                t.status = Status::new(match (target, finish) {
+                    (TargetState::Paused, false) => State::Paused,
+                    _ => State::Unassigned,
+                });
             }
         }
-        (version, finish)
     }
 
     /// Writes the status records that changed since the last pass (tombstones once deleted).

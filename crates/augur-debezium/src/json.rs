@@ -232,85 +232,132 @@ pub fn write_value(
             }
         }
         Value::String(s) => write_str(out, s),
-        Value::Bytes(b) => {
-            out.push(b'"');
-            let start = out.len();
-            out.resize(start + b.len().div_ceil(3) * 4, 0);
-            let n = base64::engine::general_purpose::STANDARD
-                .encode_slice(b, &mut out[start..])
-                .expect("sized for base64");
-            out.truncate(start + n);
-            out.push(b'"');
-        }
-        Value::Array(items) => {
-            out.push(b'[');
-            let item_schema = schema.items.as_deref();
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                match item_schema {
-                    Some(s) => write_value(out, s, v, replace_null_with_default),
-                    None => write_schemaless(out, v),
-                }
-            }
-            out.push(b']');
-        }
+        Value::Bytes(b) => write_base64(out, b),
+        Value::Array(items) => write_array(out, schema, items, replace_null_with_default),
         Value::Map(entries) => {
             // String-keyed maps print as objects, others as [[k,v],…] pairs.
             let string_keys = schema
                 .keys
                 .as_deref()
                 .is_some_and(|k| k.ty == SchemaType::String);
-            let (ks, vs) = (schema.keys.as_deref(), schema.values.as_deref());
             if string_keys {
-                out.push(b'{');
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    write_str(out, k.as_str().unwrap_or_default());
-                    out.push(b':');
-                    match vs {
-                        Some(s) => write_value(out, s, v, replace_null_with_default),
-                        None => write_schemaless(out, v),
-                    }
-                }
-                out.push(b'}');
+                write_map_object(out, schema, entries, replace_null_with_default);
             } else {
-                out.push(b'[');
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        out.push(b',');
-                    }
-                    out.push(b'[');
-                    match ks {
-                        Some(s) => write_value(out, s, k, replace_null_with_default),
-                        None => write_schemaless(out, k),
-                    }
-                    out.push(b',');
-                    match vs {
-                        Some(s) => write_value(out, s, v, replace_null_with_default),
-                        None => write_schemaless(out, v),
-                    }
-                    out.push(b']');
-                }
-                out.push(b']');
+                write_map_pairs(out, schema, entries, replace_null_with_default);
             }
         }
-        Value::Struct(members) => {
-            out.push(b'{');
-            for (i, (f, v)) in schema.fields.iter().zip(members).enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_str(out, &f.name);
-                out.push(b':');
-                write_value(out, &f.schema, v, replace_null_with_default);
-            }
-            out.push(b'}');
-        }
+        Value::Struct(members) => write_struct(out, schema, members, replace_null_with_default),
     }
+}
+
+/// Appends `bytes` as a base64 JSON string, encoded in place in `out`.
+#[inline]
+fn write_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + bytes.len().div_ceil(3) * 4, 0);
+    let n = base64::engine::general_purpose::STANDARD
+        .encode_slice(bytes, &mut out[start..])
+        .expect("sized for base64");
+    out.truncate(start + n);
+    out.push(b'"');
+}
+
+/// Appends `value` under `schema` if there is one, schemaless otherwise.
+#[inline]
+fn write_member(
+    out: &mut Vec<u8>,
+    schema: Option<&Schema>,
+    value: &Value,
+    replace_null_with_default: bool,
+) {
+    match schema {
+        Some(s) => write_value(out, s, value, replace_null_with_default),
+        None => write_schemaless(out, value),
+    }
+}
+
+/// Appends an array under its schema's item schema.
+#[inline]
+fn write_array(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    items: &[Value],
+    replace_null_with_default: bool,
+) {
+    out.push(b'[');
+    let item_schema = schema.items.as_deref();
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_member(out, item_schema, v, replace_null_with_default);
+    }
+    out.push(b']');
+}
+
+/// Appends a string-keyed map as a JSON object.
+#[inline]
+fn write_map_object(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    entries: &[(Value, Value)],
+    replace_null_with_default: bool,
+) {
+    let vs = schema.values.as_deref();
+    out.push(b'{');
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k.as_str().unwrap_or_default());
+        out.push(b':');
+        write_member(out, vs, v, replace_null_with_default);
+    }
+    out.push(b'}');
+}
+
+/// Appends a map whose keys are not strings as `[[k,v],…]` pairs.
+#[inline]
+fn write_map_pairs(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    entries: &[(Value, Value)],
+    replace_null_with_default: bool,
+) {
+    let (ks, vs) = (schema.keys.as_deref(), schema.values.as_deref());
+    out.push(b'[');
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'[');
+        write_member(out, ks, k, replace_null_with_default);
+        out.push(b',');
+        write_member(out, vs, v, replace_null_with_default);
+        out.push(b']');
+    }
+    out.push(b']');
+}
+
+/// Appends a struct as a JSON object, its members in schema order.
+#[inline]
+fn write_struct(
+    out: &mut Vec<u8>,
+    schema: &Schema,
+    members: &[Value],
+    replace_null_with_default: bool,
+) {
+    out.push(b'{');
+    for (i, (f, v)) in schema.fields.iter().zip(members).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, &f.name);
+        out.push(b':');
+        write_value(out, &f.schema, v, replace_null_with_default);
+    }
+    out.push(b'}');
 }
 
 fn write_schemaless(out: &mut Vec<u8>, v: &Value) {
@@ -419,16 +466,10 @@ pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
 
 /// Reads a Connect value under `schema` from its JSON form.
 pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, JsonError> {
-    use serde_json::Value as J;
     if json.is_null() {
         return Ok(Value::Null);
     }
-    let wrong = |what: &str| {
-        JsonError(format!(
-            "expected {what} for a {} value",
-            schema.ty.json_name()
-        ))
-    };
+    let wrong = |what: &str| wrong_json(schema, what);
     Ok(match schema.ty {
         SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| wrong("true/false"))?),
         SchemaType::Int8 => Value::Int8(int_in_range(json, &wrong)?),
@@ -450,54 +491,80 @@ pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, J
                     .map_err(|_| wrong("valid base64"))?,
             )
         }
-        SchemaType::Array => {
-            let items = schema
-                .items
-                .as_deref()
-                .ok_or_else(|| wrong("an item schema"))?;
-            let arr = json.as_array().ok_or_else(|| wrong("an array"))?;
-            Value::Array(
-                arr.iter()
-                    .map(|v| parse_value(items, v))
-                    .collect::<Result<_, _>>()?,
-            )
-        }
-        SchemaType::Map => {
-            let (ks, vs) = match (schema.keys.as_deref(), schema.values.as_deref()) {
-                (Some(k), Some(v)) => (k, v),
-                _ => return Err(wrong("key and value schemas")),
-            };
-            match json {
-                J::Object(o) => Value::Map(
-                    o.iter()
-                        .map(|(k, v)| Ok((Value::String(k.clone()), parse_value(vs, v)?)))
-                        .collect::<Result<_, JsonError>>()?,
-                ),
-                J::Array(pairs) => Value::Map(
-                    pairs
-                        .iter()
-                        .map(|p| match p.as_array().map(Vec::as_slice) {
-                            Some([k, v]) => Ok((parse_value(ks, k)?, parse_value(vs, v)?)),
-                            _ => Err(wrong("[key, value] pairs")),
-                        })
-                        .collect::<Result<_, JsonError>>()?,
-                ),
-                _ => return Err(wrong("an object")),
-            }
-        }
-        SchemaType::Struct => {
-            let obj = json.as_object().ok_or_else(|| wrong("an object"))?;
-            let mut members = Vec::with_capacity(schema.fields.len());
-            for f in &schema.fields {
-                members.push(match obj.get(&f.name) {
-                    Some(v) => parse_value(&f.schema, v)
-                        .map_err(|e| JsonError(format!("field \"{}\": {}", f.name, e.0)))?,
-                    None => Value::Null,
-                });
-            }
-            Value::Struct(members)
-        }
+        SchemaType::Array => parse_array(schema, json)?,
+        SchemaType::Map => parse_map(schema, json)?,
+        SchemaType::Struct => parse_struct(schema, json)?,
     })
+}
+
+/// The error for JSON that is not `what` a value of `schema` needs.
+#[cold]
+fn wrong_json(schema: &Schema, what: &str) -> JsonError {
+    JsonError(format!(
+        "expected {what} for a {} value",
+        schema.ty.json_name()
+    ))
+}
+
+/// Reads an array value under `schema`'s item schema.
+#[inline]
+fn parse_array(schema: &Schema, json: &serde_json::Value) -> Result<Value, JsonError> {
+    let items = schema
+        .items
+        .as_deref()
+        .ok_or_else(|| wrong_json(schema, "an item schema"))?;
+    let arr = json
+        .as_array()
+        .ok_or_else(|| wrong_json(schema, "an array"))?;
+    Ok(Value::Array(
+        arr.iter()
+            .map(|v| parse_value(items, v))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
+/// Reads a map value: an object (string keys) or `[[key, value], …]` pairs.
+#[inline]
+fn parse_map(schema: &Schema, json: &serde_json::Value) -> Result<Value, JsonError> {
+    use serde_json::Value as J;
+    let (ks, vs) = match (schema.keys.as_deref(), schema.values.as_deref()) {
+        (Some(k), Some(v)) => (k, v),
+        _ => return Err(wrong_json(schema, "key and value schemas")),
+    };
+    Ok(match json {
+        J::Object(o) => Value::Map(
+            o.iter()
+                .map(|(k, v)| Ok((Value::String(k.clone()), parse_value(vs, v)?)))
+                .collect::<Result<_, JsonError>>()?,
+        ),
+        J::Array(pairs) => Value::Map(
+            pairs
+                .iter()
+                .map(|p| match p.as_array().map(Vec::as_slice) {
+                    Some([k, v]) => Ok((parse_value(ks, k)?, parse_value(vs, v)?)),
+                    _ => Err(wrong_json(schema, "[key, value] pairs")),
+                })
+                .collect::<Result<_, JsonError>>()?,
+        ),
+        _ => return Err(wrong_json(schema, "an object")),
+    })
+}
+
+/// Reads a struct value; a missing member is null, a bad one is named in the error.
+#[inline]
+fn parse_struct(schema: &Schema, json: &serde_json::Value) -> Result<Value, JsonError> {
+    let obj = json
+        .as_object()
+        .ok_or_else(|| wrong_json(schema, "an object"))?;
+    let mut members = Vec::with_capacity(schema.fields.len());
+    for f in &schema.fields {
+        members.push(match obj.get(&f.name) {
+            Some(v) => parse_value(&f.schema, v)
+                .map_err(|e| JsonError(format!("field \"{}\": {}", f.name, e.0)))?,
+            None => Value::Null,
+        });
+    }
+    Ok(Value::Struct(members))
 }
 
 fn int_in_range<T: TryFrom<i64>>(

@@ -16,6 +16,7 @@ use augur_core::shutdown::{self, Shutdown};
 use augur_metrics::Registry;
 use augur_model::Model;
 use axum::serve::ListenerExt;
+use tokio::task::{JoinError, JoinHandle};
 
 use crate::batcher::{BatchSettings, Batcher};
 use crate::config::ServeConfig;
@@ -126,45 +127,11 @@ impl Server {
             state,
         } = self;
         let (stop_trigger, stop) = shutdown::channel();
-        // One signal for the HTTP server: the caller's shutdown, or our own after a failed load.
-        let mut stop_for_serve = stop.clone();
-        let mut outer = shutdown.clone();
-        let serve = axum::serve(
-            listener.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
-            }),
-            router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = outer.wait() => {}
-                _ = stop_for_serve.wait() => {}
-            }
-        })
-        .into_future();
-        let mut serving = tokio::spawn(serve);
+        let mut serving = spawn_http(listener, &state, &shutdown, &stop);
         tracing::info!(address = %local_addr, "listening");
 
         // Load the model off the runtime; readiness flips once it is in the slot.
-        let started = Instant::now();
-        let source = state.source.clone();
-        let loaded = tokio::task::spawn_blocking(move || source.load()).await;
-        let load_error = match loaded {
-            Ok(Ok(model)) => {
-                let p = promote::install(&state, model);
-                tracing::info!(
-                    model = %p.current,
-                    ms = started.elapsed().as_millis() as u64,
-                    "model loaded; ready"
-                );
-                None
-            }
-            Ok(Err(e)) => Some(e),
-            Err(e) => Some(ServeError::new(
-                ServeErrorKind::Internal,
-                format!("the model loading task failed: {e}"),
-            )),
-        };
+        let load_error = load_model(&state).await;
         if load_error.is_none() {
             if let Some(interval) = state.config.watch_interval {
                 tokio::spawn(promote::watch(state.clone(), interval, stop.clone()));
@@ -174,53 +141,131 @@ impl Server {
         }
 
         // Serve until shutdown (or the server fails by itself).
-        let mut outer = shutdown.clone();
-        let early = tokio::select! {
-            _ = outer.wait() => None,
-            _ = async { let mut s = stop.clone(); s.wait().await } => None,
-            r = &mut serving => Some(r),
-        };
+        let early = wait_for_stop(&shutdown, &stop, &mut serving).await;
         state.shutting_down.store(true, Ordering::Release);
         stop_trigger.trigger(); // Stops the watcher.
         let served = match early {
             Some(r) => r,
-            None => {
-                tracing::info!("shutting down: finishing in-flight requests");
-                match tokio::time::timeout(state.config.shutdown_timeout, &mut serving).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        serving.abort();
-                        let s = state.clone();
-                        let _ = tokio::task::spawn_blocking(move || s.batcher.stop()).await;
-                        return Err(ServeError::new(
-                            ServeErrorKind::ShutdownTimeout,
-                            format!(
-                                "in-flight requests did not finish within {} s",
-                                state.config.shutdown_timeout.as_secs_f64()
-                            ),
-                        ));
-                    }
-                }
-            }
+            None => finish_in_flight(&state, &mut serving).await?,
         };
-        let s = state.clone();
-        let _ = tokio::task::spawn_blocking(move || s.batcher.stop()).await;
+        stop_batcher(&state).await;
         if let Some(e) = load_error {
             return Err(e);
         }
-        match served {
-            Ok(Ok(())) => {
-                tracing::info!("stopped");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                Err(ServeError::new(ServeErrorKind::Io, "the HTTP server failed").with_source(e))
-            }
-            Err(e) => Err(ServeError::new(
-                ServeErrorKind::Internal,
-                format!("the HTTP server task failed: {e}"),
-            )),
+        http_outcome(served)
+    }
+}
+
+/// The HTTP server task's outcome: the server's own result, or why the task failed.
+type HttpOutcome = Result<std::io::Result<()>, JoinError>;
+
+/// Spawns the HTTP server. It stops accepting on one signal: the caller's `shutdown`, or
+/// `stop` (our own, after a failed load).
+fn spawn_http(
+    listener: tokio::net::TcpListener,
+    state: &Arc<AppState>,
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+) -> JoinHandle<std::io::Result<()>> {
+    let mut stop_for_serve = stop.clone();
+    let mut outer = shutdown.clone();
+    let serve = axum::serve(
+        listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        }),
+        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = outer.wait() => {}
+            _ = stop_for_serve.wait() => {}
         }
+    })
+    .into_future();
+    tokio::spawn(serve)
+}
+
+/// Loads the model off the runtime and installs it (readiness flips); the error if it fails.
+async fn load_model(state: &Arc<AppState>) -> Option<ServeError> {
+    let started = Instant::now();
+    let source = state.source.clone();
+    let loaded = tokio::task::spawn_blocking(move || source.load()).await;
+    match loaded {
+        Ok(Ok(model)) => {
+            let p = promote::install(state, model);
+            tracing::info!(
+                model = %p.current,
+                ms = started.elapsed().as_millis() as u64,
+                "model loaded; ready"
+            );
+            None
+        }
+        Ok(Err(e)) => Some(e),
+        Err(e) => Some(ServeError::new(
+            ServeErrorKind::Internal,
+            format!("the model loading task failed: {e}"),
+        )),
+    }
+}
+
+/// Waits for `shutdown` or `stop`; or for the HTTP server to end by itself, whose outcome it
+/// returns.
+async fn wait_for_stop(
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+    serving: &mut JoinHandle<std::io::Result<()>>,
+) -> Option<HttpOutcome> {
+    let mut outer = shutdown.clone();
+    tokio::select! {
+        _ = outer.wait() => None,
+        _ = async { let mut s = stop.clone(); s.wait().await } => None,
+        r = serving => Some(r),
+    }
+}
+
+/// Waits up to the shutdown timeout for in-flight requests; past it, aborts the server, stops
+/// the inference thread and fails.
+async fn finish_in_flight(
+    state: &Arc<AppState>,
+    serving: &mut JoinHandle<std::io::Result<()>>,
+) -> Result<HttpOutcome, ServeError> {
+    tracing::info!("shutting down: finishing in-flight requests");
+    match tokio::time::timeout(state.config.shutdown_timeout, &mut *serving).await {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            serving.abort();
+            stop_batcher(state).await;
+            Err(ServeError::new(
+                ServeErrorKind::ShutdownTimeout,
+                format!(
+                    "in-flight requests did not finish within {} s",
+                    state.config.shutdown_timeout.as_secs_f64()
+                ),
+            ))
+        }
+    }
+}
+
+/// Stops the inference thread (blocking, so off the runtime).
+async fn stop_batcher(state: &Arc<AppState>) {
+    let s = state.clone();
+    let _ = tokio::task::spawn_blocking(move || s.batcher.stop()).await;
+}
+
+/// `run`'s result from the HTTP server task's outcome.
+fn http_outcome(served: HttpOutcome) -> Result<(), ServeError> {
+    match served {
+        Ok(Ok(())) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            Err(ServeError::new(ServeErrorKind::Io, "the HTTP server failed").with_source(e))
+        }
+        Err(e) => Err(ServeError::new(
+            ServeErrorKind::Internal,
+            format!("the HTTP server task failed: {e}"),
+        )),
     }
 }
 

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use augur_model::FieldType;
+use augur_model::{FieldType, InputField};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -214,52 +214,80 @@ fn parse_request(request: Value, served: &Served) -> Result<(Option<String>, Vec
             json_type(&request)
         )));
     };
-    let id = match request.remove("id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(other) => {
-            return Err(ApiError::field(
-                "id",
-                format!("expected a string, got {}", json_type(&other)),
-            ));
-        }
-    };
-    if let Some(outputs) = request.remove("outputs") {
-        let Value::Array(outputs) = outputs else {
-            return Err(ApiError::field("outputs", "expected an array"));
-        };
-        for o in outputs {
-            let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
-            if name != served.output() {
-                return Err(ApiError::field(
-                    "outputs",
-                    format!(
-                        "the model has one output, {:?}; {name:?} was requested",
-                        served.output()
-                    ),
-                ));
-            }
-        }
-    }
-    let inputs = match request.remove("inputs") {
-        Some(Value::Array(inputs)) if !inputs.is_empty() => inputs,
-        Some(Value::Array(_)) => {
-            return Err(ApiError::field(
-                "inputs",
-                "empty; send one input per model field",
-            ));
-        }
-        Some(other) => {
-            return Err(ApiError::field(
-                "inputs",
-                format!("expected an array, got {}", json_type(&other)),
-            ));
-        }
-        None => return Err(ApiError::field("inputs", "missing")),
-    };
-    let model = served.model();
+    let id = take_id(&mut request)?;
+    check_outputs(&mut request, served)?;
+    let inputs = take_inputs(&mut request)?;
     let mut rows: Option<Vec<Row>> = None;
     for (i, input) in inputs.into_iter().enumerate() {
+        Tensor::parse(i, input, served)?.add_to(&mut rows)?;
+    }
+    Ok((id, rows.unwrap_or_default()))
+}
+
+/// Removes the request's optional `id`, which must be a string (or null).
+fn take_id(request: &mut Map<String, Value>) -> Result<Option<String>, ApiError> {
+    match request.remove("id") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(ApiError::field(
+            "id",
+            format!("expected a string, got {}", json_type(&other)),
+        )),
+    }
+}
+
+/// Removes the request's optional `outputs`; each must name the model's one output.
+fn check_outputs(request: &mut Map<String, Value>, served: &Served) -> Result<(), ApiError> {
+    let Some(outputs) = request.remove("outputs") else {
+        return Ok(());
+    };
+    let Value::Array(outputs) = outputs else {
+        return Err(ApiError::field("outputs", "expected an array"));
+    };
+    for o in outputs {
+        let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
+        if name != served.output() {
+            return Err(ApiError::field(
+                "outputs",
+                format!(
+                    "the model has one output, {:?}; {name:?} was requested",
+                    served.output()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Removes the request's `inputs`, which must be a non-empty array.
+fn take_inputs(request: &mut Map<String, Value>) -> Result<Vec<Value>, ApiError> {
+    match request.remove("inputs") {
+        Some(Value::Array(inputs)) if !inputs.is_empty() => Ok(inputs),
+        Some(Value::Array(_)) => Err(ApiError::field(
+            "inputs",
+            "empty; send one input per model field",
+        )),
+        Some(other) => Err(ApiError::field(
+            "inputs",
+            format!("expected an array, got {}", json_type(&other)),
+        )),
+        None => Err(ApiError::field("inputs", "missing")),
+    }
+}
+
+/// One input tensor, checked against the model: the field it feeds and one element per row.
+struct Tensor<'m> {
+    /// The tensor's name as sent (errors name it).
+    name: String,
+    /// The model input field it feeds.
+    field: &'m InputField,
+    /// Its elements, one per row, each of its datatype.
+    data: Vec<Value>,
+}
+
+impl<'m> Tensor<'m> {
+    /// Reads and checks `inputs[i]`: name, datatype, shape, data.
+    fn parse(i: usize, input: Value, served: &'m Served) -> Result<Tensor<'m>, ApiError> {
         let Value::Object(mut input) = input else {
             return Err(ApiError::field(
                 format!("inputs[{i}]"),
@@ -275,90 +303,127 @@ fn parse_request(request: Value, served: &Served) -> Result<(Option<String>, Vec
                 ));
             }
         };
-        let field = model
-            .field_index(&name)
-            .map(|f| &model.input_fields()[f])
-            .ok_or_else(|| {
-                let names: Vec<&str> = model
-                    .input_fields()
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect();
-                ApiError::field(
-                    name.clone(),
-                    format!(
-                        "not an input of {}; its inputs are {}",
-                        served.name(),
-                        names.join(", ")
-                    ),
-                )
-            })?;
-        let datatype = match input.remove("datatype") {
-            Some(Value::String(s)) if DATATYPES.contains(&s.as_str()) => s,
-            Some(Value::String(s)) => {
-                return Err(ApiError::field(name, format!("unknown datatype {s:?}")));
-            }
-            _ => return Err(ApiError::field(name, "datatype missing or not a string")),
-        };
-        let shape: Vec<u64> = match input.remove("shape") {
-            Some(Value::Array(dims)) => dims
-                .iter()
-                .map(Value::as_u64)
-                .collect::<Option<Vec<u64>>>()
-                .ok_or_else(|| {
-                    ApiError::field(
-                        name.clone(),
-                        "shape must be an array of non-negative integers",
-                    )
-                })?,
-            _ => return Err(ApiError::field(name, "shape missing or not an array")),
-        };
-        let n = match shape.as_slice() {
-            [n] | [n, 1] => *n as usize,
-            _ => {
-                return Err(ApiError::field(
-                    name,
-                    format!("shape {shape:?}: expected [rows] or [rows, 1] (one element per row)"),
-                ));
-            }
-        };
-        let mut data = Vec::with_capacity(n);
-        match input.remove("data") {
-            Some(v @ Value::Array(_)) => flatten(v, &mut data),
-            _ => return Err(ApiError::field(name, "data missing or not an array")),
-        }
-        if data.len() != n {
-            return Err(ApiError::field(
-                name,
-                format!(
-                    "shape {shape:?} needs {n} elements, data has {}",
-                    data.len()
-                ),
-            ));
-        }
-        for (r, v) in data.iter().enumerate() {
-            let fits = match datatype.as_str() {
-                "BYTES" => v.is_string(),
-                "BOOL" => v.is_boolean(),
-                _ => v.is_number(),
-            };
-            if !fits {
-                return Err(ApiError::field(
-                    name,
-                    format!("datatype {datatype} but element {r} is {}", json_type(v)),
-                ));
-            }
-        }
+        let field = input_field(served, &name)?;
+        let datatype = take_datatype(&mut input, &name)?;
+        let (shape, n) = take_shape(&mut input, &name)?;
+        let data = take_data(&mut input, &name, &shape, n)?;
+        check_elements(&name, &datatype, &data)?;
+        Ok(Tensor { name, field, data })
+    }
+
+    /// Puts the elements into `rows` (created on the first tensor); every tensor must have
+    /// as many elements as the first.
+    fn add_to(self, rows: &mut Option<Vec<Row>>) -> Result<(), ApiError> {
+        let n = self.data.len();
         let rows = rows.get_or_insert_with(|| vec![Map::new(); n]);
         if rows.len() != n {
             return Err(ApiError::field(
-                name,
+                self.name,
                 format!("{n} rows, but an earlier input has {}", rows.len()),
             ));
         }
-        for (row, v) in rows.iter_mut().zip(data) {
-            row.insert(field.name.clone(), v);
+        for (row, v) in rows.iter_mut().zip(self.data) {
+            row.insert(self.field.name.clone(), v);
+        }
+        Ok(())
+    }
+}
+
+/// The model input field named `name` (ignoring ASCII case), or `400` listing the inputs.
+fn input_field<'m>(served: &'m Served, name: &str) -> Result<&'m InputField, ApiError> {
+    let model = served.model();
+    model
+        .field_index(name)
+        .map(|f| &model.input_fields()[f])
+        .ok_or_else(|| {
+            let names: Vec<&str> = model
+                .input_fields()
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            ApiError::field(
+                name,
+                format!(
+                    "not an input of {}; its inputs are {}",
+                    served.name(),
+                    names.join(", ")
+                ),
+            )
+        })
+}
+
+/// Removes the tensor's `datatype`, which must be one of the protocol's.
+fn take_datatype(input: &mut Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    match input.remove("datatype") {
+        Some(Value::String(s)) if DATATYPES.contains(&s.as_str()) => Ok(s),
+        Some(Value::String(s)) => Err(ApiError::field(name, format!("unknown datatype {s:?}"))),
+        _ => Err(ApiError::field(name, "datatype missing or not a string")),
+    }
+}
+
+/// Removes the tensor's `shape`, which must be `[rows]` or `[rows, 1]`; returns it and the
+/// row count.
+fn take_shape(input: &mut Map<String, Value>, name: &str) -> Result<(Vec<u64>, usize), ApiError> {
+    let shape: Vec<u64> = match input.remove("shape") {
+        Some(Value::Array(dims)) => dims
+            .iter()
+            .map(Value::as_u64)
+            .collect::<Option<Vec<u64>>>()
+            .ok_or_else(|| {
+                ApiError::field(name, "shape must be an array of non-negative integers")
+            })?,
+        _ => return Err(ApiError::field(name, "shape missing or not an array")),
+    };
+    let n = match shape.as_slice() {
+        [n] | [n, 1] => *n as usize,
+        _ => {
+            return Err(ApiError::field(
+                name,
+                format!("shape {shape:?}: expected [rows] or [rows, 1] (one element per row)"),
+            ));
+        }
+    };
+    Ok((shape, n))
+}
+
+/// Removes the tensor's `data` (flattened), which must hold the `n` elements `shape` says.
+fn take_data(
+    input: &mut Map<String, Value>,
+    name: &str,
+    shape: &[u64],
+    n: usize,
+) -> Result<Vec<Value>, ApiError> {
+    let mut data = Vec::with_capacity(n);
+    match input.remove("data") {
+        Some(v @ Value::Array(_)) => flatten(v, &mut data),
+        _ => return Err(ApiError::field(name, "data missing or not an array")),
+    }
+    if data.len() != n {
+        return Err(ApiError::field(
+            name,
+            format!(
+                "shape {shape:?} needs {n} elements, data has {}",
+                data.len()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// `400` for the first element that does not fit `datatype`.
+fn check_elements(name: &str, datatype: &str, data: &[Value]) -> Result<(), ApiError> {
+    for (r, v) in data.iter().enumerate() {
+        let fits = match datatype {
+            "BYTES" => v.is_string(),
+            "BOOL" => v.is_boolean(),
+            _ => v.is_number(),
+        };
+        if !fits {
+            return Err(ApiError::field(
+                name,
+                format!("datatype {datatype} but element {r} is {}", json_type(v)),
+            ));
         }
     }
-    Ok((id, rows.unwrap_or_default()))
+    Ok(())
 }
