@@ -15,6 +15,7 @@
 //! - [`shutdown`]: a cloneable shutdown signal handed to every task.
 
 pub mod ack;
+pub mod backoff;
 pub mod connect;
 pub mod error;
 pub mod event;
@@ -25,5 +26,6 @@ pub mod secret;
 pub mod shutdown;
 pub mod status;
 
+pub use backoff::Backoff;
 pub use error::{Error, ErrorKind, Result, Retry};
 pub use lsn::Lsn;

@@ -1,16 +1,21 @@
 //! Predictions from a remote model server, for the enrichment stage: BentoML-style JSON
 //! (`POST /predict` with an array of objects → an array of numbers — the original's contract)
 //! or the Open Inference Protocol v2 (`POST /v2/models/{name}/infer`, one tensor per input
-//! field). Client-side batching (one request per batch, up to `max_batch` rows), a timeout per
-//! request, and retries with backoff for transient failures (connection errors, 5xx, 503
+//! field). Client-side batching (one request per batch, up to `max_batch` rows) over pooled
+//! keep-alive connections (hyper), a timeout per request, and retries with backoff for
+//! transient failures (connection errors, 5xx, 503
 //! "busy"); a 400 means some row is bad, and the batch is retried row by row so only the bad
 //! rows become dead letters.
 
 use std::time::Duration;
 
-use augur_core::{Error, ErrorKind};
+use augur_core::{Backoff, Error, ErrorKind};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Which protocol the server speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +40,7 @@ impl Protocol {
 /// How to reach the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteSettings {
-    /// Base URL, `http://host:port` (no TLS).
+    /// Base URL, `http://host:port` with an optional path prefix (no TLS).
     pub url: String,
     /// Protocol.
     pub protocol: Protocol,
@@ -67,15 +72,22 @@ impl RemoteSettings {
 #[derive(Debug)]
 struct Answer {
     status: u16,
-    body: Vec<u8>,
+    body: Bytes,
 }
+
+/// A pooled HTTP/1.1 client: connections are kept alive and reused between batches.
+type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
+/// The largest answer read from a model server.
+const MAX_ANSWER: usize = 64 << 20;
 
 /// A remote model.
 #[derive(Debug, Clone)]
 pub struct RemoteModel {
     settings: RemoteSettings,
-    host: String,
-    port: u16,
+    /// `http://host:port` and the URL's path without a trailing slash.
+    base: String,
+    client: Client,
     /// OIP input names and whether each is a string (BYTES) input, from the model's metadata.
     inputs: Vec<(String, bool)>,
 }
@@ -84,59 +96,47 @@ fn transient(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Connection, msg.into())
 }
 
+/// The base URL requests are made under: scheme, authority and path prefix of `url`.
+fn base_url(url: &str) -> Result<String, Error> {
+    let bad = |why: &str| Error::new(ErrorKind::Config, format!("remote model URL {url} {why}"));
+    let uri: hyper::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad("must start with http://"));
+    }
+    let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+    let port = &authority.as_str()[authority.host().len()..];
+    if let Some(p) = port.strip_prefix(':')
+        && p.parse::<u16>().is_err()
+    {
+        return Err(bad("has a bad port"));
+    }
+    let path = uri.path().trim_end_matches('/');
+    Ok(format!("http://{authority}{path}"))
+}
+
+fn client(settings: &RemoteSettings) -> Client {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(settings.timeout));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(8)
+        .build(http)
+}
+
 impl RemoteModel {
     /// Connects to the server and, for OIP, reads the model's inputs.
     pub async fn connect(settings: RemoteSettings) -> Result<RemoteModel, Error> {
-        let rest = settings.url.strip_prefix("http://").ok_or_else(|| {
-            Error::new(
-                ErrorKind::Config,
-                format!("remote model URL {} must start with http://", settings.url),
-            )
-        })?;
-        let hostport = rest.split('/').next().unwrap_or(rest);
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse().map_err(|_| {
-                    Error::new(ErrorKind::Config, format!("bad port in {}", settings.url))
-                })?,
-            ),
-            None => (hostport.to_string(), 80),
-        };
         let mut m = RemoteModel {
+            base: base_url(&settings.url)?,
+            client: client(&settings),
             settings,
-            host,
-            port,
             inputs: Vec::new(),
         };
         if m.settings.protocol == Protocol::Oip {
-            let a = m
-                .request("GET", &format!("/v2/models/{}", m.settings.model), None)
-                .await?;
-            if a.status != 200 {
-                return Err(Error::new(
-                    ErrorKind::Model,
-                    format!(
-                        "the remote server has no model {} (HTTP {})",
-                        m.settings.model, a.status
-                    ),
-                ));
-            }
-            let meta: Value = serde_json::from_slice(&a.body).map_err(|e| {
-                Error::new(ErrorKind::Protocol, "bad OIP model metadata").with_source(e)
-            })?;
-            m.inputs = meta["inputs"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|i| {
-                            Some((i["name"].as_str()?.to_string(), i["datatype"] == "BYTES"))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            m.inputs = m.oip_inputs().await?;
         } else {
-            let a = m.request("GET", "/readyz", None).await?;
+            let a = m.request(Method::GET, "/readyz", Bytes::new()).await?;
             if a.status != 200 {
                 return Err(transient(format!(
                     "the remote model server at {} is not ready (HTTP {})",
@@ -147,48 +147,68 @@ impl RemoteModel {
         Ok(m)
     }
 
+    /// The OIP model's input names and whether each is a string (BYTES) input.
+    async fn oip_inputs(&self) -> Result<Vec<(String, bool)>, Error> {
+        let path = format!("/v2/models/{}", self.settings.model);
+        let a = self.request(Method::GET, &path, Bytes::new()).await?;
+        if a.status != 200 {
+            return Err(Error::new(
+                ErrorKind::Model,
+                format!(
+                    "the remote server has no model {} (HTTP {})",
+                    self.settings.model, a.status
+                ),
+            ));
+        }
+        let meta: Value = serde_json::from_slice(&a.body).map_err(|e| {
+            Error::new(ErrorKind::Protocol, "bad OIP model metadata").with_source(e)
+        })?;
+        Ok(meta["inputs"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|i| {
+                        Some((i["name"].as_str()?.to_string(), i["datatype"] == "BYTES"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     /// `remote:<url>` (for headers and logs).
     pub fn describe(&self) -> String {
         format!("remote:{}", self.settings.url)
     }
 
-    async fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<Answer, Error> {
-        let fut = async {
-            let mut s = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+    /// One request on a pooled connection, within the per-request timeout.
+    async fn request(&self, method: Method, path: &str, body: Bytes) -> Result<Answer, Error> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "bad model server request").with_source(e)
+            })?;
+        let exchange = async {
+            let resp = self.client.request(req).await.map_err(|e| {
+                transient(format!(
+                    "cannot reach the model server at {}",
+                    self.settings.url
+                ))
+                .with_source(e)
+            })?;
+            let status = resp.status().as_u16();
+            let body = Limited::new(resp.into_body(), MAX_ANSWER)
+                .collect()
                 .await
                 .map_err(|e| {
-                    transient(format!(
-                        "cannot reach the model server at {}",
-                        self.settings.url
-                    ))
-                    .with_source(e)
-                })?;
-            s.set_nodelay(true).ok();
-            let body = body.unwrap_or_default();
-            let head = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                self.host,
-                self.port,
-                body.len()
-            );
-            s.write_all(head.as_bytes())
-                .await
-                .map_err(|e| transient("writing to the model server failed").with_source(e))?;
-            s.write_all(body)
-                .await
-                .map_err(|e| transient("writing to the model server failed").with_source(e))?;
-            let mut buf = Vec::with_capacity(4096);
-            s.read_to_end(&mut buf)
-                .await
-                .map_err(|e| transient("reading from the model server failed").with_source(e))?;
-            parse_response(&buf)
+                    transient("reading from the model server failed").with_boxed_source(e)
+                })?
+                .to_bytes();
+            Ok(Answer { status, body })
         };
-        tokio::time::timeout(self.settings.timeout, fut)
+        tokio::time::timeout(self.settings.timeout, exchange)
             .await
             .map_err(|_| {
                 transient(format!(
@@ -236,23 +256,25 @@ impl RemoteModel {
                 serde_json::to_vec(&self.oip_request(rows)).unwrap_or_default(),
             ),
         };
-        let mut attempt = 0;
+        let body = Bytes::from(body);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2))
+            .with_limit(self.settings.retries);
         loop {
-            let result = self.request("POST", &path, Some(&body)).await;
+            let result = self.request(Method::POST, &path, body.clone()).await;
             let retry = match &result {
-                Err(_) => true,
+                Err(e) => e.kind() == ErrorKind::Connection,
                 Ok(a) => a.status >= 500 || a.status == 429,
             };
-            if retry && attempt < self.settings.retries {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 * 2u64.pow(attempt.min(6)))).await;
+            if retry && let Some(wait) = backoff.wait() {
+                tokio::time::sleep(wait).await;
                 continue;
             }
             let a = result?;
             if a.status >= 500 || a.status == 429 {
                 return Err(transient(format!(
-                    "the model server answered HTTP {} after {attempt} retries",
-                    a.status
+                    "the model server answered HTTP {} after {} retries",
+                    a.status,
+                    backoff.attempt()
                 )));
             }
             let json: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
@@ -303,47 +325,100 @@ impl RemoteModel {
     }
 }
 
-/// Parses an HTTP/1.1 response (Content-Length or chunked body).
-fn parse_response(buf: &[u8]) -> Result<Answer, Error> {
-    let bad = || {
-        Error::new(
-            ErrorKind::Protocol,
-            "malformed HTTP response from the model server",
-        )
-    };
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(bad)?;
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| bad())?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let mut body = buf[end + 4..].to_vec();
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase().starts_with("transfer-encoding:")
-            && l.to_ascii_lowercase().contains("chunked")
-    });
-    if chunked {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-            let size = usize::from_str_radix(
-                std::str::from_utf8(&rest[..nl]).map_err(|_| bad())?.trim(),
-                16,
-            )
-            .map_err(|_| bad())?;
-            rest = &rest[nl + 2..];
-            if size == 0 {
-                break;
-            }
-            out.extend_from_slice(rest.get(..size).ok_or_else(bad)?);
-            rest = rest.get(size + 2..).ok_or_else(bad)?;
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            base_url("http://127.0.0.1:3000").unwrap(),
+            "http://127.0.0.1:3000"
+        );
+        assert_eq!(base_url("http://h:1/bento/").unwrap(), "http://h:1/bento");
+        for bad in ["https://h:1", "h:1", "http://", "http://h:x"] {
+            let e = base_url(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
         }
-        body = out;
     }
-    Ok(Answer { status, body })
+
+    /// A BentoML-style HTTP/1.1 server that answers every request with one price per row and
+    /// keeps connections open; counts the connections it accepted.
+    async fn server(accepted: Arc<AtomicUsize>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(answer_requests(sock));
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    async fn answer_requests(sock: tokio::net::TcpStream) {
+        let mut r = BufReader::new(sock);
+        loop {
+            let mut len = 0usize;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).await.unwrap();
+            let rows = serde_json::from_slice::<Vec<Value>>(&body).map_or(0, |v| v.len());
+            let answer = serde_json::to_string(&vec![1.5; rows]).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                answer.len()
+            );
+            let reply = format!("{head}{answer}");
+            r.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn batches_reuse_one_connection() {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let url = server(accepted.clone()).await;
+        let mut settings = RemoteSettings::new(url, Protocol::BentoMl);
+        settings.max_batch = 3;
+        let model = RemoteModel::connect(settings).await.unwrap();
+        let row: Map<String, Value> = serde_json::from_str(r#"{"model":"Focus"}"#).unwrap();
+        for _ in 0..20 {
+            let out = model.predict(&vec![row.clone(); 7]).await.unwrap();
+            assert_eq!(out.len(), 7);
+            assert!(out.iter().all(|p| p.as_ref().is_ok_and(|p| *p == 1.5)));
+        }
+        // 1 readiness check + 60 batches, all on the first connection.
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_transient_error() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut settings =
+            RemoteSettings::new(format!("http://127.0.0.1:{port}"), Protocol::BentoMl);
+        settings.retries = 1;
+        let e = RemoteModel::connect(settings).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Connection);
+        assert!(e.to_string().contains("cannot reach"), "{e}");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use augur_core::connect::{Field, Value};
 use augur_core::shutdown::Shutdown;
-use augur_core::{Error, ErrorKind};
+use augur_core::{Backoff, Error, ErrorKind};
 use augur_kafka::consumer::{ConsumerSettings, GroupProgress};
 use augur_postgres::sink::PgSink;
 use augur_postgres::sink::config::SinkConfig;
@@ -77,21 +77,21 @@ impl StoredRows {
         if lookups.is_empty() {
             return Ok(true);
         }
-        let mut attempt = 0u64;
+        let mut backoff = Backoff::standard().with_limit(50);
         let stored = loop {
             let r = tokio::select! {
                 _ = shutdown.wait() => return Ok(false),
                 r = self.read(&lookups) => r,
             };
-            match r {
+            let e = match r {
                 Ok(s) => break s,
-                Err(e) if e.kind() == ErrorKind::Connection && attempt < 50 => {
-                    attempt += 1;
-                    tracing::warn!(error = %e.full_message(), attempt, "cannot read stored rows yet; retrying");
-                    tokio::time::sleep(Duration::from_millis((100 * attempt).min(2000))).await;
-                }
-                Err(e) => return Err(e),
-            }
+                Err(e) => e,
+            };
+            let Some(wait) = backoff.next(e.kind()) else {
+                return Err(e);
+            };
+            tracing::warn!(error = %e.full_message(), attempt = backoff.attempt(), "cannot read stored rows yet; retrying");
+            tokio::time::sleep(wait).await;
         };
         prepared.fill(&lookups, stored);
         // Carry the filled values on to later records of the same keys.

@@ -23,7 +23,7 @@ use augur_core::event::{ChangeBatch, Op};
 use augur_core::offset::OffsetStore;
 use augur_core::shutdown::Shutdown;
 use augur_core::status::SourceStatus;
-use augur_core::{Error, ErrorKind};
+use augur_core::{Backoff, Error, ErrorKind};
 use augur_metrics::{Buckets, Counter, Gauge, Histogram, Registry};
 use augur_postgres::sink::PgSink;
 use augur_postgres::source::{PgSource, SourceContext};
@@ -370,14 +370,14 @@ async fn transform_stage(
         let lookups = t.resolve_in_batch(&mut events);
         if !lookups.is_empty() {
             // Transient failures: retried until the stored rows can be read.
-            let mut attempt = 0u64;
+            let mut backoff = Backoff::standard();
             while let Err(e) = lookup.fill(&mut events, &lookups, sent).await {
                 if e.kind() == ErrorKind::Internal {
                     return Err(e);
                 }
-                attempt += 1;
-                tracing::warn!(error = %e.full_message(), attempt, "cannot read stored rows yet; retrying");
-                tokio::time::sleep(Duration::from_millis((100 * attempt).min(2000))).await;
+                let wait = backoff.wait().unwrap_or_default();
+                tracing::warn!(error = %e.full_message(), attempt = backoff.attempt(), "cannot read stored rows yet; retrying");
+                tokio::time::sleep(wait).await;
             }
             // Carry the filled values on to later changes of the same keys.
             t.resolve_in_batch(&mut events);

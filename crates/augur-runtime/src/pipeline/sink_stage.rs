@@ -1,10 +1,9 @@
 //! The embedded pipeline's last stage: one transaction per batch, transient failures retried,
 //! and the batch's ack only after its commit — the one thing that flows back to the source.
 
-use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
-use augur_core::{Error, Retry};
+use augur_core::{Backoff, Error};
 use augur_postgres::sink::config::SinkConfig;
 use augur_postgres::sink::{Batch, PgSink, Rejected};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -52,18 +51,17 @@ impl SinkStage {
             dead_letter_table: Some(&self.dead_letter_table),
             isolate: Some(&to_dead_letter),
         };
-        let mut attempt = 0u32;
+        let mut backoff = Backoff::standard();
         loop {
             let e = match self.sink.write_batch(batch).await {
                 Ok(rejected) => return Ok(rejected),
                 Err(e) => e,
             };
             self.metrics.errors.with(&[e.kind().label()]).inc();
-            if e.kind().retry() != Retry::WithBackoff {
+            let Some(wait) = backoff.next(e.kind()) else {
                 return Err(e);
-            }
-            attempt += 1;
-            let wait = Duration::from_millis((100 * u64::from(attempt)).min(2000));
+            };
+            let attempt = backoff.attempt();
             tracing::warn!(error = %e.full_message(), attempt, "sink write failed; retrying");
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
