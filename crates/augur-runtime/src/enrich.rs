@@ -17,8 +17,13 @@ use augur_core::{Error, ErrorKind};
 use augur_debezium::json;
 use augur_kafka::consumer::{Consumer, ConsumerSettings, Received};
 use augur_kafka::producer::{Producer, ProducerSettings};
+use augur_model::SHIPPED_MODEL;
 
-use crate::predict::{FeatureMap, Predictor};
+use crate::capture::config::{ConfigError, ConfigErrors};
+use crate::predict::{FeatureMap, OutputType, PredictError, Predictor, RejectCode};
+use crate::props::Props;
+use crate::remote::{Protocol, RemoteModel, RemoteSettings};
+use crate::stored::StoredRows;
 
 /// The enrichment stage's settings.
 #[derive(Debug, Clone)]
@@ -40,7 +45,7 @@ pub struct EnrichConfig {
     /// Name reported in dead-letter headers.
     pub name: String,
     /// Predict through this remote model server instead of a local model.
-    pub remote: Option<crate::remote::RemoteSettings>,
+    pub remote: Option<RemoteSettings>,
     /// Fill unavailable (TOASTed) values from the rows this sink stored (`augur run`).
     pub stored: Option<crate::stored::StoredSettings>,
     /// See [`Enricher::keep_unpriced`].
@@ -104,18 +109,16 @@ enum Pending {
     Schemaful {
         plan: Arc<Plan>,
         value: Value,
-        key: Option<Vec<u8>>,
-        headers: Vec<(String, Vec<u8>)>,
-        topic: String,
+        /// The output record so far: topic, key and headers.
+        out: Record,
     },
     Schemaless {
         map: Arc<FeatureMap>,
         fields: Vec<Field>,
         obj: serde_json::Value,
         row: Vec<Value>,
-        key: Option<Vec<u8>>,
-        headers: Vec<(String, Vec<u8>)>,
-        topic: String,
+        /// The output record so far: topic, key and headers.
+        out: Record,
     },
 }
 
@@ -157,7 +160,7 @@ impl Prepared {
     pub fn json_rows(
         &self,
         p: &Predictor,
-    ) -> Vec<Result<serde_json::Map<String, serde_json::Value>, crate::predict::PredictError>> {
+    ) -> Vec<Result<serde_json::Map<String, serde_json::Value>, PredictError>> {
         self.rows()
             .map(|(_, f, r)| crate::predict::row_json(p, f, r))
             .collect()
@@ -243,9 +246,7 @@ impl Prepared {
                 Pending::Schemaful {
                     plan,
                     value: Value::Struct(m),
-                    key,
-                    headers,
-                    topic,
+                    out,
                 } => {
                     let row = match plan.envelope {
                         Some((_, a, _)) => match &mut m[a] {
@@ -258,7 +259,12 @@ impl Prepared {
                         Some(r) => Effect::Row(r, plan.row_fields.as_slice()),
                         None => Effect::Nothing,
                     };
-                    (key.as_deref(), topic.as_str(), headers.as_slice(), effect)
+                    (
+                        out.key.as_deref(),
+                        out.topic.as_str(),
+                        out.headers.as_slice(),
+                        effect,
+                    )
                 }
                 Pending::Done(Outcome::Output(rec)) => (
                     rec.key.as_deref(),
@@ -470,150 +476,126 @@ impl Enricher {
 
     /// Parses a batch and collects the rows to predict.
     pub fn prepare(&mut self, batch: &[Received]) -> Prepared {
-        let format = self.output_topic.clone();
-        let topic_for = |input: &str| -> String {
-            format
-                .replace("${table}", input.rsplit('.').next().unwrap_or(input))
-                .replace("${topic}", input)
+        let pending = batch.iter().map(|rec| self.prepare_one(rec)).collect();
+        Prepared { pending }
+    }
+
+    /// The output topic for records of `input` (`${table}` and `${topic}` filled in).
+    fn topic_for(&self, input: &str) -> String {
+        self.output_topic
+            .replace("${table}", input.rsplit('.').next().unwrap_or(input))
+            .replace("${topic}", input)
+    }
+
+    /// The record unchanged, to the output topic (tombstones, deletes, non-row changes).
+    fn pass(&self, rec: &Received) -> Pending {
+        Pending::Done(Outcome::Output(Record {
+            topic: self.topic_for(&rec.topic),
+            key: rec.key.clone(),
+            value: rec.value.clone(),
+            headers: rec.headers.clone(),
+        }))
+    }
+
+    /// The key, headers and output topic of `rec`, for the enriched record.
+    fn output_of(&self, rec: &Received) -> Record {
+        Record {
+            topic: self.topic_for(&rec.topic),
+            key: rec.key.clone(),
+            value: None,
+            headers: rec.headers.clone(),
+        }
+    }
+
+    /// Parses one record: passed through, dead, or a row to predict.
+    fn prepare_one(&mut self, rec: &Received) -> Pending {
+        let Some(bytes) = &rec.value else {
+            return self.pass(rec);
         };
-        let mut pending = Vec::with_capacity(batch.len());
-        for rec in batch {
-            let pass = |rec: &Received| {
-                Pending::Done(Outcome::Output(Record {
-                    topic: topic_for(&rec.topic),
-                    key: rec.key.clone(),
-                    value: rec.value.clone(),
-                    headers: rec.headers.clone(),
-                }))
-            };
-            let Some(bytes) = &rec.value else {
-                pending.push(pass(rec));
-                continue;
-            };
-            let doc: serde_json::Value = match serde_json::from_slice(bytes) {
-                Ok(d) => d,
-                Err(e) => {
-                    pending.push(Pending::Done(Outcome::Dead(format!(
-                        "the record value is not JSON: {e}"
-                    ))));
-                    continue;
-                }
-            };
-            if doc.is_null() {
-                pending.push(pass(rec));
-                continue;
-            }
-            let schemaful = doc.get("schema").is_some()
-                && doc.get("payload").is_some()
-                && doc.as_object().is_some_and(|o| o.len() == 2);
-            if schemaful {
-                if doc["payload"].is_null() || doc["schema"].is_null() {
-                    pending.push(pass(rec));
-                    continue;
-                }
-                let plan = match self.plan(&doc["schema"]) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        pending.push(Pending::Done(Outcome::Dead(e)));
-                        continue;
-                    }
-                };
-                // Read with the output schema: the output field (absent in the input) reads as
-                // null and is filled in below.
-                let value = match json::parse_value(&plan.out_schema, &doc["payload"]) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        pending.push(Pending::Done(Outcome::Dead(format!(
-                            "the record's payload: {e}"
-                        ))));
-                        continue;
-                    }
-                };
-                if let (Some((_, a, o)), Value::Struct(m)) = (plan.envelope, &value) {
-                    match m[o].as_str() {
-                        Some("c" | "u" | "r") if matches!(m[a], Value::Struct(_)) => {}
-                        _ => {
-                            pending.push(pass(rec));
-                            continue;
-                        }
-                    }
-                }
-                pending.push(Pending::Schemaful {
-                    plan,
-                    value,
-                    key: rec.key.clone(),
-                    headers: rec.headers.clone(),
-                    topic: topic_for(&rec.topic),
-                });
-            } else {
-                let Some(obj) = doc.as_object() else {
-                    pending.push(Pending::Done(Outcome::Dead(
-                        "the record value is not a JSON object".into(),
-                    )));
-                    continue;
-                };
-                let row_obj = if obj.contains_key("op") && obj.contains_key("after") {
-                    match (obj["op"].as_str(), obj["after"].as_object()) {
-                        (Some("c" | "u" | "r"), Some(a)) => a,
-                        _ => {
-                            pending.push(pass(rec));
-                            continue;
-                        }
-                    }
-                } else {
-                    obj
-                };
-                let fields: Vec<Field> = row_obj
-                    .iter()
-                    .map(|(k, v)| {
-                        let t = match v {
-                            serde_json::Value::Number(_) => SchemaType::Float64,
-                            serde_json::Value::Bool(_) => SchemaType::Boolean,
-                            _ => SchemaType::String,
-                        };
-                        Field::new(k.clone(), Schema::new(t).optional(true))
-                    })
-                    .collect();
-                let row: Vec<Value> = row_obj
-                    .values()
-                    .map(|v| match v {
-                        serde_json::Value::Number(n) => {
-                            n.as_f64().map_or(Value::Null, Value::Float64)
-                        }
-                        serde_json::Value::String(s) => Value::String(s.clone()),
-                        serde_json::Value::Bool(b) => Value::Boolean(*b),
-                        _ => Value::Null,
-                    })
-                    .collect();
-                let key = fields
-                    .iter()
-                    .map(|f| f.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let map = match self.schemaless.get(&key) {
-                    Some(m) => m.clone(),
-                    None => {
-                        let mut m = self.predictor.feature_map(&fields);
-                        // Without a schema the output keeps the configured type.
-                        m.output_schema = Schema::new(SchemaType::Float64).optional(true);
-                        let m = Arc::new(m);
-                        self.schemaless.insert(key, m.clone());
-                        m
-                    }
-                };
-                pending.push(Pending::Schemaless {
-                    map,
-                    fields,
-                    obj: doc.clone(),
-                    row,
-                    key: rec.key.clone(),
-                    headers: rec.headers.clone(),
-                    topic: topic_for(&rec.topic),
-                });
+        let doc: serde_json::Value = match serde_json::from_slice(bytes) {
+            Ok(d) => d,
+            Err(e) => return dead(format!("the record value is not JSON: {e}")),
+        };
+        if doc.is_null() {
+            return self.pass(rec);
+        }
+        let schemaful = doc.get("schema").is_some()
+            && doc.get("payload").is_some()
+            && doc.as_object().is_some_and(|o| o.len() == 2);
+        if schemaful {
+            self.prepare_schemaful(rec, &doc)
+        } else {
+            self.prepare_schemaless(rec, doc)
+        }
+    }
+
+    /// A record with a schema, read with the output schema: the output field (absent in the
+    /// input) reads as null and is filled in by [`Enricher::finish`].
+    fn prepare_schemaful(&mut self, rec: &Received, doc: &serde_json::Value) -> Pending {
+        if doc["payload"].is_null() || doc["schema"].is_null() {
+            return self.pass(rec);
+        }
+        let plan = match self.plan(&doc["schema"]) {
+            Ok(p) => p,
+            Err(e) => return dead(e),
+        };
+        let value = match json::parse_value(&plan.out_schema, &doc["payload"]) {
+            Ok(v) => v,
+            Err(e) => return dead(format!("the record's payload: {e}")),
+        };
+        if let (Some((_, a, o)), Value::Struct(m)) = (plan.envelope, &value) {
+            let row_change = matches!(m[o].as_str(), Some("c" | "u" | "r"));
+            if !(row_change && matches!(m[a], Value::Struct(_))) {
+                return self.pass(rec);
             }
         }
+        Pending::Schemaful {
+            plan,
+            value,
+            out: self.output_of(rec),
+        }
+    }
 
-        Prepared { pending }
+    /// A record without a schema: a flat JSON row or an envelope, typed by its values.
+    fn prepare_schemaless(&mut self, rec: &Received, doc: serde_json::Value) -> Pending {
+        let Some(obj) = doc.as_object() else {
+            return dead("the record value is not a JSON object".into());
+        };
+        let row_obj = if obj.contains_key("op") && obj.contains_key("after") {
+            match (obj["op"].as_str(), obj["after"].as_object()) {
+                (Some("c" | "u" | "r"), Some(a)) => a,
+                _ => return self.pass(rec),
+            }
+        } else {
+            obj
+        };
+        let (fields, row) = schemaless_row(row_obj);
+        let map = self.schemaless_map(&fields);
+        Pending::Schemaless {
+            map,
+            fields,
+            obj: doc,
+            row,
+            out: self.output_of(rec),
+        }
+    }
+
+    /// The feature map for schemaless rows with these fields (cached by the field names).
+    fn schemaless_map(&mut self, fields: &[Field]) -> Arc<FeatureMap> {
+        let key = fields
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        if let Some(m) = self.schemaless.get(&key) {
+            return m.clone();
+        }
+        let mut m = self.predictor.feature_map(fields);
+        // Without a schema the output keeps the configured type.
+        m.output_schema = Schema::new(SchemaType::Float64).optional(true);
+        let m = Arc::new(m);
+        self.schemaless.insert(key, m.clone());
+        m
     }
 
     /// Builds the outcomes from the predictions of [`Prepared::local_rows`] /
@@ -621,104 +603,131 @@ impl Enricher {
     pub fn finish(
         &self,
         prepared: Prepared,
-        predictions: Vec<Result<f64, crate::predict::PredictError>>,
+        predictions: Vec<Result<f64, PredictError>>,
     ) -> Vec<Outcome> {
-        let tag = self.predictor.model_tag().to_string();
-        let pending = prepared.pending;
         let mut predictions = predictions.into_iter();
-        let mut out = Vec::with_capacity(pending.len());
-        for p in pending {
-            let model_header = |mut headers: Vec<(String, Vec<u8>)>| {
-                headers.push(("__augur.model".to_string(), tag.clone().into_bytes()));
-                headers
+        let mut next = || predictions.next().expect("one prediction per row");
+        prepared
+            .pending
+            .into_iter()
+            .map(|p| match p {
+                Pending::Done(o) => o,
+                Pending::Schemaful { plan, value, out } => {
+                    self.finish_schemaful(&plan, value, next(), out)
+                }
+                Pending::Schemaless { map, obj, out, .. } => {
+                    self.finish_schemaless(&map, obj, next(), out)
+                }
+            })
+            .collect()
+    }
+
+    /// Adds the model's tag to the output record's headers.
+    fn stamp_model(&self, out: &mut Record) {
+        let tag = self.predictor.model_tag().as_bytes().to_vec();
+        out.headers.push(("__augur.model".to_string(), tag));
+    }
+
+    /// A row with a schema: the prediction written into the row, re-encoded with the output
+    /// schema (whose JSON is cached in the plan).
+    fn finish_schemaful(
+        &self,
+        plan: &Plan,
+        mut value: Value,
+        prediction: Result<f64, PredictError>,
+        mut out: Record,
+    ) -> Outcome {
+        let (v, refused) = match prediction {
+            Ok(price) => (self.predictor.output_value(&plan.map, price), None),
+            Err(e) if self.keep_unpriced => (Value::Null, Some(e.message)),
+            Err(e) => return Outcome::Dead(e.message),
+        };
+        if let Value::Struct(m) = &mut value {
+            let row = match plan.envelope {
+                Some((_, a, _)) => match &mut m[a] {
+                    Value::Struct(r) => Some(r),
+                    _ => None,
+                },
+                None => Some(m),
             };
-            match p {
-                Pending::Done(o) => out.push(o),
-                Pending::Schemaful {
-                    plan,
-                    mut value,
-                    key,
-                    headers,
-                    topic,
-                } => {
-                    let pred = predictions.next().expect("one prediction per row");
-                    let (v, refused) = match pred {
-                        Ok(price) => (self.predictor.output_value(&plan.map, price), None),
-                        Err(e) if self.keep_unpriced => (Value::Null, Some(e.message)),
-                        Err(e) => {
-                            out.push(Outcome::Dead(e.message));
-                            continue;
-                        }
-                    };
-                    if let Value::Struct(m) = &mut value {
-                        let row = match plan.envelope {
-                            Some((_, a, _)) => match &mut m[a] {
-                                Value::Struct(r) => Some(r),
-                                _ => None,
-                            },
-                            None => Some(m),
-                        };
-                        if let Some(r) = row {
-                            r[plan.out_index] = v;
-                        }
-                    }
-                    let mut bytes = Vec::with_capacity(plan.prefix.len() + 1024);
-                    bytes.extend_from_slice(&plan.prefix);
-                    json::write_value(&mut bytes, &plan.out_schema, &value, true);
-                    bytes.push(b'}');
-                    let rec = Record {
-                        topic: topic.clone(),
-                        key,
-                        value: Some(bytes),
-                        headers: model_header(headers),
-                    };
-                    out.push(match refused {
-                        None => Outcome::Output(rec),
-                        Some(reason) => Outcome::Unpriced(rec, reason),
-                    });
-                }
-                Pending::Schemaless {
-                    map,
-                    mut obj,
-                    key,
-                    headers,
-                    topic,
-                    ..
-                } => {
-                    let pred = predictions.next().expect("one prediction per row");
-                    let price = match pred {
-                        Ok(v) => v,
-                        Err(e) => {
-                            out.push(Outcome::Dead(e.message));
-                            continue;
-                        }
-                    };
-                    let v = self.predictor.output_value(&map, price);
-                    let jv = match v {
-                        Value::Float64(f) => serde_json::Value::from(f),
-                        Value::Int32(i) => serde_json::Value::from(i),
-                        Value::Int64(i) => serde_json::Value::from(i),
-                        other => serde_json::Value::from(other.as_f64().unwrap_or(price)),
-                    };
-                    let target = match obj.get_mut("after").filter(|a| a.is_object()) {
-                        Some(a) => a,
-                        None => &mut obj,
-                    };
-                    if let Some(o) = target.as_object_mut() {
-                        o.insert(self.predictor.output.clone(), jv);
-                    }
-                    let bytes = serde_json::to_vec(&obj).unwrap_or_default();
-                    out.push(Outcome::Output(Record {
-                        topic: topic.clone(),
-                        key,
-                        value: Some(bytes),
-                        headers: model_header(headers),
-                    }));
-                }
+            if let Some(r) = row {
+                r[plan.out_index] = v;
             }
         }
-        out
+        let mut bytes = Vec::with_capacity(plan.prefix.len() + 1024);
+        bytes.extend_from_slice(&plan.prefix);
+        json::write_value(&mut bytes, &plan.out_schema, &value, true);
+        bytes.push(b'}');
+        out.value = Some(bytes);
+        self.stamp_model(&mut out);
+        match refused {
+            None => Outcome::Output(out),
+            Some(reason) => Outcome::Unpriced(out, reason),
+        }
     }
+
+    /// A row without a schema: the prediction added as a member of the row (of `after` in an
+    /// envelope).
+    fn finish_schemaless(
+        &self,
+        map: &FeatureMap,
+        mut obj: serde_json::Value,
+        prediction: Result<f64, PredictError>,
+        mut out: Record,
+    ) -> Outcome {
+        let price = match prediction {
+            Ok(v) => v,
+            Err(e) => return Outcome::Dead(e.message),
+        };
+        let jv = match self.predictor.output_value(map, price) {
+            Value::Float64(f) => serde_json::Value::from(f),
+            Value::Int32(i) => serde_json::Value::from(i),
+            Value::Int64(i) => serde_json::Value::from(i),
+            other => serde_json::Value::from(other.as_f64().unwrap_or(price)),
+        };
+        let target = match obj.get_mut("after").filter(|a| a.is_object()) {
+            Some(a) => a,
+            None => &mut obj,
+        };
+        if let Some(o) = target.as_object_mut() {
+            o.insert(self.predictor.output.clone(), jv);
+        }
+        out.value = Some(serde_json::to_vec(&obj).unwrap_or_default());
+        self.stamp_model(&mut out);
+        Outcome::Output(out)
+    }
+}
+
+/// A record that goes to the dead-letter topic with `reason`.
+fn dead(reason: String) -> Pending {
+    Pending::Done(Outcome::Dead(reason))
+}
+
+/// The fields (typed by their JSON values) and the values of a schemaless row.
+fn schemaless_row(
+    row_obj: &serde_json::Map<String, serde_json::Value>,
+) -> (Vec<Field>, Vec<Value>) {
+    let fields = row_obj
+        .iter()
+        .map(|(k, v)| {
+            let t = match v {
+                serde_json::Value::Number(_) => SchemaType::Float64,
+                serde_json::Value::Bool(_) => SchemaType::Boolean,
+                _ => SchemaType::String,
+            };
+            Field::new(k.clone(), Schema::new(t).optional(true))
+        })
+        .collect();
+    let row = row_obj
+        .values()
+        .map(|v| match v {
+            serde_json::Value::Number(n) => n.as_f64().map_or(Value::Null, Value::Float64),
+            serde_json::Value::String(s) => Value::String(s.clone()),
+            serde_json::Value::Bool(b) => Value::Boolean(*b),
+            _ => Value::Null,
+        })
+        .collect();
+    (fields, row)
 }
 
 /// Kafka Connect's dead-letter headers for a record that could not be processed.
@@ -786,116 +795,173 @@ pub async fn run(
     predictor: Predictor,
     consumer: ConsumerSettings,
     producer: ProducerSettings,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
 ) -> Result<(), Error> {
-    let producer = Arc::new(Producer::new(producer)?);
-    producer.healthcheck(Duration::from_secs(10)).await?;
-    let consumer = Consumer::new(consumer)?;
-    let remote = match &cfg.remote {
-        Some(r) => Some(crate::remote::RemoteModel::connect(r.clone()).await?),
-        None => None,
-    };
-    if !cfg.output_topic.contains("${") {
-        producer.ensure_topic(&cfg.output_topic).await?;
-    }
-    let mut stored = match &cfg.stored {
-        Some(s) => Some(crate::stored::StoredRows::new(s.clone())?),
-        None => None,
-    };
-    let mut positions = cfg.stored.as_ref().map(|_| Positions::default());
-    let mut enricher =
-        Some(Enricher::new(predictor, cfg.output_topic.clone()).keep_unpriced(cfg.keep_unpriced));
-    tracing::info!(topics = %cfg.topics.join(","), output = %cfg.output_topic, "enrichment stage running");
-    loop {
-        let mut batch = tokio::select! {
-            _ = shutdown.wait() => break,
-            b = consumer.recv_batch(cfg.batch_size, cfg.linger) => b?,
-        };
-        // A change the capture produced twice (after a crash) is applied once: replayed in
-        // one batch with its original, it would feed the wrong values to later changes.
-        let mut repeated = Vec::new();
-        if let Some(seen) = &mut positions {
-            let (first, again): (Vec<Received>, Vec<Received>) =
-                batch.into_iter().partition(|r| seen.first_time(r));
-            batch = first;
-            // Committed with the batch, without their payloads.
-            repeated = again
-                .into_iter()
-                .map(|r| Received {
-                    key: None,
-                    value: None,
-                    headers: Vec::new(),
-                    ..r
-                })
-                .collect();
-            if !repeated.is_empty() {
-                tracing::info!(changes = repeated.len(), "left out changes produced twice");
-            }
+    let mut stage = EnrichLoop::start(cfg, predictor, consumer, producer, shutdown).await?;
+    tracing::info!(topics = %stage.cfg.topics.join(","), output = %stage.cfg.output_topic, "enrichment stage running");
+    while let Some(batch) = stage.next_batch().await? {
+        if !stage.process(batch).await? {
+            break;
         }
-        // Both halves of a key change in one batch: the new key's row may need the old
-        // key's stored values, which the delete half removes once written.
-        while stored.is_some() && splits_key_change(&batch) {
-            match tokio::time::timeout(
-                Duration::from_secs(5),
-                consumer.recv_batch(cfg.batch_size, cfg.linger),
-            )
-            .await
-            {
-                Ok(more) => batch.extend(more?),
+    }
+    tracing::info!("enrichment stage stopped");
+    Ok(())
+}
+
+/// A batch read from the input topics, and the changes produced twice that were left out of
+/// it (without their payloads; committed with it).
+struct Batch {
+    records: Vec<Received>,
+    repeated: Vec<Received>,
+}
+
+/// The enrichment stage's loop: its Kafka clients, the model (local or remote), the stored
+/// rows it fills unavailable values from, and what recognizes a change produced twice.
+struct EnrichLoop {
+    cfg: EnrichConfig,
+    consumer: Consumer,
+    producer: Arc<Producer>,
+    remote: Option<RemoteModel>,
+    stored: Option<StoredRows>,
+    positions: Option<Positions>,
+    /// Lent to the blocking pool while a batch is parsed or predicted.
+    enricher: Option<Enricher>,
+    shutdown: Shutdown,
+}
+
+impl EnrichLoop {
+    /// Connects to Kafka (and the remote model), and checks the output topic exists.
+    async fn start(
+        cfg: EnrichConfig,
+        predictor: Predictor,
+        consumer: ConsumerSettings,
+        producer: ProducerSettings,
+        shutdown: Shutdown,
+    ) -> Result<EnrichLoop, Error> {
+        let producer = Arc::new(Producer::new(producer)?);
+        producer.healthcheck(Duration::from_secs(10)).await?;
+        let consumer = Consumer::new(consumer)?;
+        let remote = match &cfg.remote {
+            Some(r) => Some(RemoteModel::connect(r.clone()).await?),
+            None => None,
+        };
+        if !cfg.output_topic.contains("${") {
+            producer.ensure_topic(&cfg.output_topic).await?;
+        }
+        let stored = cfg.stored.clone().map(StoredRows::new).transpose()?;
+        let enricher =
+            Enricher::new(predictor, cfg.output_topic.clone()).keep_unpriced(cfg.keep_unpriced);
+        Ok(EnrichLoop {
+            positions: cfg.stored.as_ref().map(|_| Positions::default()),
+            cfg,
+            consumer,
+            producer,
+            remote,
+            stored,
+            enricher: Some(enricher),
+            shutdown,
+        })
+    }
+
+    /// The next batch; `None` at shutdown.
+    async fn next_batch(&mut self) -> Result<Option<Batch>, Error> {
+        let records = tokio::select! {
+            _ = self.shutdown.wait() => return Ok(None),
+            b = self.consumer.recv_batch(self.cfg.batch_size, self.cfg.linger) => b?,
+        };
+        let mut batch = self.leave_out_repeated(records);
+        self.complete_key_changes(&mut batch.records).await?;
+        Ok(Some(batch))
+    }
+
+    /// A change the capture produced twice (after a crash) is applied once: replayed in one
+    /// batch with its original, it would feed the wrong values to later changes.
+    fn leave_out_repeated(&mut self, records: Vec<Received>) -> Batch {
+        let Some(seen) = &mut self.positions else {
+            return Batch {
+                records,
+                repeated: Vec::new(),
+            };
+        };
+        let (first, again): (Vec<Received>, Vec<Received>) =
+            records.into_iter().partition(|r| seen.first_time(r));
+        let repeated: Vec<Received> = again
+            .into_iter()
+            .map(|r| Received {
+                key: None,
+                value: None,
+                headers: Vec::new(),
+                ..r
+            })
+            .collect();
+        if !repeated.is_empty() {
+            tracing::info!(changes = repeated.len(), "left out changes produced twice");
+        }
+        Batch {
+            records: first,
+            repeated,
+        }
+    }
+
+    /// Both halves of a key change in one batch: the new key's row may need the old key's
+    /// stored values, which the delete half removes once written.
+    async fn complete_key_changes(&mut self, records: &mut Vec<Received>) -> Result<(), Error> {
+        while self.stored.is_some() && splits_key_change(records) {
+            let more = self
+                .consumer
+                .recv_batch(self.cfg.batch_size, self.cfg.linger);
+            match tokio::time::timeout(Duration::from_secs(5), more).await {
+                Ok(more) => records.extend(more?),
                 Err(_) => break,
             }
         }
-        let mut e = enricher.take().expect("enricher is back after each batch");
-        let (e, mut prepared, batch) = tokio::task::spawn_blocking(move || {
-            let p = e.prepare(&batch);
-            (e, p, batch)
+        Ok(())
+    }
+
+    /// Enriches, delivers and commits one batch; `false` when shutdown came first.
+    async fn process(&mut self, batch: Batch) -> Result<bool, Error> {
+        let mut e = self
+            .enricher
+            .take()
+            .expect("enricher is back after each batch");
+        let Batch { records, repeated } = batch;
+        let (e, mut prepared, mut records) = blocking(move || {
+            let p = e.prepare(&records);
+            (e, p, records)
         })
-        .await
-        .map_err(|e| Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e))?;
-        if let Some(s) = &mut stored
-            && !s.fill(&mut prepared, &mut shutdown).await?
+        .await?;
+        if let Some(s) = &mut self.stored
+            && !s.fill(&mut prepared, &mut self.shutdown).await?
         {
-            break;
+            self.enricher = Some(e);
+            return Ok(false);
         }
-        let (e, outcomes, mut batch) = match &remote {
-            None => tokio::task::spawn_blocking(move || {
-                let predictions = e.predictor().predict(&prepared.local_rows());
-                let o = e.finish(prepared, predictions);
-                (e, o, batch)
-            })
-            .await
-            .map_err(|e| {
-                Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e)
-            })?,
+        let (e, outcomes) = match &self.remote {
+            None => {
+                blocking(move || {
+                    let predictions = e.predictor().predict(&prepared.local_rows());
+                    let o = e.finish(prepared, predictions);
+                    (e, o)
+                })
+                .await?
+            }
             Some(remote) => {
-                let rows = prepared.json_rows(e.predictor());
-                let sendable: Vec<serde_json::Map<String, serde_json::Value>> = rows
-                    .iter()
-                    .filter_map(|r| r.as_ref().ok().cloned())
-                    .collect();
-                let mut answers = remote.predict(&sendable).await?.into_iter();
-                let predictions = rows
-                    .into_iter()
-                    .map(|r| match r {
-                        Err(e) => Err(e),
-                        Ok(_) => answers
-                            .next()
-                            .unwrap_or_else(|| Err("no answer".into()))
-                            .map_err(|m| {
-                                crate::predict::PredictError::new(
-                                    crate::predict::RejectCode::ModelError,
-                                    m,
-                                )
-                            }),
-                    })
-                    .collect();
+                let predictions = remote_predictions(remote, &prepared, e.predictor()).await?;
                 let o = e.finish(prepared, predictions);
-                (e, o, batch)
+                (e, o)
             }
         };
-        enricher = Some(e);
+        self.enricher = Some(e);
+        self.deliver(&records, outcomes).await?;
+        records.extend(repeated);
+        self.consumer.commit(&records, false)?;
+        Ok(true)
+    }
+
+    /// Produces each record's dead letter and output, then waits until Kafka acknowledged all.
+    async fn deliver(&self, records: &[Received], outcomes: Vec<Outcome>) -> Result<(), Error> {
         let mut deliveries = Vec::with_capacity(outcomes.len());
-        for (rec, outcome) in batch.iter().zip(outcomes) {
+        for (rec, outcome) in records.iter().zip(outcomes) {
             let (out, dead) = match outcome {
                 Outcome::Output(r) => (Some(r), None),
                 Outcome::Dead(reason) => (None, Some(reason)),
@@ -903,23 +969,53 @@ pub async fn run(
             };
             if let Some(reason) = dead {
                 tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %reason, "record sent to the dead-letter topic");
-                producer.ensure_topic(&cfg.dlq_topic).await?;
-                let d = dead_letter(rec, &cfg.dlq_topic, "TRANSFORMATION", &cfg.name, &reason);
-                deliveries.push(producer.send(&d).await?);
+                let dlq = &self.cfg.dlq_topic;
+                self.producer.ensure_topic(dlq).await?;
+                let d = dead_letter(rec, dlq, "TRANSFORMATION", &self.cfg.name, &reason);
+                deliveries.push(self.producer.send(&d).await?);
             }
             if let Some(out) = out {
-                producer.ensure_topic(&out.topic).await?;
-                deliveries.push(producer.send(&out).await?);
+                self.producer.ensure_topic(&out.topic).await?;
+                deliveries.push(self.producer.send(&out).await?);
             }
         }
         for d in deliveries {
             Producer::delivered(d).await?;
         }
-        batch.extend(repeated);
-        consumer.commit(&batch, false)?;
+        Ok(())
     }
-    tracing::info!("enrichment stage stopped");
-    Ok(())
+}
+
+/// Runs `f` on the blocking pool (parsing and local inference stay off the async runtime).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::new(ErrorKind::Internal, "enrichment task panicked").with_source(e))
+}
+
+/// The predictions for a prepared batch from a remote model server, one per row in order: a
+/// row that cannot be sent keeps its reason, the others are sent in client-side batches.
+async fn remote_predictions(
+    remote: &RemoteModel,
+    prepared: &Prepared,
+    predictor: &Predictor,
+) -> Result<Vec<Result<f64, PredictError>>, Error> {
+    let rows = prepared.json_rows(predictor);
+    let sendable: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let mut answers = remote.predict(&sendable).await?.into_iter();
+    Ok(rows
+        .into_iter()
+        .map(|r| match r {
+            Err(e) => Err(e),
+            Ok(_) => answers
+                .next()
+                .unwrap_or_else(|| Err("no answer".into()))
+                .map_err(|m| PredictError::new(RejectCode::ModelError, m)),
+        })
+        .collect())
 }
 
 /// The connector class name the Connect API uses for the enrichment stage.
@@ -935,11 +1031,11 @@ pub struct ModelSettings {
     /// `output.field` (default `suggestedprice`).
     pub output_field: String,
     /// `output.type` (default `double`).
-    pub output_type: crate::predict::OutputType,
+    pub output_type: OutputType,
     /// `feature.mapping`: `modelInput=column,…` for columns named differently.
     pub mapping: HashMap<String, String>,
     /// `predict.url` and friends: a remote model server instead of a local model.
-    pub remote: Option<crate::remote::RemoteSettings>,
+    pub remote: Option<RemoteSettings>,
 }
 
 impl ModelSettings {
@@ -961,117 +1057,142 @@ impl ModelSettings {
 impl EnrichConfig {
     /// Reads an enrichment connector config: `topics` (or `topics.regex`), `output.topic`,
     /// `errors.deadletterqueue.topic.name`, `batch.size`, `model`, `model.store`,
-    /// `output.field`, `output.type`, `feature.mapping`. The consumer group is
+    /// `output.field`, `output.type`, `feature.mapping`, `predict.*`. The consumer group is
     /// `connect-<name>`, as for Kafka Connect sinks.
-    pub fn from_props(
-        props: &crate::props::Props,
-    ) -> Result<(EnrichConfig, ModelSettings), crate::capture::config::ConfigErrors> {
-        use crate::capture::config::{ConfigError, ConfigErrors};
+    pub fn from_props(props: &Props) -> Result<(EnrichConfig, ModelSettings), ConfigErrors> {
         let mut errors = Vec::new();
-        let get = |k: &str| props.get(k).filter(|v| !v.is_empty());
         let topics = props.subscription().unwrap_or_else(|e| {
             errors.push(e);
             Vec::new()
         });
         let mut cfg = EnrichConfig::new(topics);
-        if let Some(n) = get("name") {
-            cfg.name = n.to_string();
-            cfg.group_id = format!("connect-{n}");
-        }
-        if let Some(t) = get("output.topic") {
-            cfg.dlq_topic = format!("{t}.dlq");
-            cfg.output_topic = t.to_string();
-        }
-        if let Some(t) = get("errors.deadletterqueue.topic.name") {
-            cfg.dlq_topic = t.to_string();
-        }
-        if let Some(b) = get("batch.size") {
-            match b.parse::<usize>() {
-                Ok(n) if n > 0 => cfg.batch_size = n,
-                _ => errors.push(ConfigError { key: "batch.size".into(), message: format!("Invalid value {b} for configuration batch.size: expected a positive integer") }),
-            }
-        }
-        let output_type = match get("output.type") {
-            None => crate::predict::OutputType::Double,
-            Some(t) => match crate::predict::OutputType::parse(t) {
-                Some(o) => o,
-                None => {
-                    errors.push(ConfigError { key: "output.type".into(), message: format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64") });
-                    crate::predict::OutputType::Double
-                }
-            },
-        };
-        let mut mapping = HashMap::new();
-        if let Some(m) = get("feature.mapping") {
-            for pair in m.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                match pair.split_once('=') {
-                    Some((k, v)) => {
-                        mapping.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-                    }
-                    None => errors.push(ConfigError { key: "feature.mapping".into(), message: format!("Invalid value {m} for configuration feature.mapping: expected input=column pairs") }),
-                }
-            }
-        }
-        let remote = match get("predict.url") {
-            None => None,
-            Some(url) => {
-                let protocol = match crate::remote::Protocol::parse(
-                    get("predict.protocol").unwrap_or("bentoml"),
-                ) {
-                    Some(p) => p,
-                    None => {
-                        errors.push(ConfigError {
-                            key: "predict.protocol".into(),
-                            message: "Invalid value for configuration predict.protocol: must be bentoml or oip".into(),
-                        });
-                        crate::remote::Protocol::BentoMl
-                    }
-                };
-                let mut r = crate::remote::RemoteSettings::new(url, protocol);
-                if !url.starts_with("http://") {
-                    errors.push(ConfigError { key: "predict.url".into(), message: format!("Invalid value {url} for configuration predict.url: expected http://host:port") });
-                }
-                if let Some(m) = get("predict.model") {
-                    r.model = m.to_string();
-                }
-                let num =
-                    |k: &str, errors: &mut Vec<ConfigError>| match get(k).map(str::parse::<u64>) {
-                        None => None,
-                        Some(Ok(n)) => Some(n),
-                        Some(Err(_)) => {
-                            errors.push(ConfigError {
-                                key: k.into(),
-                                message: format!(
-                                    "Invalid value for configuration {k}: expected a number"
-                                ),
-                            });
-                            None
-                        }
-                    };
-                if let Some(ms) = num("predict.timeout.ms", &mut errors) {
-                    r.timeout = Duration::from_millis(ms.max(1));
-                }
-                if let Some(n) = num("predict.retries", &mut errors) {
-                    r.retries = n as u32;
-                }
-                if let Some(n) = num("predict.batch.size", &mut errors) {
-                    r.max_batch = (n as usize).max(1);
-                }
-                Some(r)
-            }
-        };
-        cfg.remote = remote.clone();
+        cfg.read_names(props, &mut errors);
+        let output_type = output_type(props, &mut errors);
+        let mapping = feature_mapping(props, &mut errors);
+        cfg.remote =
+            nonempty(props, "predict.url").map(|url| remote_settings(props, url, &mut errors));
         let model = ModelSettings {
-            tag: get("model").unwrap_or("ford-price:latest").to_string(),
-            store: get("model.store").map(std::path::PathBuf::from),
-            output_field: get("output.field").unwrap_or("suggestedprice").to_string(),
+            tag: nonempty(props, "model")
+                .unwrap_or(SHIPPED_MODEL)
+                .to_string(),
+            store: nonempty(props, "model.store").map(std::path::PathBuf::from),
+            output_field: nonempty(props, "output.field")
+                .unwrap_or("suggestedprice")
+                .to_string(),
             output_type,
             mapping,
-            remote,
+            remote: cfg.remote.clone(),
         };
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok((cfg, model))
     }
+
+    /// `name` (and the consumer group it implies), the output and dead-letter topics,
+    /// `batch.size`.
+    fn read_names(&mut self, props: &Props, errors: &mut Vec<ConfigError>) {
+        if let Some(n) = nonempty(props, "name") {
+            self.name = n.to_string();
+            self.group_id = format!("connect-{n}");
+        }
+        if let Some(t) = nonempty(props, "output.topic") {
+            self.dlq_topic = format!("{t}.dlq");
+            self.output_topic = t.to_string();
+        }
+        if let Some(t) = nonempty(props, "errors.deadletterqueue.topic.name") {
+            self.dlq_topic = t.to_string();
+        }
+        if let Some(b) = nonempty(props, "batch.size") {
+            match b.parse::<usize>() {
+                Ok(n) if n > 0 => self.batch_size = n,
+                _ => errors.push(invalid("batch.size", format!("Invalid value {b} for configuration batch.size: expected a positive integer"))),
+            }
+        }
+    }
+}
+
+/// A property's value, when set and not empty.
+fn nonempty<'p>(props: &'p Props, key: &str) -> Option<&'p str> {
+    props.get(key).filter(|v| !v.is_empty())
+}
+
+/// A configuration error of `key`.
+fn invalid(key: &str, message: String) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message,
+    }
+}
+
+/// `output.type` (default `double`).
+fn output_type(props: &Props, errors: &mut Vec<ConfigError>) -> OutputType {
+    let Some(t) = nonempty(props, "output.type") else {
+        return OutputType::Double;
+    };
+    OutputType::parse(t).unwrap_or_else(|| {
+        errors.push(invalid("output.type", format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64")));
+        OutputType::Double
+    })
+}
+
+/// `feature.mapping`: `input=column` pairs, the inputs lowercased.
+fn feature_mapping(props: &Props, errors: &mut Vec<ConfigError>) -> HashMap<String, String> {
+    let mut mapping = HashMap::new();
+    let Some(m) = nonempty(props, "feature.mapping") else {
+        return mapping;
+    };
+    for pair in m.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match pair.split_once('=') {
+            Some((k, v)) => {
+                mapping.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+            }
+            None => errors.push(invalid("feature.mapping", format!("Invalid value {m} for configuration feature.mapping: expected input=column pairs"))),
+        }
+    }
+    mapping
+}
+
+/// `predict.url` and `predict.protocol`, `predict.model`, `predict.timeout.ms`,
+/// `predict.retries`, `predict.batch.size`: a remote model server.
+fn remote_settings(props: &Props, url: &str, errors: &mut Vec<ConfigError>) -> RemoteSettings {
+    let protocol = Protocol::parse(nonempty(props, "predict.protocol").unwrap_or("bentoml"))
+        .unwrap_or_else(|| {
+            errors.push(invalid(
+                "predict.protocol",
+                "Invalid value for configuration predict.protocol: must be bentoml or oip".into(),
+            ));
+            Protocol::BentoMl
+        });
+    let mut r = RemoteSettings::new(url, protocol);
+    if !url.starts_with("http://") {
+        errors.push(invalid(
+            "predict.url",
+            format!("Invalid value {url} for configuration predict.url: expected http://host:port"),
+        ));
+    }
+    if let Some(m) = nonempty(props, "predict.model") {
+        r.model = m.to_string();
+    }
+    let mut num = |k: &str| match nonempty(props, k).map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            errors.push(invalid(
+                k,
+                format!("Invalid value for configuration {k}: expected a number"),
+            ));
+            None
+        }
+    };
+    if let Some(ms) = num("predict.timeout.ms") {
+        r.timeout = Duration::from_millis(ms.max(1));
+    }
+    if let Some(n) = num("predict.retries") {
+        r.retries = n as u32;
+    }
+    if let Some(n) = num("predict.batch.size") {
+        r.max_batch = (n as usize).max(1);
+    }
+    r
 }
