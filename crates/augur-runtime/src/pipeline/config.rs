@@ -72,6 +72,7 @@ type = "double"                 # its type when the column does not exist yet
 dead_letter_table = "augur_dead_letter"
 queue = 4                       # batches buffered between stages (bounded)
 batch_size = 1024               # events per batch
+max_queue_events = 8192         # changes the capture buffers (max.queue.size)
 
 [http]
 listen = "127.0.0.1:9187"       # /metrics, /healthz, /readyz ("" turns it off)
@@ -146,16 +147,44 @@ impl RunConfig {
             model,
             output,
             sink,
-            dead_letter_table: r
-                .get("pipeline.dead_letter_table")
-                .unwrap_or("augur_dead_letter")
-                .to_string(),
+            dead_letter_table: r.value("pipeline.dead_letter_table").to_string(),
             queue_batches,
             listen,
             kafka: r.get("kafka.bootstrap").map(str::to_string),
         };
         Ok((cfg, r.warnings))
     }
+}
+
+/// Every default of `augur run`, by key — the one place they are decided. [`DEFAULT_TOML`]
+/// prints them (a test keeps the two equal); a key without a default is unset by default.
+pub const DEFAULTS: [(&str, &str); 15] = [
+    (
+        "source.url",
+        "postgres://postgres:postgres@127.0.0.1:5432/cars",
+    ),
+    ("source.tables", "public.car_data"),
+    ("source.slot", "augur"),
+    ("source.publication", "augur"),
+    ("source.snapshot", "initial"),
+    ("model.tag", augur_model::SHIPPED_MODEL),
+    ("output.mode", "table"),
+    ("output.table", "${table}_predicted"),
+    ("output.column", "suggestedprice"),
+    ("output.type", "double"),
+    ("pipeline.dead_letter_table", "augur_dead_letter"),
+    ("pipeline.queue", "4"),
+    ("pipeline.batch_size", "1024"),
+    ("pipeline.max_queue_events", "8192"),
+    ("http.listen", "127.0.0.1:9187"),
+];
+
+/// The default of `key` ([`DEFAULTS`]); `""` for a key without one.
+fn default_of(key: &str) -> &'static str {
+    DEFAULTS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map_or("", |(_, v)| v)
 }
 
 /// augur's own keys; anything else outside `[source]` is a typo.
@@ -204,6 +233,11 @@ impl<'a> Sections<'a> {
         self.props.get(k).filter(|v| !v.is_empty())
     }
 
+    /// A key's value, else its default.
+    fn value(&self, k: &str) -> &'a str {
+        self.get(k).unwrap_or(default_of(k))
+    }
+
     fn error(&mut self, key: &str, message: String) {
         self.errors.push(err(key, message));
     }
@@ -225,9 +259,7 @@ impl<'a> Sections<'a> {
     }
 
     fn source_connect(&mut self) -> PgConnect {
-        let url = self
-            .get("source.url")
-            .unwrap_or("postgres://postgres:postgres@127.0.0.1:5432/cars");
+        let url = self.value("source.url");
         self.url("source.url", url)
             .unwrap_or_else(|| PgConnect::new("127.0.0.1", 5432, "postgres", "", "postgres"))
     }
@@ -264,7 +296,6 @@ impl<'a> Sections<'a> {
     /// The Debezium connector properties `[source]` stands for.
     fn debezium_properties(&self, connect: &PgConnect) -> Props {
         let mut source = Props::new();
-        let or = |k: &str, default: &'a str| self.get(k).unwrap_or(default);
         source.set(
             "connector.class",
             crate::capture::config::POSTGRES_CONNECTOR,
@@ -276,15 +307,15 @@ impl<'a> Sections<'a> {
         source.set("database.user", connect.user.clone());
         source.set("database.password", connect.password.expose().to_string());
         source.set("database.dbname", connect.dbname.clone());
-        source.set("table.include.list", or("source.tables", "public.car_data"));
-        source.set("slot.name", or("source.slot", "augur"));
-        source.set("publication.name", or("source.publication", "augur"));
+        source.set("table.include.list", self.value("source.tables"));
+        source.set("slot.name", self.value("source.slot"));
+        source.set("publication.name", self.value("source.publication"));
         source.set("publication.autocreate.mode", "filtered");
-        source.set("snapshot.mode", or("source.snapshot", "initial"));
+        source.set("snapshot.mode", self.value("source.snapshot"));
         // The predicted table follows every change of the source, truncates included.
         source.set("skipped.operations", "none");
-        source.set("max.batch.size", or("pipeline.batch_size", "1024"));
-        source.set("max.queue.size", or("pipeline.max_queue_events", "8192"));
+        source.set("max.batch.size", self.value("pipeline.batch_size"));
+        source.set("max.queue.size", self.value("pipeline.max_queue_events"));
         for (k, v) in &self.props.0 {
             if let Some(rest) = k.strip_prefix("source.")
                 && !matches!(rest, "url" | "tables" | "slot" | "publication" | "snapshot")
@@ -297,13 +328,11 @@ impl<'a> Sections<'a> {
 
     /// `[model]` and the output column's name and type.
     fn model(&mut self) -> ModelSettings {
-        let output_type = match self.get("output.type") {
-            None => OutputType::Double,
-            Some(t) => OutputType::parse(t).unwrap_or_else(|| {
-                self.error("output.type", format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64"));
-                OutputType::Double
-            }),
-        };
+        let t = self.value("output.type");
+        let output_type = OutputType::parse(t).unwrap_or_else(|| {
+            self.error("output.type", format!("Invalid value {t} for configuration output.type: must be one of double, float, int32, int64"));
+            OutputType::Double
+        });
         let mut mapping = std::collections::HashMap::new();
         if let Some(m) = self.get("model.mapping") {
             for pair in m.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -316,15 +345,9 @@ impl<'a> Sections<'a> {
             }
         }
         ModelSettings {
-            tag: self
-                .get("model.tag")
-                .unwrap_or("ford-price:latest")
-                .to_string(),
+            tag: self.value("model.tag").to_string(),
             store: self.get("model.store").map(std::path::PathBuf::from),
-            output_field: self
-                .get("output.column")
-                .unwrap_or("suggestedprice")
-                .to_string(),
+            output_field: self.value("output.column").to_string(),
             output_type,
             mapping,
             remote: None,
@@ -332,16 +355,12 @@ impl<'a> Sections<'a> {
     }
 
     fn output_mode(&mut self) -> OutputMode {
-        let output = match self.get("output.mode").unwrap_or("table") {
-            "table" => OutputMode::Table(
-                self.get("output.table")
-                    .unwrap_or("${table}_predicted")
-                    .to_string(),
-            ),
+        let output = match self.value("output.mode") {
+            "table" => OutputMode::Table(self.value("output.table").to_string()),
             "column" => OutputMode::Column,
             other => {
                 self.error("output.mode", format!("Invalid value {other} for configuration output.mode: must be table or column"));
-                OutputMode::Table("${table}_predicted".into())
+                OutputMode::Table(default_of("output.table").into())
             }
         };
         if output == OutputMode::Column && self.get("kafka.bootstrap").is_some() {
@@ -381,13 +400,13 @@ impl<'a> Sections<'a> {
     }
 
     fn queue(&mut self) -> usize {
-        match self.get("pipeline.queue").unwrap_or("4").parse::<usize>() {
+        match self.value("pipeline.queue").parse::<usize>() {
             Ok(n) if n > 0 => n,
             _ => {
                 let msg =
                     "Invalid value for configuration pipeline.queue: expected a positive integer";
                 self.error("pipeline.queue", msg.into());
-                4
+                1
             }
         }
     }
@@ -395,7 +414,7 @@ impl<'a> Sections<'a> {
     /// `http.listen`: the default address, `""` for off, or `host:port`.
     fn listen(&mut self) -> Option<SocketAddr> {
         match self.props.get("http.listen") {
-            None => Some("127.0.0.1:9187".parse().expect("valid default")),
+            None => Some(default_of("http.listen").parse().expect("valid default")),
             Some("") => None,
             Some(a) => {
                 match a.parse::<SocketAddr>() {
@@ -423,6 +442,42 @@ impl<'a> Sections<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docs_run_md_lists_every_key_with_its_default() {
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/run.md"))
+                .unwrap();
+        for k in KNOWN_KEYS {
+            let default = match default_of(k) {
+                "" => String::new(),
+                d => format!("`{d}`"),
+            };
+            let row = format!("| `{k}` | {default}");
+            assert!(doc.contains(&row), "docs/run.md has no row {row:?}");
+        }
+    }
+
+    #[test]
+    fn the_printed_default_is_the_default() {
+        let printed = Props::from_toml_str(DEFAULT_TOML).unwrap();
+        for (k, v) in &printed.0 {
+            assert_eq!(v, default_of(k), "{k} in DEFAULT_TOML");
+        }
+        for (k, v) in DEFAULTS {
+            assert!(KNOWN_KEYS.contains(&k), "{k}");
+            assert_eq!(
+                printed.get(k),
+                Some(v),
+                "{k} is not printed with its default"
+            );
+        }
+        let (mut from_file, _) = RunConfig::from_props(&printed).unwrap();
+        let (from_nothing, _) = RunConfig::from_props(&Props::new()).unwrap();
+        // Each run has its own id.
+        from_file.capture.envelope.run_id = from_nothing.capture.envelope.run_id.clone();
+        assert_eq!(format!("{from_file:?}"), format!("{from_nothing:?}"));
+    }
 
     #[test]
     fn the_default_file_reads_back_and_env_overrides() {
