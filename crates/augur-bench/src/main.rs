@@ -8,6 +8,7 @@ mod capture;
 mod common;
 mod model;
 mod pipeline;
+mod remote;
 mod serve;
 
 /// The benchmarks augur ships; each prints its figures and ratios.
@@ -29,6 +30,10 @@ enum Bench {
     Kafka(pipeline::Args),
     /// Model training time, batch and single-row prediction speed (vs xgboost when installable).
     Model(model::Args),
+    /// The enrichment stage predicting through a remote model server (`augur enrich
+    /// --predict-url` → `augur serve`), BentoML JSON and OIP v2, optionally side by side with
+    /// another build (`--baseline`).
+    Remote(remote::Args),
     /// Model server requests/s and p50/p99 at several concurrencies, side by side with a bare
     /// HTTP server (oha); cold start time and peak RSS.
     Serve(serve::Args),
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
         Bench::Pipeline(args) => pipeline::run_embedded(args),
         Bench::Kafka(args) => pipeline::run_kafka(args),
         Bench::Model(args) => model::run(args),
+        Bench::Remote(args) => remote::run(args),
         Bench::Serve(args) => serve::run(args),
     };
     match result {

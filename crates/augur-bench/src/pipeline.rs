@@ -10,7 +10,7 @@
 //! 4. (Kafka) the sink's batched upserts against PostgreSQL's own `COPY` into the same table.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use anyhow::{Context, bail};
 use augur_pgcluster::PgCluster;
 use futures_util::StreamExt;
 
-use crate::common::{build_augur, load_average, percentile, repo_root};
+use crate::common::{Run, build_augur, load_average, peak_rss_mb, percentile, repo_root};
 
 /// Arguments of `augur-bench pipeline` and `augur-bench kafka`.
 #[derive(Debug, clap::Args)]
@@ -72,34 +72,6 @@ fn listings() -> Vec<String> {
         vec!["(' Fiesta', 2017, 12000, 'Automatic', 15944, 'Petrol', 150, 57.7, 1)".into()]
     } else {
         rows
-    }
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
-struct Run(Child);
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
     }
 }
 

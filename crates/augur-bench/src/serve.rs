@@ -166,7 +166,7 @@ fn start_augur(bin: &Path, root: &Path) -> anyhow::Result<(Proc, Instant)> {
         .args([
             "serve",
             "--model",
-            "ford-price:latest",
+            augur_model::SHIPPED_MODEL,
             "--port",
             &port.to_string(),
         ])

@@ -583,7 +583,7 @@ const ENRICH: &[KeyDef] = &[
         "Model",
         "The model tag: name, name:latest or name:N.",
     )
-    .default("ford-price:latest"),
+    .default(augur_model::SHIPPED_MODEL),
     KeyDef::new(
         "model.store",
         "STRING",

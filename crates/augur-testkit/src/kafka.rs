@@ -21,6 +21,8 @@ pub struct ReadRecord {
     pub value: Option<Vec<u8>>,
     /// Headers.
     pub headers: Vec<(String, Vec<u8>)>,
+    /// The record's timestamp (ms since the epoch), when it has one.
+    pub timestamp: Option<i64>,
 }
 
 impl ReadRecord {
@@ -92,6 +94,7 @@ pub fn read_topic(bootstrap: &str, topic: &str, want: usize, timeout: Duration) 
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
                 headers,
+                timestamp: m.timestamp().to_millis(),
             });
         }
     }
@@ -117,6 +120,35 @@ pub fn produce(bootstrap: &str, topic: &str, key: Option<&[u8]>, value: Option<&
     }
     producer.send(rec).map_err(|(e, _)| e).expect("enqueue");
     producer.flush(Duration::from_secs(10)).expect("delivered");
+}
+
+/// Produces `values` (without keys) to `topic` in order, then waits until the broker
+/// acknowledged all of them.
+pub fn produce_many(bootstrap: &str, topic: &str, values: impl IntoIterator<Item = Vec<u8>>) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("log_level", "3")
+        .create()
+        .expect("producer");
+    for v in values {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&v[..]);
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((e, r))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+                {
+                    producer.poll(Duration::from_millis(50));
+                    rec = r;
+                }
+                Err((e, _)) => panic!("enqueue: {e}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("delivered");
 }
 
 /// Creates `topic` with `partitions` partitions (an existing topic is left alone).

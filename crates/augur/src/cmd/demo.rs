@@ -46,7 +46,7 @@ pub(crate) struct DemoArgs {
     #[arg(long, env = "AUGUR_DEMO_FEED", default_value_t = 0.0)]
     feed: f64,
     /// Model tag (falls back to the model compiled into augur).
-    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
 }
 

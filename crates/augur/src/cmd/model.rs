@@ -104,7 +104,7 @@ pub(crate) struct TrainArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct PredictArgs {
     /// The model tag (`name`, `name:latest` or `name:N`).
-    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
     /// Use this model file instead of the store (e.g. the shipped
     /// `models/ford-price/1/model.json`, or an export).

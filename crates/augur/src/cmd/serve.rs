@@ -17,7 +17,7 @@ use super::runtime;
 pub(crate) struct ServeArgs {
     /// The model tag to serve (`name`, `name:latest` or `name:N`). When the store has no model
     /// of that name, the model compiled into augur (the repository's `models/`) is served instead.
-    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
     /// Serve this model file instead (a store's `model.json` or an export); promotion by tag
     /// is then off.

@@ -42,7 +42,7 @@ pub(crate) struct EnrichArgs {
     )]
     group: String,
     /// Model tag.
-    #[arg(long, env = "AUGUR_MODEL", default_value = "ford-price:latest")]
+    #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
     /// Model store [default: the user's store, then the shipped models].
     #[arg(long, env = "AUGUR_MODEL_STORE", value_name = "DIR")]
