@@ -749,104 +749,20 @@ impl PgSink {
         rows: &[&Vec<Value>],
         unavailable: &[bool],
     ) -> Result<(), Error> {
-        let kept = |i: usize| !unavailable.get(i).copied().unwrap_or(false);
         let cols: Vec<usize> = (0..shape.fields.len()).collect();
-        let names: Vec<String> = shape.fields.iter().map(|f| quote_ident(&f.name)).collect();
-        let casts: Vec<String> = shape
-            .fields
-            .iter()
-            .enumerate()
-            .map(|(i, f)| format!("u.c{i}::{}", state.type_of(&f.name).unwrap_or("text")))
-            .collect();
-        let unnest: Vec<String> = (0..cols.len())
-            .map(|i| format!("${}::text[]", i + 1))
-            .collect();
-        let aliases: Vec<String> = (0..cols.len()).map(|i| format!("c{i}")).collect();
-        let qualified = self.qualified(table);
-        let pk: Vec<String> = shape.pk.iter().map(|p| quote_ident(p)).collect();
+        let parts = RowsSql::new(shape, state, self.qualified(table), unavailable);
         let mode = self.cfg.insert_mode;
         let skip_unchanged = self.cfg.skip_unchanged;
-        let sql = move || match mode {
-            InsertMode::Update if !pk.is_empty() => {
-                let sets: Vec<String> = shape
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| !shape.pk.contains(&f.name) && kept(*i))
-                    .map(|(i, f)| format!("{} = {}", quote_ident(&f.name), casts[i]))
-                    .collect();
-                let mut conds: Vec<String> = shape
-                    .pk
-                    .iter()
-                    .map(|p| {
-                        let i = shape.fields.iter().position(|f| &f.name == p).unwrap_or(0);
-                        format!("t.{} = {}", quote_ident(p), casts[i])
-                    })
-                    .collect();
-                if skip_unchanged {
-                    let changed: Vec<String> = shape
-                        .fields
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, f)| !shape.pk.contains(&f.name) && kept(*i))
-                        .map(|(i, f)| {
-                            format!("t.{} IS DISTINCT FROM {}", quote_ident(&f.name), casts[i])
-                        })
-                        .collect();
-                    if !changed.is_empty() {
-                        conds.push(format!("({})", changed.join(" OR ")));
-                    }
-                }
-                format!(
-                    "UPDATE {qualified} AS t SET {} FROM UNNEST({}) AS u({}) WHERE {}",
-                    if sets.is_empty() {
-                        format!("{0} = t.{0}", pk[0])
-                    } else {
-                        sets.join(", ")
-                    },
-                    unnest.join(", "),
-                    aliases.join(", "),
-                    conds.join(" AND ")
-                )
-            }
-            InsertMode::Upsert if !pk.is_empty() => {
-                let updates: Vec<String> = shape
-                    .fields
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, f)| !shape.pk.contains(&f.name) && kept(*i))
-                    .map(|(_, f)| format!("{0} = EXCLUDED.{0}", quote_ident(&f.name)))
-                    .collect();
-                let action = if updates.is_empty() {
-                    "NOTHING".to_string()
-                } else {
-                    format!("UPDATE SET {}", updates.join(", "))
-                };
-                format!(
-                    "INSERT INTO {qualified} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT ({}) DO {action}",
-                    names.join(", "),
-                    casts.join(", "),
-                    unnest.join(", "),
-                    aliases.join(", "),
-                    pk.join(", ")
-                )
-            }
-            _ => format!(
-                "INSERT INTO {qualified} ({}) SELECT {} FROM UNNEST({}) AS u({})",
-                names.join(", "),
-                casts.join(", "),
-                unnest.join(", "),
-                aliases.join(", ")
-            ),
-        };
         let key = format!(
             "{table}\u{0}{:p}\u{0}{mode:?}\u{0}{unavailable:?}",
             shape as *const RowShape
         );
-        let stmt = self.statement(key, sql).await?;
+        let stmt = self
+            .statement(key, || parts.sql(mode, skip_unchanged))
+            .await?;
         let mut data = self.columns_text(shape, state, rows, &cols, unavailable)?;
         for (i, col) in data.iter_mut().enumerate() {
-            if !kept(i) {
+            if !parts.kept(i) {
                 col.iter_mut().for_each(|v| *v = None);
             }
         }
@@ -925,6 +841,139 @@ impl PgSink {
 /// A SQL string literal.
 fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The pieces of the statement that writes rows of one shape: the target table and the
+/// quoted, cast and aliased `UNNEST` columns.
+struct RowsSql<'a> {
+    shape: &'a RowShape,
+    unavailable: &'a [bool],
+    qualified: String,
+    names: Vec<String>,
+    casts: Vec<String>,
+    unnest: Vec<String>,
+    aliases: Vec<String>,
+    pk: Vec<String>,
+}
+
+impl<'a> RowsSql<'a> {
+    /// Quotes, casts and aliases the columns of `shape` as they exist in `state`.
+    fn new(
+        shape: &'a RowShape,
+        state: &TableState,
+        qualified: String,
+        unavailable: &'a [bool],
+    ) -> Self {
+        let n = shape.fields.len();
+        let casts = shape
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| format!("u.c{i}::{}", state.type_of(&f.name).unwrap_or("text")))
+            .collect();
+        RowsSql {
+            shape,
+            unavailable,
+            qualified,
+            names: shape.fields.iter().map(|f| quote_ident(&f.name)).collect(),
+            casts,
+            unnest: (0..n).map(|i| format!("${}::text[]", i + 1)).collect(),
+            aliases: (0..n).map(|i| format!("c{i}")).collect(),
+            pk: shape.pk.iter().map(|p| quote_ident(p)).collect(),
+        }
+    }
+
+    /// Whether column `i` is written (its value is not an unavailable TOASTed one).
+    fn kept(&self, i: usize) -> bool {
+        !self.unavailable.get(i).copied().unwrap_or(false)
+    }
+
+    /// The written non-key columns, with their positions.
+    fn updatable(&self) -> impl Iterator<Item = (usize, &'a Field)> + '_ {
+        self.shape
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| !self.shape.pk.contains(&f.name) && self.kept(*i))
+    }
+
+    /// The statement for `insert.mode` (without a key, every mode appends).
+    fn sql(&self, mode: InsertMode, skip_unchanged: bool) -> String {
+        match mode {
+            InsertMode::Update if !self.pk.is_empty() => self.update_sql(skip_unchanged),
+            InsertMode::Upsert if !self.pk.is_empty() => self.upsert_sql(),
+            _ => format!(
+                "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({})",
+                self.qualified,
+                self.names.join(", "),
+                self.casts.join(", "),
+                self.unnest.join(", "),
+                self.aliases.join(", ")
+            ),
+        }
+    }
+
+    /// `UPDATE … FROM UNNEST(…) WHERE pk` (and, with `skip_unchanged`, some column differs).
+    fn update_sql(&self, skip_unchanged: bool) -> String {
+        let casts = &self.casts;
+        let sets: Vec<String> = self
+            .updatable()
+            .map(|(i, f)| format!("{} = {}", quote_ident(&f.name), casts[i]))
+            .collect();
+        let fields = &self.shape.fields;
+        let mut conds: Vec<String> = self
+            .shape
+            .pk
+            .iter()
+            .map(|p| {
+                let i = fields.iter().position(|f| &f.name == p).unwrap_or(0);
+                format!("t.{} = {}", quote_ident(p), casts[i])
+            })
+            .collect();
+        if skip_unchanged {
+            let changed: Vec<String> = self
+                .updatable()
+                .map(|(i, f)| format!("t.{} IS DISTINCT FROM {}", quote_ident(&f.name), casts[i]))
+                .collect();
+            if !changed.is_empty() {
+                conds.push(format!("({})", changed.join(" OR ")));
+            }
+        }
+        format!(
+            "UPDATE {} AS t SET {} FROM UNNEST({}) AS u({}) WHERE {}",
+            self.qualified,
+            if sets.is_empty() {
+                format!("{0} = t.{0}", self.pk[0])
+            } else {
+                sets.join(", ")
+            },
+            self.unnest.join(", "),
+            self.aliases.join(", "),
+            conds.join(" AND ")
+        )
+    }
+
+    /// `INSERT … SELECT … FROM UNNEST(…) ON CONFLICT (pk) DO UPDATE` (or `DO NOTHING`).
+    fn upsert_sql(&self) -> String {
+        let updates: Vec<String> = self
+            .updatable()
+            .map(|(_, f)| format!("{0} = EXCLUDED.{0}", quote_ident(&f.name)))
+            .collect();
+        let action = if updates.is_empty() {
+            "NOTHING".to_string()
+        } else {
+            format!("UPDATE SET {}", updates.join(", "))
+        };
+        format!(
+            "INSERT INTO {} ({}) SELECT {} FROM UNNEST({}) AS u({}) ON CONFLICT ({}) DO {action}",
+            self.qualified,
+            self.names.join(", "),
+            self.casts.join(", "),
+            self.unnest.join(", "),
+            self.aliases.join(", "),
+            self.pk.join(", ")
+        )
+    }
 }
 
 /// The tables this sink created (recorded in [`SinkConfig::registry_table`]) that no longer

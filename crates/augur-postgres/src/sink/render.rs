@@ -9,38 +9,13 @@ use augur_core::connect::{Schema, SchemaType, Value};
 pub fn render(schema: &Schema, value: &Value, target: &str) -> Result<Option<String>, String> {
     let name = schema.name.as_deref().unwrap_or("");
     let target = target.to_ascii_lowercase();
-    let is = |p: &str| target.starts_with(p);
     Ok(Some(match value {
         Value::Null => return Ok(None),
         Value::Boolean(b) => (if *b { "t" } else { "f" }).to_string(),
         Value::Int8(v) => v.to_string(),
         Value::Int16(v) => v.to_string(),
-        Value::Int32(v) => match name {
-            "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date"
-                if is("date") || is("timestamp") =>
-            {
-                date_text(i64::from(*v))
-            }
-            "io.debezium.time.Time" | "org.apache.kafka.connect.data.Time" if is("time") => {
-                time_text(i64::from(*v) * 1000)
-            }
-            _ => v.to_string(),
-        },
-        Value::Int64(v) => match name {
-            "io.debezium.time.MicroTimestamp" if is("timestamp") || is("date") => {
-                timestamp_text(*v)
-            }
-            "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp"
-                if is("timestamp") || is("date") =>
-            {
-                timestamp_text(v * 1000)
-            }
-            "io.debezium.time.NanoTimestamp" if is("timestamp") => timestamp_text(v / 1000),
-            "io.debezium.time.MicroTime" if is("time") => time_text(*v),
-            "io.debezium.time.NanoTime" if is("time") => time_text(v / 1000),
-            "io.debezium.time.MicroDuration" if is("interval") => format!("{v} microseconds"),
-            _ => v.to_string(),
-        },
+        Value::Int32(v) => int32_text(*v, name, &target),
+        Value::Int64(v) => int64_text(*v, name, &target),
         Value::Float32(v) => float_text(f64::from(*v)),
         Value::Float64(v) => float_text(*v),
         Value::String(s) => {
@@ -51,63 +26,105 @@ pub fn render(schema: &Schema, value: &Value, target: &str) -> Result<Option<Str
             }
             s.clone()
         }
-        Value::Bytes(b) => {
-            if name == "org.apache.kafka.connect.data.Decimal" {
-                let scale: i32 = schema
-                    .parameter("scale")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                decimal_text(b, scale)
-            } else {
-                let mut s = String::with_capacity(2 + b.len() * 2);
-                s.push_str("\\x");
-                for byte in b {
-                    s.push_str(&format!("{byte:02x}"));
-                }
-                s
-            }
-        }
+        Value::Bytes(b) => bytes_text(schema, b),
         Value::Struct(members) if name == "io.debezium.data.VariableScaleDecimal" => {
             match members.as_slice() {
                 [Value::Int32(scale), Value::Bytes(b)] => decimal_text(b, *scale),
                 _ => return Err("malformed VariableScaleDecimal".into()),
             }
         }
-        Value::Array(items) => {
-            let item_schema = schema
-                .items
-                .as_deref()
-                .cloned()
-                .unwrap_or_else(|| Schema::new(SchemaType::String));
-            let elem_target = target.trim_end_matches("[]").to_string();
-            let mut out = String::from("{");
-            for (i, it) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                match render(&item_schema, it, &elem_target)? {
-                    None => out.push_str("NULL"),
-                    Some(t) => {
-                        out.push('"');
-                        for c in t.chars() {
-                            if c == '"' || c == '\\' {
-                                out.push('\\');
-                            }
-                            out.push(c);
-                        }
-                        out.push('"');
-                    }
-                }
-            }
-            out.push('}');
-            out
-        }
+        Value::Array(items) => array_text(schema, items, &target)?,
         Value::Struct(_) | Value::Map(_) => {
             let mut out = Vec::new();
             compact_json(schema, value, &mut out);
             String::from_utf8_lossy(&out).into_owned()
         }
     }))
+}
+
+/// An `int32` under logical type `name`: a date or time for such a (lowercase) `target`.
+fn int32_text(v: i32, name: &str, target: &str) -> String {
+    let is = |p: &str| target.starts_with(p);
+    match name {
+        "io.debezium.time.Date" | "org.apache.kafka.connect.data.Date"
+            if is("date") || is("timestamp") =>
+        {
+            date_text(i64::from(v))
+        }
+        "io.debezium.time.Time" | "org.apache.kafka.connect.data.Time" if is("time") => {
+            time_text(i64::from(v) * 1000)
+        }
+        _ => v.to_string(),
+    }
+}
+
+/// An `int64` under logical type `name`: a timestamp, time or interval for such a (lowercase)
+/// `target`.
+fn int64_text(v: i64, name: &str, target: &str) -> String {
+    let is = |p: &str| target.starts_with(p);
+    match name {
+        "io.debezium.time.MicroTimestamp" if is("timestamp") || is("date") => timestamp_text(v),
+        "io.debezium.time.Timestamp" | "org.apache.kafka.connect.data.Timestamp"
+            if is("timestamp") || is("date") =>
+        {
+            timestamp_text(v * 1000)
+        }
+        "io.debezium.time.NanoTimestamp" if is("timestamp") => timestamp_text(v / 1000),
+        "io.debezium.time.MicroTime" if is("time") => time_text(v),
+        "io.debezium.time.NanoTime" if is("time") => time_text(v / 1000),
+        "io.debezium.time.MicroDuration" if is("interval") => format!("{v} microseconds"),
+        _ => v.to_string(),
+    }
+}
+
+/// Bytes as a Connect `Decimal`'s digits, or otherwise as `bytea` hex input (`\x…`).
+fn bytes_text(schema: &Schema, b: &[u8]) -> String {
+    if schema.name.as_deref() == Some("org.apache.kafka.connect.data.Decimal") {
+        let scale: i32 = schema
+            .parameter("scale")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        decimal_text(b, scale)
+    } else {
+        let mut s = String::with_capacity(2 + b.len() * 2);
+        s.push_str("\\x");
+        for byte in b {
+            s.push_str(&format!("{byte:02x}"));
+        }
+        s
+    }
+}
+
+/// An array literal (`{"a",NULL,…}`), each element rendered for the (lowercase) `target`'s
+/// element type.
+fn array_text(schema: &Schema, items: &[Value], target: &str) -> Result<String, String> {
+    let item_schema = schema
+        .items
+        .as_deref()
+        .cloned()
+        .unwrap_or_else(|| Schema::new(SchemaType::String));
+    let elem_target = target.trim_end_matches("[]").to_string();
+    let mut out = String::from("{");
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match render(&item_schema, it, &elem_target)? {
+            None => out.push_str("NULL"),
+            Some(t) => {
+                out.push('"');
+                for c in t.chars() {
+                    if c == '"' || c == '\\' {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                out.push('"');
+            }
+        }
+    }
+    out.push('}');
+    Ok(out)
 }
 
 /// Structs and maps go into text/json columns as compact JSON.

@@ -10,7 +10,7 @@ use augur_core::event::TableSchema;
 use augur_core::{Error, ErrorKind};
 use tokio_postgres::Client;
 
-use super::pgoutput::Relation;
+use super::pgoutput::{Relation, RelationColumn};
 use super::types::{self, PgType, TypeOptions};
 use crate::conn::sql_error;
 
@@ -233,58 +233,18 @@ pub async fn describe(
     })?;
     let by_name: HashMap<&str, &CatalogColumn> =
         cat.columns.iter().map(|c| (c.name.as_str(), c)).collect();
-    let mut fields = Vec::with_capacity(rel.columns.len());
-    let mut columns = Vec::with_capacity(rel.columns.len());
-    let mut skipped = Vec::new();
+    let mut described = DescribedColumns::with_capacity(rel.columns.len());
     for rc in &rel.columns {
         let ty = resolver.resolve(client, rc.type_oid).await?;
-        let cat_col = by_name.get(rc.name.as_str());
-        let not_null = cat_col.is_some_and(|c| c.not_null);
-        let default_expr = cat_col.and_then(|c| c.default_expr.as_deref());
-        match types::schema_for(&ty, rc.type_modifier, opts) {
-            Some(mut schema) => {
-                schema.optional = !not_null;
-                if let Some(d) = default_expr
-                    .and_then(|e| default_value(e, &ty, rc.type_modifier, &schema, opts))
-                {
-                    schema.default = Some(d);
-                }
-                let fallback = schema
-                    .default
-                    .clone()
-                    .unwrap_or_else(|| types::zero_value(&ty, rc.type_modifier, &schema, opts));
-                columns.push(ColumnDecoder {
-                    ty,
-                    typmod: rc.type_modifier,
-                    field: Some(fields.len()),
-                    fallback,
-                });
-                fields.push(Field::new(rc.name.clone(), schema));
-            }
-            None => {
-                let type_name = match &ty {
-                    PgType::Unknown(n) => n.clone(),
-                    other => format!("{other:?}"),
-                };
-                skipped.push((rc.name.clone(), type_name));
-                columns.push(ColumnDecoder {
-                    ty,
-                    typmod: rc.type_modifier,
-                    field: None,
-                    fallback: Value::Null,
-                });
-            }
-        }
+        let cat_col = by_name.get(rc.name.as_str()).copied();
+        described.push(rc, ty, cat_col, opts);
     }
-    let key_names: &[String] = if !cat.primary_key.is_empty() {
-        &cat.primary_key
-    } else {
-        &cat.replica_index
-    };
-    let key = key_names
-        .iter()
-        .filter_map(|k| fields.iter().position(|f: &Field| &f.name == k))
-        .collect();
+    let DescribedColumns {
+        fields,
+        columns,
+        skipped,
+    } = described;
+    let key = key_positions(&cat, &fields);
     let schema = Arc::new(TableSchema {
         schema: cat.schema,
         table: cat.name,
@@ -301,6 +261,86 @@ pub async fn describe(
         },
         skipped,
     ))
+}
+
+/// The event fields, column decoders and left-out columns of a table, gathered column by
+/// column.
+struct DescribedColumns {
+    fields: Vec<Field>,
+    columns: Vec<ColumnDecoder>,
+    skipped: SkippedColumns,
+}
+
+impl DescribedColumns {
+    /// Room for `n` columns.
+    fn with_capacity(n: usize) -> Self {
+        DescribedColumns {
+            fields: Vec::with_capacity(n),
+            columns: Vec::with_capacity(n),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Adds published column `rc` of type `ty` (catalog entry `cat_col`): a field and its
+    /// decoder when the type maps, otherwise a left-out column.
+    fn push(
+        &mut self,
+        rc: &RelationColumn,
+        ty: PgType,
+        cat_col: Option<&CatalogColumn>,
+        opts: &TypeOptions,
+    ) {
+        let not_null = cat_col.is_some_and(|c| c.not_null);
+        let default_expr = cat_col.and_then(|c| c.default_expr.as_deref());
+        match types::schema_for(&ty, rc.type_modifier, opts) {
+            Some(mut schema) => {
+                schema.optional = !not_null;
+                if let Some(d) = default_expr
+                    .and_then(|e| default_value(e, &ty, rc.type_modifier, &schema, opts))
+                {
+                    schema.default = Some(d);
+                }
+                let fallback = schema
+                    .default
+                    .clone()
+                    .unwrap_or_else(|| types::zero_value(&ty, rc.type_modifier, &schema, opts));
+                self.columns.push(ColumnDecoder {
+                    ty,
+                    typmod: rc.type_modifier,
+                    field: Some(self.fields.len()),
+                    fallback,
+                });
+                self.fields.push(Field::new(rc.name.clone(), schema));
+            }
+            None => {
+                let type_name = match &ty {
+                    PgType::Unknown(n) => n.clone(),
+                    other => format!("{other:?}"),
+                };
+                self.skipped.push((rc.name.clone(), type_name));
+                self.columns.push(ColumnDecoder {
+                    ty,
+                    typmod: rc.type_modifier,
+                    field: None,
+                    fallback: Value::Null,
+                });
+            }
+        }
+    }
+}
+
+/// The positions in `fields` of the table's key: its primary key, or else its replica
+/// identity index.
+fn key_positions(cat: &CatalogTable, fields: &[Field]) -> Vec<usize> {
+    let key_names: &[String] = if !cat.primary_key.is_empty() {
+        &cat.primary_key
+    } else {
+        &cat.replica_index
+    };
+    key_names
+        .iter()
+        .filter_map(|k| fields.iter().position(|f: &Field| &f.name == k))
+        .collect()
 }
 
 /// The schema default Debezium derives from a column default expression: literals become

@@ -232,117 +232,141 @@ impl<'a> Reader<'a> {
 pub fn decode(buf: &[u8]) -> Result<Message<'_>, DecodeError> {
     let mut r = Reader { buf, pos: 0 };
     let tag = r.u8()?;
-    Ok(match tag {
-        b'R' => {
-            let id = r.u32()?;
-            let namespace = r.cstr()?;
-            let name = r.cstr()?;
-            let replica_identity = match r.u8()? {
-                b'd' => ReplicaIdentity::Default,
-                b'n' => ReplicaIdentity::Nothing,
-                b'f' => ReplicaIdentity::Full,
-                b'i' => ReplicaIdentity::Index,
-                other => {
-                    return Err(r.err(&format!("unknown replica identity {:?}", other as char)));
-                }
-            };
-            let n = r.i16()?;
-            let mut columns = Vec::with_capacity(n.max(0) as usize);
-            for _ in 0..n {
-                let flags = r.u8()?;
-                let name = r.cstr()?;
-                let type_oid = r.u32()?;
-                let type_modifier = r.i32()?;
-                columns.push(RelationColumn {
-                    is_key: flags & 1 == 1,
-                    name,
-                    type_oid,
-                    type_modifier,
-                });
+    match tag {
+        b'R' => r.relation().map(Message::Relation),
+        b'Y' => r.type_message(),
+        b'O' => r.origin(),
+        b'I' => r.insert(),
+        b'U' => r.update(),
+        b'D' => r.delete(),
+        b'T' => r.truncate(),
+        other => Ok(Message::Other(other)),
+    }
+}
+
+/// The bodies of the message kinds, each read after its tag byte.
+impl<'a> Reader<'a> {
+    /// A Relation message: the table, its replica identity and its columns.
+    fn relation(&mut self) -> Result<Relation, DecodeError> {
+        let id = self.u32()?;
+        let namespace = self.cstr()?;
+        let name = self.cstr()?;
+        let replica_identity = match self.u8()? {
+            b'd' => ReplicaIdentity::Default,
+            b'n' => ReplicaIdentity::Nothing,
+            b'f' => ReplicaIdentity::Full,
+            b'i' => ReplicaIdentity::Index,
+            other => {
+                return Err(self.err(&format!("unknown replica identity {:?}", other as char)));
             }
-            Message::Relation(Relation {
-                id,
-                namespace,
+        };
+        let n = self.i16()?;
+        let mut columns = Vec::with_capacity(n.max(0) as usize);
+        for _ in 0..n {
+            let flags = self.u8()?;
+            let name = self.cstr()?;
+            let type_oid = self.u32()?;
+            let type_modifier = self.i32()?;
+            columns.push(RelationColumn {
+                is_key: flags & 1 == 1,
                 name,
-                replica_identity,
-                columns,
-            })
+                type_oid,
+                type_modifier,
+            });
         }
-        b'Y' => {
-            let id = r.u32()?;
-            let namespace = r.cstr()?;
-            let name = r.cstr()?;
-            Message::Type {
-                id,
-                namespace,
-                name,
-            }
-        }
-        b'O' => {
-            let lsn = r.u64()?;
-            let name = r.cstr()?;
-            Message::Origin { lsn, name }
-        }
-        b'I' => {
-            let relation = r.u32()?;
-            match r.u8()? {
-                b'N' => {}
-                other => {
-                    return Err(r.err(&format!("insert without new tuple ({:?})", other as char)));
-                }
-            }
-            Message::Insert {
-                relation,
-                new: r.tuple()?,
-            }
-        }
-        b'U' => {
-            let relation = r.u32()?;
-            let mut old = None;
-            let mut marker = r.u8()?;
-            if marker == b'K' || marker == b'O' {
-                let kind = if marker == b'K' {
-                    OldKind::Key
-                } else {
-                    OldKind::Full
-                };
-                old = Some((kind, r.tuple()?));
-                marker = r.u8()?;
-            }
-            if marker != b'N' {
-                return Err(r.err(&format!("update without new tuple ({:?})", marker as char)));
-            }
-            Message::Update {
-                relation,
-                old,
-                new: r.tuple()?,
+        Ok(Relation {
+            id,
+            namespace,
+            name,
+            replica_identity,
+            columns,
+        })
+    }
+
+    /// A Type message: a data type's OID and qualified name.
+    fn type_message(&mut self) -> Result<Message<'a>, DecodeError> {
+        let id = self.u32()?;
+        let namespace = self.cstr()?;
+        let name = self.cstr()?;
+        Ok(Message::Type {
+            id,
+            namespace,
+            name,
+        })
+    }
+
+    /// An Origin message: the origin's commit LSN and name.
+    fn origin(&mut self) -> Result<Message<'a>, DecodeError> {
+        let lsn = self.u64()?;
+        let name = self.cstr()?;
+        Ok(Message::Origin { lsn, name })
+    }
+
+    /// An Insert message: the table and its new tuple.
+    fn insert(&mut self) -> Result<Message<'a>, DecodeError> {
+        let relation = self.u32()?;
+        match self.u8()? {
+            b'N' => {}
+            other => {
+                return Err(self.err(&format!("insert without new tuple ({:?})", other as char)));
             }
         }
-        b'D' => {
-            let relation = r.u32()?;
-            let kind = match r.u8()? {
-                b'K' => OldKind::Key,
-                b'O' => OldKind::Full,
-                other => {
-                    return Err(r.err(&format!("delete without old tuple ({:?})", other as char)));
-                }
+        Ok(Message::Insert {
+            relation,
+            new: self.tuple()?,
+        })
+    }
+
+    /// An Update message: the table, the old key or row if sent, and the new tuple.
+    fn update(&mut self) -> Result<Message<'a>, DecodeError> {
+        let relation = self.u32()?;
+        let mut old = None;
+        let mut marker = self.u8()?;
+        if marker == b'K' || marker == b'O' {
+            let kind = if marker == b'K' {
+                OldKind::Key
+            } else {
+                OldKind::Full
             };
-            Message::Delete {
-                relation,
-                old: (kind, r.tuple()?),
-            }
+            old = Some((kind, self.tuple()?));
+            marker = self.u8()?;
         }
-        b'T' => {
-            let n = r.i32()?;
-            let options = r.u8()?;
-            let mut relations = Vec::with_capacity(n.max(0) as usize);
-            for _ in 0..n {
-                relations.push(r.u32()?);
-            }
-            Message::Truncate { options, relations }
+        if marker != b'N' {
+            return Err(self.err(&format!("update without new tuple ({:?})", marker as char)));
         }
-        other => Message::Other(other),
-    })
+        Ok(Message::Update {
+            relation,
+            old,
+            new: self.tuple()?,
+        })
+    }
+
+    /// A Delete message: the table and its old key or row.
+    fn delete(&mut self) -> Result<Message<'a>, DecodeError> {
+        let relation = self.u32()?;
+        let kind = match self.u8()? {
+            b'K' => OldKind::Key,
+            b'O' => OldKind::Full,
+            other => {
+                return Err(self.err(&format!("delete without old tuple ({:?})", other as char)));
+            }
+        };
+        Ok(Message::Delete {
+            relation,
+            old: (kind, self.tuple()?),
+        })
+    }
+
+    /// A Truncate message: its options and the truncated tables.
+    fn truncate(&mut self) -> Result<Message<'a>, DecodeError> {
+        let n = self.i32()?;
+        let options = self.u8()?;
+        let mut relations = Vec::with_capacity(n.max(0) as usize);
+        for _ in 0..n {
+            relations.push(self.u32()?);
+        }
+        Ok(Message::Truncate { options, relations })
+    }
 }
 
 #[cfg(test)]

@@ -133,27 +133,6 @@ pub async fn ensure_publication(
         )
         .await
         .map_err(|e| sql_error("reading publications", e))?;
-    let create = |what: String| async move {
-        client.batch_execute(&what).await.map_err(|e| {
-            let denied = e.as_db_error().is_some_and(|d| d.code().code() == "42501");
-            let err = sql_error(&format!("cannot create publication \"{name}\""), e);
-            if denied {
-                err.with_hint(format!(
-                    "create it as a superuser (CREATE PUBLICATION {} FOR ALL TABLES) or use publication.autocreate.mode=filtered as the tables' owner",
-                    quote_ident(name)
-                ))
-            } else {
-                err
-            }
-        })
-    };
-    let table_list = || {
-        tables
-            .iter()
-            .map(CapturedTableRef::quoted)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     match (cfg.publication_autocreate, existing) {
         (PublicationAutocreate::Disabled, None) => Err(Error::new(
             ErrorKind::SourceSetup,
@@ -168,57 +147,99 @@ pub async fn ensure_publication(
         (PublicationAutocreate::Disabled, Some(_)) => Ok(()),
         (PublicationAutocreate::AllTables, None) => {
             tracing::info!(publication = %name, "creating publication for all tables");
-            create(format!(
-                "CREATE PUBLICATION {} FOR ALL TABLES",
-                quote_ident(name)
-            ))
-            .await
+            let sql = format!("CREATE PUBLICATION {} FOR ALL TABLES", quote_ident(name));
+            create_publication(client, name, &sql).await
         }
         (PublicationAutocreate::AllTables, Some(_)) => Ok(()),
         (PublicationAutocreate::NoTables, None) => {
-            create(format!("CREATE PUBLICATION {}", quote_ident(name))).await
+            let sql = format!("CREATE PUBLICATION {}", quote_ident(name));
+            create_publication(client, name, &sql).await
         }
         (PublicationAutocreate::NoTables, Some(_)) => Ok(()),
         (PublicationAutocreate::Filtered, None) => {
-            if tables.is_empty() {
-                return Err(Error::new(
-                    ErrorKind::SourceSetup,
-                    "no table matches the include lists, so a filtered publication would be empty",
-                )
-                .with_hint("set table.include.list to existing tables"));
-            }
-            tracing::info!(publication = %name, tables = tables.len(), "creating filtered publication");
-            create(format!(
-                "CREATE PUBLICATION {} FOR TABLE {}",
-                quote_ident(name),
-                table_list()
-            ))
-            .await
+            create_filtered_publication(client, name, tables).await
         }
         (PublicationAutocreate::Filtered, Some(row)) => {
-            let all: bool = row.get(0);
-            let current = client
-                .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", &[name])
-                .await
-                .map_err(|e| sql_error("reading publication tables", e))?;
-            let current: Vec<(String, String)> =
-                current.iter().map(|r| (r.get(0), r.get(1))).collect();
-            let wanted: Vec<(String, String)> = tables
-                .iter()
-                .map(|t| (t.schema.clone(), t.name.clone()))
-                .collect();
-            if !all && current != wanted && !tables.is_empty() {
-                tracing::info!(publication = %name, tables = tables.len(), "updating filtered publication");
-                create(format!(
-                    "ALTER PUBLICATION {} SET TABLE {}",
-                    quote_ident(name),
-                    table_list()
-                ))
-                .await?;
-            }
-            Ok(())
+            update_filtered_publication(client, name, tables, row.get(0)).await
         }
     }
+}
+
+/// Runs `sql`, which creates or alters publication `name`, hinting at the fix when the user
+/// lacks the privilege.
+async fn create_publication(client: &Client, name: &str, sql: &str) -> Result<(), Error> {
+    client.batch_execute(sql).await.map_err(|e| {
+        let denied = e.as_db_error().is_some_and(|d| d.code().code() == "42501");
+        let err = sql_error(&format!("cannot create publication \"{name}\""), e);
+        if denied {
+            err.with_hint(format!(
+                "create it as a superuser (CREATE PUBLICATION {} FOR ALL TABLES) or use publication.autocreate.mode=filtered as the tables' owner",
+                quote_ident(name)
+            ))
+        } else {
+            err
+        }
+    })
+}
+
+/// The captured tables, quoted and comma-separated for `FOR TABLE`/`SET TABLE`.
+fn publication_table_list(tables: &[CapturedTableRef]) -> String {
+    tables
+        .iter()
+        .map(CapturedTableRef::quoted)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Creates publication `name` for exactly the captured tables (refusing an empty one).
+async fn create_filtered_publication(
+    client: &Client,
+    name: &str,
+    tables: &[CapturedTableRef],
+) -> Result<(), Error> {
+    if tables.is_empty() {
+        return Err(Error::new(
+            ErrorKind::SourceSetup,
+            "no table matches the include lists, so a filtered publication would be empty",
+        )
+        .with_hint("set table.include.list to existing tables"));
+    }
+    tracing::info!(publication = %name, tables = tables.len(), "creating filtered publication");
+    let sql = format!(
+        "CREATE PUBLICATION {} FOR TABLE {}",
+        quote_ident(name),
+        publication_table_list(tables)
+    );
+    create_publication(client, name, &sql).await
+}
+
+/// Sets the tables of the existing publication `name` to the captured ones when they differ
+/// (unless it is `FOR ALL TABLES`, `all`, or no table is captured).
+async fn update_filtered_publication(
+    client: &Client,
+    name: &str,
+    tables: &[CapturedTableRef],
+    all: bool,
+) -> Result<(), Error> {
+    let current = client
+        .query("SELECT schemaname::text, tablename::text FROM pg_publication_tables WHERE pubname = $1 ORDER BY 1, 2", &[&name])
+        .await
+        .map_err(|e| sql_error("reading publication tables", e))?;
+    let current: Vec<(String, String)> = current.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let wanted: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| (t.schema.clone(), t.name.clone()))
+        .collect();
+    if !all && current != wanted && !tables.is_empty() {
+        tracing::info!(publication = %name, tables = tables.len(), "updating filtered publication");
+        let sql = format!(
+            "ALTER PUBLICATION {} SET TABLE {}",
+            quote_ident(name),
+            publication_table_list(tables)
+        );
+        create_publication(client, name, &sql).await?;
+    }
+    Ok(())
 }
 
 /// A replication slot's state (`pg_replication_slots`).

@@ -241,58 +241,19 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
         Int8 => s(SchemaType::Int64),
         Float4 => s(SchemaType::Float32),
         Float8 => s(SchemaType::Float64),
-        Numeric => match opts.decimal {
-            DecimalHandling::Double => s(SchemaType::Float64),
-            DecimalHandling::String => s(SchemaType::String),
-            DecimalHandling::Precise => match numeric_precision_scale(typmod) {
-                Some((p, sc)) => decimal_schema(sc, Some(p)),
-                None => variable_scale_decimal_schema(),
-            },
-        },
-        Money => match opts.decimal {
-            DecimalHandling::Double => s(SchemaType::Float64),
-            DecimalHandling::String => s(SchemaType::String),
-            DecimalHandling::Precise => decimal_schema(opts.money_fraction_digits as i32, None),
-        },
+        Numeric => numeric_schema(typmod, opts),
+        Money => money_schema(opts),
         Text => s(SchemaType::String),
         Bytea => match opts.binary {
             BinaryHandling::Bytes => s(SchemaType::Bytes),
             _ => s(SchemaType::String),
         },
-        Date => match opts.time {
-            TimePrecision::Connect => {
-                s(SchemaType::Int32).named("org.apache.kafka.connect.data.Date", Some(1))
-            }
-            _ => s(SchemaType::Int32).named("io.debezium.time.Date", Some(1)),
-        },
-        Time => match opts.time {
-            TimePrecision::Connect => {
-                s(SchemaType::Int32).named("org.apache.kafka.connect.data.Time", Some(1))
-            }
-            TimePrecision::Adaptive if time_precision(typmod) <= 3 => {
-                s(SchemaType::Int32).named("io.debezium.time.Time", Some(1))
-            }
-            _ => s(SchemaType::Int64).named("io.debezium.time.MicroTime", Some(1)),
-        },
-        Timestamp => match opts.time {
-            TimePrecision::Connect => {
-                s(SchemaType::Int64).named("org.apache.kafka.connect.data.Timestamp", Some(1))
-            }
-            _ if time_precision(typmod) <= 3 => {
-                s(SchemaType::Int64).named("io.debezium.time.Timestamp", Some(1))
-            }
-            _ => s(SchemaType::Int64).named("io.debezium.time.MicroTimestamp", Some(1)),
-        },
+        Date => date_schema(opts),
+        Time => time_schema(typmod, opts),
+        Timestamp => timestamp_schema(typmod, opts),
         TimestampTz => s(SchemaType::String).named("io.debezium.time.ZonedTimestamp", Some(1)),
         TimeTz => s(SchemaType::String).named("io.debezium.time.ZonedTime", Some(1)),
-        Interval => match opts.interval {
-            IntervalHandling::Numeric => {
-                s(SchemaType::Int64).named("io.debezium.time.MicroDuration", Some(1))
-            }
-            IntervalHandling::String => {
-                s(SchemaType::String).named("io.debezium.time.Interval", Some(1))
-            }
-        },
+        Interval => interval_schema(opts),
         Uuid => s(SchemaType::String).named("io.debezium.data.Uuid", Some(1)),
         Json | Jsonb => s(SchemaType::String).named("io.debezium.data.Json", Some(1)),
         Xml => s(SchemaType::String).named("io.debezium.data.Xml", Some(1)),
@@ -315,6 +276,72 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
             }
         }
     })
+}
+
+/// The schema of a `numeric` column under `decimal.handling.mode`.
+fn numeric_schema(typmod: i32, opts: &TypeOptions) -> Schema {
+    match opts.decimal {
+        DecimalHandling::Double => Schema::new(SchemaType::Float64),
+        DecimalHandling::String => Schema::new(SchemaType::String),
+        DecimalHandling::Precise => match numeric_precision_scale(typmod) {
+            Some((p, sc)) => decimal_schema(sc, Some(p)),
+            None => variable_scale_decimal_schema(),
+        },
+    }
+}
+
+/// The schema of a `money` column under `decimal.handling.mode`.
+fn money_schema(opts: &TypeOptions) -> Schema {
+    match opts.decimal {
+        DecimalHandling::Double => Schema::new(SchemaType::Float64),
+        DecimalHandling::String => Schema::new(SchemaType::String),
+        DecimalHandling::Precise => decimal_schema(opts.money_fraction_digits as i32, None),
+    }
+}
+
+/// The schema of a `date` column under `time.precision.mode`.
+fn date_schema(opts: &TypeOptions) -> Schema {
+    let s = Schema::new(SchemaType::Int32);
+    match opts.time {
+        TimePrecision::Connect => s.named("org.apache.kafka.connect.data.Date", Some(1)),
+        _ => s.named("io.debezium.time.Date", Some(1)),
+    }
+}
+
+/// The schema of a `time` column under `time.precision.mode` and its fractional precision.
+fn time_schema(typmod: i32, opts: &TypeOptions) -> Schema {
+    let s = |t| Schema::new(t);
+    match opts.time {
+        TimePrecision::Connect => {
+            s(SchemaType::Int32).named("org.apache.kafka.connect.data.Time", Some(1))
+        }
+        TimePrecision::Adaptive if time_precision(typmod) <= 3 => {
+            s(SchemaType::Int32).named("io.debezium.time.Time", Some(1))
+        }
+        _ => s(SchemaType::Int64).named("io.debezium.time.MicroTime", Some(1)),
+    }
+}
+
+/// The schema of a `timestamp` column under `time.precision.mode` and its fractional precision.
+fn timestamp_schema(typmod: i32, opts: &TypeOptions) -> Schema {
+    let s = Schema::new(SchemaType::Int64);
+    match opts.time {
+        TimePrecision::Connect => s.named("org.apache.kafka.connect.data.Timestamp", Some(1)),
+        _ if time_precision(typmod) <= 3 => s.named("io.debezium.time.Timestamp", Some(1)),
+        _ => s.named("io.debezium.time.MicroTimestamp", Some(1)),
+    }
+}
+
+/// The schema of an `interval` column under `interval.handling.mode`.
+fn interval_schema(opts: &TypeOptions) -> Schema {
+    match opts.interval {
+        IntervalHandling::Numeric => {
+            Schema::new(SchemaType::Int64).named("io.debezium.time.MicroDuration", Some(1))
+        }
+        IntervalHandling::String => {
+            Schema::new(SchemaType::String).named("io.debezium.time.Interval", Some(1))
+        }
+    }
 }
 
 /// `org.apache.kafka.connect.data.Decimal` with `scale` (and Debezium's
@@ -392,116 +419,156 @@ pub fn convert(
         Float4 => Value::Float32(parse_float(text).ok_or_else(|| bad("real"))? as f32),
         Float8 => Value::Float64(parse_float(text).ok_or_else(|| bad("double precision"))?),
         Numeric => convert_numeric(text, numeric_precision_scale(typmod).map(|(_, s)| s), opts)?,
-        Money => {
-            let cleaned: String = text
-                .chars()
-                .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
-                .collect();
-            let cleaned = if text.contains('(') {
-                format!("-{cleaned}")
-            } else {
-                cleaned
-            };
-            convert_numeric(&cleaned, Some(opts.money_fraction_digits as i32), opts)?
-        }
+        Money => convert_money(text, opts)?,
         Text => Value::String(text.to_string()),
         Bytea => {
             let bytes = text::parse_bytea_hex(text).ok_or_else(|| bad("bytea"))?;
             binary_value(bytes, opts.binary)
         }
-        // ±infinity: the day numbers Debezium 3.6.3 prints (measured; the snapshot goes through
-        // the JDBC driver's sentinel dates, the stream through its own constants).
-        Date => match text::parse_date(text).ok_or_else(|| bad("date"))? {
-            DateValue::Days(d) => Value::Int32(clamp_i32(d)),
-            DateValue::PosInfinity if opts.in_snapshot => Value::Int32(-622_191_234),
-            DateValue::NegInfinity if opts.in_snapshot => Value::Int32(-625_821_272),
-            DateValue::PosInfinity => Value::Int32(-2_147_472_692),
-            DateValue::NegInfinity => Value::Int32(-2_147_472_691),
-        },
-        Time => {
-            let micros = text::parse_time_micros(text).ok_or_else(|| bad("time"))?;
-            match opts.time {
-                TimePrecision::Adaptive if time_precision(typmod) <= 3 => {
-                    Value::Int32((micros / 1000) as i32)
-                }
-                TimePrecision::Connect => Value::Int32((micros / 1000) as i32),
-                _ => Value::Int64(micros),
-            }
+        Date => convert_date(text, opts)?,
+        Time => convert_time(text, typmod, opts)?,
+        Timestamp => convert_timestamp(text, typmod, opts)?,
+        TimestampTz => convert_timestamptz(text, typmod)?,
+        TimeTz => convert_timetz(text)?,
+        Interval => convert_interval(text, opts)?,
+        Uuid | Json | Jsonb | Xml | Tsvector | Enum(_) => Value::String(text.to_string()),
+        Point => convert_point(text)?,
+        Array(elem) => convert_array(elem, typmod, text, opts)?,
+        Unknown(_) => Value::Bytes(text.as_bytes().to_vec()),
+    })
+}
+
+/// A `money` value: the digits, point and sign of its text (parentheses meaning negative).
+fn convert_money(text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    let cleaned: String = text
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+        .collect();
+    let cleaned = if text.contains('(') {
+        format!("-{cleaned}")
+    } else {
+        cleaned
+    };
+    convert_numeric(&cleaned, Some(opts.money_fraction_digits as i32), opts)
+}
+
+/// A `date` value as days since the epoch.
+fn convert_date(text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    // ±infinity: the day numbers Debezium 3.6.3 prints (measured; the snapshot goes through
+    // the JDBC driver's sentinel dates, the stream through its own constants).
+    Ok(match text::parse_date(text).ok_or_else(|| bad("date"))? {
+        DateValue::Days(d) => Value::Int32(clamp_i32(d)),
+        DateValue::PosInfinity if opts.in_snapshot => Value::Int32(-622_191_234),
+        DateValue::NegInfinity if opts.in_snapshot => Value::Int32(-625_821_272),
+        DateValue::PosInfinity => Value::Int32(-2_147_472_692),
+        DateValue::NegInfinity => Value::Int32(-2_147_472_691),
+    })
+}
+
+/// A `time` value in milli- or microseconds since midnight, as [`time_schema`] says.
+fn convert_time(text: &str, typmod: i32, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    let micros = text::parse_time_micros(text).ok_or_else(|| bad("time"))?;
+    Ok(match opts.time {
+        TimePrecision::Adaptive if time_precision(typmod) <= 3 => {
+            Value::Int32((micros / 1000) as i32)
         }
-        Timestamp => {
-            let micros = match text::parse_timestamp(text).ok_or_else(|| bad("timestamp"))? {
-                TimestampValue::Micros(m) => m,
-                // pgJDBC's sentinels for ±infinity, as Debezium passes them on.
-                TimestampValue::PosInfinity => 9_223_372_036_825_200_000,
-                TimestampValue::NegInfinity => -9_223_372_036_832_400_000,
-            };
-            let millis_mode = opts.time == TimePrecision::Connect || time_precision(typmod) <= 3;
-            Value::Int64(if millis_mode {
-                micros.div_euclid(1000)
-            } else {
-                micros
-            })
-        }
-        TimestampTz => match text::parse_timestamp(text).ok_or_else(|| bad("timestamptz"))? {
+        TimePrecision::Connect => Value::Int32((micros / 1000) as i32),
+        _ => Value::Int64(micros),
+    })
+}
+
+/// A `timestamp` value in milli- or microseconds since the epoch, as [`timestamp_schema`] says.
+fn convert_timestamp(text: &str, typmod: i32, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    let micros = match text::parse_timestamp(text).ok_or_else(|| bad("timestamp"))? {
+        TimestampValue::Micros(m) => m,
+        // pgJDBC's sentinels for ±infinity, as Debezium passes them on.
+        TimestampValue::PosInfinity => 9_223_372_036_825_200_000,
+        TimestampValue::NegInfinity => -9_223_372_036_832_400_000,
+    };
+    let millis_mode = opts.time == TimePrecision::Connect || time_precision(typmod) <= 3;
+    Ok(Value::Int64(if millis_mode {
+        micros.div_euclid(1000)
+    } else {
+        micros
+    }))
+}
+
+/// A `timestamptz` value as a zoned timestamp string (or `infinity`/`-infinity`).
+fn convert_timestamptz(text: &str, typmod: i32) -> Result<Value, ConvertError> {
+    Ok(
+        match text::parse_timestamp(text).ok_or_else(|| bad("timestamptz"))? {
             TimestampValue::Micros(m) => {
                 Value::String(text::format_zoned_timestamp(m, time_precision(typmod)))
             }
             TimestampValue::PosInfinity => Value::String("infinity".into()),
             TimestampValue::NegInfinity => Value::String("-infinity".into()),
         },
-        TimeTz => {
-            let (time, offset) = text::split_offset(text).ok_or_else(|| bad("timetz"))?;
-            let micros = text::parse_time_micros(time).ok_or_else(|| bad("timetz"))?;
-            let utc = (micros - offset * 1_000_000).rem_euclid(86_400_000_000);
-            let mut s = String::with_capacity(20);
-            text::push_time_trimmed(&mut s, utc);
-            s.push('Z');
-            Value::String(s)
+    )
+}
+
+/// A `timetz` value as the UTC time of day followed by `Z`.
+fn convert_timetz(text: &str) -> Result<Value, ConvertError> {
+    let (time, offset) = text::split_offset(text).ok_or_else(|| bad("timetz"))?;
+    let micros = text::parse_time_micros(time).ok_or_else(|| bad("timetz"))?;
+    let utc = (micros - offset * 1_000_000).rem_euclid(86_400_000_000);
+    let mut s = String::with_capacity(20);
+    text::push_time_trimmed(&mut s, utc);
+    s.push('Z');
+    Ok(Value::String(s))
+}
+
+/// An `interval` value as its text or as microseconds, under `interval.handling.mode`.
+fn convert_interval(text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    Ok(match opts.interval {
+        IntervalHandling::String => Value::String(text.to_string()),
+        IntervalHandling::Numeric => {
+            let (months, days, micros) =
+                text::parse_iso_interval(text).ok_or_else(|| bad("interval"))?;
+            // Debezium's MicroDuration counts a month as 365.25 / 12 days.
+            let month_micros = 30.4375f64 * 86_400_000_000f64;
+            let total = (months as f64 * month_micros) as i64 + days * 86_400_000_000 + micros;
+            Value::Int64(total)
         }
-        Interval => match opts.interval {
-            IntervalHandling::String => Value::String(text.to_string()),
-            IntervalHandling::Numeric => {
-                let (months, days, micros) =
-                    text::parse_iso_interval(text).ok_or_else(|| bad("interval"))?;
-                // Debezium's MicroDuration counts a month as 365.25 / 12 days.
-                let month_micros = 30.4375f64 * 86_400_000_000f64;
-                let total = (months as f64 * month_micros) as i64 + days * 86_400_000_000 + micros;
-                Value::Int64(total)
-            }
-        },
-        Uuid | Json | Jsonb | Xml | Tsvector | Enum(_) => Value::String(text.to_string()),
-        Point => {
-            let inner = text
-                .trim()
-                .strip_prefix('(')
-                .and_then(|t| t.strip_suffix(')'))
-                .ok_or_else(|| bad("point"))?;
-            let (x, y) = inner.split_once(',').ok_or_else(|| bad("point"))?;
-            let x: f64 = parse_float(x.trim()).ok_or_else(|| bad("point"))?;
-            let y: f64 = parse_float(y.trim()).ok_or_else(|| bad("point"))?;
-            let mut wkb = vec![1u8, 1, 0, 0, 0];
-            wkb.extend_from_slice(&x.to_le_bytes());
-            wkb.extend_from_slice(&y.to_le_bytes());
-            Value::Struct(vec![
-                Value::Float64(x),
-                Value::Float64(y),
-                Value::Bytes(wkb),
-                Value::Null,
-            ])
-        }
-        Array(elem) => {
-            let items = text::parse_array(text).ok_or_else(|| bad("array"))?;
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                out.push(match item {
-                    None => Value::Null,
-                    Some(s) => convert(elem, typmod, &s, opts)?,
-                });
-            }
-            Value::Array(out)
-        }
-        Unknown(_) => Value::Bytes(text.as_bytes().to_vec()),
     })
+}
+
+/// A `point` value as the [`point_schema`] struct: `x`, `y`, its WKB and no SRID.
+fn convert_point(text: &str) -> Result<Value, ConvertError> {
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| bad("point"))?;
+    let (x, y) = inner.split_once(',').ok_or_else(|| bad("point"))?;
+    let x: f64 = parse_float(x.trim()).ok_or_else(|| bad("point"))?;
+    let y: f64 = parse_float(y.trim()).ok_or_else(|| bad("point"))?;
+    let mut wkb = vec![1u8, 1, 0, 0, 0];
+    wkb.extend_from_slice(&x.to_le_bytes());
+    wkb.extend_from_slice(&y.to_le_bytes());
+    Ok(Value::Struct(vec![
+        Value::Float64(x),
+        Value::Float64(y),
+        Value::Bytes(wkb),
+        Value::Null,
+    ]))
+}
+
+/// An array value, each element converted as type `elem` (nulls kept).
+fn convert_array(
+    elem: &PgType,
+    typmod: i32,
+    text: &str,
+    opts: &TypeOptions,
+) -> Result<Value, ConvertError> {
+    let items = text::parse_array(text).ok_or_else(|| bad("array"))?;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        out.push(match item {
+            None => Value::Null,
+            Some(s) => convert(elem, typmod, &s, opts)?,
+        });
+    }
+    Ok(Value::Array(out))
 }
 
 /// What an unchanged TOASTed value of this type becomes, as Debezium 3.6.3 prints it
