@@ -193,6 +193,8 @@ impl Drop for AckToken {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -228,37 +230,66 @@ mod tests {
         assert_eq!(d.position, None);
     }
 
-    /// A model check: for random ack orders, the watermark never covers an unresolved batch.
-    #[test]
-    fn random_orders_never_pass_an_unresolved_batch() {
-        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        for _ in 0..200 {
+    /// One step of a random workload against the tracker.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// Register a batch, carrying a position or not.
+        Register { positioned: bool, gap: u8 },
+        /// Resolve the `pick`-th open token.
+        Ack { pick: usize },
+        /// Drop the `pick`-th open token unresolved.
+        Drop { pick: usize },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (any::<bool>(), 1u8..5).prop_map(|(positioned, gap)| Step::Register { positioned, gap }),
+            4 => any::<usize>().prop_map(|pick| Step::Ack { pick }),
+            1 => any::<usize>().prop_map(|pick| Step::Drop { pick }),
+        ]
+    }
+
+    proptest! {
+        /// A model check: whatever the order of registrations, acks and drops, the watermark is
+        /// the contiguous resolved prefix (its highest position), never passes an unresolved
+        /// batch, and never passes a batch whose token was dropped.
+        #[test]
+        fn the_watermark_is_the_resolved_prefix(steps in proptest::collection::vec(step(), 1..300)) {
             let t = AckTracker::new();
-            let n = 1 + (next() % 40) as usize;
-            let mut tokens: Vec<(u64, AckToken)> = (0..n)
-                .map(|i| (i as u64 * 10, t.register(Some(Lsn(i as u64 * 10)))))
-                .collect();
-            let mut resolved = vec![false; n];
-            while !tokens.is_empty() {
-                let k = (next() % tokens.len() as u64) as usize;
-                let (pos, tok) = tokens.swap_remove(k);
-                resolved[(pos / 10) as usize] = true;
-                tok.ack();
+            let mut open: Vec<(usize, AckToken)> = Vec::new();
+            // Per registered batch: its position and whether it was resolved.
+            let mut model: Vec<(Option<u64>, bool)> = Vec::new();
+            let mut last = 0u64;
+            // The first batch whose token was dropped unresolved.
+            let mut dropped: Option<u64> = None;
+            for s in steps {
+                match s {
+                    Step::Register { positioned, gap } => {
+                        last += u64::from(gap);
+                        let p = positioned.then_some(last);
+                        open.push((model.len(), t.register(p.map(Lsn))));
+                        model.push((p, false));
+                    }
+                    Step::Ack { pick } if !open.is_empty() => {
+                        let (i, tok) = open.swap_remove(pick % open.len());
+                        tok.ack();
+                        model[i].1 = true;
+                    }
+                    Step::Drop { pick } if !open.is_empty() => {
+                        let (i, tok) = open.swap_remove(pick % open.len());
+                        drop(tok);
+                        dropped = Some(dropped.map_or(i as u64, |d| d.min(i as u64)));
+                    }
+                    _ => {}
+                }
                 let d = t.durable();
-                let prefix = resolved.iter().take_while(|r| **r).count();
-                assert_eq!(d.batches as usize, prefix);
-                let expect = if prefix == 0 {
-                    None
-                } else {
-                    Some(Lsn((prefix as u64 - 1) * 10))
-                };
-                assert_eq!(d.position, expect);
+                let prefix = model.iter().take_while(|m| m.1).count() as u64;
+                let highest = |n: u64| model[..n as usize].iter().filter_map(|m| m.0).max().map(Lsn);
+                prop_assert!(d.batches <= prefix, "{d:?} passes an unresolved batch");
+                prop_assert_eq!(d.position, highest(d.batches));
+                prop_assert_eq!(d.poisoned, dropped.is_some());
+                // Every resolved batch before the first dropped one becomes durable.
+                prop_assert_eq!(d.batches, dropped.map_or(prefix, |at| at.min(prefix)));
             }
         }
     }
