@@ -246,6 +246,55 @@ pub(crate) fn prepare_at(
     year: i32,
 ) -> Result<(Columns, DataReport), ModelError> {
     spec.validate()?;
+    let bound = bind_fields(spec, table)?;
+    let col_of = |name: &str| {
+        bound
+            .iter()
+            .position(|b| b.name == name)
+            .expect("validated name")
+    };
+
+    let mut report = DataReport {
+        total_rows: table.records.len(),
+        ..DataReport::default()
+    };
+    let mut rows = RowBuffers::new(bound.len());
+    for rec in &table.records {
+        if rec.fields.len() != table.header.len() {
+            report.add(
+                "wrong number of fields".into(),
+                rec.line,
+                format!(
+                    "{} fields, header has {}",
+                    rec.fields.len(),
+                    table.header.len()
+                ),
+            );
+            report.excluded_rows += 1;
+            continue;
+        }
+        let mut bad = rows.parse(&bound, rec, &mut report);
+        if !bad {
+            bad = rows.fails_checks(spec, &col_of, rec.line, year, &mut report);
+        }
+        if bad {
+            report.excluded_rows += 1;
+            continue;
+        }
+        rows.keep(&bound);
+    }
+    report.used_rows = report.total_rows - report.excluded_rows;
+    if report.used_rows < min_rows {
+        return Err(ModelError::NotEnoughData(format!(
+            "{} usable rows of {} (need {min_rows})\n{report}",
+            report.used_rows, report.total_rows
+        )));
+    }
+    Ok((rows.into_columns(spec, &bound), report))
+}
+
+/// Binds every spec field, then the target, to its table column.
+fn bind_fields(spec: &FeatureSpec, table: &Table) -> Result<Vec<Bound>, ModelError> {
     let bind = |name: &str, kind: FieldType| -> Result<Bound, ModelError> {
         let col = table.column(name).ok_or_else(|| {
             ModelError::Spec(format!(
@@ -264,36 +313,37 @@ pub(crate) fn prepare_at(
         bound.push(bind(&f.name, spec.field_type(&f.name).expect("own field"))?);
     }
     bound.push(bind(&spec.target, FieldType::Numeric)?);
-    let col_of = |name: &str| {
-        bound
-            .iter()
-            .position(|b| b.name == name)
-            .expect("validated name")
-    };
+    Ok(bound)
+}
 
-    let mut report = DataReport {
-        total_rows: table.records.len(),
-        ..DataReport::default()
-    };
-    let mut nums: Vec<Vec<f64>> = vec![Vec::new(); bound.len()];
-    let mut cats: Vec<Vec<String>> = vec![Vec::new(); bound.len()];
-    let mut num_row = vec![0.0f64; bound.len()];
-    let mut cat_row = vec![""; bound.len()];
-    for rec in &table.records {
-        let mut bad = false;
-        if rec.fields.len() != table.header.len() {
-            report.add(
-                "wrong number of fields".into(),
-                rec.line,
-                format!(
-                    "{} fields, header has {}",
-                    rec.fields.len(),
-                    table.header.len()
-                ),
-            );
-            report.excluded_rows += 1;
-            continue;
+/// The parsed values of the current row and the clean rows so far, one entry per bound field.
+struct RowBuffers<'t> {
+    /// Kept numeric values per bound field.
+    nums: Vec<Vec<f64>>,
+    /// Kept categories per bound field.
+    cats: Vec<Vec<String>>,
+    /// The current row's numbers.
+    num_row: Vec<f64>,
+    /// The current row's categories.
+    cat_row: Vec<&'t str>,
+}
+
+impl<'t> RowBuffers<'t> {
+    /// Empty buffers for `n` bound fields.
+    fn new(n: usize) -> Self {
+        RowBuffers {
+            nums: vec![Vec::new(); n],
+            cats: vec![Vec::new(); n],
+            num_row: vec![0.0f64; n],
+            cat_row: vec![""; n],
         }
+    }
+
+    /// Parses a record's bound fields into the current row; reports problems, returns whether
+    /// any field was bad.
+    #[inline]
+    fn parse(&mut self, bound: &[Bound], rec: &'t Record, report: &mut DataReport) -> bool {
+        let mut bad = false;
         for (i, b) in bound.iter().enumerate() {
             let raw = rec.fields[b.col].trim();
             if raw.is_empty() {
@@ -307,7 +357,7 @@ pub(crate) fn prepare_at(
             }
             match b.kind {
                 FieldType::Numeric => match raw.parse::<f64>() {
-                    Ok(x) if x.is_finite() => num_row[i] = x,
+                    Ok(x) if x.is_finite() => self.num_row[i] = x,
                     _ => {
                         report.add(
                             format!("{}: not a number", b.name),
@@ -317,53 +367,65 @@ pub(crate) fn prepare_at(
                         bad = true;
                     }
                 },
-                FieldType::Categorical => cat_row[i] = raw,
+                FieldType::Categorical => self.cat_row[i] = raw,
             }
         }
-        if !bad {
-            for c in &spec.checks {
-                if let Some((problem, example)) = check_row(c, &col_of, &num_row, &cat_row, year) {
-                    report.add(problem, rec.line, example);
-                    bad = true;
-                }
+        bad
+    }
+
+    /// Runs the spec's checks on the current row; reports problems, returns whether any failed.
+    #[inline]
+    fn fails_checks(
+        &self,
+        spec: &FeatureSpec,
+        col_of: &dyn Fn(&str) -> usize,
+        line: usize,
+        year: i32,
+        report: &mut DataReport,
+    ) -> bool {
+        let mut bad = false;
+        for c in &spec.checks {
+            if let Some((problem, example)) =
+                check_row(c, col_of, &self.num_row, &self.cat_row, year)
+            {
+                report.add(problem, line, example);
+                bad = true;
             }
         }
-        if bad {
-            report.excluded_rows += 1;
-            continue;
-        }
+        bad
+    }
+
+    /// Appends the current row to the kept columns.
+    #[inline]
+    fn keep(&mut self, bound: &[Bound]) {
         for (i, b) in bound.iter().enumerate() {
             match b.kind {
-                FieldType::Numeric => nums[i].push(num_row[i]),
-                FieldType::Categorical => cats[i].push(cat_row[i].to_string()),
+                FieldType::Numeric => self.nums[i].push(self.num_row[i]),
+                FieldType::Categorical => self.cats[i].push(self.cat_row[i].to_string()),
             }
         }
     }
-    report.used_rows = report.total_rows - report.excluded_rows;
-    if report.used_rows < min_rows {
-        return Err(ModelError::NotEnoughData(format!(
-            "{} usable rows of {} (need {min_rows})\n{report}",
-            report.used_rows, report.total_rows
-        )));
-    }
-    let target = std::mem::take(&mut nums[bound.len() - 1]);
-    let fields = bound[..bound.len() - 1]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| match b.kind {
-            FieldType::Numeric => ColumnData::Numeric(std::mem::take(&mut nums[i])),
-            FieldType::Categorical => ColumnData::Categorical(std::mem::take(&mut cats[i])),
-        })
-        .collect();
-    let names = spec.fields.iter().map(|f| f.name.clone()).collect();
-    Ok((
+
+    /// The kept rows as [`Columns`] (the last bound field is the target).
+    fn into_columns(mut self, spec: &FeatureSpec, bound: &[Bound]) -> Columns {
+        let target = std::mem::take(&mut self.nums[bound.len() - 1]);
+        let fields = bound[..bound.len() - 1]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| match b.kind {
+                FieldType::Numeric => ColumnData::Numeric(std::mem::take(&mut self.nums[i])),
+                FieldType::Categorical => {
+                    ColumnData::Categorical(std::mem::take(&mut self.cats[i]))
+                }
+            })
+            .collect();
+        let names = spec.fields.iter().map(|f| f.name.clone()).collect();
         Columns {
             names,
             fields,
             target,
-        },
-        report,
-    ))
+        }
+    }
 }
 
 /// Applies one check to a parsed row; returns the problem and an example when it fails.

@@ -550,93 +550,239 @@ impl Spellings {
     }
 }
 
+/// The index of a column's input field in `inputs`, adding the field when it is new; fails
+/// when the field clashes with a known one in case or type.
+fn input_of(inputs: &mut Vec<InputField>, col: &Column) -> Result<usize, ModelError> {
+    let kind = match col {
+        Column::Numeric { .. } => FieldType::Numeric,
+        _ => FieldType::Categorical,
+    };
+    let name = col.field();
+    match inputs
+        .iter()
+        .position(|f| f.name.eq_ignore_ascii_case(name))
+    {
+        Some(i) if inputs[i].name != name => Err(ModelError::Spec(format!(
+            "fields {} and {name} differ only in case",
+            inputs[i].name
+        ))),
+        Some(i) if inputs[i].kind != kind => Err(ModelError::Spec(format!(
+            "field {name} is used both as a number and as a category"
+        ))),
+        Some(i) => Ok(i),
+        None => {
+            inputs.push(InputField {
+                name: name.to_string(),
+                kind,
+            });
+            Ok(inputs.len() - 1)
+        }
+    }
+}
+
+/// Compiles one column reading input `input`; fails on a bad numeric scaler.
+fn compile_column(col: &Column, input: usize) -> Result<Compiled, ModelError> {
+    Ok(match col {
+        Column::Numeric {
+            log1p,
+            center,
+            scale,
+            ..
+        } => {
+            if !center.is_finite() || !scale.is_finite() || *scale == 0.0 {
+                return Err(ModelError::Spec(format!("bad scaler for {}", col.field())));
+            }
+            Compiled::Numeric {
+                input,
+                log1p: *log1p,
+                center: *center,
+                scale: *scale,
+            }
+        }
+        Column::Indicator { category, .. } => Compiled::Indicator {
+            input,
+            category: category.trim().to_string(),
+        },
+        Column::Lookup { table, other, .. } => {
+            let table = table.iter().map(|(k, v)| (k.trim().to_string(), *v as f32));
+            Compiled::Lookup {
+                input,
+                table: table.collect(),
+                other: *other as f32,
+            }
+        }
+    })
+}
+
+/// Per input, the categories the compiled columns know (`None` for numeric inputs).
+fn known_spellings(inputs: &[InputField], compiled: &[Compiled]) -> Vec<Option<Spellings>> {
+    let mut spellings: Vec<Option<Spellings>> = inputs
+        .iter()
+        .map(|f| (f.kind == FieldType::Categorical).then(Spellings::default))
+        .collect();
+    for c in compiled {
+        match c {
+            Compiled::Indicator { input, category } => {
+                if let Some(s) = &mut spellings[*input] {
+                    s.add(category);
+                }
+            }
+            Compiled::Lookup { input, table, .. } => {
+                if let Some(s) = &mut spellings[*input] {
+                    table.keys().for_each(|k| s.add(k));
+                }
+            }
+            Compiled::Numeric { .. } => {}
+        }
+    }
+    spellings.iter_mut().flatten().for_each(Spellings::finish);
+    spellings
+}
+
+/// The training rows a pipeline is fitted on, with their transformed target and its mean.
+struct FitRows<'a> {
+    /// The row indices.
+    rows: &'a [usize],
+    /// The number of rows.
+    n: f64,
+    /// The transformed target per fitted row.
+    target: Vec<f64>,
+    /// The mean transformed target.
+    prior: f64,
+}
+
+/// Per-category row counts and target sums of one field, with the rest folded into [`OTHER`].
+struct CategoryStats<'a> {
+    /// Row count and target sum per kept category, in sorted order.
+    kept: BTreeMap<&'a str, (usize, f64)>,
+    /// Rows folded into [`OTHER`].
+    other_n: usize,
+    /// Target sum of the rows folded into [`OTHER`].
+    other_sum: f64,
+}
+
+impl<'a> FitRows<'a> {
+    /// Transforms the target of `rows` as `spec` says and takes its mean.
+    fn new(spec: &FeatureSpec, data: &Columns, rows: &'a [usize]) -> Self {
+        let n = rows.len() as f64;
+        let target: Vec<f64> = rows
+            .iter()
+            .map(|&r| match spec.target_transform {
+                TargetTransform::None => data.target[r],
+                TargetTransform::Log => data.target[r].ln(),
+            })
+            .collect();
+        let prior = target.iter().sum::<f64>() / n;
+        FitRows {
+            rows,
+            n,
+            target,
+            prior,
+        }
+    }
+
+    /// A standard-scaled numeric column (scale 1 when the spread is 0 or not finite).
+    fn numeric(&self, name: &str, log1p: bool, v: &[f64]) -> Column {
+        let (rows, n) = (self.rows, self.n);
+        let f = |x: f64| if log1p { x.ln_1p() } else { x };
+        let mean = rows.iter().map(|&r| f(v[r])).sum::<f64>() / n;
+        let var = rows.iter().map(|&r| (f(v[r]) - mean).powi(2)).sum::<f64>() / n;
+        let std = var.sqrt();
+        let scale = if std > 0.0 && std.is_finite() {
+            std
+        } else {
+            1.0
+        };
+        Column::Numeric {
+            field: name.to_string(),
+            log1p,
+            center: mean,
+            scale,
+        }
+    }
+
+    /// Counts rows and sums the target per category, folding categories seen fewer than
+    /// `min_count` times (and [`OTHER`] itself) into the other bucket.
+    fn category_stats<'v>(&self, v: &'v [String], min_count: usize) -> CategoryStats<'v> {
+        // Per category: row count and target sum, in a stable (sorted) order.
+        let mut stats: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
+        for (i, &r) in self.rows.iter().enumerate() {
+            let e = stats.entry(v[r].as_str()).or_default();
+            e.0 += 1;
+            e.1 += self.target[i];
+        }
+        let (mut other_n, mut other_sum) = (0usize, 0.0);
+        stats.retain(|k, (c, s)| {
+            let keep = *c >= min_count && *k != OTHER;
+            if !keep {
+                other_n += *c;
+                other_sum += *s;
+            }
+            keep
+        });
+        CategoryStats {
+            kept: stats,
+            other_n,
+            other_sum,
+        }
+    }
+
+    /// Appends the columns of one encoding of a categorical field.
+    fn encode(&self, name: &str, enc: &Encoding, stats: &CategoryStats, columns: &mut Vec<Column>) {
+        let n = self.n;
+        match enc {
+            Encoding::OneHot => {
+                for cat in stats.kept.keys() {
+                    columns.push(Column::Indicator {
+                        field: name.to_string(),
+                        category: cat.to_string(),
+                    });
+                }
+            }
+            Encoding::Frequency => columns.push(Column::Lookup {
+                field: name.to_string(),
+                encoding: "frequency".into(),
+                table: stats
+                    .kept
+                    .iter()
+                    .map(|(k, (c, _))| (k.to_string(), *c as f64 / n))
+                    .collect(),
+                other: stats.other_n as f64 / n,
+            }),
+            Encoding::TargetMean { smoothing } => {
+                let prior = self.prior;
+                let m = |c: usize, s: f64| (s + smoothing * prior) / (c as f64 + smoothing);
+                let other = if stats.other_n + (*smoothing > 0.0) as usize > 0 {
+                    m(stats.other_n, stats.other_sum)
+                } else {
+                    prior
+                };
+                columns.push(Column::Lookup {
+                    field: name.to_string(),
+                    encoding: "target_mean".into(),
+                    table: stats
+                        .kept
+                        .iter()
+                        .map(|(k, (c, s))| (k.to_string(), m(*c, *s)))
+                        .collect(),
+                    other,
+                });
+            }
+        }
+    }
+}
+
 impl FeaturePipeline {
     /// Validates and compiles a pipeline spec.
     pub fn new(spec: PipelineSpec) -> Result<FeaturePipeline, ModelError> {
         let mut inputs: Vec<InputField> = Vec::new();
         let mut compiled = Vec::with_capacity(spec.columns.len());
         for col in &spec.columns {
-            let kind = match col {
-                Column::Numeric { .. } => FieldType::Numeric,
-                _ => FieldType::Categorical,
-            };
-            let name = col.field();
-            let input = match inputs
-                .iter()
-                .position(|f| f.name.eq_ignore_ascii_case(name))
-            {
-                Some(i) if inputs[i].name != name => {
-                    return Err(ModelError::Spec(format!(
-                        "fields {} and {name} differ only in case",
-                        inputs[i].name
-                    )));
-                }
-                Some(i) if inputs[i].kind != kind => {
-                    return Err(ModelError::Spec(format!(
-                        "field {name} is used both as a number and as a category"
-                    )));
-                }
-                Some(i) => i,
-                None => {
-                    inputs.push(InputField {
-                        name: name.to_string(),
-                        kind,
-                    });
-                    inputs.len() - 1
-                }
-            };
-            compiled.push(match col {
-                Column::Numeric {
-                    log1p,
-                    center,
-                    scale,
-                    ..
-                } => {
-                    if !center.is_finite() || !scale.is_finite() || *scale == 0.0 {
-                        return Err(ModelError::Spec(format!("bad scaler for {name}")));
-                    }
-                    Compiled::Numeric {
-                        input,
-                        log1p: *log1p,
-                        center: *center,
-                        scale: *scale,
-                    }
-                }
-                Column::Indicator { category, .. } => Compiled::Indicator {
-                    input,
-                    category: category.trim().to_string(),
-                },
-                Column::Lookup { table, other, .. } => {
-                    let table = table.iter().map(|(k, v)| (k.trim().to_string(), *v as f32));
-                    Compiled::Lookup {
-                        input,
-                        table: table.collect(),
-                        other: *other as f32,
-                    }
-                }
-            });
+            let input = input_of(&mut inputs, col)?;
+            compiled.push(compile_column(col, input)?);
         }
         let lower = inputs.iter().map(|f| f.name.to_ascii_lowercase()).collect();
-        let mut spellings: Vec<Option<Spellings>> = inputs
-            .iter()
-            .map(|f| (f.kind == FieldType::Categorical).then(Spellings::default))
-            .collect();
-        for c in &compiled {
-            match c {
-                Compiled::Indicator { input, category } => {
-                    if let Some(s) = &mut spellings[*input] {
-                        s.add(category);
-                    }
-                }
-                Compiled::Lookup { input, table, .. } => {
-                    if let Some(s) = &mut spellings[*input] {
-                        table.keys().for_each(|k| s.add(k));
-                    }
-                }
-                Compiled::Numeric { .. } => {}
-            }
-        }
-        spellings.iter_mut().flatten().for_each(Spellings::finish);
+        let spellings = known_spellings(&inputs, &compiled);
         Ok(FeaturePipeline {
             spec,
             inputs,
@@ -657,34 +803,12 @@ impl FeaturePipeline {
                 "no rows to fit the features on".into(),
             ));
         }
-        let n = rows.len() as f64;
-        let target: Vec<f64> = rows
-            .iter()
-            .map(|&r| match spec.target_transform {
-                TargetTransform::None => data.target[r],
-                TargetTransform::Log => data.target[r].ln(),
-            })
-            .collect();
-        let prior = target.iter().sum::<f64>() / n;
+        let fit = FitRows::new(spec, data, rows);
         let mut columns = Vec::new();
         for (field, col) in spec.fields.iter().zip(&data.fields) {
             match (&field.kind, col) {
                 (FieldKind::Numeric { log1p }, ColumnData::Numeric(v)) => {
-                    let f = |x: f64| if *log1p { x.ln_1p() } else { x };
-                    let mean = rows.iter().map(|&r| f(v[r])).sum::<f64>() / n;
-                    let var = rows.iter().map(|&r| (f(v[r]) - mean).powi(2)).sum::<f64>() / n;
-                    let std = var.sqrt();
-                    let scale = if std > 0.0 && std.is_finite() {
-                        std
-                    } else {
-                        1.0
-                    };
-                    columns.push(Column::Numeric {
-                        field: field.name.clone(),
-                        log1p: *log1p,
-                        center: mean,
-                        scale,
-                    });
+                    columns.push(fit.numeric(&field.name, *log1p, v));
                 }
                 (
                     FieldKind::Categorical {
@@ -693,61 +817,9 @@ impl FeaturePipeline {
                     },
                     ColumnData::Categorical(v),
                 ) => {
-                    // Per category: row count and target sum, in a stable (sorted) order.
-                    let mut stats: BTreeMap<&str, (usize, f64)> = BTreeMap::new();
-                    for (i, &r) in rows.iter().enumerate() {
-                        let e = stats.entry(v[r].as_str()).or_default();
-                        e.0 += 1;
-                        e.1 += target[i];
-                    }
-                    let (mut other_n, mut other_sum) = (0usize, 0.0);
-                    stats.retain(|k, (c, s)| {
-                        let keep = *c >= *min_count && *k != OTHER;
-                        if !keep {
-                            other_n += *c;
-                            other_sum += *s;
-                        }
-                        keep
-                    });
+                    let stats = fit.category_stats(v, *min_count);
                     for enc in encodings {
-                        match enc {
-                            Encoding::OneHot => {
-                                for cat in stats.keys() {
-                                    columns.push(Column::Indicator {
-                                        field: field.name.clone(),
-                                        category: cat.to_string(),
-                                    });
-                                }
-                            }
-                            Encoding::Frequency => columns.push(Column::Lookup {
-                                field: field.name.clone(),
-                                encoding: "frequency".into(),
-                                table: stats
-                                    .iter()
-                                    .map(|(k, (c, _))| (k.to_string(), *c as f64 / n))
-                                    .collect(),
-                                other: other_n as f64 / n,
-                            }),
-                            Encoding::TargetMean { smoothing } => {
-                                let m = |c: usize, s: f64| {
-                                    (s + smoothing * prior) / (c as f64 + smoothing)
-                                };
-                                let other = if other_n + (*smoothing > 0.0) as usize > 0 {
-                                    m(other_n, other_sum)
-                                } else {
-                                    prior
-                                };
-                                columns.push(Column::Lookup {
-                                    field: field.name.clone(),
-                                    encoding: "target_mean".into(),
-                                    table: stats
-                                        .iter()
-                                        .map(|(k, (c, s))| (k.to_string(), m(*c, *s)))
-                                        .collect(),
-                                    other,
-                                });
-                            }
-                        }
+                        fit.encode(&field.name, enc, &stats, &mut columns);
                     }
                 }
                 _ => {

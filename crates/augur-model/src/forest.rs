@@ -97,6 +97,127 @@ pub struct Forest {
     arrays: ForestArrays,
 }
 
+/// The flat arrays of a [`Forest`] while its trees are added.
+struct FlatTrees {
+    /// All nodes of the trees added so far.
+    nodes: Vec<Node>,
+    /// Per node: whether a missing value goes left.
+    default_left: Vec<bool>,
+    /// Per node: the leaf value (0 for inner nodes).
+    leaf_value: Vec<f32>,
+    /// One entry per tree added.
+    trees: Vec<TreeRef>,
+}
+
+/// A tree's breadth-first relayout: children of an inner node get two consecutive new slots.
+struct Layout {
+    /// `order[k]` is the file's index of new node k.
+    order: Vec<usize>,
+    /// Per new node: the new index of its left child (its own index for a leaf).
+    new_left: Vec<usize>,
+    /// The depth of the deepest leaf.
+    max_depth: u32,
+}
+
+/// Checks that a tree has nodes and that its arrays agree in length.
+fn check_lengths(tree: &TreeArrays) -> Result<(), &'static str> {
+    let n = tree.feature.len();
+    if n == 0 {
+        return Err("no nodes");
+    }
+    if tree.value.len() != n || tree.left.len() != n || tree.right.len() != n {
+        return Err("node arrays differ in length");
+    }
+    if !tree.default_left.is_empty() && tree.default_left.len() != n {
+        return Err("default_left has the wrong length");
+    }
+    Ok(())
+}
+
+/// Lays a tree out breadth-first, validating every node; also proves every node is reached
+/// exactly once from the root.
+fn breadth_first(tree: &TreeArrays, num_features: usize) -> Result<Layout, &'static str> {
+    let n = tree.feature.len();
+    let mut seen = vec![false; n];
+    seen[0] = true;
+    let mut order = vec![0usize];
+    let mut depth_of = vec![0u32];
+    let mut new_left = Vec::with_capacity(n);
+    let mut max_depth = 0;
+    let mut k = 0;
+    while k < order.len() {
+        let i = order[k];
+        let (l, r) = (tree.left[i], tree.right[i]);
+        if (l < 0) != (r < 0) {
+            return Err("a node has exactly one child");
+        }
+        if l < 0 {
+            if !tree.value[i].is_finite() {
+                return Err("leaf value is not finite");
+            }
+            max_depth = max_depth.max(depth_of[k]);
+            new_left.push(k);
+        } else {
+            if tree.feature[i] as usize >= num_features {
+                return Err("feature index out of range");
+            }
+            if tree.value[i].is_nan() {
+                return Err("NaN threshold");
+            }
+            new_left.push(order.len());
+            for c in [l as usize, r as usize] {
+                if c >= n || seen[c] {
+                    return Err("child index out of range or shared");
+                }
+                seen[c] = true;
+                order.push(c);
+                depth_of.push(depth_of[k] + 1);
+            }
+        }
+        k += 1;
+    }
+    if order.len() != n {
+        return Err("unreachable nodes");
+    }
+    Ok(Layout {
+        order,
+        new_left,
+        max_depth,
+    })
+}
+
+impl FlatTrees {
+    /// Empty arrays with room for `nodes` nodes and `trees` trees.
+    fn with_capacity(nodes: usize, trees: usize) -> Self {
+        FlatTrees {
+            nodes: Vec::with_capacity(nodes),
+            default_left: Vec::with_capacity(nodes),
+            leaf_value: Vec::with_capacity(nodes),
+            trees: Vec::with_capacity(trees),
+        }
+    }
+
+    /// Appends a validated tree in its breadth-first layout.
+    fn push_tree(&mut self, tree: &TreeArrays, layout: &Layout) {
+        let base = self.nodes.len() as u32;
+        for (k, &i) in layout.order.iter().enumerate() {
+            let leaf = tree.left[i] < 0;
+            self.nodes.push(Node {
+                feature: if leaf { 0 } else { tree.feature[i] },
+                threshold: if leaf { f32::NAN } else { tree.value[i] },
+                left: base + layout.new_left[k] as u32,
+            });
+            self.default_left
+                .push(leaf || tree.default_left.get(i).copied().unwrap_or(true));
+            self.leaf_value.push(if leaf { tree.value[i] } else { 0.0 });
+        }
+        self.trees.push(TreeRef {
+            root: base,
+            depth: layout.max_depth,
+        });
+    }
+}
+
 impl Forest {
     /// Validates the portable form and builds the flat evaluator from it.
     pub fn from_arrays(arrays: ForestArrays) -> Result<Forest, ModelError> {
@@ -107,96 +228,28 @@ impl Forest {
         if arrays.num_features > u32::MAX as usize {
             return Err(ModelError::InvalidModel("too many features".into()));
         }
-        let mut nodes = Vec::with_capacity(total);
-        let mut default_left = Vec::with_capacity(total);
-        let mut leaf_value = Vec::with_capacity(total);
-        let mut trees = Vec::with_capacity(arrays.trees.len());
+        let mut flat = FlatTrees::with_capacity(total, arrays.trees.len());
         for (t, tree) in arrays.trees.iter().enumerate() {
-            let n = tree.feature.len();
             let bad = |what: &str| ModelError::InvalidModel(format!("tree {t}: {what}"));
-            if n == 0 {
-                return Err(bad("no nodes"));
-            }
-            if tree.value.len() != n || tree.left.len() != n || tree.right.len() != n {
-                return Err(bad("node arrays differ in length"));
-            }
-            if !tree.default_left.is_empty() && tree.default_left.len() != n {
-                return Err(bad("default_left has the wrong length"));
-            }
-            // Breadth-first relayout: `order[k]` is the file's index of new node k; children
-            // of an inner node get two consecutive new slots. Also proves every node is
-            // reached exactly once from the root.
-            let mut seen = vec![false; n];
-            seen[0] = true;
-            let mut order = vec![0usize];
-            let mut depth_of = vec![0u32];
-            let mut new_left = Vec::with_capacity(n);
-            let mut max_depth = 0;
-            let mut k = 0;
-            while k < order.len() {
-                let i = order[k];
-                let (l, r) = (tree.left[i], tree.right[i]);
-                if (l < 0) != (r < 0) {
-                    return Err(bad("a node has exactly one child"));
-                }
-                if l < 0 {
-                    if !tree.value[i].is_finite() {
-                        return Err(bad("leaf value is not finite"));
-                    }
-                    max_depth = max_depth.max(depth_of[k]);
-                    new_left.push(k);
-                } else {
-                    if tree.feature[i] as usize >= arrays.num_features {
-                        return Err(bad("feature index out of range"));
-                    }
-                    if tree.value[i].is_nan() {
-                        return Err(bad("NaN threshold"));
-                    }
-                    new_left.push(order.len());
-                    for c in [l as usize, r as usize] {
-                        if c >= n || seen[c] {
-                            return Err(bad("child index out of range or shared"));
-                        }
-                        seen[c] = true;
-                        order.push(c);
-                        depth_of.push(depth_of[k] + 1);
-                    }
-                }
-                k += 1;
-            }
-            if order.len() != n {
-                return Err(bad("unreachable nodes"));
-            }
-            let base = nodes.len() as u32;
-            for (k, &i) in order.iter().enumerate() {
-                let leaf = tree.left[i] < 0;
-                nodes.push(Node {
-                    feature: if leaf { 0 } else { tree.feature[i] },
-                    threshold: if leaf { f32::NAN } else { tree.value[i] },
-                    left: base + new_left[k] as u32,
-                });
-                default_left.push(leaf || tree.default_left.get(i).copied().unwrap_or(true));
-                leaf_value.push(if leaf { tree.value[i] } else { 0.0 });
-            }
-            trees.push(TreeRef {
-                root: base,
-                depth: max_depth,
-            });
+            check_lengths(tree).map_err(bad)?;
+            let layout = breadth_first(tree, arrays.num_features).map_err(bad)?;
+            flat.push_tree(tree, &layout);
         }
-        if arrays.num_features == 0 && trees.iter().any(|t| t.depth > 0) {
+        if arrays.num_features == 0 && flat.trees.iter().any(|t| t.depth > 0) {
             return Err(ModelError::InvalidModel(
                 "splits on a model without features".into(),
             ));
         }
-        let group_depth = trees
+        let group_depth = flat
+            .trees
             .chunks_exact(GROUP)
             .map(|g| g.iter().map(|t| t.depth).max().unwrap_or(0))
             .collect();
         Ok(Forest {
-            nodes,
-            default_left,
-            leaf_value,
-            trees,
+            nodes: flat.nodes,
+            default_left: flat.default_left,
+            leaf_value: flat.leaf_value,
+            trees: flat.trees,
             group_depth,
             base_score: arrays.base_score,
             num_features: arrays.num_features,

@@ -233,6 +233,25 @@ struct BuildNode {
     value: f64,
 }
 
+/// A fresh leaf node (value set when the tree is finished).
+const LEAF: BuildNode = BuildNode {
+    feature: 0,
+    bin: 0,
+    left: usize::MAX,
+    value: 0.0,
+};
+
+/// The position of the leaf with the largest gain; ties go to the earliest node (determinism).
+#[inline]
+fn best_leaf(leaves: &[Candidate]) -> Option<usize> {
+    leaves
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.split.map(|s| (i, s.gain, c.node)))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)))
+        .map(|(i, _, _)| i)
+}
+
 /// Trains a regression forest with squared loss on `x` (`n_rows` rows of `n_feat` features,
 /// row-major, all finite) and targets `y`. `on_tree` is called after each tree (for progress).
 pub fn train(
@@ -412,7 +431,34 @@ impl<'a> Grower<'a> {
     /// Grows one tree on a fresh row sample and returns its nodes (node 0 is the root).
     fn grow(&mut self, g: &[f64], h: &[f64], rng: &mut Rng) -> Vec<BuildNode> {
         let p = self.params;
-        let n_rows = g.len();
+        self.sample_rows(g.len(), rng);
+        if p.colsample < 1.0 {
+            self.sample_features(rng);
+        }
+
+        let mut nodes = vec![LEAF];
+        let mut leaves = vec![self.root_candidate(g, h)];
+        let mut n_leaves = 1u32;
+        while n_leaves < p.max_leaves {
+            let Some(pos) = best_leaf(&leaves) else {
+                break;
+            };
+            let parent = leaves.swap_remove(pos);
+            let (lc, rc) = self.split_leaf(&mut nodes, parent, g, h);
+            leaves.push(lc);
+            leaves.push(rc);
+            n_leaves += 1;
+        }
+        for c in leaves {
+            nodes[c.node].value = -c.g / (c.h + p.lambda) * p.learning_rate;
+            self.pool.push(c.hist);
+        }
+        nodes
+    }
+
+    /// Fills the row buffer with this tree's row sample (every row when not subsampling).
+    fn sample_rows(&mut self, n_rows: usize, rng: &mut Rng) {
+        let p = self.params;
         self.rows.clear();
         if p.subsample < 1.0 {
             self.rows
@@ -423,96 +469,77 @@ impl<'a> Grower<'a> {
         } else {
             self.rows.extend(0..n_rows as u32);
         }
-        if p.colsample < 1.0 {
-            let nf = self.data.n_feat;
-            let keep = ((p.colsample * nf as f64).ceil() as usize).clamp(1, nf);
-            let mut order: Vec<usize> = (0..nf).collect();
-            for i in 0..keep {
-                let j = i + (rng.next_u64() % (nf - i) as u64) as usize;
-                order.swap(i, j);
-            }
-            self.allowed.fill(false);
-            for &f in &order[..keep] {
-                self.allowed[f] = true;
-            }
-        }
+    }
 
-        let mut nodes = vec![BuildNode {
-            feature: 0,
-            bin: 0,
-            left: usize::MAX,
-            value: 0.0,
-        }];
+    /// Picks the features this tree may split on (a partial shuffle, `colsample` of them).
+    fn sample_features(&mut self, rng: &mut Rng) {
+        let nf = self.data.n_feat;
+        let keep = ((self.params.colsample * nf as f64).ceil() as usize).clamp(1, nf);
+        let mut order: Vec<usize> = (0..nf).collect();
+        for i in 0..keep {
+            let j = i + (rng.next_u64() % (nf - i) as u64) as usize;
+            order.swap(i, j);
+        }
+        self.allowed.fill(false);
+        for &f in &order[..keep] {
+            self.allowed[f] = true;
+        }
+    }
+
+    /// The root's candidate: all sampled rows, their histogram and gradient sums.
+    fn root_candidate(&mut self, g: &[f64], h: &[f64]) -> Candidate {
         let mut root_hist = self.take_hist();
         let n = self.rows.len();
         self.build_hist(&mut root_hist, 0, n, g, h);
         let (gs, hs) = self.rows.iter().fold((0.0, 0.0), |(a, b), &r| {
             (a + g[r as usize], b + h[r as usize])
         });
-        let mut leaves = vec![self.candidate(0, 0, n, 0, root_hist, gs, hs)];
-        let mut n_leaves = 1u32;
-        while n_leaves < p.max_leaves {
-            // The leaf with the largest gain; ties go to the earliest node (determinism).
-            let Some(pos) = leaves
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| c.split.map(|s| (i, s.gain, c.node)))
-                .max_by(|a, b| a.1.total_cmp(&b.1).then(b.2.cmp(&a.2)))
-                .map(|(i, _, _)| i)
-            else {
-                break;
-            };
-            let parent = leaves.swap_remove(pos);
-            let split = parent.split.expect("chosen leaf has a split");
-            let mid = self.partition(parent.start, parent.end, split);
-            let left = nodes.len();
-            nodes[parent.node] = BuildNode {
-                feature: split.feature,
-                bin: split.bin,
-                left,
-                value: 0.0,
-            };
-            nodes.push(BuildNode {
-                feature: 0,
-                bin: 0,
-                left: usize::MAX,
-                value: 0.0,
-            });
-            nodes.push(BuildNode {
-                feature: 0,
-                bin: 0,
-                left: usize::MAX,
-                value: 0.0,
-            });
-            let (l_range, r_range) = ((parent.start, mid), (mid, parent.end));
-            let left_smaller = mid - parent.start <= parent.end - mid;
-            let small_range = if left_smaller { l_range } else { r_range };
-            let mut small = self.take_hist();
-            self.build_hist(&mut small, small_range.0, small_range.1, g, h);
-            let mut large = parent.hist;
-            for (a, b) in large.iter_mut().zip(&small) {
-                a[0] -= b[0];
-                a[1] -= b[1];
-            }
-            let (sg, sh) = sums(&small, &self.data.offsets);
-            let (lg, lh) = (parent.g - sg, parent.h - sh);
-            let ((lhist, lgs, lhs), (rhist, rgs, rhs)) = if left_smaller {
-                ((small, sg, sh), (large, lg, lh))
-            } else {
-                ((large, lg, lh), (small, sg, sh))
-            };
-            let d = parent.depth + 1;
-            let lc = self.candidate(left, l_range.0, l_range.1, d, lhist, lgs, lhs);
-            let rc = self.candidate(left + 1, r_range.0, r_range.1, d, rhist, rgs, rhs);
-            leaves.push(lc);
-            leaves.push(rc);
-            n_leaves += 1;
+        self.candidate(0, 0, n, 0, root_hist, gs, hs)
+    }
+
+    /// Splits a chosen leaf: partitions its rows, makes its node an inner node with two new
+    /// leaves, and returns the candidates of the left and right child.
+    #[inline]
+    fn split_leaf(
+        &mut self,
+        nodes: &mut Vec<BuildNode>,
+        parent: Candidate,
+        g: &[f64],
+        h: &[f64],
+    ) -> (Candidate, Candidate) {
+        let split = parent.split.expect("chosen leaf has a split");
+        let mid = self.partition(parent.start, parent.end, split);
+        let left = nodes.len();
+        nodes[parent.node] = BuildNode {
+            feature: split.feature,
+            bin: split.bin,
+            left,
+            value: 0.0,
+        };
+        nodes.push(LEAF);
+        nodes.push(LEAF);
+        let (l_range, r_range) = ((parent.start, mid), (mid, parent.end));
+        let left_smaller = mid - parent.start <= parent.end - mid;
+        let small_range = if left_smaller { l_range } else { r_range };
+        // Build the smaller child's histogram; the larger one's is the parent's minus it.
+        let mut small = self.take_hist();
+        self.build_hist(&mut small, small_range.0, small_range.1, g, h);
+        let mut large = parent.hist;
+        for (a, b) in large.iter_mut().zip(&small) {
+            a[0] -= b[0];
+            a[1] -= b[1];
         }
-        for c in leaves {
-            nodes[c.node].value = -c.g / (c.h + p.lambda) * p.learning_rate;
-            self.pool.push(c.hist);
-        }
-        nodes
+        let (sg, sh) = sums(&small, &self.data.offsets);
+        let (lg, lh) = (parent.g - sg, parent.h - sh);
+        let ((lhist, lgs, lhs), (rhist, rgs, rhs)) = if left_smaller {
+            ((small, sg, sh), (large, lg, lh))
+        } else {
+            ((large, lg, lh), (small, sg, sh))
+        };
+        let d = parent.depth + 1;
+        let lc = self.candidate(left, l_range.0, l_range.1, d, lhist, lgs, lhs);
+        let rc = self.candidate(left + 1, r_range.0, r_range.1, d, rhist, rgs, rhs);
+        (lc, rc)
     }
 
     /// Wraps a node's rows and histogram, finding its best split if it may still be split.

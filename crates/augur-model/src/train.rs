@@ -131,9 +131,28 @@ pub fn train(
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Trained, ModelError> {
     let started = Instant::now();
+    check_config(cfg, data.len())?;
+    let n = data.len();
+    let jobs = make_jobs(cfg, n);
+    let mut outs = run_jobs(cfg, data, &jobs, progress)?;
+    let (pipeline, forest, _) = outs.pop().expect("final job");
+    let cv = (cfg.folds > 0).then(|| cv_report(cfg, data, &jobs, &outs));
+    let all: Vec<usize> = (0..n).collect();
+    let fitted = predict_rows(&pipeline, &forest, data, &all)?;
+    let train_metrics = Metrics::compute(&data.target, &fitted);
+    Ok(Trained {
+        pipeline,
+        forest,
+        cv,
+        train_metrics,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Checks the spec, the parameters and the fold count against `n` rows.
+fn check_config(cfg: &TrainConfig, n: usize) -> Result<(), ModelError> {
     cfg.spec.validate()?;
     cfg.params.validate()?;
-    let n = data.len();
     if cfg.folds == 1 {
         return Err(ModelError::Params(
             "folds must be 0 (no cross-validation) or at least 2".into(),
@@ -145,6 +164,12 @@ pub fn train(
             cfg.folds
         )));
     }
+    Ok(())
+}
+
+/// The jobs: one per fold (rows shuffled with the cv seed, dealt round-robin), then the final
+/// model on all `n` rows.
+fn make_jobs(cfg: &TrainConfig, n: usize) -> Vec<Job> {
     let mut jobs = Vec::with_capacity(cfg.folds + 1);
     if cfg.folds > 0 {
         let mut order: Vec<usize> = (0..n).collect();
@@ -168,7 +193,17 @@ pub fn train(
         train: (0..n).collect(),
         test: Vec::new(),
     });
+    jobs
+}
 
+/// Runs the jobs on `cfg.threads` worker threads; returns their outputs in job order, or the
+/// first job's error in that order.
+fn run_jobs(
+    cfg: &TrainConfig,
+    data: &Columns,
+    jobs: &[Job],
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<JobOut>, ModelError> {
     let total = jobs.len() * cfg.params.trees;
     let done = AtomicUsize::new(0);
     let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
@@ -199,34 +234,27 @@ pub fn train(
                 .expect("every job ran")?,
         );
     }
-    let (pipeline, forest, _) = outs.pop().expect("final job");
-    let cv = (cfg.folds > 0).then(|| {
-        let mut pred = vec![0.0; n];
-        let mut per_fold = Vec::with_capacity(cfg.folds);
-        for (job, (_, _, p)) in jobs.iter().zip(&outs) {
-            let actual: Vec<f64> = job.test.iter().map(|&r| data.target[r]).collect();
-            per_fold.push(Metrics::compute(&actual, p));
-            for (&r, &v) in job.test.iter().zip(p) {
-                pred[r] = v;
-            }
+    Ok(outs)
+}
+
+/// The cross-validation report from the fold jobs' held-out predictions (`outs[k]` belongs to
+/// `jobs[k]`).
+fn cv_report(cfg: &TrainConfig, data: &Columns, jobs: &[Job], outs: &[JobOut]) -> CvReport {
+    let mut pred = vec![0.0; data.len()];
+    let mut per_fold = Vec::with_capacity(cfg.folds);
+    for (job, (_, _, p)) in jobs.iter().zip(outs) {
+        let actual: Vec<f64> = job.test.iter().map(|&r| data.target[r]).collect();
+        per_fold.push(Metrics::compute(&actual, p));
+        for (&r, &v) in job.test.iter().zip(p) {
+            pred[r] = v;
         }
-        CvReport {
-            folds: cfg.folds,
-            seed: cfg.cv_seed,
-            pooled: Metrics::compute(&data.target, &pred),
-            per_fold,
-        }
-    });
-    let all: Vec<usize> = (0..n).collect();
-    let fitted = predict_rows(&pipeline, &forest, data, &all)?;
-    let train_metrics = Metrics::compute(&data.target, &fitted);
-    Ok(Trained {
-        pipeline,
-        forest,
-        cv,
-        train_metrics,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    }
+    CvReport {
+        folds: cfg.folds,
+        seed: cfg.cv_seed,
+        pooled: Metrics::compute(&data.target, &pred),
+        per_fold,
+    }
 }
 
 /// Fits the pipeline and trains a forest on the job's rows, then predicts its held-out rows.

@@ -44,76 +44,13 @@ pub struct XgboostModel {
 pub fn parse(bytes: &[u8]) -> Result<XgboostModel, ModelError> {
     let doc: Json =
         serde_json::from_slice(bytes).map_err(|e| ModelError::json("xgboost model", e))?;
-    let unsupported = |m: String| ModelError::UnsupportedXgboost(m);
     let learner = doc
         .get("learner")
         .ok_or_else(|| unsupported("no `learner` (is this a save_model JSON file?)".into()))?;
-    let version = doc
-        .get("version")
-        .and_then(Json::as_array)
-        .map(|v| {
-            v.iter()
-                .map(|x| x.to_string())
-                .collect::<Vec<_>>()
-                .join(".")
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let param = learner
-        .get("learner_model_param")
-        .ok_or_else(|| unsupported("no learner_model_param".into()))?;
-    let num_feature: usize = str_field(param, "num_feature")?
-        .parse()
-        .map_err(|_| unsupported("num_feature is not a number".into()))?;
-    for key in ["num_class", "num_target"] {
-        if let Ok(s) = str_field(param, key)
-            && s.parse::<u64>().map(|n| n > 1).unwrap_or(true)
-        {
-            return Err(unsupported(format!(
-                "{key} = {s}: only single-target regression is supported"
-            )));
-        }
-    }
-    let base_score: f32 = str_field(param, "base_score")?
-        .trim_matches(|c| c == '[' || c == ']')
-        .split(',')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .parse()
-        .map_err(|_| unsupported("base_score is not a number".into()))?;
-    let objective = learner
-        .get("objective")
-        .and_then(|o| o.get("name"))
-        .and_then(Json::as_str)
-        .unwrap_or("")
-        .to_string();
-    if !IDENTITY_OBJECTIVES.contains(&objective.as_str()) {
-        return Err(unsupported(format!(
-            "objective {objective:?}: only regression objectives with an identity link are supported ({})",
-            IDENTITY_OBJECTIVES.join(", ")
-        )));
-    }
-    let booster = learner
-        .get("gradient_booster")
-        .ok_or_else(|| unsupported("no gradient_booster".into()))?;
-    let booster_name = booster.get("name").and_then(Json::as_str).unwrap_or("");
-    if booster_name != "gbtree" {
-        return Err(unsupported(format!(
-            "booster {booster_name:?}: only gbtree is supported"
-        )));
-    }
-    let model = booster
-        .get("model")
-        .ok_or_else(|| unsupported("no gradient_booster.model".into()))?;
-    let trees = model
-        .get("trees")
-        .and_then(Json::as_array)
-        .ok_or_else(|| unsupported("no trees".into()))?;
-    if let Some(info) = model.get("tree_info").and_then(Json::as_array)
-        && info.iter().any(|g| g.as_i64() != Some(0))
-    {
-        return Err(unsupported("trees for several outputs".into()));
-    }
+    let version = saved_version(&doc);
+    let (num_feature, base_score) = model_params(learner)?;
+    let objective = identity_objective(learner)?;
+    let trees = gbtree_trees(learner)?;
     let feature_names = learner
         .get("feature_names")
         .and_then(Json::as_array)
@@ -137,6 +74,96 @@ pub fn parse(bytes: &[u8]) -> Result<XgboostModel, ModelError> {
         version,
         feature_names,
     })
+}
+
+/// An [`ModelError::UnsupportedXgboost`] with this message.
+fn unsupported(m: String) -> ModelError {
+    ModelError::UnsupportedXgboost(m)
+}
+
+/// The XGBoost version that saved the file, e.g. `"3.2.0"` (`"unknown"` when absent).
+fn saved_version(doc: &Json) -> String {
+    doc.get("version")
+        .and_then(Json::as_array)
+        .map(|v| {
+            v.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `num_feature` and `base_score` from `learner_model_param`; rejects several classes or
+/// targets.
+fn model_params(learner: &Json) -> Result<(usize, f32), ModelError> {
+    let param = learner
+        .get("learner_model_param")
+        .ok_or_else(|| unsupported("no learner_model_param".into()))?;
+    let num_feature: usize = str_field(param, "num_feature")?
+        .parse()
+        .map_err(|_| unsupported("num_feature is not a number".into()))?;
+    for key in ["num_class", "num_target"] {
+        if let Ok(s) = str_field(param, key)
+            && s.parse::<u64>().map(|n| n > 1).unwrap_or(true)
+        {
+            return Err(unsupported(format!(
+                "{key} = {s}: only single-target regression is supported"
+            )));
+        }
+    }
+    let base_score: f32 = str_field(param, "base_score")?
+        .trim_matches(|c| c == '[' || c == ']')
+        .split(',')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .map_err(|_| unsupported("base_score is not a number".into()))?;
+    Ok((num_feature, base_score))
+}
+
+/// The objective's name, if it is one whose prediction is the raw sum of the trees.
+fn identity_objective(learner: &Json) -> Result<String, ModelError> {
+    let objective = learner
+        .get("objective")
+        .and_then(|o| o.get("name"))
+        .and_then(Json::as_str)
+        .unwrap_or("")
+        .to_string();
+    if !IDENTITY_OBJECTIVES.contains(&objective.as_str()) {
+        return Err(unsupported(format!(
+            "objective {objective:?}: only regression objectives with an identity link are supported ({})",
+            IDENTITY_OBJECTIVES.join(", ")
+        )));
+    }
+    Ok(objective)
+}
+
+/// The trees of a `gbtree` booster with a single output.
+fn gbtree_trees(learner: &Json) -> Result<&Vec<Json>, ModelError> {
+    let booster = learner
+        .get("gradient_booster")
+        .ok_or_else(|| unsupported("no gradient_booster".into()))?;
+    let booster_name = booster.get("name").and_then(Json::as_str).unwrap_or("");
+    if booster_name != "gbtree" {
+        return Err(unsupported(format!(
+            "booster {booster_name:?}: only gbtree is supported"
+        )));
+    }
+    let model = booster
+        .get("model")
+        .ok_or_else(|| unsupported("no gradient_booster.model".into()))?;
+    let trees = model
+        .get("trees")
+        .and_then(Json::as_array)
+        .ok_or_else(|| unsupported("no trees".into()))?;
+    if let Some(info) = model.get("tree_info").and_then(Json::as_array)
+        && info.iter().any(|g| g.as_i64() != Some(0))
+    {
+        return Err(unsupported("trees for several outputs".into()));
+    }
+    Ok(trees)
 }
 
 /// A string-valued field of an object (XGBoost writes its parameters as strings).
