@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use crate::error::{ConnectError, ConnectErrorKind};
+use augur_core::{Error, ErrorKind};
 
 /// Kafka Connect's REST port.
 pub const DEFAULT_PORT: u16 = 8083;
@@ -63,8 +63,8 @@ impl WorkerConfig {
     }
 
     /// Checks the settings (no I/O).
-    pub fn validate(&self) -> Result<(), ConnectError> {
-        let bad = |m: &str| Err(ConnectError::new(ConnectErrorKind::Config, m.to_string()));
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |m: &str| Err(Error::new(ErrorKind::Config, m.to_string()));
         if self.bootstrap_servers.trim().is_empty() {
             return bad("the Kafka bootstrap servers are empty (--kafka)");
         }

@@ -1,105 +1,9 @@
-//! Errors: [`ConnectError`] for starting and running the worker (a port in use, a broker that
-//! does not answer, a state topic that cannot be read or written), and [`ApiError`] for one
-//! REST request, which becomes Kafka Connect's `{"error_code","message"}` response.
+//! Errors answering one REST request: [`ApiError`] becomes Kafka Connect's
+//! `{"error_code","message"}` response. Starting and running the worker fails with
+//! [`augur_core::Error`].
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-/// What kind of [`ConnectError`] happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ConnectErrorKind {
-    /// A worker setting is invalid.
-    Config,
-    /// The REST listener could not be bound.
-    Bind,
-    /// The Kafka cluster could not be reached.
-    Connection,
-    /// A state topic (configs, offsets, status) could not be created, read or written.
-    State,
-    /// The HTTP server failed while serving.
-    Io,
-    /// A bug: a task panicked or an invariant broke.
-    Internal,
-}
-
-impl ConnectErrorKind {
-    /// The matching kind of augur's shared error type (which decides retries).
-    pub fn core_kind(self) -> augur_core::ErrorKind {
-        match self {
-            ConnectErrorKind::Config => augur_core::ErrorKind::Config,
-            ConnectErrorKind::Bind | ConnectErrorKind::Io => augur_core::ErrorKind::Io,
-            ConnectErrorKind::Connection => augur_core::ErrorKind::Connection,
-            ConnectErrorKind::State => augur_core::ErrorKind::Destination,
-            ConnectErrorKind::Internal => augur_core::ErrorKind::Internal,
-        }
-    }
-}
-
-/// An error starting or running the worker.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ConnectError {
-    /// What kind of failure.
-    kind: ConnectErrorKind,
-    /// One line, lowercase, no config values.
-    message: String,
-    /// What the user can do about it.
-    hint: Option<String>,
-    /// The underlying cause.
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-impl ConnectError {
-    /// An error of `kind` described by `message`.
-    pub fn new(kind: ConnectErrorKind, message: impl Into<String>) -> ConnectError {
-        ConnectError {
-            kind,
-            message: message.into(),
-            hint: None,
-            source: None,
-        }
-    }
-
-    /// Chains the cause.
-    pub fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> ConnectError {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    /// Adds what the user can do about it.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> ConnectError {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// The kind.
-    pub fn kind(&self) -> ConnectErrorKind {
-        self.kind
-    }
-
-    /// The suggested fix, if any.
-    pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
-    }
-}
-
-impl From<ConnectError> for augur_core::Error {
-    fn from(e: ConnectError) -> augur_core::Error {
-        let mut out = augur_core::Error::new(e.kind.core_kind(), e.message);
-        if let Some(h) = e.hint {
-            out = out.with_hint(h);
-        }
-        if let Some(s) = e.source {
-            out = out.with_boxed_source(s);
-        }
-        out
-    }
-}
 
 /// What kind of [`ApiError`]; [`ApiErrorKind::status`] is the one place that maps a kind to
 /// an HTTP status, as Kafka Connect's `ConnectExceptionMapper` does.
@@ -227,19 +131,5 @@ mod tests {
             ApiError::connector_exists("pg").body()["error_code"],
             serde_json::json!(409)
         );
-    }
-
-    #[test]
-    fn connect_errors_convert_with_hint_and_cause() {
-        let e = ConnectError::new(ConnectErrorKind::Bind, "cannot listen on 127.0.0.1:8083")
-            .with_source(std::io::Error::other("address in use"))
-            .with_hint("pick another --port");
-        let core: augur_core::Error = e.into();
-        assert_eq!(core.kind(), augur_core::ErrorKind::Io);
-        assert_eq!(
-            core.full_message(),
-            "cannot listen on 127.0.0.1:8083: address in use"
-        );
-        assert_eq!(core.hint(), Some("pick another --port"));
     }
 }

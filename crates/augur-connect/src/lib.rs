@@ -23,7 +23,8 @@
 //! - [`offsets`]: the capture's offset store and sinks' group offsets.
 //! - [`mask`]: hiding secrets in every response and trace.
 //! - [`config`]: the worker's own settings.
-//! - [`error`]: worker errors and REST errors.
+//! - [`error`]: REST errors ([`ApiError`]); starting and running the worker fail with
+//!   [`augur_core::Error`].
 
 pub mod config;
 pub mod error;
@@ -37,6 +38,6 @@ pub mod tasks;
 pub mod worker;
 
 pub use config::WorkerConfig;
-pub use error::{ApiError, ApiErrorKind, ConnectError, ConnectErrorKind};
+pub use error::{ApiError, ApiErrorKind};
 pub use server::ConnectServer;
 pub use worker::Worker;

@@ -61,7 +61,6 @@ impl OffsetStore for TopicOffsetStore {
         let map: serde_json::Map<String, Value> = offset.to_map().into_iter().collect();
         self.store
             .put_offset_blocking(&self.connector, &self.partition, Value::Object(map))
-            .map_err(Error::from)
     }
 }
 

@@ -583,7 +583,7 @@ const ENRICH: &[KeyDef] = &[
         "Model",
         "The model tag: name, name:latest or name:N.",
     )
-    .default(augur_model::SHIPPED_MODEL),
+    .default(augur_runtime::models::SHIPPED_MODEL),
     KeyDef::new(
         "model.store",
         "STRING",

@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind};
 
 use crate::config::WorkerConfig;
-use crate::error::{ConnectError, ConnectErrorKind};
 use crate::routes::router;
 use crate::store::StateStore;
 use crate::worker::Worker;
@@ -38,21 +38,17 @@ pub struct ConnectServer {
 impl ConnectServer {
     /// Validates `config`, binds its address, reads the state topics (creating them when
     /// missing) and resumes every stored connector.
-    pub async fn start(config: WorkerConfig) -> Result<ConnectServer, ConnectError> {
+    pub async fn start(config: WorkerConfig) -> Result<ConnectServer, Error> {
         config.validate()?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| {
-                ConnectError::new(
-                    ConnectErrorKind::Bind,
-                    format!("cannot listen on {}", config.addr),
-                )
-                .with_source(e)
-                .with_hint("pick another --port, or stop the process using it")
+                Error::new(ErrorKind::Io, format!("cannot listen on {}", config.addr))
+                    .with_source(e)
+                    .with_hint("pick another --port, or stop the process using it")
             })?;
         let local_addr = listener.local_addr().map_err(|e| {
-            ConnectError::new(ConnectErrorKind::Bind, "cannot read the bound address")
-                .with_source(e)
+            Error::new(ErrorKind::Io, "cannot read the bound address").with_source(e)
         })?;
         let (store, restored) = StateStore::open(&config).await?;
         let worker = Worker::start(config.clone(), local_addr.to_string(), store, restored);
@@ -75,7 +71,7 @@ impl ConnectServer {
     }
 
     /// Serves until `shutdown` fires, then stops every connector (see the module docs).
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), ConnectError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), Error> {
         let ConnectServer {
             listener,
             local_addr,
@@ -109,11 +105,9 @@ impl ConnectServer {
         worker.shutdown().await;
         match served {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(
-                ConnectError::new(ConnectErrorKind::Io, "the HTTP server failed").with_source(e),
-            ),
-            Err(e) => Err(ConnectError::new(
-                ConnectErrorKind::Internal,
+            Ok(Err(e)) => Err(Error::new(ErrorKind::Io, "the HTTP server failed").with_source(e)),
+            Err(e) => Err(Error::new(
+                ErrorKind::Internal,
                 format!("the HTTP server task failed: {e}"),
             )),
         }

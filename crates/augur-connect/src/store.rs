@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake};
 use std::time::{Duration, Instant};
 
+use augur_core::{Error, ErrorKind};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -29,7 +30,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 
 use crate::config::WorkerConfig;
-use crate::error::{ConnectError, ConnectErrorKind};
 
 /// How long one state write may wait for the broker's acknowledgement.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -133,14 +133,14 @@ impl std::fmt::Debug for StateStore {
 fn state_error(
     what: impl Into<String>,
     e: impl std::error::Error + Send + Sync + 'static,
-) -> ConnectError {
-    ConnectError::new(ConnectErrorKind::State, what).with_source(e)
+) -> Error {
+    Error::new(ErrorKind::Destination, what).with_source(e)
 }
 
 impl StateStore {
     /// Connects to the cluster, creates the state topics when missing, and reads the configs
     /// and offsets they hold.
-    pub async fn open(cfg: &WorkerConfig) -> Result<(Arc<StateStore>, Restored), ConnectError> {
+    pub async fn open(cfg: &WorkerConfig) -> Result<(Arc<StateStore>, Restored), Error> {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &cfg.bootstrap_servers)
             .set("client.id", format!("{}-state", cfg.group_id))
@@ -149,9 +149,7 @@ impl StateStore {
             .set("linger.ms", "0")
             .set("log_level", "3")
             .create()
-            .map_err(|e| {
-                ConnectError::new(ConnectErrorKind::Config, "invalid Kafka settings").with_source(e)
-            })?;
+            .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka settings").with_source(e))?;
         let p = producer.clone();
         let bootstrap = cfg.bootstrap_servers.clone();
         let cluster_id = tokio::task::spawn_blocking(move || {
@@ -161,8 +159,8 @@ impl StateStore {
                     .client()
                     .fetch_cluster_id(CONNECT_TIMEOUT)
                     .unwrap_or_default()),
-                _ => Err(ConnectError::new(
-                    ConnectErrorKind::Connection,
+                _ => Err(Error::new(
+                    ErrorKind::Connection,
                     format!(
                         "cannot reach a Kafka broker at {bootstrap} within {} s",
                         CONNECT_TIMEOUT.as_secs()
@@ -172,22 +170,19 @@ impl StateStore {
             }
         })
         .await
-        .map_err(|e| {
-            ConnectError::new(ConnectErrorKind::Internal, "startup task failed").with_source(e)
-        })??;
+        .map_err(|e| Error::new(ErrorKind::Internal, "startup task failed").with_source(e))??;
 
         create_topics(cfg).await?;
         let (configs, offsets) = {
             let c = cfg.clone();
-            tokio::task::spawn_blocking(move || -> Result<_, ConnectError> {
+            tokio::task::spawn_blocking(move || -> Result<_, Error> {
                 let configs = read_all(&c, &c.config_topic)?;
                 let offsets = read_all(&c, &c.offset_topic)?;
                 Ok((configs, offsets))
             })
             .await
             .map_err(|e| {
-                ConnectError::new(ConnectErrorKind::Internal, "state reading task failed")
-                    .with_source(e)
+                Error::new(ErrorKind::Internal, "state reading task failed").with_source(e)
             })??
         };
         let restored = Restored {
@@ -216,7 +211,7 @@ impl StateStore {
         topic: &str,
         key: &str,
         value: Option<&[u8]>,
-    ) -> Result<DeliveryFuture, ConnectError> {
+    ) -> Result<DeliveryFuture, Error> {
         let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key);
         if let Some(v) = value {
             rec = rec.payload(v);
@@ -227,18 +222,13 @@ impl StateStore {
     }
 
     /// Writes one record and waits for the broker's acknowledgement.
-    async fn write(
-        &self,
-        topic: &str,
-        key: &str,
-        value: Option<Value>,
-    ) -> Result<(), ConnectError> {
+    async fn write(&self, topic: &str, key: &str, value: Option<Value>) -> Result<(), Error> {
         let bytes = value.map(|v| v.to_string().into_bytes());
         let f = self.enqueue(topic, key, bytes.as_deref())?;
         match tokio::time::timeout(WRITE_TIMEOUT, f).await {
             Ok(r) => delivered(topic, r),
-            Err(_) => Err(ConnectError::new(
-                ConnectErrorKind::State,
+            Err(_) => Err(Error::new(
+                ErrorKind::Destination,
                 format!(
                     "{topic} did not acknowledge a write within {} s",
                     WRITE_TIMEOUT.as_secs()
@@ -252,7 +242,7 @@ impl StateStore {
         &self,
         name: &str,
         config: &BTreeMap<String, String>,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<(), Error> {
         let value = json!({ "properties": config });
         self.write(
             &self.config_topic,
@@ -263,11 +253,7 @@ impl StateStore {
     }
 
     /// Stores a connector's target state.
-    pub async fn put_target_state(
-        &self,
-        name: &str,
-        target: TargetState,
-    ) -> Result<(), ConnectError> {
+    pub async fn put_target_state(&self, name: &str, target: TargetState) -> Result<(), Error> {
         self.write(
             &self.config_topic,
             &format!("target-state-{name}"),
@@ -278,7 +264,7 @@ impl StateStore {
 
     /// Removes a connector's config and target state (its offsets stay, as in Kafka Connect:
     /// a connector created again under the same name resumes from them).
-    pub async fn delete_connector(&self, name: &str) -> Result<(), ConnectError> {
+    pub async fn delete_connector(&self, name: &str) -> Result<(), Error> {
         self.write(&self.config_topic, &format!("connector-{name}"), None)
             .await?;
         self.write(&self.config_topic, &format!("target-state-{name}"), None)
@@ -332,7 +318,7 @@ impl StateStore {
         connector: &str,
         partition: &Value,
         offset: Value,
-    ) -> Result<(), ConnectError> {
+    ) -> Result<(), Error> {
         // An unchanged offset is durable already (idle slots confirm the same position again
         // and again); writing it once keeps the topic small.
         if self.offset(connector, partition).as_ref() == Some(&offset) {
@@ -351,8 +337,8 @@ impl StateStore {
         match result {
             Some(r) => delivered(&self.offset_topic, r)?,
             None => {
-                return Err(ConnectError::new(
-                    ConnectErrorKind::State,
+                return Err(Error::new(
+                    ErrorKind::Destination,
                     format!(
                         "{} did not acknowledge an offset within {} s",
                         self.offset_topic,
@@ -382,12 +368,12 @@ impl StateStore {
 fn delivered<E>(
     topic: &str,
     r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
-) -> Result<(), ConnectError> {
+) -> Result<(), Error> {
     match r {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => Err(state_error(format!("{topic} refused a write"), e)),
-        Err(_) => Err(ConnectError::new(
-            ConnectErrorKind::State,
+        Err(_) => Err(Error::new(
+            ErrorKind::Destination,
             format!("the producer for {topic} stopped before a delivery report"),
         )),
     }
@@ -420,14 +406,12 @@ fn block_on_timeout<F: std::future::Future>(f: F, timeout: Duration) -> Option<F
 }
 
 /// Creates the three state topics (one partition, compacted) unless they exist.
-async fn create_topics(cfg: &WorkerConfig) -> Result<(), ConnectError> {
+async fn create_topics(cfg: &WorkerConfig) -> Result<(), Error> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &cfg.bootstrap_servers)
         .set("log_level", "3")
         .create()
-        .map_err(|e| {
-            ConnectError::new(ConnectErrorKind::Config, "invalid Kafka settings").with_source(e)
-        })?;
+        .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka settings").with_source(e))?;
     let opts = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT));
     for topic in [&cfg.config_topic, &cfg.offset_topic, &cfg.status_topic] {
         let compacted = NewTopic::new(topic, 1, TopicReplication::Fixed(cfg.replication_factor))
@@ -449,8 +433,8 @@ async fn create_topics(cfg: &WorkerConfig) -> Result<(), ConnectError> {
             match r {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((t, code)) => {
-                    return Err(ConnectError::new(
-                        ConnectErrorKind::State,
+                    return Err(Error::new(
+                        ErrorKind::Destination,
                         format!("cannot create topic {t}: {code}"),
                     ));
                 }
@@ -464,7 +448,7 @@ async fn create_topics(cfg: &WorkerConfig) -> Result<(), ConnectError> {
 type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Reads `topic` from the beginning of every partition to its end (blocking).
-fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, ConnectError> {
+fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.bootstrap_servers)
         .set("group.id", format!("{}-state-reader", cfg.group_id))
@@ -472,9 +456,7 @@ fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, ConnectEr
         .set("enable.partition.eof", "true")
         .set("log_level", "3")
         .create()
-        .map_err(|e| {
-            ConnectError::new(ConnectErrorKind::Config, "invalid Kafka settings").with_source(e)
-        })?;
+        .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka settings").with_source(e))?;
     let deadline = Instant::now() + READ_TIMEOUT;
     let partitions: Vec<i32> = loop {
         let md = consumer.fetch_metadata(Some(topic), CONNECT_TIMEOUT);
@@ -486,8 +468,8 @@ fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, ConnectEr
             break t.partitions().iter().map(|p| p.id()).collect();
         }
         if Instant::now() > deadline {
-            return Err(ConnectError::new(
-                ConnectErrorKind::State,
+            return Err(Error::new(
+                ErrorKind::Destination,
                 format!("topic {topic} has no partitions"),
             ));
         }
@@ -505,8 +487,8 @@ fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, ConnectEr
     let mut out = Vec::new();
     while at_end.len() < partitions.len() {
         if Instant::now() > deadline {
-            return Err(ConnectError::new(
-                ConnectErrorKind::State,
+            return Err(Error::new(
+                ErrorKind::Destination,
                 format!(
                     "reading {topic} did not finish within {} s",
                     READ_TIMEOUT.as_secs()

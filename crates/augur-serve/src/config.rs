@@ -4,8 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use augur_core::secret::Secret;
-
-use crate::error::{ServeError, ServeErrorKind};
+use augur_core::{Error, ErrorKind};
 
 /// The default port, as BentoML serves on.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -65,8 +64,8 @@ impl Default for ServeConfig {
 
 impl ServeConfig {
     /// Checks the values (no I/O).
-    pub fn validate(&self) -> Result<(), ServeError> {
-        let bad = |msg: &str| Err(ServeError::new(ServeErrorKind::Config, msg.to_string()));
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: &str| Err(Error::new(ErrorKind::Config, msg.to_string()));
         if self.max_batch_size == 0 {
             return bad("max_batch_size must be at least 1");
         }
@@ -107,7 +106,7 @@ mod tests {
             ..ServeConfig::default()
         };
         let err = cfg.validate().unwrap_err();
-        assert_eq!(err.kind(), ServeErrorKind::Config);
+        assert_eq!(err.kind(), ErrorKind::Config);
         assert!(err.to_string().contains("max_batch_size"));
         let cfg = ServeConfig {
             max_latency: Duration::ZERO,

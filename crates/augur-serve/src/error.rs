@@ -1,112 +1,9 @@
-//! Errors: [`ServeError`] for starting and running the server (bad settings, a port in use, a
-//! model that will not load), and [`ApiError`] for one request, which becomes a JSON response
-//! with a status code and never leaks internals.
+//! Errors answering one request: [`ApiError`] becomes a JSON response with a status code and
+//! never leaks internals. Starting and running the server fails with [`augur_core::Error`].
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-
-/// What kind of [`ServeError`] happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ServeErrorKind {
-    /// A setting is out of range.
-    Config,
-    /// The listening address could not be bound.
-    Bind,
-    /// The model could not be found or loaded.
-    Model,
-    /// The server failed while serving (accepting connections).
-    Io,
-    /// In-flight requests did not finish within the shutdown timeout.
-    ShutdownTimeout,
-    /// A bug: a task panicked or an invariant broke.
-    Internal,
-}
-
-impl ServeErrorKind {
-    /// The matching kind of augur's shared error type (which decides retries).
-    pub fn core_kind(self) -> augur_core::ErrorKind {
-        match self {
-            ServeErrorKind::Config => augur_core::ErrorKind::Config,
-            ServeErrorKind::Bind | ServeErrorKind::Io => augur_core::ErrorKind::Io,
-            ServeErrorKind::Model => augur_core::ErrorKind::Model,
-            ServeErrorKind::ShutdownTimeout | ServeErrorKind::Internal => {
-                augur_core::ErrorKind::Internal
-            }
-        }
-    }
-}
-
-/// An error starting or running the server.
-#[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct ServeError {
-    /// What kind of failure.
-    kind: ServeErrorKind,
-    /// One line, lowercase, no row values.
-    message: String,
-    /// What the user can do about it.
-    hint: Option<String>,
-    /// The underlying cause.
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
-}
-
-impl ServeError {
-    /// An error of `kind` described by `message`.
-    pub fn new(kind: ServeErrorKind, message: impl Into<String>) -> ServeError {
-        ServeError {
-            kind,
-            message: message.into(),
-            hint: None,
-            source: None,
-        }
-    }
-
-    /// Chains the cause.
-    pub fn with_source(
-        mut self,
-        source: impl std::error::Error + Send + Sync + 'static,
-    ) -> ServeError {
-        self.source = Some(Box::new(source));
-        self
-    }
-
-    /// Adds what the user can do about it.
-    pub fn with_hint(mut self, hint: impl Into<String>) -> ServeError {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// The kind.
-    pub fn kind(&self) -> ServeErrorKind {
-        self.kind
-    }
-
-    /// The suggested fix, if any.
-    pub fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
-    }
-
-    /// A model error with its cause.
-    pub(crate) fn model(message: impl Into<String>, source: augur_model::ModelError) -> Self {
-        ServeError::new(ServeErrorKind::Model, message).with_source(source)
-    }
-}
-
-impl From<ServeError> for augur_core::Error {
-    fn from(e: ServeError) -> augur_core::Error {
-        let mut out = augur_core::Error::new(e.kind.core_kind(), e.message);
-        if let Some(h) = e.hint {
-            out = out.with_hint(h);
-        }
-        if let Some(s) = e.source {
-            out = out.with_boxed_source(s);
-        }
-        out
-    }
-}
 
 /// What kind of [`ApiError`]; [`ApiErrorKind::status`] is the one place that maps a kind to
 /// an HTTP status.
@@ -301,19 +198,5 @@ mod tests {
             json!({"error": "row 2: field year: missing", "code": "invalid_input",
                    "field": "year", "problem": "missing", "row": 2})
         );
-    }
-
-    #[test]
-    fn serve_errors_convert_with_hint_and_cause() {
-        let e = ServeError::new(ServeErrorKind::Bind, "cannot listen on 127.0.0.1:3000")
-            .with_source(std::io::Error::other("address in use"))
-            .with_hint("pick another --port");
-        let core: augur_core::Error = e.into();
-        assert_eq!(core.kind(), augur_core::ErrorKind::Io);
-        assert_eq!(
-            core.full_message(),
-            "cannot listen on 127.0.0.1:3000: address in use"
-        );
-        assert_eq!(core.hint(), Some("pick another --port"));
     }
 }

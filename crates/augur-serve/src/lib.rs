@@ -8,7 +8,7 @@
 //! ```no_run
 //! use augur_serve::{ModelSource, ServeConfig, Server};
 //!
-//! # async fn demo() -> Result<(), augur_serve::ServeError> {
+//! # async fn demo() -> augur_core::Result<()> {
 //! let store = augur_model::ModelStore::open_default().expect("a store");
 //! let (source, _fell_back) = ModelSource::store_or_shipped(store, "ford-price:latest")?;
 //! let server = Server::bind(ServeConfig::default(), source).await?; // 127.0.0.1:3000
@@ -21,7 +21,8 @@
 //!
 //! # Modules
 //! - [`config`]: settings and defaults.
-//! - [`error`]: [`ServeError`] (start/run) and [`ApiError`] (one request → JSON response).
+//! - [`error`]: [`ApiError`] (one request → JSON response); starting and running fail with
+//!   [`augur_core::Error`].
 //! - [`slot`]: the served model, swapped on promotion; where models load from.
 //! - `batcher` (private): the adaptive micro-batcher and inference thread.
 //! - [`metrics`]: metric names and handles.
@@ -42,8 +43,8 @@ pub mod slot;
 mod state;
 
 pub use config::ServeConfig;
-pub use error::{ApiError, ApiErrorKind, ServeError, ServeErrorKind};
+pub use error::{ApiError, ApiErrorKind};
 pub use metrics::ServeMetrics;
 pub use promote::Promotion;
-pub use server::{Server, ServerHandle};
+pub use server::{SHUTDOWN_TIMEOUT_PREFIX, Server, ServerHandle, is_shutdown_timeout};
 pub use slot::{MODEL_HEADER, ModelSource, Served};

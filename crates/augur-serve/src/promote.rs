@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
+use augur_core::{Error, ErrorKind};
 use augur_model::Model;
 
-use crate::error::{ServeError, ServeErrorKind};
 use crate::state::AppState;
 
 /// The result of a promotion.
@@ -55,11 +55,11 @@ pub(crate) fn install(state: &AppState, model: Arc<Model>) -> Promotion {
 pub(crate) async fn promote_tag(
     state: &Arc<AppState>,
     tag: Option<String>,
-) -> Result<Promotion, ServeError> {
+) -> Result<Promotion, Error> {
     let _serial = state.promote_lock.lock().await;
     let store = state.source.store().cloned().ok_or_else(|| {
-        ServeError::new(
-            ServeErrorKind::Config,
+        Error::new(
+            ErrorKind::Config,
             format!(
                 "the served model came from {}, not a model store; promotion by tag needs one",
                 state.source.describe()
@@ -72,8 +72,8 @@ pub(crate) async fn promote_tag(
         None => match state.slot.current() {
             Some(s) => format!("{}:latest", s.name()),
             None => {
-                return Err(ServeError::new(
-                    ServeErrorKind::Model,
+                return Err(Error::new(
+                    ErrorKind::Model,
                     "no model is loaded yet; name the tag to promote",
                 ));
             }
@@ -85,10 +85,10 @@ pub(crate) async fn promote_tag(
         let st = store.clone();
         let resolved = tokio::task::spawn_blocking(move || st.resolve(&t))
             .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("resolving {tag}: {e}")))?
             .map_err(|e| {
-                ServeError::new(ServeErrorKind::Internal, format!("resolving {tag}: {e}"))
-            })?
-            .map_err(|e| ServeError::model(format!("cannot resolve model {tag}"), e))?;
+                Error::new(ErrorKind::Model, format!("cannot resolve model {tag}")).with_source(e)
+            })?;
         if resolved.0 == s.name() && resolved.1 == s.version() {
             return Ok(Promotion {
                 previous: Some(s.tag().to_string()),
@@ -100,8 +100,10 @@ pub(crate) async fn promote_tag(
     let t = tag.clone();
     let model = tokio::task::spawn_blocking(move || store.load(&t))
         .await
-        .map_err(|e| ServeError::new(ServeErrorKind::Internal, format!("loading {tag}: {e}")))?
-        .map_err(|e| ServeError::model(format!("cannot load model {tag}"), e))?;
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("loading {tag}: {e}")))?
+        .map_err(|e| {
+            Error::new(ErrorKind::Model, format!("cannot load model {tag}")).with_source(e)
+        })?;
     Ok(install(state, Arc::new(model)))
 }
 

@@ -4,7 +4,8 @@
 //! Shutdown order: the signal fires → `/readyz` answers 503 → the listener stops accepting →
 //! idle keep-alive connections close, in-flight requests finish (their batches too) → the
 //! inference thread stops → [`Server::run`] returns. If in-flight requests are not done within
-//! `shutdown_timeout`, `run` returns a [`ServeErrorKind::ShutdownTimeout`] error instead.
+//! `shutdown_timeout`, `run` returns an [`ErrorKind::Internal`] error instead, which
+//! [`is_shutdown_timeout`] recognizes.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -13,6 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use augur_core::shutdown::{self, Shutdown};
+use augur_core::{Error, ErrorKind};
 use augur_metrics::Registry;
 use augur_model::Model;
 use axum::serve::ListenerExt;
@@ -20,12 +22,22 @@ use tokio::task::{JoinError, JoinHandle};
 
 use crate::batcher::{BatchSettings, Batcher};
 use crate::config::ServeConfig;
-use crate::error::{ServeError, ServeErrorKind};
 use crate::metrics::ServeMetrics;
 use crate::promote::{self, Promotion};
 use crate::routes::router;
 use crate::slot::{ModelSlot, ModelSource, Served};
 use crate::state::AppState;
+
+/// How the message of the error [`Server::run`] returns when in-flight requests did not finish
+/// within the shutdown timeout begins (the timeout follows, e.g. `… within 0.5 s`).
+pub const SHUTDOWN_TIMEOUT_PREFIX: &str = "in-flight requests did not finish within";
+
+/// Whether `e` is the error [`Server::run`] returns when in-flight requests did not finish
+/// within the shutdown timeout: an [`ErrorKind::Internal`] error whose message begins with
+/// [`SHUTDOWN_TIMEOUT_PREFIX`].
+pub fn is_shutdown_timeout(e: &Error) -> bool {
+    e.kind() == ErrorKind::Internal && e.message().starts_with(SHUTDOWN_TIMEOUT_PREFIX)
+}
 
 /// A bound, not yet running model server.
 #[derive(Debug)]
@@ -48,7 +60,7 @@ pub struct ServerHandle {
 impl Server {
     /// Validates `config`, binds its address and starts the inference thread, with a new
     /// metrics registry. The model is loaded by [`Server::run`].
-    pub async fn bind(config: ServeConfig, source: ModelSource) -> Result<Server, ServeError> {
+    pub async fn bind(config: ServeConfig, source: ModelSource) -> Result<Server, Error> {
         Server::bind_with_registry(config, source, Registry::new()).await
     }
 
@@ -58,20 +70,17 @@ impl Server {
         config: ServeConfig,
         source: ModelSource,
         registry: Registry,
-    ) -> Result<Server, ServeError> {
+    ) -> Result<Server, Error> {
         config.validate()?;
         let listener = tokio::net::TcpListener::bind(config.addr)
             .await
             .map_err(|e| {
-                ServeError::new(
-                    ServeErrorKind::Bind,
-                    format!("cannot listen on {}", config.addr),
-                )
-                .with_source(e)
-                .with_hint("pick another --port, or stop the process using it")
+                Error::new(ErrorKind::Io, format!("cannot listen on {}", config.addr))
+                    .with_source(e)
+                    .with_hint("pick another --port, or stop the process using it")
             })?;
         let local_addr = listener.local_addr().map_err(|e| {
-            ServeError::new(ServeErrorKind::Bind, "cannot read the bound address").with_source(e)
+            Error::new(ErrorKind::Io, "cannot read the bound address").with_source(e)
         })?;
         let metrics = ServeMetrics::register(&registry, config.max_batch_size);
         let batcher = Batcher::start(
@@ -83,11 +92,7 @@ impl Server {
             metrics.clone(),
         )
         .map_err(|e| {
-            ServeError::new(
-                ServeErrorKind::Internal,
-                "cannot start the inference thread",
-            )
-            .with_source(e)
+            Error::new(ErrorKind::Internal, "cannot start the inference thread").with_source(e)
         })?;
         let state = Arc::new(AppState {
             config,
@@ -120,7 +125,7 @@ impl Server {
     /// Serves until `shutdown` fires, then drains (see the module docs). Loads the model in the
     /// background first: until it is in, `/readyz` and predictions answer 503. Returns an
     /// error if the model cannot be loaded or draining exceeds the shutdown timeout.
-    pub async fn run(self, shutdown: Shutdown) -> Result<(), ServeError> {
+    pub async fn run(self, shutdown: Shutdown) -> Result<(), Error> {
         let Server {
             listener,
             local_addr,
@@ -186,7 +191,7 @@ fn spawn_http(
 }
 
 /// Loads the model off the runtime and installs it (readiness flips); the error if it fails.
-async fn load_model(state: &Arc<AppState>) -> Option<ServeError> {
+async fn load_model(state: &Arc<AppState>) -> Option<Error> {
     let started = Instant::now();
     let source = state.source.clone();
     let loaded = tokio::task::spawn_blocking(move || source.load()).await;
@@ -201,8 +206,8 @@ async fn load_model(state: &Arc<AppState>) -> Option<ServeError> {
             None
         }
         Ok(Err(e)) => Some(e),
-        Err(e) => Some(ServeError::new(
-            ServeErrorKind::Internal,
+        Err(e) => Some(Error::new(
+            ErrorKind::Internal,
             format!("the model loading task failed: {e}"),
         )),
     }
@@ -228,17 +233,17 @@ async fn wait_for_stop(
 async fn finish_in_flight(
     state: &Arc<AppState>,
     serving: &mut JoinHandle<std::io::Result<()>>,
-) -> Result<HttpOutcome, ServeError> {
+) -> Result<HttpOutcome, Error> {
     tracing::info!("shutting down: finishing in-flight requests");
     match tokio::time::timeout(state.config.shutdown_timeout, &mut *serving).await {
         Ok(r) => Ok(r),
         Err(_) => {
             serving.abort();
             stop_batcher(state).await;
-            Err(ServeError::new(
-                ServeErrorKind::ShutdownTimeout,
+            Err(Error::new(
+                ErrorKind::Internal,
                 format!(
-                    "in-flight requests did not finish within {} s",
+                    "{SHUTDOWN_TIMEOUT_PREFIX} {} s",
                     state.config.shutdown_timeout.as_secs_f64()
                 ),
             ))
@@ -253,17 +258,15 @@ async fn stop_batcher(state: &Arc<AppState>) {
 }
 
 /// `run`'s result from the HTTP server task's outcome.
-fn http_outcome(served: HttpOutcome) -> Result<(), ServeError> {
+fn http_outcome(served: HttpOutcome) -> Result<(), Error> {
     match served {
         Ok(Ok(())) => {
             tracing::info!("stopped");
             Ok(())
         }
-        Ok(Err(e)) => {
-            Err(ServeError::new(ServeErrorKind::Io, "the HTTP server failed").with_source(e))
-        }
-        Err(e) => Err(ServeError::new(
-            ServeErrorKind::Internal,
+        Ok(Err(e)) => Err(Error::new(ErrorKind::Io, "the HTTP server failed").with_source(e)),
+        Err(e) => Err(Error::new(
+            ErrorKind::Internal,
             format!("the HTTP server task failed: {e}"),
         )),
     }
@@ -282,7 +285,7 @@ impl ServerHandle {
 
     /// Loads `tag` (default: the newest version of the served name) from the server's store
     /// and serves it; in-flight requests finish on the previous version.
-    pub async fn promote(&self, tag: Option<&str>) -> Result<Promotion, ServeError> {
+    pub async fn promote(&self, tag: Option<&str>) -> Result<Promotion, Error> {
         promote::promote_tag(&self.state, tag.map(str::to_string)).await
     }
 

@@ -10,10 +10,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
+use augur_core::{Error, ErrorKind};
 use augur_model::{Model, ModelError, ModelSource as Provenance, ModelStore};
 use axum::http::HeaderValue;
-
-use crate::error::{ServeError, ServeErrorKind};
 
 /// The response header naming the model version that answered, e.g. `ford-price:2`.
 pub const MODEL_HEADER: &str = "x-augur-model";
@@ -38,10 +37,7 @@ impl ModelSource {
     /// `tag` from `store`, or — when the store has no version of that name and the repository's
     /// shipped store (`models/`) has — from the shipped store. Returns whether it fell back.
     /// Nothing is loaded yet; a tag that exists nowhere is an error now, before listening.
-    pub fn store_or_shipped(
-        store: ModelStore,
-        tag: &str,
-    ) -> Result<(ModelSource, bool), ServeError> {
+    pub fn store_or_shipped(store: ModelStore, tag: &str) -> Result<(ModelSource, bool), Error> {
         match store.resolve(tag) {
             Ok(_) => Ok((
                 ModelSource::Store {
@@ -63,8 +59,8 @@ impl ModelSource {
                         },
                         true,
                     )),
-                    None => Err(ServeError::new(
-                        ServeErrorKind::Model,
+                    None => Err(Error::new(
+                        ErrorKind::Model,
                         format!(
                             "model {tag} not found in the store {}",
                             store.root().display()
@@ -76,7 +72,9 @@ impl ModelSource {
                     )),
                 }
             }
-            Err(e) => Err(ServeError::model(format!("cannot resolve model {tag}"), e)),
+            Err(e) => Err(
+                Error::new(ErrorKind::Model, format!("cannot resolve model {tag}")).with_source(e),
+            ),
         }
     }
 
@@ -98,15 +96,14 @@ impl ModelSource {
     }
 
     /// Loads the model (blocking: reads and parses the file; call it off the async runtime).
-    pub fn load(&self) -> Result<Arc<Model>, ServeError> {
+    pub fn load(&self) -> Result<Arc<Model>, Error> {
         match self {
-            ModelSource::Store { store, tag } => store
-                .load(tag)
-                .map(Arc::new)
-                .map_err(|e| ServeError::model(format!("cannot load model {tag}"), e)),
-            ModelSource::File(p) => Model::load_file(p)
-                .map(Arc::new)
-                .map_err(|e| ServeError::model(format!("cannot load {}", p.display()), e)),
+            ModelSource::Store { store, tag } => store.load(tag).map(Arc::new).map_err(|e| {
+                Error::new(ErrorKind::Model, format!("cannot load model {tag}")).with_source(e)
+            }),
+            ModelSource::File(p) => Model::load_file(p).map(Arc::new).map_err(|e| {
+                Error::new(ErrorKind::Model, format!("cannot load {}", p.display())).with_source(e)
+            }),
             ModelSource::Loaded(m) => Ok(m.clone()),
         }
     }

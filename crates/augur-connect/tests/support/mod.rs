@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use augur_connect::{ConnectError, ConnectServer, WorkerConfig};
+use augur_connect::{ConnectServer, WorkerConfig};
 use augur_core::shutdown::{self, ShutdownTrigger};
 use serde_json::Value;
 
@@ -23,7 +23,7 @@ pub struct TestWorker {
     /// Fires its shutdown.
     trigger: ShutdownTrigger,
     /// The thread running its runtime; yields `run`'s result.
-    thread: Option<JoinHandle<Result<(), ConnectError>>>,
+    thread: Option<JoinHandle<Result<(), augur_core::Error>>>,
 }
 
 impl TestWorker {
@@ -69,7 +69,7 @@ impl TestWorker {
     }
 
     /// Fires shutdown and returns `run`'s result.
-    pub fn stop(mut self) -> Result<(), ConnectError> {
+    pub fn stop(mut self) -> Result<(), augur_core::Error> {
         self.trigger.trigger();
         self.thread.take().unwrap().join().expect("worker thread")
     }

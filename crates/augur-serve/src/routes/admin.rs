@@ -16,7 +16,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::{AppState, json_body, json_type, parse_json, read_body};
-use crate::error::{ApiError, ApiErrorKind, ServeErrorKind};
+use crate::error::{ApiError, ApiErrorKind};
 use crate::promote::promote_tag;
 
 /// `403` unless the caller may use admin endpoints.
@@ -121,8 +121,8 @@ pub(crate) async fn promote(
             let kind = match (e.kind(), model_error) {
                 (_, Some(augur_model::ModelError::NotFound(_))) => ApiErrorKind::NotFound,
                 (_, Some(augur_model::ModelError::InvalidTag { .. })) => ApiErrorKind::InvalidInput,
-                (ServeErrorKind::Config, _) => ApiErrorKind::InvalidInput,
-                (ServeErrorKind::Model, None) => ApiErrorKind::NotFound,
+                (augur_core::ErrorKind::Config, _) => ApiErrorKind::InvalidInput,
+                (augur_core::ErrorKind::Model, None) => ApiErrorKind::NotFound,
                 _ => ApiErrorKind::Internal,
             };
             tracing::warn!(error = %e, "promotion failed");

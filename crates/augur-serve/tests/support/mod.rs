@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use augur_core::shutdown::{self, ShutdownTrigger};
 use augur_model::{Model, ModelStore};
-use augur_serve::{ModelSource, ServeConfig, ServeError, Server, ServerHandle};
+use augur_serve::{ModelSource, ServeConfig, Server, ServerHandle};
 use serde_json::Value;
 
 /// The example body from the original service.
@@ -49,7 +49,7 @@ pub struct TestServer {
     /// Fires its shutdown.
     trigger: ShutdownTrigger,
     /// The thread running its runtime; yields `run`'s result.
-    thread: Option<JoinHandle<Result<(), ServeError>>>,
+    thread: Option<JoinHandle<Result<(), augur_core::Error>>>,
 }
 
 impl TestServer {
@@ -102,13 +102,13 @@ impl TestServer {
     }
 
     /// Fires shutdown and returns `run`'s result.
-    pub fn stop(mut self) -> Result<(), ServeError> {
+    pub fn stop(mut self) -> Result<(), augur_core::Error> {
         self.trigger.trigger();
         self.thread.take().unwrap().join().expect("server thread")
     }
 
     /// Waits for `run` to return (after [`TestServer::trigger_shutdown`]).
-    pub fn join(mut self) -> Result<(), ServeError> {
+    pub fn join(mut self) -> Result<(), augur_core::Error> {
         self.thread.take().unwrap().join().expect("server thread")
     }
 

@@ -64,11 +64,11 @@ pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
         let shutdown = runtime::signals();
         let server = match ConnectServer::start(config).await {
             Ok(s) => s,
-            Err(e) => return Ok(runtime::report(&e.into())),
+            Err(e) => return Ok(runtime::report(&e)),
         };
         match server.run(shutdown).await {
             Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(e) => Ok(runtime::report(&e.into())),
+            Err(e) => Ok(runtime::report(&e)),
         }
     })
 }
