@@ -12,6 +12,7 @@
 //! - [`models`]: which model a stage loads (store, then the shipped one).
 //! - [`predict`]: the prediction step shared by the embedded pipeline and enrichment.
 //! - [`capture`]: the capture connector: its config, its destinations, and [`capture::run`].
+//! - [`stages`]: a pipeline's stage tasks, joined with one error precedence.
 
 pub mod capture;
 pub mod enrich;
@@ -21,6 +22,7 @@ pub mod predict;
 pub mod props;
 pub mod remote;
 pub mod sink;
+pub mod stages;
 pub mod stored;
 
 // The Kafka client settings this crate's stages take (`sink::run`, `enrich::run`, capture to

@@ -14,10 +14,12 @@ use std::sync::Arc;
 use augur_core::ack::AckTracker;
 use augur_core::offset::{FileOffsetStore, OffsetStore};
 use augur_core::shutdown::Shutdown;
-use augur_core::{Error, ErrorKind};
+use augur_core::Error;
 use augur_debezium::envelope::Encoder;
 use augur_postgres::source::{PgSource, SourceContext, SourceExit};
 use tokio::sync::mpsc;
+
+use crate::stages::Stages;
 
 use self::config::CaptureConfig;
 use self::destination::{Destination, DestinationConfig};
@@ -66,25 +68,16 @@ pub async fn run_with(
     let acks = AckTracker::new();
     let heartbeats = cfg.source.heartbeat_interval.is_some();
     let encoder = Encoder::new(cfg.envelope.clone());
-    let dest_task = tokio::spawn(dest.run(encoder, rx, heartbeats));
+    let mut stages = Stages::new();
+    stages.spawn("destination", async move {
+        dest.run(encoder, rx, heartbeats).await.map(|_| ())
+    });
     let source = PgSource::new(cfg.source, offsets);
-    let source_result = source
-        .run(SourceContext {
-            out: tx,
-            acks,
-            shutdown,
-            status: None,
-        })
-        .await;
-    let dest_result = match dest_task.await {
-        Ok(r) => r,
-        Err(e) => Err(Error::new(ErrorKind::Internal, "destination task panicked").with_source(e)),
+    let cx = SourceContext {
+        out: tx,
+        acks,
+        shutdown,
+        status: None,
     };
-    match (source_result, dest_result) {
-        (Ok(exit), Ok(_)) => Ok(exit),
-        // The destination's own error explains a source that stopped because of it.
-        (Err(s), Err(d)) if s.kind() == ErrorKind::Destination => Err(d),
-        (Err(s), _) => Err(s),
-        (Ok(_), Err(d)) => Err(d),
-    }
+    stages.run_source(source.run(cx)).await
 }

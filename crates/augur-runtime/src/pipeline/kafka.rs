@@ -18,6 +18,7 @@ use super::config::{OutputMode, RunConfig};
 use crate::capture::destination::Destination;
 use crate::enrich::EnrichConfig;
 use crate::sink::SinkConnectorConfig;
+use crate::stages::Stages;
 
 /// Escapes a topic name for a librdkafka regex subscription.
 fn regex_escape(s: &str) -> String {
@@ -115,35 +116,33 @@ pub async fn run(
     // A change that leaves a TOASTed value out is priced with the value the sink stored.
     enrich.stored = Some(stored_rows(&sink.sink, &bootstrap));
 
-    let enrich_task = tokio::spawn(crate::enrich::run(
-        enrich,
-        predictor,
-        ConsumerSettings::new(&bootstrap, "augur-run-enrich", vec![captured]),
-        ProducerSettings::new(&bootstrap),
-        shutdown.clone(),
-    ));
+    let mut stages = Stages::new();
+    stages.spawn(
+        "enrich",
+        crate::enrich::run(
+            enrich,
+            predictor,
+            ConsumerSettings::new(&bootstrap, "augur-run-enrich", vec![captured]),
+            ProducerSettings::new(&bootstrap),
+            shutdown.clone(),
+        ),
+    );
     let sink_topics = sink.topics.clone();
-    let sink_task = tokio::spawn(crate::sink::run(
-        sink,
-        ConsumerSettings::new(&bootstrap, "augur-run-sink", sink_topics),
-        None,
-        shutdown.clone(),
-    ));
+    stages.spawn(
+        "sink",
+        crate::sink::run(
+            sink,
+            ConsumerSettings::new(&bootstrap, "augur-run-sink", sink_topics),
+            None,
+            shutdown.clone(),
+        ),
+    );
     tracing::info!(bootstrap = %bootstrap, "pipeline stages running over Kafka");
-    let capture_result = crate::capture::run_with(
+    let capture = crate::capture::run_with(
         capture,
         Destination::KafkaOnce(producer),
         offsets,
         shutdown.clone(),
-    )
-    .await;
-    let joined = |r: Result<Result<(), Error>, tokio::task::JoinError>| {
-        r.unwrap_or_else(|e| {
-            Err(Error::new(ErrorKind::Internal, "stage task failed").with_source(e))
-        })
-    };
-    let (e, s) = (joined(enrich_task.await), joined(sink_task.await));
-    capture_result?;
-    e?;
-    s
+    );
+    Box::pin(stages.run_source(capture)).await.map(|_| ())
 }

@@ -31,6 +31,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use self::config::{OutputMode, RunConfig};
 use self::transform::{Transform, Transformed};
+use crate::stages::Stages;
 
 /// A prediction the sink has committed, for live listeners (the demo page).
 #[derive(Debug, Clone, PartialEq)]
@@ -174,28 +175,24 @@ pub async fn run(
     let (committed_tx, committed_rx) = watch::channel(0u64);
     let transform = Transform::new(predictor, cfg.output.clone());
     let lookup = StoredRows::new(cfg.sink.clone(), committed_rx);
-    let transform_task = tokio::spawn(transform_stage(
-        batch_rx,
-        sink_tx,
-        transform,
-        lookup,
-        metrics.clone(),
-    ));
+    let mut stages = Stages::new();
+    stages.spawn(
+        "transform",
+        transform_stage(batch_rx, sink_tx, transform, lookup, metrics.clone()),
+    );
 
     // The sink: one transaction per batch; transient failures retried until shutdown.
-    let sink_task = tokio::spawn(
-        sink_stage::SinkStage {
-            sink,
-            cfg: cfg.sink.clone(),
-            dead_letter_table: cfg.dead_letter_table.clone(),
-            model_tag,
-            metrics: metrics.clone(),
-            written: hooks.written.clone(),
-            committed: committed_tx,
-            shutdown: shutdown.clone(),
-        }
-        .run(sink_rx),
-    );
+    let sink = sink_stage::SinkStage {
+        sink,
+        cfg: cfg.sink.clone(),
+        dead_letter_table: cfg.dead_letter_table.clone(),
+        model_tag,
+        metrics: metrics.clone(),
+        written: hooks.written.clone(),
+        committed: committed_tx,
+        shutdown: shutdown.clone(),
+    };
+    stages.spawn("sink", sink.run(sink_rx));
 
     let lag_task = tokio::spawn(watch_slot_lag(&metrics, &cfg, shutdown.clone()));
     tracing::info!(
@@ -203,35 +200,18 @@ pub async fn run(
         "pipeline starting"
     );
     let source = PgSource::new(cfg.capture.source.clone(), offsets);
-    let source_result = source
-        .run(SourceContext {
-            out: batch_tx,
-            acks,
-            shutdown: shutdown.clone(),
-            status: Some(status_tx),
-        })
-        .await;
-    let transform_result = joined(transform_task, "transform").await;
-    let sink_result = joined(sink_task, "sink").await;
+    let cx = SourceContext {
+        out: batch_tx,
+        acks,
+        shutdown: shutdown.clone(),
+        status: Some(status_tx),
+    };
+    let result = stages.run_source(source.run(cx)).await;
     lag_task.abort();
     if let Some(h) = http {
         h.abort();
     }
-    // The most downstream failure is the cause: a sink error stops the transform, which
-    // stops the source.
-    sink_result
-        .and(transform_result)
-        .and(source_result.map(|_| ()))
-}
-
-/// A stage task's result; a panic is an internal error naming the stage.
-async fn joined(
-    task: tokio::task::JoinHandle<Result<(), Error>>,
-    stage: &str,
-) -> Result<(), Error> {
-    task.await.unwrap_or_else(|e| {
-        Err(Error::new(ErrorKind::Internal, format!("{stage} task failed")).with_source(e))
-    })
+    result.map(|_| ())
 }
 
 /// Fails fast, before the slot is touched: the model loads, the output database answers,
