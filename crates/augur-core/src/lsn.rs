@@ -23,19 +23,40 @@ impl fmt::Display for Lsn {
     }
 }
 
-/// The text was not an LSN in PostgreSQL's `X/Y` hexadecimal form.
+/// The text was not an LSN in PostgreSQL's `X/Y` hexadecimal form. Each variant carries the
+/// whole text as given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not a PostgreSQL LSN (expected hexadecimal X/Y): {0:?}")]
-pub struct ParseLsnError(pub String);
+pub enum ParseLsnError {
+    /// There is no `/` between the two halves.
+    #[error("not a PostgreSQL LSN (expected hexadecimal X/Y): {input:?}")]
+    MissingSlash {
+        /// The text that was parsed.
+        input: String,
+    },
+    /// A half is not a 32-bit hexadecimal number.
+    #[error("not a PostgreSQL LSN (expected hexadecimal X/Y): {input:?}")]
+    InvalidHalf {
+        /// The text that was parsed.
+        input: String,
+    },
+}
 
 impl FromStr for Lsn {
     type Err = ParseLsnError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ParseLsnError(s.to_string());
-        let (hi, lo) = s.trim().split_once('/').ok_or_else(bad)?;
-        let hi = u32::from_str_radix(hi, 16).map_err(|_| bad())?;
-        let lo = u32::from_str_radix(lo, 16).map_err(|_| bad())?;
+        let (hi, lo) = s
+            .trim()
+            .split_once('/')
+            .ok_or_else(|| ParseLsnError::MissingSlash {
+                input: s.to_string(),
+            })?;
+        let half = |h: &str| {
+            u32::from_str_radix(h, 16).map_err(|_| ParseLsnError::InvalidHalf {
+                input: s.to_string(),
+            })
+        };
+        let (hi, lo) = (half(hi)?, half(lo)?);
         Ok(Lsn((u64::from(hi) << 32) | u64::from(lo)))
     }
 }
@@ -57,5 +78,31 @@ mod tests {
         assert_eq!(lsn.to_string(), "16/B374D848");
         assert!("nope".parse::<Lsn>().is_err());
         assert!("1/XYZ".parse::<Lsn>().is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_the_input() {
+        let e = "nope".parse::<Lsn>().unwrap_err();
+        assert_eq!(
+            e,
+            ParseLsnError::MissingSlash {
+                input: "nope".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"not a PostgreSQL LSN (expected hexadecimal X/Y): "nope""#
+        );
+        let e = " 1/XYZ".parse::<Lsn>().unwrap_err();
+        assert_eq!(
+            e,
+            ParseLsnError::InvalidHalf {
+                input: " 1/XYZ".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"not a PostgreSQL LSN (expected hexadecimal X/Y): " 1/XYZ""#
+        );
     }
 }

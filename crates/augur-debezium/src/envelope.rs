@@ -56,39 +56,7 @@ impl EnvelopeConfig {
 
 /// A time-ordered (version 7) UUID for `__debezium.context.runId`.
 pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let ms = now.as_millis() as u64;
-    // Randomness from the clock's nanoseconds, the process id and a stack address, mixed.
-    let mut x = u64::from(now.subsec_nanos())
-        ^ (u64::from(std::process::id()) << 32)
-        ^ (&ms as *const u64 as u64);
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    let (r1, r2) = (next(), next());
-    let b: [u8; 16] = {
-        let mut b = [0u8; 16];
-        b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-        b[6..14].copy_from_slice(&r1.to_be_bytes());
-        b[14..].copy_from_slice(&r2.to_be_bytes()[..2]);
-        b[6] = (b[6] & 0x0f) | 0x70;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        b
-    };
-    let h: String = b.iter().map(|v| format!("{v:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The `source.version` augur prints: its own name and version.

@@ -383,27 +383,54 @@ fn itoa(v: i64) -> String {
 }
 
 /// Why JSON could not be read as Connect data.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonError(pub String);
-
-impl std::fmt::Display for JsonError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    /// A schema is not a JSON object.
+    #[error("schema is not a JSON object")]
+    SchemaNotObject,
+    /// A schema's `type` is missing or is not a Connect type name.
+    #[error("schema has no valid \"type\"")]
+    NoType,
+    /// A struct schema has no `fields` array.
+    #[error("struct schema has no \"fields\" array")]
+    NoFields,
+    /// A struct schema's member has no `field` name.
+    #[error("struct member has no \"field\" name")]
+    UnnamedMember,
+    /// An array or map schema lacks the schema of its items, keys or values.
+    #[error("{} schema has no \"{key}\"", .schema.json_name())]
+    MissingSchema {
+        /// The container type: [`SchemaType::Array`] or [`SchemaType::Map`].
+        schema: SchemaType,
+        /// The absent key: `items`, `keys` or `values`.
+        key: &'static str,
+    },
+    /// The JSON is not what a value of the schema's type needs.
+    #[error("expected {expected} for a {} value", .schema.json_name())]
+    WrongType {
+        /// What the value needed, e.g. `an integer`.
+        expected: &'static str,
+        /// The type of the schema the value was read under.
+        schema: SchemaType,
+    },
+    /// A struct member's value could not be read.
+    #[error("field \"{field}\": {error}")]
+    InField {
+        /// The member's name.
+        field: String,
+        /// What was wrong with its value (shown in this error's message, so not a source).
+        error: Box<JsonError>,
+    },
 }
-
-impl std::error::Error for JsonError {}
 
 /// Reads a Connect schema from its JSON form.
 pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
-    let obj = json
-        .as_object()
-        .ok_or_else(|| JsonError("schema is not a JSON object".into()))?;
+    let obj = json.as_object().ok_or(JsonError::SchemaNotObject)?;
     let ty = obj
         .get("type")
         .and_then(|t| t.as_str())
         .and_then(SchemaType::from_json_name)
-        .ok_or_else(|| JsonError("schema has no valid \"type\"".into()))?;
+        .ok_or(JsonError::NoType)?;
     let mut schema = Schema::new(ty);
     schema.optional = obj
         .get("optional")
@@ -429,28 +456,22 @@ pub fn parse_schema(json: &serde_json::Value) -> Result<Schema, JsonError> {
             let fields = obj
                 .get("fields")
                 .and_then(|f| f.as_array())
-                .ok_or_else(|| JsonError("struct schema has no \"fields\" array".into()))?;
+                .ok_or(JsonError::NoFields)?;
             for f in fields {
                 let name = f
                     .get("field")
                     .and_then(|n| n.as_str())
-                    .ok_or_else(|| JsonError("struct member has no \"field\" name".into()))?;
+                    .ok_or(JsonError::UnnamedMember)?;
                 schema.fields.push(Field::new(name, parse_schema(f)?));
             }
         }
         SchemaType::Array => {
-            let items = obj
-                .get("items")
-                .ok_or_else(|| JsonError("array schema has no \"items\"".into()))?;
+            let items = obj.get("items").ok_or(missing_schema(ty, "items"))?;
             schema.items = Some(Box::new(parse_schema(items)?));
         }
         SchemaType::Map => {
-            let k = obj
-                .get("keys")
-                .ok_or_else(|| JsonError("map schema has no \"keys\"".into()))?;
-            let v = obj
-                .get("values")
-                .ok_or_else(|| JsonError("map schema has no \"values\"".into()))?;
+            let k = obj.get("keys").ok_or(missing_schema(ty, "keys"))?;
+            let v = obj.get("values").ok_or(missing_schema(ty, "values"))?;
             schema.keys = Some(Box::new(parse_schema(k)?));
             schema.values = Some(Box::new(parse_schema(v)?));
         }
@@ -469,7 +490,7 @@ pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, J
     if json.is_null() {
         return Ok(Value::Null);
     }
-    let wrong = |what: &str| wrong_json(schema, what);
+    let wrong = |what: &'static str| wrong_json(schema, what);
     Ok(match schema.ty {
         SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(|| wrong("true/false"))?),
         SchemaType::Int8 => Value::Int8(int_in_range(json, &wrong)?),
@@ -499,11 +520,16 @@ pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, J
 
 /// The error for JSON that is not `what` a value of `schema` needs.
 #[cold]
-fn wrong_json(schema: &Schema, what: &str) -> JsonError {
-    JsonError(format!(
-        "expected {what} for a {} value",
-        schema.ty.json_name()
-    ))
+fn wrong_json(schema: &Schema, what: &'static str) -> JsonError {
+    JsonError::WrongType {
+        expected: what,
+        schema: schema.ty,
+    }
+}
+
+/// The error for a container schema of type `ty` without its `key` member schema.
+fn missing_schema(ty: SchemaType, key: &'static str) -> JsonError {
+    JsonError::MissingSchema { schema: ty, key }
 }
 
 /// Reads an array value under `schema`'s item schema.
@@ -559,8 +585,10 @@ fn parse_struct(schema: &Schema, json: &serde_json::Value) -> Result<Value, Json
     let mut members = Vec::with_capacity(schema.fields.len());
     for f in &schema.fields {
         members.push(match obj.get(&f.name) {
-            Some(v) => parse_value(&f.schema, v)
-                .map_err(|e| JsonError(format!("field \"{}\": {}", f.name, e.0)))?,
+            Some(v) => parse_value(&f.schema, v).map_err(|e| JsonError::InField {
+                field: f.name.clone(),
+                error: Box::new(e),
+            })?,
             None => Value::Null,
         });
     }
@@ -569,7 +597,7 @@ fn parse_struct(schema: &Schema, json: &serde_json::Value) -> Result<Value, Json
 
 fn int_in_range<T: TryFrom<i64>>(
     json: &serde_json::Value,
-    wrong: &dyn Fn(&str) -> JsonError,
+    wrong: &dyn Fn(&'static str) -> JsonError,
 ) -> Result<T, JsonError> {
     let v = json.as_i64().ok_or_else(|| wrong("an integer"))?;
     T::try_from(v).map_err(|_| wrong("an integer in range"))
@@ -670,5 +698,58 @@ mod tests {
             parsed,
             Value::Struct(vec![Value::Int32(0), Value::Bytes(vec![0x12, 0xd6, 0x87])])
         );
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        let schema_err =
+            |json: &str| parse_schema(&serde_json::from_str(json).unwrap()).unwrap_err();
+        let e = schema_err("[]");
+        assert_eq!(e, JsonError::SchemaNotObject);
+        assert_eq!(e.to_string(), "schema is not a JSON object");
+        assert_eq!(
+            schema_err(r#"{"type":"nope"}"#).to_string(),
+            r#"schema has no valid "type""#
+        );
+        assert_eq!(
+            schema_err(r#"{"type":"struct"}"#).to_string(),
+            r#"struct schema has no "fields" array"#
+        );
+        assert_eq!(
+            schema_err(r#"{"type":"struct","fields":[{"type":"int32"}]}"#).to_string(),
+            r#"struct member has no "field" name"#
+        );
+        let e = schema_err(r#"{"type":"array"}"#);
+        assert_eq!(
+            e,
+            JsonError::MissingSchema {
+                schema: SchemaType::Array,
+                key: "items"
+            }
+        );
+        assert_eq!(e.to_string(), r#"array schema has no "items""#);
+        assert_eq!(
+            schema_err(r#"{"type":"map","keys":{"type":"string"}}"#).to_string(),
+            r#"map schema has no "values""#
+        );
+
+        let s = Schema::structure(None, vec![Field::new("n", Schema::new(SchemaType::Int8))]);
+        let e = parse_value(&s, &serde_json::json!({"n": 300})).unwrap_err();
+        assert_eq!(
+            e,
+            JsonError::InField {
+                field: "n".into(),
+                error: Box::new(JsonError::WrongType {
+                    expected: "an integer in range",
+                    schema: SchemaType::Int8
+                }),
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            r#"field "n": expected an integer in range for a int8 value"#
+        );
+        let e = parse_value(&Schema::new(SchemaType::Bytes), &serde_json::json!("!")).unwrap_err();
+        assert_eq!(e.to_string(), "expected valid base64 for a bytes value");
     }
 }

@@ -46,7 +46,7 @@ pub fn row(
                 let text = std::str::from_utf8(bytes)
                     .map_err(|_| value_error(&table.schema, field_idx, "is not UTF-8"))?;
                 types::convert(&col.ty, col.typmod, text, opts)
-                    .map_err(|e| value_error(&table.schema, field_idx, &e.0))?
+                    .map_err(|e| value_error(&table.schema, field_idx, &e.to_string()))?
             }
             Datum::Binary(_) => {
                 return Err(Error::new(

@@ -5,19 +5,96 @@
 //! Tuple values are borrowed from the message buffer; nothing is copied until a value is
 //! converted to its Connect form.
 
-use std::fmt;
-
-/// A protocol violation: the message did not have the shape pgoutput v1 gives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecodeError(pub String);
-
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "malformed pgoutput message: {}", self.0)
-    }
+/// A protocol violation: the message did not have the shape pgoutput v1 gives it. `at` is the
+/// byte offset in the message where the decoder noticed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The message ended before a field it must have.
+    #[error("malformed pgoutput message: truncated message at byte {at}")]
+    Truncated {
+        /// Where the missing field starts.
+        at: usize,
+    },
+    /// A string runs to the end of the message without its NUL terminator.
+    #[error("malformed pgoutput message: unterminated string at byte {at}")]
+    UnterminatedString {
+        /// Where the string starts.
+        at: usize,
+    },
+    /// A string (a name) is not valid UTF-8.
+    #[error("malformed pgoutput message: string is not UTF-8 at byte {at}")]
+    NotUtf8 {
+        /// Where the string starts.
+        at: usize,
+    },
+    /// A tuple claims fewer than zero columns.
+    #[error("malformed pgoutput message: negative column count at byte {at}")]
+    NegativeColumnCount {
+        /// Just after the count.
+        at: usize,
+    },
+    /// A tuple value claims fewer than zero bytes.
+    #[error("malformed pgoutput message: negative value length at byte {at}")]
+    NegativeValueLength {
+        /// Just after the length.
+        at: usize,
+    },
+    /// A tuple value's kind byte is not `n`, `u`, `t` or `b`.
+    #[error(
+        "malformed pgoutput message: unknown tuple datum kind {:?} at byte {at}",
+        char::from(*.kind)
+    )]
+    UnknownDatumKind {
+        /// The kind byte.
+        kind: u8,
+        /// Just after the kind byte.
+        at: usize,
+    },
+    /// A Relation's replica identity byte is not `d`, `n`, `f` or `i`.
+    #[error(
+        "malformed pgoutput message: unknown replica identity {:?} at byte {at}",
+        char::from(*.identity)
+    )]
+    UnknownReplicaIdentity {
+        /// The replica identity byte.
+        identity: u8,
+        /// Just after the byte.
+        at: usize,
+    },
+    /// An Insert's tuple marker is not `N`.
+    #[error(
+        "malformed pgoutput message: insert without new tuple ({:?}) at byte {at}",
+        char::from(*.marker)
+    )]
+    InsertWithoutNew {
+        /// The marker byte found instead.
+        marker: u8,
+        /// Just after the marker.
+        at: usize,
+    },
+    /// An Update's (last) tuple marker is not `N`.
+    #[error(
+        "malformed pgoutput message: update without new tuple ({:?}) at byte {at}",
+        char::from(*.marker)
+    )]
+    UpdateWithoutNew {
+        /// The marker byte found instead.
+        marker: u8,
+        /// Just after the marker.
+        at: usize,
+    },
+    /// A Delete's tuple marker is neither `K` nor `O`.
+    #[error(
+        "malformed pgoutput message: delete without old tuple ({:?}) at byte {at}",
+        char::from(*.marker)
+    )]
+    DeleteWithoutOld {
+        /// The marker byte found instead.
+        marker: u8,
+        /// Just after the marker.
+        at: usize,
+    },
 }
-
-impl std::error::Error for DecodeError {}
 
 /// The REPLICA IDENTITY setting of a table, as a Relation message reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,13 +224,9 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn err(&self, what: &str) -> DecodeError {
-        DecodeError(format!("{what} at byte {}", self.pos))
-    }
-
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.buf.len() - self.pos < n {
-            return Err(self.err("truncated message"));
+            return Err(DecodeError::Truncated { at: self.pos });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -186,12 +259,13 @@ impl<'a> Reader<'a> {
     }
 
     fn cstr(&mut self) -> Result<String, DecodeError> {
-        let rest = &self.buf[self.pos..];
+        let at = self.pos;
+        let rest = &self.buf[at..];
         let end = rest
             .iter()
             .position(|&b| b == 0)
-            .ok_or_else(|| self.err("unterminated string"))?;
-        let s = std::str::from_utf8(&rest[..end]).map_err(|_| self.err("string is not UTF-8"))?;
+            .ok_or(DecodeError::UnterminatedString { at })?;
+        let s = std::str::from_utf8(&rest[..end]).map_err(|_| DecodeError::NotUtf8 { at })?;
         self.pos += end + 1;
         Ok(s.to_string())
     }
@@ -199,7 +273,7 @@ impl<'a> Reader<'a> {
     fn tuple(&mut self) -> Result<Tuple<'a>, DecodeError> {
         let n = self.i16()?;
         if n < 0 {
-            return Err(self.err("negative column count"));
+            return Err(DecodeError::NegativeColumnCount { at: self.pos });
         }
         let mut cols = Vec::with_capacity(n as usize);
         for _ in 0..n {
@@ -210,7 +284,7 @@ impl<'a> Reader<'a> {
                 b't' | b'b' => {
                     let len = self.i32()?;
                     if len < 0 {
-                        return Err(self.err("negative value length"));
+                        return Err(DecodeError::NegativeValueLength { at: self.pos });
                     }
                     let data = self.take(len as usize)?;
                     if kind == b't' {
@@ -219,8 +293,8 @@ impl<'a> Reader<'a> {
                         Datum::Binary(data)
                     }
                 }
-                other => {
-                    return Err(self.err(&format!("unknown tuple datum kind {:?}", other as char)));
+                kind => {
+                    return Err(DecodeError::UnknownDatumKind { kind, at: self.pos });
                 }
             });
         }
@@ -256,8 +330,11 @@ impl<'a> Reader<'a> {
             b'n' => ReplicaIdentity::Nothing,
             b'f' => ReplicaIdentity::Full,
             b'i' => ReplicaIdentity::Index,
-            other => {
-                return Err(self.err(&format!("unknown replica identity {:?}", other as char)));
+            identity => {
+                return Err(DecodeError::UnknownReplicaIdentity {
+                    identity,
+                    at: self.pos,
+                });
             }
         };
         let n = self.i16()?;
@@ -307,8 +384,11 @@ impl<'a> Reader<'a> {
         let relation = self.u32()?;
         match self.u8()? {
             b'N' => {}
-            other => {
-                return Err(self.err(&format!("insert without new tuple ({:?})", other as char)));
+            marker => {
+                return Err(DecodeError::InsertWithoutNew {
+                    marker,
+                    at: self.pos,
+                });
             }
         }
         Ok(Message::Insert {
@@ -332,7 +412,10 @@ impl<'a> Reader<'a> {
             marker = self.u8()?;
         }
         if marker != b'N' {
-            return Err(self.err(&format!("update without new tuple ({:?})", marker as char)));
+            return Err(DecodeError::UpdateWithoutNew {
+                marker,
+                at: self.pos,
+            });
         }
         Ok(Message::Update {
             relation,
@@ -347,8 +430,11 @@ impl<'a> Reader<'a> {
         let kind = match self.u8()? {
             b'K' => OldKind::Key,
             b'O' => OldKind::Full,
-            other => {
-                return Err(self.err(&format!("delete without old tuple ({:?})", other as char)));
+            marker => {
+                return Err(DecodeError::DeleteWithoutOld {
+                    marker,
+                    at: self.pos,
+                });
             }
         };
         Ok(Message::Delete {
@@ -438,5 +524,42 @@ mod tests {
         assert!(decode(b"").is_err());
         // A length that runs past the end.
         assert!(decode(b"I\x00\x00\x40\x00N\x00\x01t\x7f\xff\xff\xffab").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_problem_and_the_byte() {
+        let e = decode(b"I\x00\x00").unwrap_err();
+        assert_eq!(e, DecodeError::Truncated { at: 1 });
+        assert_eq!(
+            e.to_string(),
+            "malformed pgoutput message: truncated message at byte 1"
+        );
+        let e = decode(b"D\x00\x00\x40\x00Z").unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::DeleteWithoutOld {
+                marker: b'Z',
+                at: 6
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "malformed pgoutput message: delete without old tuple ('Z') at byte 6"
+        );
+        let e = decode(b"I\x00\x00\x40\x00N\x00\x01x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed pgoutput message: unknown tuple datum kind 'x' at byte 9"
+        );
+        let e = decode(b"Y\x00\x00\x00\x17pg_catalog").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed pgoutput message: unterminated string at byte 5"
+        );
+        let e = decode(b"R\x00\x00\x40\x00public\x00t\x00\xff").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "malformed pgoutput message: unknown replica identity 'ÿ' at byte 15"
+        );
     }
 }

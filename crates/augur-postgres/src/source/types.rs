@@ -385,17 +385,18 @@ pub fn variable_scale_decimal_schema() -> Schema {
 }
 
 /// Why a value could not be converted (never contains the value itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConvertError(pub String);
-
-impl std::fmt::Display for ConvertError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// The text is not the text output of the column's type.
+    #[error("cannot parse {type_name} text output")]
+    Unparsable {
+        /// The SQL type the text should be the output of, e.g. `timestamptz`.
+        type_name: &'static str,
+    },
 }
 
-fn bad(what: &str) -> ConvertError {
-    ConvertError(format!("cannot parse {what} text output"))
+fn bad(type_name: &'static str) -> ConvertError {
+    ConvertError::Unparsable { type_name }
 }
 
 /// Converts one value from PostgreSQL text output to its Connect value under `schema` (which
@@ -945,5 +946,20 @@ mod tests {
         ] {
             assert!(convert(&ty, -1, txt, &opts).is_err(), "{ty:?} {txt}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_type_not_the_value() {
+        let opts = TypeOptions::default();
+        let e = convert(&PgType::TimestampTz, -1, "secret-ish", &opts).unwrap_err();
+        assert_eq!(
+            e,
+            ConvertError::Unparsable {
+                type_name: "timestamptz"
+            }
+        );
+        assert_eq!(e.to_string(), "cannot parse timestamptz text output");
+        let e = convert(&PgType::Array(Box::new(PgType::Int8)), -1, "{1,x}", &opts).unwrap_err();
+        assert_eq!(e.to_string(), "cannot parse bigint text output");
     }
 }
