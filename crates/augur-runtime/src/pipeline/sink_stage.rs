@@ -1,7 +1,6 @@
 //! The embedded pipeline's last stage: one transaction per batch, transient failures retried,
 //! and the batch's ack only after its commit — the one thing that flows back to the source.
 
-
 use augur_core::shutdown::Shutdown;
 use augur_core::{Backoff, Error};
 use augur_postgres::sink::config::SinkConfig;
