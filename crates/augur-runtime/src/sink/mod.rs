@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind, Retry};
-use augur_kafka::consumer::{Consumer, ConsumerSettings};
+use augur_kafka::consumer::{Consumer, ConsumerSettings, Received};
 use augur_kafka::producer::{Producer, ProducerSettings};
 use augur_postgres::conn::PgConnect;
 use augur_postgres::sink::config::{Flavor, InsertMode, PkMode, SinkConfig};
@@ -358,81 +358,131 @@ pub async fn run(
             _ = shutdown.wait() => break,
             b = consumer.recv_batch(cfg.sink.batch_size, Duration::from_millis(10)) => b?,
         };
-        let mut writes: Vec<RowWrite> = Vec::with_capacity(batch.len());
-        let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
-        let mut dead = Vec::new();
-        for (i, rec) in batch.iter().enumerate() {
-            let r = SinkRecord {
-                topic: &rec.topic,
-                partition: rec.partition,
-                offset: rec.offset,
-                key: rec.key.as_deref(),
-                value: rec.value.as_deref(),
-            };
-            match converter.convert(&cfg.sink, &r) {
-                Ok(Some(w)) => {
-                    writes.push(w);
-                    origin.push(i);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    if !cfg.tolerate_errors {
-                        return Err(Error::new(
-                            ErrorKind::Data,
-                            format!("record {}-{}@{} cannot be written: {e}", rec.topic, rec.partition, rec.offset),
-                        )
-                        .with_hint("fix the producer, or set errors.tolerance=all (with errors.deadletterqueue.topic.name) to route such records aside"));
-                    }
-                    tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %e, "record refused by the sink");
-                    dead.push((rec, e.0, "VALUE_CONVERTER"));
-                }
-            }
-        }
-        // Transient failures are retried with backoff; a row the table refuses is isolated
-        // (errors.tolerance=all, as Kafka Connect's errant-record reporter does) or stops the
-        // connector without committing, so nothing is lost.
-        let report_only = |_: &Rejected| None;
-        let mut attempt = 0u32;
-        let rejected = loop {
-            let b = Batch {
-                writes: &writes,
-                isolate: cfg
-                    .tolerate_errors
-                    .then_some(&report_only as DeadLetterOf<'_>),
-                ..Batch::default()
-            };
-            match sink.write_batch(b).await {
-                Ok(r) => break r,
-                Err(e) if e.kind().retry() == Retry::WithBackoff && attempt < 10 => {
-                    attempt += 1;
-                    tracing::warn!(error = %e.full_message(), attempt, "sink write failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                    if let Ok(s) = PgSink::connect(cfg.sink.clone()).await {
-                        sink = s;
-                    }
-                }
-                Err(e) => return Err(e),
-            }
-        };
+        let Converted {
+            writes,
+            origin,
+            mut dead,
+        } = convert_batch(&cfg, &mut converter, &batch)?;
+        let rejected = write_with_retry(&cfg, &mut sink, &writes).await?;
         for r in rejected {
             let rec = &batch[origin[r.index]];
             tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %r.reason, "record refused by the table");
             dead.push((rec, r.reason, "TASK_PUT"));
         }
         if let (Some(p), Some(topic)) = (&dlq_producer, &cfg.dlq_topic) {
-            for (rec, reason, stage) in dead {
-                p.ensure_topic(topic).await?;
-                let d = p
-                    .send(&crate::enrich::dead_letter(
-                        rec, topic, stage, &cfg.name, &reason,
-                    ))
-                    .await?;
-                Producer::delivered(d).await?;
-            }
+            send_dead_letters(&cfg, p, topic, dead).await?;
         }
         consumer.commit(&batch, false)?;
     }
     tracing::info!(connector = %cfg.name, "sink connector stopped");
+    Ok(())
+}
+
+/// A record bound for the dead-letter topic: the record, why, and the failing stage.
+type DeadRecord<'a> = (&'a Received, String, &'static str);
+
+/// A consumed batch converted into sink writes.
+struct Converted<'a> {
+    /// The writes, in batch order.
+    writes: Vec<RowWrite>,
+    /// For each write, the index of its record in the batch.
+    origin: Vec<usize>,
+    /// Records the converter refused (with errors.tolerance=all).
+    dead: Vec<DeadRecord<'a>>,
+}
+
+/// Converts a batch into writes; a refused record stops the connector unless tolerated.
+fn convert_batch<'a>(
+    cfg: &SinkConnectorConfig,
+    converter: &mut RecordConverter,
+    batch: &'a [Received],
+) -> Result<Converted<'a>, Error> {
+    let mut out = Converted {
+        writes: Vec::with_capacity(batch.len()),
+        origin: Vec::with_capacity(batch.len()),
+        dead: Vec::new(),
+    };
+    for (i, rec) in batch.iter().enumerate() {
+        let r = SinkRecord {
+            topic: &rec.topic,
+            partition: rec.partition,
+            offset: rec.offset,
+            key: rec.key.as_deref(),
+            value: rec.value.as_deref(),
+        };
+        match converter.convert(&cfg.sink, &r) {
+            Ok(Some(w)) => {
+                out.writes.push(w);
+                out.origin.push(i);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                if !cfg.tolerate_errors {
+                    return Err(Error::new(
+                        ErrorKind::Data,
+                        format!("record {}-{}@{} cannot be written: {e}", rec.topic, rec.partition, rec.offset),
+                    )
+                    .with_hint("fix the producer, or set errors.tolerance=all (with errors.deadletterqueue.topic.name) to route such records aside"));
+                }
+                tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %e, "record refused by the sink");
+                out.dead.push((rec, e.0, "VALUE_CONVERTER"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes one batch, returning the rows the table refused.
+///
+/// Transient failures are retried with backoff; a row the table refuses is isolated
+/// (errors.tolerance=all, as Kafka Connect's errant-record reporter does) or stops the
+/// connector without committing, so nothing is lost.
+async fn write_with_retry(
+    cfg: &SinkConnectorConfig,
+    sink: &mut PgSink,
+    writes: &[RowWrite],
+) -> Result<Vec<Rejected>, Error> {
+    let report_only = |_: &Rejected| None;
+    let mut attempt = 0u32;
+    loop {
+        let b = Batch {
+            writes,
+            isolate: cfg
+                .tolerate_errors
+                .then_some(&report_only as DeadLetterOf<'_>),
+            ..Batch::default()
+        };
+        match sink.write_batch(b).await {
+            Ok(r) => return Ok(r),
+            Err(e) if e.kind().retry() == Retry::WithBackoff && attempt < 10 => {
+                attempt += 1;
+                tracing::warn!(error = %e.full_message(), attempt, "sink write failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                if let Ok(s) = PgSink::connect(cfg.sink.clone()).await {
+                    *sink = s;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Sends each refused record to the dead-letter `topic`, waiting for every delivery.
+async fn send_dead_letters(
+    cfg: &SinkConnectorConfig,
+    producer: &Producer,
+    topic: &str,
+    dead: Vec<DeadRecord<'_>>,
+) -> Result<(), Error> {
+    for (rec, reason, stage) in dead {
+        producer.ensure_topic(topic).await?;
+        let d = producer
+            .send(&crate::enrich::dead_letter(
+                rec, topic, stage, &cfg.name, &reason,
+            ))
+            .await?;
+        Producer::delivered(d).await?;
+    }
     Ok(())
 }
 

@@ -76,11 +76,245 @@ pub struct RecordConverter {
     shapes: HashMap<String, Arc<RowShape>>,
 }
 
+/// Whether `schema` is a Debezium change-event envelope (`op`, `before`, `after`).
 fn is_envelope(schema: &Schema) -> bool {
     schema.ty == SchemaType::Struct
         && schema.field("op").is_some()
         && schema.field("after").is_some()
         && schema.field("before").is_some()
+}
+
+/// The record key as a parsed document (`None` when absent, empty or null).
+fn parse_key(rec: &SinkRecord<'_>) -> Result<Option<(Schema, Value)>, RecordError> {
+    match rec.key {
+        Some(k) if !k.is_empty() => parse_connect(k, "the record key"),
+        _ => Ok(None),
+    }
+}
+
+/// The record value as a parsed document (`None` for a tombstone or a null payload).
+fn parse_value(rec: &SinkRecord<'_>) -> Result<Option<(Schema, Value)>, RecordError> {
+    match rec.value {
+        Some(v) => parse_connect(v, "the record value"),
+        None => Ok(None),
+    }
+}
+
+/// The key's schema and members, when the record key is a struct.
+fn key_struct(key: Option<&(Schema, Value)>) -> Option<(&Schema, &[Value])> {
+    match key {
+        Some((s, Value::Struct(m))) => Some((s, m)),
+        _ => None,
+    }
+}
+
+/// The primary key names: `pk.fields`, or else every field of the key struct.
+fn key_pk_names(cfg: &SinkConfig, ks: &Schema) -> Vec<String> {
+    if cfg.pk_fields.is_empty() {
+        ks.fields.iter().map(|f| f.name.clone()).collect()
+    } else {
+        cfg.pk_fields.clone()
+    }
+}
+
+/// Debezium's `source.schema` and `source.table`, when the record carries them.
+#[derive(Debug, Default)]
+struct SourceNames {
+    schema: Option<String>,
+    table: Option<String>,
+}
+
+/// What a record value asks of the sink.
+#[derive(Debug)]
+enum ValueAction {
+    /// Write a row: its struct schema and member values.
+    Row(Schema, Vec<Value>),
+    /// Delete the row the key names (a tombstone, a Debezium `d`, a schema-only null payload).
+    Delete,
+    /// Empty the table (a Debezium `t` with truncates enabled).
+    Truncate,
+    /// Change nothing (a message, or a truncate with truncates disabled).
+    Skip,
+}
+
+/// A decoded record value: what it asks for, and the source it names.
+#[derive(Debug)]
+struct DecodedValue {
+    source: SourceNames,
+    action: ValueAction,
+}
+
+/// Decodes a parsed record value: a Debezium envelope, a flattened struct row, or a delete.
+fn decode_value(
+    cfg: &SinkConfig,
+    value: Option<(Schema, Value)>,
+) -> Result<DecodedValue, RecordError> {
+    let action = match value {
+        None => ValueAction::Delete,
+        Some((schema, Value::Struct(members))) if is_envelope(&schema) => {
+            return Envelope {
+                schema: &schema,
+                members: &members,
+            }
+            .decode(cfg);
+        }
+        Some((schema, Value::Struct(members))) => ValueAction::Row(schema, members),
+        Some((schema, _)) => {
+            return Err(bad(format!(
+                "the record value is a {}, not a struct the sink can map to columns",
+                schema.ty.json_name()
+            )));
+        }
+    };
+    Ok(DecodedValue {
+        source: SourceNames::default(),
+        action,
+    })
+}
+
+/// A Debezium change-event envelope: its schema and struct members.
+struct Envelope<'a> {
+    schema: &'a Schema,
+    members: &'a [Value],
+}
+
+impl<'a> Envelope<'a> {
+    /// The member named `name`.
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.schema.field_index(name).map(|i| &self.members[i])
+    }
+
+    /// The source it names and what its `op` asks for.
+    fn decode(&self, cfg: &SinkConfig) -> Result<DecodedValue, RecordError> {
+        let source = self.source_names();
+        let action = match self.get("op").and_then(Value::as_str) {
+            Some("d") => ValueAction::Delete,
+            // No row shape: a truncate empties a table, it never creates one.
+            Some("t") if cfg.truncate_enabled => ValueAction::Truncate,
+            Some("t") | Some("m") => ValueAction::Skip,
+            Some("c" | "u" | "r") => self.after_row()?,
+            other => return Err(bad(format!("unknown change event op {other:?}"))),
+        };
+        Ok(DecodedValue { source, action })
+    }
+
+    /// `source.schema` and `source.table`, when the envelope has a `source` struct.
+    fn source_names(&self) -> SourceNames {
+        let (Some(Value::Struct(src)), Some(src_schema)) =
+            (self.get("source"), self.schema.field("source"))
+        else {
+            return SourceNames::default();
+        };
+        let s = |n: &str| {
+            src_schema
+                .schema
+                .field_index(n)
+                .and_then(|i| src[i].as_str().map(str::to_string))
+        };
+        SourceNames {
+            schema: s("schema"),
+            table: s("table"),
+        }
+    }
+
+    /// The `after` row of a create, update or read.
+    fn after_row(&self) -> Result<ValueAction, RecordError> {
+        let after_schema = self
+            .schema
+            .field("after")
+            .map(|f| f.schema.clone())
+            .ok_or_else(|| bad("envelope without after"))?;
+        match self.get("after") {
+            Some(Value::Struct(a)) => Ok(ValueAction::Row(after_schema, a.clone())),
+            _ => Err(bad("change event without an after row")),
+        }
+    }
+}
+
+/// A row being built: its fields and values, in column order.
+struct RowParts {
+    fields: Vec<Field>,
+    values: Vec<Value>,
+}
+
+impl RowParts {
+    /// Adds what `pk.mode` needs to the row and returns the primary key names.
+    fn add_primary_key(
+        &mut self,
+        cfg: &SinkConfig,
+        rec: &SinkRecord<'_>,
+        schema: &Schema,
+        key: Option<(&Schema, &[Value])>,
+    ) -> Result<Vec<String>, RecordError> {
+        match cfg.pk_mode {
+            PkMode::None => Ok(Vec::new()),
+            PkMode::Kafka => Ok(self.add_kafka_coordinates(rec)),
+            PkMode::RecordValue => value_pk(cfg, schema),
+            PkMode::RecordKey => self.merge_key_pk(cfg, key),
+        }
+    }
+
+    /// `pk.mode=kafka`: appends the topic, partition and offset columns.
+    fn add_kafka_coordinates(&mut self, rec: &SinkRecord<'_>) -> Vec<String> {
+        self.fields.push(Field::new(
+            "__connect_topic",
+            Schema::new(SchemaType::String),
+        ));
+        self.fields.push(Field::new(
+            "__connect_partition",
+            Schema::new(SchemaType::Int32),
+        ));
+        self.fields.push(Field::new(
+            "__connect_offset",
+            Schema::new(SchemaType::Int64),
+        ));
+        self.values.push(Value::String(rec.topic.to_string()));
+        self.values.push(Value::Int32(rec.partition));
+        self.values.push(Value::Int64(rec.offset));
+        vec![
+            "__connect_topic".into(),
+            "__connect_partition".into(),
+            "__connect_offset".into(),
+        ]
+    }
+
+    /// `pk.mode=record_key`: the key's fields overwrite (or are prepended to) the row's.
+    fn merge_key_pk(
+        &mut self,
+        cfg: &SinkConfig,
+        key: Option<(&Schema, &[Value])>,
+    ) -> Result<Vec<String>, RecordError> {
+        let (ks, kv) = key.ok_or_else(|| bad("pk.mode=record_key needs a struct record key"))?;
+        let names = key_pk_names(cfg, ks);
+        for n in &names {
+            let ki = ks
+                .field_index(n)
+                .ok_or_else(|| bad(format!("the record key has no field \"{n}\"")))?;
+            match self.fields.iter().position(|f| &f.name == n) {
+                Some(vi) => self.values[vi] = kv[ki].clone(),
+                None => {
+                    self.fields.insert(0, ks.fields[ki].clone());
+                    self.values.insert(0, kv[ki].clone());
+                }
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// `pk.mode=record_value`: `pk.fields`, each of which the value must have.
+fn value_pk(cfg: &SinkConfig, schema: &Schema) -> Result<Vec<String>, RecordError> {
+    if cfg.pk_fields.is_empty() {
+        return Err(bad("pk.mode=record_value needs pk.fields"));
+    }
+    for n in &cfg.pk_fields {
+        if schema.field_index(n).is_none() {
+            return Err(bad(format!(
+                "the record value has no field \"{n}\" named in pk.fields"
+            )));
+        }
+    }
+    Ok(cfg.pk_fields.clone())
 }
 
 impl RecordConverter {
@@ -89,6 +323,7 @@ impl RecordConverter {
         RecordConverter::default()
     }
 
+    /// The shared row shape for `fields` and `pk`.
     fn shape(&mut self, fields: Vec<Field>, pk: Vec<String>) -> Arc<RowShape> {
         let key = format!("{fields:?}{pk:?}");
         self.shapes
@@ -104,200 +339,110 @@ impl RecordConverter {
         cfg: &SinkConfig,
         rec: &SinkRecord<'_>,
     ) -> Result<Option<RowWrite>, RecordError> {
-        let key = match rec.key {
-            Some(k) if !k.is_empty() => parse_connect(k, "the record key")?,
-            _ => None,
-        };
-        let value = match rec.value {
-            Some(v) => parse_connect(v, "the record value")?,
-            None => None,
-        };
-        let (mut source_schema, mut source_table) = (None, None);
-        // The row (schema + struct value), or None for a delete.
-        let row: Option<(Schema, Vec<Value>)> = match value {
-            None => None,
-            Some((schema, Value::Struct(members))) if is_envelope(&schema) => {
-                let get = |name: &str| schema.field_index(name).map(|i| &members[i]);
-                if let (Some(Value::Struct(src)), Some(src_schema)) =
-                    (get("source"), schema.field("source"))
-                {
-                    let s = |n: &str| {
-                        src_schema
-                            .schema
-                            .field_index(n)
-                            .and_then(|i| src[i].as_str().map(str::to_string))
-                    };
-                    source_schema = s("schema");
-                    source_table = s("table");
-                }
-                match get("op").and_then(Value::as_str) {
-                    Some("d") => None,
-                    Some("t") if cfg.truncate_enabled => {
-                        // No row shape: a truncate empties a table, it never creates one.
-                        let table = cfg.table_name(
-                            rec.topic,
-                            source_schema.as_deref(),
-                            source_table.as_deref(),
-                        );
-                        return Ok(Some(RowWrite {
-                            table,
-                            shape: self.shape(Vec::new(), Vec::new()),
-                            op: WriteOp::Truncate,
-                        }));
-                    }
-                    Some("t") | Some("m") => return Ok(None),
-                    Some("c" | "u" | "r") => {
-                        let after_schema = schema
-                            .field("after")
-                            .map(|f| f.schema.clone())
-                            .ok_or_else(|| bad("envelope without after"))?;
-                        match get("after") {
-                            Some(Value::Struct(a)) => Some((after_schema, a.clone())),
-                            _ => return Err(bad("change event without an after row")),
-                        }
-                    }
-                    other => return Err(bad(format!("unknown change event op {other:?}"))),
-                }
-            }
-            Some((schema, Value::Struct(members))) => Some((schema, members)),
-            Some((schema, _)) => {
-                return Err(bad(format!(
-                    "the record value is a {}, not a struct the sink can map to columns",
-                    schema.ty.json_name()
-                )));
-            }
-        };
-        let table = cfg.table_name(rec.topic, source_schema.as_deref(), source_table.as_deref());
-        let key_struct: Option<(&Schema, &Vec<Value>)> = match &key {
-            Some((s, Value::Struct(m))) => Some((s, m)),
-            _ => None,
-        };
-
-        match row {
-            None => {
-                // Delete: a tombstone, a Debezium `d`, or a schema-only null payload.
-                if !cfg.delete_enabled {
-                    return Ok(None);
-                }
-                let (ks, kv) = match (cfg.pk_mode, key_struct, &key) {
-                    (PkMode::RecordKey | PkMode::RecordValue, Some((s, m)), _) => (s, m),
-                    (PkMode::RecordKey | PkMode::RecordValue, None, Some((s, v)))
-                        if s.ty != SchemaType::Struct =>
-                    {
-                        let name = cfg
-                            .pk_fields
-                            .first()
-                            .cloned()
-                            .unwrap_or_else(|| "id".into());
-                        let fields = vec![Field::new(name.clone(), s.clone())];
-                        let shape = self.shape(fields, vec![name]);
-                        return Ok(Some(RowWrite {
-                            table,
-                            shape,
-                            op: WriteOp::Delete(vec![v.clone()]),
-                        }));
-                    }
-                    (PkMode::None | PkMode::Kafka, _, _) => {
-                        return Err(bad(
-                            "delete.enabled needs pk.mode record_key or record_value to know which row to delete",
-                        ));
-                    }
-                    _ => return Err(bad("a delete (tombstone) without a key cannot be applied")),
+        let key = parse_key(rec)?;
+        let value = parse_value(rec)?;
+        let DecodedValue { source, action } = decode_value(cfg, value)?;
+        let table = || cfg.table_name(rec.topic, source.schema.as_deref(), source.table.as_deref());
+        match action {
+            ValueAction::Skip => Ok(None),
+            ValueAction::Truncate => Ok(Some(RowWrite {
+                table: table(),
+                shape: self.shape(Vec::new(), Vec::new()),
+                op: WriteOp::Truncate,
+            })),
+            ValueAction::Delete => self.delete_write(cfg, table(), key.as_ref()),
+            ValueAction::Row(schema, members) => {
+                let table = table();
+                let mut row = RowParts {
+                    fields: schema.fields.clone(),
+                    values: members,
                 };
-                let names: Vec<String> = if cfg.pk_fields.is_empty() {
-                    ks.fields.iter().map(|f| f.name.clone()).collect()
-                } else {
-                    cfg.pk_fields.clone()
-                };
-                let mut fields = Vec::new();
-                let mut values = Vec::new();
-                for n in &names {
-                    let i = ks.field_index(n).ok_or_else(|| {
-                        bad(format!(
-                            "the record key has no field \"{n}\" named in pk.fields"
-                        ))
-                    })?;
-                    fields.push(ks.fields[i].clone());
-                    values.push(kv[i].clone());
-                }
-                let shape = self.shape(fields, names);
+                let pk = row.add_primary_key(cfg, rec, &schema, key_struct(key.as_ref()))?;
+                let shape = self.shape(row.fields, pk);
                 Ok(Some(RowWrite {
                     table,
                     shape,
-                    op: WriteOp::Delete(values),
-                }))
-            }
-            Some((schema, members)) => {
-                let mut fields = schema.fields.clone();
-                let mut values = members;
-                let pk: Vec<String> = match cfg.pk_mode {
-                    PkMode::None => Vec::new(),
-                    PkMode::Kafka => {
-                        fields.push(Field::new(
-                            "__connect_topic",
-                            Schema::new(SchemaType::String),
-                        ));
-                        fields.push(Field::new(
-                            "__connect_partition",
-                            Schema::new(SchemaType::Int32),
-                        ));
-                        fields.push(Field::new(
-                            "__connect_offset",
-                            Schema::new(SchemaType::Int64),
-                        ));
-                        values.push(Value::String(rec.topic.to_string()));
-                        values.push(Value::Int32(rec.partition));
-                        values.push(Value::Int64(rec.offset));
-                        vec![
-                            "__connect_topic".into(),
-                            "__connect_partition".into(),
-                            "__connect_offset".into(),
-                        ]
-                    }
-                    PkMode::RecordValue => {
-                        if cfg.pk_fields.is_empty() {
-                            return Err(bad("pk.mode=record_value needs pk.fields"));
-                        }
-                        for n in &cfg.pk_fields {
-                            if schema.field_index(n).is_none() {
-                                return Err(bad(format!(
-                                    "the record value has no field \"{n}\" named in pk.fields"
-                                )));
-                            }
-                        }
-                        cfg.pk_fields.clone()
-                    }
-                    PkMode::RecordKey => {
-                        let (ks, kv) = key_struct
-                            .ok_or_else(|| bad("pk.mode=record_key needs a struct record key"))?;
-                        let names: Vec<String> = if cfg.pk_fields.is_empty() {
-                            ks.fields.iter().map(|f| f.name.clone()).collect()
-                        } else {
-                            cfg.pk_fields.clone()
-                        };
-                        for n in &names {
-                            let ki = ks.field_index(n).ok_or_else(|| {
-                                bad(format!("the record key has no field \"{n}\""))
-                            })?;
-                            match fields.iter().position(|f| &f.name == n) {
-                                Some(vi) => values[vi] = kv[ki].clone(),
-                                None => {
-                                    fields.insert(0, ks.fields[ki].clone());
-                                    values.insert(0, kv[ki].clone());
-                                }
-                            }
-                        }
-                        names
-                    }
-                };
-                let shape = self.shape(fields, pk);
-                Ok(Some(RowWrite {
-                    table,
-                    shape,
-                    op: WriteOp::Row(values),
+                    op: WriteOp::Row(row.values),
                 }))
             }
         }
+    }
+
+    /// The delete of the row the record key names (`None` with deletes disabled).
+    fn delete_write(
+        &mut self,
+        cfg: &SinkConfig,
+        table: String,
+        key: Option<&(Schema, Value)>,
+    ) -> Result<Option<RowWrite>, RecordError> {
+        if !cfg.delete_enabled {
+            return Ok(None);
+        }
+        let (ks, kv) = match (cfg.pk_mode, key_struct(key), key) {
+            (PkMode::RecordKey | PkMode::RecordValue, Some(k), _) => k,
+            (PkMode::RecordKey | PkMode::RecordValue, None, Some((s, v)))
+                if s.ty != SchemaType::Struct =>
+            {
+                return Ok(Some(self.scalar_key_delete(cfg, table, s, v)));
+            }
+            (PkMode::None | PkMode::Kafka, _, _) => {
+                return Err(bad(
+                    "delete.enabled needs pk.mode record_key or record_value to know which row to delete",
+                ));
+            }
+            _ => return Err(bad("a delete (tombstone) without a key cannot be applied")),
+        };
+        self.struct_key_delete(cfg, table, ks, kv).map(Some)
+    }
+
+    /// A delete keyed by a scalar record key, as the single column `pk.fields` (or `id`) names.
+    fn scalar_key_delete(
+        &mut self,
+        cfg: &SinkConfig,
+        table: String,
+        key_schema: &Schema,
+        key: &Value,
+    ) -> RowWrite {
+        let name = cfg
+            .pk_fields
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "id".into());
+        let fields = vec![Field::new(name.clone(), key_schema.clone())];
+        let shape = self.shape(fields, vec![name]);
+        RowWrite {
+            table,
+            shape,
+            op: WriteOp::Delete(vec![key.clone()]),
+        }
+    }
+
+    /// A delete keyed by the primary key fields of a struct record key.
+    fn struct_key_delete(
+        &mut self,
+        cfg: &SinkConfig,
+        table: String,
+        ks: &Schema,
+        kv: &[Value],
+    ) -> Result<RowWrite, RecordError> {
+        let names = key_pk_names(cfg, ks);
+        let mut fields = Vec::new();
+        let mut values = Vec::new();
+        for n in &names {
+            let i = ks.field_index(n).ok_or_else(|| {
+                bad(format!(
+                    "the record key has no field \"{n}\" named in pk.fields"
+                ))
+            })?;
+            fields.push(ks.fields[i].clone());
+            values.push(kv[i].clone());
+        }
+        let shape = self.shape(fields, names);
+        Ok(RowWrite {
+            table,
+            shape,
+            op: WriteOp::Delete(values),
+        })
     }
 }
 
@@ -374,6 +519,216 @@ mod tests {
                 .unwrap_err()
                 .0
                 .contains("not JSON")
+        );
+    }
+
+    /// A record on `car_data_predicted` with the given key and value.
+    fn rec<'a>(key: Option<&'a str>, value: Option<&'a str>) -> SinkRecord<'a> {
+        SinkRecord {
+            topic: "car_data_predicted",
+            partition: 2,
+            offset: 41,
+            key: key.map(str::as_bytes),
+            value: value.map(str::as_bytes),
+        }
+    }
+
+    /// The error `convert` gives for `r` under `c`.
+    fn refusal(c: &SinkConfig, r: &SinkRecord<'_>) -> String {
+        RecordConverter::new().convert(c, r).unwrap_err().0
+    }
+
+    /// A Debezium envelope with op `op` and an `after` payload (JSON) `after`.
+    fn envelope(op: &str, after: &str) -> String {
+        let row = r#"{"type":"struct","optional":true,"name":"v","fields":[{"type":"int32","optional":false,"field":"id"}]}"#;
+        let src = r#"{"type":"struct","optional":false,"name":"s","fields":[{"type":"string","optional":false,"field":"schema"},{"type":"string","optional":false,"field":"table"}]}"#;
+        let before = row.replacen('{', r#"{"field":"before","#, 1);
+        let after_s = row.replacen('{', r#"{"field":"after","#, 1);
+        let src = src.replacen('{', r#"{"field":"source","#, 1);
+        format!(
+            r#"{{"schema":{{"type":"struct","optional":false,"name":"e","fields":[{before},{after_s},{src},{{"type":"string","optional":false,"field":"op"}}]}},"payload":{{"before":null,"after":{after},"source":{{"schema":"public","table":"cars"}},"op":"{op}"}}}}"#
+        )
+    }
+
+    #[test]
+    fn hostile_bytes_are_refused_with_what_and_why() {
+        let c = cfg();
+        let cases = [
+            (
+                Some("{\"schema\":"),
+                Some(FLAT),
+                "the record key is not JSON",
+            ),
+            (
+                Some(KEY),
+                Some("{\"schema\":{"),
+                "the record value is not JSON",
+            ),
+            (
+                Some(KEY),
+                Some("[1,2]"),
+                "the record value is not a JSON object",
+            ),
+            (
+                Some(KEY),
+                Some("42"),
+                "the record value is not a JSON object",
+            ),
+            (
+                Some("\"k\""),
+                Some(FLAT),
+                "the record key is not a JSON object",
+            ),
+            (Some(KEY), Some(r#"{"schema":{}}"#), "no schema"),
+            (Some(KEY), Some(r#"{"payload":{"id":1}}"#), "no schema"),
+            (
+                Some(KEY),
+                Some(r#"{"schema":{"type":"bogus"},"payload":1}"#),
+                "the record value schema: ",
+            ),
+            (
+                Some(KEY),
+                Some(r#"{"schema":"int32","payload":1}"#),
+                "the record value schema: ",
+            ),
+        ];
+        for (key, value, want) in cases {
+            let e = refusal(&c, &rec(key, value));
+            assert!(e.contains(want), "{key:?}/{value:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_refused() {
+        let c = cfg();
+        let wrong_member = FLAT.replace(r#""id":7,"model""#, r#""id":"seven","model""#);
+        let e = refusal(&c, &rec(Some(KEY), Some(&wrong_member)));
+        assert!(e.starts_with("the record value: "), "{e}");
+        let scalar = r#"{"schema":{"type":"string","optional":false},"payload":"x"}"#;
+        assert_eq!(
+            refusal(&c, &rec(Some(KEY), Some(scalar))),
+            "the record value is a string, not a struct the sink can map to columns"
+        );
+    }
+
+    #[test]
+    fn nulls_are_deletes_and_deletes_need_a_key() {
+        let c = cfg();
+        let mut conv = RecordConverter::new();
+        for value in [None, Some("null")] {
+            let w = conv.convert(&c, &rec(Some(KEY), value)).unwrap().unwrap();
+            assert_eq!(w.op, WriteOp::Delete(vec![Value::Int32(7)]), "{value:?}");
+        }
+        let null_schema = r#"{"schema":null,"payload":{"id":7}}"#;
+        let w = conv.convert(&c, &rec(Some(KEY), Some(null_schema)));
+        assert!(matches!(w.unwrap().unwrap().op, WriteOp::Delete(_)));
+        for key in [None, Some(""), Some("null")] {
+            assert_eq!(
+                refusal(&c, &rec(key, None)),
+                "a delete (tombstone) without a key cannot be applied",
+                "{key:?}"
+            );
+        }
+        let mut kafka = cfg();
+        kafka.pk_mode = PkMode::Kafka;
+        assert!(refusal(&kafka, &rec(Some(KEY), None)).starts_with("delete.enabled needs pk.mode"));
+        let mut off = cfg();
+        off.delete_enabled = false;
+        assert!(matches!(conv.convert(&off, &rec(None, None)), Ok(None)));
+        let mut other_pk = cfg();
+        other_pk.pk_fields = vec!["nope".into()];
+        assert_eq!(
+            refusal(&other_pk, &rec(Some(KEY), None)),
+            "the record key has no field \"nope\" named in pk.fields"
+        );
+    }
+
+    #[test]
+    fn a_scalar_key_deletes_by_the_named_column() {
+        let c = cfg();
+        let key = r#"{"schema":{"type":"int64","optional":false},"payload":9}"#;
+        let w = RecordConverter::new()
+            .convert(&c, &rec(Some(key), None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.shape.pk, vec!["id".to_string()]);
+        assert_eq!(w.op, WriteOp::Delete(vec![Value::Int64(9)]));
+    }
+
+    #[test]
+    fn primary_keys_per_pk_mode() {
+        let mut conv = RecordConverter::new();
+        let mut c = cfg();
+        c.pk_fields = vec!["nope".into()];
+        assert_eq!(
+            refusal(&c, &rec(Some(KEY), Some(FLAT))),
+            "the record value has no field \"nope\" named in pk.fields"
+        );
+        c.pk_fields.clear();
+        assert_eq!(
+            refusal(&c, &rec(Some(KEY), Some(FLAT))),
+            "pk.mode=record_value needs pk.fields"
+        );
+        c.pk_mode = PkMode::RecordKey;
+        assert_eq!(
+            refusal(&c, &rec(None, Some(FLAT))),
+            "pk.mode=record_key needs a struct record key"
+        );
+        c.pk_fields = vec!["nope".into()];
+        assert_eq!(
+            refusal(&c, &rec(Some(KEY), Some(FLAT))),
+            "the record key has no field \"nope\""
+        );
+        c.pk_mode = PkMode::Kafka;
+        let w = conv.convert(&c, &rec(None, Some(FLAT))).unwrap().unwrap();
+        assert_eq!(w.shape.pk.len(), 3);
+        let WriteOp::Row(values) = w.op else {
+            panic!("not a row: {:?}", w.op)
+        };
+        assert_eq!(
+            values[3..],
+            [
+                Value::String("car_data_predicted".into()),
+                Value::Int32(2),
+                Value::Int64(41)
+            ]
+        );
+    }
+
+    #[test]
+    fn envelopes_by_op() {
+        let mut c = cfg();
+        c.table_format = "${source.schema}_${source.table}".into();
+        let mut conv = RecordConverter::new();
+        let w = conv
+            .convert(&c, &rec(Some(KEY), Some(&envelope("u", r#"{"id":7}"#))))
+            .unwrap()
+            .unwrap();
+        assert_eq!(w.table, "public_cars");
+        assert_eq!(w.op, WriteOp::Row(vec![Value::Int32(7)]));
+        let d = conv.convert(&c, &rec(Some(KEY), Some(&envelope("d", "null"))));
+        assert_eq!(
+            d.unwrap().unwrap().op,
+            WriteOp::Delete(vec![Value::Int32(7)])
+        );
+        for op in ["t", "m"] {
+            let r = conv.convert(&c, &rec(Some(KEY), Some(&envelope(op, "null"))));
+            assert!(matches!(r, Ok(None)), "{op}");
+        }
+        c.truncate_enabled = true;
+        let t = conv.convert(&c, &rec(None, Some(&envelope("t", "null"))));
+        let t = t.unwrap().unwrap();
+        assert_eq!(
+            (t.table.as_str(), &t.op),
+            ("public_cars", &WriteOp::Truncate)
+        );
+        assert_eq!(
+            refusal(&c, &rec(Some(KEY), Some(&envelope("c", "null")))),
+            "change event without an after row"
+        );
+        assert_eq!(
+            refusal(&c, &rec(Some(KEY), Some(&envelope("x", "null")))),
+            "unknown change event op Some(\"x\")"
         );
     }
 }
