@@ -40,16 +40,7 @@ impl ConnectServer {
     /// missing) and resumes every stored connector.
     pub async fn start(config: WorkerConfig) -> Result<ConnectServer, Error> {
         config.validate()?;
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| {
-                Error::new(ErrorKind::Io, format!("cannot listen on {}", config.addr))
-                    .with_source(e)
-                    .with_hint("pick another --port, or stop the process using it")
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| {
-            Error::new(ErrorKind::Io, "cannot read the bound address").with_source(e)
-        })?;
+        let (listener, local_addr) = augur_http::bind(config.addr).await?;
         let (store, restored) = StateStore::open(&config).await?;
         let worker = Worker::start(config.clone(), local_addr.to_string(), store, restored);
         Ok(ConnectServer {

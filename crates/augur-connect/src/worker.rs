@@ -285,7 +285,7 @@ impl Worker {
     fn check_running(&self) -> Result<(), ApiError> {
         if self.shared.stopping.load(Ordering::Acquire) {
             return Err(ApiError::new(
-                ApiErrorKind::Unavailable,
+                ApiErrorKind::NotReady,
                 "The worker is shutting down",
             ));
         }

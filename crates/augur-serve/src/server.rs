@@ -72,16 +72,7 @@ impl Server {
         registry: Registry,
     ) -> Result<Server, Error> {
         config.validate()?;
-        let listener = tokio::net::TcpListener::bind(config.addr)
-            .await
-            .map_err(|e| {
-                Error::new(ErrorKind::Io, format!("cannot listen on {}", config.addr))
-                    .with_source(e)
-                    .with_hint("pick another --port, or stop the process using it")
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| {
-            Error::new(ErrorKind::Io, "cannot read the bound address").with_source(e)
-        })?;
+        let (listener, local_addr) = augur_http::bind(config.addr).await?;
         let metrics = ServeMetrics::register(&registry, config.max_batch_size);
         let batcher = Batcher::start(
             BatchSettings {

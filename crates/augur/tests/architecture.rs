@@ -9,12 +9,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("augur-core", &[]),
     ("augur-model", &[]),
     ("augur-metrics", &[]),
+    ("augur-http", &["augur-core"]),
     ("augur-debezium", &["augur-core"]),
     ("augur-postgres", &["augur-core"]),
     ("augur-kafka", &["augur-core"]),
     (
         "augur-serve",
-        &["augur-core", "augur-model", "augur-metrics"],
+        &["augur-core", "augur-http", "augur-model", "augur-metrics"],
     ),
     (
         "augur-runtime",
@@ -27,7 +28,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "augur-metrics",
         ],
     ),
-    ("augur-connect", &["augur-core", "augur-runtime"]),
+    ("augur-connect", &["augur-core", "augur-http", "augur-runtime"]),
     (
         "augur-demo",
         &["augur-core", "augur-metrics", "augur-runtime"],

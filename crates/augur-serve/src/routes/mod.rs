@@ -213,7 +213,7 @@ pub(crate) fn predictions(results: RowResults, batch: bool) -> Result<Vec<f64>, 
         .enumerate()
         .map(|(i, r)| {
             r.map(round_cents).map_err(|e| {
-                let err = ApiError::from_field_error(&e);
+                let err = crate::error::from_field_error(&e);
                 if batch { err.at_row(i) } else { err }
             })
         })
@@ -266,7 +266,7 @@ pub(crate) fn check_name(served: &Served, name: &str) -> Result<(), ApiError> {
     if name == served.name() {
         Ok(())
     } else {
-        Err(ApiError::unknown_model(name, served.tag()))
+        Err(crate::error::unknown_model(name, served.tag()))
     }
 }
 
@@ -276,7 +276,7 @@ pub(crate) fn check_version(served: &Served, name: &str, version: &str) -> Resul
     if version == served.version().to_string() {
         Ok(())
     } else {
-        Err(ApiError::unknown_model(
+        Err(crate::error::unknown_model(
             &format!("{name}:{version}"),
             served.tag(),
         ))
