@@ -67,8 +67,8 @@ mod tests {
 
     use super::*;
 
-    async fn failing(kind: ErrorKind, msg: &'static str) -> Result<(), Error> {
-        Err(Error::new(kind, msg))
+    fn failing(kind: ErrorKind, msg: &'static str) -> std::future::Ready<Result<(), Error>> {
+        std::future::ready(Err(Error::new(kind, msg)))
     }
 
     #[tokio::test]

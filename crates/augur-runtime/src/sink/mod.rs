@@ -8,7 +8,7 @@ pub mod record;
 use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
-use augur_core::{Error, ErrorKind, Retry};
+use augur_core::{Backoff, Error, ErrorKind};
 use augur_kafka::consumer::{Consumer, ConsumerSettings, Received};
 use augur_kafka::producer::{Producer, ProducerSettings};
 use augur_postgres::conn::PgConnect;
@@ -443,7 +443,8 @@ async fn write_with_retry(
     writes: &[RowWrite],
 ) -> Result<Vec<Rejected>, Error> {
     let report_only = |_: &Rejected| None;
-    let mut attempt = 0u32;
+    let mut backoff =
+        Backoff::new(Duration::from_millis(200), Duration::from_secs(2)).with_limit(10);
     loop {
         let b = Batch {
             writes,
@@ -452,17 +453,17 @@ async fn write_with_retry(
                 .then_some(&report_only as DeadLetterOf<'_>),
             ..Batch::default()
         };
-        match sink.write_batch(b).await {
+        let e = match sink.write_batch(b).await {
             Ok(r) => return Ok(r),
-            Err(e) if e.kind().retry() == Retry::WithBackoff && attempt < 10 => {
-                attempt += 1;
-                tracing::warn!(error = %e.full_message(), attempt, "sink write failed, retrying");
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                if let Ok(s) = PgSink::connect(cfg.sink.clone()).await {
-                    *sink = s;
-                }
-            }
-            Err(e) => return Err(e),
+            Err(e) => e,
+        };
+        let Some(wait) = backoff.next(e.kind()) else {
+            return Err(e);
+        };
+        tracing::warn!(error = %e.full_message(), attempt = backoff.attempt(), "sink write failed, retrying");
+        tokio::time::sleep(wait).await;
+        if let Ok(s) = PgSink::connect(cfg.sink.clone()).await {
+            *sink = s;
         }
     }
 }
