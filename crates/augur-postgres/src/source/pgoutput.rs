@@ -562,4 +562,56 @@ mod tests {
             "malformed pgoutput message: unknown replica identity 'ÿ' at byte 15"
         );
     }
+
+    proptest::proptest! {
+        /// Hostile input: any bytes after any message tag decode to a message or an error,
+        /// never a panic.
+        #[test]
+        fn any_bytes_decode_or_fail_cleanly(
+            tag in proptest::sample::select(b"BCORYIUDTMK?".to_vec()),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let mut m = vec![tag];
+            m.extend_from_slice(&body);
+            let _ = decode(&m);
+        }
+
+        /// An Insert's tuple comes back value for value: nulls, unchanged TOAST and any bytes.
+        #[test]
+        fn insert_tuples_round_trip(
+            relation in proptest::num::u32::ANY,
+            values in proptest::collection::vec(
+                proptest::option::of(proptest::collection::vec(proptest::num::u8::ANY, 0..40)),
+                0..20,
+            ),
+        ) {
+            let mut m = vec![b'I'];
+            m.extend_from_slice(&relation.to_be_bytes());
+            m.push(b'N');
+            m.extend_from_slice(&(values.len() as i16).to_be_bytes());
+            for v in &values {
+                match v {
+                    None => m.push(b'n'),
+                    Some(bytes) => {
+                        m.push(b't');
+                        m.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+                        m.extend_from_slice(bytes);
+                    }
+                }
+            }
+            let Ok(Message::Insert { relation: r, new }) = decode(&m) else {
+                return Err(proptest::test_runner::TestCaseError::fail("not an insert"));
+            };
+            proptest::prop_assert_eq!(r, relation);
+            let want: Vec<Datum<'_>> = values
+                .iter()
+                .map(|v| v.as_deref().map_or(Datum::Null, Datum::Text))
+                .collect();
+            proptest::prop_assert_eq!(new.0, want);
+            // Every strict prefix is an error, not a shorter message.
+            for cut in 1..m.len() {
+                proptest::prop_assert!(decode(&m[..cut]).is_err() || cut < 5);
+            }
+        }
+    }
 }

@@ -38,16 +38,31 @@ pub enum DateValue {
     NegInfinity,
 }
 
+/// A date or timestamp text: an infinity, or a finite value with its ` BC` suffix split off.
+enum Era<'a> {
+    PosInfinity,
+    NegInfinity,
+    Finite { body: &'a str, bc: bool },
+}
+
+/// Reads `infinity`, `-infinity` or a value with an optional ` BC` suffix.
+fn era(s: &str) -> Era<'_> {
+    match s {
+        "infinity" => Era::PosInfinity,
+        "-infinity" => Era::NegInfinity,
+        _ => match s.strip_suffix(" BC") {
+            Some(body) => Era::Finite { body, bc: true },
+            None => Era::Finite { body: s, bc: false },
+        },
+    }
+}
+
 /// Parses `YYYY-MM-DD[ BC]`, `infinity` or `-infinity`.
 pub fn parse_date(s: &str) -> Option<DateValue> {
-    match s {
-        "infinity" => return Some(DateValue::PosInfinity),
-        "-infinity" => return Some(DateValue::NegInfinity),
-        _ => {}
-    }
-    let (body, bc) = match s.strip_suffix(" BC") {
-        Some(b) => (b, true),
-        None => (s, false),
+    let (body, bc) = match era(s) {
+        Era::PosInfinity => return Some(DateValue::PosInfinity),
+        Era::NegInfinity => return Some(DateValue::NegInfinity),
+        Era::Finite { body, bc } => (body, bc),
     };
     let (y, m, d) = split_date(body)?;
     let y = if bc { 1 - y } else { y };
@@ -115,14 +130,10 @@ pub enum TimestampValue {
 
 /// Parses `YYYY-MM-DD HH:MM:SS[.ffffff][+TZ][ BC]`; a missing offset means UTC.
 pub fn parse_timestamp(s: &str) -> Option<TimestampValue> {
-    match s {
-        "infinity" => return Some(TimestampValue::PosInfinity),
-        "-infinity" => return Some(TimestampValue::NegInfinity),
-        _ => {}
-    }
-    let (body, bc) = match s.strip_suffix(" BC") {
-        Some(b) => (b, true),
-        None => (s, false),
+    let (body, bc) = match era(s) {
+        Era::PosInfinity => return Some(TimestampValue::PosInfinity),
+        Era::NegInfinity => return Some(TimestampValue::NegInfinity),
+        Era::Finite { body, bc } => (body, bc),
     };
     let (date, time) = body.split_once(' ')?;
     let (time, offset) = match split_offset(time) {
@@ -562,5 +573,50 @@ mod tests {
                 Some(vec![])
             ]
         );
+    }
+
+    /// A date as PostgreSQL's `DateStyle=ISO` prints it.
+    fn pg_date(days: i64) -> String {
+        let (y, m, d) = civil_from_days(days);
+        if y <= 0 {
+            format!("{:04}-{m:02}-{d:02} BC", 1 - y)
+        } else {
+            format!("{y:04}-{m:02}-{d:02}")
+        }
+    }
+
+    proptest::proptest! {
+        /// Every date PostgreSQL can print (4713 BC to 5874897 AD) parses back to its day.
+        #[test]
+        fn dates_round_trip(days in -2_440_588i64..2_147_483_494) {
+            proptest::prop_assert_eq!(parse_date(&pg_date(days)), Some(DateValue::Days(days)));
+        }
+
+        /// Times of day with any fraction parse back to their microseconds.
+        #[test]
+        fn times_round_trip(micros in 0i64..86_400_000_000) {
+            let mut text = String::new();
+            push_time(&mut text, micros);
+            proptest::prop_assert_eq!(parse_time_micros(&text), Some(micros));
+        }
+
+        /// Timestamps with an offset parse back to the same instant in UTC.
+        #[test]
+        fn timestamps_with_offsets_round_trip(
+            micros in -210_866_760_000_000_000i64..6_000_000_000_000_000_000,
+            offset_min in -15 * 60i64..=15 * 60,
+        ) {
+            let local = micros + offset_min * 60_000_000;
+            let days = local.div_euclid(86_400_000_000);
+            let mut text = pg_date(days);
+            let date_end = text.find(" BC").unwrap_or(text.len());
+            let bc = text.split_off(date_end);
+            text.push(' ');
+            push_time(&mut text, local.rem_euclid(86_400_000_000));
+            let sign = if offset_min < 0 { '-' } else { '+' };
+            text.push_str(&format!("{sign}{:02}:{:02}", offset_min.abs() / 60, offset_min.abs() % 60));
+            text.push_str(&bc);
+            proptest::prop_assert_eq!(parse_timestamp(&text), Some(TimestampValue::Micros(micros)), "{}", text);
+        }
     }
 }
