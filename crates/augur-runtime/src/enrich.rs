@@ -1196,3 +1196,98 @@ fn remote_settings(props: &Props, url: &str, errors: &mut Vec<ConfigError>) -> R
     }
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROW_SCHEMA: &str = r#"{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"field":"model"},{"type":"int32","optional":true,"field":"year"},{"type":"string","optional":true,"field":"transmission"},{"type":"int32","optional":true,"field":"mileage"},{"type":"string","optional":true,"field":"fueltype"},{"type":"int32","optional":true,"field":"tax"},{"type":"double","optional":true,"field":"mpg"},{"type":"double","optional":true,"field":"enginesize"}],"optional":true,"name":"srv.public.cars.Value"}"#;
+    const ROW: &str = r#"{"id":1,"model":" Focus","year":2018,"transmission":"Manual","mileage":12000,"fueltype":"Petrol","tax":150,"mpg":57.7,"enginesize":1.0}"#;
+
+    fn received(offset: i64, value: Option<String>) -> Received {
+        Received {
+            topic: "srv.public.cars".into(),
+            partition: 0,
+            offset,
+            key: Some(br#"{"id":1}"#.to_vec()),
+            value: value.map(String::into_bytes),
+            headers: vec![("h".into(), b"v".to_vec())],
+        }
+    }
+
+    fn envelope(op: &str, before: &str, after: &str) -> String {
+        format!(
+            r#"{{"schema":{{"type":"struct","fields":[{{"field":"before",{b}}},{{"field":"after",{b}}},{{"type":"string","optional":false,"field":"op"}}],"optional":false,"name":"srv.public.cars.Envelope"}},"payload":{{"before":{before},"after":{after},"op":"{op}"}}}}"#,
+            b = &ROW_SCHEMA[1..ROW_SCHEMA.len() - 1],
+        )
+    }
+
+    /// Each outcome as JSON: what goes where, with the record's value parsed.
+    fn show(outcomes: &[Outcome]) -> serde_json::Value {
+        let record = |r: &Record| {
+            let value = r.value.as_ref().map(|v| {
+                serde_json::from_slice::<serde_json::Value>(v)
+                    .unwrap_or_else(|_| String::from_utf8_lossy(v).into())
+            });
+            let headers: Vec<String> = r
+                .headers
+                .iter()
+                .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+                .collect();
+            serde_json::json!({"topic": r.topic, "value": value, "headers": headers})
+        };
+        outcomes
+            .iter()
+            .map(|o| match o {
+                Outcome::Output(r) => serde_json::json!({"output": record(r)}),
+                Outcome::Dead(reason) => serde_json::json!({"dead": reason}),
+                Outcome::Unpriced(r, reason) => {
+                    serde_json::json!({"unpriced": record(r), "reason": reason})
+                }
+            })
+            .collect()
+    }
+
+    fn enricher() -> Enricher {
+        let model = Arc::new(augur_model::load_shipped().expect("the shipped model"));
+        Enricher::new(
+            Predictor::new(model, "suggestedprice"),
+            "${table}_predicted",
+        )
+    }
+
+    #[test]
+    fn every_kind_of_record_becomes_what_the_sink_expects() {
+        let bad_year = ROW.replace("2018", "\"soon\"");
+        let batch = vec![
+            received(0, Some(envelope("c", "null", ROW))),
+            received(1, Some(envelope("u", ROW, &ROW.replace("12000", "80000")))),
+            received(2, Some(envelope("d", ROW, "null"))),
+            received(3, None),
+            received(
+                4,
+                Some(format!(r#"{{"schema":{ROW_SCHEMA},"payload":{ROW}}}"#)),
+            ),
+            received(5, Some(ROW.to_string())),
+            received(
+                6,
+                Some(r#"{"op":"c","after":{"model":" Kuga","year":2019,"mileage":5000}}"#.into()),
+            ),
+            received(7, Some("not json".into())),
+            received(8, Some("[1,2]".into())),
+            received(
+                9,
+                Some(format!(r#"{{"schema":{ROW_SCHEMA},"payload":{bad_year}}}"#)),
+            ),
+        ];
+        insta::assert_json_snapshot!(show(&enricher().enrich(&batch)));
+    }
+
+    #[test]
+    fn a_refused_row_is_kept_unpriced_when_asked() {
+        let no_year = ROW.replace("2018", "null");
+        let batch = vec![received(0, Some(envelope("c", "null", &no_year)))];
+        let outcomes = enricher().keep_unpriced(true).enrich(&batch);
+        insta::assert_json_snapshot!(show(&outcomes));
+    }
+}
