@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use augur_core::offset::{OffsetStore, SourceOffset};
+use augur_core::offset::{OffsetFuture, OffsetStore, SourceOffset};
 use augur_core::{Error, ErrorKind};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -50,17 +50,20 @@ impl TopicOffsetStore {
 }
 
 impl OffsetStore for TopicOffsetStore {
-    fn load(&self) -> Result<Option<SourceOffset>, Error> {
-        Ok(self
+    fn load(&self) -> OffsetFuture<'_, Option<SourceOffset>> {
+        let o = self
             .store
             .offset(&self.connector, &self.partition)
-            .and_then(|v| v.as_object().map(SourceOffset::from_map)))
+            .and_then(|v| v.as_object().map(SourceOffset::from_map));
+        Box::pin(std::future::ready(Ok(o)))
     }
 
-    fn save(&self, offset: &SourceOffset) -> Result<(), Error> {
+    fn save<'a>(&'a self, offset: &'a SourceOffset) -> OffsetFuture<'a, ()> {
         let map: serde_json::Map<String, Value> = offset.to_map().into_iter().collect();
-        self.store
-            .put_offset_blocking(&self.connector, &self.partition, Value::Object(map))
+        Box::pin(
+            self.store
+                .put_offset(&self.connector, &self.partition, Value::Object(map)),
+        )
     }
 }
 

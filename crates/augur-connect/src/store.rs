@@ -15,7 +15,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake};
 use std::time::{Duration, Instant};
 
 use augur_core::{Error, ErrorKind};
@@ -310,10 +309,8 @@ impl StateStore {
             .unwrap_or_default()
     }
 
-    /// Writes an offset and waits, blocking the calling thread, until the broker has it. For
-    /// synchronous callers ([`augur_core::offset::OffsetStore::save`]); on a
-    /// multi-threaded runtime the wait moves other tasks off this thread.
-    pub fn put_offset_blocking(
+    /// Writes an offset and waits until the broker has it (at most the write timeout).
+    pub async fn put_offset(
         &self,
         connector: &str,
         partition: &Value,
@@ -327,16 +324,9 @@ impl StateStore {
         let key = json!([connector, partition]).to_string();
         let bytes = offset.to_string().into_bytes();
         let f = self.enqueue(&self.offset_topic, &key, Some(&bytes))?;
-        let wait = || block_on_timeout(f, WRITE_TIMEOUT);
-        let result = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
-        match result {
-            Some(r) => delivered(&self.offset_topic, r)?,
-            None => {
+        match tokio::time::timeout(WRITE_TIMEOUT, f).await {
+            Ok(r) => delivered(&self.offset_topic, r)?,
+            Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Destination,
                     format!(
@@ -376,32 +366,6 @@ fn delivered<E>(
             ErrorKind::Destination,
             format!("the producer for {topic} stopped before a delivery report"),
         )),
-    }
-}
-
-/// Polls `f` on this thread until it is ready or `timeout` passes. The future must be woken
-/// by another thread (librdkafka's delivery reports are).
-fn block_on_timeout<F: std::future::Future>(f: F, timeout: Duration) -> Option<F::Output> {
-    /// Wakes the parked thread.
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Arc::new(Unpark(std::thread::current())).into();
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return Some(v);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        std::thread::park_timeout(deadline - now);
     }
 }
 
@@ -645,17 +609,5 @@ mod tests {
             Some(TargetState::Started)
         );
         assert_eq!(TargetState::from_initial_state("x"), None);
-    }
-
-    #[test]
-    fn block_on_waits_for_another_thread() {
-        let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(20));
-            let _ = tx.send(7);
-        });
-        assert_eq!(block_on_timeout(rx, Duration::from_secs(5)), Some(Ok(7)));
-        let (_tx, rx) = tokio::sync::oneshot::channel::<u32>();
-        assert_eq!(block_on_timeout(rx, Duration::from_millis(10)), None);
     }
 }

@@ -3,7 +3,9 @@
 //! store remembers what the slot cannot (snapshot completion).
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Mutex;
 
 use crate::{Error, ErrorKind, Lsn};
@@ -61,16 +63,22 @@ impl SourceOffset {
     }
 }
 
+/// A future returned by an [`OffsetStore`] (boxed, so the store can be a `dyn` trait object).
+pub type OffsetFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
+
 /// Where a source keeps its offset.
+///
+/// Both calls are async: a store may write a file with `fsync` (done on the blocking pool) or
+/// wait for a broker's acknowledgement, and neither may stall the reactor.
 pub trait OffsetStore: Send + Sync {
     /// The stored offset, if any.
-    fn load(&self) -> Result<Option<SourceOffset>, Error>;
-    /// Replaces the stored offset. Must be durable when it returns.
-    fn save(&self, offset: &SourceOffset) -> Result<(), Error>;
+    fn load(&self) -> OffsetFuture<'_, Option<SourceOffset>>;
+    /// Replaces the stored offset. Durable when the future resolves `Ok`.
+    fn save<'a>(&'a self, offset: &'a SourceOffset) -> OffsetFuture<'a, ()>;
 }
 
 /// Offsets in a JSON file (Debezium's `offset.storage.file.filename`), replaced atomically.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FileOffsetStore {
     path: PathBuf,
 }
@@ -80,10 +88,9 @@ impl FileOffsetStore {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         FileOffsetStore { path: path.into() }
     }
-}
 
-impl OffsetStore for FileOffsetStore {
-    fn load(&self) -> Result<Option<SourceOffset>, Error> {
+    /// Reads the file on the calling thread (for callers outside a runtime, e.g. `doctor`).
+    pub fn load_blocking(&self) -> Result<Option<SourceOffset>, Error> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -106,7 +113,9 @@ impl OffsetStore for FileOffsetStore {
         Ok(v.as_object().map(SourceOffset::from_map))
     }
 
-    fn save(&self, offset: &SourceOffset) -> Result<(), Error> {
+    /// Writes a temporary file, `fsync`s it and renames it over the old one, on the calling
+    /// thread.
+    pub fn save_blocking(&self, offset: &SourceOffset) -> Result<(), Error> {
         let io = |e: std::io::Error| {
             Error::new(
                 ErrorKind::Io,
@@ -133,6 +142,27 @@ impl OffsetStore for FileOffsetStore {
     }
 }
 
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(Error::new(ErrorKind::Internal, "the offsets file task failed").with_source(e))
+    })
+}
+
+impl OffsetStore for FileOffsetStore {
+    fn load(&self) -> OffsetFuture<'_, Option<SourceOffset>> {
+        let store = self.clone();
+        Box::pin(blocking(move || store.load_blocking()))
+    }
+
+    fn save<'a>(&'a self, offset: &'a SourceOffset) -> OffsetFuture<'a, ()> {
+        let (store, offset) = (self.clone(), offset.clone());
+        Box::pin(blocking(move || store.save_blocking(&offset)))
+    }
+}
+
 /// Offsets kept in memory (tests, one-shot runs).
 #[derive(Debug, Default)]
 pub struct MemoryOffsetStore {
@@ -140,13 +170,14 @@ pub struct MemoryOffsetStore {
 }
 
 impl OffsetStore for MemoryOffsetStore {
-    fn load(&self) -> Result<Option<SourceOffset>, Error> {
-        Ok(self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    fn load(&self) -> OffsetFuture<'_, Option<SourceOffset>> {
+        let o = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Box::pin(std::future::ready(Ok(o)))
     }
 
-    fn save(&self, offset: &SourceOffset) -> Result<(), Error> {
+    fn save<'a>(&'a self, offset: &'a SourceOffset) -> OffsetFuture<'a, ()> {
         *self.inner.lock().unwrap_or_else(|e| e.into_inner()) = Some(offset.clone());
-        Ok(())
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -154,19 +185,20 @@ impl OffsetStore for MemoryOffsetStore {
 mod tests {
     use super::*;
 
-    #[test]
-    fn file_store_round_trips() {
+    #[tokio::test]
+    async fn file_store_round_trips() {
         let dir = std::env::temp_dir().join(format!("augur-offset-test-{}", std::process::id()));
         let store = FileOffsetStore::new(dir.join("o.json"));
-        assert_eq!(store.load().unwrap(), None);
+        assert_eq!(store.load().await.unwrap(), None);
         let o = SourceOffset {
             snapshot_completed: true,
             lsn: Some(Lsn(42)),
             tx_id: Some(7),
             ts_usec: Some(1),
         };
-        store.save(&o).unwrap();
-        assert_eq!(store.load().unwrap(), Some(o));
+        store.save(&o).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(o.clone()));
+        assert_eq!(store.load_blocking().unwrap(), Some(o));
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -300,7 +300,7 @@ impl PgSource {
                 "no table matches the include lists; nothing will be captured until one does"
             );
         }
-        let offset = self.offsets.load()?;
+        let offset = self.offsets.load().await?;
         let mut resolver = TypeResolver::default();
         if cfg.snapshot_mode == SnapshotMode::InitialOnly {
             return self
@@ -377,10 +377,11 @@ impl PgSource {
         if !self.wait_durable(cx, marker_seq, None).await? {
             return Ok(SourceExit::Shutdown);
         }
-        self.offsets.save(&SourceOffset {
+        let done = SourceOffset {
             snapshot_completed: true,
             ..offset.unwrap_or_default()
-        })?;
+        };
+        self.offsets.save(&done).await?;
         tracing::info!("snapshot completed (snapshot.mode=initial_only)");
         Ok(SourceExit::SnapshotCompleted)
     }
@@ -487,12 +488,13 @@ impl PgSource {
             text(2).ok_or_else(|| protocol("CREATE_REPLICATION_SLOT exported no snapshot"))?;
         // Recorded before the snapshot starts, so a crash during it is recognised on the next
         // start (the slot is then recreated and the snapshot redone).
-        self.offsets.save(&SourceOffset {
+        let started = SourceOffset {
             snapshot_completed: false,
             lsn: None,
             tx_id: None,
             ts_usec: None,
-        })?;
+        };
+        self.offsets.save(&started).await?;
         Ok(Some((name, consistent)))
     }
 
@@ -502,6 +504,7 @@ impl PgSource {
         let completed = self
             .offsets
             .load()
+            .await
             .ok()
             .flatten()
             .is_some_and(|o| o.snapshot_completed);

@@ -159,7 +159,7 @@ impl<'a> StreamLoop<'a> {
         };
         match wake {
             Wake::Shutdown | Wake::Durable(None) => Err(Halt::Shutdown),
-            Wake::Durable(Some(d)) => self.on_durable(d).map(|()| Flow::Continue),
+            Wake::Durable(Some(d)) => self.on_durable(d).await.map(|()| Flow::Continue),
             Wake::Tick => self.on_tick().await.map(|()| Flow::Continue),
             Wake::Event(r) => self.on_received(r).await,
         }
@@ -182,7 +182,7 @@ impl<'a> StreamLoop<'a> {
 
     /// The ack watermark moved: confirm the durable position to the server and save offsets
     /// (at once when the snapshot became durable, else at most once a second).
-    fn on_durable(&mut self, d: Durable) -> Result<(), Halt> {
+    async fn on_durable(&mut self, d: Durable) -> Result<(), Halt> {
         if d.poisoned {
             return Err(destination_failed());
         }
@@ -197,13 +197,13 @@ impl<'a> StreamLoop<'a> {
         if self.snapshot_end_seq.is_some_and(|s| d.batches >= s) {
             self.snapshot_end_seq = None;
             self.offset.snapshot_completed = true;
-            self.source.offsets.save(&self.offset)?;
+            self.source.offsets.save(&self.offset).await?;
             tracing::info!("snapshot is durable downstream");
             self.last_offset_save = Instant::now();
         } else if self.snapshot_end_seq.is_none()
             && self.last_offset_save.elapsed() >= Duration::from_secs(1)
         {
-            self.source.offsets.save(&self.offset)?;
+            self.source.offsets.save(&self.offset).await?;
             self.last_offset_save = Instant::now();
         }
         Ok(())
@@ -371,7 +371,7 @@ impl<'a> StreamLoop<'a> {
         if self.snapshot_end_seq.is_some_and(|s| d.batches >= s) {
             self.offset.snapshot_completed = true;
         }
-        self.source.offsets.save(&self.offset)?;
+        self.source.offsets.save(&self.offset).await?;
         if !durable {
             tracing::warn!(
                 "shutdown deadline passed before every change was durable; they will be replayed on restart"

@@ -406,11 +406,11 @@ pub fn local(cfg: &RunConfig, offsets: &std::path::Path) -> Vec<Check> {
 
 /// The offsets file: an existing one must be readable offsets, and its folder writable.
 fn offsets_file(path: &std::path::Path) -> Check {
-    use augur_core::offset::{FileOffsetStore, OffsetStore};
+    use augur_core::offset::FileOffsetStore;
     let name = "offsets file";
     let fix = "pass --offsets with a writable path (or set AUGUR_HOME)";
     if path.exists()
-        && let Err(e) = FileOffsetStore::new(path).load()
+        && let Err(e) = FileOffsetStore::new(path).load_blocking()
     {
         return check(
             name,
