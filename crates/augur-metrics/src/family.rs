@@ -1,23 +1,106 @@
-//! Labelled metrics: a [`Family`] holds one child metric per distinct set of label values.
+//! Labelled metrics: [`Family`] is prometheus-client's `Family`, addressed by label values
+//! (`&["/predict", "200"]`) instead of a label-set type.
 
-use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::fmt;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, RwLock};
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex};
 
-/// Children sharing one hash of their label values (almost always exactly one).
-type Bucket<M> = Vec<(Box<[String]>, M)>;
+use prometheus_client::encoding::{EncodeLabel, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::family::MetricConstructor;
 
-/// The shared state of a [`Family`].
-struct FamilyCore<M> {
-    /// The label names, in the order values are given.
-    labels: Box<[String]>,
-    /// Makes a new child (a counter, a gauge, or a histogram with the family's buckets).
-    make: Box<dyn Fn() -> M + Send + Sync>,
-    /// The children by hash of their label values.
-    children: RwLock<HashMap<u64, Bucket<M>>>,
+/// The label values of one child, with the family's label names for encoding.
+///
+/// The values are kept in one string, each as `<byte length>:<value>`, so that building a key
+/// in [`Family::with`] costs one allocation whatever the number of labels, and two different
+/// tuples of values never make the same string. Equality and hashing look at the values only:
+/// the names are the same for every child of a family.
+#[derive(Debug, Clone)]
+pub(crate) struct LabelSet {
+    /// The family's label names.
+    names: &'static [&'static str],
+    /// The values, length-prefixed.
+    values: String,
 }
+
+impl LabelSet {
+    /// The key for `values` (one per name).
+    fn new(names: &'static [&'static str], values: &[&str]) -> LabelSet {
+        let mut s = String::with_capacity(values.iter().map(|v| v.len() + 3).sum());
+        for v in values {
+            let _ = write!(s, "{}:{v}", v.len());
+        }
+        LabelSet { names, values: s }
+    }
+
+    /// The values, in order.
+    fn values(&self) -> impl Iterator<Item = &str> {
+        let mut rest = self.values.as_str();
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_once(':')?;
+            let (value, tail) = tail.split_at(len.parse().ok()?);
+            rest = tail;
+            Some(value)
+        })
+    }
+}
+
+impl PartialEq for LabelSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.values == other.values
+    }
+}
+
+impl Eq for LabelSet {}
+
+impl std::hash::Hash for LabelSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.values.hash(state);
+    }
+}
+
+impl EncodeLabelSet for LabelSet {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> fmt::Result {
+        for (name, value) in self.names.iter().zip(self.values()) {
+            (*name, value).encode(encoder.encode_label())?;
+        }
+        Ok(())
+    }
+}
+
+/// Label names, stored once per distinct list for the life of the process (families are
+/// declared in code, so there are few), so that keys carry a plain `&'static` to them.
+fn intern(labels: &[&str]) -> &'static [&'static str] {
+    static LISTS: Mutex<Vec<&'static [&'static str]>> = Mutex::new(Vec::new());
+    let mut lists = LISTS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(l) = lists.iter().find(|l| **l == labels) {
+        return l;
+    }
+    let list: &'static [&'static str] = Box::leak(
+        labels
+            .iter()
+            .map(|l| &*Box::leak(Box::<str>::from(*l)))
+            .collect(),
+    );
+    lists.push(list);
+    list
+}
+
+/// Makes a family's children (a counter, a gauge, or a histogram with the family's buckets).
+pub(crate) struct Make<M>(Arc<dyn Fn() -> M + Send + Sync>);
+
+impl<M> Clone for Make<M> {
+    fn clone(&self) -> Self {
+        Make(self.0.clone())
+    }
+}
+
+impl<M> MetricConstructor<M> for Make<M> {
+    fn new_metric(&self) -> M {
+        (self.0)()
+    }
+}
+
+/// prometheus-client's family with augur's label-set type.
+pub(crate) type Inner<M> = prometheus_client::metrics::family::Family<LabelSet, M, Make<M>>;
 
 /// A labelled metric: `with(&["/predict", "200"])` returns the child for those label values,
 /// creating it at zero the first time. Clones share the children.
@@ -26,14 +109,17 @@ struct FamilyCore<M> {
 /// [`Family::remove`]: use labels with a small, bounded set of values (endpoints, status
 /// codes, connector names), never row data or ids.
 pub struct Family<M> {
-    /// Label names, the constructor and the children.
-    core: Arc<FamilyCore<M>>,
+    /// The label names.
+    names: &'static [&'static str],
+    /// The children.
+    inner: Inner<M>,
 }
 
 impl<M> Clone for Family<M> {
     fn clone(&self) -> Self {
         Family {
-            core: self.core.clone(),
+            names: self.names,
+            inner: self.inner.clone(),
         }
     }
 }
@@ -41,109 +127,46 @@ impl<M> Clone for Family<M> {
 impl<M> fmt::Debug for Family<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Family")
-            .field("labels", &self.core.labels)
+            .field("labels", &self.names)
             .finish_non_exhaustive()
     }
 }
 
-/// Hashes label values (stable within the process; used only as a map key).
-fn hash_values(values: &[&str]) -> u64 {
-    let mut h = DefaultHasher::new();
-    values.len().hash(&mut h);
-    for v in values {
-        v.hash(&mut h);
-    }
-    h.finish()
-}
-
-/// Whether stored values equal the given ones.
-fn same(stored: &[String], values: &[&str]) -> bool {
-    stored.len() == values.len() && stored.iter().zip(values).all(|(a, b)| a == b)
-}
-
 impl<M: Clone> Family<M> {
-    /// A family with these label names whose children are made by `make`. Usually created
-    /// through [`crate::Registry::counter_vec`] and friends, which also check the names.
-    pub fn new(labels: &[&str], make: impl Fn() -> M + Send + Sync + 'static) -> Family<M> {
+    /// A family with these label names whose children are made by `make`.
+    pub(crate) fn new(labels: &[&str], make: impl Fn() -> M + Send + Sync + 'static) -> Family<M> {
         Family {
-            core: Arc::new(FamilyCore {
-                labels: labels.iter().map(|l| l.to_string()).collect(),
-                make: Box::new(make),
-                children: RwLock::new(HashMap::new()),
-            }),
+            names: intern(labels),
+            inner: Inner::new_with_constructor(Make(Arc::new(make))),
         }
     }
 
-    /// The label names.
-    pub fn label_names(&self) -> &[String] {
-        &self.core.labels
+    /// prometheus-client's family, for registration.
+    pub(crate) fn inner(&self) -> &Inner<M> {
+        &self.inner
     }
 
     /// The child for these label values (one per label name, in order), created on first use.
+    /// Costs one small allocation and the family's read lock; keep the child when the values
+    /// are known early.
     ///
     /// # Panics
     /// If the number of values differs from the number of label names.
     pub fn with(&self, values: &[&str]) -> M {
         assert_eq!(
             values.len(),
-            self.core.labels.len(),
+            self.names.len(),
             "metric family with labels {:?} given values {values:?}",
-            self.core.labels
+            self.names
         );
-        let h = hash_values(values);
-        {
-            let children = self.core.children.read().unwrap_or_else(|e| e.into_inner());
-            if let Some((_, m)) = children
-                .get(&h)
-                .and_then(|b| b.iter().find(|(k, _)| same(k, values)))
-            {
-                return m.clone();
-            }
-        }
-        let mut children = self
-            .core
-            .children
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let bucket = children.entry(h).or_default();
-        if let Some((_, m)) = bucket.iter().find(|(k, _)| same(k, values)) {
-            return m.clone();
-        }
-        let m = (self.core.make)();
-        bucket.push((values.iter().map(|v| v.to_string()).collect(), m.clone()));
-        m
+        self.inner
+            .get_or_create_owned(&LabelSet::new(self.names, values))
     }
 
     /// Removes the child for these label values (it disappears from the output); returns
     /// whether there was one. Handles to it keep working but are no longer exported.
     pub fn remove(&self, values: &[&str]) -> bool {
-        let h = hash_values(values);
-        let mut children = self
-            .core
-            .children
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        let Some(bucket) = children.get_mut(&h) else {
-            return false;
-        };
-        let before = bucket.len();
-        bucket.retain(|(k, _)| !same(k, values));
-        let removed = bucket.len() != before;
-        if bucket.is_empty() {
-            children.remove(&h);
-        }
-        removed
-    }
-
-    /// Every child with its label values, sorted by the values.
-    pub fn children(&self) -> Vec<(Box<[String]>, M)> {
-        let children = self.core.children.read().unwrap_or_else(|e| e.into_inner());
-        let mut all: Vec<(Box<[String]>, M)> = children
-            .values()
-            .flat_map(|b| b.iter().map(|(k, m)| (k.clone(), m.clone())))
-            .collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
-        all
+        self.inner.remove(&LabelSet::new(self.names, values))
     }
 }
 
@@ -154,23 +177,34 @@ mod tests {
 
     #[test]
     fn with_returns_the_same_child() {
-        let f = Family::new(&["a", "b"], Counter::new);
+        let f = Family::new(&["a", "b"], Counter::default);
         f.with(&["x", "1"]).inc();
         f.with(&["x", "1"]).inc();
         f.with(&["y", "1"]).inc();
-        let children = f.children();
-        assert_eq!(children.len(), 2);
-        assert_eq!(&*children[0].0, &["x".to_string(), "1".to_string()]);
-        assert_eq!(children[0].1.get(), 2);
+        assert_eq!(f.with(&["x", "1"]).get(), 2);
         assert!(f.remove(&["x", "1"]));
         assert!(!f.remove(&["x", "1"]));
-        assert_eq!(f.children().len(), 1);
+        assert_eq!(f.with(&["x", "1"]).get(), 0);
+        assert_eq!(f.with(&["y", "1"]).get(), 1);
+    }
+
+    #[test]
+    fn keys_keep_values_apart() {
+        let names = intern(&["a", "b"]);
+        assert!(std::ptr::eq(names, intern(&["a", "b"])));
+        let k = LabelSet::new(names, &["1:x", ""]);
+        assert_eq!(k.values().collect::<Vec<_>>(), ["1:x", ""]);
+        assert_ne!(k, LabelSet::new(names, &["1", "x"]));
+        assert_ne!(
+            LabelSet::new(names, &["é:", "b"]),
+            LabelSet::new(names, &["é", ":b"])
+        );
     }
 
     #[test]
     #[should_panic(expected = "given values")]
     fn wrong_arity_panics() {
-        let f = Family::new(&["a"], Counter::new);
+        let f = Family::new(&["a"], Counter::default);
         f.with(&["x", "y"]);
     }
 }

@@ -1,122 +1,101 @@
-//! The three metric value types — [`Counter`], [`Gauge`], [`Histogram`] — and the histogram
-//! bucket layouts ([`Buckets`]). Each is a cheap `Clone` handle around shared atomics.
+//! The metric value types. [`Counter`] and [`Gauge`] wrap prometheus-client's (their methods
+//! return nothing, as augur's callers expect); [`Histogram`] is a lock-free histogram that
+//! prometheus-client encodes through its [`EncodeMetric`] trait.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
-/// Adds `delta` to an `f64` stored as bits in an `AtomicU64`.
-fn add_f64(cell: &AtomicU64, delta: f64) {
-    let mut old = cell.load(Ordering::Relaxed);
-    loop {
-        let new = (f64::from_bits(old) + delta).to_bits();
-        match cell.compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(current) => old = current,
-        }
-    }
-}
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::{MetricType, TypedMetric};
 
-/// Writes a sample value the way Prometheus parses it (`+Inf`, `-Inf`, `NaN`, decimals).
-pub(crate) fn write_value(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v == f64::INFINITY {
-        out.push_str("+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.push_str("-Inf");
-    } else {
-        let _ = write!(out, "{v}");
-    }
-}
-
-/// A monotonically increasing count of events. Clones share the value.
+/// A monotonically increasing count of events. Clones share the value. Its exposed name ends
+/// in `_total`.
 #[derive(Debug, Clone, Default)]
-pub struct Counter {
-    /// The count.
-    value: Arc<AtomicU64>,
-}
+pub struct Counter(prometheus_client::metrics::counter::Counter<u64, AtomicU64>);
 
 impl Counter {
-    /// A new counter at zero, not registered anywhere (see [`crate::Registry::counter`]).
-    pub fn new() -> Counter {
-        Counter::default()
-    }
-
     /// Adds one.
     pub fn inc(&self) {
-        self.value.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
 
     /// Adds `n`.
     pub fn inc_by(&self, n: u64) {
-        self.value.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
 
     /// The current count.
     pub fn get(&self) -> u64 {
-        self.value.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
 /// A value that goes up and down (queue depth, requests in progress, lag). Clones share the
 /// value.
 #[derive(Debug, Clone, Default)]
-pub struct Gauge {
-    /// The value, as `f64` bits.
-    bits: Arc<AtomicU64>,
-}
+pub struct Gauge(prometheus_client::metrics::gauge::Gauge<f64, AtomicU64>);
 
 impl Gauge {
-    /// A new gauge at zero, not registered anywhere (see [`crate::Registry::gauge`]).
-    pub fn new() -> Gauge {
-        Gauge::default()
-    }
-
     /// Sets the value.
     pub fn set(&self, v: f64) {
-        self.bits.store(v.to_bits(), Ordering::Relaxed);
-    }
-
-    /// Adds `delta` (negative to subtract).
-    pub fn add(&self, delta: f64) {
-        add_f64(&self.bits, delta);
+        self.0.set(v);
     }
 
     /// Adds one.
     pub fn inc(&self) {
-        self.add(1.0);
+        self.0.inc();
     }
 
     /// Subtracts one.
     pub fn dec(&self) {
-        self.add(-1.0);
+        self.0.dec();
     }
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        f64::from_bits(self.bits.load(Ordering::Relaxed))
+        self.0.get()
     }
 }
 
+/// Delegates prometheus-client's encoding traits to the wrapped metric.
+macro_rules! encode_as_inner {
+    ($t:ty, $kind:ident) => {
+        impl TypedMetric for $t {
+            const TYPE: MetricType = MetricType::$kind;
+        }
+
+        impl EncodeMetric for $t {
+            fn encode(&self, encoder: MetricEncoder) -> fmt::Result {
+                self.0.encode(encoder)
+            }
+
+            fn metric_type(&self) -> MetricType {
+                MetricType::$kind
+            }
+        }
+    };
+}
+
+encode_as_inner!(Counter, Counter);
+encode_as_inner!(Gauge, Gauge);
+
 /// Upper bounds of a histogram's buckets, ascending and finite; `+Inf` is always added.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Buckets(Vec<f64>);
+pub struct Buckets(Arc<[f64]>);
 
 impl Buckets {
     /// Explicit upper bounds.
     ///
     /// # Panics
     /// If the bounds are empty, not strictly ascending, or not finite.
-    pub fn new(bounds: impl Into<Vec<f64>>) -> Buckets {
-        let bounds = bounds.into();
+    fn new(bounds: Vec<f64>) -> Buckets {
         assert!(!bounds.is_empty(), "a histogram needs at least one bucket");
         assert!(
             bounds.iter().all(|b| b.is_finite()) && bounds.windows(2).all(|w| w[0] < w[1]),
             "histogram buckets must be finite and strictly ascending: {bounds:?}"
         );
-        Buckets(bounds)
+        Buckets(bounds.into())
     }
 
     /// `count` bounds `start, start·factor, start·factor², …`.
@@ -128,27 +107,7 @@ impl Buckets {
             start > 0.0 && factor > 1.0 && count > 0,
             "exponential buckets need start > 0, factor > 1 and count > 0"
         );
-        Buckets::new(
-            (0..count)
-                .map(|i| start * factor.powi(i as i32))
-                .collect::<Vec<_>>(),
-        )
-    }
-
-    /// `count` bounds `start, start+width, start+2·width, …`.
-    ///
-    /// # Panics
-    /// If `width <= 0` or `count == 0`.
-    pub fn linear(start: f64, width: f64, count: usize) -> Buckets {
-        assert!(
-            width > 0.0 && count > 0,
-            "linear buckets need width > 0 and count > 0"
-        );
-        Buckets::new(
-            (0..count)
-                .map(|i| start + width * i as f64)
-                .collect::<Vec<_>>(),
-        )
+        Buckets::new((0..count).map(|i| start * factor.powi(i as i32)).collect())
     }
 
     /// Powers of two from 1 up to and including the first power ≥ `max` (batch sizes, as
@@ -171,139 +130,90 @@ impl Buckets {
             2.5, 5.0, 10.0,
         ])
     }
-
-    /// The upper bounds, without `+Inf`.
-    pub fn bounds(&self) -> &[f64] {
-        &self.0
-    }
 }
 
 /// The shared state of a [`Histogram`].
 #[derive(Debug)]
 struct HistogramCore {
     /// Upper bounds, ascending, without `+Inf`.
-    bounds: Box<[f64]>,
+    bounds: Buckets,
     /// Per bucket (plus one for `+Inf`): observations that fell in it (not cumulative).
     counts: Box<[AtomicU64]>,
     /// The sum of all observations, as `f64` bits.
     sum: AtomicU64,
-    /// The number of observations.
-    count: AtomicU64,
 }
 
 /// A distribution of observations in fixed buckets, with their sum and count. Clones share
 /// the value.
-#[derive(Debug, Clone)]
+///
+/// Not prometheus-client's `Histogram`, which takes a mutex per observation: this one is a
+/// few relaxed atomic operations, for the model server's per-request observations.
+#[derive(Clone)]
 pub struct Histogram {
-    /// The buckets, sum and count.
+    /// The buckets and sum.
     core: Arc<HistogramCore>,
+}
+
+impl fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Histogram")
+            .field("bounds", &self.core.bounds.0)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Histogram {
     /// A new, empty histogram, not registered anywhere (see [`crate::Registry::histogram`]).
-    pub fn new(buckets: &Buckets) -> Histogram {
-        let bounds: Box<[f64]> = buckets.bounds().into();
-        let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
+    pub(crate) fn new(buckets: &Buckets) -> Histogram {
         Histogram {
             core: Arc::new(HistogramCore {
-                bounds,
-                counts,
+                bounds: buckets.clone(),
+                counts: (0..=buckets.0.len()).map(|_| AtomicU64::new(0)).collect(),
                 sum: AtomicU64::new(0f64.to_bits()),
-                count: AtomicU64::new(0),
             }),
         }
     }
 
-    /// Records one observation. NaN is counted in `+Inf` and poisons the sum, as in the Go
-    /// client.
+    /// Records one observation (in the first bucket whose bound is ≥ it). NaN is counted in
+    /// `+Inf` and poisons the sum, as in the Go client.
     pub fn observe(&self, v: f64) {
         let c = &self.core;
-        let i = c.bounds.partition_point(|b| *b < v);
+        let i = c.bounds.0.partition_point(|b| *b < v);
         c.counts[i].fetch_add(1, Ordering::Relaxed);
-        add_f64(&c.sum, v);
-        c.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Starts a timer that observes the elapsed seconds when dropped (or on
-    /// [`HistogramTimer::stop`]).
-    pub fn start_timer(&self) -> HistogramTimer {
-        HistogramTimer {
-            histogram: self.clone(),
-            start: Instant::now(),
-            done: false,
+        let mut old = c.sum.load(Ordering::Relaxed);
+        loop {
+            let new = (f64::from_bits(old) + v).to_bits();
+            match c
+                .sum
+                .compare_exchange_weak(old, new, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(current) => old = current,
+            }
         }
     }
+}
 
-    /// The number of observations.
-    pub fn count(&self) -> u64 {
-        self.core.count.load(Ordering::Relaxed)
-    }
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
 
-    /// The sum of all observations.
-    pub fn sum(&self) -> f64 {
-        f64::from_bits(self.core.sum.load(Ordering::Relaxed))
-    }
-
-    /// `(upper bound, cumulative count)` per bucket, ending with `(+Inf, count)`.
-    pub fn cumulative(&self) -> Vec<(f64, u64)> {
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
         let c = &self.core;
-        let mut acc = 0;
-        c.bounds
-            .iter()
-            .copied()
+        let buckets: Vec<(f64, u64)> = (c.bounds.0.iter().copied())
             .chain([f64::INFINITY])
-            .zip(c.counts.iter())
-            .map(|(b, n)| {
-                acc += n.load(Ordering::Relaxed);
-                (b, acc)
-            })
-            .collect()
+            .zip(c.counts.iter().map(|n| n.load(Ordering::Relaxed)))
+            .collect();
+        // The count is derived from the buckets, so `+Inf` equals `_count` even while other
+        // threads observe.
+        let count = buckets.iter().map(|(_, n)| n).sum();
+        let sum = f64::from_bits(c.sum.load(Ordering::Relaxed));
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
-    /// The bucket bounds this histogram was made with.
-    pub(crate) fn bounds(&self) -> &[f64] {
-        &self.core.bounds
-    }
-}
-
-/// Observes the seconds since it was started into its histogram when dropped.
-#[derive(Debug)]
-pub struct HistogramTimer {
-    /// Where the duration goes.
-    histogram: Histogram,
-    /// When the timer started.
-    start: Instant,
-    /// Whether it has already observed.
-    done: bool,
-}
-
-impl HistogramTimer {
-    /// Observes now and returns the elapsed seconds.
-    pub fn stop(mut self) -> f64 {
-        self.observe()
-    }
-
-    /// Drops the timer without observing.
-    pub fn discard(mut self) {
-        self.done = true;
-    }
-
-    /// Records the elapsed time once.
-    fn observe(&mut self) -> f64 {
-        let secs = self.start.elapsed().as_secs_f64();
-        if !self.done {
-            self.done = true;
-            self.histogram.observe(secs);
-        }
-        secs
-    }
-}
-
-impl Drop for HistogramTimer {
-    fn drop(&mut self) {
-        if !self.done {
-            self.observe();
-        }
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
     }
 }
 
@@ -312,22 +222,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_upper_inclusive_and_cumulative() {
-        let h = Histogram::new(&Buckets::new(vec![1.0, 2.0, 4.0]));
-        for v in [0.5, 1.0, 1.5, 2.0, 3.0, 9.0] {
-            h.observe(v);
-        }
+    fn bucket_layouts() {
         assert_eq!(
-            h.cumulative(),
-            vec![(1.0, 2), (2.0, 4), (4.0, 5), (f64::INFINITY, 6)]
+            &*Buckets::powers_of_two(64).0,
+            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
         );
-        assert_eq!(h.count(), 6);
-        assert_eq!(h.sum(), 17.0);
+        assert_eq!(Buckets::powers_of_two(100).0.last(), Some(&128.0));
+        assert_eq!(&*Buckets::exponential(1.0, 10.0, 3).0, &[1.0, 10.0, 100.0]);
+        assert_eq!(Buckets::latency().0.len(), 16);
+    }
+
+    #[test]
+    #[should_panic(expected = "strictly ascending")]
+    fn unsorted_buckets_panic() {
+        let _ = Buckets::new(vec![2.0, 1.0]);
     }
 
     #[test]
     fn gauge_adds_concurrently() {
-        let g = Gauge::new();
+        let g = Gauge::default();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -340,45 +253,5 @@ mod tests {
         assert_eq!(g.get(), 4000.0);
         g.dec();
         assert_eq!(g.get(), 3999.0);
-    }
-
-    #[test]
-    fn bucket_layouts() {
-        assert_eq!(
-            Buckets::powers_of_two(64).bounds(),
-            &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-        );
-        assert_eq!(Buckets::powers_of_two(100).bounds().last(), Some(&128.0));
-        assert_eq!(
-            Buckets::exponential(1.0, 10.0, 3).bounds(),
-            &[1.0, 10.0, 100.0]
-        );
-        assert_eq!(Buckets::linear(0.0, 5.0, 3).bounds(), &[0.0, 5.0, 10.0]);
-    }
-
-    #[test]
-    #[should_panic(expected = "strictly ascending")]
-    fn unsorted_buckets_panic() {
-        let _ = Buckets::new(vec![2.0, 1.0]);
-    }
-
-    #[test]
-    fn timer_observes_once() {
-        let h = Histogram::new(&Buckets::latency());
-        let t = h.start_timer();
-        assert!(t.stop() >= 0.0);
-        h.start_timer().discard();
-        drop(h.start_timer());
-        assert_eq!(h.count(), 2);
-    }
-
-    #[test]
-    fn values_format_for_prometheus() {
-        let mut s = String::new();
-        for v in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 0.005, 3.0] {
-            write_value(&mut s, v);
-            s.push(' ');
-        }
-        assert_eq!(s, "+Inf -Inf NaN 0.005 3 ");
     }
 }

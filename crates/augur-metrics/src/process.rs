@@ -1,5 +1,7 @@
 //! The standard `process_*` series (as the official Prometheus clients export them), read from
-//! `/proc/self` when the registry is rendered. On systems without `/proc` they read as 0.
+//! `/proc/self` when the registry is rendered (through [`Registry::gauge_fn`] and
+//! [`Registry::counter_fn`], which are prometheus-client collectors). On systems without
+//! `/proc` they read as 0.
 
 use crate::Registry;
 

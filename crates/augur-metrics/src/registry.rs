@@ -1,101 +1,56 @@
-//! The [`Registry`]: where metrics are registered, and their rendering in the Prometheus text
-//! exposition format 0.0.4.
-//!
-//! Format reference: each family is written as `# HELP name text`, `# TYPE name type`, then
-//! one line per sample, `name{label="value",…} value`. Histograms write cumulative
-//! `name_bucket{…,le="bound"}` lines ending with `le="+Inf"`, then `name_sum` and
-//! `name_count`. In label values `\`, `"` and newlines are escaped; in help text `\` and
-//! newlines are.
+//! The [`Registry`]: a prometheus-client registry behind a lock, plus an index of what is
+//! registered so that registering a name again returns the same metric.
 
+use std::any::Any;
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
 
 use crate::family::Family;
-use crate::metric::{Buckets, Counter, Gauge, Histogram, write_value};
+use crate::metric::{Buckets, Counter, Gauge, Histogram};
 
-/// The `Content-Type` of [`Registry::render`]'s output.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-/// A value read when the registry is rendered.
-type ValueFn = Arc<dyn Fn() -> f64 + Send + Sync>;
-
-/// What a registered name holds.
-#[derive(Clone)]
-enum Collector {
-    /// An unlabelled counter.
-    Counter(Counter),
-    /// An unlabelled gauge.
-    Gauge(Gauge),
-    /// An unlabelled histogram.
-    Histogram(Histogram),
-    /// Labelled counters.
-    CounterVec(Family<Counter>),
-    /// Labelled gauges.
-    GaugeVec(Family<Gauge>),
-    /// Labelled histograms (all children share the bucket layout).
-    HistogramVec(Family<Histogram>, Buckets),
-    /// A counter read at render time.
-    CounterFn(ValueFn),
-    /// A gauge read at render time.
-    GaugeFn(ValueFn),
-}
-
-impl Collector {
-    /// The Prometheus type name.
-    fn type_name(&self) -> &'static str {
-        match self {
-            Collector::Counter(_) | Collector::CounterVec(_) | Collector::CounterFn(_) => "counter",
-            Collector::Gauge(_) | Collector::GaugeVec(_) | Collector::GaugeFn(_) => "gauge",
-            Collector::Histogram(_) | Collector::HistogramVec(..) => "histogram",
-        }
-    }
-
-    /// A short description of the shape, for conflict messages.
-    fn shape(&self) -> &'static str {
-        match self {
-            Collector::Counter(_) => "counter",
-            Collector::Gauge(_) => "gauge",
-            Collector::Histogram(_) => "histogram",
-            Collector::CounterVec(_) => "labelled counter",
-            Collector::GaugeVec(_) => "labelled gauge",
-            Collector::HistogramVec(..) => "labelled histogram",
-            Collector::CounterFn(_) => "counter function",
-            Collector::GaugeFn(_) => "gauge function",
-        }
-    }
-}
+/// The `Content-Type` of [`Registry::render`]'s output: the Prometheus text format 0.0.4.
+pub use prometheus_text::CONTENT_TYPE;
 
 /// One registered metric name.
-#[derive(Clone)]
 struct Entry {
-    /// The metric name.
+    /// The metric name as given (and as exposed).
     name: String,
-    /// The help text.
+    /// The help text as given.
     help: String,
     /// The label names (empty for unlabelled metrics).
     labels: Vec<String>,
-    /// The values.
-    collector: Collector,
+    /// What was registered (`counter`, `labelled histogram [0.1, 1.0]`, …).
+    shape: String,
+    /// The handle returned to callers: a [`Counter`], a `Family<Gauge>`, ….
+    handle: Box<dyn Any + Send + Sync>,
+}
+
+/// The lock-protected state.
+#[derive(Default)]
+struct Inner {
+    /// What prometheus-client encodes.
+    registry: prometheus_client::registry::Registry,
+    /// What is registered, for idempotent registration.
+    entries: Vec<Entry>,
 }
 
 /// A set of metrics rendered together. Cheap to clone: clones share the metrics.
 #[derive(Clone, Default)]
 pub struct Registry {
-    /// The entries, in registration order.
-    entries: Arc<Mutex<Vec<Entry>>>,
+    /// The registry and its index.
+    inner: Arc<RwLock<Inner>>,
 }
 
 impl fmt::Debug for Registry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<String> = self.lock().iter().map(|e| e.name.clone()).collect();
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
+        let names: Vec<&str> = inner.entries.iter().map(|e| e.name.as_str()).collect();
         f.debug_struct("Registry").field("metrics", &names).finish()
     }
-}
-
-/// A process-wide registry for code that cannot be handed one. Prefer passing a [`Registry`].
-pub fn global() -> &'static Registry {
-    static GLOBAL: OnceLock<Registry> = OnceLock::new();
-    GLOBAL.get_or_init(Registry::new)
 }
 
 /// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -113,27 +68,63 @@ fn valid_label_name(name: &str) -> bool {
         && !name.starts_with("__")
 }
 
+/// The name prometheus-client is given: it appends `_total` to counters itself.
+fn base_name(name: &str, kind: MetricType) -> &str {
+    match kind {
+        MetricType::Counter => name.strip_suffix("_total").unwrap_or(name),
+        _ => name,
+    }
+}
+
+/// A metric whose value is read when the registry is rendered.
+struct FnMetric {
+    /// The name given to prometheus-client (without `_total`).
+    name: String,
+    /// The help text.
+    help: String,
+    /// Counter or gauge.
+    kind: MetricType,
+    /// The value.
+    value: Box<dyn Fn() -> f64 + Send + Sync>,
+}
+
+impl fmt::Debug for FnMetric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnMetric")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for FnMetric {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let value = (self.value)();
+        let mut metric = encoder.encode_descriptor(&self.name, &self.help, None, self.kind)?;
+        if self.kind == MetricType::Counter {
+            metric.encode_counter::<NoLabelSet, _, f64>(&value, None)
+        } else {
+            metric.encode_gauge(&value)
+        }
+    }
+}
+
 impl Registry {
     /// An empty registry.
     pub fn new() -> Registry {
         Registry::default()
     }
 
-    /// The entries, tolerating a poisoned lock (the data is still consistent).
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Registers `collector` under `name`, or returns the collector already there when it has
-    /// the same shape. Panics on invalid names and on conflicting shapes.
-    fn register(
+    /// Registers a metric of `shape` under `name` (adding it to prometheus-client's registry
+    /// with `add`), or returns the handle already there when it has the same shape, labels and
+    /// help. Panics on invalid names and on conflicting shapes.
+    fn register<T: Clone + Send + Sync + 'static>(
         &self,
         name: &str,
         help: &str,
         labels: &[&str],
-        collector: Collector,
-        same: impl Fn(&Collector) -> bool,
-    ) -> Collector {
+        shape: String,
+        add: impl FnOnce(&mut prometheus_client::registry::Registry) -> T,
+    ) -> T {
         assert!(valid_metric_name(name), "invalid metric name {name:?}");
         for l in labels {
             assert!(
@@ -141,44 +132,57 @@ impl Registry {
                 "invalid label name {l:?} for metric {name}"
             );
             assert!(
-                !(*l == "le" && collector.type_name() == "histogram"),
+                !(*l == "le" && shape.contains("histogram")),
                 "`le` is reserved in histogram {name}"
             );
         }
-        let mut entries = self.lock();
-        if let Some(e) = entries.iter().find(|e| e.name == name) {
-            let same_labels =
-                e.labels.len() == labels.len() && e.labels.iter().zip(labels).all(|(a, b)| a == b);
+        let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(e) = inner.entries.iter().find(|e| e.name == name) {
             assert!(
-                same(&e.collector) && same_labels && e.help == help,
+                e.shape == shape && e.labels == labels && e.help == help,
                 "metric {name} is already registered as a {} with labels {:?}; cannot \
-                 register it again as a {} with labels {labels:?} (or with other help text)",
-                e.collector.shape(),
+                 register it again as a {shape} with labels {labels:?} (or with other help text)",
+                e.shape,
                 e.labels,
-                collector.shape()
             );
-            return e.collector.clone();
+            return (e.handle.downcast_ref::<T>())
+                .expect("the same shape has the same handle type")
+                .clone();
         }
-        entries.push(Entry {
+        let handle = add(&mut inner.registry);
+        inner.entries.push(Entry {
             name: name.to_string(),
             help: help.to_string(),
             labels: labels.iter().map(|l| l.to_string()).collect(),
-            collector: collector.clone(),
+            shape,
+            handle: Box::new(handle.clone()),
         });
-        collector
+        handle
     }
 
-    /// Registers (or returns the already registered) counter `name`.
+    /// Registers `metric` on prometheus-client's registry, which appends a `.` to help texts.
+    fn add<M: prometheus_client::registry::Metric>(
+        r: &mut prometheus_client::registry::Registry,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        metric: M,
+    ) {
+        let help = help.strip_suffix('.').unwrap_or(help);
+        r.register(base_name(name, kind), help, metric);
+    }
+
+    /// Registers (or returns the already registered) counter `name`. It is exposed as
+    /// `name`, with `_total` appended if `name` does not end with it.
     ///
     /// # Panics
     /// If `name` is invalid or already registered with another type, labels or help.
     pub fn counter(&self, name: &str, help: &str) -> Counter {
-        match self.register(name, help, &[], Collector::Counter(Counter::new()), |c| {
-            matches!(c, Collector::Counter(_))
-        }) {
-            Collector::Counter(c) => c,
-            _ => unreachable!("checked by `same`"),
-        }
+        self.register(name, help, &[], "counter".into(), |r| {
+            let c = Counter::default();
+            Self::add(r, name, help, MetricType::Counter, c.clone());
+            c
+        })
     }
 
     /// Registers (or returns the already registered) gauge `name`.
@@ -186,12 +190,11 @@ impl Registry {
     /// # Panics
     /// As [`Registry::counter`].
     pub fn gauge(&self, name: &str, help: &str) -> Gauge {
-        match self.register(name, help, &[], Collector::Gauge(Gauge::new()), |c| {
-            matches!(c, Collector::Gauge(_))
-        }) {
-            Collector::Gauge(g) => g,
-            _ => unreachable!("checked by `same`"),
-        }
+        self.register(name, help, &[], "gauge".into(), |r| {
+            let g = Gauge::default();
+            Self::add(r, name, help, MetricType::Gauge, g.clone());
+            g
+        })
     }
 
     /// Registers (or returns the already registered) histogram `name`.
@@ -199,31 +202,25 @@ impl Registry {
     /// # Panics
     /// As [`Registry::counter`], and if it is registered with other buckets.
     pub fn histogram(&self, name: &str, help: &str, buckets: Buckets) -> Histogram {
-        let h = Histogram::new(&buckets);
-        match self.register(
-            name,
-            help,
-            &[],
-            Collector::Histogram(h),
-            |c| matches!(c, Collector::Histogram(h) if h.bounds() == buckets.bounds()),
-        ) {
-            Collector::Histogram(h) => h,
-            _ => unreachable!("checked by `same`"),
-        }
+        let shape = format!("histogram {buckets:?}");
+        self.register(name, help, &[], shape, |r| {
+            let h = Histogram::new(&buckets);
+            Self::add(r, name, help, MetricType::Histogram, h.clone());
+            h
+        })
     }
 
-    /// Registers (or returns the already registered) labelled counter `name`.
+    /// Registers (or returns the already registered) labelled counter `name`, exposed as
+    /// [`Registry::counter`] says.
     ///
     /// # Panics
     /// As [`Registry::counter`], and on invalid label names.
     pub fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> Family<Counter> {
-        let f = Family::new(labels, Counter::new);
-        match self.register(name, help, labels, Collector::CounterVec(f), |c| {
-            matches!(c, Collector::CounterVec(_))
-        }) {
-            Collector::CounterVec(f) => f,
-            _ => unreachable!("checked by `same`"),
-        }
+        self.register(name, help, labels, "labelled counter".into(), |r| {
+            let f = Family::new(labels, Counter::default);
+            Self::add(r, name, help, MetricType::Counter, f.inner().clone());
+            f
+        })
     }
 
     /// Registers (or returns the already registered) labelled gauge `name`.
@@ -231,13 +228,11 @@ impl Registry {
     /// # Panics
     /// As [`Registry::counter_vec`].
     pub fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> Family<Gauge> {
-        let f = Family::new(labels, Gauge::new);
-        match self.register(name, help, labels, Collector::GaugeVec(f), |c| {
-            matches!(c, Collector::GaugeVec(_))
-        }) {
-            Collector::GaugeVec(f) => f,
-            _ => unreachable!("checked by `same`"),
-        }
+        self.register(name, help, labels, "labelled gauge".into(), |r| {
+            let f = Family::new(labels, Gauge::default);
+            Self::add(r, name, help, MetricType::Gauge, f.inner().clone());
+            f
+        })
     }
 
     /// Registers (or returns the already registered) labelled histogram `name`; every child
@@ -253,178 +248,63 @@ impl Registry {
         labels: &[&str],
         buckets: Buckets,
     ) -> Family<Histogram> {
-        let b = buckets.clone();
-        let f = Family::new(labels, move || Histogram::new(&b));
-        match self.register(
-            name,
-            help,
-            labels,
-            Collector::HistogramVec(f, buckets.clone()),
-            |c| matches!(c, Collector::HistogramVec(_, b) if *b == buckets),
-        ) {
-            Collector::HistogramVec(f, _) => f,
-            _ => unreachable!("checked by `same`"),
-        }
+        let shape = format!("labelled histogram {buckets:?}");
+        self.register(name, help, labels, shape, |r| {
+            let f = Family::new(labels, move || Histogram::new(&buckets));
+            Self::add(r, name, help, MetricType::Histogram, f.inner().clone());
+            f
+        })
+    }
+
+    /// Registers a metric read at render time, as a prometheus-client collector.
+    fn value_fn(
+        &self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        value: impl Fn() -> f64 + Send + Sync + 'static,
+    ) {
+        let shape = format!("{} function", kind.as_str());
+        self.register(name, help, &[], shape, |r| {
+            r.register_collector(Box::new(FnMetric {
+                name: base_name(name, kind).to_string(),
+                help: help.to_string(),
+                kind,
+                value: Box::new(value),
+            }));
+        })
     }
 
     /// Registers a counter whose value `f` returns at render time (a total kept elsewhere,
-    /// such as CPU seconds). Registering the name again keeps the first function.
+    /// such as CPU seconds). Registering the name again keeps the first function. `f` runs
+    /// under the registry's read lock: it must not register metrics.
     ///
     /// # Panics
     /// As [`Registry::counter`].
     pub fn counter_fn(&self, name: &str, help: &str, f: impl Fn() -> f64 + Send + Sync + 'static) {
-        self.register(name, help, &[], Collector::CounterFn(Arc::new(f)), |c| {
-            matches!(c, Collector::CounterFn(_))
-        });
+        self.value_fn(name, help, MetricType::Counter, f);
     }
 
     /// Registers a gauge whose value `f` returns at render time (a queue depth, a lag read
-    /// from elsewhere). Registering the name again keeps the first function.
+    /// from elsewhere). Registering the name again keeps the first function. `f` runs under
+    /// the registry's read lock: it must not register metrics.
     ///
     /// # Panics
     /// As [`Registry::counter`].
     pub fn gauge_fn(&self, name: &str, help: &str, f: impl Fn() -> f64 + Send + Sync + 'static) {
-        self.register(name, help, &[], Collector::GaugeFn(Arc::new(f)), |c| {
-            matches!(c, Collector::GaugeFn(_))
-        });
+        self.value_fn(name, help, MetricType::Gauge, f);
     }
 
-    /// Whether a metric called `name` is registered.
-    pub fn contains(&self, name: &str) -> bool {
-        self.lock().iter().any(|e| e.name == name)
-    }
-
-    /// Every metric in the text exposition format 0.0.4 (serve it with [`CONTENT_TYPE`]).
+    /// Every metric, encoded by prometheus-client in the Prometheus text format 0.0.4 (serve
+    /// it with [`CONTENT_TYPE`]). Metrics come in registration order, render-time functions
+    /// last; a labelled metric with no child yet is left out.
     pub fn render(&self) -> String {
+        let inner = self.inner.read().unwrap_or_else(PoisonError::into_inner);
         let mut out = String::with_capacity(4096);
-        self.render_into(&mut out);
+        prometheus_text::encode(&mut out, &inner.registry)
+            .expect("augur's metrics encode without error into a String");
         out
     }
-
-    /// Appends every metric in the text exposition format to `out`.
-    pub fn render_into(&self, out: &mut String) {
-        // Clone the entries so render-time functions run without the registry lock (they may
-        // register metrics themselves).
-        let entries: Vec<Entry> = self.lock().clone();
-        for e in &entries {
-            out.push_str("# HELP ");
-            out.push_str(&e.name);
-            out.push(' ');
-            escape_help(out, &e.help);
-            out.push_str("\n# TYPE ");
-            out.push_str(&e.name);
-            out.push(' ');
-            out.push_str(e.collector.type_name());
-            out.push('\n');
-            match &e.collector {
-                Collector::Counter(c) => sample(out, &e.name, "", &[], &[], None, c.get() as f64),
-                Collector::Gauge(g) => sample(out, &e.name, "", &[], &[], None, g.get()),
-                Collector::CounterFn(f) | Collector::GaugeFn(f) => {
-                    sample(out, &e.name, "", &[], &[], None, f())
-                }
-                Collector::Histogram(h) => histogram(out, &e.name, &[], &[], h),
-                Collector::CounterVec(f) => {
-                    for (values, c) in f.children() {
-                        sample(out, &e.name, "", &e.labels, &values, None, c.get() as f64);
-                    }
-                }
-                Collector::GaugeVec(f) => {
-                    for (values, g) in f.children() {
-                        sample(out, &e.name, "", &e.labels, &values, None, g.get());
-                    }
-                }
-                Collector::HistogramVec(f, _) => {
-                    for (values, h) in f.children() {
-                        histogram(out, &e.name, &e.labels, &values, &h);
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Writes help text, escaping `\` and newlines.
-fn escape_help(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Writes a label value, escaping `\`, `"` and newlines.
-fn escape_label(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Writes one sample line: `name[suffix]{labels[,le="…"]} value`.
-fn sample(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    labels: &[String],
-    values: &[String],
-    le: Option<f64>,
-    value: f64,
-) {
-    out.push_str(name);
-    out.push_str(suffix);
-    if !labels.is_empty() || le.is_some() {
-        out.push('{');
-        let mut first = true;
-        for (l, v) in labels.iter().zip(values) {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(l);
-            out.push_str("=\"");
-            escape_label(out, v);
-            out.push('"');
-        }
-        if let Some(le) = le {
-            if !first {
-                out.push(',');
-            }
-            out.push_str("le=\"");
-            write_value(out, le);
-            out.push('"');
-        }
-        out.push('}');
-    }
-    out.push(' ');
-    write_value(out, value);
-    out.push('\n');
-}
-
-/// Writes one histogram's bucket, sum and count lines.
-fn histogram(out: &mut String, name: &str, labels: &[String], values: &[String], h: &Histogram) {
-    // Read the buckets first and derive the count from them, so `+Inf` always equals
-    // `_count` even while other threads observe.
-    let buckets = h.cumulative();
-    for (bound, n) in &buckets {
-        sample(
-            out,
-            name,
-            "_bucket",
-            labels,
-            values,
-            Some(*bound),
-            *n as f64,
-        );
-    }
-    let count = buckets.last().map(|b| b.1).unwrap_or(0);
-    sample(out, name, "_sum", labels, values, None, h.sum());
-    sample(out, name, "_count", labels, values, None, count as f64);
 }
 
 #[cfg(test)]
@@ -436,16 +316,26 @@ mod tests {
         let r = Registry::new();
         r.counter("a_total", "A counter.").inc_by(5);
         r.gauge("b", "A gauge\nwith \\ two lines.").set(-1.5);
-        let h = r.histogram("c_seconds", "A histogram.", Buckets::new(vec![0.1, 1.0]));
-        h.observe(0.05);
-        h.observe(0.5);
-        h.observe(5.0);
+        let h = r.histogram(
+            "c_seconds",
+            "A histogram.",
+            Buckets::exponential(0.1, 10.0, 2),
+        );
+        for v in [0.05, 0.1, 0.5, 5.0] {
+            h.observe(v);
+        }
         let v = r.counter_vec("d_total", "Labelled.", &["code", "path"]);
-        v.with(&["200", "/x"]).inc();
         v.with(&["404", "/\"q\"\n"]).inc_by(2);
         r.gauge_fn("e", "Computed.", || 7.0);
-        let hv = r.histogram_vec("f", "Labelled histogram.", &["m"], Buckets::new(vec![1.0]));
+        r.counter_fn("g_seconds_total", "Computed too.", || 0.25);
+        let hv = r.histogram_vec(
+            "f",
+            "Labelled histogram.",
+            &["m"],
+            Buckets::powers_of_two(1),
+        );
         hv.with(&["x"]).observe(2.0);
+        r.gauge_vec("empty", "No child yet.", &["k"]);
         let expected = "\
 # HELP a_total A counter.
 # TYPE a_total counter
@@ -455,26 +345,48 @@ a_total 5
 b -1.5
 # HELP c_seconds A histogram.
 # TYPE c_seconds histogram
-c_seconds_bucket{le=\"0.1\"} 1
-c_seconds_bucket{le=\"1\"} 2
-c_seconds_bucket{le=\"+Inf\"} 3
-c_seconds_sum 5.55
-c_seconds_count 3
+c_seconds_bucket{le=\"0.1\"} 2
+c_seconds_bucket{le=\"1\"} 3
+c_seconds_bucket{le=\"+Inf\"} 4
+c_seconds_sum 5.65
+c_seconds_count 4
 # HELP d_total Labelled.
 # TYPE d_total counter
-d_total{code=\"200\",path=\"/x\"} 1
 d_total{code=\"404\",path=\"/\\\"q\\\"\\n\"} 2
-# HELP e Computed.
-# TYPE e gauge
-e 7
 # HELP f Labelled histogram.
 # TYPE f histogram
 f_bucket{m=\"x\",le=\"1\"} 0
 f_bucket{m=\"x\",le=\"+Inf\"} 1
-f_sum{m=\"x\"} 2
+f_sum{m=\"x\"} 2.0
 f_count{m=\"x\"} 1
+# HELP e Computed.
+# TYPE e gauge
+e 7.0
+# HELP g_seconds_total Computed too.
+# TYPE g_seconds_total counter
+g_seconds_total 0.25
 ";
         assert_eq!(r.render(), expected);
+    }
+
+    #[test]
+    fn children_render_with_their_labels() {
+        let r = Registry::new();
+        let v = r.counter_vec("x_total", "X.", &["code", "path"]);
+        v.with(&["200", "/x"]).inc();
+        v.with(&["500", "/y"]).inc_by(3);
+        v.with(&["404", "/z"]);
+        assert!(v.remove(&["404", "/z"]));
+        let text = r.render();
+        let mut samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        samples.sort();
+        assert_eq!(
+            samples,
+            [
+                "x_total{code=\"200\",path=\"/x\"} 1",
+                "x_total{code=\"500\",path=\"/y\"} 3"
+            ]
+        );
     }
 
     #[test]
@@ -487,6 +399,12 @@ f_count{m=\"x\"} 1
         let c1 = r.counter("y_total", "Y.");
         r.counter("y_total", "Y.").inc();
         assert_eq!(c1.get(), 1);
+        r.histogram("h", "H.", Buckets::latency());
+        r.histogram("h", "H.", Buckets::latency()).observe(1.0);
+        r.gauge_fn("g", "G.", || 1.0);
+        r.gauge_fn("g", "G.", || 2.0);
+        assert_eq!(r.render().matches("# TYPE").count(), 4);
+        assert!(r.render().contains("\ng 1.0\n"));
     }
 
     #[test]
@@ -495,6 +413,14 @@ f_count{m=\"x\"} 1
         let r = Registry::new();
         r.counter("x", "X.");
         r.gauge("x", "X.");
+    }
+
+    #[test]
+    #[should_panic(expected = "already registered as a labelled histogram")]
+    fn other_buckets_panic() {
+        let r = Registry::new();
+        r.histogram_vec("x", "X.", &["k"], Buckets::latency());
+        r.histogram_vec("x", "X.", &["k"], Buckets::powers_of_two(8));
     }
 
     #[test]
