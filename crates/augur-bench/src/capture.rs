@@ -11,7 +11,7 @@
 //! It runs the real release binary (`cargo build --release --bin augur` first).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +52,7 @@ fn insert_rows(from: u64, n: u64) -> String {
 struct Augur {
     child: Child,
     lines: Arc<AtomicU64>,
-    arrivals: Arc<Mutex<Vec<(u64, Instant)>>>,
+    arrivals: Arrivals,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -196,6 +196,37 @@ fn proc_cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
+/// Row arrival times by row id, filled by a reader thread.
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// What the phases share: the augur binary, the private cluster and the run's files.
+struct Bench {
+    /// The release `augur` binary.
+    bin: PathBuf,
+    /// The private PostgreSQL cluster (database `bench`).
+    cluster: PgCluster,
+    /// The temporary folder holding the properties and offsets.
+    dir: PathBuf,
+    /// augur's connector properties.
+    props: PathBuf,
+}
+
+/// The throughput phase's figures.
+struct Throughput {
+    /// Rows in the transaction.
+    n: u64,
+    /// pg_recvlogical's catch-up seconds.
+    recv_secs: f64,
+    /// augur's catch-up seconds.
+    augur_secs: f64,
+    /// augur's live seconds (COMMIT returned → last event).
+    live_secs: f64,
+    /// Seconds the live INSERT took.
+    committed: f64,
+    /// augur's CPU seconds for the catch-up.
+    catchup_cpu: f64,
+}
+
 /// Runs the capture benchmark.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let bin = build_augur()?;
@@ -204,46 +235,69 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         cores(),
         load_average()
     );
+    let bench = Bench::setup(bin)?;
+    bench.create_slots()?;
+    let a = bench.throughput(args.rows)?;
+    bench.latency(&a, &args)?;
 
-    let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
-    cluster
-        .psql("postgres", "CREATE DATABASE bench")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let sql = |q: &str| cluster.psql("bench", q).map_err(|e| anyhow::anyhow!("{e}"));
-    sql(TABLE)?;
-    let dir = std::env::temp_dir().join(format!("augur-bench-capture-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let props = dir.join("bench.properties");
-    std::fs::write(
-        &props,
-        format!(
-            "connector.class=io.debezium.connector.postgresql.PostgresConnector\nplugin.name=pgoutput\n\
-             database.hostname=127.0.0.1\ndatabase.port={}\ndatabase.user={SUPERUSER}\ndatabase.password={SUPERUSER_PASSWORD}\n\
-             database.dbname=bench\ntopic.prefix=bench\ntable.include.list=public.bench\nslot.name=augur_bench\n\
-             snapshot.mode=no_data\noffset.storage.file.filename={}\n",
-            cluster.port(),
-            dir.join("offsets.json").display()
-        ),
-    )?;
-
-    // Create augur's slot (and the publication) with a first, short run.
-    let a = Augur::start(&bin, &props)?;
-    a.wait_streaming()?;
+    println!(
+        "\n3. augur process: peak RSS {:.1} MB, CPU {:.2} s in total",
+        a.peak_rss_mb(),
+        a.cpu_seconds()
+    );
+    println!("targets: ≥ 50,000 rows/s; p99 < 10 ms at 100 rows/s; RSS < 50 MB");
     a.stop();
-    sql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')")?;
+    bench.finish();
+    Ok(())
+}
 
-    // 1a. Catch-up throughput: the transaction is committed before either consumer starts.
-    let n = args.rows;
-    println!("\n1. one {n}-row transaction");
-    sql(&insert_rows(1, n))?;
-    let endpos = sql("SELECT pg_current_wal_lsn()")?.trim().to_string();
-    let recv = |slot: &str, extra: &[&str], out: Stdio| -> anyhow::Result<Child> {
-        Command::new(cluster.bin_dir().join("pg_recvlogical"))
+impl Bench {
+    /// Starts the cluster, creates the table and writes augur's properties.
+    fn setup(bin: PathBuf) -> anyhow::Result<Bench> {
+        let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+        cluster
+            .psql("postgres", "CREATE DATABASE bench")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        cluster
+            .psql("bench", TABLE)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dir = std::env::temp_dir().join(format!("augur-bench-capture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let props = dir.join("bench.properties");
+        std::fs::write(
+            &props,
+            format!(
+                "connector.class=io.debezium.connector.postgresql.PostgresConnector\nplugin.name=pgoutput\n\
+                 database.hostname=127.0.0.1\ndatabase.port={}\ndatabase.user={SUPERUSER}\ndatabase.password={SUPERUSER_PASSWORD}\n\
+                 database.dbname=bench\ntopic.prefix=bench\ntable.include.list=public.bench\nslot.name=augur_bench\n\
+                 snapshot.mode=no_data\noffset.storage.file.filename={}\n",
+                cluster.port(),
+                dir.join("offsets.json").display()
+            ),
+        )?;
+        Ok(Bench {
+            bin,
+            cluster,
+            dir,
+            props,
+        })
+    }
+
+    /// Runs `q` in the `bench` database.
+    fn sql(&self, q: &str) -> anyhow::Result<String> {
+        self.cluster
+            .psql("bench", q)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Starts `pg_recvlogical` on `slot` with `extra` arguments, stdout to `out`.
+    fn recv(&self, slot: &str, extra: &[&str], out: Stdio) -> anyhow::Result<Child> {
+        Command::new(self.cluster.bin_dir().join("pg_recvlogical"))
             .args([
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &cluster.port().to_string(),
+                &self.cluster.port().to_string(),
                 "-U",
                 SUPERUSER,
                 "-d",
@@ -259,153 +313,214 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             .stderr(Stdio::null())
             .spawn()
             .context("starting pg_recvlogical")
-    };
-    let t = Instant::now();
-    let mut pr = recv(
-        "recv",
-        &[
-            "--endpos",
-            &endpos,
-            "-o",
-            "proto_version=1",
-            "-o",
-            "publication_names=dbz_publication",
-            "-f",
-            "/dev/null",
-        ],
-        Stdio::null(),
-    )?;
-    pr.wait()?;
-    let recv_secs = t.elapsed().as_secs_f64();
-
-    let t = Instant::now();
-    let a = Augur::start(&bin, &props)?;
-    a.wait_lines(n, Duration::from_secs(300))?;
-    let augur_secs = t.elapsed().as_secs_f64();
-    let catchup_cpu = a.cpu_seconds();
-
-    // 1b. Live: augur is streaming when the transaction commits.
-    let before = a.lines.load(Ordering::Relaxed);
-    let t = Instant::now();
-    sql(&insert_rows(n + 1, n))?;
-    let committed = t.elapsed().as_secs_f64();
-    let t_commit = Instant::now();
-    let done = a.wait_lines(before + n, Duration::from_secs(300))?;
-    let live_secs = done.duration_since(t_commit).as_secs_f64();
-
-    println!("| consumer | seconds | rows/s | ratio |");
-    println!("|---|---|---|---|");
-    println!(
-        "| pg_recvlogical (pgoutput → /dev/null), catch-up | {recv_secs:.2} | {:.0} | 1.00 |",
-        n as f64 / recv_secs
-    );
-    println!(
-        "| augur capture (Debezium JSON with schemas → pipe), catch-up | {augur_secs:.2} | {:.0} | {:.2} |",
-        n as f64 / augur_secs,
-        recv_secs / augur_secs
-    );
-    println!(
-        "| augur capture, live (COMMIT returned → last event) | {live_secs:.2} | {:.0} | |",
-        n as f64 / live_secs
-    );
-    println!(
-        "(INSERT of {n} rows took {committed:.2} s; augur CPU for the catch-up: {catchup_cpu:.2} s)"
-    );
-
-    // 2. Latency at a steady rate, both consumers reading the same inserts.
-    sql("SELECT pg_create_logical_replication_slot('recv_td', 'test_decoding')")?;
-    let mut td = recv("recv_td", &["-f", "-"], Stdio::piped())?;
-    let td_arrivals: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::new(Mutex::new(Vec::new()));
-    {
-        let out = td.stdout.take().expect("stdout");
-        let arr = td_arrivals.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if let Some(at) = line.find("id[bigint]:") {
-                    let id: u64 = line[at + 11..]
-                        .split(' ')
-                        .next()
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    arr.lock().unwrap().push((id, Instant::now()));
-                }
-            }
-        });
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let mut psql = Command::new(cluster.bin_dir().join("psql"))
-        .args(["-X", "-q", "-d", &cluster.url("bench")])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()?;
-    let mut stdin = psql.stdin.take().expect("stdin");
-    let total = args.rate * args.seconds;
-    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-    let mut sent = Vec::with_capacity(total as usize);
-    let start = Instant::now();
-    println!("\n2. {total} single-row inserts at {} rows/s", args.rate);
-    for i in 0..total {
-        let due = start + interval * i as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
+
+    /// Creates augur's slot and publication (a first, short run), then pg_recvlogical's slot.
+    fn create_slots(&self) -> anyhow::Result<()> {
+        let a = Augur::start(&self.bin, &self.props)?;
+        a.wait_streaming()?;
+        a.stop();
+        self.sql("SELECT pg_create_logical_replication_slot('recv', 'pgoutput')")?;
+        Ok(())
+    }
+
+    /// Section 1: one `n`-row transaction, catch-up then live; prints it, returns augur running.
+    fn throughput(&self, n: u64) -> anyhow::Result<Augur> {
+        // 1a. Catch-up throughput: the transaction is committed before either consumer starts.
+        println!("\n1. one {n}-row transaction");
+        self.sql(&insert_rows(1, n))?;
+        let endpos = self.sql("SELECT pg_current_wal_lsn()")?.trim().to_string();
+        let recv_secs = self.recv_catch_up(&endpos)?;
+
+        let t = Instant::now();
+        let a = Augur::start(&self.bin, &self.props)?;
+        a.wait_lines(n, Duration::from_secs(300))?;
+        let augur_secs = t.elapsed().as_secs_f64();
+        let catchup_cpu = a.cpu_seconds();
+
+        let (committed, live_secs) = self.live(&a, n)?;
+        Throughput {
+            n,
+            recv_secs,
+            augur_secs,
+            live_secs,
+            committed,
+            catchup_cpu,
         }
-        let id = LATENCY_ID_BASE + i;
-        writeln!(
-            stdin,
-            "INSERT INTO bench VALUES ({id}, 1, 2, 'x', 'y', 3.14, 2.5, true, now(), gen_random_uuid());"
-        )?;
-        stdin.flush()?;
-        sent.push((id, Instant::now()));
+        .print();
+        Ok(a)
     }
-    std::thread::sleep(Duration::from_millis(1500));
-    drop(stdin);
-    psql.wait()?;
-    let lat = |arr: &Mutex<Vec<(u64, Instant)>>| -> (Vec<f64>, usize) {
-        let got: std::collections::HashMap<u64, Instant> =
-            arr.lock().unwrap().iter().copied().collect();
-        let mut ms: Vec<f64> = sent
-            .iter()
-            .filter_map(|(id, t)| {
-                got.get(id)
-                    .map(|r| r.saturating_duration_since(*t).as_secs_f64() * 1000.0)
-            })
-            .collect();
-        ms.sort_by(|a, b| a.total_cmp(b));
-        let n = ms.len();
-        (ms, n)
-    };
-    let (augur_ms, augur_n) = lat(&a.arrivals);
-    let (td_ms, td_n) = lat(&td_arrivals);
-    println!("| consumer | events | p50 ms | p99 ms | max ms |");
-    println!("|---|---|---|---|---|");
-    println!(
-        "| pg_recvlogical (test_decoding → pipe) | {td_n} | {:.2} | {:.2} | {:.2} |",
-        percentile(&td_ms, 0.5),
-        percentile(&td_ms, 0.99),
-        td_ms.last().copied().unwrap_or(f64::NAN)
-    );
-    println!(
-        "| augur capture (Debezium JSON → pipe) | {augur_n} | {:.2} | {:.2} | {:.2} |",
-        percentile(&augur_ms, 0.5),
-        percentile(&augur_ms, 0.99),
-        augur_ms.last().copied().unwrap_or(f64::NAN)
-    );
-    let _ = td.kill();
-    let _ = td.wait();
 
-    println!(
-        "\n3. augur process: peak RSS {:.1} MB, CPU {:.2} s in total",
-        a.peak_rss_mb(),
-        a.cpu_seconds()
-    );
-    println!("targets: ≥ 50,000 rows/s; p99 < 10 ms at 100 rows/s; RSS < 50 MB");
-    a.stop();
-    drop(cluster);
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    /// Seconds pg_recvlogical (pgoutput → /dev/null) takes to read up to `endpos`.
+    fn recv_catch_up(&self, endpos: &str) -> anyhow::Result<f64> {
+        let t = Instant::now();
+        let mut pr = self.recv(
+            "recv",
+            &[
+                "--endpos",
+                endpos,
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=dbz_publication",
+                "-f",
+                "/dev/null",
+            ],
+            Stdio::null(),
+        )?;
+        pr.wait()?;
+        Ok(t.elapsed().as_secs_f64())
+    }
+
+    /// Live: a second `n`-row INSERT while augur streams; (INSERT s, COMMIT → last event s).
+    fn live(&self, a: &Augur, n: u64) -> anyhow::Result<(f64, f64)> {
+        let before = a.lines.load(Ordering::Relaxed);
+        let t = Instant::now();
+        self.sql(&insert_rows(n + 1, n))?;
+        let committed = t.elapsed().as_secs_f64();
+        let t_commit = Instant::now();
+        let done = a.wait_lines(before + n, Duration::from_secs(300))?;
+        let live_secs = done.duration_since(t_commit).as_secs_f64();
+        Ok((committed, live_secs))
+    }
+
+    /// Section 2: latency at a steady rate, both consumers on the same inserts; prints it.
+    fn latency(&self, a: &Augur, args: &Args) -> anyhow::Result<()> {
+        self.sql("SELECT pg_create_logical_replication_slot('recv_td', 'test_decoding')")?;
+        let mut td = self.recv("recv_td", &["-f", "-"], Stdio::piped())?;
+        let td_arrivals = follow_test_decoding(&mut td);
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = self.steady_inserts(args)?;
+        let (augur_ms, augur_n) = latencies(&sent, &a.arrivals);
+        let (td_ms, td_n) = latencies(&sent, &td_arrivals);
+        println!("| consumer | events | p50 ms | p99 ms | max ms |");
+        println!("|---|---|---|---|---|");
+        println!(
+            "| pg_recvlogical (test_decoding → pipe) | {td_n} | {:.2} | {:.2} | {:.2} |",
+            percentile(&td_ms, 0.5),
+            percentile(&td_ms, 0.99),
+            td_ms.last().copied().unwrap_or(f64::NAN)
+        );
+        println!(
+            "| augur capture (Debezium JSON → pipe) | {augur_n} | {:.2} | {:.2} | {:.2} |",
+            percentile(&augur_ms, 0.5),
+            percentile(&augur_ms, 0.99),
+            augur_ms.last().copied().unwrap_or(f64::NAN)
+        );
+        let _ = td.kill();
+        let _ = td.wait();
+        Ok(())
+    }
+
+    /// Prints section 2's heading and sends the paced single-row inserts; (id, sent at) each.
+    fn steady_inserts(&self, args: &Args) -> anyhow::Result<Vec<(u64, Instant)>> {
+        let mut psql = Command::new(self.cluster.bin_dir().join("psql"))
+            .args(["-X", "-q", "-d", &self.cluster.url("bench")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        let mut stdin = psql.stdin.take().expect("stdin");
+        let total = args.rate * args.seconds;
+        let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+        let mut sent = Vec::with_capacity(total as usize);
+        let start = Instant::now();
+        println!("\n2. {total} single-row inserts at {} rows/s", args.rate);
+        for i in 0..total {
+            let due = start + interval * i as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let id = LATENCY_ID_BASE + i;
+            writeln!(
+                stdin,
+                "INSERT INTO bench VALUES ({id}, 1, 2, 'x', 'y', 3.14, 2.5, true, now(), gen_random_uuid());"
+            )?;
+            stdin.flush()?;
+            sent.push((id, Instant::now()));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(stdin);
+        psql.wait()?;
+        Ok(sent)
+    }
+
+    /// Stops the cluster and removes the run's files.
+    fn finish(self) {
+        drop(self.cluster);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
+impl Throughput {
+    /// Prints the throughput table and the INSERT / CPU note.
+    fn print(&self) {
+        let Throughput {
+            n,
+            recv_secs,
+            augur_secs,
+            live_secs,
+            committed,
+            catchup_cpu,
+        } = *self;
+        println!("| consumer | seconds | rows/s | ratio |");
+        println!("|---|---|---|---|");
+        println!(
+            "| pg_recvlogical (pgoutput → /dev/null), catch-up | {recv_secs:.2} | {:.0} | 1.00 |",
+            n as f64 / recv_secs
+        );
+        println!(
+            "| augur capture (Debezium JSON with schemas → pipe), catch-up | {augur_secs:.2} | {:.0} | {:.2} |",
+            n as f64 / augur_secs,
+            recv_secs / augur_secs
+        );
+        println!(
+            "| augur capture, live (COMMIT returned → last event) | {live_secs:.2} | {:.0} | |",
+            n as f64 / live_secs
+        );
+        println!(
+            "(INSERT of {n} rows took {committed:.2} s; augur CPU for the catch-up: {catchup_cpu:.2} s)"
+        );
+    }
+}
+
+/// Timestamps, by row id, the inserts pg_recvlogical (test_decoding) writes to `td`'s stdout.
+fn follow_test_decoding(td: &mut Child) -> Arrivals {
+    let td_arrivals: Arrivals = Arc::new(Mutex::new(Vec::new()));
+    let out = td.stdout.take().expect("stdout");
+    let arr = td_arrivals.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if let Some(at) = line.find("id[bigint]:") {
+                let id: u64 = line[at + 11..]
+                    .split(' ')
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                arr.lock().unwrap().push((id, Instant::now()));
+            }
+        }
+    });
+    td_arrivals
+}
+
+/// Sorted send → arrival latencies (ms) of the `sent` rows that arrived, and their count.
+fn latencies(sent: &[(u64, Instant)], arr: &Mutex<Vec<(u64, Instant)>>) -> (Vec<f64>, usize) {
+    let got: std::collections::HashMap<u64, Instant> =
+        arr.lock().unwrap().iter().copied().collect();
+    let mut ms: Vec<f64> = sent
+        .iter()
+        .filter_map(|(id, t)| {
+            got.get(id)
+                .map(|r| r.saturating_duration_since(*t).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let n = ms.len();
+    (ms, n)
+}
+
+/// The number of cores.
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -43,7 +43,6 @@ pub(crate) struct Args {
     no_python: bool,
 }
 
-/// The repository root (this crate lives in `crates/augur-bench`).
 /// Runs the model benchmark.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let root = repo_root();
@@ -60,52 +59,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
     // 1. Training.
     let (model, rows) = if data.is_file() {
-        let mut best = f64::INFINITY;
-        let mut model = None;
-        for _ in 0..args.train_runs.max(1) {
-            let started = Instant::now();
-            let table = Table::read_csv(&data)?;
-            let spec = FeatureSpec::ford();
-            let params = TrainParams::default();
-            let (cols, report) = prepare(&spec, &table, 10)?;
-            let cfg = TrainConfig {
-                spec: spec.clone(),
-                params: params.clone(),
-                ..TrainConfig::default()
-            };
-            let trained = train(&cfg, &cols, &|_, _| {})?;
-            let m = Model::from_trained(
-                "ford-price",
-                trained,
-                spec,
-                params,
-                "ford.csv",
-                &table.sha256,
-                report,
-            )?;
-            let bytes = m.to_json();
-            best = best.min(started.elapsed().as_secs_f64());
-            std::hint::black_box(bytes);
-            model = Some(m);
-        }
-        let model = model.expect("at least one run");
-        let cv = model
-            .meta()
-            .cv()
-            .expect("trained with cross-validation")
-            .pooled;
-        println!(
-            "training: default `augur train` (5-fold CV + final model, {} threads)",
-            TrainConfig::default().threads
-        );
-        println!(
-            "  wall time (best of {}): {best:.2} s   [target <= 10 s]",
-            args.train_runs.max(1)
-        );
-        println!(
-            "  CV: MAE {:.2}  RMSE {:.2}  R² {:.4}  MAPE {:.2} %   [target MAE <= 800]",
-            cv.mae, cv.rmse, cv.r2, cv.mape
-        );
+        let model = training(&data, args.train_runs)?;
         let rows = ford_rows(&data)?;
         (model, rows)
     } else {
@@ -118,6 +72,84 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     println!();
 
     // 2. The augur model.
+    augur_figures(&model, &rows, &args)?;
+
+    // 3. The imported xgboost model against xgboost.
+    imported_vs_xgboost(&root, &rows, &args)?;
+    Ok(())
+}
+
+/// A row of input values as JSON.
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// augur's figures for the imported model.
+struct Ours {
+    /// Batch rows/s, one core.
+    batch: f64,
+    /// Single-row p50, µs.
+    p50: f64,
+    /// Single-row p99, µs.
+    p99: f64,
+}
+
+/// Section 1: the default `augur train` on `data`, best of `runs`; prints it, returns the model.
+fn training(data: &Path, runs: usize) -> anyhow::Result<Model> {
+    let mut best = f64::INFINITY;
+    let mut model = None;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let table = Table::read_csv(data)?;
+        let spec = FeatureSpec::ford();
+        let params = TrainParams::default();
+        let (cols, report) = prepare(&spec, &table, 10)?;
+        let cfg = TrainConfig {
+            spec: spec.clone(),
+            params: params.clone(),
+            ..TrainConfig::default()
+        };
+        let trained = train(&cfg, &cols, &|_, _| {})?;
+        let m = Model::from_trained(
+            "ford-price",
+            trained,
+            spec,
+            params,
+            "ford.csv",
+            &table.sha256,
+            report,
+        )?;
+        let bytes = m.to_json();
+        best = best.min(started.elapsed().as_secs_f64());
+        std::hint::black_box(bytes);
+        model = Some(m);
+    }
+    let model = model.expect("at least one run");
+    print_training(&model, best, runs);
+    Ok(model)
+}
+
+/// Prints the training wall time (`best` seconds of `runs`) and the model's pooled CV figures.
+fn print_training(model: &Model, best: f64, runs: usize) {
+    let cv = model
+        .meta()
+        .cv()
+        .expect("trained with cross-validation")
+        .pooled;
+    println!(
+        "training: default `augur train` (5-fold CV + final model, {} threads)",
+        TrainConfig::default().threads
+    );
+    println!(
+        "  wall time (best of {}): {best:.2} s   [target <= 10 s]",
+        runs.max(1)
+    );
+    println!(
+        "  CV: MAE {:.2}  RMSE {:.2}  R² {:.4}  MAPE {:.2} %   [target MAE <= 800]",
+        cv.mae, cv.rmse, cv.r2, cv.mape
+    );
+}
+
+/// Section 2: the model's batch rows/s and single-row latency on `rows`; prints them.
+fn augur_figures(model: &Model, rows: &[Row], args: &Args) -> anyhow::Result<()> {
     let f = model.forest();
     println!(
         "{} ({} trees, {} nodes), {} distinct rows cycled",
@@ -126,12 +158,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         f.num_nodes(),
         rows.len()
     );
-    let values = rows_to_values(&model, &rows)?;
-    let x = features(&model, &values)?;
-    let batch = batch_rows_per_s(&model, &x, args.batch);
-    let via_values = values_rows_per_s(&model, &values, args.batch);
-    let (p50, p99) = single_row(&model, &values, args.single);
-    let (j50, j99) = single_json(&model, &rows, args.single);
+    let values = rows_to_values(model, rows)?;
+    let x = features(model, &values)?;
+    let batch = batch_rows_per_s(model, &x, args.batch);
+    let via_values = values_rows_per_s(model, &values, args.batch);
+    let (p50, p99) = single_row(model, &values, args.single);
+    let (j50, j99) = single_json(model, rows, args.single);
     println!(
         "  batch, one core, features ready:     {:>12} rows/s",
         thousands(batch)
@@ -145,8 +177,11 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("  single row (predict_json) p50 / p99: {j50:>8.2} / {j99:.2} µs");
     println!();
+    Ok(())
+}
 
-    // 3. The imported xgboost model against xgboost.
+/// Section 3: the original's XGBoost model imported into augur, against xgboost; prints it.
+fn imported_vs_xgboost(root: &Path, rows: &[Row], args: &Args) -> anyhow::Result<()> {
     let xgb_dir = root.join("crates/augur-model/tests/fixtures/xgboost");
     let spec: PipelineSpec =
         serde_json::from_slice(&std::fs::read(xgb_dir.join("features.json"))?)?;
@@ -156,7 +191,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "model.json",
         spec,
     )?;
-    let ivalues = rows_to_values(&imported, &rows)?;
+    let ivalues = rows_to_values(&imported, rows)?;
     let ix = features(&imported, &ivalues)?;
     let n = args
         .batch
@@ -167,62 +202,72 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let theirs = if args.no_python {
         Err(anyhow::anyhow!("--no-python"))
     } else {
-        python_xgboost(&root, &xgb_dir, &imported, &ix, n)
+        python_xgboost(root, &xgb_dir, &imported, &ix, n)
     };
     println!(
         "imported XGBoost model (the original's 100 trees, {} nodes), predicting the same float32 rows:",
         imported.forest().num_nodes()
     );
+    let ours = Ours {
+        batch: ibatch,
+        p50: i50,
+        p99: i99,
+    };
     match theirs {
-        Ok(py) => {
-            let mut ours = vec![0.0f32; n];
-            imported
-                .forest()
-                .predict_batch(&ix[..n * imported.pipeline().num_columns()], &mut ours);
-            let diff = ours
-                .iter()
-                .zip(&py.pred)
-                .map(|(a, b)| (*a as f64 - b).abs())
-                .fold(0.0, f64::max);
-            println!(
-                "  {:<26} {:>14} {:>14} {:>8}",
-                "",
-                "augur",
-                format!("xgboost {}", py.version),
-                "ratio"
-            );
-            println!(
-                "  {:<26} {:>14} {:>14} {:>7.2}x",
-                "batch rows/s, one core",
-                thousands(ibatch),
-                thousands(py.batch),
-                ibatch / py.batch
-            );
-            println!(
-                "  {:<26} {:>14.2} {:>14.2} {:>7.1}x",
-                "single row p50 µs",
-                i50,
-                py.p50,
-                py.p50 / i50
-            );
-            println!(
-                "  {:<26} {:>14.2} {:>14.2} {:>7.1}x",
-                "single row p99 µs",
-                i99,
-                py.p99,
-                py.p99 / i99
-            );
-            println!("  max abs difference of the {n} predictions: {diff}");
-        }
+        Ok(py) => print_comparison(&imported, &ix, n, &ours, &py),
         Err(e) => {
             println!(
-                "  augur: batch {} rows/s, single row p50 {i50:.2} µs, p99 {i99:.2} µs",
-                thousands(ibatch)
+                "  augur: batch {} rows/s, single row p50 {:.2} µs, p99 {:.2} µs",
+                thousands(ours.batch),
+                ours.p50,
+                ours.p99
             );
             println!("  xgboost comparison skipped: {e:#}");
         }
     }
     Ok(())
+}
+
+/// Prints augur against xgboost with ratios, and their largest difference on `ix`'s `n` rows.
+fn print_comparison(imported: &Model, ix: &[f32], n: usize, ours: &Ours, py: &PyResult) {
+    let mut preds = vec![0.0f32; n];
+    imported
+        .forest()
+        .predict_batch(&ix[..n * imported.pipeline().num_columns()], &mut preds);
+    let diff = preds
+        .iter()
+        .zip(&py.pred)
+        .map(|(a, b)| (*a as f64 - b).abs())
+        .fold(0.0, f64::max);
+    println!(
+        "  {:<26} {:>14} {:>14} {:>8}",
+        "",
+        "augur",
+        format!("xgboost {}", py.version),
+        "ratio"
+    );
+    println!(
+        "  {:<26} {:>14} {:>14} {:>7.2}x",
+        "batch rows/s, one core",
+        thousands(ours.batch),
+        thousands(py.batch),
+        ours.batch / py.batch
+    );
+    println!(
+        "  {:<26} {:>14.2} {:>14.2} {:>7.1}x",
+        "single row p50 µs",
+        ours.p50,
+        py.p50,
+        py.p50 / ours.p50
+    );
+    println!(
+        "  {:<26} {:>14.2} {:>14.2} {:>7.1}x",
+        "single row p99 µs",
+        ours.p99,
+        py.p99,
+        py.p99 / ours.p99
+    );
+    println!("  max abs difference of the {n} predictions: {diff}");
 }
 
 /// The clean Ford rows as JSON objects.

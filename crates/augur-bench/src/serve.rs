@@ -50,7 +50,6 @@ pub(crate) struct Args {
 /// The original service's example body.
 const CAR: &str = r#"{"model":" Fiesta","year":2017,"transmission":"Automatic","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#;
 
-/// The repository root.
 /// A free loopback port (bound, then released).
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
@@ -369,6 +368,30 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// What the phases share: the arguments, the repository, the augur binary and oha.
+struct Bench<'a> {
+    /// The benchmark's arguments.
+    args: &'a Args,
+    /// The repository root (for the model store).
+    root: PathBuf,
+    /// The release `augur` binary.
+    bin: PathBuf,
+    /// The oha binary.
+    oha: PathBuf,
+}
+
+/// One concurrency level's figures (medians over rounds).
+struct Level {
+    /// Connections.
+    c: usize,
+    /// The bare server.
+    bare: Load,
+    /// augur serve.
+    augur: Load,
+    /// Median over rounds of augur's requests/s over the bare server's.
+    ratio: f64,
+}
+
 /// Runs the model server benchmark.
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     if let Some(port) = args.bare_server {
@@ -387,60 +410,95 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "augur serve benchmark ({cores} cores, load average {}, {oha_version})",
         load_average()
     );
+    let bench = Bench {
+        args: &args,
+        root,
+        bin,
+        oha: oha_bin,
+    };
+    let ready = bench.cold_starts()?;
+    let (results, augur_rss) = bench.load()?;
+    print_targets(&args, &results, augur_rss, ready);
+    Ok(())
+}
 
-    // 1. Cold starts.
-    println!(
-        "\n1. launch → first 200 from POST /predict ({} runs)",
-        args.starts
-    );
-    let mut ready = Vec::new();
-    let mut stops = Vec::new();
-    let mut start_rss = Vec::new();
-    for _ in 0..args.starts.max(1) {
-        let (mut p, t) = start_augur(&bin, &root)?;
-        let took = wait_predict(p.addr, t, &mut p.child)?;
-        ready.push(took.as_secs_f64() * 1e3);
-        start_rss.push(p.peak_rss_mb());
-        let (code, stop) = p.stop()?;
-        if code != Some(0) {
-            bail!("augur serve exited with {code:?} after SIGTERM");
+impl Bench<'_> {
+    /// Section 1, cold starts: prints the medians, returns the launch → ready times (ms).
+    fn cold_starts(&self) -> anyhow::Result<Vec<f64>> {
+        let args = self.args;
+        println!(
+            "\n1. launch → first 200 from POST /predict ({} runs)",
+            args.starts
+        );
+        let mut ready = Vec::new();
+        let mut stops = Vec::new();
+        let mut start_rss = Vec::new();
+        for _ in 0..args.starts.max(1) {
+            let (mut p, t) = start_augur(&self.bin, &self.root)?;
+            let took = wait_predict(p.addr, t, &mut p.child)?;
+            ready.push(took.as_secs_f64() * 1e3);
+            start_rss.push(p.peak_rss_mb());
+            let (code, stop) = p.stop()?;
+            if code != Some(0) {
+                bail!("augur serve exited with {code:?} after SIGTERM");
+            }
+            stops.push(stop.as_secs_f64() * 1e3);
         }
-        stops.push(stop.as_secs_f64() * 1e3);
+        let (lo, hi) = ready
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
+        println!(
+            "   ready in {:.1} ms median ({lo:.1}–{hi:.1}); SIGTERM → exit 0 in {:.1} ms median; RSS after one request {:.1} MB",
+            median(ready.clone()),
+            median(stops),
+            median(start_rss),
+        );
+        Ok(ready)
     }
-    let (lo, hi) = ready
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
-    println!(
-        "   ready in {:.1} ms median ({lo:.1}–{hi:.1}); SIGTERM → exit 0 in {:.1} ms median; RSS after one request {:.1} MB",
-        median(ready.clone()),
-        median(stops),
-        median(start_rss),
-    );
 
-    // 2. Load, side by side.
-    let (mut augur, t) = start_augur(&bin, &root)?;
-    wait_predict(augur.addr, t, &mut augur.child)?;
-    let mut bare = start_bare()?;
-    wait_predict(bare.addr, Instant::now(), &mut bare.child)?;
-    println!(
-        "\n2. POST /predict, single-car body; per level {} rounds of oha for {} s against each \
-         server in turn; medians over rounds",
-        args.rounds, args.seconds
-    );
-    println!(
-        "\n| concurrency | server | requests/s | p50 ms | p99 ms | non-200 | errors | mean batch |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut results = Vec::new();
-    for &c in &args.concurrency {
+    /// Sections 2 (load per level) and 3 (memory, CPU); the levels and augur's peak RSS.
+    fn load(&self) -> anyhow::Result<(Vec<Level>, f64)> {
+        let args = self.args;
+        let (mut augur, t) = start_augur(&self.bin, &self.root)?;
+        wait_predict(augur.addr, t, &mut augur.child)?;
+        let mut bare = start_bare()?;
+        wait_predict(bare.addr, Instant::now(), &mut bare.child)?;
+        println!(
+            "\n2. POST /predict, single-car body; per level {} rounds of oha for {} s against each \
+             server in turn; medians over rounds",
+            args.rounds, args.seconds
+        );
+        println!(
+            "\n| concurrency | server | requests/s | p50 ms | p99 ms | non-200 | errors | mean batch |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        let mut results = Vec::new();
+        for &c in &args.concurrency {
+            results.push(self.level(c, &augur, &bare)?);
+        }
+
+        // 3. Memory and CPU.
+        let (augur_rss, bare_rss) = (augur.peak_rss_mb(), bare.peak_rss_mb());
+        let (augur_cpu, bare_cpu) = (augur.cpu_seconds(), bare.cpu_seconds());
+        let (code, _) = augur.stop()?;
+        let _ = bare.stop();
+        println!(
+            "\n3. peak RSS: augur serve {augur_rss:.1} MB, bare server {bare_rss:.1} MB; CPU seconds: augur {augur_cpu:.1}, bare {bare_cpu:.1}; augur exit code after SIGTERM {code:?}"
+        );
+        Ok((results, augur_rss))
+    }
+
+    /// One concurrency level: warm both, alternate bare and augur per round; prints its rows.
+    fn level(&self, c: usize, augur: &Proc, bare: &Proc) -> anyhow::Result<Level> {
+        let (args, oha_bin) = (self.args, &self.oha);
         // Warm both, then alternate bare and augur, round after round.
-        oha(&oha_bin, bare.addr, c, 1)?;
-        oha(&oha_bin, augur.addr, c, 1)?;
+        oha(oha_bin, bare.addr, c, 1)?;
+        oha(oha_bin, augur.addr, c, 1)?;
         let (mut bs, mut aug, mut batches, mut ratios) = (vec![], vec![], vec![], vec![]);
         for _ in 0..args.rounds.max(1) {
-            let b = oha(&oha_bin, bare.addr, c, args.seconds)?;
+            let b = oha(oha_bin, bare.addr, c, args.seconds)?;
             let before = batch_totals(augur.addr);
-            let a = oha(&oha_bin, augur.addr, c, args.seconds)?;
+            let a = oha(oha_bin, augur.addr, c, args.seconds)?;
             let after = batch_totals(augur.addr);
             batches.push((after.1 - before.1) / (after.0 - before.0).max(1.0));
             ratios.push(a.rps / b.rps);
@@ -464,27 +522,32 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             "   concurrency {c}: augur/bare per round {}",
             spread.join(", ")
         );
-        results.push((c, b, a, ratio));
+        Ok(Level {
+            c,
+            bare: b,
+            augur: a,
+            ratio,
+        })
     }
+}
 
-    // 3. Memory and CPU.
-    let (augur_rss, bare_rss) = (augur.peak_rss_mb(), bare.peak_rss_mb());
-    let (augur_cpu, bare_cpu) = (augur.cpu_seconds(), bare.cpu_seconds());
-    let (code, _) = augur.stop()?;
-    let _ = bare.stop();
-    println!(
-        "\n3. peak RSS: augur serve {augur_rss:.1} MB, bare server {bare_rss:.1} MB; CPU seconds: augur {augur_cpu:.1}, bare {bare_cpu:.1}; augur exit code after SIGTERM {code:?}"
-    );
-
+/// Prints the targets table (requests/s vs bare, p99 at 8, peak RSS, launch → ready).
+fn print_targets(args: &Args, results: &[Level], augur_rss: f64, ready: Vec<f64>) {
     println!("\n| target | result | goal |");
     println!("|---|---|---|");
-    for (c, b, a, ratio) in &results {
+    for Level {
+        c,
+        bare: b,
+        augur: a,
+        ratio,
+    } in results
+    {
         println!(
             "| requests/s vs bare, concurrency {c} | {:.0} / {:.0}, median ratio of rounds **{ratio:.2}** | ≥ 0.5 |",
             a.rps, b.rps
         );
     }
-    if let Some((_, _, a, _)) = results.iter().find(|r| r.0 == 8) {
+    if let Some(Level { augur: a, .. }) = results.iter().find(|r| r.c == 8) {
         println!("| p99 at concurrency 8 | **{:.2} ms** | < 5 ms |", a.p99);
     }
     println!("| peak RSS under load | **{augur_rss:.1} MB** | < 30 MB |");
@@ -493,5 +556,4 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         median(ready),
         args.starts.max(1)
     );
-    Ok(())
 }
