@@ -212,22 +212,7 @@ impl Model {
                 self.insert(rng, id)
             }
             35..62 => match self.any_live(rng) {
-                Some(id) => {
-                    let cols = self.columns();
-                    let n = 1 + rng.below(2) as usize;
-                    let mut chosen: Vec<String> = Vec::new();
-                    for _ in 0..n {
-                        let c = rng.pick(&cols).clone();
-                        if !chosen.contains(&c) {
-                            chosen.push(c);
-                        }
-                    }
-                    let sets: Vec<String> = chosen
-                        .iter()
-                        .map(|c| format!("{c} = {}", self.value(rng, c)))
-                        .collect();
-                    format!("UPDATE car_data SET {} WHERE id = {id};", sets.join(", "))
-                }
+                Some(id) => self.update_columns(rng, id),
                 None => self.statement(rng),
             },
             62..67 => match self.any_live(rng) {
@@ -239,53 +224,88 @@ impl Model {
                 None => self.statement(rng),
             },
             67..80 => match self.any_live(rng) {
-                Some(id) => {
-                    self.live.remove(&id);
-                    self.deleted.insert(id);
-                    format!("DELETE FROM car_data WHERE id = {id};")
-                }
+                Some(id) => self.delete(id),
                 None => self.statement(rng),
             },
             80..85 => match self.any_live(rng) {
-                Some(old) => {
-                    let new = self.fresh_id();
-                    self.live.remove(&old);
-                    self.deleted.insert(old);
-                    self.live.insert(new);
-                    format!("UPDATE car_data SET id = {new} WHERE id = {old};")
-                }
+                Some(old) => self.change_key(old),
                 None => self.statement(rng),
             },
-            85..92 => {
-                let n = self.deleted.len() as u64;
-                match (n > 0).then(|| {
-                    *self
-                        .deleted
-                        .iter()
-                        .nth(rng.below(n) as usize)
-                        .expect("in range")
-                }) {
-                    Some(id) => self.insert(rng, id),
-                    None => self.statement(rng),
-                }
-            }
-            92..94 => {
-                self.deleted.extend(self.live.iter().copied());
-                self.live.clear();
-                "TRUNCATE car_data;".into()
-            }
-            94..96 if self.extra_columns.len() < 2 => {
-                let c = format!("extra_{}", self.extra_columns.len() + 1);
-                self.extra_columns.push(c.clone());
-                format!("ALTER TABLE car_data ADD COLUMN {c} integer;")
-            }
-            _ => {
-                // A transaction mixing several changes, often on one key.
-                let k = 2 + rng.below(4);
-                let body: Vec<String> = (0..k).map(|_| self.statement(rng)).collect();
-                format!("BEGIN; {} COMMIT;", body.join(" "))
+            85..92 => match self.any_deleted(rng) {
+                Some(id) => self.insert(rng, id),
+                None => self.statement(rng),
+            },
+            92..94 => self.truncate(),
+            94..96 if self.extra_columns.len() < 2 => self.add_column(),
+            _ => self.transaction(rng),
+        }
+    }
+
+    /// An update of one or two random columns of row `id`.
+    fn update_columns(&mut self, rng: &mut Rng, id: i64) -> String {
+        let cols = self.columns();
+        let n = 1 + rng.below(2) as usize;
+        let mut chosen: Vec<String> = Vec::new();
+        for _ in 0..n {
+            let c = rng.pick(&cols).clone();
+            if !chosen.contains(&c) {
+                chosen.push(c);
             }
         }
+        let sets: Vec<String> = chosen
+            .iter()
+            .map(|c| format!("{c} = {}", self.value(rng, c)))
+            .collect();
+        format!("UPDATE car_data SET {} WHERE id = {id};", sets.join(", "))
+    }
+
+    /// A random deleted key, if any (draws from `rng` only when there is one).
+    fn any_deleted(&self, rng: &mut Rng) -> Option<i64> {
+        let n = self.deleted.len() as u64;
+        (n > 0).then(|| {
+            *self
+                .deleted
+                .iter()
+                .nth(rng.below(n) as usize)
+                .expect("in range")
+        })
+    }
+
+    /// A delete of row `id`.
+    fn delete(&mut self, id: i64) -> String {
+        self.live.remove(&id);
+        self.deleted.insert(id);
+        format!("DELETE FROM car_data WHERE id = {id};")
+    }
+
+    /// A primary-key change of row `old` to a fresh key.
+    fn change_key(&mut self, old: i64) -> String {
+        let new = self.fresh_id();
+        self.live.remove(&old);
+        self.deleted.insert(old);
+        self.live.insert(new);
+        format!("UPDATE car_data SET id = {new} WHERE id = {old};")
+    }
+
+    /// A truncate of the whole table.
+    fn truncate(&mut self) -> String {
+        self.deleted.extend(self.live.iter().copied());
+        self.live.clear();
+        "TRUNCATE car_data;".into()
+    }
+
+    /// An added integer column `extra_N`.
+    fn add_column(&mut self) -> String {
+        let c = format!("extra_{}", self.extra_columns.len() + 1);
+        self.extra_columns.push(c.clone());
+        format!("ALTER TABLE car_data ADD COLUMN {c} integer;")
+    }
+
+    /// A transaction mixing several changes, often on one key.
+    fn transaction(&mut self, rng: &mut Rng) -> String {
+        let k = 2 + rng.below(4);
+        let body: Vec<String> = (0..k).map(|_| self.statement(rng)).collect();
+        format!("BEGIN; {} COMMIT;", body.join(" "))
     }
 }
 

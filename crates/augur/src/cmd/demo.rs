@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use augur_core::offset::{FileOffsetStore, MemoryOffsetStore, OffsetStore};
+use augur_core::shutdown::Shutdown;
 use augur_core::status::SourceStatus;
 use augur_core::{Error, ErrorKind};
 use augur_pgcluster::PgCluster;
@@ -88,7 +89,37 @@ async fn insert(client: &tokio_postgres::Client, line: &str) -> Result<(), tokio
 
 /// Runs `augur demo`.
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let (cluster, connect) = match &args.database_url {
+    let (cluster, connect) = database(&args)?;
+    let cfg = run_config(&connect, cluster.is_some(), &args.model)?;
+    let offsets: Arc<dyn OffsetStore> = match cluster {
+        // A private cluster lives as long as this process: so do its offsets.
+        Some(_) => Arc::new(MemoryOffsetStore::default()),
+        None => Arc::new(FileOffsetStore::new(
+            augur_runtime::capture::default_offsets_file("augur-demo"),
+        )),
+    };
+    let rows = listings(args.data.clone());
+    let rt = runtime::tokio()?;
+    let demo = Demo {
+        connect,
+        cfg,
+        offsets,
+        rows,
+        listen: args.listen,
+        feed: args.feed,
+    };
+    let result: Result<(), Error> = rt.block_on(demo.run());
+    drop(cluster);
+    Ok(match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => runtime::report(&e),
+    })
+}
+
+/// The database to use: `--database-url`, else a private cluster started here (returned too,
+/// so it lives until the demo ends).
+fn database(args: &DemoArgs) -> anyhow::Result<(Option<PgCluster>, PgConnect)> {
+    Ok(match &args.database_url {
         Some(url) => (
             None,
             PgConnect::from_url(url).map_err(|e| anyhow::anyhow!(e.full_message()))?,
@@ -107,7 +138,12 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!(e.full_message()))?;
             (Some(c), connect)
         }
-    };
+    })
+}
+
+/// Announces the database and builds the pipeline configuration for it (`private`: a cluster
+/// started by the demo).
+fn run_config(connect: &PgConnect, private: bool, model: &str) -> anyhow::Result<RunConfig> {
     let url = format!(
         "postgres://{}:{}@{}:{}/{}",
         connect.user,
@@ -122,7 +158,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         connect.host,
         connect.port,
         connect.user,
-        if cluster.is_some() {
+        if private {
             " (private, removed on exit)"
         } else {
             " (from --database-url)"
@@ -133,61 +169,109 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Its own slot and publication: never the ones an `augur run` on that database uses.
     props.set("source.slot", "augur_demo");
     props.set("source.publication", "augur_demo");
-    props.set("model.tag", args.model.clone());
+    props.set("model.tag", model.to_string());
     props.set("http.listen", "");
     let (cfg, _) = RunConfig::from_props(&props).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let offsets: Arc<dyn OffsetStore> = match cluster {
-        // A private cluster lives as long as this process: so do its offsets.
-        Some(_) => Arc::new(MemoryOffsetStore::default()),
-        None => Arc::new(FileOffsetStore::new(
-            augur_runtime::capture::default_offsets_file("augur-demo"),
-        )),
-    };
-    let rows = listings(args.data.clone());
-    let rt = runtime::tokio()?;
-    let result: Result<(), Error> = rt.block_on(async move {
+    Ok(cfg)
+}
+
+/// Everything the demo's async part needs.
+struct Demo {
+    /// How to reach the database.
+    connect: PgConnect,
+    /// The pipeline configuration.
+    cfg: RunConfig,
+    /// Where the pipeline keeps its offsets.
+    offsets: Arc<dyn OffsetStore>,
+    /// Listings to seed the table with and to feed.
+    rows: Vec<String>,
+    /// Where the listing page is served.
+    listen: SocketAddr,
+    /// Seconds between fed listings (0: no feed).
+    feed: f64,
+}
+
+impl Demo {
+    /// Seeds the table, runs the pipeline and the listing page until shutdown.
+    async fn run(self) -> Result<(), Error> {
+        let Demo {
+            connect,
+            cfg,
+            offsets,
+            rows,
+            listen,
+            feed,
+        } = self;
         let shutdown = runtime::signals();
         let client = connect.connect_sql().await?;
-        client
-            .batch_execute(CAR_DATA_DDL)
-            .await
-            .map_err(|e| Error::new(ErrorKind::SourceSetup, "cannot create car_data").with_source(e))?;
-        let empty: i64 = client.query_one("SELECT count(*) FROM car_data", &[]).await.map(|r| r.get(0)).unwrap_or(1);
-        if empty == 0 {
-            for line in rows.iter().take(12) {
-                let _ = insert(&client, line).await;
-            }
-        }
+        seed_table(&client, &rows).await?;
         let registry = augur_metrics::Registry::new();
         augur_metrics::process::register(&registry);
         let (written, _) = broadcast::channel::<Written>(4096);
         let (status_tx, status_rx) = watch::channel(SourceStatus::Starting);
-        let hooks = Hooks { written: Some(written.clone()), status: Some(status_tx) };
-        let pipeline = tokio::spawn(augur_runtime::pipeline::run(cfg, offsets, registry.clone(), hooks, shutdown.clone()));
+        let hooks = Hooks {
+            written: Some(written.clone()),
+            status: Some(status_tx),
+        };
+        let pipeline = tokio::spawn(augur_runtime::pipeline::run(
+            cfg,
+            offsets,
+            registry.clone(),
+            hooks,
+            shutdown.clone(),
+        ));
         let page_client = connect.connect_sql().await?;
         let state = augur_demo::app::AppState::new(page_client, written, status_rx, &registry);
-        let server = augur_runtime::pipeline::http::serve(args.listen, augur_demo::app::router(state, registry), shutdown.clone()).await?;
-        eprintln!("augur demo: open http://{} — list a car and watch its suggested price arrive (Ctrl-C stops)", args.listen);
-        if args.feed > 0.0 {
-            let mut stop = shutdown.clone();
-            let every = Duration::from_secs_f64(args.feed.max(0.01));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                for line in rows.iter().cycle().skip(12) {
-                    tokio::select! { _ = tick.tick() => {}, _ = stop.wait() => return }
-                    if let Err(e) = insert(&client, line).await {
-                        tracing::warn!(error = %e, "feed insert failed");
-                    }
-                }
-            });
+        let server = augur_runtime::pipeline::http::serve(
+            listen,
+            augur_demo::app::router(state, registry),
+            shutdown.clone(),
+        )
+        .await?;
+        eprintln!(
+            "augur demo: open http://{} — list a car and watch its suggested price arrive (Ctrl-C stops)",
+            listen
+        );
+        if feed > 0.0 {
+            spawn_feed(client, rows, feed, shutdown.clone());
         }
-        let r = pipeline.await.unwrap_or_else(|e| Err(Error::new(ErrorKind::Internal, "pipeline task failed").with_source(e)));
+        let r = pipeline.await.unwrap_or_else(|e| {
+            Err(Error::new(ErrorKind::Internal, "pipeline task failed").with_source(e))
+        });
         server.abort();
         r
+    }
+}
+
+/// Creates `car_data` if needed and, when it is empty, inserts the first 12 of `rows`.
+async fn seed_table(client: &tokio_postgres::Client, rows: &[String]) -> Result<(), Error> {
+    client
+        .batch_execute(CAR_DATA_DDL)
+        .await
+        .map_err(|e| Error::new(ErrorKind::SourceSetup, "cannot create car_data").with_source(e))?;
+    let empty: i64 = client
+        .query_one("SELECT count(*) FROM car_data", &[])
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(1);
+    if empty == 0 {
+        for line in rows.iter().take(12) {
+            let _ = insert(client, line).await;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts a listing from `rows` (after the first 12) every `feed` seconds until shutdown.
+fn spawn_feed(client: tokio_postgres::Client, rows: Vec<String>, feed: f64, mut stop: Shutdown) {
+    let every = Duration::from_secs_f64(feed.max(0.01));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        for line in rows.iter().cycle().skip(12) {
+            tokio::select! { _ = tick.tick() => {}, _ = stop.wait() => return }
+            if let Err(e) = insert(&client, line).await {
+                tracing::warn!(error = %e, "feed insert failed");
+            }
+        }
     });
-    drop(cluster);
-    Ok(match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => runtime::report(&e),
-    })
 }

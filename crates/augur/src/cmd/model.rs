@@ -181,44 +181,12 @@ enum ModelsCommand {
 
 /// Runs `augur train`.
 pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let mut spec = match &args.spec {
-        Some(path) => {
-            let text =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_slice::<FeatureSpec>(&text)
-                .with_context(|| format!("parsing the feature spec {}", path.display()))?
-        }
-        None => FeatureSpec::ford(),
-    };
-    if let Some(t) = &args.target {
-        spec.target = t.clone();
-    }
+    let spec = train_spec(&args)?;
     if args.print_spec {
         println!("{}", serde_json::to_string_pretty(&spec)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let mut params = match &args.params {
-        Some(path) => {
-            let text =
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_slice::<TrainParams>(&text)
-                .with_context(|| format!("parsing the parameters {}", path.display()))?
-        }
-        None => TrainParams::default(),
-    };
-    macro_rules! set {
-        ($($field:ident),*) => { $(if let Some(v) = args.$field { params.$field = v; })* };
-    }
-    set!(
-        trees,
-        learning_rate,
-        max_depth,
-        max_leaves,
-        subsample,
-        colsample,
-        seed
-    );
-    params.validate()?;
+    let params = train_params(&args)?;
     let data_path = args.data.as_deref().expect("clap requires --data");
     // Open the store first: a bad --store fails before a training run, not after.
     let store = if args.no_save {
@@ -230,15 +198,7 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let table = Table::read_csv(data_path)?;
     let (columns, report) = data::prepare(&spec, &table, 10)?;
-    eprint!("{report}");
-    if report.excluded_rows > 0 {
-        eprintln!("  policy: rows with problems are excluded from training and cross-validation");
-    }
-    if args.strict && report.excluded_rows > 0 {
-        eprintln!(
-            "error: --strict and {} rows were excluded",
-            report.excluded_rows
-        );
+    if !report_data(&report, args.strict) {
         return Ok(ExitCode::from(2));
     }
     let cfg = TrainConfig {
@@ -264,6 +224,72 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         report,
     )?;
     print_metrics(&model);
+    save_trained(store, model, started)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The feature spec in effect: `--spec` (or the Ford default) with `--target` applied.
+fn train_spec(args: &TrainArgs) -> anyhow::Result<FeatureSpec> {
+    let mut spec = match &args.spec {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice::<FeatureSpec>(&text)
+                .with_context(|| format!("parsing the feature spec {}", path.display()))?
+        }
+        None => FeatureSpec::ford(),
+    };
+    if let Some(t) = &args.target {
+        spec.target = t.clone();
+    }
+    Ok(spec)
+}
+
+/// The validated hyper-parameters: `--params` (or the defaults) with the flags applied.
+fn train_params(args: &TrainArgs) -> anyhow::Result<TrainParams> {
+    let mut params = match &args.params {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice::<TrainParams>(&text)
+                .with_context(|| format!("parsing the parameters {}", path.display()))?
+        }
+        None => TrainParams::default(),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = args.$field { params.$field = v; })* };
+    }
+    set!(
+        trees,
+        learning_rate,
+        max_depth,
+        max_leaves,
+        subsample,
+        colsample,
+        seed
+    );
+    params.validate()?;
+    Ok(params)
+}
+
+/// Prints the data report to stderr; `false` if `--strict` forbids training on it.
+fn report_data(report: &data::DataReport, strict: bool) -> bool {
+    eprint!("{report}");
+    if report.excluded_rows > 0 {
+        eprintln!("  policy: rows with problems are excluded from training and cross-validation");
+    }
+    if strict && report.excluded_rows > 0 {
+        eprintln!(
+            "error: --strict and {} rows were excluded",
+            report.excluded_rows
+        );
+        return false;
+    }
+    true
+}
+
+/// Saves the trained model to `store` and prints its tag, or reports that it was not saved.
+fn save_trained(store: Option<ModelStore>, model: Model, started: Instant) -> anyhow::Result<()> {
     match store {
         Some(store) => {
             let saved = store.save(model, None)?;
@@ -284,7 +310,7 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             started.elapsed().as_secs_f64()
         ),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Prints the cross-validation table (and the training-set metrics) to stderr.
@@ -409,67 +435,15 @@ fn human_bytes(n: u64) -> String {
 
 /// Runs `augur predict`.
 pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let model: std::sync::Arc<Model> = match (&args.model_file, &args.store.store) {
-        (Some(path), _) => std::sync::Arc::new(Model::load_file(path)?),
-        (None, Some(_)) => {
-            let store = args.store.open()?;
-            std::sync::Arc::new(store.load(&args.model).with_context(|| {
-                format!(
-                    "store {} (train a model with `augur train`, or leave --store out for the \
-                     model compiled into augur)",
-                    store.root().display()
-                )
-            })?)
-        }
-        // No store named: the user's store if it has the tag, else the shipped model.
-        (None, None) => augur_runtime::models::load(&args.model, None)?,
-    };
-    let input: Box<dyn BufRead> = match &args.input {
-        Some(path) => Box::new(std::io::BufReader::new(
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
-        )),
-        None => Box::new(std::io::stdin().lock()),
-    };
+    let model = predict_model(&args)?;
+    let input = predict_input(&args)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (mut rows, mut failed) = (0usize, 0usize);
-    let mut lines = Vec::with_capacity(args.batch.max(1));
-    let mut flush = |lines: &mut Vec<(usize, String)>, out: &mut dyn Write| -> anyhow::Result<()> {
-        // Parse the batch; lines that are not JSON objects get their error right away.
-        let parsed: Vec<Result<serde_json::Map<String, serde_json::Value>, String>> = lines
-            .iter()
-            .map(
-                |(_, l)| match serde_json::from_str::<serde_json::Value>(l) {
-                    Ok(serde_json::Value::Object(m)) => Ok(m),
-                    Ok(_) => Err("not a JSON object".to_string()),
-                    Err(e) => Err(format!("invalid JSON: {e}")),
-                },
-            )
-            .collect();
-        let objects: Vec<&serde_json::Map<String, serde_json::Value>> =
-            parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut predictions = model.predict_json_batch(&objects).into_iter();
-        for ((line, _), p) in lines.iter().zip(&parsed) {
-            rows += 1;
-            let result = match p {
-                Ok(_) => predictions
-                    .next()
-                    .expect("one result per object")
-                    .map_err(|e| (e.to_string(), Some(e.field))),
-                Err(e) => Err((e.clone(), None)),
-            };
-            let value = match result {
-                Ok(price) => serde_json::json!({ "prediction": (price * 100.0).round() / 100.0 }),
-                Err((error, field)) => {
-                    failed += 1;
-                    serde_json::json!({ "line": line, "error": error, "field": field })
-                }
-            };
-            serde_json::to_writer(&mut *out, &value)?;
-            out.write_all(b"\n")?;
-        }
-        lines.clear();
-        Ok(())
+    let mut batches = Batches {
+        model: &model,
+        rows: 0,
+        failed: 0,
     };
+    let mut lines = Vec::with_capacity(args.batch.max(1));
     // On a terminal, a progress line on stderr (rewritten in place) every half second.
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let started = std::time::Instant::now();
@@ -483,7 +457,7 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         lines.push((i + 1, line));
         read += 1;
         if lines.len() >= args.batch.max(1) {
-            flush(&mut lines, &mut out)?;
+            batches.flush(&mut lines, &mut out)?;
             if progress && shown.elapsed() >= std::time::Duration::from_millis(500) {
                 shown = std::time::Instant::now();
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
@@ -491,17 +465,104 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    flush(&mut lines, &mut out)?;
+    batches.flush(&mut lines, &mut out)?;
     out.flush()?;
     if progress && shown != started {
         eprint!("\r\x1b[K");
     }
+    let Batches { rows, failed, .. } = batches;
     eprintln!(
         "{}: {rows} rows, {} predicted, {failed} with errors",
         model.tag(),
         rows - failed
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The model `augur predict` uses: `--model-file`, else the tag from `--store`, else the tag
+/// from the user's store or the shipped model.
+fn predict_model(args: &PredictArgs) -> anyhow::Result<std::sync::Arc<Model>> {
+    Ok(match (&args.model_file, &args.store.store) {
+        (Some(path), _) => std::sync::Arc::new(Model::load_file(path)?),
+        (None, Some(_)) => {
+            let store = args.store.open()?;
+            std::sync::Arc::new(store.load(&args.model).with_context(|| {
+                format!(
+                    "store {} (train a model with `augur train`, or leave --store out for the \
+                     model compiled into augur)",
+                    store.root().display()
+                )
+            })?)
+        }
+        // No store named: the user's store if it has the tag, else the shipped model.
+        (None, None) => augur_runtime::models::load(&args.model, None)?,
+    })
+}
+
+/// The input of `augur predict`: `--input`, else stdin.
+fn predict_input(args: &PredictArgs) -> anyhow::Result<Box<dyn BufRead>> {
+    Ok(match &args.input {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    })
+}
+
+/// Predicts batches of input lines and writes one JSON result per line, counting rows.
+struct Batches<'a> {
+    /// The model predicting.
+    model: &'a Model,
+    /// Lines written so far.
+    rows: usize,
+    /// Of those, lines with an error.
+    failed: usize,
+}
+
+impl Batches<'_> {
+    /// Predicts `lines` (line number, text), writes their results to `out` and empties it.
+    fn flush(
+        &mut self,
+        lines: &mut Vec<(usize, String)>,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
+        // Parse the batch; lines that are not JSON objects get their error right away.
+        let parsed: Vec<Result<serde_json::Map<String, serde_json::Value>, String>> =
+            lines.iter().map(|(_, l)| parse_object(l)).collect();
+        let objects: Vec<&serde_json::Map<String, serde_json::Value>> =
+            parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let mut predictions = self.model.predict_json_batch(&objects).into_iter();
+        for ((line, _), p) in lines.iter().zip(&parsed) {
+            self.rows += 1;
+            let result = match p {
+                Ok(_) => predictions
+                    .next()
+                    .expect("one result per object")
+                    .map_err(|e| (e.to_string(), Some(e.field))),
+                Err(e) => Err((e.clone(), None)),
+            };
+            let value = match result {
+                Ok(price) => serde_json::json!({ "prediction": (price * 100.0).round() / 100.0 }),
+                Err((error, field)) => {
+                    self.failed += 1;
+                    serde_json::json!({ "line": line, "error": error, "field": field })
+                }
+            };
+            serde_json::to_writer(&mut *out, &value)?;
+            out.write_all(b"\n")?;
+        }
+        lines.clear();
+        Ok(())
+    }
+}
+
+/// One input line as a JSON object, or the error to report for it.
+fn parse_object(line: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        Ok(_) => Err("not a JSON object".to_string()),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    }
 }
 
 /// Runs `augur models`.
