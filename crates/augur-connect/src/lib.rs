@@ -41,3 +41,12 @@ pub use config::WorkerConfig;
 pub use error::{ApiError, ApiErrorKind};
 pub use server::ConnectServer;
 pub use worker::Worker;
+
+/// A connector config from `(key, value)` pairs, for tests.
+#[cfg(test)]
+pub(crate) fn test_props(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

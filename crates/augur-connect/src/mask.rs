@@ -109,13 +109,7 @@ pub fn unmask_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::test_props as map;
 
     #[test]
     fn passwords_and_url_secrets_are_hidden() {

@@ -312,13 +312,7 @@ impl TaskPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::test_props as config;
 
     #[test]
     fn capture_errors_name_their_keys() {

@@ -28,7 +28,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "augur-metrics",
         ],
     ),
-    ("augur-connect", &["augur-core", "augur-http", "augur-runtime"]),
+    (
+        "augur-connect",
+        &["augur-core", "augur-http", "augur-runtime"],
+    ),
     (
         "augur-demo",
         &["augur-core", "augur-metrics", "augur-runtime"],

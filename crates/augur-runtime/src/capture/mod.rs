@@ -11,10 +11,10 @@ pub mod destination;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use augur_core::Error;
 use augur_core::ack::AckTracker;
 use augur_core::offset::{FileOffsetStore, OffsetStore};
 use augur_core::shutdown::Shutdown;
-use augur_core::Error;
 use augur_debezium::envelope::Encoder;
 use augur_postgres::source::{PgSource, SourceContext, SourceExit};
 use tokio::sync::mpsc;
