@@ -11,8 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use augur_runtime::remote::{Protocol, RemoteModel, RemoteSettings};
 use augur_testkit::Tansu;
 use augur_testkit::kafka::{create_topic, produce_many, read_topic};
+use serde_json::{Map, Value};
 
 use crate::common::{Run, build_augur, load_average, peak_rss_mb};
 
@@ -149,29 +151,46 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let port = augur_pgcluster::free_port().map_err(|e| anyhow::anyhow!("{e}"))?;
     let _server = serve(&bin, port)?;
     let url = format!("http://127.0.0.1:{port}");
+    let results = enrichment_rounds(&args, &bins, &b, &url)?;
+    print_medians(&results, &bins);
+    client_requests(&url, port)
+}
+
+/// Part 1: `augur enrich` end to end, each binary and protocol in alternating rounds.
+fn enrichment_rounds<'a>(
+    args: &Args,
+    bins: &'a [(&'static str, PathBuf)],
+    bootstrap: &str,
+    url: &str,
+) -> anyhow::Result<Vec<(&'static str, &'a str, Measure)>> {
     println!(
-        "\n| protocol | binary | round | rows/s (first → last record) | wall s (incl. start, group join) | enrich peak RSS MB |"
+        "\n1. enrichment end to end\n| protocol | binary | round | rows/s (first → last record) | wall s (incl. start, group join) | enrich peak RSS MB |"
     );
     println!("|---|---|---|---|---|---|");
-    let mut results: Vec<(&str, &str, Measure)> = Vec::new();
+    let mut results = Vec::new();
     for protocol in ["bentoml", "oip"] {
         for round in 0..args.rounds {
-            for (name, bin) in &bins {
+            for (name, bin) in bins {
                 let tag = format!("{protocol}-{name}-{round}");
-                let m = measure(bin, &b, &url, protocol, &tag, args.rows)?;
+                let m = measure(bin, bootstrap, url, protocol, &tag, args.rows)?;
                 println!(
                     "| {protocol} | {name} | {round} | {:.0} | {:.2} | {:.1} |",
                     m.rows_per_s, m.wall_s, m.rss_mb
                 );
-                results.push((protocol, name, m));
+                results.push((protocol, *name, m));
             }
         }
     }
+    Ok(results)
+}
+
+/// The medians of part 1 per protocol and binary, and the ratio of the two binaries.
+fn print_medians(results: &[(&str, &str, Measure)], bins: &[(&str, PathBuf)]) {
     println!("\n| protocol | binary | median rows/s | median wall s |");
     println!("|---|---|---|---|");
     for protocol in ["bentoml", "oip"] {
         let mut medians = Vec::new();
-        for (name, _) in &bins {
+        for (name, _) in bins {
             let of = |f: fn(&Measure) -> f64| {
                 median(
                     results
@@ -189,5 +208,77 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             println!("| {protocol} | current / baseline | {:.2} | |", cur / base);
         }
     }
+}
+
+/// One listing as the enrichment stage sends it (BentoML JSON object).
+fn listing() -> Map<String, Value> {
+    serde_json::from_str(
+        r#"{"model":" Focus","year":2018,"transmission":"Manual","mileage":12000,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1.0}"#,
+    )
+    .expect("a JSON object")
+}
+
+/// Part 2: the client alone, one request at a time against the same server: augur's pooled
+/// keep-alive client against a new TCP connection per request (what augur's client did
+/// before), both serializing the rows and parsing the answer.
+fn client_requests(url: &str, port: u16) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    println!(
+        "\n2. one request at a time (POST /predict, BentoML JSON): µs per request, median of 5 alternating runs"
+    );
+    println!(
+        "| rows per request | requests per run | pooled keep-alive (augur's client) | new connection per request | pooled / new |"
+    );
+    println!("|---|---|---|---|---|");
+    for (rows, n) in [(1usize, 2000usize), (16, 1000), (256, 200)] {
+        let batch = vec![listing(); rows];
+        let (mut pooled, mut fresh) = (Vec::new(), Vec::new());
+        rt.block_on(async {
+            let settings = RemoteSettings::new(url, Protocol::BentoMl);
+            let client = RemoteModel::connect(settings).await?;
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..n {
+                    client.predict(&batch).await?;
+                }
+                pooled.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+                let t = Instant::now();
+                for _ in 0..n {
+                    post_on_new_connection(port, &batch).await?;
+                }
+                fresh.push(t.elapsed().as_secs_f64() * 1e6 / n as f64);
+            }
+            Ok::<_, anyhow::Error>(())
+        })?;
+        let (p, f) = (median(pooled), median(fresh));
+        println!("| {rows} | {n} | {p:.1} | {f:.1} | {:.2} |", p / f);
+    }
+    Ok(())
+}
+
+/// `POST /predict` on a new connection (`Connection: close`), the answer parsed as JSON.
+async fn post_on_new_connection(port: u16, rows: &[Map<String, Value>]) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = serde_json::to_vec(rows)?;
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.set_nodelay(true)?;
+    let head = format!(
+        "POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await?;
+    s.write_all(&body).await?;
+    let mut answer = Vec::with_capacity(4096);
+    s.read_to_end(&mut answer).await?;
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no HTTP head")?;
+    anyhow::ensure!(answer.starts_with(b"HTTP/1.1 200"), "the server refused");
+    let prices: Vec<f64> = serde_json::from_slice(&answer[end + 4..])?;
+    anyhow::ensure!(prices.len() == rows.len(), "wrong number of prices");
     Ok(())
 }

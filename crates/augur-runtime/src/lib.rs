@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod enrich;
+mod http_client;
 pub mod models;
 pub mod pipeline;
 pub mod predict;

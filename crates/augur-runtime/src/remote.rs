@@ -10,11 +10,12 @@
 use std::time::Duration;
 
 use augur_core::{Backoff, Error, ErrorKind};
+
+use crate::http_client::Pool;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
+use hyper::header::HeaderValue;
 use hyper::{Method, Request};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Map, Value, json};
 
 /// Which protocol the server speaks.
@@ -75,8 +76,8 @@ struct Answer {
     body: Bytes,
 }
 
-/// A pooled HTTP/1.1 client: connections are kept alive and reused between batches.
-type Client = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+/// `application/json`.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// The largest answer read from a model server.
 const MAX_ANSWER: usize = 64 << 20;
@@ -87,7 +88,8 @@ pub struct RemoteModel {
     settings: RemoteSettings,
     /// `http://host:port` and the URL's path without a trailing slash.
     base: String,
-    client: Client,
+    /// Keep-alive connections to the server.
+    pool: Pool,
     /// OIP input names and whether each is a string (BYTES) input, from the model's metadata.
     inputs: Vec<(String, bool)>,
 }
@@ -96,40 +98,37 @@ fn transient(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Connection, msg.into())
 }
 
-/// The base URL requests are made under: scheme, authority and path prefix of `url`.
-fn base_url(url: &str) -> Result<String, Error> {
+/// Where requests go: the base URL (scheme, authority and path prefix of `url`), the host and
+/// the port.
+fn target(url: &str) -> Result<(String, String, u16), Error> {
     let bad = |why: &str| Error::new(ErrorKind::Config, format!("remote model URL {url} {why}"));
     let uri: hyper::Uri = url.parse().map_err(|_| bad("is not a URL"))?;
     if uri.scheme_str() != Some("http") {
         return Err(bad("must start with http://"));
     }
     let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
-    let port = &authority.as_str()[authority.host().len()..];
-    if let Some(p) = port.strip_prefix(':')
-        && p.parse::<u16>().is_err()
-    {
-        return Err(bad("has a bad port"));
-    }
+    let port = match &authority.as_str()[authority.host().len()..] {
+        "" => 80,
+        p => p
+            .strip_prefix(':')
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| bad("has a bad port"))?,
+    };
     let path = uri.path().trim_end_matches('/');
-    Ok(format!("http://{authority}{path}"))
-}
-
-fn client(settings: &RemoteSettings) -> Client {
-    let mut http = HttpConnector::new();
-    http.set_nodelay(true);
-    http.set_connect_timeout(Some(settings.timeout));
-    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .pool_max_idle_per_host(8)
-        .build(http)
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Ok((format!("http://{authority}{path}"), host.to_string(), port))
 }
 
 impl RemoteModel {
     /// Connects to the server and, for OIP, reads the model's inputs.
     pub async fn connect(settings: RemoteSettings) -> Result<RemoteModel, Error> {
+        let (base, host, port) = target(&settings.url)?;
         let mut m = RemoteModel {
-            base: base_url(&settings.url)?,
-            client: client(&settings),
+            base,
+            pool: Pool::new(host, port),
             settings,
             inputs: Vec::new(),
         };
@@ -180,42 +179,33 @@ impl RemoteModel {
         format!("remote:{}", self.settings.url)
     }
 
-    /// One request on a pooled connection, within the per-request timeout.
+    /// One request on a kept-alive connection, within the per-request timeout.
     async fn request(&self, method: Method, path: &str, body: Bytes) -> Result<Answer, Error> {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .map_err(|e| {
-                Error::new(ErrorKind::Config, "bad model server request").with_source(e)
-            })?;
-        let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| {
-                transient(format!(
-                    "cannot reach the model server at {}",
-                    self.settings.url
-                ))
-                .with_source(e)
-            })?;
-            let status = resp.status().as_u16();
-            let body = Limited::new(resp.into_body(), MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| {
-                    transient("reading from the model server failed").with_boxed_source(e)
-                })?
-                .to_bytes();
-            Ok(Answer { status, body })
+        let uri: hyper::Uri = format!("{}{path}", self.base)
+            .parse()
+            .map_err(|e| Error::new(ErrorKind::Config, "bad model server URL").with_source(e))?;
+        let host = uri.authority().map(|a| a.to_string()).unwrap_or_default();
+        let make = || {
+            let mut req = Request::new(Full::new(body.clone()));
+            *req.method_mut() = method.clone();
+            *req.uri_mut() = uri.clone();
+            let headers = req.headers_mut();
+            headers.insert(hyper::header::CONTENT_TYPE, JSON.clone());
+            if let Ok(h) = hyper::header::HeaderValue::from_str(&host) {
+                headers.insert(hyper::header::HOST, h);
+            }
+            req
         };
-        tokio::time::timeout(self.settings.timeout, exchange)
-            .await
-            .map_err(|_| {
-                transient(format!(
-                    "the model server did not answer within {:?}",
-                    self.settings.timeout
-                ))
-            })?
+        let (status, body) =
+            tokio::time::timeout(self.settings.timeout, self.pool.send(make, MAX_ANSWER))
+                .await
+                .map_err(|_| {
+                    transient(format!(
+                        "the model server did not answer within {:?}",
+                        self.settings.timeout
+                    ))
+                })??;
+        Ok(Answer { status, body })
     }
 
     /// Predicts `rows` (JSON objects keyed by column name). Transient failures are retried;
@@ -335,14 +325,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn base_urls() {
+    fn targets() {
+        let t = |u: &str| target(u).unwrap();
+        let owned = |b: &str, h: &str, p: u16| (b.to_string(), h.to_string(), p);
         assert_eq!(
-            base_url("http://127.0.0.1:3000").unwrap(),
-            "http://127.0.0.1:3000"
+            t("http://127.0.0.1:3000"),
+            owned("http://127.0.0.1:3000", "127.0.0.1", 3000)
         );
-        assert_eq!(base_url("http://h:1/bento/").unwrap(), "http://h:1/bento");
-        for bad in ["https://h:1", "h:1", "http://", "http://h:x"] {
-            let e = base_url(bad).unwrap_err();
+        assert_eq!(t("http://h:1/bento/"), owned("http://h:1/bento", "h", 1));
+        assert_eq!(t("http://h"), owned("http://h", "h", 80));
+        assert_eq!(t("http://[::1]:9/"), owned("http://[::1]:9", "::1", 9));
+        for bad in [
+            "https://h:1",
+            "h:1",
+            "http://",
+            "http://h:x",
+            "http://h:99999",
+        ] {
+            let e = target(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Config, "{bad}");
         }
     }
@@ -350,18 +350,24 @@ mod tests {
     /// A BentoML-style HTTP/1.1 server that answers every request with one price per row and
     /// keeps connections open; counts the connections it accepted.
     async fn server(accepted: Arc<AtomicUsize>) -> String {
+        server_with(accepted, false).await
+    }
+
+    /// As [`server`]; with `one_each`, a connection is closed after its first answer (as a
+    /// server's keep-alive timeout closes idle connections).
+    async fn server_with(accepted: Arc<AtomicUsize>, one_each: bool) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 accepted.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(answer_requests(sock));
+                tokio::spawn(answer_requests(sock, one_each));
             }
         });
         format!("http://{addr}")
     }
 
-    async fn answer_requests(sock: tokio::net::TcpStream) {
+    async fn answer_requests(sock: tokio::net::TcpStream, one_each: bool) {
         let mut r = BufReader::new(sock);
         loop {
             let mut len = 0usize;
@@ -388,6 +394,9 @@ mod tests {
             );
             let reply = format!("{head}{answer}");
             r.get_mut().write_all(reply.as_bytes()).await.unwrap();
+            if one_each {
+                return;
+            }
         }
     }
 
@@ -406,6 +415,21 @@ mod tests {
         }
         // 1 readiness check + 60 batches, all on the first connection.
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_replaced_without_a_retry() {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let url = server_with(accepted.clone(), true).await;
+        let mut settings = RemoteSettings::new(url, Protocol::BentoMl);
+        settings.retries = 0;
+        let model = RemoteModel::connect(settings).await.unwrap();
+        let row: Map<String, Value> = serde_json::from_str(r#"{"model":"Focus"}"#).unwrap();
+        for _ in 0..10 {
+            let out = model.predict(std::slice::from_ref(&row)).await.unwrap();
+            assert_eq!(out.len(), 1);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 11);
     }
 
     #[tokio::test]
