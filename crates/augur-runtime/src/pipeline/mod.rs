@@ -9,6 +9,7 @@
 //! and stops the slot reader, so memory stays bounded.
 
 pub mod config;
+mod destination;
 pub mod doctor;
 pub mod http;
 pub mod kafka;
@@ -30,6 +31,7 @@ use augur_postgres::source::{PgSource, SourceContext};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use self::config::{OutputMode, RunConfig};
+use self::destination::OutputDatabase;
 use self::transform::{Transform, Transformed};
 use crate::stages::Stages;
 
@@ -183,8 +185,10 @@ pub async fn run(
 
     // The sink: one transaction per batch; transient failures retried until shutdown.
     let sink = sink_stage::SinkStage {
-        sink,
-        cfg: cfg.sink.clone(),
+        dest: OutputDatabase {
+            sink,
+            cfg: cfg.sink.clone(),
+        },
         dead_letter_table: cfg.dead_letter_table.clone(),
         model_tag,
         metrics: metrics.clone(),

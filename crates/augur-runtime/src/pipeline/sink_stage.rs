@@ -3,19 +3,18 @@
 
 use augur_core::shutdown::Shutdown;
 use augur_core::{Backoff, Error};
-use augur_postgres::sink::config::SinkConfig;
-use augur_postgres::sink::{Batch, PgSink, Rejected};
+use augur_postgres::sink::{Batch, Rejected};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use super::destination::Destination;
 use super::transform::Transformed;
 use super::{PipelineMetrics, SinkBatch, Written, now_us};
 use crate::predict::RejectCode;
 
 /// The sink stage's state.
-pub(super) struct SinkStage {
-    pub(super) sink: PgSink,
-    /// To reconnect after a transient failure.
-    pub(super) cfg: SinkConfig,
+pub(super) struct SinkStage<D: Destination> {
+    /// Where batches go (see the contract of [`Destination`]).
+    pub(super) dest: D,
     pub(super) dead_letter_table: String,
     pub(super) model_tag: String,
     pub(super) metrics: PipelineMetrics,
@@ -26,7 +25,7 @@ pub(super) struct SinkStage {
     pub(super) shutdown: Shutdown,
 }
 
-impl SinkStage {
+impl<D: Destination> SinkStage<D> {
     /// Writes every batch from `rx` in order until the transform stops sending.
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<SinkBatch>) -> Result<(), Error> {
         while let Some(b) = rx.recv().await {
@@ -52,7 +51,7 @@ impl SinkStage {
         };
         let mut backoff = Backoff::standard();
         loop {
-            let e = match self.sink.write_batch(batch).await {
+            let e = match self.dest.write_batch(batch).await {
                 Ok(rejected) => return Ok(rejected),
                 Err(e) => e,
             };
@@ -66,11 +65,8 @@ impl SinkStage {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.shutdown.wait(), if attempt > 3 => return Err(e),
             }
-            match PgSink::connect(self.cfg.clone()).await {
-                Ok(s) => self.sink = s,
-                Err(e) => {
-                    tracing::warn!(error = %e.full_message(), "sink database not reachable yet")
-                }
+            if let Err(e) = self.dest.reconnect().await {
+                tracing::warn!(error = %e.full_message(), "sink database not reachable yet")
             }
         }
     }
@@ -102,5 +98,109 @@ impl SinkStage {
                 latency_ms: latency,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use augur_core::ErrorKind;
+    use augur_core::ack::AckTracker;
+    use augur_core::lsn::Lsn;
+    use augur_metrics::Registry;
+
+    use super::*;
+
+    /// Fails its first `fail` writes with `kind`, then records the size of each batch.
+    struct Flaky {
+        fail: usize,
+        kind: ErrorKind,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Destination for Flaky {
+        async fn write_batch(&mut self, batch: Batch<'_>) -> Result<Vec<Rejected>, Error> {
+            if self.fail > 0 {
+                self.fail -= 1;
+                self.log.lock().unwrap().push("failed".into());
+                return Err(Error::new(self.kind, "the write failed"));
+            }
+            let n = batch.writes.len() + batch.dead_letters.len();
+            self.log.lock().unwrap().push(format!("wrote {n}"));
+            Ok(Vec::new())
+        }
+
+        async fn reconnect(&mut self) -> Result<(), Error> {
+            self.log.lock().unwrap().push("reconnected".into());
+            Ok(())
+        }
+    }
+
+    /// Runs a stage over `batches` batches written to `dest`; returns its result, the
+    /// tracker's durable batch count and the destination's log.
+    async fn run(
+        fail: usize,
+        kind: ErrorKind,
+        batches: u64,
+    ) -> (Result<(), Error>, u64, Vec<String>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (committed, _) = watch::channel(0);
+        let stage = SinkStage {
+            dest: Flaky {
+                fail,
+                kind,
+                log: log.clone(),
+            },
+            dead_letter_table: "dead".into(),
+            model_tag: "m:1".into(),
+            metrics: PipelineMetrics::register(&Registry::new()),
+            written: None,
+            committed,
+            shutdown: Shutdown::never(),
+        };
+        let acks = AckTracker::new();
+        let (tx, rx) = mpsc::channel(8);
+        for i in 0..batches {
+            let ack = acks.register(Some(Lsn(i + 1)));
+            tx.send(SinkBatch {
+                t: Transformed::default(),
+                commits: Vec::new(),
+                ack,
+            })
+            .await
+            .unwrap();
+        }
+        drop(tx);
+        let result = stage.run(rx).await;
+        let log = log.lock().unwrap().clone();
+        (result, acks.durable().batches, log)
+    }
+
+    #[tokio::test]
+    async fn transient_failures_reconnect_and_retry_then_ack_in_order() {
+        let (result, durable, log) = run(2, ErrorKind::Connection, 3).await;
+        result.unwrap();
+        assert_eq!(durable, 3);
+        assert_eq!(
+            log,
+            [
+                "failed",
+                "reconnected",
+                "failed",
+                "reconnected",
+                "wrote 0",
+                "wrote 0",
+                "wrote 0"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fatal_failure_stops_without_an_ack() {
+        let (result, durable, log) = run(1, ErrorKind::DestinationSchema, 2).await;
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::DestinationSchema);
+        assert_eq!(durable, 0, "nothing may be acked past a failed batch");
+        assert_eq!(log, ["failed"]);
     }
 }
