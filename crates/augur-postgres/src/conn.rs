@@ -57,45 +57,66 @@ impl PgConnect {
         }
     }
 
-    /// Parses a `postgres://user:password@host:port/dbname` URL.
+    /// Parses a libpq connection string — a `postgres://user:password@host:port/dbname?…`
+    /// URL or `host=… user=…` pairs — with tokio-postgres's parser (libpq's rules: percent
+    /// decoding, unknown parameters refused). Unset parts default to user and database
+    /// `postgres` on `localhost:5432`.
     pub fn from_url(url: &str) -> Result<Self, Error> {
-        let bad = || {
-            Error::new(ErrorKind::Config, "invalid PostgreSQL URL")
+        let bad = |why: String| {
+            Error::new(ErrorKind::Config, format!("invalid PostgreSQL URL: {why}"))
                 .with_hint("use postgres://user:password@host:port/dbname")
         };
-        let rest = url
-            .strip_prefix("postgres://")
-            .or_else(|| url.strip_prefix("postgresql://"))
-            .ok_or_else(bad)?;
-        let (auth, hostpart) = rest.rsplit_once('@').unwrap_or(("", rest));
-        let (user, password) = auth.split_once(':').unwrap_or((auth, ""));
-        let (hostport, db) = hostpart.split_once('/').unwrap_or((hostpart, "postgres"));
-        let (db, query) = db.split_once('?').unwrap_or((db, ""));
-        let tls_demanded = query.split('&').any(|kv| {
-            matches!(
-                kv,
-                "sslmode=require" | "sslmode=verify-ca" | "sslmode=verify-full"
-            )
-        });
-        if tls_demanded {
-            return Err(Error::new(
-                ErrorKind::Config,
-                "augur does not speak TLS to PostgreSQL yet",
-            )
-            .with_hint("connect without TLS: drop sslmode or use sslmode=disable or prefer"));
+        if !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+            && !url.contains('=')
+        {
+            return Err(bad("expected postgres:// or postgresql://".into()));
         }
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
-            None => (hostport, 5432),
+        let parsed = match url.parse::<tokio_postgres::Config>() {
+            Ok(c) => c,
+            Err(_) if demands_tls(url) => return Err(tls_refused()),
+            // tokio-postgres names the option, never the value: safe to show.
+            Err(e) => {
+                let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+                return Err(bad(why));
+            }
         };
-        let user = if user.is_empty() { "postgres" } else { user };
-        Ok(PgConnect::new(
-            &percent_decode(host),
+        if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(tls_refused());
+        }
+        let host = match parsed.get_hosts() {
+            [] => "localhost".to_string(),
+            [tokio_postgres::config::Host::Tcp(h)] => h.clone(),
+            [_] => {
+                return Err(bad(
+                    "Unix-domain sockets are not supported: give a host name".into(),
+                ));
+            }
+            _ => return Err(bad("several hosts are not supported: give one".into())),
+        };
+        let port = match parsed.get_ports() {
+            [] => 5432,
+            [p] => *p,
+            _ => return Err(bad("several ports are not supported: give one".into())),
+        };
+        let password = parsed
+            .get_password()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default();
+        let mut c = PgConnect::new(
+            &host,
             port,
-            &percent_decode(user),
-            &percent_decode(password),
-            &percent_decode(db),
-        ))
+            parsed.get_user().unwrap_or("postgres"),
+            &password,
+            parsed.get_dbname().unwrap_or("postgres"),
+        );
+        if let Some(name) = parsed.get_application_name() {
+            c.application_name = name.to_string();
+        }
+        if let Some(t) = parsed.get_connect_timeout() {
+            c.connect_timeout = *t;
+        }
+        Ok(c)
     }
 
     /// The same server, another database.
@@ -141,23 +162,23 @@ impl PgConnect {
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// Whether `url` asks for an `sslmode` that needs TLS (`require`, `verify-ca`, `verify-full`).
+fn demands_tls(url: &str) -> bool {
+    [
+        "sslmode=require",
+        "sslmode=verify-ca",
+        "sslmode=verify-full",
+    ]
+    .iter()
+    .any(|m| url.contains(m))
+}
+
+fn tls_refused() -> Error {
+    Error::new(
+        ErrorKind::Config,
+        "augur does not speak TLS to PostgreSQL yet",
+    )
+    .with_hint("connect without TLS: drop sslmode or use sslmode=disable or prefer")
 }
 
 /// Maps a failed SQL connection attempt to an error with a kind and a fix.
@@ -237,11 +258,40 @@ mod tests {
         );
         assert!(PgConnect::from_url("mysql://x").is_err());
         assert!(!format!("{c:?}").contains("p@ss"));
+        let c =
+            PgConnect::from_url("postgresql://db/?application_name=me&connect_timeout=3").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.user.as_str(), c.dbname.as_str()),
+            ("db", 5432, "postgres", "postgres")
+        );
+        assert_eq!(c.application_name, "me");
+        assert_eq!(c.connect_timeout, Duration::from_secs(3));
+        let c = PgConnect::from_url("host=h port=6543 user=u password=secret dbname=d").unwrap();
+        assert_eq!(
+            (c.host.as_str(), c.port, c.password.expose()),
+            ("h", 6543, "secret")
+        );
+    }
+
+    #[test]
+    fn a_bad_url_names_what_is_wrong_and_never_the_password() {
+        for (url, says) in [
+            ("postgres://u:hunter2@h:99999/d", "port"),
+            ("postgres://u:hunter2@h/d?bogus=1", "bogus"),
+            ("postgres://u:hunter2@h1,h2/d", "several hosts"),
+            ("postgres://u:hunter2@%2Ftmp/d", "Unix-domain"),
+        ] {
+            let e = PgConnect::from_url(url).unwrap_err().full_message();
+            assert!(e.contains(says), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{url}: {e}");
+        }
     }
 
     #[test]
     fn a_url_that_demands_tls_is_refused() {
         let e = PgConnect::from_url("postgres://u@h/cars?sslmode=require").unwrap_err();
+        assert!(e.to_string().contains("TLS"), "{e}");
+        let e = PgConnect::from_url("postgres://u@h/cars?sslmode=verify-full").unwrap_err();
         assert!(e.to_string().contains("TLS"), "{e}");
         let c = PgConnect::from_url("postgres://u@h/cars?sslmode=disable").unwrap();
         assert_eq!(c.dbname, "cars");
