@@ -425,7 +425,7 @@ fn convert_batch<'a>(
                     .with_hint("fix the producer, or set errors.tolerance=all (with errors.deadletterqueue.topic.name) to route such records aside"));
                 }
                 tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, reason = %e, "record refused by the sink");
-                out.dead.push((rec, e.0, "VALUE_CONVERTER"));
+                out.dead.push((rec, e.to_string(), "VALUE_CONVERTER"));
             }
         }
     }

@@ -28,45 +28,128 @@ pub struct SinkRecord<'a> {
 
 /// Why a record cannot be written (it goes to the dead-letter destination, or stops the
 /// stage, as configured).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordError(pub String);
-
-impl std::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RecordError {}
-
-fn bad(msg: impl Into<String>) -> RecordError {
-    RecordError(msg.into())
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// The key or value bytes are not JSON.
+    #[error("{what} is not JSON: {reason}")]
+    NotJson {
+        /// `record key` or `record value`.
+        what: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// The document is JSON but not an object.
+    #[error("{what} is not a JSON object")]
+    NotObject {
+        /// `record key` or `record value`.
+        what: String,
+    },
+    /// Written with `schemas.enable=false`.
+    #[error(
+        "{what} has no schema (written with schemas.enable=false); the JDBC sink needs a schema to map columns"
+    )]
+    NoSchema {
+        /// `record key` or `record value`.
+        what: String,
+    },
+    /// The schema part is not a Connect schema.
+    #[error("{what} schema: {reason}")]
+    BadSchema {
+        /// `record key` or `record value`.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The payload does not fit its schema.
+    #[error("{what}: {reason}")]
+    BadPayload {
+        /// `record key` or `record value`.
+        what: String,
+        /// Why.
+        reason: String,
+    },
+    /// The value is a scalar or array, not a row.
+    #[error("the record value is a {schema_type}, not a struct the sink can map to columns")]
+    NotStruct {
+        /// Its Connect schema type.
+        schema_type: String,
+    },
+    /// An envelope's `op` is missing or unknown.
+    #[error("unknown change event op {op:?}")]
+    UnknownOp {
+        /// The `op` found.
+        op: Option<String>,
+    },
+    /// An envelope schema without an `after` field.
+    #[error("envelope without after")]
+    EnvelopeWithoutAfter,
+    /// A create, update or read without an `after` row.
+    #[error("change event without an after row")]
+    NoAfterRow,
+    /// `pk.mode=record_key` and the key is not a struct.
+    #[error("pk.mode=record_key needs a struct record key")]
+    KeyNotStruct,
+    /// A primary-key field is missing from the record key.
+    #[error("the record key has no field \"{field}\"")]
+    KeyFieldMissing {
+        /// The field.
+        field: String,
+    },
+    /// A `pk.fields` entry is missing from the record key.
+    #[error("the record key has no field \"{field}\" named in pk.fields")]
+    KeyPkFieldMissing {
+        /// The field.
+        field: String,
+    },
+    /// `pk.mode=record_value` without `pk.fields`.
+    #[error("pk.mode=record_value needs pk.fields")]
+    NoPkFields,
+    /// A `pk.fields` entry is missing from the record value.
+    #[error("the record value has no field \"{field}\" named in pk.fields")]
+    ValueFieldMissing {
+        /// The field.
+        field: String,
+    },
+    /// A delete, but the primary key does not come from the record.
+    #[error("delete.enabled needs pk.mode record_key or record_value to know which row to delete")]
+    DeleteNeedsRecordPk,
+    /// A delete (tombstone) without a key.
+    #[error("a delete (tombstone) without a key cannot be applied")]
+    DeleteWithoutKey,
 }
 
 /// A parsed `{"schema","payload"}` document.
 fn parse_connect(bytes: &[u8], what: &str) -> Result<Option<(Schema, Value)>, RecordError> {
     let json: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| bad(format!("{what} is not JSON: {e}")))?;
+        serde_json::from_slice(bytes).map_err(|e| RecordError::NotJson {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
     if json.is_null() {
         return Ok(None);
     }
     let obj = json
         .as_object()
-        .ok_or_else(|| bad(format!("{what} is not a JSON object")))?;
+        .ok_or_else(|| RecordError::NotObject { what: what.into() })?;
     let (Some(schema), Some(payload)) = (obj.get("schema"), obj.get("payload")) else {
-        return Err(bad(format!(
-            "{what} has no schema (written with schemas.enable=false); the JDBC sink needs a schema to map columns"
-        )));
+        return Err(RecordError::NoSchema { what: what.into() });
     };
     // A null schema or payload is a delete marker (Debezium 3.x's unwrap writes deletes as a
     // schema with a null payload).
     if schema.is_null() || payload.is_null() {
         return Ok(None);
     }
-    let schema = augur_debezium::json::parse_schema(schema)
-        .map_err(|e| bad(format!("{what} schema: {e}")))?;
-    let value = augur_debezium::json::parse_value(&schema, payload)
-        .map_err(|e| bad(format!("{what}: {e}")))?;
+    let schema =
+        augur_debezium::json::parse_schema(schema).map_err(|e| RecordError::BadSchema {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
+    let value = augur_debezium::json::parse_value(&schema, payload).map_err(|e| {
+        RecordError::BadPayload {
+            what: what.into(),
+            reason: e.to_string(),
+        }
+    })?;
     Ok(Some((schema, value)))
 }
 
@@ -160,10 +243,9 @@ fn decode_value(
         }
         Some((schema, Value::Struct(members))) => ValueAction::Row(schema, members),
         Some((schema, _)) => {
-            return Err(bad(format!(
-                "the record value is a {}, not a struct the sink can map to columns",
-                schema.ty.json_name()
-            )));
+            return Err(RecordError::NotStruct {
+                schema_type: schema.ty.json_name().to_string(),
+            });
         }
     };
     Ok(DecodedValue {
@@ -193,7 +275,11 @@ impl<'a> Envelope<'a> {
             Some("t") if cfg.truncate_enabled => ValueAction::Truncate,
             Some("t") | Some("m") => ValueAction::Skip,
             Some("c" | "u" | "r") => self.after_row()?,
-            other => return Err(bad(format!("unknown change event op {other:?}"))),
+            other => {
+                return Err(RecordError::UnknownOp {
+                    op: other.map(str::to_string),
+                });
+            }
         };
         Ok(DecodedValue { source, action })
     }
@@ -223,10 +309,10 @@ impl<'a> Envelope<'a> {
             .schema
             .field("after")
             .map(|f| f.schema.clone())
-            .ok_or_else(|| bad("envelope without after"))?;
+            .ok_or(RecordError::EnvelopeWithoutAfter)?;
         match self.get("after") {
             Some(Value::Struct(a)) => Ok(ValueAction::Row(after_schema, a.clone())),
-            _ => Err(bad("change event without an after row")),
+            _ => Err(RecordError::NoAfterRow),
         }
     }
 }
@@ -284,12 +370,12 @@ impl RowParts {
         cfg: &SinkConfig,
         key: Option<(&Schema, &[Value])>,
     ) -> Result<Vec<String>, RecordError> {
-        let (ks, kv) = key.ok_or_else(|| bad("pk.mode=record_key needs a struct record key"))?;
+        let (ks, kv) = key.ok_or(RecordError::KeyNotStruct)?;
         let names = key_pk_names(cfg, ks);
         for n in &names {
             let ki = ks
                 .field_index(n)
-                .ok_or_else(|| bad(format!("the record key has no field \"{n}\"")))?;
+                .ok_or_else(|| RecordError::KeyFieldMissing { field: n.clone() })?;
             match self.fields.iter().position(|f| &f.name == n) {
                 Some(vi) => self.values[vi] = kv[ki].clone(),
                 None => {
@@ -305,13 +391,11 @@ impl RowParts {
 /// `pk.mode=record_value`: `pk.fields`, each of which the value must have.
 fn value_pk(cfg: &SinkConfig, schema: &Schema) -> Result<Vec<String>, RecordError> {
     if cfg.pk_fields.is_empty() {
-        return Err(bad("pk.mode=record_value needs pk.fields"));
+        return Err(RecordError::NoPkFields);
     }
     for n in &cfg.pk_fields {
         if schema.field_index(n).is_none() {
-            return Err(bad(format!(
-                "the record value has no field \"{n}\" named in pk.fields"
-            )));
+            return Err(RecordError::ValueFieldMissing { field: n.clone() });
         }
     }
     Ok(cfg.pk_fields.clone())
@@ -386,11 +470,9 @@ impl RecordConverter {
                 return Ok(Some(self.scalar_key_delete(cfg, table, s, v)));
             }
             (PkMode::None | PkMode::Kafka, _, _) => {
-                return Err(bad(
-                    "delete.enabled needs pk.mode record_key or record_value to know which row to delete",
-                ));
+                return Err(RecordError::DeleteNeedsRecordPk);
             }
-            _ => return Err(bad("a delete (tombstone) without a key cannot be applied")),
+            _ => return Err(RecordError::DeleteWithoutKey),
         };
         self.struct_key_delete(cfg, table, ks, kv).map(Some)
     }
@@ -429,11 +511,9 @@ impl RecordConverter {
         let mut fields = Vec::new();
         let mut values = Vec::new();
         for n in &names {
-            let i = ks.field_index(n).ok_or_else(|| {
-                bad(format!(
-                    "the record key has no field \"{n}\" named in pk.fields"
-                ))
-            })?;
+            let i = ks
+                .field_index(n)
+                .ok_or_else(|| RecordError::KeyPkFieldMissing { field: n.clone() })?;
             fields.push(ks.fields[i].clone());
             values.push(kv[i].clone());
         }
@@ -507,7 +587,7 @@ mod tests {
         assert!(
             conv.convert(&c, &schemaless)
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("no schema")
         );
         let not_json = SinkRecord {
@@ -517,7 +597,7 @@ mod tests {
         assert!(
             conv.convert(&c, &not_json)
                 .unwrap_err()
-                .0
+                .to_string()
                 .contains("not JSON")
         );
     }
@@ -535,7 +615,10 @@ mod tests {
 
     /// The error `convert` gives for `r` under `c`.
     fn refusal(c: &SinkConfig, r: &SinkRecord<'_>) -> String {
-        RecordConverter::new().convert(c, r).unwrap_err().0
+        RecordConverter::new()
+            .convert(c, r)
+            .unwrap_err()
+            .to_string()
     }
 
     /// A Debezium envelope with op `op` and an `after` payload (JSON) `after`.
