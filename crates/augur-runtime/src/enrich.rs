@@ -24,6 +24,7 @@ use crate::predict::{FeatureMap, OutputType, PredictError, Predictor, RejectCode
 use crate::props::Props;
 use crate::remote::{Protocol, RemoteModel, RemoteSettings};
 use crate::stored::StoredRows;
+use crate::unchanged::{self, Change, Touch};
 
 /// The enrichment stage's settings.
 #[derive(Debug, Clone)]
@@ -181,14 +182,6 @@ pub struct Lookup {
     pub columns: Vec<(usize, String)>,
 }
 
-/// What a prepared record does to its output topic's table, for in-batch resolution.
-enum Effect<'a> {
-    Row(&'a mut Vec<Value>, &'a [Field]),
-    Delete { newkey: Option<Vec<u8>> },
-    Truncate,
-    Nothing,
-}
-
 fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h Vec<u8>> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
@@ -207,15 +200,15 @@ fn key_id(bytes: &[u8]) -> Vec<u8> {
 
 /// What a record passed on unchanged does: a tombstone or null payload deletes its key, a
 /// Debezium `d` deletes, a `t` truncates.
-fn passed_effect<'a>(rec: &Record) -> Effect<'a> {
-    let delete = || Effect::Delete {
-        newkey: header(&rec.headers, "__debezium.newkey").cloned(),
+fn passed_touch<'a>(rec: &Record) -> Touch<'a> {
+    let delete = || Touch::Delete {
+        new_key: header(&rec.headers, "__debezium.newkey").map(|k| key_id(k)),
     };
     let Some(bytes) = &rec.value else {
         return delete();
     };
     let Ok(doc) = serde_json::from_slice::<serde_json::Value>(bytes) else {
-        return Effect::Nothing;
+        return Touch::Nothing;
     };
     let payload = if doc.get("schema").is_some() {
         &doc["payload"]
@@ -225,21 +218,21 @@ fn passed_effect<'a>(rec: &Record) -> Effect<'a> {
     match payload.get("op").and_then(|o| o.as_str()) {
         _ if payload.is_null() => delete(),
         Some("d") => delete(),
-        Some("t") => Effect::Truncate,
-        _ => Effect::Nothing,
+        Some("t") => Touch::Truncate,
+        _ => Touch::Nothing,
     }
 }
 
-/// One prepared record as in-batch resolution sees it: key, output topic, headers, effect.
-type Touch<'a> = (
+/// One prepared record as in-batch resolution sees it: key, output topic, headers, touch.
+type Effect<'a> = (
     Option<&'a [u8]>,
     &'a str,
     &'a [(String, Vec<u8>)],
-    Effect<'a>,
+    Touch<'a>,
 );
 
 impl Prepared {
-    fn effects(&mut self) -> Vec<Touch<'_>> {
+    fn effects(&mut self) -> Vec<Effect<'_>> {
         self.pending
             .iter_mut()
             .map(|p| match p {
@@ -255,24 +248,23 @@ impl Prepared {
                         },
                         None => Some(m),
                     };
-                    let effect = match row {
-                        Some(r) => Effect::Row(r, plan.row_fields.as_slice()),
-                        None => Effect::Nothing,
+                    let touch = match row {
+                        Some(row) => Touch::Row {
+                            row,
+                            fields: plan.row_fields.as_slice(),
+                        },
+                        None => Touch::Nothing,
                     };
-                    (
-                        out.key.as_deref(),
-                        out.topic.as_str(),
-                        out.headers.as_slice(),
-                        effect,
-                    )
+                    let (key, headers) = (out.key.as_deref(), out.headers.as_slice());
+                    (key, out.topic.as_str(), headers, touch)
                 }
                 Pending::Done(Outcome::Output(rec)) => (
                     rec.key.as_deref(),
                     rec.topic.as_str(),
                     rec.headers.as_slice(),
-                    passed_effect(rec),
+                    passed_touch(rec),
                 ),
-                _ => (None, "", &[][..], Effect::Nothing),
+                _ => (None, "", &[][..], Touch::Nothing),
             })
             .collect()
     }
@@ -290,62 +282,35 @@ impl Prepared {
         if !any {
             return Vec::new();
         }
-        let mut latest: HashMap<(String, Vec<u8>), Vec<Value>> = HashMap::new();
-        let mut touched: std::collections::HashSet<(String, Vec<u8>)> = Default::default();
-        let mut lookups = Vec::new();
-        for (n, (key, topic, headers, effect)) in self.effects().into_iter().enumerate() {
-            let Some(key) = key else {
-                if matches!(effect, Effect::Truncate) {
-                    latest.retain(|(t, _), _| t != topic);
+        let effects = self.effects();
+        let mut keys: Vec<Option<Vec<Vec<u8>>>> = Vec::with_capacity(effects.len());
+        let mut topics = Vec::with_capacity(effects.len());
+        let changes: Vec<Change<'_>> = effects
+            .into_iter()
+            .map(|(key, topic, headers, touch)| {
+                keys.push(key.map(|k| {
+                    let mut ks = vec![k.to_vec()];
+                    ks.extend(header(headers, "__debezium.oldkey").cloned());
+                    ks
+                }));
+                topics.push(topic.to_string());
+                let key = key.map(key_id);
+                Change {
+                    table: topic,
+                    key,
+                    touch,
                 }
-                continue;
-            };
-            let id = (topic.to_string(), key_id(key));
-            match effect {
-                Effect::Row(row, fields) => {
-                    let earlier = latest.get(&id);
-                    let mut missing = Vec::new();
-                    for (i, f) in fields.iter().enumerate() {
-                        if !holds(&row[i]) {
-                            continue;
-                        }
-                        match earlier.map(|r| &r[i]) {
-                            Some(prev) if !holds(prev) => row[i] = prev.clone(),
-                            _ if f.schema.ty == SchemaType::String => {
-                                missing.push((i, f.name.clone()));
-                            }
-                            _ => {}
-                        }
-                    }
-                    // The stored row is the state before this batch: only right for a key no
-                    // earlier record of the batch touched.
-                    if !missing.is_empty() && !touched.contains(&id) {
-                        let mut keys = vec![key.to_vec()];
-                        keys.extend(header(headers, "__debezium.oldkey").cloned());
-                        lookups.push(Lookup {
-                            record: n,
-                            topic: topic.to_string(),
-                            keys,
-                            columns: missing,
-                        });
-                    }
-                    latest.insert(id.clone(), row.clone());
-                    touched.insert(id);
-                }
-                Effect::Delete { newkey } => {
-                    let row = latest.remove(&id);
-                    // The delete half of a key change: the create half finds the row's values
-                    // under the new key.
-                    if let (Some(new), Some(row)) = (newkey, row) {
-                        latest.insert((id.0.clone(), key_id(&new)), row);
-                    }
-                    touched.insert(id);
-                }
-                Effect::Truncate => latest.retain(|(t, _), _| t != topic),
-                Effect::Nothing => {}
-            }
-        }
-        lookups
+            })
+            .collect();
+        unchanged::resolve(changes, holds)
+            .into_iter()
+            .map(|m| Lookup {
+                record: m.change,
+                topic: std::mem::take(&mut topics[m.change]),
+                keys: keys[m.change].take().unwrap_or_default(),
+                columns: m.columns,
+            })
+            .collect()
     }
 
     /// Puts the stored text of each lookup's columns into its row (rows not found keep the
@@ -353,14 +318,12 @@ impl Prepared {
     pub fn fill(&mut self, lookups: &[Lookup], stored: Vec<Option<Vec<Option<String>>>>) {
         let mut effects = self.effects();
         for (l, found) in lookups.iter().zip(stored) {
-            let (Some(vals), Some((_, _, _, Effect::Row(row, _)))) =
+            let (Some(vals), Some((_, _, _, Touch::Row { row, .. }))) =
                 (found, effects.get_mut(l.record))
             else {
                 continue;
             };
-            for ((i, _), v) in l.columns.iter().zip(vals) {
-                row[*i] = v.map_or(Value::Null, Value::String);
-            }
+            unchanged::put_stored(row, &l.columns, vals);
         }
     }
 }

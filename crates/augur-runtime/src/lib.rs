@@ -13,6 +13,7 @@
 //! - [`predict`]: the prediction step shared by the embedded pipeline and enrichment.
 //! - [`capture`]: the capture connector: its config, its destinations, and [`capture::run`].
 //! - [`stages`]: a pipeline's stage tasks, joined with one error precedence.
+//! - `unchanged`: unchanged TOASTed values in a batch, resolved the same way on both paths.
 
 pub mod capture;
 pub mod enrich;
@@ -25,6 +26,7 @@ pub mod remote;
 pub mod sink;
 pub mod stages;
 pub mod stored;
+mod unchanged;
 
 // The Kafka client settings this crate's stages take (`sink::run`, `enrich::run`, capture to
 // Kafka), re-exported so callers need no direct dependency on `augur-kafka`.

@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use augur_core::connect::{Field, SchemaType, Value};
+use augur_core::connect::{Field, Value};
 use augur_core::event::{ChangeEvent, KeyChange, Op, TableSchema};
 use augur_postgres::sink::{DeadLetter, Rejected, RowShape, RowWrite, WriteOp, is_placeholder};
 
 use super::config::OutputMode;
 use crate::predict::{FeatureMap, Predictor, RejectCode};
+use crate::unchanged::{self, Change, Missing, Touch};
 
 /// How the rows of one source table shape become sink writes.
 #[derive(Debug)]
@@ -232,73 +233,52 @@ impl Transform {
         let Some(p) = self.predictor.placeholders.first().cloned() else {
             return Vec::new();
         };
+        let holds = |v: &Value| is_placeholder(v, &p);
         // The common case costs one scan: no placeholder, nothing to do.
-        let any = events
-            .iter()
-            .any(|e| e.after.iter().flatten().any(|v| is_placeholder(v, &p)));
-        if !any {
+        if !events.iter().any(|e| e.after.iter().flatten().any(holds)) {
             return Vec::new();
         }
-        let mut latest: HashMap<(String, String), Vec<Value>> = HashMap::new();
-        let mut touched: std::collections::HashSet<(String, String)> = Default::default();
-        let mut lookups = Vec::new();
-        for (n, ev) in events.iter_mut().enumerate() {
-            let table = ev.table.qualified_name();
-            let own_key = ev.key_values().unwrap_or_default();
-            let id = (table, format!("{own_key:?}"));
-            match (ev.op, ev.after.as_mut()) {
-                (Op::Create | Op::Update | Op::Read, Some(after)) => {
-                    let earlier = latest.get(&id);
-                    let mut missing = Vec::new();
-                    for (i, v) in after.iter_mut().enumerate() {
-                        if !is_placeholder(v, &p) {
-                            continue;
-                        }
-                        match earlier.map(|r| &r[i]) {
-                            Some(prev) if !is_placeholder(prev, &p) => *v = prev.clone(),
-                            _ if ev.table.fields[i].schema.ty == SchemaType::String => {
-                                missing.push((i, ev.table.fields[i].name.clone()));
-                            }
-                            _ => {}
-                        }
-                    }
-                    // The stored row is the state before this batch: only right for a key
-                    // no earlier change of the batch touched.
-                    if !missing.is_empty() && !ev.table.key.is_empty() && !touched.contains(&id) {
-                        let plan = self.plan(&ev.table);
-                        let mut keys = vec![own_key];
-                        if let Some(KeyChange::OldKey(old)) = &ev.key_change {
-                            keys.push(old.clone());
-                        }
-                        lookups.push(Lookup {
-                            event: n,
-                            table: plan.target.clone(),
-                            key_fields: ev.table.key_fields().cloned().collect(),
-                            keys,
-                            columns: missing,
-                        });
-                    }
-                    if !ev.table.key.is_empty() {
-                        latest.insert(id.clone(), after.clone());
-                        touched.insert(id);
-                    }
-                }
-                (Op::Delete, _) => {
-                    let row = latest.remove(&id);
-                    // The delete half of a key change: the create half finds the row's values
-                    // under the new key.
-                    if let (Some(KeyChange::NewKey(new)), Some(row)) = (&ev.key_change, row) {
-                        latest.insert((id.0.clone(), format!("{new:?}")), row);
-                    }
-                    touched.insert(id);
-                }
-                (Op::Truncate, _) => {
-                    latest.retain(|(t, _), _| *t != id.0);
-                }
-                _ => {}
-            }
+        let names: Vec<String> = events.iter().map(|e| e.table.qualified_name()).collect();
+        let changes = events.iter_mut().zip(&names).map(|(ev, table)| {
+            let id = |k: &Vec<Value>| format!("{k:?}").into_bytes();
+            let key = ev.key_values().as_ref().map(id);
+            let touch = match (ev.op, ev.after.as_mut()) {
+                (Op::Create | Op::Update | Op::Read, Some(row)) => Touch::Row {
+                    row,
+                    fields: &ev.table.fields,
+                },
+                (Op::Delete, _) => Touch::Delete {
+                    new_key: match &ev.key_change {
+                        Some(KeyChange::NewKey(new)) => Some(id(new)),
+                        _ => None,
+                    },
+                },
+                (Op::Truncate, _) => Touch::Truncate,
+                _ => Touch::Nothing,
+            };
+            Change { table, key, touch }
+        });
+        let missing = unchanged::resolve(changes, holds);
+        missing
+            .into_iter()
+            .map(|m| self.lookup(&events[m.change], m))
+            .collect()
+    }
+
+    /// The stored-row lookup for a change still missing values.
+    fn lookup(&mut self, ev: &ChangeEvent, m: Missing) -> Lookup {
+        let plan = self.plan(&ev.table);
+        let mut keys = vec![ev.key_values().unwrap_or_default()];
+        if let Some(KeyChange::OldKey(old)) = &ev.key_change {
+            keys.push(old.clone());
         }
-        lookups
+        Lookup {
+            event: m.change,
+            table: plan.target.clone(),
+            key_fields: ev.table.key_fields().cloned().collect(),
+            keys,
+            columns: m.columns,
+        }
     }
 
     /// Puts the stored text of each lookup's columns into its event (rows not found keep
@@ -312,9 +292,7 @@ impl Transform {
             let (Some(vals), Some(after)) = (found, events[l.event].after.as_mut()) else {
                 continue;
             };
-            for ((i, _), v) in l.columns.iter().zip(vals) {
-                after[*i] = v.map_or(Value::Null, Value::String);
-            }
+            unchanged::put_stored(after, &l.columns, vals);
         }
     }
 
