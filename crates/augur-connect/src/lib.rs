@@ -16,6 +16,7 @@
 //! Layout:
 //! - [`server`]: [`ConnectServer`], start (bind, read state, resume) and run until shutdown.
 //! - [`routes`]: the REST API.
+//! - `entities`: the REST API's bodies, as serde types (Kafka Connect's `rest.entities`).
 //! - [`worker`]: connectors, their supervisors, lifecycle operations and statuses.
 //! - [`tasks`]: validating a config into task settings, and running one task.
 //! - [`plugins`]: the connector classes, their config definitions, `ConfigInfos`.
@@ -27,6 +28,7 @@
 //!   [`augur_core::Error`].
 
 pub mod config;
+mod entities;
 pub mod error;
 pub mod mask;
 pub mod offsets;

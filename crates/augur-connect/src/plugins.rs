@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use augur_runtime::capture::config::{ConfigError, EXTRACT_NEW_RECORD_STATE, POSTGRES_CONNECTOR};
 use augur_runtime::enrich::ENRICH_CONNECTOR;
 use augur_runtime::sink::{CONFLUENT_JDBC_SINK, DEBEZIUM_JDBC_SINK};
-use serde_json::{Value, json};
 
+use crate::entities::{
+    ConfigInfo, ConfigInfos, ConfigKeyInfo, ConfigValueInfo, ConnectorType, PluginInfo, PluginType,
+};
 use crate::error::ApiError;
 use crate::mask;
 
@@ -56,10 +58,10 @@ impl Plugin {
 
     /// `source` or `sink` (the enrichment stage reads topics, so it is a sink in Connect's
     /// terms, though it writes to Kafka).
-    pub fn connector_type(self) -> &'static str {
+    pub(crate) fn connector_type(self) -> ConnectorType {
         match self {
-            Plugin::Capture => "source",
-            _ => "sink",
+            Plugin::Capture => ConnectorType::Source,
+            _ => ConnectorType::Sink,
         }
     }
 
@@ -104,12 +106,12 @@ impl Plugin {
     }
 
     /// `{"class","type","version"}` for `GET /connector-plugins`.
-    pub fn info(self) -> Value {
-        json!({
-            "class": self.class(),
-            "type": self.connector_type(),
-            "version": PLUGIN_VERSION,
-        })
+    pub(crate) fn info(self) -> PluginInfo {
+        PluginInfo {
+            class: self.class(),
+            plugin_type: self.connector_type().into(),
+            version: PLUGIN_VERSION,
+        }
     }
 
     /// The definitions of this plugin's keys, common ones first.
@@ -134,10 +136,18 @@ impl Plugin {
 }
 
 /// The non-connector plugins `GET /connector-plugins?connectorsOnly=false` adds.
-pub fn other_plugins() -> Vec<Value> {
+pub(crate) fn other_plugins() -> Vec<PluginInfo> {
     vec![
-        json!({"class": JSON_CONVERTER, "type": "converter", "version": PLUGIN_VERSION}),
-        json!({"class": EXTRACT_NEW_RECORD_STATE, "type": "transformation", "version": PLUGIN_VERSION}),
+        PluginInfo {
+            class: JSON_CONVERTER,
+            plugin_type: PluginType::Converter,
+            version: PLUGIN_VERSION,
+        },
+        PluginInfo {
+            class: EXTRACT_NEW_RECORD_STATE,
+            plugin_type: PluginType::Transformation,
+            version: PLUGIN_VERSION,
+        },
     ]
 }
 
@@ -202,20 +212,20 @@ impl KeyDef {
     }
 
     /// The `definition` object.
-    fn definition(&self, order: usize) -> Value {
-        json!({
-            "name": self.name,
-            "type": self.ty,
-            "required": self.required,
-            "default_value": self.default,
-            "importance": self.importance,
-            "documentation": self.doc,
-            "group": self.group,
-            "width": "NONE",
-            "display_name": self.name,
-            "dependents": [],
-            "order": order,
-        })
+    fn definition(&self, order: usize) -> ConfigKeyInfo {
+        ConfigKeyInfo {
+            name: self.name.to_string(),
+            key_type: self.ty,
+            required: self.required,
+            default_value: self.default,
+            importance: self.importance,
+            documentation: self.doc,
+            group: self.group,
+            width: "NONE",
+            display_name: self.name.to_string(),
+            dependents: Vec::new(),
+            order,
+        }
     }
 }
 
@@ -628,16 +638,25 @@ pub struct Validation {
 
 /// `ConfigInfos` for `config` of `plugin`: one entry per defined key (and per key with an
 /// error), with its value (secrets hidden), accepted values and errors, and the error count.
-pub fn config_infos(plugin: Plugin, config: &BTreeMap<String, String>, v: &Validation) -> Value {
+pub(crate) fn config_infos(
+    plugin: Plugin,
+    config: &BTreeMap<String, String>,
+    v: &Validation,
+) -> ConfigInfos {
     let defs = plugin.defs();
-    let mut groups: Vec<&str> = Vec::new();
+    let mut groups: Vec<&'static str> = Vec::new();
     let mut configs = Vec::new();
-    let errors_of = |key: &str| -> Vec<String> {
-        v.errors
+    let value_info = |key: &str, value: Option<String>, recommended| ConfigValueInfo {
+        name: key.to_string(),
+        value,
+        recommended_values: recommended,
+        errors: v
+            .errors
             .iter()
             .filter(|e| e.key == key)
             .map(|e| mask::scrub(&e.message, config))
-            .collect()
+            .collect(),
+        visible: true,
     };
     for (order, d) in defs.iter().enumerate() {
         if !groups.contains(&d.group) {
@@ -653,16 +672,10 @@ pub fn config_infos(plugin: Plugin, config: &BTreeMap<String, String>, v: &Valid
                 }
             })
             .or_else(|| d.default.map(str::to_string));
-        configs.push(json!({
-            "definition": d.definition(order + 1),
-            "value": {
-                "name": d.name,
-                "value": value,
-                "recommended_values": d.recommended,
-                "errors": errors_of(d.name),
-                "visible": true,
-            }
-        }));
+        configs.push(ConfigInfo {
+            definition: d.definition(order + 1),
+            value: value_info(d.name, value, d.recommended),
+        });
     }
     // Errors on keys without a definition (transform options, aliases) get an entry too.
     let mut extra: Vec<&str> = Vec::new();
@@ -674,40 +687,33 @@ pub fn config_infos(plugin: Plugin, config: &BTreeMap<String, String>, v: &Valid
     for key in extra {
         let def = KeyDef::new("", "STRING", LOW, "Other", "");
         let mut definition = def.definition(configs.len() + 1);
-        definition["name"] = json!(key);
-        definition["display_name"] = json!(key);
+        definition.name = key.to_string();
+        definition.display_name = key.to_string();
         if !groups.contains(&"Other") {
             groups.push("Other");
         }
-        configs.push(json!({
-            "definition": definition,
-            "value": {
-                "name": key,
-                "value": config.get(key).map(|s| mask::mask_value(key, s)),
-                "recommended_values": [],
-                "errors": errors_of(key),
-                "visible": true,
-            }
-        }));
+        let value = config.get(key).map(|s| mask::mask_value(key, s));
+        configs.push(ConfigInfo {
+            definition,
+            value: value_info(key, value, &[]),
+        });
     }
-    json!({
-        "name": plugin.class(),
-        "error_count": v.errors.len(),
-        "groups": groups,
-        "configs": configs,
-    })
+    ConfigInfos {
+        name: plugin.class(),
+        error_count: v.errors.len(),
+        groups,
+        configs,
+    }
 }
 
 /// `GET /connector-plugins/{class}/config`: the key definitions.
-pub fn config_defs(plugin: Plugin) -> Value {
-    Value::Array(
-        plugin
-            .defs()
-            .iter()
-            .enumerate()
-            .map(|(i, d)| d.definition(i + 1))
-            .collect(),
-    )
+pub(crate) fn config_defs(plugin: Plugin) -> Vec<ConfigKeyInfo> {
+    plugin
+        .defs()
+        .iter()
+        .enumerate()
+        .map(|(i, d)| d.definition(i + 1))
+        .collect()
 }
 
 /// Kafka Connect's 400 message for an invalid config (`AbstractHerder.maybeAddConfigErrors`);
@@ -770,7 +776,7 @@ mod tests {
             ],
             warnings: Vec::new(),
         };
-        let infos = config_infos(Plugin::Capture, &config, &v);
+        let infos = serde_json::to_value(config_infos(Plugin::Capture, &config, &v)).unwrap();
         assert_eq!(infos["error_count"], 2);
         assert_eq!(infos["name"], POSTGRES_CONNECTOR);
         let text = infos.to_string();

@@ -27,8 +27,10 @@ use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
+use crate::entities::{ConnectorExpansion, ServerInfo, WorkerStatus};
 use crate::error::{ApiError, ApiErrorKind};
 use crate::plugins::{self, Plugin};
 use crate::store::TargetState;
@@ -70,7 +72,7 @@ pub fn router(worker: Worker, max_body_bytes: usize) -> Router {
 }
 
 /// A JSON response.
-fn json_response(status: StatusCode, body: &Value) -> Response {
+fn json_response(status: StatusCode, body: &impl Serialize) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(
@@ -81,12 +83,12 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// `200` with a JSON body.
-fn ok(body: &Value) -> Response {
+fn ok(body: &impl Serialize) -> Response {
     json_response(StatusCode::OK, body)
 }
 
 /// `201` with a JSON body and `Location: http://<host>/connectors/<name>`.
-fn created(headers: &HeaderMap, name: &str, body: &Value) -> Response {
+fn created(headers: &HeaderMap, name: &str, body: &impl Serialize) -> Response {
     let mut resp = json_response(StatusCode::CREATED, body);
     let host = headers
         .get(header::HOST)
@@ -217,19 +219,16 @@ fn task_id(s: &str) -> Result<usize, ApiError> {
 
 /// `GET /`.
 async fn root(State(w): State<Worker>) -> Response {
-    ok(&json!({
-        "version": VERSION,
-        "commit": COMMIT,
-        "kafka_cluster_id": w.cluster_id(),
-    }))
+    ok(&ServerInfo {
+        version: VERSION,
+        commit: COMMIT,
+        kafka_cluster_id: w.cluster_id().to_string(),
+    })
 }
 
 /// `GET /health` (KIP-1017).
 async fn health() -> Response {
-    ok(&json!({
-        "status": "healthy",
-        "message": "Worker has completed startup and is ready to handle requests.",
-    }))
+    ok(&WorkerStatus::healthy())
 }
 
 /// `GET /connector-plugins[?connectorsOnly=false]`.
@@ -239,11 +238,11 @@ async fn list_plugins(RawQuery(q): RawQuery) -> Result<Response, ApiError> {
         Some((_, v)) => !v.eq_ignore_ascii_case("false"),
         None => true,
     };
-    let mut list: Vec<Value> = Plugin::ALL.iter().map(|p| p.info()).collect();
+    let mut list: Vec<_> = Plugin::ALL.iter().map(|p| p.info()).collect();
     if !connectors_only {
         list.extend(plugins::other_plugins());
     }
-    Ok(ok(&Value::Array(list)))
+    Ok(ok(&list))
 }
 
 /// `GET /connector-plugins/{class}/config`.
@@ -288,27 +287,27 @@ async fn list_connectors(
         .collect();
     let names = w.names();
     if expand.is_empty() {
-        return Ok(ok(&json!(names)));
+        return Ok(ok(&names));
     }
-    let mut out = serde_json::Map::new();
+    let mut out: BTreeMap<String, ConnectorExpansion> = BTreeMap::new();
     for name in names {
-        let mut entry = serde_json::Map::new();
+        let mut entry = ConnectorExpansion::default();
         // A connector deleted meanwhile is left out.
         if expand.contains(&"status") {
-            match w.status(&name) {
-                Ok(s) => entry.insert("status".into(), s),
-                Err(_) => continue,
+            let Ok(status) = w.status(&name) else {
+                continue;
             };
+            entry.status = Some(status);
         }
         if expand.contains(&"info") {
-            match w.info(&name) {
-                Ok(i) => entry.insert("info".into(), i),
-                Err(_) => continue,
+            let Ok(info) = w.info(&name) else {
+                continue;
             };
+            entry.info = Some(info);
         }
-        out.insert(name, Value::Object(entry));
+        out.insert(name, entry);
     }
-    Ok(ok(&Value::Object(out)))
+    Ok(ok(&out))
 }
 
 /// `POST /connectors`: `{"name","config"[,"initial_state"]}` → 201.
@@ -467,6 +466,8 @@ async fn method_not_allowed() -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]

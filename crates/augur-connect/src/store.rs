@@ -26,9 +26,11 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::config::WorkerConfig;
+use crate::worker::State;
 
 /// How long one state write may wait for the broker's acknowledgement.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -60,13 +62,14 @@ impl TargetState {
     }
 
     /// The `target-state-<name>` record value.
-    fn record(self) -> Value {
-        match self {
-            TargetState::Started => json!({"state": "STARTED", "state.v2": "STARTED"}),
-            TargetState::Paused => json!({"state": "PAUSED", "state.v2": "PAUSED"}),
+    fn record(self) -> TargetStateRecord {
+        let (state, state_v2) = match self {
+            TargetState::Started => ("STARTED", "STARTED"),
+            TargetState::Paused => ("PAUSED", "PAUSED"),
             // Pre-3.5 readers see PAUSED, which also keeps tasks from running.
-            TargetState::Stopped => json!({"state": "PAUSED", "state.v2": "STOPPED"}),
-        }
+            TargetState::Stopped => ("PAUSED", "STOPPED"),
+        };
+        TargetStateRecord { state, state_v2 }
     }
 
     /// Reads a `target-state-<name>` record value.
@@ -82,6 +85,43 @@ impl TargetState {
             _ => None,
         }
     }
+}
+
+/// A `target-state-<name>` record value (Kafka Connect's `KafkaConfigBackingStore`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+struct TargetStateRecord {
+    /// `STARTED` or `PAUSED`, as pre-3.5 readers know them.
+    state: &'static str,
+    /// `STARTED`, `PAUSED` or `STOPPED`.
+    #[serde(rename = "state.v2")]
+    state_v2: &'static str,
+}
+
+/// A `connector-<name>` record value.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct ConnectorConfigRecord<'a> {
+    /// The config, as submitted.
+    properties: &'a BTreeMap<String, String>,
+}
+
+/// A `status-connector-<name>` or `status-task-<name>-<id>` record value (Kafka Connect's
+/// `KafkaStatusBackingStore`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct StatusRecord {
+    /// The state.
+    pub(crate) state: State,
+    /// Why it failed (secrets scrubbed); `null` unless it failed.
+    pub(crate) trace: Option<String>,
+    /// The worker running it (`host:port`).
+    pub(crate) worker_id: String,
+    /// The generation of the connector's config.
+    pub(crate) generation: u64,
+}
+
+/// A state record's value as JSON bytes.
+fn encode(record: &impl Serialize) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(record)
+        .map_err(|e| Error::new(ErrorKind::Internal, "cannot encode a state record").with_source(e))
 }
 
 /// A connector as the config topic holds it.
@@ -221,9 +261,8 @@ impl StateStore {
     }
 
     /// Writes one record and waits for the broker's acknowledgement.
-    async fn write(&self, topic: &str, key: &str, value: Option<Value>) -> Result<(), Error> {
-        let bytes = value.map(|v| v.to_string().into_bytes());
-        let f = self.enqueue(topic, key, bytes.as_deref())?;
+    async fn write(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+        let f = self.enqueue(topic, key, value)?;
         match tokio::time::timeout(WRITE_TIMEOUT, f).await {
             Ok(r) => delivered(topic, r),
             Err(_) => Err(Error::new(
@@ -242,21 +281,22 @@ impl StateStore {
         name: &str,
         config: &BTreeMap<String, String>,
     ) -> Result<(), Error> {
-        let value = json!({ "properties": config });
+        let value = encode(&ConnectorConfigRecord { properties: config })?;
         self.write(
             &self.config_topic,
             &format!("connector-{name}"),
-            Some(value),
+            Some(&value),
         )
         .await
     }
 
     /// Stores a connector's target state.
     pub async fn put_target_state(&self, name: &str, target: TargetState) -> Result<(), Error> {
+        let value = encode(&target.record())?;
         self.write(
             &self.config_topic,
             &format!("target-state-{name}"),
-            Some(target.record()),
+            Some(&value),
         )
         .await
     }
@@ -272,8 +312,14 @@ impl StateStore {
 
     /// Writes a status record without waiting (a failed write is logged: the status topic
     /// informs other tools, the worker never reads it back).
-    pub fn put_status(&self, key: String, value: Option<Value>) {
-        let bytes = value.map(|v| v.to_string().into_bytes());
+    pub(crate) fn put_status(&self, key: String, value: Option<&StatusRecord>) {
+        let bytes = match value.map(encode).transpose() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, key = %key, "status record not written");
+                return;
+            }
+        };
         match self.enqueue(&self.status_topic, &key, bytes.as_deref()) {
             Ok(f) => {
                 let topic = self.status_topic.clone();
@@ -555,6 +601,10 @@ fn restore_offsets(records: &[RawRecord]) -> OffsetMap {
 mod tests {
     use super::*;
 
+    fn record(t: TargetState) -> Value {
+        serde_json::to_value(t.record()).unwrap()
+    }
+
     fn rec(k: &str, v: Option<Value>) -> RawRecord {
         (
             Some(k.as_bytes().to_vec()),
@@ -567,10 +617,10 @@ mod tests {
         let records = vec![
             rec("connector-a", Some(json!({"properties": {"x": "1"}}))),
             rec("connector-b", Some(json!({"properties": {"y": "1"}}))),
-            rec("target-state-a", Some(TargetState::Paused.record())),
+            rec("target-state-a", Some(record(TargetState::Paused))),
             rec("connector-a", Some(json!({"properties": {"x": "2"}}))),
             rec("connector-b", None),
-            rec("target-state-c", Some(TargetState::Stopped.record())),
+            rec("target-state-c", Some(record(TargetState::Stopped))),
             rec("connector-c", Some(json!({"properties": {}}))),
         ];
         let c = restore_configs(&records);
@@ -595,13 +645,42 @@ mod tests {
     }
 
     #[test]
+    fn records_are_kafka_connects() {
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        assert_eq!(
+            text(encode(&TargetState::Stopped.record()).unwrap()),
+            r#"{"state":"PAUSED","state.v2":"STOPPED"}"#
+        );
+        let config = crate::test_props(&[("b", "2"), ("a", "1")]);
+        assert_eq!(
+            text(
+                encode(&ConnectorConfigRecord {
+                    properties: &config
+                })
+                .unwrap()
+            ),
+            r#"{"properties":{"a":"1","b":"2"}}"#
+        );
+        let status = StatusRecord {
+            state: State::Running,
+            trace: None,
+            worker_id: "h:8083".into(),
+            generation: 3,
+        };
+        assert_eq!(
+            text(encode(&status).unwrap()),
+            r#"{"state":"RUNNING","trace":null,"worker_id":"h:8083","generation":3}"#
+        );
+    }
+
+    #[test]
     fn target_states_read_both_versions() {
         assert_eq!(
             TargetState::parse(&json!({"state": "PAUSED"})),
             Some(TargetState::Paused)
         );
         assert_eq!(
-            TargetState::parse(&TargetState::Stopped.record()),
+            TargetState::parse(&record(TargetState::Stopped)),
             Some(TargetState::Stopped)
         );
         assert_eq!(

@@ -18,16 +18,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use augur_core::shutdown::{self, ShutdownTrigger};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::config::WorkerConfig;
+use crate::entities::{
+    ConnectorInfo, ConnectorOffset, ConnectorOffsets, ConnectorState, ConnectorStateInfo,
+    ConnectorTaskId, TaskInfo, TaskState,
+};
 use crate::error::{ApiError, ApiErrorKind};
 use crate::mask;
 use crate::offsets::group_offsets;
 use crate::plugins::{self, Plugin};
-use crate::store::{Restored, StateStore, TargetState};
+use crate::store::{Restored, StateStore, StatusRecord, TargetState};
 use crate::tasks::TaskPlan;
 
 /// A connector's or task's state, as Kafka Connect reports it.
@@ -61,6 +65,12 @@ impl State {
     }
 }
 
+impl serde::Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A state with its failure trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Status {
@@ -84,18 +94,23 @@ impl Status {
         }
     }
 
-    /// `{"state","worker_id"[,"trace"]}` (plus `"id"` for a task).
-    fn json(&self, worker_id: &str, id: Option<usize>) -> Value {
-        let mut v = serde_json::Map::new();
-        if let Some(id) = id {
-            v.insert("id".into(), json!(id));
+    /// A connector's `{"state","worker_id"[,"trace"]}`.
+    fn connector_state(&self, worker_id: &str) -> ConnectorState {
+        ConnectorState {
+            state: self.state,
+            worker_id: worker_id.to_string(),
+            trace: self.trace.clone(),
         }
-        v.insert("state".into(), json!(self.state.as_str()));
-        v.insert("worker_id".into(), json!(worker_id));
-        if let Some(t) = &self.trace {
-            v.insert("trace".into(), json!(t));
+    }
+
+    /// Task `id`'s `{"id","state","worker_id"[,"trace"]}`.
+    fn task_state(&self, worker_id: &str, id: usize) -> TaskState {
+        TaskState {
+            id,
+            state: self.state,
+            worker_id: worker_id.to_string(),
+            trace: self.trace.clone(),
         }
-        Value::Object(v)
     }
 }
 
@@ -330,58 +345,61 @@ impl Worker {
     }
 
     /// `ConnectorInfo`: `{"name","config","tasks","type"}` (secrets hidden).
-    pub fn info(&self, name: &str) -> Result<Value, ApiError> {
+    pub(crate) fn info(&self, name: &str) -> Result<ConnectorInfo, ApiError> {
         let conn = self.get(name)?;
         let v = conn.view();
-        let tasks: Vec<Value> = (0..v.tasks.len())
-            .map(|i| json!({"connector": name, "task": i}))
+        let tasks = (0..v.tasks.len())
+            .map(|task| ConnectorTaskId {
+                connector: name.to_string(),
+                task,
+            })
             .collect();
-        Ok(json!({
-            "name": name,
-            "config": mask::mask_config(&v.config),
-            "tasks": tasks,
-            "type": v.plugin.connector_type(),
-        }))
+        Ok(ConnectorInfo {
+            name: name.to_string(),
+            config: mask::mask_config(&v.config),
+            tasks,
+            connector_type: v.plugin.connector_type(),
+        })
     }
 
     /// The config (secrets hidden).
-    pub fn config(&self, name: &str) -> Result<Value, ApiError> {
+    pub fn config(&self, name: &str) -> Result<BTreeMap<String, String>, ApiError> {
         let conn = self.get(name)?;
         let v = conn.view();
-        Ok(json!(mask::mask_config(&v.config)))
+        Ok(mask::mask_config(&v.config))
     }
 
     /// `ConnectorStateInfo`: `{"name","connector":{…},"tasks":[…],"type"}`.
-    pub fn status(&self, name: &str) -> Result<Value, ApiError> {
+    pub(crate) fn status(&self, name: &str) -> Result<ConnectorStateInfo, ApiError> {
         let conn = self.get(name)?;
         let v = conn.view();
         Ok(self.status_of(name, &v))
     }
 
     /// The status body of a view.
-    fn status_of(&self, name: &str, v: &View) -> Value {
+    fn status_of(&self, name: &str, v: &View) -> ConnectorStateInfo {
         let id = &self.shared.worker_id;
-        let tasks: Vec<Value> = v
+        let tasks = v
             .tasks
             .iter()
             .enumerate()
-            .map(|(i, t)| t.status.json(id, Some(i)))
+            .map(|(i, t)| t.status.task_state(id, i))
             .collect();
-        json!({
-            "name": name,
-            "connector": v.connector.json(id, None),
-            "tasks": tasks,
-            "type": v.plugin.connector_type(),
-        })
+        ConnectorStateInfo {
+            name: name.to_string(),
+            connector: v.connector.connector_state(id),
+            tasks,
+            connector_type: v.plugin.connector_type(),
+        }
     }
 
     /// One task's status, or 404.
-    pub fn task_status(&self, name: &str, task: usize) -> Result<Value, ApiError> {
+    pub(crate) fn task_status(&self, name: &str, task: usize) -> Result<TaskState, ApiError> {
         let conn = self.get(name)?;
         let v = conn.view();
         v.tasks
             .get(task)
-            .map(|t| t.status.json(&self.shared.worker_id, Some(task)))
+            .map(|t| t.status.task_state(&self.shared.worker_id, task))
             .ok_or_else(|| {
                 ApiError::new(
                     ApiErrorKind::NotFound,
@@ -391,25 +409,31 @@ impl Worker {
     }
 
     /// `[{"id":{"connector","task"},"config":{…}}]` (secrets hidden).
-    pub fn tasks(&self, name: &str) -> Result<Value, ApiError> {
+    pub(crate) fn tasks(&self, name: &str) -> Result<Vec<TaskInfo>, ApiError> {
         let conn = self.get(name)?;
         let v = conn.view();
         let mut config = mask::mask_config(&v.config);
         config.insert("task.class".into(), v.plugin.task_class().into());
-        let tasks: Vec<Value> = (0..v.tasks.len())
-            .map(|i| json!({"id": {"connector": name, "task": i}, "config": config}))
+        let tasks = (0..v.tasks.len())
+            .map(|task| TaskInfo {
+                id: ConnectorTaskId {
+                    connector: name.to_string(),
+                    task,
+                },
+                config: config.clone(),
+            })
             .collect();
-        Ok(Value::Array(tasks))
+        Ok(tasks)
     }
 
     /// `POST /connectors`: creates a connector in `initial` state. 409 if it exists, 400 for
     /// an invalid config.
-    pub async fn create(
+    pub(crate) async fn create(
         &self,
         name: &str,
         config: BTreeMap<String, String>,
         initial: TargetState,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<ConnectorInfo, ApiError> {
         self.check_running()?;
         let plugin = check_config(&config)?;
         let _admin = self.shared.admin.lock().await;
@@ -434,11 +458,11 @@ impl Worker {
 
     /// `PUT /connectors/{name}/config`: creates (`true`) or updates (`false`) a connector; an
     /// update restarts its tasks with the new config.
-    pub async fn put_config(
+    pub(crate) async fn put_config(
         &self,
         name: &str,
         config: BTreeMap<String, String>,
-    ) -> Result<(bool, Value), ApiError> {
+    ) -> Result<(bool, ConnectorInfo), ApiError> {
         self.check_running()?;
         let existing = self.map().get(name).cloned();
         let Some(conn) = existing else {
@@ -550,12 +574,12 @@ impl Worker {
     /// `POST /connectors/{name}/restart`: restarts the connector (retrying a config that
     /// failed) and, with `include_tasks`, its tasks (with `only_failed`, the failed ones).
     /// Returns the status to answer with 202, or `None` for the plain restart (204).
-    pub async fn restart(
+    pub(crate) async fn restart(
         &self,
         name: &str,
         include_tasks: bool,
         only_failed: bool,
-    ) -> Result<Option<Value>, ApiError> {
+    ) -> Result<Option<ConnectorStateInfo>, ApiError> {
         self.check_running()?;
         let conn = self.get(name)?;
         let _admin = self.shared.admin.lock().await;
@@ -603,21 +627,21 @@ impl Worker {
 
     /// `GET /connectors/{name}/offsets`: a source's stored offsets, or a sink's committed
     /// group offsets.
-    pub async fn offsets(&self, name: &str) -> Result<Value, ApiError> {
+    pub(crate) async fn offsets(&self, name: &str) -> Result<ConnectorOffsets, ApiError> {
         let conn = self.get(name)?;
         let (plugin, config) = {
             let v = conn.view();
             (v.plugin, v.config.clone())
         };
         if plugin == Plugin::Capture {
-            let offsets: Vec<Value> = self
+            let offsets = self
                 .shared
                 .store
                 .offsets(name)
                 .into_iter()
-                .map(|(partition, offset)| json!({"partition": partition, "offset": offset}))
+                .map(|(partition, offset)| ConnectorOffset::source(partition, offset))
                 .collect();
-            return Ok(json!({ "offsets": offsets }));
+            return Ok(ConnectorOffsets { offsets });
         }
         let plan = TaskPlan::build(plugin, &config, &self.shared.config.bootstrap_servers)
             .map_err(|v| {
@@ -625,7 +649,7 @@ impl Worker {
             })?
             .0;
         let Some((group, topics)) = plan.group() else {
-            return Ok(json!({ "offsets": [] }));
+            return Ok(ConnectorOffsets::default());
         };
         let committed = group_offsets(&self.shared.config.bootstrap_servers, group, topics)
             .await
@@ -635,16 +659,8 @@ impl Worker {
                     e.full_message()
                 ))
             })?;
-        let offsets: Vec<Value> = committed
-            .into_iter()
-            .map(|o| {
-                json!({
-                    "partition": {"kafka_topic": o.topic, "kafka_partition": o.partition},
-                    "offset": {"kafka_offset": o.offset},
-                })
-            })
-            .collect();
-        Ok(json!({ "offsets": offsets }))
+        let offsets = committed.into_iter().map(ConnectorOffset::sink).collect();
+        Ok(ConnectorOffsets { offsets })
     }
 
     /// Stops every connector's tasks (drained and committed, up to the shutdown timeout) and
@@ -718,7 +734,7 @@ struct Supervisor {
     /// The current generation's plan.
     plan: Option<PlanState>,
     /// Status records as last written.
-    published: BTreeMap<String, Value>,
+    published: BTreeMap<String, StatusRecord>,
 }
 
 /// What a supervisor pass works from: the connector's view as the pass began.
@@ -984,17 +1000,15 @@ impl Supervisor {
     /// Writes the status records that changed since the last pass (tombstones once deleted).
     fn publish(&mut self, shared: &Shared, conn: &Connector, done: bool) {
         let name = &conn.name;
-        let mut now: BTreeMap<String, Value> = BTreeMap::new();
+        let mut now: BTreeMap<String, StatusRecord> = BTreeMap::new();
         let deleted = {
             let v = conn.view();
             if !v.deleted {
-                let record = |s: &Status| {
-                    json!({
-                        "state": s.state.as_str(),
-                        "trace": s.trace,
-                        "worker_id": shared.worker_id,
-                        "generation": v.generation,
-                    })
+                let record = |s: &Status| StatusRecord {
+                    state: s.state,
+                    trace: s.trace.clone(),
+                    worker_id: shared.worker_id.clone(),
+                    generation: v.generation,
                 };
                 now.insert(format!("status-connector-{name}"), record(&v.connector));
                 for (i, t) in v.tasks.iter().enumerate() {
@@ -1005,7 +1019,7 @@ impl Supervisor {
         };
         for (k, val) in &now {
             if self.published.get(k) != Some(val) {
-                shared.store.put_status(k.clone(), Some(val.clone()));
+                shared.store.put_status(k.clone(), Some(val));
             }
         }
         for k in self.published.keys() {
