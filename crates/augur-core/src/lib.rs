@@ -9,6 +9,7 @@
 //! - [`ack`]: the acknowledgement watermark, the only thing that travels backwards.
 //! - [`record`]: [`record::Record`], a serialized Kafka-style record, what destinations write.
 //! - [`offset`]: what a source has durably done, and where it keeps that ([`offset::OffsetStore`]).
+//! - [`source`]: the [`source::Source`] contract: what a source sends and when it may advance.
 //! - [`status`]: where a source is in its life.
 //! - [`error`]: one error type with a kind that decides retries.
 //! - [`secret`]: passwords that never print.
@@ -24,6 +25,7 @@ pub mod offset;
 pub mod record;
 pub mod secret;
 pub mod shutdown;
+pub mod source;
 pub mod status;
 
 pub use backoff::Backoff;

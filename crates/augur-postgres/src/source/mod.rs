@@ -1,10 +1,10 @@
 //! The logical replication source: slot and publication management, snapshots, pgoutput
 //! decoding and the mapping of PostgreSQL types to Debezium's Connect representation.
 //!
-//! [`PgSource::run`] is the whole lifecycle: preflight checks, publication, slot, snapshot
-//! (from the slot's exported snapshot), then streaming. Batches go out on a bounded channel;
-//! the slot's confirmed position follows the [`AckTracker`]'s durable watermark and nothing
-//! else, so a crash at any moment replays instead of skipping.
+//! [`PgSource`]'s [`Source::run`] is the whole lifecycle: preflight checks, publication, slot,
+//! snapshot (from the slot's exported snapshot), then streaming. Batches go out on a bounded
+//! channel; the slot's confirmed position follows the [`augur_core::ack::AckTracker`]'s
+//! durable watermark and nothing else, so a crash at any moment replays instead of skipping.
 
 pub mod catalog;
 pub mod config;
@@ -17,15 +17,14 @@ pub mod text;
 pub mod types;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use augur_core::ack::AckTracker;
 use augur_core::event::{ChangeBatch, ChangeEvent, SnapshotMarker, SourceInfo};
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind, Lsn};
 use pgwire_replication::{PgWireError, ReplicationClient, ReplicationConfig, TlsConfig};
-use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
 use self::catalog::{CapturedTable, TypeResolver};
@@ -41,35 +40,18 @@ const PG_EPOCH_OFFSET_US: i64 = 946_684_800_000_000;
 /// Session settings pinned on every connection so values print the same way everywhere.
 const SESSION_OPTIONS: &str = "-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=iso_8601 -c bytea_output=hex -c extra_float_digits=1";
 
-/// What the source hands batches to and hears acknowledgements from.
-#[derive(Debug)]
-pub struct SourceContext {
-    /// Where batches go (bounded: a full channel stops the source reading the slot).
-    pub out: mpsc::Sender<ChangeBatch>,
-    /// The durable watermark of everything sent.
-    pub acks: AckTracker,
-    /// Asks the source to stop.
-    pub shutdown: Shutdown,
-    /// Where the source reports what it is doing (optional).
-    pub status: Option<tokio::sync::watch::Sender<SourceStatus>>,
-}
+pub use augur_core::source::{Source, SourceContext, SourceExit};
 
-impl SourceContext {
-    fn report(&self, s: SourceStatus) {
-        if let Some(tx) = &self.status {
-            tx.send_replace(s);
-        }
+impl Source for PgSource {
+    /// Runs the source until shutdown, an error, or (for `initial_only`) the end of the
+    /// snapshot. A connection lost after the first successful start (a server restart, a
+    /// terminated walsender, a server waiting on a confirmation augur cannot give yet) is
+    /// retried with backoff as Debezium does (`errors.max.retries`,
+    /// `retriable.restart.connector.wait.ms`), resuming from the slot: nothing is lost, and
+    /// what was in flight is replayed.
+    fn run(self, cx: SourceContext) -> impl Future<Output = Result<SourceExit, Error>> + Send {
+        self.run_retrying(cx)
     }
-}
-
-/// How a source run ended without error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceExit {
-    /// Shutdown was requested; everything sent was durable and confirmed (or the deadline
-    /// passed, see the log).
-    Shutdown,
-    /// `snapshot.mode=initial_only`: the snapshot is complete and durable.
-    SnapshotCompleted,
 }
 
 /// The PostgreSQL logical replication source.
@@ -227,13 +209,8 @@ impl PgSource {
         self
     }
 
-    /// Runs the source until shutdown, an error, or (for `initial_only`) the end of the
-    /// snapshot. A connection lost after the first successful start (a server restart, a
-    /// terminated walsender, a server waiting on a confirmation augur cannot give yet) is
-    /// retried with backoff as Debezium does (`errors.max.retries`,
-    /// `retriable.restart.connector.wait.ms`), resuming from the slot: nothing is lost, and
-    /// what was in flight is replayed.
-    pub async fn run(self, cx: SourceContext) -> Result<SourceExit, Error> {
+    /// [`Source::run`]: runs, reconnecting after a lost connection.
+    async fn run_retrying(self, cx: SourceContext) -> Result<SourceExit, Error> {
         let mut attempt = 0u32;
         let mut started = false;
         let mut shutdown = cx.shutdown.clone();

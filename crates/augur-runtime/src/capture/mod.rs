@@ -16,7 +16,7 @@ use augur_core::ack::AckTracker;
 use augur_core::offset::{FileOffsetStore, OffsetStore};
 use augur_core::shutdown::Shutdown;
 use augur_debezium::envelope::Encoder;
-use augur_postgres::source::{PgSource, SourceContext, SourceExit};
+use augur_postgres::source::{PgSource, Source, SourceContext, SourceExit};
 use tokio::sync::mpsc;
 
 use crate::stages::Stages;

@@ -27,11 +27,12 @@ use augur_core::status::SourceStatus;
 use augur_core::{Backoff, Error, ErrorKind};
 use augur_metrics::{Buckets, Counter, Gauge, Histogram, Registry};
 use augur_postgres::sink::PgSink;
-use augur_postgres::source::{PgSource, SourceContext};
+use augur_postgres::sink::config::SinkConfig;
+use augur_postgres::source::{PgSource, Source, SourceContext, SourceExit};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use self::config::{OutputMode, RunConfig};
-use self::destination::OutputDatabase;
+use self::destination::{Destination, OutputDatabase};
 use self::transform::{Transform, Transformed};
 use crate::stages::Stages;
 
@@ -157,7 +158,6 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let (predictor, sink) = open_model_and_output(&cfg).await?;
-    let model_tag = predictor.model_tag().to_string();
     let metrics = PipelineMetrics::register(&registry);
     let (status_tx, status_rx) = match &hooks.status {
         Some(tx) => (tx.clone(), tx.subscribe()),
@@ -167,55 +167,84 @@ pub async fn run(
         Some(addr) => Some(http::spawn(addr, registry.clone(), status_rx, shutdown.clone()).await?),
         None => None,
     };
-    let (batch_tx, batch_rx) = mpsc::channel::<ChangeBatch>(cfg.queue_batches);
-    let (sink_tx, sink_rx) = mpsc::channel::<SinkBatch>(2);
-    let acks = AckTracker::new();
-
-    // The transform: predictions in one blocking call per batch; order kept. A row carrying
-    // the "unavailable" placeholder for a model input waits until every earlier batch is
-    // committed, then reads the stored value from the output table.
-    let (committed_tx, committed_rx) = watch::channel(0u64);
-    let transform = Transform::new(predictor, cfg.output.clone());
-    let lookup = StoredRows::new(cfg.sink.clone(), committed_rx);
-    let mut stages = Stages::new();
-    stages.spawn(
-        "transform",
-        transform_stage(batch_rx, sink_tx, transform, lookup, metrics.clone()),
-    );
-
-    // The sink: one transaction per batch; transient failures retried until shutdown.
-    let sink = sink_stage::SinkStage {
-        dest: OutputDatabase {
-            sink,
-            cfg: cfg.sink.clone(),
-        },
-        dead_letter_table: cfg.dead_letter_table.clone(),
-        model_tag,
-        metrics: metrics.clone(),
-        written: hooks.written.clone(),
-        committed: committed_tx,
-        shutdown: shutdown.clone(),
-    };
-    stages.spawn("sink", sink.run(sink_rx));
-
     let lag_task = tokio::spawn(watch_slot_lag(&metrics, &cfg, shutdown.clone()));
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "pipeline starting"
     );
-    let source = PgSource::new(cfg.capture.source.clone(), offsets);
-    let cx = SourceContext {
-        out: batch_tx,
-        acks,
-        shutdown: shutdown.clone(),
+    let wiring = Wiring {
+        queue_batches: cfg.queue_batches,
+        dead_letter_table: cfg.dead_letter_table.clone(),
+        metrics,
+        written: hooks.written.clone(),
         status: Some(status_tx),
+        shutdown,
     };
-    let result = stages.run_source(source.run(cx)).await;
+    let source = PgSource::new(cfg.capture.source.clone(), offsets);
+    let transform = Transform::new(predictor, cfg.output.clone());
+    let dest = OutputDatabase {
+        sink,
+        cfg: cfg.sink.clone(),
+    };
+    let result = Box::pin(compose(source, transform, dest, cfg.sink.clone(), wiring)).await;
     lag_task.abort();
     if let Some(h) = http {
         h.abort();
     }
     result.map(|_| ())
+}
+
+/// What the stages of [`compose`] share besides their ends.
+struct Wiring {
+    /// Batches buffered between the source and the transform.
+    queue_batches: usize,
+    dead_letter_table: String,
+    metrics: PipelineMetrics,
+    written: Option<broadcast::Sender<Written>>,
+    status: Option<watch::Sender<SourceStatus>>,
+    shutdown: Shutdown,
+}
+
+/// The embedded pipeline's shape: `source` → the transform → `dest`, joined by bounded queues.
+/// A batch's ack goes back to the source only after `dest` committed it. Returns when the
+/// source returned and the stages drained, or with the most downstream error.
+async fn compose<S: Source, D: Destination>(
+    source: S,
+    transform: Transform,
+    dest: D,
+    stored: SinkConfig,
+    w: Wiring,
+) -> Result<SourceExit, Error> {
+    let (batch_tx, batch_rx) = mpsc::channel::<ChangeBatch>(w.queue_batches);
+    let (sink_tx, sink_rx) = mpsc::channel::<SinkBatch>(2);
+    // A row carrying the "unavailable" placeholder for a model input waits until every
+    // earlier batch is committed, then reads the stored value from the output table.
+    let (committed_tx, committed_rx) = watch::channel(0u64);
+    let lookup = StoredRows::new(stored, committed_rx);
+    let model_tag = transform.predictor().model_tag().to_string();
+    let mut stages = Stages::new();
+    let metrics = w.metrics.clone();
+    stages.spawn(
+        "transform",
+        transform_stage(batch_rx, sink_tx, transform, lookup, metrics),
+    );
+    let sink = sink_stage::SinkStage {
+        dest,
+        dead_letter_table: w.dead_letter_table,
+        model_tag,
+        metrics: w.metrics,
+        written: w.written,
+        committed: committed_tx,
+        shutdown: w.shutdown.clone(),
+    };
+    stages.spawn("sink", sink.run(sink_rx));
+    let cx = SourceContext {
+        out: batch_tx,
+        acks: AckTracker::new(),
+        shutdown: w.shutdown,
+        status: w.status,
+    };
+    stages.run_source(source.run(cx)).await
 }
 
 /// Fails fast, before the slot is touched: the model loads, the output database answers,
@@ -280,13 +309,13 @@ async fn slot_lag_loop(
 
 /// Reads stored rows for [`transform::Lookup`]s once every batch sent before is committed.
 struct StoredRows {
-    cfg: augur_postgres::sink::config::SinkConfig,
+    cfg: SinkConfig,
     sink: Option<PgSink>,
     committed: watch::Receiver<u64>,
 }
 
 impl StoredRows {
-    fn new(cfg: augur_postgres::sink::config::SinkConfig, committed: watch::Receiver<u64>) -> Self {
+    fn new(cfg: SinkConfig, committed: watch::Receiver<u64>) -> Self {
         StoredRows {
             cfg,
             sink: None,
@@ -443,4 +472,196 @@ async fn check_output_column(sink: &PgSink, cfg: &RunConfig) -> Result<(), Error
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use augur_core::connect::{Field, Schema, SchemaType, Value};
+    use augur_core::event::{ChangeEvent, SourceInfo, TableSchema};
+    use augur_core::lsn::Lsn;
+    use augur_postgres::conn::PgConnect;
+    use augur_postgres::sink::{Batch, Rejected, WriteOp};
+
+    use super::*;
+    use crate::predict::Predictor;
+
+    /// Sends `batches` of listings, each under its own ack, then waits until all are durable
+    /// (or downstream went away) — a source keeping the [`Source`] contract, minus PostgreSQL.
+    struct Scripted {
+        batches: Vec<Vec<ChangeEvent>>,
+        durable: Arc<Mutex<u64>>,
+    }
+
+    impl Source for Scripted {
+        async fn run(self, cx: SourceContext) -> Result<SourceExit, Error> {
+            let n = self.batches.len() as u64;
+            for (i, events) in self.batches.into_iter().enumerate() {
+                let ack = cx.acks.register(Some(Lsn(i as u64 + 1)));
+                let batch = ChangeBatch {
+                    events,
+                    heartbeat: None,
+                    ack,
+                };
+                if cx.out.send(batch).await.is_err() {
+                    break;
+                }
+            }
+            let mut durable = cx.acks.subscribe();
+            tokio::select! {
+                _ = durable.wait_for(|d| d.batches >= n) => {}
+                _ = cx.out.closed() => {}
+            }
+            *self.durable.lock().unwrap() = cx.acks.durable().batches;
+            Ok(SourceExit::Shutdown)
+        }
+    }
+
+    /// Records the rows of each batch it commits; refuses batch `fail_at` for good.
+    struct Recording {
+        rows: Arc<Mutex<Vec<Vec<Value>>>>,
+        fail_at: Option<usize>,
+        batches: usize,
+    }
+
+    impl Destination for Recording {
+        async fn write_batch(&mut self, batch: Batch<'_>) -> Result<Vec<Rejected>, Error> {
+            self.batches += 1;
+            if self.fail_at == Some(self.batches) {
+                return Err(Error::new(ErrorKind::Config, "the table is gone"));
+            }
+            let mut rows = self.rows.lock().unwrap();
+            for w in batch.writes {
+                if let WriteOp::Row(v) = &w.op {
+                    rows.push(v.clone());
+                }
+            }
+            Ok(Vec::new())
+        }
+
+        async fn reconnect(&mut self) -> Result<(), Error> {
+            Ok(())
+        }
+    }
+
+    fn listing(table: &Arc<TableSchema>, id: i64) -> ChangeEvent {
+        let s = |v: &str| Value::String(v.into());
+        ChangeEvent {
+            table: table.clone(),
+            op: Op::Create,
+            before: None,
+            after: Some(vec![
+                Value::Int64(id),
+                s("Fiesta"),
+                Value::Int32(2017),
+                s("Manual"),
+                Value::Int32(9000 + id as i32),
+                s("Petrol"),
+                Value::Int32(145),
+                Value::Float64(55.4),
+                Value::Float64(1.0),
+            ]),
+            source: SourceInfo {
+                lsn: Some(Lsn(id as u64)),
+                ..SourceInfo::default()
+            },
+            key_change: None,
+        }
+    }
+
+    fn car_data() -> Arc<TableSchema> {
+        let f = |n: &str, t: SchemaType| Field::new(n, Schema::new(t));
+        Arc::new(TableSchema {
+            schema: "public".into(),
+            table: "car_data".into(),
+            fields: vec![
+                f("id", SchemaType::Int64),
+                f("model", SchemaType::String),
+                f("year", SchemaType::Int32),
+                f("transmission", SchemaType::String),
+                f("mileage", SchemaType::Int32),
+                f("fuelType", SchemaType::String),
+                f("tax", SchemaType::Int32),
+                f("mpg", SchemaType::Float64),
+                f("engineSize", SchemaType::Float64),
+            ],
+            key: vec![0],
+            version: 1,
+        })
+    }
+
+    /// Composes a scripted source of `batches` × `per` listings with a recording
+    /// destination; returns the result, the rows written and the durable batch count.
+    async fn compose_run(
+        batches: usize,
+        per: usize,
+        fail_at: Option<usize>,
+    ) -> (Result<SourceExit, Error>, Vec<Vec<Value>>, u64) {
+        let table = car_data();
+        let mut id = 0;
+        let script = (0..batches)
+            .map(|_| {
+                (0..per)
+                    .map(|_| {
+                        id += 1;
+                        listing(&table, id)
+                    })
+                    .collect()
+            })
+            .collect();
+        let durable = Arc::new(Mutex::new(0));
+        let source = Scripted {
+            batches: script,
+            durable: durable.clone(),
+        };
+        let model = Arc::new(augur_model::load_shipped().expect("the shipped model"));
+        let transform = Transform::new(
+            Predictor::new(model, "suggestedprice"),
+            OutputMode::Table("${table}_predicted".into()),
+        );
+        let rows = Arc::new(Mutex::new(Vec::new()));
+        let dest = Recording {
+            rows: rows.clone(),
+            fail_at,
+            batches: 0,
+        };
+        let wiring = Wiring {
+            queue_batches: 2,
+            dead_letter_table: "dead".into(),
+            metrics: PipelineMetrics::register(&Registry::new()),
+            written: None,
+            status: None,
+            shutdown: Shutdown::never(),
+        };
+        let unused = SinkConfig::new(PgConnect::new("127.0.0.1", 1, "u", "", "d"));
+        let result = compose(source, transform, dest, unused, wiring).await;
+        let rows = rows.lock().unwrap().clone();
+        let durable = *durable.lock().unwrap();
+        (result, rows, durable)
+    }
+
+    #[tokio::test]
+    async fn every_change_is_priced_written_in_order_and_acked_after_its_commit() {
+        let (result, rows, durable) = compose_run(5, 3, None).await;
+        assert_eq!(result.unwrap(), SourceExit::Shutdown);
+        assert_eq!(durable, 5, "every batch acked");
+        let ids: Vec<_> = rows.iter().map(|r| r[0].clone()).collect();
+        assert_eq!(ids, (1..=15).map(Value::Int64).collect::<Vec<_>>());
+        for r in &rows {
+            match r.last() {
+                Some(Value::Float64(p)) => assert!(*p > 1000.0 && *p < 50000.0, "{p}"),
+                other => panic!("no price: {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_destination_refuses_is_never_acked_and_its_error_stops_the_run() {
+        let (result, rows, durable) = compose_run(6, 2, Some(3)).await;
+        let e = result.unwrap_err();
+        assert_eq!(e.to_string(), "the table is gone");
+        assert_eq!(durable, 2, "only the committed batches before it");
+        assert_eq!(rows.len(), 4);
+    }
 }
