@@ -325,3 +325,44 @@ fn special_values_and_unmapped_types() {
     let (status, stderr) = cap.stop();
     assert!(status.success(), "{stderr}");
 }
+
+#[test]
+fn a_multi_dimensional_array_never_stops_the_capture() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(
+        &db,
+        "CREATE TABLE m (id int PRIMARY KEY, a int[] NOT NULL, t text[]); \
+         INSERT INTO m VALUES (1, '{{1,2},{3,4}}', '{{\"a}\",b},{c,d},{e,f}}');",
+    );
+    let dir = support::scratch_dir("multidim");
+    let mut props = support::connector_props(&db, "srv");
+    props.push((
+        "offset.storage.file.filename".into(),
+        dir.join("o.json").display().to_string(),
+    ));
+    let mut cap = Capture::start(&props, &["--stdout"]);
+    let snap = cap.wait_lines(1, Duration::from_secs(30));
+    let after = &snap[0]["value"]["payload"]["after"];
+    assert_eq!(after["a"], serde_json::json!([null, null]), "snapshot");
+    assert_eq!(
+        after["t"],
+        serde_json::json!([null, null, null]),
+        "snapshot"
+    );
+    cap.wait_stderr("streaming changes", Duration::from_secs(30));
+    pg.sql(
+        &db,
+        "INSERT INTO m VALUES (2, '[0:1][0:0]={{5},{6}}', NULL); INSERT INTO m VALUES (3, '{7,8}', '{x}');",
+    );
+    let lines = cap.wait_lines(3, Duration::from_secs(30));
+    assert_eq!(
+        lines[1]["value"]["payload"]["after"]["a"],
+        serde_json::json!([null, null])
+    );
+    let third = &lines[2]["value"]["payload"]["after"];
+    assert_eq!(third["a"], serde_json::json!([7, 8]), "the stream goes on");
+    assert_eq!(third["t"], serde_json::json!(["x"]));
+    let (status, stderr) = cap.stop();
+    assert!(status.success(), "{stderr}");
+}

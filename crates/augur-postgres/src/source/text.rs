@@ -396,6 +396,34 @@ pub fn parse_array(s: &str) -> Option<Vec<ArrayElement>> {
     Some(out)
 }
 
+/// The number of top-level elements of a multi-dimensional array literal (`{{1,2},{3,4}}` → 2,
+/// lower bounds like `[1:2][1:2]=` allowed); `None` when `s` is not a well-formed one.
+pub fn nested_array_len(s: &str) -> Option<usize> {
+    let s = match s.find("={") {
+        Some(i) if s.starts_with('[') => &s[i + 1..],
+        _ => s,
+    };
+    let inner = s.strip_prefix('{')?.strip_suffix('}')?;
+    if !inner.starts_with('{') {
+        return None;
+    }
+    let (mut depth, mut quoted, mut escaped, mut n) = (0usize, false, false, 0);
+    for b in inner.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' => escaped = true,
+            b'"' => quoted = !quoted,
+            b'{' if !quoted => {
+                n += usize::from(depth == 0);
+                depth += 1;
+            }
+            b'}' if !quoted => depth = depth.checked_sub(1)?,
+            _ => {}
+        }
+    }
+    (depth == 0 && !quoted).then_some(n)
+}
+
 /// Splits one line of `COPY … TO STDOUT` text format into fields, undoing its backslash
 /// escapes; `None` stands for `\N`.
 pub fn split_copy_line(line: &[u8]) -> Option<Vec<Option<Vec<u8>>>> {
@@ -556,6 +584,12 @@ mod tests {
             vec![Some("NULL".into())]
         );
         assert!(parse_array("{{1,2},{3,4}}").is_none());
+        assert_eq!(nested_array_len("{{1,2},{3,4}}"), Some(2));
+        assert_eq!(nested_array_len(r#"{{"a}",b},{"c\"{",d},{e,f}}"#), Some(3));
+        assert_eq!(nested_array_len("[1:2][0:1]={{1,2},{3,4}}"), Some(2));
+        assert_eq!(nested_array_len("{{{1}},{{2}}}"), Some(2));
+        assert_eq!(nested_array_len("{1,2}"), None);
+        assert_eq!(nested_array_len("{{1,2}"), None);
         assert_eq!(parse_array("[0:1]={5,6}").unwrap().len(), 2);
         assert_eq!(parse_bytea_hex("\\x00ff10").unwrap(), vec![0, 255, 16]);
         assert!(parse_bytea_hex("\\x0").is_none());

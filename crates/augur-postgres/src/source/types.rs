@@ -561,7 +561,14 @@ fn convert_array(
     text: &str,
     opts: &TypeOptions,
 ) -> Result<Value, ConvertError> {
-    let items = text::parse_array(text).ok_or_else(|| bad("array"))?;
+    let Some(items) = text::parse_array(text) else {
+        // Debezium hands each top-level element of a multi-dimensional array to the element
+        // converter, which cannot take an array and writes null: one null per element. The
+        // capture goes on instead of stopping on the value.
+        let n = text::nested_array_len(text).ok_or_else(|| bad("array"))?;
+        warn_multi_dimensional();
+        return Ok(Value::Array(vec![Value::Null; n]));
+    };
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(match item {
@@ -570,6 +577,16 @@ fn convert_array(
         });
     }
     Ok(Value::Array(out))
+}
+
+/// Says once per process that multi-dimensional arrays arrive as nulls (never the value).
+fn warn_multi_dimensional() {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            "a multi-dimensional array value is captured as one null per top-level element, as Debezium writes it"
+        );
+    }
 }
 
 /// What an unchanged TOASTed value of this type becomes, as Debezium 3.6.3 prints it
