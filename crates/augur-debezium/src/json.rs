@@ -27,37 +27,58 @@ impl Default for ConverterConfig {
     }
 }
 
-/// Appends `s` as a JSON string literal, escaped as Jackson escapes it.
+/// Appends `s` as a JSON string literal, escaped as Jackson escapes it: `"`, `\\` and control
+/// characters escaped, other characters of the Basic Multilingual Plane as UTF-8, and a
+/// character beyond it (an emoji) as its two UTF-16 surrogates, `\uD83D\uDE00`, as Jackson's
+/// UTF-8 generator writes them.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            0x08 => Some(b"\\b"),
-            0x0c => Some(b"\\f"),
-            0..=0x1f => None,
-            _ => continue,
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f | 0xf0..=0xf4 => b"",
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => {
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[(b >> 4) as usize]);
-                out.push(HEX[(b & 0xf) as usize]);
-            }
+        if !esc.is_empty() {
+            out.extend_from_slice(esc);
+            i += 1;
+        } else if b < 0x20 {
+            write_u_escape(out, u16::from(b));
+            i += 1;
+        } else {
+            // A four-byte UTF-8 sequence: a character beyond the BMP.
+            let c = s[i..].chars().next().map_or(0, u32::from) - 0x1_0000;
+            write_u_escape(out, 0xd800 | (c >> 10) as u16);
+            write_u_escape(out, 0xdc00 | (c & 0x3ff) as u16);
+            i += 4;
         }
-        start = i + 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// `\uXXXX` with upper-case hex digits, as Jackson writes it.
+fn write_u_escape(out: &mut Vec<u8>, unit: u16) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[usize::from((unit >> shift) & 0xf)]);
+    }
 }
 
 /// Formats a double as Java's `Double.toString` does: shortest round-trip digits, plain
@@ -656,6 +677,29 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "\"a\\\"b\\\\c\\nd\\u0001é/\""
         );
+        let mut out = Vec::new();
+        write_str(&mut out, "car 😀 ok 𝄞\u{10FFFF}é");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""car \uD83D\uDE00 ok \uD834\uDD1E\uDBFF\uDFFFé""#
+        );
+        // What Jackson writes reads back as the same text.
+        let mut out = Vec::new();
+        write_str(&mut out, "a😀\u{1}\"");
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back, "a😀\u{1}\"");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_reads_back_and_nothing_beyond_the_bmp_is_written_raw(text in "\\PC*|[\\u{0}-\\u{1f}😀𝄞é\"\\\\]*") {
+            let mut out = Vec::new();
+            write_str(&mut out, &text);
+            let back: String = serde_json::from_slice(&out).unwrap();
+            proptest::prop_assert_eq!(&back, &text);
+            let written = String::from_utf8(out).unwrap();
+            proptest::prop_assert!(written.chars().all(|c| (c as u32) < 0x1_0000));
+        }
     }
 
     #[test]

@@ -456,3 +456,49 @@ fn schemas_disabled_writes_payloads_only() {
     assert!(lines[2]["value"].is_null(), "tombstone");
     assert!(cap.stop().0.success());
 }
+
+/// Debezium's snapshot markers, by its precedence: the last row "last", else the first row
+/// "first", else a table's last row "last_in_data_collection", else its first
+/// "first_in_data_collection" — so a one-row first table's row is "first".
+#[test]
+fn snapshot_markers_follow_debeziums_precedence() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(
+        &db,
+        "CREATE TABLE m1 (id int PRIMARY KEY); CREATE TABLE m2 (id int PRIMARY KEY); \
+         CREATE TABLE m3 (id int PRIMARY KEY); INSERT INTO m1 VALUES (1); \
+         INSERT INTO m2 VALUES (1); INSERT INTO m3 VALUES (1), (2), (3);",
+    );
+    let p = props(
+        &db,
+        &[
+            ("table.include.list", "public.m1,public.m2,public.m3"),
+            ("snapshot.mode", "initial_only"),
+        ],
+    );
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    let lines = cap.wait_lines(5, T);
+    let marks: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| {
+            let s = &l["value"]["payload"]["source"];
+            let m = s["snapshot"].as_str().unwrap_or_default().to_string();
+            (s["table"].as_str().unwrap_or_default().to_string(), m)
+        })
+        .collect();
+    let want = [
+        ("m1", "first"),
+        ("m2", "last_in_data_collection"),
+        ("m3", "first_in_data_collection"),
+        ("m3", "true"),
+        ("m3", "last"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(t, m)| (t.to_string(), m.to_string()))
+        .collect();
+    assert_eq!(marks, want);
+    let (status, stderr) = cap.wait_exit(T);
+    assert!(status.success(), "{stderr}");
+}

@@ -45,8 +45,15 @@ pub fn row(
             Datum::Text(bytes) => {
                 let text = std::str::from_utf8(bytes)
                     .map_err(|_| value_error(&table.schema, field_idx, "is not UTF-8"))?;
-                types::convert(&col.ty, col.typmod, text, opts)
-                    .map_err(|e| value_error(&table.schema, field_idx, &e.to_string()))?
+                match types::convert(&col.ty, col.typmod, text, opts) {
+                    // A value Debezium writes as null (a numeric array holding NaN) in a
+                    // column that cannot be null: the column's fallback, as for a null.
+                    Ok(Value::Null) if !table.schema.fields[field_idx].schema.optional => {
+                        col.fallback.clone()
+                    }
+                    Ok(v) => v,
+                    Err(e) => return Err(value_error(&table.schema, field_idx, &e.to_string())),
+                }
             }
             Datum::Binary(_) => {
                 return Err(Error::new(

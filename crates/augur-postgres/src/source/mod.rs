@@ -528,9 +528,9 @@ impl PgSource {
         };
         let opts = &snapshot_opts;
         let started = Instant::now();
-        // Rows are held back by one so the last one can be marked; markers follow Debezium:
-        // first row "first", last row "last", table boundaries in between
-        // "last_in_data_collection" / "first_in_data_collection", others "true".
+        // Rows are held back by one so the last one can be marked; markers follow Debezium's
+        // precedence: the last row "last", else the first row "first", else a table's last row
+        // "last_in_data_collection", else its first "first_in_data_collection", else "true".
         let mut held: Option<ChangeEvent> = None;
         let mut first_overall = true;
         let mut total = 0u64;
@@ -555,10 +555,11 @@ impl PgSource {
             let mut last_of_prev_table = held.is_some();
             while let Some(mut ev) = reader.next(opts).await? {
                 if let Some(mut prev) = held.take() {
-                    if last_of_prev_table {
+                    // "first" outranks "last_in_data_collection" (a one-row first table).
+                    if last_of_prev_table && prev.source.snapshot != SnapshotMarker::First {
                         prev.source.snapshot = SnapshotMarker::LastInDataCollection;
-                        last_of_prev_table = false;
                     }
+                    last_of_prev_table = false;
                     emitter.push(prev).await?;
                 }
                 ev.source.snapshot = if first_overall {

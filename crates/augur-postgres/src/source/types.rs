@@ -520,17 +520,43 @@ fn convert_timetz(text: &str) -> Result<Value, ConvertError> {
 
 /// An `interval` value as its text or as microseconds, under `interval.handling.mode`.
 fn convert_interval(text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    let (months, days, micros) = text::parse_iso_interval(text).ok_or_else(|| bad("interval"))?;
     Ok(match opts.interval {
-        IntervalHandling::String => Value::String(text.to_string()),
+        IntervalHandling::String => Value::String(debezium_interval_text(months, days, micros)),
         IntervalHandling::Numeric => {
-            let (months, days, micros) =
-                text::parse_iso_interval(text).ok_or_else(|| bad("interval"))?;
             // Debezium's MicroDuration counts a month as 365.25 / 12 days.
             let month_micros = 30.4375f64 * 86_400_000_000f64;
             let total = (months as f64 * month_micros) as i64 + days * 86_400_000_000 + micros;
             Value::Int64(total)
         }
     })
+}
+
+/// `interval.handling.mode=string` as Debezium writes it (`Interval.toIsoString`): every
+/// component, `P{y}Y{m}M{d}DT{h}H{m}M{s}S`, each signed as PostgreSQL splits the interval
+/// (years and months from the months, hours, minutes and seconds from the time, truncated
+/// toward zero). Seconds are pgjdbc's `wholeSeconds + micros / 1e6` as a double, through
+/// `BigDecimal.valueOf` (the double's shortest digits), cut to 9 decimals, trailing zeros
+/// stripped: `P0Y1M0DT0H0M0S`, `P1Y2M3DT4H5M6.78S`.
+fn debezium_interval_text(months: i64, days: i64, micros: i64) -> String {
+    let (hours, rest) = (micros / 3_600_000_000, micros % 3_600_000_000);
+    let (minutes, rest) = (rest / 60_000_000, rest % 60_000_000);
+    let seconds = (rest / 1_000_000) as f64 + (rest % 1_000_000) as f64 / 1e6;
+    let mut secs = if seconds == 0.0 {
+        "0".to_string()
+    } else {
+        format!("{seconds}")
+    };
+    if let Some(dot) = secs.find('.') {
+        secs.truncate((dot + 10).min(secs.len()));
+        let kept = secs.trim_end_matches('0').trim_end_matches('.').len();
+        secs.truncate(kept);
+    }
+    format!(
+        "P{}Y{}M{days}DT{hours}H{minutes}M{secs}S",
+        months / 12,
+        months % 12
+    )
 }
 
 /// A `point` value as the [`point_schema`] struct: `x`, `y`, its WKB and no SRID.
@@ -569,6 +595,11 @@ fn convert_array(
         warn_multi_dimensional();
         return Ok(Value::Array(vec![Value::Null; n]));
     };
+    // A special value has no BigDecimal: Debezium writes null for the whole array.
+    let special = |s: &String| matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity");
+    if *elem == PgType::Numeric && items.iter().flatten().any(special) {
+        return Ok(Value::Null);
+    }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(match item {
@@ -603,6 +634,8 @@ pub fn unavailable_value(ty: &PgType, opts: &TypeOptions) -> Value {
         None => p.as_bytes().to_vec(),
     };
     match ty {
+        // In hex mode Debezium writes the placeholder text itself, not its hex.
+        PgType::Bytea if opts.binary == BinaryHandling::Hex => Value::String(p.clone()),
         PgType::Bytea => binary_value(bytes, opts.binary),
         PgType::Unknown(_) => Value::Bytes(bytes),
         PgType::Text
@@ -875,6 +908,60 @@ mod tests {
         match v {
             Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
             other => panic!("not bytes: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_numeric_array_holding_nan_is_null_in_every_decimal_mode() {
+        let numeric_arr = PgType::Array(Box::new(PgType::Numeric));
+        for mode in [
+            DecimalHandling::Precise,
+            DecimalHandling::Double,
+            DecimalHandling::String,
+        ] {
+            let opts = TypeOptions {
+                decimal: mode,
+                ..TypeOptions::default()
+            };
+            for text in ["{1.5,NaN}", "{Infinity}", "{-Infinity,NULL}"] {
+                let v = convert(&numeric_arr, -1, text, &opts).unwrap();
+                assert_eq!(v, Value::Null, "{text} {mode:?}");
+            }
+            let v = convert(&numeric_arr, -1, "{1.5,NULL}", &opts).unwrap();
+            assert!(matches!(v, Value::Array(ref a) if a.len() == 2), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn an_unchanged_bytea_in_hex_mode_is_the_placeholder_text() {
+        let opts = TypeOptions {
+            binary: BinaryHandling::Hex,
+            ..TypeOptions::default()
+        };
+        let v = unavailable_value(&PgType::Bytea, &opts);
+        assert_eq!(v, Value::String(opts.unavailable_placeholder.clone()));
+    }
+
+    #[test]
+    fn intervals_in_string_mode_write_every_component_as_debezium_does() {
+        let cases = [
+            ("P1M", "P0Y1M0DT0H0M0S"),
+            ("P1Y2M3DT4H5M6.78S", "P1Y2M3DT4H5M6.78S"),
+            ("PT0S", "P0Y0M0DT0H0M0S"),
+            ("P-1Y-2M3DT-4H-5M-6.5S", "P-1Y-2M3DT-4H-5M-6.5S"),
+            ("PT20.999999S", "P0Y0M0DT0H0M20.999999S"),
+            ("PT0.000001S", "P0Y0M0DT0H0M0.000001S"),
+            ("PT-0.5S", "P0Y0M0DT0H0M-0.5S"),
+            ("P100Y", "P100Y0M0DT0H0M0S"),
+            ("PT27H", "P0Y0M0DT27H0M0S"),
+        ];
+        let opts = TypeOptions {
+            interval: IntervalHandling::String,
+            ..TypeOptions::default()
+        };
+        for (pg, want) in cases {
+            let v = convert(&PgType::Interval, -1, pg, &opts).unwrap();
+            assert_eq!(v, Value::String(want.into()), "{pg}");
         }
     }
 
