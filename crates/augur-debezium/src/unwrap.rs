@@ -190,8 +190,10 @@ impl UnwrapConfig {
     ) -> Unwrapped {
         let (row, deleted) = match ev.op {
             Op::Delete => match self.delete_handling {
+                // The row's own schema: Debezium adds neither `add.fields` nor `__deleted`
+                // to the schema of a delete it writes as a null payload.
                 DeleteTombstoneHandling::Tombstone => {
-                    return Unwrapped::NullPayload(self.value_schema(row_schema).optional(true));
+                    return Unwrapped::NullPayload(row_schema.clone().optional(true));
                 }
                 DeleteTombstoneHandling::Drop => return Unwrapped::Drop,
                 DeleteTombstoneHandling::DeleteToTombstone => return Unwrapped::Tombstone,

@@ -289,6 +289,38 @@ fn extract_new_record_state_with_2022_era_options() {
     assert_eq!(lines[1]["value"]["payload"]["__deleted"], "true");
     assert_eq!(lines[1]["value"]["payload"]["id"], 5);
     assert!(cap.stop().0.success());
+
+    // The default `tombstone` mode + add.fields: a row gets the fields, the delete's null
+    // payload keeps the row's own schema without them (as Debezium writes it).
+    let p = props(
+        &db,
+        &[
+            ("transforms", "unwrap"),
+            (
+                "transforms.unwrap.type",
+                "io.debezium.transforms.ExtractNewRecordState",
+            ),
+            ("transforms.unwrap.add.fields", "op,table"),
+            ("snapshot.mode", "no_data"),
+            ("slot.name", "tombstone_fields"),
+        ],
+    );
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    pg.sql(&db, "INSERT INTO t VALUES (6, 'f'); DELETE FROM t");
+    let lines = cap.wait_lines(2, T);
+    let names = |l: &Value| -> Vec<String> {
+        l["value"]["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&lines[0]), ["id", "v", "__op", "__table"]);
+    assert!(lines[1]["value"]["payload"].is_null());
+    assert_eq!(names(&lines[1]), ["id", "v"]);
+    assert!(cap.stop().0.success());
 }
 
 #[test]
