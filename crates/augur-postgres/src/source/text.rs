@@ -120,8 +120,9 @@ pub fn split_offset(s: &str) -> Option<(&str, i64)> {
 /// A timestamp as microseconds since the epoch (UTC), or an infinity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampValue {
-    /// Microseconds since 1970-01-01T00:00:00Z.
-    Micros(i64),
+    /// Microseconds since 1970-01-01T00:00:00Z (wider than `i64`: PostgreSQL's last years
+    /// do not fit one).
+    Micros(i128),
     /// `infinity`.
     PosInfinity,
     /// `-infinity`.
@@ -142,10 +143,10 @@ pub fn parse_timestamp(s: &str) -> Option<TimestampValue> {
     };
     let (y, m, d) = split_date(date)?;
     let y = if bc { 1 - y } else { y };
-    let days = days_from_civil(y, m, d);
-    let micros = parse_time_micros(time)?;
+    let days = i128::from(days_from_civil(y, m, d));
+    let micros = i128::from(parse_time_micros(time)?);
     Some(TimestampValue::Micros(
-        days * 86_400_000_000 + micros - offset * 1_000_000,
+        days * 86_400_000_000 + micros - i128::from(offset) * 1_000_000,
     ))
 }
 
@@ -166,9 +167,9 @@ pub fn format_iso_utc(micros: i64) -> String {
 
 /// Formats microseconds since the epoch as Debezium's `ZonedTimestamp` does: UTC with `Z`, and
 /// exactly `precision` fraction digits (none for precision 0).
-pub fn format_zoned_timestamp(micros: i64, precision: i32) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    let rem = micros.rem_euclid(86_400_000_000);
+pub fn format_zoned_timestamp(micros: i128, precision: i32) -> String {
+    let days = micros.div_euclid(86_400_000_000) as i64;
+    let rem = micros.rem_euclid(86_400_000_000) as i64;
     let (y, m, d) = civil_from_days(days);
     let mut out = String::with_capacity(32);
     push_year(&mut out, y);
@@ -650,7 +651,7 @@ mod tests {
             let sign = if offset_min < 0 { '-' } else { '+' };
             text.push_str(&format!("{sign}{:02}:{:02}", offset_min.abs() / 60, offset_min.abs() % 60));
             text.push_str(&bc);
-            proptest::prop_assert_eq!(parse_timestamp(&text), Some(TimestampValue::Micros(micros)), "{}", text);
+            proptest::prop_assert_eq!(parse_timestamp(&text), Some(TimestampValue::Micros(i128::from(micros))), "{}", text);
         }
     }
 }

@@ -488,10 +488,21 @@ fn convert_timestamp(text: &str, typmod: i32, opts: &TypeOptions) -> Result<Valu
     };
     let millis_mode = opts.time == TimePrecision::Connect || time_precision(typmod) <= 3;
     Ok(Value::Int64(if millis_mode {
-        micros.div_euclid(1000)
+        micros.div_euclid(1000) as i64
     } else {
-        micros
+        java_epoch_micros(micros)
     }))
+}
+
+/// Microseconds since the epoch as Debezium computes them (`Conversions.toEpochMicros`:
+/// `TimeUnit.SECONDS.toMicros(seconds) + nanos / 1000`): exact within `i64`; beyond it (the
+/// last ~29 years PostgreSQL's `timestamp` allows) the seconds saturate and the sum wraps, as
+/// Java's `long` arithmetic does.
+fn java_epoch_micros(micros: i128) -> i64 {
+    let (secs, frac) = (micros.div_euclid(1_000_000), micros.rem_euclid(1_000_000));
+    let whole =
+        i64::try_from(secs * 1_000_000).unwrap_or(if secs > 0 { i64::MAX } else { i64::MIN });
+    whole.wrapping_add(frac as i64)
 }
 
 /// A `timestamptz` value as a zoned timestamp string (or `infinity`/`-infinity`).
@@ -940,6 +951,28 @@ mod tests {
         };
         let v = unavailable_value(&PgType::Bytea, &opts);
         assert_eq!(v, Value::String(opts.unavailable_placeholder.clone()));
+    }
+
+    #[test]
+    fn timestamps_at_postgresqls_maximum_keep_their_year() {
+        let o = TypeOptions::default();
+        let tz = convert(
+            &PgType::TimestampTz,
+            -1,
+            "294276-12-31 23:59:59.999999+00",
+            &o,
+        );
+        assert_eq!(
+            tz.unwrap(),
+            Value::String("+294276-12-31T23:59:59.999999Z".into())
+        );
+        let ms = convert(&PgType::Timestamp, 3, "294276-12-31 23:59:59.999", &o);
+        assert_eq!(ms.unwrap(), Value::Int64(9_224_318_015_999_999));
+        // Beyond i64 microseconds: Debezium's saturating seconds plus the wrapping fraction.
+        let us = convert(&PgType::Timestamp, -1, "294276-12-31 23:59:59.999999", &o);
+        assert_eq!(us.unwrap(), Value::Int64(i64::MAX.wrapping_add(999_999)));
+        let d = convert(&PgType::Date, -1, "5874897-12-31", &o);
+        assert!(matches!(d, Ok(Value::Int32(n)) if n > 0), "{d:?}");
     }
 
     #[test]
