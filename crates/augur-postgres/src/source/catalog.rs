@@ -114,12 +114,26 @@ pub async fn load_table(client: &Client, oid: u32) -> Result<Option<CatalogTable
 #[derive(Debug, Default)]
 pub struct TypeResolver {
     cache: HashMap<u32, PgType>,
+    /// The type modifier a domain carries (`CREATE DOMAIN price AS numeric(10,2)`): its
+    /// columns report none themselves.
+    domain_typmods: HashMap<u32, i32>,
 }
 
 impl TypeResolver {
     /// Forgets user-defined types (after a Type message says one changed).
     pub fn invalidate(&mut self, oid: u32) {
         self.cache.remove(&oid);
+        self.domain_typmods.remove(&oid);
+    }
+
+    /// The modifier of a column of type `oid` whose own modifier is `typmod`: a domain's
+    /// (resolved before) when the column has none, as Debezium resolves a domain to its base
+    /// type with the domain's precision and scale.
+    pub fn effective_typmod(&self, oid: u32, typmod: i32) -> i32 {
+        match self.domain_typmods.get(&oid) {
+            Some(&m) if typmod < 0 => m,
+            _ => typmod,
+        }
     }
 
     /// The type with `oid`.
@@ -153,7 +167,8 @@ impl TypeResolver {
             .query_opt(
                 "SELECT t.typtype::text, t.typcategory::text, t.typelem, t.typbasetype, t.typname::text, \
                         CASE WHEN t.typtype = 'e' THEN \
-                          (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END \
+                          (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END, \
+                        t.typtypmod \
                  FROM pg_type t WHERE t.oid = $1",
                 &[&oid],
             )
@@ -168,9 +183,19 @@ impl TypeResolver {
         let base: u32 = row.get(3);
         let name: String = row.get(4);
         let labels: Option<Vec<String>> = row.get(5);
+        let typmod: i32 = row.get(6);
         Ok(match (typtype.as_str(), category.as_str()) {
             ("e", _) => PgType::Enum(labels.unwrap_or_default()),
-            ("d", _) => Box::pin(self.resolve_uncached(client, base, chain)).await?,
+            ("d", _) => {
+                let ty = Box::pin(self.resolve_uncached(client, base, chain)).await?;
+                // A domain over a domain: the nearest modifier wins.
+                let inner = self.domain_typmods.get(&base).copied();
+                match (typmod >= 0).then_some(typmod).or(inner) {
+                    Some(m) => self.domain_typmods.insert(oid, m),
+                    None => None,
+                };
+                ty
+            }
             (_, "A") if elem != 0 => {
                 let inner = Box::pin(self.resolve_uncached(client, elem, chain)).await?;
                 match inner {
@@ -236,8 +261,12 @@ pub async fn describe(
     let mut described = DescribedColumns::with_capacity(rel.columns.len());
     for rc in &rel.columns {
         let ty = resolver.resolve(client, rc.type_oid).await?;
+        let rc = RelationColumn {
+            type_modifier: resolver.effective_typmod(rc.type_oid, rc.type_modifier),
+            ..rc.clone()
+        };
         let cat_col = by_name.get(rc.name.as_str()).copied();
-        described.push(rc, ty, cat_col, opts);
+        described.push(&rc, ty, cat_col, opts);
     }
     let DescribedColumns {
         fields,
