@@ -23,24 +23,36 @@ CREATE TABLE all_types (
   c_uuid uuid, c_json json, c_jsonb jsonb, c_enum mood,
   c_int_arr integer[], c_text_arr text[], c_num_arr numeric(5,1)[], c_enum_arr mood[], c_date_arr date[],
   c_default_text text DEFAULT 'x', c_default_int integer NOT NULL DEFAULT 42, c_tsvector tsvector,
-  c_domain_num price
+  c_domain_num price, c_bit bit(3), c_varbit varbit(10), c_bit1 bit
 );";
 
 const ROW: &str = "
 INSERT INTO all_types (c_smallint, c_integer, c_bigint, c_real, c_double, c_numeric, c_numeric_u, c_money, c_bool,
   c_text, c_varchar, c_char, c_bytea, c_date, c_time, c_time3, c_timetz, c_timestamp, c_timestamp3,
   c_timestamptz, c_timestamptz0, c_interval, c_uuid, c_json, c_jsonb, c_enum,
-  c_int_arr, c_text_arr, c_num_arr, c_enum_arr, c_date_arr, c_default_text, c_tsvector, c_domain_num)
+  c_int_arr, c_text_arr, c_num_arr, c_enum_arr, c_date_arr, c_default_text, c_tsvector, c_domain_num, c_bit, c_varbit, c_bit1)
 VALUES (7, 2017, 9007199254740993, 1.5, 57.7, 12.34, 1.50, 1234.5, true,
   'Petrol \"quoted\"', 'abc', 'ab', '\\x0102ff', '2024-03-01', '12:34:56.789123', '12:34:56.789', '12:34:56.5+02',
   '2018-06-20 15:13:16.945104', '2024-03-01 12:34:56.5', '2024-03-01 12:34:56.5+02', '2024-03-01 12:34:56+00',
   '1 year 2 mons 3 days 04:05:06.78', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"a\": 1, \"b\":[1,2]}',
   '{\"b\":[1,2], \"a\": 1}', 'ok', '{1,NULL,3}', '{\"a\",\"b c\"}', '{1.5,NULL}', '{sad,happy}', '{2024-03-01}',
-  NULL, 'fat cat', 12.34);";
+  NULL, 'fat cat', 12.34, B'101', B'1000000001', B'1');";
 
 /// (column, schema fragment without the `field` key, payload) for `precise` mode.
 fn expected_precise() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
+        // Bit strings: io.debezium.data.Bits, little-endian bytes; bit(1) a boolean.
+        (
+            "c_bit",
+            r#"{"type":"bytes","optional":true,"name":"io.debezium.data.Bits","version":1,"parameters":{"length":"3"}}"#,
+            r#""BQ==""#,
+        ),
+        (
+            "c_varbit",
+            r#"{"type":"bytes","optional":true,"name":"io.debezium.data.Bits","version":1,"parameters":{"length":"10"}}"#,
+            r#""AQI=""#,
+        ),
+        ("c_bit1", r#"{"type":"boolean","optional":true}"#, "true"),
         // A domain over numeric(p,s) is its base type with the domain's precision and scale.
         (
             "c_domain_num",
@@ -205,7 +217,11 @@ fn expected_precise() -> Vec<(&'static str, &'static str, &'static str)> {
 fn expected_double_overrides() -> Vec<(&'static str, &'static str, &'static str)> {
     vec![
         ("c_numeric", r#"{"type":"double","optional":true}"#, "12.34"),
-        ("c_domain_num", r#"{"type":"double","optional":true}"#, "12.34"),
+        (
+            "c_domain_num",
+            r#"{"type":"double","optional":true}"#,
+            "12.34",
+        ),
         ("c_numeric_u", r#"{"type":"double","optional":true}"#, "1.5"),
         ("c_money", r#"{"type":"double","optional":true}"#, "1234.5"),
         (

@@ -146,6 +146,8 @@ pub enum PgType {
     Tsvector,
     /// `point`.
     Point,
+    /// `bit(n)` and `bit varying(n)` (the length in the type modifier; none: unbounded).
+    Bit,
     /// A user-defined enum with its labels in sort order.
     Enum(Vec<String>),
     /// A one-dimensional array of the element type.
@@ -181,6 +183,8 @@ pub fn builtin(oid: u32) -> Option<PgType> {
         3802 => Jsonb,
         3614 => Tsvector,
         600 => Point,
+        1560 | 1562 => Bit,
+        1561 => Unknown("bit[]".into()),
         // Ranges print as text; Debezium maps them to strings.
         3904 | 3906 | 3908 | 3910 | 3912 | 3926 => Text,
         1000 => Array(Box::new(Bool)),
@@ -259,6 +263,12 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
         Xml => s(SchemaType::String).named("io.debezium.data.Xml", Some(1)),
         Tsvector => s(SchemaType::String).named("io.debezium.data.Tsvector", Some(1)),
         Point => point_schema(),
+        Bit => match bit_length(typmod) {
+            1 => s(SchemaType::Boolean),
+            n => s(SchemaType::Bytes)
+                .named("io.debezium.data.Bits", Some(1))
+                .param("length", n.to_string()),
+        },
         Enum(labels) => s(SchemaType::String)
             .named("io.debezium.data.Enum", Some(1))
             .param("allowed", labels.join(",")),
@@ -434,6 +444,7 @@ pub fn convert(
         Interval => convert_interval(text, opts)?,
         Uuid | Json | Jsonb | Xml | Tsvector | Enum(_) => Value::String(text.to_string()),
         Point => convert_point(text)?,
+        Bit => convert_bits(text, typmod)?,
         Array(elem) => convert_array(elem, typmod, text, opts)?,
         Unknown(_) => Value::Bytes(text.as_bytes().to_vec()),
     })
@@ -568,6 +579,33 @@ fn debezium_interval_text(months: i64, days: i64, micros: i64) -> String {
         months / 12,
         months % 12
     )
+}
+
+/// The length Debezium gives a `bit`/`varbit` column: its modifier, or `Integer.MAX_VALUE`
+/// for an unbounded `varbit` (pgjdbc's display size of an unknown length).
+fn bit_length(typmod: i32) -> i32 {
+    if typmod < 0 { i32::MAX } else { typmod }
+}
+
+/// A bit string as Debezium writes it: a boolean for length 1, else `io.debezium.data.Bits`
+/// bytes — the string's last character is bit 0, in little-endian bytes as Java's
+/// `BitSet.toByteArray` gives them (no trailing zero bytes: `'101'` → `[0x05]`).
+fn convert_bits(text: &str, typmod: i32) -> Result<Value, ConvertError> {
+    if text.bytes().any(|b| b != b'0' && b != b'1') {
+        return Err(bad("bit string"));
+    }
+    if bit_length(typmod) == 1 {
+        return Ok(Value::Boolean(text.contains('1')));
+    }
+    let mut bytes = vec![0u8; text.len().div_ceil(8)];
+    for (i, b) in text.bytes().rev().enumerate() {
+        if b == b'1' {
+            bytes[i / 8] |= 1 << (i % 8);
+        }
+    }
+    let used = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    bytes.truncate(used);
+    Ok(Value::Bytes(bytes))
 }
 
 /// A `point` value as the [`point_schema`] struct: `x`, `y`, its WKB and no SRID.
@@ -951,6 +989,29 @@ mod tests {
         };
         let v = unavailable_value(&PgType::Bytea, &opts);
         assert_eq!(v, Value::String(opts.unavailable_placeholder.clone()));
+    }
+
+    #[test]
+    fn bit_strings_are_debeziums_bits() {
+        let o = TypeOptions::default();
+        let bits = |text: &str, typmod: i32| convert(&PgType::Bit, typmod, text, &o).unwrap();
+        assert_eq!(bits("101", 3), Value::Bytes(vec![0x05]));
+        assert_eq!(bits("000", 3), Value::Bytes(vec![]));
+        assert_eq!(bits("1000000001", 10), Value::Bytes(vec![0x01, 0x02]));
+        assert_eq!(bits("0000000100000000", 16), Value::Bytes(vec![0x00, 0x01]));
+        assert_eq!(bits("1", 1), Value::Boolean(true));
+        assert_eq!(bits("0", 1), Value::Boolean(false));
+        assert_eq!(bits("11", -1), Value::Bytes(vec![0x03]));
+        assert!(convert(&PgType::Bit, 3, "1x1", &o).is_err());
+        let schema = schema_for(&PgType::Bit, 3, &o).unwrap();
+        assert_eq!(schema.name.as_deref(), Some("io.debezium.data.Bits"));
+        assert_eq!(schema.parameter("length"), Some("3"));
+        let unbounded = schema_for(&PgType::Bit, -1, &o).unwrap();
+        assert_eq!(unbounded.parameter("length"), Some("2147483647"));
+        assert_eq!(
+            schema_for(&PgType::Bit, 1, &o).unwrap().ty,
+            SchemaType::Boolean
+        );
     }
 
     #[test]
