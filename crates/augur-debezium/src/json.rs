@@ -543,7 +543,7 @@ pub fn parse_value(schema: &Schema, json: &serde_json::Value) -> Result<Value, J
         SchemaType::Int8 => Value::Int8(int_in_range(json, &wrong)?),
         SchemaType::Int16 => Value::Int16(int_in_range(json, &wrong)?),
         SchemaType::Int32 => Value::Int32(int_in_range(json, &wrong)?),
-        SchemaType::Int64 => Value::Int64(json.as_i64().ok_or_else(|| wrong("an integer"))?),
+        SchemaType::Int64 => Value::Int64(int_in_range(json, &wrong)?),
         SchemaType::Float32 => {
             Value::Float32(float_of(json).ok_or_else(|| wrong("a number"))? as f32)
         }
@@ -642,11 +642,25 @@ fn parse_struct(schema: &Schema, json: &serde_json::Value) -> Result<Value, Json
     Ok(Value::Struct(members))
 }
 
+/// An integer field's value. A number with a fraction is truncated toward zero, as Kafka's
+/// JsonConverter reads it (Jackson's `intValue()`/`longValue()`: a Python producer's `12345.0`
+/// in an `int32` field is `12345`). Unlike Java's casts, a value that does not fit the type is
+/// an error, not a wrapped or saturated number.
 fn int_in_range<T: TryFrom<i64>>(
     json: &serde_json::Value,
     wrong: &dyn Fn(&'static str) -> JsonError,
 ) -> Result<T, JsonError> {
-    let v = json.as_i64().ok_or_else(|| wrong("an integer"))?;
+    let v = match json.as_i64() {
+        Some(v) => v,
+        None => {
+            let t = json.as_f64().ok_or_else(|| wrong("an integer"))?.trunc();
+            // i64::MIN is exact as a double; i64::MAX rounds up to 2^63, which does not fit.
+            if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&t) {
+                return Err(wrong("an integer in range"));
+            }
+            t as i64
+        }
+    };
     T::try_from(v).map_err(|_| wrong("an integer in range"))
 }
 
@@ -727,6 +741,31 @@ mod tests {
             proptest::prop_assert_eq!(&back, &text);
             let written = String::from_utf8(out).unwrap();
             proptest::prop_assert!(written.chars().all(|c| (c as u32) < 0x1_0000));
+        }
+    }
+
+    #[test]
+    fn numbers_coerce_into_integer_fields_as_kafkas_json_converter_reads_them() {
+        let int32 = Schema::new(SchemaType::Int32);
+        let int64 = Schema::new(SchemaType::Int64);
+        let int8 = Schema::new(SchemaType::Int8);
+        let f64s = Schema::new(SchemaType::Float64);
+        let read = |s: &Schema, j: &str| parse_value(s, &serde_json::from_str(j).unwrap());
+        assert_eq!(read(&int32, "12345.0").unwrap(), Value::Int32(12345));
+        assert_eq!(read(&int32, "12345.9").unwrap(), Value::Int32(12345));
+        assert_eq!(read(&int32, "-7.9").unwrap(), Value::Int32(-7));
+        assert_eq!(read(&int64, "1.5e3").unwrap(), Value::Int64(1500));
+        assert_eq!(read(&int8, "127.5").unwrap(), Value::Int8(127));
+        assert_eq!(read(&f64s, "3").unwrap(), Value::Float64(3.0));
+        for (s, j) in [
+            (&int32, "3e9"),
+            (&int8, "128.0"),
+            (&int64, "1e19"),
+            (&int64, "18446744073709551615"),
+            (&int32, "\"12\""),
+            (&int32, "true"),
+        ] {
+            assert!(read(s, j).is_err(), "{j} for {:?}", s.ty);
         }
     }
 

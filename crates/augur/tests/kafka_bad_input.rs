@@ -225,3 +225,30 @@ fn a_sink_that_cannot_write_stops_clearly_and_loses_nothing() {
     wait_count(&pg, &db, "SELECT count(*) FROM typed", 2, T, &sink.log());
     drop(sink);
 }
+
+/// The original glue script wrote its float prediction into the `price` field of the row it
+/// read, keeping the row's schema (`int32`): Kafka's JsonConverter reads `12345.67` there as
+/// `12345` (Jackson's `intValue()` truncates), so the Confluent JDBC sink stores 12345. augur's
+/// sink reads it the same way; a value that does not fit an int32 is still refused.
+#[test]
+fn a_float_in_an_int32_field_lands_truncated_as_the_original_stack_wrote_it() {
+    let broker = Tansu::start();
+    let pg = TestPg::start();
+    let db = pg.database();
+    let b = broker.bootstrap();
+    create_topic(&b, "glue", 1);
+    let schema = r#"{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"field":"model"},{"type":"int32","optional":true,"field":"price"}],"optional":false,"name":"car_database.public.car_data.Value"}"#;
+    for (id, price) in [(1, "12345.67"), (2, "9999.0"), (3, "-0.5"), (4, "15000")] {
+        let value = format!(
+            r#"{{"schema":{schema},"payload":{{"id":{id},"model":" Fiesta","price":{price}}}}}"#
+        );
+        produce(&b, "glue", Some(key(id).as_bytes()), Some(value.as_bytes()));
+    }
+    let cfg = sink_config(&db, "glue", "glue", "none");
+    let sink = Proc::start("glue-sink", &["sink", "--kafka", &b, "--config", &cfg]);
+    wait_count(&pg, &db, "SELECT count(*) FROM glue", 4, T, &sink.log());
+    let rows = pg.sql(&db, "SELECT id, price FROM glue ORDER BY id");
+    let rows: Vec<&str> = rows.lines().map(str::trim).collect();
+    assert_eq!(rows, ["1|12345", "2|9999", "3|0", "4|15000"], "{}", sink.log());
+    drop(sink);
+}
