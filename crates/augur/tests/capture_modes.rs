@@ -534,3 +534,62 @@ fn snapshot_markers_follow_debeziums_precedence() {
     let (status, stderr) = cap.wait_exit(T);
     assert!(status.success(), "{stderr}");
 }
+
+/// Debezium's per-column options end to end: a column left out, a mask, a truncation, a salted
+/// hash cut to the column's length (the digest Java computes), and a message key of another
+/// column — in the snapshot and in the stream.
+#[test]
+fn column_filters_masks_and_message_key_columns() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(
+        &db,
+        "CREATE TABLE c (id int PRIMARY KEY, model text, secret text, owner varchar(20), \
+         vin varchar(8), code text); \
+         INSERT INTO c VALUES (1, 'Fiesta', 'hunter2', 'Ada', 'abc', 'K1');",
+    );
+    let p = props(
+        &db,
+        &[
+            ("table.include.list", "public.c"),
+            ("column.exclude.list", r"public\.c\.secret"),
+            ("column.mask.with.4.chars", "public.c.owner"),
+            ("column.truncate.to.3.chars", "public.c.model"),
+            ("column.mask.hash.v2.SHA-256.with.salt.salt", "public.c.vin"),
+            ("message.key.columns", "public.c:code"),
+        ],
+    );
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    pg.sql(
+        &db,
+        "INSERT INTO c VALUES (2, 'Focus', 'pw', NULL, 'abc', 'K2')",
+    );
+    let lines = cap.wait_lines(2, T);
+    for (l, (model, owner, code)) in lines
+        .iter()
+        .zip([("Fie", "****", "K1"), ("Foc", "****", "K2")])
+    {
+        let v = &l["value"];
+        let after = &v["payload"]["after"];
+        assert_eq!(after["model"], model);
+        assert_eq!(after["owner"], owner, "masked, a null too");
+        assert_eq!(
+            after["vin"], "36810999",
+            "sha256(salt + value), cut to varchar(8)"
+        );
+        assert!(after.get("secret").is_none(), "{after}");
+        assert_eq!(l["key"]["payload"], serde_json::json!({ "code": code }));
+        let fields = v["schema"]["fields"][1]["fields"].as_array().unwrap();
+        let field = |n: &str| fields.iter().find(|f| f["field"] == n).cloned().unwrap();
+        assert_eq!(field("model")["parameters"]["truncateLength"], "3");
+        assert_eq!(field("owner")["parameters"]["masked"], "true");
+        assert_eq!(field("vin")["parameters"]["masked"], "true");
+    }
+    assert!(
+        cap.stderr()
+            .lines()
+            .all(|l| !l.contains("unknown configuration key"))
+    );
+    assert!(cap.stop().0.success());
+}

@@ -249,6 +249,11 @@ fn a_float_in_an_int32_field_lands_truncated_as_the_original_stack_wrote_it() {
     wait_count(&pg, &db, "SELECT count(*) FROM glue", 4, T, &sink.log());
     let rows = pg.sql(&db, "SELECT id, price FROM glue ORDER BY id");
     let rows: Vec<&str> = rows.lines().map(str::trim).collect();
-    assert_eq!(rows, ["1|12345", "2|9999", "3|0", "4|15000"], "{}", sink.log());
+    assert_eq!(
+        rows,
+        ["1|12345", "2|9999", "3|0", "4|15000"],
+        "{}",
+        sink.log()
+    );
     drop(sink);
 }

@@ -10,6 +10,7 @@ use augur_core::event::TableSchema;
 use augur_core::{Error, ErrorKind};
 use tokio_postgres::Client;
 
+use super::columns::{self, ColumnMapper};
 use super::pgoutput::{Relation, RelationColumn};
 use super::types::{self, PgType, TypeOptions};
 use crate::conn::sql_error;
@@ -221,6 +222,9 @@ pub struct ColumnDecoder {
     /// The value a required (NOT NULL) column gets when pgoutput sends no value for it (the
     /// non-key columns of a key-only old tuple): its default, or its type's zero.
     pub fallback: Value,
+    /// A mask or truncation (`column.mask.*`, `column.truncate.*`) and the column's declared
+    /// length.
+    pub mapper: Option<(ColumnMapper, Option<usize>)>,
 }
 
 /// A captured table: the decoders for its published columns and the shape of its events.
@@ -266,14 +270,23 @@ pub async fn describe(
             ..rc.clone()
         };
         let cat_col = by_name.get(rc.name.as_str()).copied();
-        described.push(&rc, ty, cat_col, opts);
+        let qualified = format!("{}.{}.{}", cat.schema, cat.name, rc.name);
+        if opts.columns.carries(&qualified) {
+            described.push(&rc, ty, cat_col, opts, &qualified);
+        } else {
+            described.leave_out(&rc, ty);
+        }
     }
     let DescribedColumns {
         fields,
         columns,
         skipped,
     } = described;
-    let key = key_positions(&cat, &fields);
+    let table_name = format!("{}.{}", cat.schema, cat.name);
+    let key = match opts.columns.key_for(&table_name) {
+        Some(names) => positions(names, &fields),
+        None => key_positions(&cat, &fields),
+    };
     let schema = Arc::new(TableSchema {
         schema: cat.schema,
         table: cat.name,
@@ -318,12 +331,17 @@ impl DescribedColumns {
         ty: PgType,
         cat_col: Option<&CatalogColumn>,
         opts: &TypeOptions,
+        qualified: &str,
     ) {
         let not_null = cat_col.is_some_and(|c| c.not_null);
         let default_expr = cat_col.and_then(|c| c.default_expr.as_deref());
         match types::schema_for(&ty, rc.type_modifier, opts) {
             Some(mut schema) => {
                 schema.optional = !not_null;
+                let mapper = text_mapper(&schema, &ty, rc.type_modifier, opts, qualified);
+                if let Some((m, _)) = &mapper {
+                    schema = m.alter_schema(schema);
+                }
                 if let Some(d) = default_expr
                     .and_then(|e| default_value(e, &ty, rc.type_modifier, &schema, opts))
                 {
@@ -338,6 +356,7 @@ impl DescribedColumns {
                     typmod: rc.type_modifier,
                     field: Some(self.fields.len()),
                     fallback,
+                    mapper,
                 });
                 self.fields.push(Field::new(rc.name.clone(), schema));
             }
@@ -347,15 +366,47 @@ impl DescribedColumns {
                     other => format!("{other:?}"),
                 };
                 self.skipped.push((rc.name.clone(), type_name));
-                self.columns.push(ColumnDecoder {
-                    ty,
-                    typmod: rc.type_modifier,
-                    field: None,
-                    fallback: Value::Null,
-                });
+                self.leave_out(rc, ty);
             }
         }
     }
+
+    /// Adds a column events do not carry (unmapped, or not in `column.include.list`).
+    fn leave_out(&mut self, rc: &RelationColumn, ty: PgType) {
+        self.columns.push(ColumnDecoder {
+            ty,
+            typmod: rc.type_modifier,
+            field: None,
+            fallback: Value::Null,
+            mapper: None,
+        });
+    }
+}
+
+/// The mask or truncation of a text column, with its declared length (`varchar(n)`,
+/// `char(n)`; `None` when unbounded).
+fn text_mapper(
+    schema: &Schema,
+    ty: &PgType,
+    typmod: i32,
+    opts: &TypeOptions,
+    qualified: &str,
+) -> Option<(ColumnMapper, Option<usize>)> {
+    if *ty != PgType::Text || !columns::is_text(schema) || opts.columns.mappers.is_empty() {
+        return None;
+    }
+    let length = (typmod >= 4).then(|| (typmod - 4) as usize);
+    opts.columns
+        .mapper_for(qualified, length)
+        .map(|m| (m, length))
+}
+
+/// The positions in `fields` of the columns named `names` (those present).
+fn positions(names: &[String], fields: &[Field]) -> Vec<usize> {
+    names
+        .iter()
+        .filter_map(|k| fields.iter().position(|f: &Field| &f.name == k))
+        .collect()
 }
 
 /// The positions in `fields` of the table's key: its primary key, or else its replica
@@ -366,10 +417,7 @@ fn key_positions(cat: &CatalogTable, fields: &[Field]) -> Vec<usize> {
     } else {
         &cat.replica_index
     };
-    key_names
-        .iter()
-        .filter_map(|k| fields.iter().position(|f: &Field| &f.name == k))
-        .collect()
+    positions(key_names, fields)
 }
 
 /// The schema default Debezium derives from a column default expression: literals become

@@ -62,7 +62,11 @@ pub fn row(
                 ));
             }
         };
-        out.push(v);
+        // `column.mask.*` / `column.truncate.*`, after conversion, as Debezium's mappers run.
+        out.push(match &col.mapper {
+            Some((m, length)) => m.apply(v, *length),
+            None => v,
+        });
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@
 //! durable watermark and nothing else, so a crash at any moment replays instead of skipping.
 
 pub mod catalog;
+pub mod columns;
 pub mod config;
 pub mod decode;
 pub mod pgoutput;

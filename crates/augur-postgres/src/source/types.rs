@@ -81,6 +81,8 @@ pub struct TypeOptions {
     /// Set while values are read by the snapshot: Debezium 3.6 prints `date` ±infinity
     /// differently there (through the JDBC driver) than in the stream.
     pub in_snapshot: bool,
+    /// The per-column rules: which columns events carry, masks, truncation, key columns.
+    pub columns: super::columns::ColumnRules,
 }
 
 impl Default for TypeOptions {
@@ -94,6 +96,7 @@ impl Default for TypeOptions {
             unavailable_placeholder: "__debezium_unavailable_value".into(),
             money_fraction_digits: 2,
             in_snapshot: false,
+            columns: super::columns::ColumnRules::default(),
         }
     }
 }

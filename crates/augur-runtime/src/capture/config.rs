@@ -566,7 +566,10 @@ fn added(r: &mut Reader<'_>, name: &str, option: &str) -> Option<Vec<unwrap::Add
 fn warn_unknown_keys(props: &Props, transform_keys: &[String], warnings: &mut Vec<String>) {
     for key in props.0.keys() {
         let k = key.as_str();
-        if KNOWN.contains(&k) || transform_keys.iter().any(|t| t == k) {
+        if KNOWN.contains(&k)
+            || transform_keys.iter().any(|t| t == k)
+            || super::columns::is_column_key(k)
+        {
             continue;
         }
         if ACCEPTED_IGNORED.contains(&k)
@@ -639,6 +642,7 @@ fn type_options(r: &mut Reader<'_>, props: &Props) -> TypeOptions {
             .get("unavailable.value.placeholder")
             .map_or(defaults.unavailable_placeholder.clone(), str::to_string),
         money_fraction_digits: r.u64("money.fraction.digits", 2) as u32,
+        columns: super::columns::column_rules(props, &mut r.errors),
         ..defaults
     }
 }

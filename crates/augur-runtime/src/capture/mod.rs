@@ -5,6 +5,7 @@
 //! channel. Shutdown stops the source first; the destination drains; the source confirms the
 //! final durable position; then both exit.
 
+mod columns;
 pub mod config;
 pub mod destination;
 
