@@ -593,3 +593,92 @@ fn column_filters_masks_and_message_key_columns() {
     );
     assert!(cap.stop().0.success());
 }
+
+/// Schema changes mid-stream, as Debezium shows them: every event before an ALTER TABLE has the
+/// old schema, every event after it the new one — over a 10,000-row stream with a column added
+/// half-way, then a rename, a drop and a type change.
+#[test]
+fn schema_changes_mid_stream_take_effect_from_the_next_event() {
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(
+        &db,
+        "CREATE TABLE s (id int PRIMARY KEY, mileage int, notes text)",
+    );
+    let p = props(
+        &db,
+        &[
+            ("table.include.list", "public.s"),
+            ("snapshot.mode", "no_data"),
+        ],
+    );
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    cap.wait_stderr("streaming changes", T);
+    let chunk = |from: i32, extra: &str| {
+        format!(
+            "INSERT INTO s SELECT g, g * 10, 'n'{extra} FROM generate_series({from}, {}) g",
+            from + 499
+        )
+    };
+    for c in 0..20 {
+        let from = c * 500 + 1;
+        if c == 10 {
+            pg.sql(&db, "ALTER TABLE s ADD COLUMN extra int DEFAULT 7");
+        }
+        pg.sql(&db, &chunk(from, if c >= 10 { ", g % 3" } else { "" }));
+    }
+    pg.sql(&db, "ALTER TABLE s RENAME COLUMN extra TO colour_code");
+    pg.sql(&db, "INSERT INTO s VALUES (10001, 1, 'n', 1)");
+    pg.sql(&db, "ALTER TABLE s DROP COLUMN notes");
+    pg.sql(&db, "INSERT INTO s VALUES (10002, 2, 2)");
+    pg.sql(&db, "ALTER TABLE s ALTER COLUMN mileage TYPE bigint");
+    pg.sql(&db, "INSERT INTO s VALUES (10003, 3000000000, 3)");
+    let lines = cap.wait_lines(10_003, Duration::from_secs(120));
+    let shape = |l: &Value| -> Vec<String> {
+        l["value"]["schema"]["fields"][1]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}:{}",
+                    f["field"].as_str().unwrap(),
+                    f["type"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    for (i, l) in lines.iter().enumerate().take(10_000) {
+        let id = l["value"]["payload"]["after"]["id"].as_i64().unwrap();
+        assert_eq!(id, i as i64 + 1, "in commit order, none lost");
+        let want: &[&str] = if id <= 5000 {
+            &["id:int32", "mileage:int32", "notes:string"]
+        } else {
+            &["id:int32", "mileage:int32", "notes:string", "extra:int32"]
+        };
+        assert_eq!(shape(l), want, "event {id}");
+    }
+    assert_eq!(lines[5000]["value"]["payload"]["after"]["extra"], 5001 % 3);
+    assert_eq!(
+        shape(&lines[10_000]),
+        [
+            "id:int32",
+            "mileage:int32",
+            "notes:string",
+            "colour_code:int32"
+        ]
+    );
+    assert_eq!(
+        shape(&lines[10_001]),
+        ["id:int32", "mileage:int32", "colour_code:int32"]
+    );
+    assert_eq!(
+        shape(&lines[10_002]),
+        ["id:int32", "mileage:int64", "colour_code:int32"]
+    );
+    assert_eq!(
+        lines[10_002]["value"]["payload"]["after"]["mileage"],
+        3_000_000_000i64
+    );
+    assert!(cap.stop().0.success());
+}
