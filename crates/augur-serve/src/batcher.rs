@@ -38,6 +38,7 @@
 //! already waited too long is not scored at all) and when it ends (one scored too late is
 //! answered `503`), so no per-request timer is armed on the async runtime.
 
+use std::borrow::Borrow;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -263,29 +264,8 @@ impl Batcher {
 
     /// The fast path: scores a small request on the calling task (see the module docs).
     fn score_here(&self, served: &Served, rows: &[Row]) -> Result<RowResults, ApiError> {
-        let started = Instant::now();
-        let model = served.model();
-        let results = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            rows.iter()
-                .map(|r| model.predict_json(r))
-                .collect::<RowResults>()
-        }));
-        let tag = [served.tag()];
         self.metrics.queue_wait.observe(0.0);
-        self.metrics
-            .batch_size
-            .with(&tag)
-            .observe(rows.len() as f64);
-        self.metrics
-            .inference
-            .with(&tag)
-            .observe(started.elapsed().as_secs_f64());
-        results.map_err(|_| {
-            tracing::error!(
-                model = served.tag(),
-                rows = rows.len(),
-                "model call panicked"
-            );
+        score(&self.metrics, served, rows).0.map_err(|_| {
             ApiError::new(
                 ApiErrorKind::Internal,
                 "the model failed on this batch; see the server log",
@@ -304,6 +284,40 @@ impl Batcher {
             }
         }
     }
+}
+
+/// Scores `rows` with `served`'s model in one call (the single-row evaluator below
+/// [`SMALL_BATCH`] rows), records the batch's size and time, and returns the results — `Err`
+/// if the model panicked (logged) — and the time taken.
+fn score<R: Borrow<Row>>(
+    metrics: &ServeMetrics,
+    served: &Served,
+    rows: &[R],
+) -> (Result<RowResults, ()>, Duration) {
+    let started = Instant::now();
+    let model = served.model();
+    let results = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        if rows.len() < SMALL_BATCH {
+            rows.iter()
+                .map(|r| model.predict_json(r.borrow()))
+                .collect()
+        } else {
+            let refs: Vec<&Row> = rows.iter().map(Borrow::borrow).collect();
+            model.predict_json_batch(&refs)
+        }
+    }));
+    let took = started.elapsed();
+    let tag = [served.tag()];
+    metrics.batch_size.with(&tag).observe(rows.len() as f64);
+    metrics.inference.with(&tag).observe(took.as_secs_f64());
+    if results.is_err() {
+        tracing::error!(
+            model = served.tag(),
+            rows = rows.len(),
+            "model call panicked"
+        );
+    }
+    (results.map_err(|_| ()), took)
 }
 
 /// Adds `job` to `batch` if its rows fit under `max`; otherwise keeps it in `carry` for the
@@ -465,26 +479,8 @@ impl Worker {
     /// One model call for requests admitted with the same model version.
     fn predict_group(&mut self, served: &Served, group: Vec<Job>) {
         let rows: Vec<&Row> = group.iter().flat_map(|j| j.rows.iter()).collect();
-        let started = Instant::now();
-        let model = served.model();
-        let results = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            if rows.len() < SMALL_BATCH {
-                rows.iter().map(|r| model.predict_json(r)).collect()
-            } else {
-                model.predict_json_batch(&rows)
-            }
-        }));
-        let took = started.elapsed();
+        let (results, took) = score(&self.metrics, served, &rows);
         self.cost = (self.cost * 4 + took) / 5;
-        let tag = [served.tag()];
-        self.metrics
-            .batch_size
-            .with(&tag)
-            .observe(rows.len() as f64);
-        self.metrics
-            .inference
-            .with(&tag)
-            .observe(took.as_secs_f64());
         match results {
             Ok(results) => {
                 let done = Instant::now();
@@ -500,12 +496,7 @@ impl Worker {
                     });
                 }
             }
-            Err(_) => {
-                tracing::error!(
-                    model = served.tag(),
-                    rows = rows.len(),
-                    "model call panicked"
-                );
+            Err(()) => {
                 for job in group {
                     let _ = job.reply.send(Err(Reject::Panicked));
                 }
