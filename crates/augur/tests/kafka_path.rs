@@ -14,7 +14,7 @@ use crate::support::scratch_dir;
 
 const T: Duration = Duration::from_secs(120);
 
-fn capture_args(
+pub(crate) fn capture_args(
     db: &augur_testkit::TestDb,
     bootstrap: &str,
     offsets: &str,

@@ -14,6 +14,7 @@ mod capture_types;
 mod demo_browser;
 mod differential;
 mod doctor_parity;
+mod glue;
 mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;

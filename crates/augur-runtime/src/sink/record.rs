@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use augur_core::connect::{Field, Schema, SchemaType, Value};
 
-use augur_postgres::sink::config::{PkMode, SinkConfig};
+use augur_postgres::sink::config::{Flavor, PkMode, SinkConfig};
 use augur_postgres::sink::{RowShape, RowWrite, WriteOp};
 
 /// One record as read from Kafka.
@@ -116,6 +116,18 @@ pub enum RecordError {
     /// A delete (tombstone) without a key.
     #[error("a delete (tombstone) without a key cannot be applied")]
     DeleteWithoutKey,
+    /// Confluent's sink with deletes off and the key taken from the value (or no key) requires
+    /// struct values; a null value (tombstone) fails the task as Confluent's `RecordValidator`
+    /// does.
+    #[error(
+        "the JDBC sink is configured with 'delete.enabled=false' and 'pk.mode={pk_mode}' and \
+         therefore requires non-null record values that are structs, but found a record with a \
+         null value"
+    )]
+    NullValue {
+        /// `pk.mode` as configured.
+        pk_mode: &'static str,
+    },
 }
 
 /// A parsed `{"schema","payload"}` document.
@@ -388,6 +400,20 @@ impl RowParts {
     }
 }
 
+/// Refuses a null value where Confluent's sink requires struct values: deletes off and
+/// `pk.mode` `record_value` or `none` (Debezium's sink skips such tombstones).
+fn null_value_check(cfg: &SinkConfig) -> Result<(), RecordError> {
+    let pk_mode = match cfg.pk_mode {
+        PkMode::RecordValue => "record_value",
+        PkMode::None => "none",
+        _ => return Ok(()),
+    };
+    if cfg.flavor == Flavor::Confluent && !cfg.delete_enabled {
+        return Err(RecordError::NullValue { pk_mode });
+    }
+    Ok(())
+}
+
 /// `pk.mode=record_value`: `pk.fields`, each of which the value must have.
 fn value_pk(cfg: &SinkConfig, schema: &Schema) -> Result<Vec<String>, RecordError> {
     if cfg.pk_fields.is_empty() {
@@ -425,6 +451,7 @@ impl RecordConverter {
     ) -> Result<Option<RowWrite>, RecordError> {
         let key = parse_key(rec)?;
         let value = parse_value(rec)?;
+        let value_is_null = value.is_none();
         let DecodedValue { source, action } = decode_value(cfg, value)?;
         let table = || cfg.table_name(rec.topic, source.schema.as_deref(), source.table.as_deref());
         match action {
@@ -434,6 +461,10 @@ impl RecordConverter {
                 shape: self.shape(Vec::new(), Vec::new()),
                 op: WriteOp::Truncate,
             })),
+            ValueAction::Delete if value_is_null => {
+                null_value_check(cfg)?;
+                self.delete_write(cfg, table(), key.as_ref())
+            }
             ValueAction::Delete => self.delete_write(cfg, table(), key.as_ref()),
             ValueAction::Row(schema, members) => {
                 let table = table();
@@ -717,7 +748,29 @@ mod tests {
         assert!(refusal(&kafka, &rec(Some(KEY), None)).starts_with("delete.enabled needs pk.mode"));
         let mut off = cfg();
         off.delete_enabled = false;
-        assert!(matches!(conv.convert(&off, &rec(None, None)), Ok(None)));
+        let null_refused = |c: &SinkConfig, mode| {
+            format!(
+                "the JDBC sink is configured with 'delete.enabled=false' and 'pk.mode={mode}' \
+                 and therefore requires non-null record values that are structs, but found a \
+                 record with a null value"
+            ) == refusal(c, &rec(Some(KEY), None))
+        };
+        assert!(null_refused(&off, "record_value"));
+        off.pk_mode = PkMode::None;
+        assert!(null_refused(&off, "none"));
+        for mode in [PkMode::RecordKey, PkMode::Kafka] {
+            off.pk_mode = mode;
+            assert!(matches!(
+                conv.convert(&off, &rec(Some(KEY), None)),
+                Ok(None)
+            ));
+        }
+        off.pk_mode = PkMode::RecordValue;
+        off.flavor = Flavor::Debezium;
+        assert!(matches!(
+            conv.convert(&off, &rec(Some(KEY), None)),
+            Ok(None)
+        ));
         let mut other_pk = cfg();
         other_pk.pk_fields = vec!["nope".into()];
         assert_eq!(
