@@ -158,6 +158,15 @@ impl Schema {
         }
     }
 
+    /// A map schema with `keys` and `values` (required).
+    pub fn map(keys: Schema, values: Schema) -> Self {
+        Schema {
+            keys: Some(Box::new(keys)),
+            values: Some(Box::new(values)),
+            ..Schema::new(SchemaType::Map)
+        }
+    }
+
     /// Sets `optional`.
     pub fn optional(mut self, optional: bool) -> Self {
         self.optional = optional;

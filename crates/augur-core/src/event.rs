@@ -50,10 +50,18 @@ impl TableSchema {
         if self.key.is_empty() {
             return None;
         }
-        Some(Schema::structure(
-            Some(name),
-            self.key_fields().cloned().collect(),
-        ))
+        // As Debezium builds keys: without column mappers' parameters (source types, masks).
+        let fields = self
+            .key_fields()
+            .cloned()
+            .map(|mut f| {
+                f.schema
+                    .parameters
+                    .retain(|(k, _)| !k.starts_with("__debezium.source.column."));
+                f
+            })
+            .collect();
+        Some(Schema::structure(Some(name), fields))
     }
 }
 
@@ -113,6 +121,8 @@ pub enum SnapshotMarker {
     FirstInDataCollection,
     /// The last row of one table within a multi-table snapshot (`"last_in_data_collection"`).
     LastInDataCollection,
+    /// A row of an incremental snapshot chunk (`"incremental"`).
+    Incremental,
 }
 
 impl SnapshotMarker {
@@ -125,6 +135,7 @@ impl SnapshotMarker {
             SnapshotMarker::Last => "last",
             SnapshotMarker::FirstInDataCollection => "first_in_data_collection",
             SnapshotMarker::LastInDataCollection => "last_in_data_collection",
+            SnapshotMarker::Incremental => "incremental",
         }
     }
 }

@@ -5,6 +5,7 @@
 //! - [`connect`]: the Kafka Connect data model (schemas and values) that Debezium events,
 //!   the JSON converter and the JDBC sink all speak.
 //! - [`event`]: [`event::ChangeEvent`], the one event type that flows from the source forward.
+//! - [`java`]: Java's number formatting, which Debezium's JSON carries.
 //! - [`lsn`]: PostgreSQL WAL positions.
 //! - [`ack`]: the acknowledgement watermark, the only thing that travels backwards.
 //! - [`record`]: [`record::Record`], a serialized Kafka-style record, what destinations write.
@@ -20,6 +21,7 @@ pub mod backoff;
 pub mod connect;
 pub mod error;
 pub mod event;
+pub mod java;
 pub mod lsn;
 pub mod offset;
 pub mod record;

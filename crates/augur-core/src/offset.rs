@@ -21,6 +21,9 @@ pub struct SourceOffset {
     pub tx_id: Option<i64>,
     /// Its commit time, microseconds since the epoch.
     pub ts_usec: Option<i64>,
+    /// A running incremental snapshot's progress as of `lsn` (the source's own format; `None`
+    /// when none runs).
+    pub incremental_snapshot: Option<serde_json::Value>,
 }
 
 impl SourceOffset {
@@ -40,6 +43,9 @@ impl SourceOffset {
             m.insert("ts_usec".into(), t.into());
         }
         m.insert("snapshot_completed".into(), self.snapshot_completed.into());
+        if let Some(i) = &self.incremental_snapshot {
+            m.insert("incremental_snapshot".into(), i.clone());
+        }
         m
     }
 
@@ -59,6 +65,10 @@ impl SourceOffset {
             lsn: num("lsn").map(|v| Lsn(v as u64)),
             tx_id: num("txId"),
             ts_usec: num("ts_usec"),
+            incremental_snapshot: m
+                .get("incremental_snapshot")
+                .filter(|v| v.is_object())
+                .cloned(),
         }
     }
 }
@@ -195,6 +205,7 @@ mod tests {
             lsn: Some(Lsn(42)),
             tx_id: Some(7),
             ts_usec: Some(1),
+            incremental_snapshot: Some(serde_json::json!({"queue": [{"name": "public.t"}]})),
         };
         store.save(&o).await.unwrap();
         assert_eq!(store.load().await.unwrap(), Some(o.clone()));

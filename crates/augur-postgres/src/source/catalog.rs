@@ -118,13 +118,44 @@ pub struct TypeResolver {
     /// The type modifier a domain carries (`CREATE DOMAIN price AS numeric(10,2)`): its
     /// columns report none themselves.
     domain_typmods: HashMap<u32, i32>,
+    /// Declared and measured type names (`column.propagate.source.type`).
+    names: HashMap<u32, super::propagate::SourceTypeName>,
 }
 
 impl TypeResolver {
+    /// The declared type name of `oid` and the name its length and scale come from (a
+    /// domain's base type, an array's element type).
+    pub async fn source_type_name(
+        &mut self,
+        client: &Client,
+        oid: u32,
+    ) -> Result<super::propagate::SourceTypeName, Error> {
+        if let Some(n) = self.names.get(&oid) {
+            return Ok(n.clone());
+        }
+        let row = client
+            .query_one(
+                "SELECT t.typname::text, coalesce(b.typname, e.typname, t.typname)::text FROM pg_type t \
+                 LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype \
+                 LEFT JOIN pg_type e ON t.typcategory = 'A' AND t.typelem <> 0 AND e.oid = t.typelem \
+                 WHERE t.oid = $1",
+                &[&oid],
+            )
+            .await
+            .map_err(|e| sql_error("reading a type's name", e))?;
+        let n = super::propagate::SourceTypeName {
+            declared: row.get(0),
+            measured: row.get(1),
+        };
+        self.names.insert(oid, n.clone());
+        Ok(n)
+    }
+
     /// Forgets user-defined types (after a Type message says one changed).
     pub fn invalidate(&mut self, oid: u32) {
         self.cache.remove(&oid);
         self.domain_typmods.remove(&oid);
+        self.names.remove(&oid);
     }
 
     /// The modifier of a column of type `oid` whose own modifier is `typmod`: a domain's
@@ -204,7 +235,9 @@ impl TypeResolver {
                     t => PgType::Array(Box::new(t)),
                 }
             }
-            _ if name == "citext" || name == "ltree" => PgType::Text,
+            _ if name == "citext" => PgType::Text,
+            _ if name == "ltree" => PgType::Ltree,
+            _ if name == "hstore" => PgType::Hstore,
             _ => PgType::Unknown(name),
         })
     }
@@ -271,8 +304,15 @@ pub async fn describe(
         };
         let cat_col = by_name.get(rc.name.as_str()).copied();
         let qualified = format!("{}.{}.{}", cat.schema, cat.name, rc.name);
+        let source_type = if opts.columns.propagates_any() {
+            let n = resolver.source_type_name(client, rc.type_oid).await?;
+            let by_type = format!("{}.{}.{}", cat.schema, cat.name, n.declared);
+            opts.columns.propagates(&qualified, &by_type).then_some(n)
+        } else {
+            None
+        };
         if opts.columns.carries(&qualified) {
-            described.push(&rc, ty, cat_col, opts, &qualified);
+            described.push(&rc, ty, cat_col, opts, &qualified, source_type.as_ref());
         } else {
             described.leave_out(&rc, ty);
         }
@@ -332,6 +372,7 @@ impl DescribedColumns {
         cat_col: Option<&CatalogColumn>,
         opts: &TypeOptions,
         qualified: &str,
+        source_type: Option<&super::propagate::SourceTypeName>,
     ) {
         let not_null = cat_col.is_some_and(|c| c.not_null);
         let default_expr = cat_col.and_then(|c| c.default_expr.as_deref());
@@ -341,6 +382,15 @@ impl DescribedColumns {
                 let mapper = text_mapper(&schema, &ty, rc.type_modifier, opts, qualified);
                 if let Some((m, _)) = &mapper {
                     schema = m.alter_schema(schema);
+                }
+                if let Some(n) = source_type {
+                    let p = super::propagate::parameters(
+                        n,
+                        rc.type_modifier,
+                        opts.in_snapshot,
+                        &rc.name,
+                    );
+                    schema.parameters.extend(p);
                 }
                 if let Some(d) = default_expr
                     .and_then(|e| default_value(e, &ty, rc.type_modifier, &schema, opts))

@@ -44,6 +44,11 @@ pub struct ColumnRules {
     pub mappers: Vec<(Vec<Regex>, ColumnMapper)>,
     /// `message.key.columns`: a table pattern and the columns of its key.
     pub key_columns: Vec<(Regex, Vec<String>)>,
+    /// `column.propagate.source.type`: columns (`schema.table.column`) whose schema carries
+    /// their source type.
+    pub propagate: Vec<Regex>,
+    /// `datatype.propagate.source.type`: the same by type (`schema.table.typename`).
+    pub propagate_types: Vec<Regex>,
 }
 
 fn patterns(list: &[Regex]) -> Vec<&str> {
@@ -73,6 +78,8 @@ impl PartialEq for ColumnRules {
             && patterns(&self.exclude) == patterns(&other.exclude)
             && mappers(self) == mappers(other)
             && keys(self) == keys(other)
+            && patterns(&self.propagate) == patterns(&other.propagate)
+            && patterns(&self.propagate_types) == patterns(&other.propagate_types)
     }
 }
 
@@ -98,6 +105,18 @@ impl ColumnRules {
             ColumnMapper::Truncate(n) if length.is_some_and(|l| l <= *n) => None,
             other => Some(other.clone()),
         }
+    }
+
+    /// Whether some column may carry its source type.
+    pub fn propagates_any(&self) -> bool {
+        !self.propagate.is_empty() || !self.propagate_types.is_empty()
+    }
+
+    /// Whether column `schema.table.column`, of type `schema.table.typename`, carries its
+    /// source type.
+    pub fn propagates(&self, column: &str, type_name: &str) -> bool {
+        self.propagate.iter().any(|r| r.is_match(column))
+            || self.propagate_types.iter().any(|r| r.is_match(type_name))
     }
 
     /// The key columns `message.key.columns` gives table `schema.table`.

@@ -204,6 +204,33 @@ pub struct SourceConfig {
     /// mirrors the table drops rows a redone snapshot no longer has (`augur run`; not a
     /// Debezium property: Debezium never does this).
     pub snapshot_truncates: bool,
+    /// Incremental snapshots through a signal table (`signal.data.collection`); `None`: off.
+    pub signals: Option<SignalConfig>,
+}
+
+/// Debezium's source signalling channel and incremental snapshot settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalConfig {
+    /// `signal.data.collection`: the signal table's schema.
+    pub schema: String,
+    /// The signal table's name.
+    pub table: String,
+    /// `incremental.snapshot.chunk.size` (default 1024): rows per chunk.
+    pub chunk_size: usize,
+    /// `incremental.snapshot.watermarking.strategy=insert_delete`: a window closes by deleting
+    /// its open signal instead of inserting a close signal (`insert_insert`, the default).
+    pub insert_delete: bool,
+}
+
+impl SignalConfig {
+    /// `"schema"."table"`, quoted for SQL.
+    pub fn quoted(&self) -> String {
+        format!(
+            "{}.{}",
+            super::setup::quote_ident(&self.schema),
+            super::setup::quote_ident(&self.table)
+        )
+    }
 }
 
 impl SourceConfig {
@@ -228,6 +255,7 @@ impl SourceConfig {
             max_retries: None,
             retry_wait: Duration::from_secs(10),
             snapshot_truncates: false,
+            signals: None,
         }
     }
 }

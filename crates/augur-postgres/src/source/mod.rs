@@ -10,7 +10,10 @@ pub mod catalog;
 pub mod columns;
 pub mod config;
 pub mod decode;
+pub mod hstore;
+mod incremental;
 pub mod pgoutput;
+pub mod propagate;
 pub mod setup;
 pub mod snapshot;
 mod stream;
@@ -285,7 +288,14 @@ impl PgSource {
                 .snapshot_only(cx, &client, &mut resolver, &tables, offset)
                 .await;
         }
-        setup::ensure_publication(&client, cfg, &tables).await?;
+        let mut published = tables.clone();
+        if let Some(sig) = &cfg.signals {
+            // Signals arrive through the stream: the signal table is always published.
+            published.push(setup::signal_table(&client, sig).await?);
+            published.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+            published.dedup_by_key(|t| t.oid);
+        }
+        setup::ensure_publication(&client, cfg, &published).await?;
         let plan = self.plan(&client, offset.as_ref()).await?;
         let mut repl = ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO))
             .await
@@ -466,12 +476,7 @@ impl PgSource {
             text(2).ok_or_else(|| protocol("CREATE_REPLICATION_SLOT exported no snapshot"))?;
         // Recorded before the snapshot starts, so a crash during it is recognised on the next
         // start (the slot is then recreated and the snapshot redone).
-        let started = SourceOffset {
-            snapshot_completed: false,
-            lsn: None,
-            tx_id: None,
-            ts_usec: None,
-        };
+        let started = SourceOffset::default();
         self.offsets.save(&started).await?;
         Ok(Some((name, consistent)))
     }
@@ -675,6 +680,8 @@ impl PgSource {
             }
             snapshot_end_seq = Some(cx.acks.next_seq());
             offset.snapshot_completed = false;
+            // A whole new snapshot supersedes an incremental one that was running.
+            offset.incremental_snapshot = None;
         } else if !offset.snapshot_completed && cfg.snapshot_mode != SnapshotMode::NoData {
             // Nothing to snapshot (e.g. completed earlier under another store): record it.
             offset.snapshot_completed = true;

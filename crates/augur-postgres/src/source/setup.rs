@@ -36,6 +36,36 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// The signal table `signal.data.collection` names; a clear error when it does not exist.
+pub async fn signal_table(
+    client: &Client,
+    sig: &super::config::SignalConfig,
+) -> Result<CapturedTableRef, Error> {
+    let row = client
+        .query_opt(
+            "SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&sig.schema, &sig.table],
+        )
+        .await
+        .map_err(|e| sql_error("looking up the signal table", e))?;
+    let Some(row) = row else {
+        return Err(Error::new(
+            ErrorKind::SourceSetup,
+            format!("the signal table {}.{} (signal.data.collection) does not exist", sig.schema, sig.table),
+        )
+        .with_hint(format!(
+            "create it: CREATE TABLE {} (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
+            sig.quoted()
+        )));
+    };
+    Ok(CapturedTableRef {
+        oid: row.get(0),
+        schema: sig.schema.clone(),
+        name: sig.table.clone(),
+    })
+}
+
 /// Checks `wal_level`, the user's REPLICATION privilege and that every table the include list
 /// names exists; returns the captured tables, sorted by name.
 pub async fn preflight(

@@ -126,6 +126,19 @@ pub struct TableReader {
     done: bool,
     /// Rows read so far.
     pub rows: u64,
+    /// Trailing raw columns per row ([`ReadQuery::extra`]).
+    extra: usize,
+    /// The raw text of the last row's trailing columns.
+    pub(crate) last_extra: Vec<Option<String>>,
+}
+
+/// What a read adds to `SELECT <mapped columns> FROM table`.
+#[derive(Debug, Default)]
+pub(crate) struct ReadQuery {
+    /// Expressions selected after the mapped columns, kept as raw text.
+    pub(crate) extra: Vec<String>,
+    /// SQL after the table name (` WHERE … ORDER BY … LIMIT …`).
+    pub(crate) tail: String,
 }
 
 /// The planner's row estimate for `table` (`pg_class.reltuples`; `None` if never analysed),
@@ -197,8 +210,27 @@ impl TableReader {
         table: &CapturedTable,
         point: SnapshotPoint,
     ) -> Result<Option<TableReader>, Error> {
+        let source = SourceInfo {
+            lsn: Some(point.lsn),
+            last_commit_lsn: None,
+            tx_id: Some(point.tx_id),
+            commit_time_us: point.started_us,
+            snapshot: SnapshotMarker::True,
+            commit_lsn: Some(point.lsn),
+        };
+        Self::open_query(client, table, source, &ReadQuery::default()).await
+    }
+
+    /// As [`open`](Self::open), with `query`'s condition, order, limit and trailing raw
+    /// columns (kept as text in [`last_extra`](Self::last_extra), never decoded).
+    pub(crate) async fn open_query(
+        client: &Client,
+        table: &CapturedTable,
+        source: SourceInfo,
+        query: &ReadQuery,
+    ) -> Result<Option<TableReader>, Error> {
         let schema = &table.schema;
-        let cols: Vec<String> = table
+        let mut cols: Vec<String> = table
             .columns
             .iter()
             .filter_map(|c| c.field.map(|f| quote_ident(&schema.fields[f].name)))
@@ -217,11 +249,13 @@ impl TableReader {
             columns: mapped,
             ..table.clone()
         };
+        cols.extend(query.extra.iter().cloned());
         let sql = format!(
-            "COPY (SELECT {} FROM {}.{}) TO STDOUT",
+            "COPY (SELECT {} FROM {}.{}{}) TO STDOUT",
             cols.join(", "),
             quote_ident(&schema.schema),
-            quote_ident(&schema.table)
+            quote_ident(&schema.table),
+            query.tail
         );
         let stream = client.copy_out(&sql).await.map_err(|e| {
             sql_error(
@@ -229,14 +263,6 @@ impl TableReader {
                 e,
             )
         })?;
-        let source = SourceInfo {
-            lsn: Some(point.lsn),
-            last_commit_lsn: None,
-            tx_id: Some(point.tx_id),
-            commit_time_us: point.started_us,
-            snapshot: SnapshotMarker::True,
-            commit_lsn: Some(point.lsn),
-        };
         Ok(Some(TableReader {
             stream: Box::pin(stream),
             view,
@@ -245,6 +271,8 @@ impl TableReader {
             start: 0,
             done: false,
             rows: 0,
+            extra: query.extra.len(),
+            last_extra: Vec::new(),
         }))
     }
 
@@ -254,8 +282,14 @@ impl TableReader {
             if let Some(nl) = self.carry[self.start..].iter().position(|&b| b == b'\n') {
                 let line = &self.carry[self.start..self.start + nl];
                 let fields = super::text::split_copy_line(line)
+                    .filter(|f| f.len() >= self.extra)
                     .ok_or_else(|| Error::new(ErrorKind::Protocol, "malformed COPY line"))?;
-                let datums: Vec<Datum<'_>> = fields
+                let (decoded, raw) = fields.split_at(fields.len() - self.extra);
+                self.last_extra = raw
+                    .iter()
+                    .map(|f| f.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()))
+                    .collect();
+                let datums: Vec<Datum<'_>> = decoded
                     .iter()
                     .map(|f| match f {
                         None => Datum::Null,

@@ -14,7 +14,8 @@ use tokio::sync::watch;
 use tokio_postgres::Client;
 
 use super::catalog::{self, CapturedTable, TypeResolver};
-use super::pgoutput::{self, Message};
+use super::incremental::{Db, Incremental};
+use super::pgoutput::{self, Message, Tuple};
 use super::{
     Emitter, Halt, PG_EPOCH_OFFSET_US, PgSource, ServerWait, SourceExit, decode, known, now_ms,
     replication_error, setup, warn_skipped,
@@ -77,9 +78,13 @@ pub(super) struct StreamLoop<'a> {
     /// The highest position confirmed to the server.
     confirmed: Option<Lsn>,
     last_offset_save: Instant,
+    /// The offset changed since it was last saved.
+    offset_dirty: bool,
     /// The events decoded from one message (a key change makes two).
     scratch: Vec<ChangeEvent>,
     waited_on: ServerWait,
+    /// Incremental snapshots, when a signal table is configured.
+    incremental: Option<Incremental>,
 }
 
 impl<'a> StreamLoop<'a> {
@@ -92,6 +97,11 @@ impl<'a> StreamLoop<'a> {
         emitter: Emitter<'a>,
         offset: SourceOffset,
     ) -> Self {
+        let incremental = source
+            .cfg
+            .signals
+            .clone()
+            .map(|sig| Incremental::new(sig, offset.incremental_snapshot.as_ref(), offset.lsn));
         StreamLoop {
             source,
             client,
@@ -107,9 +117,53 @@ impl<'a> StreamLoop<'a> {
             keepalive: None,
             confirmed: None,
             last_offset_save: Instant::now(),
+            offset_dirty: false,
             scratch: Vec::with_capacity(2),
             waited_on: ServerWait::default(),
+            incremental,
         }
+    }
+
+    /// The incremental snapshot machinery and what it reads with (`None`: not configured).
+    fn incremental(&mut self) -> Option<(&mut Incremental, Db<'_>)> {
+        let cfg = &self.source.cfg;
+        let inc = self.incremental.as_mut()?;
+        let db = Db {
+            client: self.client,
+            resolver: &mut *self.resolver,
+            opts: &cfg.types,
+            filter: &cfg.tables,
+            tables: &self.tables,
+            version: &mut self.version,
+        };
+        Some((inc, db))
+    }
+
+    /// A change of the signal table: a signal, or (`delete`) the close of a window.
+    async fn on_signal(
+        &mut self,
+        row: &Tuple<'_>,
+        info: SourceInfo,
+        delete: bool,
+    ) -> Result<(), Error> {
+        let mut out = std::mem::take(&mut self.scratch);
+        let result = match self.incremental() {
+            // Boxed: chunk reading is rare and its future large.
+            Some((inc, mut db)) if delete => {
+                Box::pin(inc.on_delete(&mut db, row, info, &mut out)).await
+            }
+            Some((inc, mut db)) => Box::pin(inc.on_insert(&mut db, row, info, &mut out)).await,
+            None => Ok(()),
+        };
+        self.scratch = out;
+        result
+    }
+
+    /// Whether `relation` is the signal table.
+    fn is_signal(&self, relation: u32) -> bool {
+        self.incremental
+            .as_ref()
+            .is_some_and(|i| i.is_signal(relation))
     }
 
     /// Streams until shutdown, a failure or the server's stop; then drains.
@@ -126,6 +180,9 @@ impl<'a> StreamLoop<'a> {
             shutdown: self.emitter.cx.shutdown.clone(),
             tick,
         };
+        if let Some((inc, mut db)) = self.incremental() {
+            Box::pin(inc.resume(&mut db)).await?;
+        }
         let outcome = loop {
             match self.step(&mut waits).await {
                 Ok(Flow::Continue) => {}
@@ -193,6 +250,9 @@ impl<'a> StreamLoop<'a> {
                 .update_applied_lsn(pgwire_replication::Lsn::from_u64(p.as_u64()));
             self.confirmed = Some(p);
             self.offset.lsn = Some(p);
+            if let Some(state) = self.incremental.as_mut().and_then(|i| i.durable(p)) {
+                self.offset.incremental_snapshot = state;
+            }
         }
         if self.snapshot_end_seq.is_some_and(|s| d.batches >= s) {
             self.snapshot_end_seq = None;
@@ -200,11 +260,22 @@ impl<'a> StreamLoop<'a> {
             self.source.offsets.save(&self.offset).await?;
             tracing::info!("snapshot is durable downstream");
             self.last_offset_save = Instant::now();
-        } else if self.snapshot_end_seq.is_none()
+        } else {
+            self.offset_dirty = true;
+            self.save_offsets_when_due().await?;
+        }
+        Ok(())
+    }
+
+    /// Saves changed offsets at most once a second (once the initial snapshot is durable).
+    async fn save_offsets_when_due(&mut self) -> Result<(), Halt> {
+        if self.offset_dirty
+            && self.snapshot_end_seq.is_none()
             && self.last_offset_save.elapsed() >= Duration::from_secs(1)
         {
             self.source.offsets.save(&self.offset).await?;
             self.last_offset_save = Instant::now();
+            self.offset_dirty = false;
         }
         Ok(())
     }
@@ -212,6 +283,7 @@ impl<'a> StreamLoop<'a> {
     /// Between transactions, with nothing pending, the server's sent position can be
     /// confirmed once everything before it is durable: an empty batch carries it.
     async fn on_tick(&mut self) -> Result<(), Halt> {
+        self.save_offsets_when_due().await?;
         let Some(k) = self.keepalive else {
             return Ok(());
         };
@@ -250,6 +322,9 @@ impl<'a> StreamLoop<'a> {
                 let end = Lsn(end_lsn.as_u64());
                 self.last_commit = Some(end);
                 self.emitter.commit(end);
+                if let Some(inc) = self.incremental.as_mut() {
+                    inc.on_commit(end);
+                }
             }
             ReplicationEvent::XLogData {
                 wal_start, data, ..
@@ -257,6 +332,9 @@ impl<'a> StreamLoop<'a> {
                 let msg = pgoutput::decode(&data)
                     .map_err(|e| Error::new(ErrorKind::Protocol, e.to_string()))?;
                 self.on_message(msg, Lsn(wal_start.as_u64())).await?;
+                if let Some(inc) = self.incremental.as_mut() {
+                    self.scratch.iter().for_each(|ev| inc.dedupe(ev));
+                }
                 // The events of one message (the delete and create halves of a key change)
                 // travel in one batch, so a stage can carry the row across.
                 self.emitter.push_all(&mut self.scratch).await?;
@@ -289,6 +367,9 @@ impl<'a> StreamLoop<'a> {
         match msg {
             Message::Relation(rel) => {
                 tracing::debug!(relation = rel.id, table = %rel.name, "relation message");
+                if let Some(inc) = self.incremental.as_mut() {
+                    inc.on_relation(&rel);
+                }
                 let captured = if cfg.tables.includes(&rel.namespace, &rel.name) {
                     self.version += 1;
                     let (t, skipped) =
@@ -303,6 +384,9 @@ impl<'a> StreamLoop<'a> {
             }
             Message::Type { id, .. } => self.resolver.invalidate(id),
             Message::Insert { relation, new } => {
+                if self.is_signal(relation) {
+                    self.on_signal(&new, info, false).await?;
+                }
                 if let Some(t) = known(&self.tables, relation)?
                     && !cfg.skipped.create
                 {
@@ -317,6 +401,9 @@ impl<'a> StreamLoop<'a> {
                 }
             }
             Message::Delete { relation, old } => {
+                if self.is_signal(relation) {
+                    self.on_signal(&old.1, info, true).await?;
+                }
                 if let Some(t) = known(&self.tables, relation)?
                     && !cfg.skipped.delete
                 {

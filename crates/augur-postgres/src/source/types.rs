@@ -83,6 +83,8 @@ pub struct TypeOptions {
     pub in_snapshot: bool,
     /// The per-column rules: which columns events carry, masks, truncation, key columns.
     pub columns: super::columns::ColumnRules,
+    /// `hstore.handling.mode=map` (default `json`).
+    pub hstore_map: bool,
 }
 
 impl Default for TypeOptions {
@@ -97,6 +99,7 @@ impl Default for TypeOptions {
             money_fraction_digits: 2,
             in_snapshot: false,
             columns: super::columns::ColumnRules::default(),
+            hstore_map: false,
         }
     }
 }
@@ -153,6 +156,10 @@ pub enum PgType {
     Bit,
     /// A user-defined enum with its labels in sort order.
     Enum(Vec<String>),
+    /// `hstore` (the extension): a JSON document or a map, per `hstore.handling.mode`.
+    Hstore,
+    /// `ltree` (the extension): a string named `io.debezium.data.Ltree`.
+    Ltree,
     /// A one-dimensional array of the element type.
     Array(Box<PgType>),
     /// A type augur does not map (named for messages).
@@ -251,6 +258,11 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
         Numeric => numeric_schema(typmod, opts),
         Money => money_schema(opts),
         Text => s(SchemaType::String),
+        Ltree => s(SchemaType::String).named("io.debezium.data.Ltree", Some(1)),
+        Hstore if opts.hstore_map => {
+            Schema::map(s(SchemaType::String), s(SchemaType::String).optional(true))
+        }
+        Hstore => s(SchemaType::String).named("io.debezium.data.Json", Some(1)),
         Bytea => match opts.binary {
             BinaryHandling::Bytes => s(SchemaType::Bytes),
             _ => s(SchemaType::String),
@@ -434,7 +446,8 @@ pub fn convert(
         Float8 => Value::Float64(parse_float(text).ok_or_else(|| bad("double precision"))?),
         Numeric => convert_numeric(text, numeric_precision_scale(typmod).map(|(_, s)| s), opts)?,
         Money => convert_money(text, opts)?,
-        Text => Value::String(text.to_string()),
+        Text | Ltree => Value::String(text.to_string()),
+        Hstore => super::hstore::value(text, opts.hstore_map).ok_or_else(|| bad("hstore"))?,
         Bytea => {
             let bytes = text::parse_bytea_hex(text).ok_or_else(|| bad("bytea"))?;
             binary_value(bytes, opts.binary)
@@ -449,7 +462,7 @@ pub fn convert(
         Point => convert_point(text)?,
         Bit => convert_bits(text, typmod)?,
         Array(elem) => convert_array(elem, typmod, text, opts)?,
-        Unknown(_) => Value::Bytes(text.as_bytes().to_vec()),
+        Unknown(name) => Value::Bytes(unknown_text(name, text).into_bytes()),
     })
 }
 
@@ -467,14 +480,48 @@ fn convert_money(text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> 
     convert_numeric(&cleaned, Some(opts.money_fraction_digits as i32), opts)
 }
 
+/// The text Debezium sends for a type it does not map (`include.unknown.datatypes`): the
+/// JDBC driver's. Its geometric types print every coordinate as a Java double (`(1.0,1.0)`
+/// for PostgreSQL's `(1,1)`); other types print the server's text.
+fn unknown_text(name: &str, text: &str) -> String {
+    if !matches!(
+        name,
+        "box" | "circle" | "line" | "lseg" | "path" | "polygon"
+    ) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit() || c == '-' || c == '.') {
+        out.push_str(&rest[..start]);
+        let len = rest[start..]
+            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '+' | '.' | 'e' | 'E')))
+            .unwrap_or(rest.len() - start);
+        let token = &rest[start..start + len];
+        match token.parse::<f64>() {
+            Ok(v) => out.push_str(&augur_core::java::java_double(v)),
+            Err(_) => out.push_str(token),
+        }
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A `date` value as days since the epoch.
 fn convert_date(text: &str, opts: &TypeOptions) -> Result<Value, ConvertError> {
+    convert_date_via(text, opts.in_snapshot)
+}
+
+/// A `date` value; `driver`: read through the JDBC driver (the snapshot, and array elements
+/// everywhere), whose ±infinity sentinels differ from the stream's.
+fn convert_date_via(text: &str, driver: bool) -> Result<Value, ConvertError> {
     // ±infinity: the day numbers Debezium 3.6.3 prints (measured; the snapshot goes through
     // the JDBC driver's sentinel dates, the stream through its own constants).
     Ok(match text::parse_date(text).ok_or_else(|| bad("date"))? {
         DateValue::Days(d) => Value::Int32(clamp_i32(d)),
-        DateValue::PosInfinity if opts.in_snapshot => Value::Int32(-622_191_234),
-        DateValue::NegInfinity if opts.in_snapshot => Value::Int32(-625_821_272),
+        DateValue::PosInfinity if driver => Value::Int32(-622_191_234),
+        DateValue::NegInfinity if driver => Value::Int32(-625_821_272),
         DateValue::PosInfinity => Value::Int32(-2_147_472_692),
         DateValue::NegInfinity => Value::Int32(-2_147_472_691),
     })
@@ -656,6 +703,9 @@ fn convert_array(
     for item in items {
         out.push(match item {
             None => Value::Null,
+            // Debezium reads array elements through the JDBC driver in the stream too, so a
+            // date element's ±infinity is the driver's sentinel there (measured).
+            Some(s) if *elem == PgType::Date => convert_date_via(&s, true)?,
             Some(s) => convert(elem, typmod, &s, opts)?,
         });
     }
@@ -696,7 +746,9 @@ pub fn unavailable_value(ty: &PgType, opts: &TypeOptions) -> Value {
         | PgType::Xml
         | PgType::Enum(_)
         | PgType::Uuid
-        | PgType::Tsvector => Value::String(p.clone()),
+        | PgType::Tsvector
+        | PgType::Ltree => Value::String(p.clone()),
+        PgType::Hstore if !opts.hstore_map => Value::String(p.clone()),
         PgType::Array(elem) => match &**elem {
             PgType::Text | PgType::Json | PgType::Jsonb | PgType::Enum(_) => {
                 Value::Array(vec![Value::String(p.clone())])
@@ -961,6 +1013,18 @@ mod tests {
             Value::Bytes(b) => base64::engine::general_purpose::STANDARD.encode(b),
             other => panic!("not bytes: {other:?}"),
         }
+    }
+
+    #[test]
+    fn geometric_types_print_as_the_jdbc_driver_prints_them() {
+        assert_eq!(unknown_text("box", "(1,1),(0,0)"), "(1.0,1.0),(0.0,0.0)");
+        assert_eq!(unknown_text("circle", "<(0,0),2>"), "<(0.0,0.0),2.0>");
+        assert_eq!(unknown_text("line", "{1,-1,0}"), "{1.0,-1.0,0.0}");
+        assert_eq!(
+            unknown_text("path", "[(0.5,1e+20),(-2.25,1e-05)]"),
+            "[(0.5,1.0E20),(-2.25,1.0E-5)]"
+        );
+        assert_eq!(unknown_text("pg_lsn", "16/B374D848"), "16/B374D848");
     }
 
     #[test]

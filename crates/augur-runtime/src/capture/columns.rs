@@ -18,6 +18,8 @@ pub(crate) fn is_column_key(key: &str) -> bool {
             | "column.whitelist"
             | "column.blacklist"
             | "message.key.columns"
+            | "column.propagate.source.type"
+            | "datatype.propagate.source.type"
     ) || key.starts_with("column.truncate.to.")
         || key.starts_with("column.mask.")
 }
@@ -42,7 +44,21 @@ pub(crate) fn column_rules(props: &Props, errors: &mut Vec<ConfigError>) -> Colu
         exclude,
         mappers: mappers(props, errors),
         key_columns: key_columns(props.get("message.key.columns").unwrap_or(""), errors),
+        propagate: case_insensitive(props, "column.propagate.source.type", errors),
+        propagate_types: case_insensitive(props, "datatype.propagate.source.type", errors),
     }
+}
+
+/// A list of whole-name patterns matched ignoring case, as Debezium matches these.
+fn case_insensitive(props: &Props, key: &str, errors: &mut Vec<ConfigError>) -> Vec<Regex> {
+    let value = props.get(key).unwrap_or("");
+    let list: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| format!("(?i){p}"))
+        .collect();
+    regexes(key, &list.join(","), errors)
 }
 
 fn invalid(key: &str, why: &str) -> ConfigError {

@@ -11,7 +11,8 @@ use augur_debezium::json::ConverterConfig;
 use augur_debezium::unwrap::{self, DeleteTombstoneHandling, UnwrapConfig};
 use augur_postgres::conn::PgConnect;
 use augur_postgres::source::config::{
-    PublicationAutocreate, SkippedOperations, SnapshotMode, SourceConfig, TableFilter, compile_list,
+    PublicationAutocreate, SignalConfig, SkippedOperations, SnapshotMode, SourceConfig,
+    TableFilter, compile_list,
 };
 use augur_postgres::source::types::{
     BinaryHandling, DecimalHandling, IntervalHandling, TimePrecision, TypeOptions,
@@ -68,6 +69,7 @@ const KNOWN: &[&str] = &[
     "time.precision.mode",
     "binary.handling.mode",
     "interval.handling.mode",
+    "hstore.handling.mode",
     "include.unknown.datatypes",
     "unavailable.value.placeholder",
     "money.fraction.digits",
@@ -93,6 +95,10 @@ const KNOWN: &[&str] = &[
     "transforms",
     "offset.storage.file.filename",
     "extended.headers.enabled",
+    "signal.data.collection",
+    "signal.enabled.channels",
+    "incremental.snapshot.chunk.size",
+    "incremental.snapshot.watermarking.strategy",
 ];
 
 /// Keys that are valid Debezium/Connect settings but change nothing in augur (accepted quietly).
@@ -220,6 +226,7 @@ impl CaptureConfig {
         source.tables = table_filter(&mut r);
         source.types = type_options(&mut r, props);
         limits_and_retries(&mut r, &mut source);
+        source.signals = signals(&mut r, &mut warnings);
         let mut envelope = envelope(&mut r, prefix, dbname);
         let transform_keys = transforms(&mut r, &mut envelope, &mut warnings);
         // augur has no TLS to PostgreSQL yet: a mode that demands it must not connect in clear text.
@@ -359,6 +366,51 @@ fn table_filter(r: &mut Reader<'_>) -> TableFilter {
         });
     }
     tables
+}
+
+/// The source signalling channel and incremental snapshots (`signal.data.collection`).
+fn signals(r: &mut Reader<'_>, warnings: &mut Vec<String>) -> Option<SignalConfig> {
+    let channels = r.str("signal.enabled.channels").unwrap_or("source");
+    let others: Vec<&str> = channels
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && *c != "source")
+        .collect();
+    if !others.is_empty() {
+        warnings.push(format!(
+            "signal.enabled.channels: only the source channel (the signal table) is implemented; {} ignored",
+            others.join(", ")
+        ));
+    }
+    let insert_delete = r.parse(
+        "incremental.snapshot.watermarking.strategy",
+        false,
+        |v| match v.trim().to_ascii_lowercase().as_str() {
+            "insert_insert" => Some(false),
+            "insert_delete" => Some(true),
+            _ => None,
+        },
+        "Value must be one of insert_insert, insert_delete",
+    );
+    let chunk_size = r.u64("incremental.snapshot.chunk.size", 1024).max(1) as usize;
+    let name = r.str("signal.data.collection")?.trim();
+    let Some((schema, table)) = name
+        .split_once('.')
+        .filter(|(s, t)| !s.is_empty() && !t.is_empty())
+    else {
+        r.errors.push(err(
+            "signal.data.collection",
+            name,
+            "expected <schema>.<table>",
+        ));
+        return None;
+    };
+    (channels.split(',').any(|c| c.trim() == "source")).then(|| SignalConfig {
+        schema: schema.to_string(),
+        table: table.to_string(),
+        chunk_size,
+        insert_delete,
+    })
 }
 
 /// Skipped operations, heartbeats, batch and queue sizes, slot and restart retries.
@@ -631,8 +683,19 @@ fn type_options(r: &mut Reader<'_>, props: &Props) -> TypeOptions {
         },
         "Value must be one of numeric, string",
     );
+    let hstore_map = r.parse(
+        "hstore.handling.mode",
+        false,
+        |v| match v {
+            "json" => Some(false),
+            "map" => Some(true),
+            _ => None,
+        },
+        "Value must be one of json, map",
+    );
     let defaults = TypeOptions::default();
     TypeOptions {
+        hstore_map,
         decimal,
         time,
         binary,

@@ -80,5 +80,6 @@ pub async fn run_with(
         shutdown,
         status: None,
     };
-    stages.run_source(source.run(cx)).await
+    // Boxed: the source's state machine is large.
+    stages.run_source(Box::pin(source.run(cx))).await
 }
