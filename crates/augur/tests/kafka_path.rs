@@ -327,3 +327,81 @@ fn augur_run_with_a_kafka_bootstrap_runs_the_same_stages_over_kafka() {
     );
     assert!(run.stop().success());
 }
+
+/// ALTER TABLE during a 10,000-row stream, capture → Kafka → Confluent sink with
+/// `auto.evolve=true`: the sink table gains the added column (and the renamed one) and ends up
+/// equal to the source, no row lost.
+#[test]
+fn columns_added_mid_stream_reach_the_sink_table_with_no_row_lost() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(
+        &db,
+        "CREATE TABLE s (id int PRIMARY KEY, mileage int, notes text)",
+    );
+    let dir = scratch_dir("evolve");
+    let offsets = dir.join("offsets.json").display().to_string();
+    let mut args = capture_args(&db, &broker.bootstrap(), &offsets, "1");
+    for a in args.iter_mut() {
+        if a == "table.include.list=public.car_data" {
+            *a = "table.include.list=public.s".into();
+        }
+    }
+    let mut cargs = vec!["capture"];
+    cargs.extend(args.iter().map(String::as_str));
+    let capture = Proc::start("evolve-capture", &cargs);
+    let sink_file = dir.join("sink.json");
+    let mut cfg: serde_json::Value = serde_json::from_str(&sink_config(&db)).unwrap();
+    cfg["config"]["topics"] = "car_database.public.s".into();
+    cfg["config"]["table.name.format"] = "s_copy".into();
+    cfg["config"]["auto.evolve"] = "true".into();
+    std::fs::write(&sink_file, cfg.to_string()).unwrap();
+    let bootstrap = broker.bootstrap();
+    let sink_path = sink_file.display().to_string();
+    let sink = Proc::start(
+        "evolve-sink",
+        &["sink", "--kafka", &bootstrap, "--config", &sink_path],
+    );
+    let chunk = |from: i32, extra: &str| {
+        format!(
+            "INSERT INTO s SELECT g, g * 10, 'n'{extra} FROM generate_series({from}, {}) g",
+            from + 499
+        )
+    };
+    for c in 0..20 {
+        if c == 10 {
+            pg.sql(&db, "ALTER TABLE s ADD COLUMN extra int DEFAULT 7");
+        }
+        pg.sql(
+            &db,
+            &chunk(c * 500 + 1, if c >= 10 { ", g % 3" } else { "" }),
+        );
+    }
+    pg.sql(&db, "ALTER TABLE s RENAME COLUMN extra TO colour_code");
+    pg.sql(&db, "INSERT INTO s VALUES (10001, 1, 'n', 1)");
+    let logs = || format!("capture:\n{}\nsink:\n{}", capture.log(), sink.log());
+    wait_count(&pg, &db, "SELECT count(*) FROM s_copy", 10_001, T, &logs());
+    let cols = pg.sql(
+        &db,
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 's_copy'",
+    );
+    assert_eq!(
+        cols.trim(),
+        "id,mileage,notes,extra,colour_code",
+        "{}",
+        logs()
+    );
+    let differ = pg.sql(
+        &db,
+        "SELECT count(*) FROM s FULL JOIN s_copy c USING (id) \
+         WHERE c.id IS NULL OR s.id IS NULL OR s.mileage IS DISTINCT FROM c.mileage \
+            OR s.notes IS DISTINCT FROM c.notes \
+            OR (s.id <= 5000 AND c.extra IS NOT NULL) \
+            OR (s.id BETWEEN 5001 AND 10000 AND c.extra IS DISTINCT FROM s.colour_code) \
+            OR (s.id = 10001 AND c.colour_code IS DISTINCT FROM s.colour_code)",
+    );
+    assert_eq!(differ.trim(), "0", "rows that differ\n{}", logs());
+    drop(sink);
+    drop(capture);
+}
