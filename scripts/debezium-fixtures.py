@@ -4,8 +4,10 @@
 What: for each case below this script (re)creates the PostgreSQL database `zoo`, runs the case's setup
 SQL (DDL and the rows the initial snapshot reads), starts real Debezium (PostgresConnector,
 pgoutput, topic.prefix=zoo, embedded engine, Kafka Connect JsonConverter) with the case's
-connector properties, waits for the snapshot records, runs the case's streaming statements one by
-one (each its own transaction), waits for their records, stops the engine and writes
+connector properties, waits for the snapshot records and for the connector's slot to be active,
+runs the case's streaming statements one by one (each its own transaction; a case may wait for a
+number of records after a statement, "stream_wait_records"), waits for their records, stops the
+engine and writes
 
   {"case", "debezium", "config", "setup_sql", "stream_sql", "records": [{"topic", "key", "value"}]}
 
@@ -454,8 +456,139 @@ UNWRAP = {
     "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
 }
 
+# ---------------------------------------------------------------------------------------------
+# source.snapshot markers over two tables: the first one snapshotted has a single row.
+# ---------------------------------------------------------------------------------------------
 
-def case(name, table, setup, stream, expect, config=None, about=""):
+MARKERS_SETUP = [
+    "CREATE TABLE public.one_row (id integer PRIMARY KEY, v text)",
+    "CREATE TABLE public.three_rows (id integer PRIMARY KEY, v text)",
+    "INSERT INTO public.one_row VALUES (1, 'only')",
+    "INSERT INTO public.three_rows VALUES (1, 'a')",
+    "INSERT INTO public.three_rows VALUES (2, 'b')",
+    "INSERT INTO public.three_rows VALUES (3, 'c')",
+]
+MARKERS_STREAM = [
+    "INSERT INTO public.one_row VALUES (2, 'streamed')",
+    "INSERT INTO public.three_rows VALUES (4, 'd')",
+]
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL's time extremes: the largest and smallest timestamp, date and interval.
+# ---------------------------------------------------------------------------------------------
+
+TIMES_COLUMNS = [
+    ("c_timestamp", "timestamp"),
+    ("c_timestamp3", "timestamp(3)"),
+    ("c_timestamptz", "timestamptz"),
+    ("c_date", "date"),
+    ("c_time", "time"),
+    ("c_interval", "interval"),
+]
+TIMES_ORDINARY = {
+    "c_timestamp": "'2024-02-29 13:14:15.123456'",
+    "c_timestamp3": "'2024-02-29 13:14:15.123'",
+    "c_timestamptz": "'2024-02-29 13:14:15.123456+02'",
+    "c_date": "'2024-02-29'",
+    "c_time": "'13:14:15.123456'",
+    "c_interval": "'1 mon 2 days 03:04:05.678'",
+}
+TIMES_MAX = {
+    "c_timestamp": "'294276-12-31 23:59:59.999999'",
+    "c_timestamp3": "'294276-12-31 23:59:59.999'",
+    "c_timestamptz": "'294276-12-31 23:59:59.999999+00'",
+    "c_date": "'5874897-12-31'",
+    "c_time": "'24:00:00'",
+    "c_interval": "'178000000 years'",
+}
+TIMES_MIN = {
+    "c_timestamp": "'4713-01-01 00:00:00 BC'",
+    "c_timestamp3": "'4713-01-01 00:00:00 BC'",
+    "c_timestamptz": "'4713-01-01 00:00:00+00 BC'",
+    "c_date": "'4713-01-01 BC'",
+    "c_time": "'00:00:00'",
+    "c_interval": "'-178000000 years'",
+}
+TIMES_SETUP = [
+    sql_create("public.times", TIMES_COLUMNS),
+    sql_insert("public.times", TIMES_COLUMNS, 1, TIMES_ORDINARY),
+    sql_insert("public.times", TIMES_COLUMNS, 2, TIMES_MAX),
+    sql_insert("public.times", TIMES_COLUMNS, 3, TIMES_MIN),
+]
+# Rows 4-6 repeat rows 1-3 through streaming.
+TIMES_STREAM = [
+    sql_insert("public.times", TIMES_COLUMNS, 4, TIMES_ORDINARY),
+    sql_insert("public.times", TIMES_COLUMNS, 5, TIMES_MAX),
+    sql_insert("public.times", TIMES_COLUMNS, 6, TIMES_MIN),
+]
+
+# ---------------------------------------------------------------------------------------------
+# Unchanged TOASTed values in streamed updates (default REPLICA IDENTITY): pgoutput does not send
+# them, Debezium writes its unavailable-value placeholder. STORAGE EXTERNAL keeps both big columns
+# uncompressed and out of line (md5 hex text and its bytes, 4800 characters / 2400 bytes).
+# ---------------------------------------------------------------------------------------------
+
+
+def md5_text(first, last):
+    return "(SELECT string_agg(md5(g::text), '') FROM generate_series(%d, %d) g)" % (first, last)
+
+
+def md5_bytea(first, last):
+    return "(SELECT decode(string_agg(md5(g::text), ''), 'hex') FROM generate_series(%d, %d) g)" % (first, last)
+
+
+TOAST_SETUP = [
+    "CREATE TABLE public.toasty (id integer PRIMARY KEY, note text, big_text text, big_bytea bytea, n integer)",
+    "ALTER TABLE public.toasty ALTER COLUMN big_text SET STORAGE EXTERNAL",
+    "ALTER TABLE public.toasty ALTER COLUMN big_bytea SET STORAGE EXTERNAL",
+    "INSERT INTO public.toasty VALUES (1, 'first', %s, %s, 0)" % (md5_text(1, 150), md5_bytea(1, 150)),
+    "INSERT INTO public.toasty VALUES (2, 'second', %s, %s, 0)" % (md5_text(151, 300), md5_bytea(151, 300)),
+]
+TOAST_STREAM = [
+    "UPDATE public.toasty SET n = n + 1 WHERE id = 1",
+    "UPDATE public.toasty SET big_text = %s WHERE id = 1" % md5_text(301, 450),
+    "DELETE FROM public.toasty WHERE id = 2",
+]
+
+# ---------------------------------------------------------------------------------------------
+# ALTER TABLE between streamed rows (add with a default, rename, drop, type change).
+# ---------------------------------------------------------------------------------------------
+
+ALTER_SETUP = [
+    "CREATE TABLE public.alt (id integer PRIMARY KEY, a text, b integer)",
+    "INSERT INTO public.alt VALUES (1, 'one', 1)",
+    "INSERT INTO public.alt VALUES (2, 'two', 2)",
+]
+ALTER_STREAM = [
+    "INSERT INTO public.alt VALUES (3, 'three', 3)",
+    "ALTER TABLE public.alt ADD COLUMN c numeric(6,2) DEFAULT 1.5",
+    "INSERT INTO public.alt (id, a, b) VALUES (4, 'four', 4)",
+    "UPDATE public.alt SET b = 10 WHERE id = 1",
+    "ALTER TABLE public.alt RENAME COLUMN a TO a2",
+    "INSERT INTO public.alt (id, a2, b, c) VALUES (5, 'five', 5, 5.55)",
+    "ALTER TABLE public.alt DROP COLUMN b",
+    "INSERT INTO public.alt (id, a2, c) VALUES (6, 'six', 6.66)",
+    "ALTER TABLE public.alt ALTER COLUMN c TYPE numeric(10,4)",
+    "INSERT INTO public.alt (id, a2, c) VALUES (7, 'seven', 123456.7891)",
+]
+
+# ---------------------------------------------------------------------------------------------
+# An incremental snapshot started by a signal-table row, after a no_data start. No setup statement
+# starts with INSERT (augur's test counts those as snapshot records).
+# ---------------------------------------------------------------------------------------------
+
+INC_SETUP = [
+    "CREATE TABLE public.dbz_signal (id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, data varchar(2048))",
+    "CREATE TABLE public.inc (id integer PRIMARY KEY, v text)",
+    "WITH r AS (SELECT g AS id, 'v' || g AS v FROM generate_series(1, 5) g) INSERT INTO public.inc SELECT id, v FROM r",
+]
+INC_STREAM = [
+    """INSERT INTO dbz_signal VALUES ('sig-1', 'execute-snapshot', '{"data-collections": ["public.inc"], "type": "incremental"}')""",
+    "UPDATE inc SET v = 'x' WHERE id = 1",
+]
+
+
+def case(name, table, setup, stream, expect, config=None, about="", waits=None):
     return {
         "case": name,
         "table": table,
@@ -464,6 +597,9 @@ def case(name, table, setup, stream, expect, config=None, about=""):
         "expect": expect,  # (snapshot records, streamed records), checked after the run
         "config": dict(config or {}),
         "about": about,
+        # Per stream statement: the number of streamed records to wait for before the next one
+        # (None: go on at once); written to the fixture as "stream_wait_records".
+        "waits": waits,
     }
 
 
@@ -528,6 +664,27 @@ CASES = [
          "Debezium 3.6 has no 'delete' mode (it is 'delete-to-tombstone'): the engine refuses the config"),
     case("unwrap-add-fields", "public.small", SMALL_SETUP, SMALL_STREAM, (3, 6),
          dict(UNWRAP, **{"transforms.unwrap.add.fields": "op,table,lsn"})),
+    case("markers-one-row-first", "public.one_row,public.three_rows", MARKERS_SETUP, MARKERS_STREAM, (4, 2), {},
+         "source.snapshot markers over two tables; the first snapshotted (one_row) has a single row"),
+    case("markers-one-row-last", "public.three_rows,public.one_row", MARKERS_SETUP, MARKERS_STREAM, (4, 2), {},
+         "as markers-one-row-first with the include list reversed: Debezium snapshots the tables in"
+         " table.include.list order, so the single-row table comes last"),
+    case("time-extremes", "public.times", TIMES_SETUP, TIMES_STREAM, (3, 3), {},
+         "rows 1-3: ordinary, PostgreSQL's maxima, its minima; rows 4-6 repeat them through streaming"),
+    case("time-extremes-connect", "public.times", TIMES_SETUP, TIMES_STREAM, (3, 3),
+         {"time.precision.mode": "connect"}),
+    case("toast-unchanged", "public.toasty", TOAST_SETUP, TOAST_STREAM, (2, 4), {},
+         "unchanged out-of-line TOASTed text and bytea in streamed updates (default REPLICA IDENTITY)"),
+    case("toast-unchanged-hex", "public.toasty", TOAST_SETUP, TOAST_STREAM, (2, 4),
+         {"binary.handling.mode": "hex"}),
+    case("alter-mid-stream", "public.alt", ALTER_SETUP, ALTER_STREAM, (2, 6), {},
+         "ADD COLUMN with a DEFAULT, RENAME COLUMN, DROP COLUMN and a numeric type change between streamed rows"),
+    case("incremental-signal", "public.inc", INC_SETUP, INC_STREAM, (0, 15),
+         {"snapshot.mode": "no_data", "signal.data.collection": "public.dbz_signal",
+          "incremental.snapshot.chunk.size": "2"},
+         "snapshot.mode=no_data, then an incremental snapshot of public.inc started by a signal-table row"
+         " (chunks of 2); the UPDATE runs once the snapshot's records are in (stream_wait_records)",
+         waits=[14, None]),
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -836,6 +993,16 @@ def log_errors(since):
     return out
 
 
+def wait_streaming(cluster, slot, timeout=STREAM_TIMEOUT):
+    """Waits until Debezium streams from its slot (matters when no snapshot record comes first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.psql("SELECT active FROM pg_replication_slots WHERE slot_name = '%s'" % slot).strip() == "t":
+            return
+        time.sleep(0.2)
+    raise RuntimeError("slot %s not streaming after %ds" % (slot, timeout))
+
+
 def run_case(jpype, cluster, c, tmp, pg_version):
     cluster.psql('DROP DATABASE IF EXISTS "%s"' % DATABASE)
     cluster.psql('CREATE DATABASE "%s"' % DATABASE)
@@ -861,6 +1028,8 @@ def run_case(jpype, cluster, c, tmp, pg_version):
         "setup_sql": c["setup"],
         "stream_sql": c["stream"],
     }
+    if c["waits"]:
+        fixture["stream_wait_records"] = c["waits"]
     log_start = (WORK / "engine.log").stat().st_size
     t0 = time.monotonic()
     expect = c["expect"]
@@ -875,8 +1044,12 @@ def run_case(jpype, cluster, c, tmp, pg_version):
             # read from the slot either way, the pause only keeps the batches tidy.
             engine.quiet(1.0)
             snapshot_count = len(engine.records)
-            for sql in c["stream"]:
+            wait_streaming(cluster, cfg["slot.name"])
+            for i, sql in enumerate(c["stream"]):
                 cluster.psql(sql, DATABASE)
+                if c["waits"] and c["waits"][i] is not None:
+                    engine.wait_for(snapshot_count + c["waits"][i], STREAM_TIMEOUT)
+                    engine.quiet(1.0)
             if expect:
                 engine.wait_for(snapshot_count + expect[1], STREAM_TIMEOUT)
             engine.quiet(QUIET_SECONDS)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use augur_core::connect::{Field, Schema, SchemaType, Value};
-use augur_core::event::{ChangeEvent, KeyChange, Op, TableSchema};
+use augur_core::event::{ChangeEvent, KeyChange, Op, SnapshotMarker, TableSchema};
 
 use crate::json::{self, ConverterConfig};
 use crate::unwrap::{UnwrapConfig, Unwrapped};
@@ -452,6 +452,8 @@ impl Encoder {
             },
             "source.schema" => Value::String(ev.table.schema.clone()),
             "source.table" => Value::String(ev.table.table.clone()),
+            "source.txId" if s.snapshot == SnapshotMarker::Incremental => Value::Null,
+            "source.lsn" if s.snapshot == SnapshotMarker::Incremental => Value::Null,
             "source.txId" => s.tx_id.map_or(Value::Null, Value::Int64),
             "source.lsn" => s
                 .lsn
@@ -616,13 +618,16 @@ impl Encoder {
         }
         out.extend_from_slice(format!(",\"ts_us\":{us},\"ts_ns\":{}", us * 1000).as_bytes());
         out.extend_from_slice(&codec.source_table);
+        // An incremental snapshot row has no transaction and no LSN of its own (its sequence
+        // is the close signal's), as Debezium writes it.
+        let incremental = s.snapshot == SnapshotMarker::Incremental;
         out.extend_from_slice(b",\"txId\":");
-        match s.tx_id {
+        match s.tx_id.filter(|_| !incremental) {
             Some(t) => out.extend_from_slice(t.to_string().as_bytes()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"lsn\":");
-        match s.lsn {
+        match s.lsn.filter(|_| !incremental) {
             Some(l) => out.extend_from_slice(l.as_u64().to_string().as_bytes()),
             None => out.extend_from_slice(b"null"),
         }

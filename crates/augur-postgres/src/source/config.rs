@@ -206,6 +206,9 @@ pub struct SourceConfig {
     pub snapshot_truncates: bool,
     /// Incremental snapshots through a signal table (`signal.data.collection`); `None`: off.
     pub signals: Option<SignalConfig>,
+    /// Stream the signal table's own rows as change events, as Debezium does (`augur run`
+    /// leaves them out: they are not listings).
+    pub emit_signal_rows: bool,
 }
 
 /// Debezium's source signalling channel and incremental snapshot settings.
@@ -256,6 +259,7 @@ impl SourceConfig {
             retry_wait: Duration::from_secs(10),
             snapshot_truncates: false,
             signals: None,
+            emit_signal_rows: true,
         }
     }
 }

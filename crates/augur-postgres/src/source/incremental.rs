@@ -186,6 +186,8 @@ pub(super) struct Incremental {
     handled_until: Option<Lsn>,
     /// The signal table's relation id, once its Relation message arrived.
     signal_rel: Option<u32>,
+    /// When the current window opened (`Instant` text), for its close signal's data.
+    opened_at: String,
 }
 
 impl Incremental {
@@ -200,6 +202,7 @@ impl Incremental {
             checkpoints: VecDeque::new(),
             handled_until,
             signal_rel: None,
+            opened_at: String::new(),
         }
     }
 
@@ -506,10 +509,20 @@ impl Incremental {
         Ok(true)
     }
 
-    /// Inserts signal row `id` of type `kind` (committed at once).
-    async fn marker(&self, client: &Client, id: &str, kind: &str) -> Result<(), Error> {
+    /// Inserts signal row `id` of type `kind` (committed at once), its data the window's
+    /// times as Debezium writes them.
+    async fn marker(&mut self, client: &Client, id: &str, kind: &str) -> Result<(), Error> {
         let sql = format!("INSERT INTO {} VALUES ($1, $2, $3)", self.cfg.quoted());
-        let data = json!({"openWindowTimestamp": now_us() / 1000}).to_string();
+        let now = instant_text();
+        let data = if kind == "snapshot-window-open" {
+            self.opened_at = now.clone();
+            format!("{{\"openWindowTimestamp\": \"{now}\"}}")
+        } else {
+            format!(
+                "{{\"openWindowTimestamp\": \"{}\", \"closeWindowTimestamp\": \"{now}\"}}",
+                self.opened_at
+            )
+        };
         client
             .execute(&sql, &[&id, &kind, &data])
             .await
@@ -709,6 +722,36 @@ fn literal(s: &str) -> String {
     } else {
         format!("'{}'", s.replace('\'', "''"))
     }
+}
+
+/// The current time as Java's `Instant.toString` prints it (UTC, nanoseconds).
+fn instant_text() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_nanos()
+    )
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn now_us() -> i64 {

@@ -292,9 +292,9 @@ impl PgSource {
         if let Some(sig) = &cfg.signals {
             // Signals arrive through the stream: the signal table is always published.
             published.push(setup::signal_table(&client, sig).await?);
-            published.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
-            published.dedup_by_key(|t| t.oid);
         }
+        published.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
+        published.dedup_by_key(|t| t.oid);
         setup::ensure_publication(&client, cfg, &published).await?;
         let plan = self.plan(&client, offset.as_ref()).await?;
         let mut repl = ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO))

@@ -67,7 +67,8 @@ pub async fn signal_table(
 }
 
 /// Checks `wal_level`, the user's REPLICATION privilege and that every table the include list
-/// names exists; returns the captured tables, sorted by name.
+/// names exists; returns the captured tables in snapshot order: `table.include.list`'s, by
+/// name within an entry (by name when there is no include list).
 pub async fn preflight(
     client: &Client,
     cfg: &SourceConfig,
@@ -143,10 +144,19 @@ pub async fn preflight(
             .with_hint("create the table first, or fix table.include.list (entries are schema.table regular expressions)"));
         }
     }
-    Ok(all
+    let mut captured: Vec<CapturedTableRef> = all
         .into_iter()
         .filter(|t| cfg.tables.includes(&t.schema, &t.name))
-        .collect())
+        .collect();
+    // Snapshots follow table.include.list's order, as Debezium's do (by name within an entry).
+    captured.sort_by_key(|t| {
+        let full = format!("{}.{}", t.schema, t.name);
+        cfg.tables
+            .table_include
+            .iter()
+            .position(|r| r.is_match(&full))
+    });
+    Ok(captured)
 }
 
 /// Makes sure the publication exists as `publication.autocreate.mode` says.

@@ -370,7 +370,13 @@ impl<'a> StreamLoop<'a> {
                 if let Some(inc) = self.incremental.as_mut() {
                     inc.on_relation(&rel);
                 }
-                let captured = if cfg.tables.includes(&rel.namespace, &rel.name) {
+                let signals = self
+                    .incremental
+                    .as_ref()
+                    .is_some_and(|i| i.is_signal(rel.id));
+                let captured = if cfg.tables.includes(&rel.namespace, &rel.name)
+                    || (signals && cfg.emit_signal_rows)
+                {
                     self.version += 1;
                     let (t, skipped) =
                         catalog::describe(self.client, self.resolver, &rel, opts, self.version)

@@ -142,6 +142,8 @@ impl RunConfig {
         // rows deleted since an interrupted snapshot do not linger there (over Kafka the
         // truncate travels through the topics in order with the rows).
         capture.source.snapshot_truncates = matches!(output, OutputMode::Table(_));
+        // The signal table's rows are the source's business, not listings to price.
+        capture.source.emit_signal_rows = false;
         let cfg = RunConfig {
             capture,
             model,
