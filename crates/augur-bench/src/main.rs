@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod capture;
 mod common;
+mod incremental;
 mod model;
 mod pipeline;
 mod remote;
@@ -28,6 +29,9 @@ enum Bench {
     /// The Kafka path: the same figures through capture → Kafka → enrich → Kafka → sink, and
     /// the sink's upserts against COPY.
     Kafka(pipeline::Args),
+    /// An incremental snapshot of a big table (`--rows`, default 1,000,000) through `augur run`
+    /// while writes stream in; `--debezium` runs Debezium's on the same table for comparison.
+    Incremental(incremental::Args),
     /// Model training time, batch and single-row prediction speed (vs xgboost when installable).
     Model(model::Args),
     /// The enrichment stage predicting through a remote model server (`augur enrich
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Bench::Capture(args) => capture::run(args),
         Bench::Pipeline(args) => pipeline::run_embedded(args),
         Bench::Kafka(args) => pipeline::run_kafka(args),
+        Bench::Incremental(args) => incremental::run(args),
         Bench::Model(args) => model::run(args),
         Bench::Remote(args) => remote::run(args),
         Bench::Serve(args) => serve::run(args),

@@ -35,7 +35,7 @@ pub(crate) struct Args {
     rows: u64,
 }
 
-const CAR_DATA: &str = "CREATE TABLE car_data (id SERIAL PRIMARY KEY, model VARCHAR(50), year INTEGER, price INTEGER, \
+pub(crate) const CAR_DATA: &str = "CREATE TABLE car_data (id SERIAL PRIMARY KEY, model VARCHAR(50), year INTEGER, price INTEGER, \
     transmission VARCHAR(50), mileage INTEGER, fuelType VARCHAR(50), tax INTEGER, mpg FLOAT, engineSize FLOAT, suggestedPrice INTEGER)";
 /// The predicted table as the sink would create it, with a trigger that reports each commit.
 const PREDICTED: &str = "CREATE TABLE car_data_predicted (id integer NOT NULL DEFAULT 0, model text, year integer, price integer, \
@@ -44,7 +44,7 @@ const PREDICTED: &str = "CREATE TABLE car_data_predicted (id integer NOT NULL DE
     CREATE FUNCTION bench_notify() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_notify('predicted', NEW.id::text); RETURN NEW; END $$; \
     CREATE TRIGGER bench_notify AFTER INSERT ON car_data_predicted FOR EACH ROW EXECUTE FUNCTION bench_notify();";
 
-fn listings() -> Vec<String> {
+pub(crate) fn listings() -> Vec<String> {
     let text = std::fs::read_to_string(repo_root().join("data/ford.csv")).unwrap_or_default();
     let rows: Vec<String> = text
         .lines()
