@@ -401,3 +401,82 @@ fn a_missing_signal_table_is_a_clear_error_at_start() {
         "{stderr}"
     );
 }
+
+/// `augur run` streaming only, then an incremental snapshot while prices change and rows are
+/// deleted: the predicted table ends equal to the source, every row priced.
+#[test]
+fn augur_run_fills_the_predicted_table_incrementally_while_writes_stream() {
+    use crate::support::pipeline::{
+        CAR_DATA, Proc, assert_predicted_table, insert_listings, listings, wait_count,
+    };
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    pg.sql(&db, SIGNAL_DDL);
+    insert_listings(&pg, &db, &listings(3000));
+    let dir = support::scratch_dir("inc-run");
+    let offsets = dir.join("offsets.json").display().to_string();
+    let run = Proc::start(
+        "inc-run",
+        &[
+            "run",
+            "--source-url",
+            &db.url,
+            "--offsets",
+            &offsets,
+            "--set",
+            "http.listen=",
+            "--set",
+            "source.snapshot=no_data",
+            "--set",
+            "source.signal.data.collection=public.dbz_signal",
+            "--set",
+            "source.incremental.snapshot.chunk.size=200",
+        ],
+    );
+    let deadline = Instant::now() + T;
+    while !run.log().contains("streaming changes") {
+        assert!(Instant::now() < deadline, "not streaming:\n{}", run.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(
+        &pg,
+        &db,
+        "s1",
+        "execute-snapshot",
+        r#"{"data-collections": ["public.car_data"]}"#,
+    );
+    for k in 0..60 {
+        let id = k * 47 % 3000 + 1;
+        pg.sql(
+            &db,
+            &format!(
+                "UPDATE car_data SET price = price + 100, mileage = mileage + 1 WHERE id = {id}"
+            ),
+        );
+        if k % 10 == 0 {
+            pg.sql(&db, &format!("DELETE FROM car_data WHERE id = {}", id + 1));
+        }
+    }
+    let n: usize = pg
+        .sql(&db, "SELECT count(*) FROM car_data")
+        .trim()
+        .parse()
+        .unwrap();
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        n,
+        T,
+        &run.log(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    assert!(
+        run.log().contains("incremental snapshot completed"),
+        "{}",
+        run.log()
+    );
+    assert!(run.stop().success());
+}
