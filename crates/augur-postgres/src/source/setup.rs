@@ -128,6 +128,12 @@ pub async fn preflight(
             name: r.get(2),
         })
         .collect();
+    check_include_entries(&all, cfg)?;
+    Ok(snapshot_order(all, cfg))
+}
+
+/// Every `table.include.list` entry must name at least one existing table.
+fn check_include_entries(all: &[CapturedTableRef], cfg: &SourceConfig) -> Result<(), Error> {
     for pattern in &cfg.tables.table_include {
         if !all
             .iter()
@@ -144,11 +150,16 @@ pub async fn preflight(
             .with_hint("create the table first, or fix table.include.list (entries are schema.table regular expressions)"));
         }
     }
+    Ok(())
+}
+
+/// The captured tables of `all` (sorted by name) in snapshot order: `table.include.list`'s, as
+/// Debezium's, by name within an entry.
+fn snapshot_order(all: Vec<CapturedTableRef>, cfg: &SourceConfig) -> Vec<CapturedTableRef> {
     let mut captured: Vec<CapturedTableRef> = all
         .into_iter()
         .filter(|t| cfg.tables.includes(&t.schema, &t.name))
         .collect();
-    // Snapshots follow table.include.list's order, as Debezium's do (by name within an entry).
     captured.sort_by_key(|t| {
         let full = format!("{}.{}", t.schema, t.name);
         cfg.tables
@@ -156,7 +167,7 @@ pub async fn preflight(
             .iter()
             .position(|r| r.is_match(&full))
     });
-    Ok(captured)
+    captured
 }
 
 /// Makes sure the publication exists as `publication.autocreate.mode` says.
