@@ -272,18 +272,8 @@ fn compare(diffs: &mut Vec<String>, case: &str, what: &str, want: &str, got: &st
         serde_json::to_string(&redact(&w)).unwrap(),
         serde_json::to_string(&redact(&g)).unwrap(),
     );
-    if w != g {
-        let pos = w
-            .bytes()
-            .zip(g.bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(w.len().min(g.len()));
-        let from = pos.saturating_sub(150);
-        diffs.push(format!(
-            "{what} differs at byte {pos}:\n want …{}\n  got …{}",
-            &w[from.min(w.len())..(pos + 100).min(w.len())],
-            &g[from.min(g.len())..(pos + 100).min(g.len())]
-        ));
+    if let Some(diff) = support::first_difference(&w, &g) {
+        diffs.push(format!("{what} {diff}"));
         return;
     }
     let blanked: Value = serde_json::from_str(&w).unwrap();

@@ -20,23 +20,13 @@ const T: Duration = Duration::from_secs(120);
 /// The original sink settings, deletes off (Confluent's sink allows them only with
 /// `pk.mode=record_key`; the flattened stream drops deletes anyway).
 fn sink_config(db: &augur_testkit::TestDb) -> String {
-    serde_json::json!({
-        "name": "jdbc-sink",
-        "config": {
-            "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
-            "topics": "car_data_predicted",
-            "connection.url": format!("jdbc:postgresql://127.0.0.1:{}/{}", db.port, db.name),
-            "connection.user": "postgres",
-            "connection.password": "postgres",
-            "auto.create": "true",
-            "insert.mode": "upsert",
-            "pk.mode": "record_value",
-            "pk.fields": "id",
-            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
-            "value.converter": "org.apache.kafka.connect.json.JsonConverter"
-        }
-    })
-    .to_string()
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&crate::kafka_path::sink_config(db)).unwrap();
+    cfg["config"]
+        .as_object_mut()
+        .unwrap()
+        .remove("delete.enabled");
+    cfg.to_string()
 }
 
 /// `augur serve` on a free port, once it answers `/readyz`.

@@ -38,6 +38,15 @@ fn props(db: &TestDb, offsets: &std::path::Path, extra: &[(&str, &str)]) -> Vec<
     p
 }
 
+/// A database with the signal table, the `marker` table and the tables `ddl` creates.
+fn with_signals(pg: &TestPg, ddl: &str) -> TestDb {
+    let db = pg.database();
+    pg.sql(&db, SIGNAL_DDL);
+    pg.sql(&db, "CREATE TABLE marker (n int PRIMARY KEY)");
+    pg.sql(&db, ddl);
+    db
+}
+
 fn signal(pg: &TestPg, db: &TestDb, id: &str, kind: &str, data: &str) {
     pg.sql(
         db,
@@ -152,11 +161,8 @@ fn wait_marker(cap: &mut Capture, pg: &TestPg, db: &TestDb, n: i32) -> Vec<Value
 #[test]
 fn chunks_interleave_with_writes_and_never_overwrite_newer_rows() {
     let pg = TestPg::start();
-    let db = pg.database();
-    pg.sql(&db, SIGNAL_DDL);
-    pg.sql(&db, "CREATE TABLE marker (n int PRIMARY KEY)");
-    pg.sql(
-        &db,
+    let db = with_signals(
+        &pg,
         "CREATE TABLE t (id int PRIMARY KEY, v int, note text); \
          INSERT INTO t SELECT g, 0, 'row ' || g FROM generate_series(1, 4000) g",
     );
@@ -216,11 +222,8 @@ fn chunks_interleave_with_writes_and_never_overwrite_newer_rows() {
 #[test]
 fn a_killed_capture_resumes_the_snapshot_from_its_last_durable_chunk() {
     let pg = TestPg::start();
-    let db = pg.database();
-    pg.sql(&db, SIGNAL_DDL);
-    pg.sql(&db, "CREATE TABLE marker (n int PRIMARY KEY)");
-    pg.sql(
-        &db,
+    let db = with_signals(
+        &pg,
         "CREATE TABLE t (id int PRIMARY KEY, v int, note text); \
          INSERT INTO t SELECT g, 0, 'n' FROM generate_series(1, 100000) g",
     );
@@ -297,11 +300,8 @@ fn a_killed_capture_resumes_the_snapshot_from_its_last_durable_chunk() {
 #[test]
 fn composite_keys_conditions_insert_delete_watermarks_and_stop() {
     let pg = TestPg::start();
-    let db = pg.database();
-    pg.sql(&db, SIGNAL_DDL);
-    pg.sql(&db, "CREATE TABLE marker (n int PRIMARY KEY)");
-    pg.sql(
-        &db,
+    let db = with_signals(
+        &pg,
         "CREATE TABLE c (a int, b text, v int, PRIMARY KEY (a, b)); \
          INSERT INTO c SELECT g % 10, 'k''' || g, g FROM generate_series(1, 500) g; \
          CREATE TABLE other (id int PRIMARY KEY); INSERT INTO other SELECT generate_series(1, 100)",

@@ -55,7 +55,7 @@ pub(crate) fn capture_args(
     .collect()
 }
 
-fn sink_config(db: &augur_testkit::TestDb) -> String {
+pub(crate) fn sink_config(db: &augur_testkit::TestDb) -> String {
     serde_json::json!({
         "name": "jdbc-sink",
         "config": {

@@ -296,17 +296,34 @@ pub fn assert_same_json(what: &str, want: &Value, got: &Value) {
         serde_json::to_string(want).unwrap(),
         serde_json::to_string(got).unwrap(),
     );
-    if w != g {
-        let pos = w
-            .bytes()
-            .zip(g.bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(w.len().min(g.len()));
-        let from = pos.saturating_sub(120);
-        panic!(
-            "{what} differs at byte {pos}:\n want …{}\n  got …{}",
-            &w[from..(pos + 120).min(w.len())],
-            &g[from..(pos + 120).min(g.len())]
-        );
+    if let Some(diff) = first_difference(&w, &g) {
+        panic!("{what} {diff}");
     }
+}
+
+/// Where two texts first differ, with some context from each (`None`: equal).
+pub fn first_difference(w: &str, g: &str) -> Option<String> {
+    if w == g {
+        return None;
+    }
+    let pos = w
+        .bytes()
+        .zip(g.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(w.len().min(g.len()));
+    let window = |s: &str| {
+        let from = (0..=pos.saturating_sub(120).min(s.len()))
+            .rev()
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(0);
+        let to = ((pos + 120).min(s.len())..=s.len())
+            .find(|i| s.is_char_boundary(*i))
+            .unwrap_or(s.len());
+        s[from..to].to_string()
+    };
+    Some(format!(
+        "differs at byte {pos}:\n want …{}\n  got …{}",
+        window(w),
+        window(g)
+    ))
 }
