@@ -7,7 +7,6 @@
 //! producer flushes → [`ConnectServer::run`] returns. Target states are untouched, so the next
 //! start resumes every connector where it was.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -70,9 +69,12 @@ impl ConnectServer {
             config,
         } = self;
         let mut signal = shutdown.clone();
-        let serve = axum::serve(listener, router(worker.clone(), config.max_body_bytes))
-            .with_graceful_shutdown(async move { signal.wait().await })
-            .into_future();
+        let serve = augur_http::serve(
+            listener,
+            router(worker.clone(), config.max_body_bytes),
+            augur_http::Limits::default(),
+            async move { signal.wait().await },
+        );
         let mut serving = tokio::spawn(serve);
         tracing::info!(address = %local_addr, kafka = %config.bootstrap_servers, "connect worker listening");
         let mut outer = shutdown.clone();

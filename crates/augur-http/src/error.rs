@@ -41,9 +41,8 @@ impl ApiErrorKind {
     /// The HTTP status.
     pub fn status(self) -> StatusCode {
         match self {
-            ApiErrorKind::InvalidJson | ApiErrorKind::InvalidInput | ApiErrorKind::BodyTooLarge => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiErrorKind::InvalidJson | ApiErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+            ApiErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiErrorKind::NotFound => StatusCode::NOT_FOUND,
             ApiErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiErrorKind::Conflict => StatusCode::CONFLICT,

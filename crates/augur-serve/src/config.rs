@@ -21,6 +21,9 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default interval of store polling when watching is on.
 pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Connection limits (timeouts, most connections), shared with augur's other servers.
+pub use augur_http::Limits;
+
 /// How the server listens, batches and limits. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -34,8 +37,11 @@ pub struct ServeConfig {
     pub max_latency: Duration,
     /// The most requests waiting for the inference thread; one more gets `503` at once.
     pub max_queue: usize,
-    /// The largest request body in bytes; a larger one gets `400`.
+    /// The largest request body in bytes; a larger one gets `413` (once read, so the client
+    /// sees the answer).
     pub max_body_bytes: usize,
+    /// Connection limits: header read and idle timeouts, most open connections.
+    pub limits: augur_http::Limits,
     /// How long in-flight requests get to finish after shutdown is signalled; past it the
     /// server stops anyway and [`crate::Server::run`] returns an error.
     pub shutdown_timeout: Duration,
@@ -55,6 +61,7 @@ impl Default for ServeConfig {
             max_latency: DEFAULT_MAX_LATENCY,
             max_queue: DEFAULT_MAX_QUEUE,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            limits: augur_http::Limits::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             watch_interval: None,
             admin_token: None,
@@ -80,6 +87,13 @@ impl ServeConfig {
         }
         if self.max_body_bytes < 64 {
             return bad("max_body_bytes must be at least 64");
+        }
+        if self.limits.max_connections == 0 {
+            return bad("max_connections must be at least 1");
+        }
+        let l = &self.limits;
+        if l.header_timeout.is_zero() || l.idle_timeout.is_zero() || l.body_timeout.is_zero() {
+            return bad("the header, idle and body timeouts must be above zero");
         }
         if self
             .watch_interval

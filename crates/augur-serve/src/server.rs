@@ -7,7 +7,6 @@
 //! `shutdown_timeout`, `run` returns an [`ErrorKind::Internal`] error instead, which
 //! [`is_shutdown_timeout`] recognizes.
 
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -17,7 +16,6 @@ use augur_core::shutdown::{self, Shutdown};
 use augur_core::{Error, ErrorKind};
 use augur_metrics::Registry;
 use augur_model::Model;
-use axum::serve::ListenerExt;
 use tokio::task::{JoinError, JoinHandle};
 
 use crate::batcher::{BatchSettings, Batcher};
@@ -165,19 +163,17 @@ fn spawn_http(
 ) -> JoinHandle<std::io::Result<()>> {
     let mut stop_for_serve = stop.clone();
     let mut outer = shutdown.clone();
-    let serve = axum::serve(
-        listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        }),
-        router(state.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        tokio::select! {
-            _ = outer.wait() => {}
-            _ = stop_for_serve.wait() => {}
-        }
-    })
-    .into_future();
+    let serve = augur_http::serve(
+        listener,
+        router(state.clone()),
+        state.config.limits,
+        async move {
+            tokio::select! {
+                _ = outer.wait() => {}
+                _ = stop_for_serve.wait() => {}
+            }
+        },
+    );
     tokio::spawn(serve)
 }
 

@@ -110,7 +110,7 @@ fn predict_bad_input_is_400_naming_the_field() {
 }
 
 #[test]
-fn oversized_bodies_are_400_with_the_limit() {
+fn oversized_bodies_are_413_with_the_limit() {
     let cfg = ServeConfig {
         max_body_bytes: 1024,
         ..config()
@@ -120,7 +120,7 @@ fn oversized_bodies_are_400_with_the_limit() {
     assert!(big.len() > 1024);
     assert_error(
         &post(s.addr, "/predict", &big),
-        400,
+        413,
         "body_too_large",
         None,
         "1024 bytes",
@@ -136,7 +136,7 @@ fn oversized_bodies_are_400_with_the_limit() {
     }
     raw.extend_from_slice(b"0\r\n\r\n");
     c.send_raw(&raw);
-    assert_error(&c.read_response(), 400, "body_too_large", None, "1024");
+    assert_error(&c.read_response(), 413, "body_too_large", None, "1024");
     // A body under the limit still works, chunked too.
     let small = format!("[{CAR}]");
     let mut c = Conn::open(s.addr);

@@ -22,6 +22,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "augur-core",
             "augur-debezium",
+            "augur-http",
             "augur-postgres",
             "augur-kafka",
             "augur-model",

@@ -66,8 +66,8 @@ pub async fn serve(
             .with_hint("choose another address (http.listen)")
     })?;
     Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.wait().await })
-            .await;
+        let limits = augur_http::Limits::default();
+        let _ =
+            augur_http::serve(listener, app, limits, async move { shutdown.wait().await }).await;
     }))
 }

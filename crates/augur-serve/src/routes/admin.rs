@@ -87,7 +87,12 @@ pub(crate) async fn promote(
     body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, peer, &headers)?;
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        state.config.max_body_bytes,
+        state.config.limits.body_timeout,
+    )
+    .await?;
     let tag = if bytes.iter().all(u8::is_ascii_whitespace) {
         None
     } else {

@@ -28,7 +28,12 @@ pub(crate) async fn predict(
 ) -> Result<Response, ApiError> {
     let served = state.served()?;
     let incoming = state.batcher.incoming();
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        state.config.max_body_bytes,
+        state.config.limits.body_timeout,
+    )
+    .await?;
     let value = unwrap_parameter(parse_json(&bytes)?, &served);
     let (rows, batch) = match value {
         Value::Array(items) => (

@@ -57,7 +57,12 @@ pub(crate) async fn predict(
     let served = state.served()?;
     check_name(&served, name)?;
     let incoming = state.batcher.incoming();
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        state.config.max_body_bytes,
+        state.config.limits.body_timeout,
+    )
+    .await?;
     let rows = instances(parse_json(&bytes)?, &served)?;
     let results = infer(&state, &served, rows, incoming).await?;
     let prices = predictions(results, true)?;

@@ -122,20 +122,52 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     resp
 }
 
-/// Reads a whole body, refusing one larger than `limit` bytes with `400`.
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// A request body of at most `limit` bytes, within `timeout`. A body over the limit is read to
+/// its end (up to [`DRAIN_FACTOR`] times the limit) before the `413`, so the client, still
+/// sending, reads the answer instead of a connection reset.
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let too_large = || {
         ApiError::new(
             ApiErrorKind::BodyTooLarge,
             format!("the request body is larger than the limit of {limit} bytes"),
         )
     };
-    if body.size_hint().lower() > limit as u64 {
+    let slow = || {
+        ApiError::new(
+            ApiErrorKind::InvalidJson,
+            format!(
+                "the request body did not arrive within {} s",
+                timeout.as_secs()
+            ),
+        )
+    };
+    let drain_cap = limit.saturating_mul(DRAIN_FACTOR) as u64;
+    if body.size_hint().lower() > drain_cap {
         return Err(too_large());
     }
+    let collected = tokio::time::timeout(timeout, collect(body, limit, drain_cap))
+        .await
+        .map_err(|_| slow())?;
+    match collected? {
+        Some(bytes) => Ok(bytes),
+        None => Err(too_large()),
+    }
+}
+
+/// How far past the limit an oversized body is still read (and dropped) before the `413`.
+const DRAIN_FACTOR: usize = 8;
+
+/// The body, or `None` when it is over `limit` (then read on, discarded, up to `drain_cap`).
+async fn collect(body: Body, limit: usize, drain_cap: u64) -> Result<Option<Bytes>, ApiError> {
     let mut stream = body.into_data_stream();
     let mut first: Option<Bytes> = None;
     let mut rest: Vec<u8> = Vec::new();
+    let mut seen = 0u64;
+    let mut over = false;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| {
             ApiError::new(
@@ -143,9 +175,13 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
                 "the request body could not be read",
             )
         })?;
-        let have = first.as_ref().map_or(0, Bytes::len) + rest.len();
-        if have + chunk.len() > limit {
-            return Err(too_large());
+        seen += chunk.len() as u64;
+        if over || seen > limit as u64 {
+            over = true;
+            if seen > drain_cap {
+                return Ok(None);
+            }
+            continue;
         }
         match &first {
             None => first = Some(chunk),
@@ -157,11 +193,14 @@ pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
             }
         }
     }
-    Ok(if rest.is_empty() {
+    if over {
+        return Ok(None);
+    }
+    Ok(Some(if rest.is_empty() {
         first.unwrap_or_default()
     } else {
         Bytes::from(rest)
-    })
+    }))
 }
 
 /// Parses a body as JSON; `400` naming the position and the problem otherwise.

@@ -157,7 +157,12 @@ async fn infer_latest(
         None => check_name(&served, &name)?,
     }
     let incoming = state.batcher.incoming();
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        body,
+        state.config.max_body_bytes,
+        state.config.limits.body_timeout,
+    )
+    .await?;
     let request = parse_json(&bytes)?;
     let (id, rows) = parse_request(request, &served)?;
     let results = super::infer(&state, &served, rows, incoming).await?;

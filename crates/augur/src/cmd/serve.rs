@@ -46,9 +46,21 @@ pub(crate) struct ServeArgs {
     /// Most requests waiting for inference; one more gets 503 at once.
     #[arg(long, env = "AUGUR_SERVE_MAX_QUEUE", default_value_t = config::DEFAULT_MAX_QUEUE)]
     max_queue: usize,
-    /// Largest request body in bytes; a larger one gets 400.
+    /// Largest request body in bytes; a larger one gets 413.
     #[arg(long, env = "AUGUR_SERVE_MAX_BODY_BYTES", default_value_t = config::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Most open connections; one more closes the longest-idle connection first.
+    #[arg(long, env = "AUGUR_SERVE_MAX_CONNECTIONS", default_value_t = config::Limits::default().max_connections)]
+    max_connections: usize,
+    /// Seconds a request head may take to arrive before the connection is closed.
+    #[arg(long, env = "AUGUR_SERVE_HEADER_TIMEOUT", default_value_t = config::Limits::default().header_timeout.as_secs_f64())]
+    header_timeout: f64,
+    /// Seconds a connection may stay open between requests (or before its first).
+    #[arg(long, env = "AUGUR_SERVE_IDLE_TIMEOUT", default_value_t = config::Limits::default().idle_timeout.as_secs_f64())]
+    idle_timeout: f64,
+    /// Seconds a request body may take to arrive.
+    #[arg(long, env = "AUGUR_SERVE_BODY_TIMEOUT", default_value_t = config::Limits::default().body_timeout.as_secs_f64())]
+    body_timeout: f64,
     /// Seconds in-flight requests get to finish after SIGTERM; past it augur exits with 1.
     #[arg(long, env = "AUGUR_SERVE_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
@@ -105,6 +117,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_latency: Duration::from_millis(args.max_latency_ms),
         max_queue: args.max_queue,
         max_body_bytes: args.max_body_bytes,
+        limits: config::Limits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs_f64(args.header_timeout.max(0.0)),
+            idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.0)),
+            body_timeout: Duration::from_secs_f64(args.body_timeout.max(0.0)),
+        },
         shutdown_timeout: Duration::from_secs_f64(args.shutdown_timeout.max(0.0)),
         watch_interval: args
             .watch
