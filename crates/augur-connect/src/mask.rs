@@ -4,7 +4,8 @@
 //!
 //! A key is secret when its name ends in `password`, `secret` or `sasl.jaas.config`
 //! (`database.password`, `connection.password`, `ssl.key.password`, …); URLs additionally have
-//! their `password=` parameter and `user:password@` part hidden (`connection.url`).
+//! their `…password=` parameters (`sslpassword=` too) and `user:password@` part hidden
+//! (`connection.url`).
 
 use std::collections::BTreeMap;
 
@@ -25,44 +26,9 @@ pub fn mask_value(key: &str, value: &str) -> String {
     mask_url(value)
 }
 
-/// Hides `password=…` query parameters (up to `&` or `;`) and the password of a
-/// `scheme://user:password@host` URL.
+/// Hides every password a connection string carries (`augur_core::secret::mask_url`).
 fn mask_url(value: &str) -> String {
-    if !value.contains("://") {
-        return value.to_string();
-    }
-    let mut out = value.to_string();
-    // `scheme://user:password@host…`
-    if let Some(start) = out.find("://").map(|i| i + 3) {
-        let end = out[start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..end].rfind('@').map(|i| start + i)
-            && let Some(colon) = out[start..at].find(':').map(|i| start + i)
-        {
-            out.replace_range(colon + 1..at, HIDDEN);
-        }
-    }
-    // `?password=…&…` / `;password=…;…`
-    let lower = out.to_ascii_lowercase();
-    let mut result = String::with_capacity(out.len());
-    let mut i = 0;
-    while let Some(pos) = lower[i..].find("password=").map(|p| i + p) {
-        let boundary = pos == 0 || matches!(out.as_bytes()[pos - 1], b'?' | b'&' | b';');
-        let value_start = pos + "password=".len();
-        result.push_str(&out[i..value_start]);
-        let value_end = out[value_start..]
-            .find(['&', ';'])
-            .map_or(out.len(), |e| value_start + e);
-        if boundary {
-            result.push_str(HIDDEN);
-        } else {
-            result.push_str(&out[value_start..value_end]);
-        }
-        i = value_end;
-    }
-    result.push_str(&out[i..]);
-    result
+    augur_core::secret::mask_url(value, HIDDEN)
 }
 
 /// A config with every secret hidden.
@@ -123,7 +89,7 @@ mod tests {
             ),
             (
                 "connection.url",
-                "jdbc:postgresql://db:5432/cars?user=u&password=hunter2&ssl=false",
+                "jdbc:postgresql://db:5432/cars?user=u&password=hunter2&ssl=false&sslpassword=k3y",
             ),
             ("other.url", "postgres://me:hunter2@db:5432/cars"),
             ("database.user", "postgres"),
@@ -135,7 +101,7 @@ mod tests {
         assert_eq!(m["producer.override.sasl.jaas.config"], HIDDEN);
         assert_eq!(
             m["connection.url"],
-            "jdbc:postgresql://db:5432/cars?user=u&password=[hidden]&ssl=false"
+            "jdbc:postgresql://db:5432/cars?user=u&password=[hidden]&ssl=false&sslpassword=[hidden]"
         );
         assert_eq!(m["other.url"], "postgres://me:[hidden]@db:5432/cars");
         assert_eq!(m["database.user"], "postgres");

@@ -40,21 +40,10 @@ impl PgConnect {
         }
     }
 
-    /// `url` with its password replaced by `****`, for messages.
+    /// `url` with its passwords (userinfo, `password=`, `sslpassword=`) replaced by `****`,
+    /// for messages.
     pub fn redact_url(url: &str) -> String {
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return match url.rsplit_once('@') {
-                Some((_, host)) => format!("****@{host}"),
-                None => url.to_string(),
-            };
-        };
-        match rest.rsplit_once('@') {
-            Some((auth, host)) => match auth.split_once(':') {
-                Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-                None => url.to_string(),
-            },
-            None => url.to_string(),
-        }
+        augur_core::secret::mask_url(url, "****")
     }
 
     /// Parses a libpq connection string — a `postgres://user:password@host:port/dbname?…`

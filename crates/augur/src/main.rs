@@ -90,7 +90,7 @@ fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
     let ansi = std::io::stderr().is_terminal() && !no_color;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(move || EscapedStderr { ansi })
         .with_target(false);
     if format == "json" {
         builder
@@ -102,6 +102,42 @@ fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
         builder.with_ansi(ansi).init();
     }
     Ok(())
+}
+
+/// Stderr for one log line at a time, with the control characters inside the line escaped, so
+/// a logged value holding a newline (a connector's name, a column value in an error) cannot
+/// forge a line of its own. The line's final newline stays, and on a terminal colour codes.
+struct EscapedStderr {
+    ansi: bool,
+}
+
+impl std::io::Write for EscapedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().write_all(&escape_line(buf, self.ansi))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+/// `line` with its control characters escaped (`\n`, `\r`, `\x1b`, …), but a final newline,
+/// tabs and (when `ansi`) colour escapes kept.
+fn escape_line(line: &[u8], ansi: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 8);
+    for (i, &b) in line.iter().enumerate() {
+        match b {
+            b'\n' if i + 1 == line.len() => out.push(b),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.push(b),
+            0x1b if ansi => out.push(b),
+            0..=0x1f | 0x7f => out.extend_from_slice(format!("\\x{b:02x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+    out
 }
 
 /// The config key each flag is the shorthand of: `augur run` keys of `augur.toml`
@@ -289,6 +325,19 @@ mod tests {
                 "{key} is not in the printed config"
             );
         }
+    }
+
+    #[test]
+    fn log_lines_cannot_be_forged_by_a_value() {
+        let line = b"INFO connector created name=evil\nERROR forged\r\x1b[31m\n";
+        assert_eq!(
+            super::escape_line(line, false),
+            b"INFO connector created name=evil\\nERROR forged\\r\\x1b[31m\n".to_vec()
+        );
+        assert_eq!(
+            super::escape_line(b"a\x1b[1mb\tc\n", true),
+            b"a\x1b[1mb\tc\n".to_vec()
+        );
     }
 
     /// `docs/cli.md` is the generated reference; `AUGUR_BLESS=1` rewrites it.

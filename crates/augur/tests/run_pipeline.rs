@@ -194,6 +194,13 @@ fn clear_errors_at_start() {
         "cannot connect to PostgreSQL at 127.0.0.1:1/cars",
     );
     fails(&["--set", "output.mode=sideways"], "output.mode");
+    // A bad URL is quoted with its passwords masked, wherever they are.
+    let bad = "postgres://u:Pw0rd1@127.0.0.1:1/cars?sslpassword=Pw0rd2&nope=1";
+    let (mut p, _) = start(&db, &["--source-url", bad]);
+    let _ = crate::support::wait_timeout(&mut p.0, T).expect("exits");
+    let log = p.log();
+    assert!(log.contains("unknown option"), "{log}");
+    assert!(!log.contains("Pw0rd1") && !log.contains("Pw0rd2"), "{log}");
     fails(
         &["--set", "output.mode=column", "--set", "output.column=nope"],
         "has no column \"nope\"",
