@@ -39,10 +39,12 @@ pub fn mask_config(config: &BTreeMap<String, String>) -> BTreeMap<String, String
         .collect()
 }
 
-/// `text` with every secret value of `config` replaced by [`HIDDEN`].
+/// `text` with every secret value of `config` replaced by [`HIDDEN`] — as written, and as its
+/// config provider references (`${file:…}`) resolve.
 pub fn scrub(text: &str, config: &BTreeMap<String, String>) -> String {
     let mut out = text.to_string();
-    for (k, v) in config {
+    let resolved = augur_runtime::providers::resolve(config).unwrap_or_default();
+    for (k, v) in config.iter().chain(&resolved) {
         if is_secret_key(k) && !v.trim().is_empty() && out.contains(v.as_str()) {
             out = out.replace(v.as_str(), HIDDEN);
         }

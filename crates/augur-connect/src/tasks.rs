@@ -148,6 +148,26 @@ impl TaskPlan {
     /// their keys, in Debezium's or Kafka Connect's words.
     pub fn build(
         plugin: Plugin,
+        raw: &BTreeMap<String, String>,
+        bootstrap: &str,
+    ) -> Result<(TaskPlan, Vec<String>), Validation> {
+        // Config providers (`${file:…}`, `${directory:…}`, `${env:…}`) resolve here, as
+        // Kafka Connect's worker transforms a config before validating and starting it; a
+        // message never quotes a resolved value.
+        let config = &augur_runtime::providers::resolve(raw).map_err(|errors| Validation {
+            errors,
+            warnings: Vec::new(),
+        })?;
+        Self::build_resolved(plugin, config, bootstrap).map_err(|mut v| {
+            for e in &mut v.errors {
+                e.message = augur_runtime::providers::hide(&e.message, raw, config);
+            }
+            v
+        })
+    }
+
+    fn build_resolved(
+        plugin: Plugin,
         config: &BTreeMap<String, String>,
         bootstrap: &str,
     ) -> Result<(TaskPlan, Vec<String>), Validation> {

@@ -719,3 +719,58 @@ fn restarted_worker_resumes_every_connector_in_its_state() {
     );
     w.stop().expect("clean stop");
 }
+
+/// Config providers: credentials from `${file:…}` and `${env:…}` reach the capture (its slot
+/// goes active), while the REST API keeps showing the references and no log holds a resolved
+/// secret; a reference that cannot resolve fails validation naming its key.
+#[test]
+fn config_provider_references_resolve_at_start_and_stay_references_in_the_api() {
+    capture_logs();
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    let secret = "Pr0vided-Secret-7d1f";
+    pg.sql(
+        &db,
+        &format!("CREATE ROLE provided LOGIN SUPERUSER REPLICATION PASSWORD '{secret}'"),
+    );
+    pg.sql(&db, "CREATE TABLE items (id INT PRIMARY KEY)");
+    let dir = std::env::temp_dir().join(format!("augur-providers-rest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("db.properties");
+    std::fs::write(&file, format!("user=provided\npassword={secret}\n")).unwrap();
+    let user_ref = format!("${{file:{}:user}}", file.display());
+    let w = TestWorker::start(&broker.bootstrap());
+    let mut cfg = capture_config(&db, "prov", "prov_slot");
+    cfg["database.user"] = json!(user_ref);
+    cfg["database.password"] = json!(format!("${{file:{}:password}}", file.display()));
+    let r = w.post("/connectors", &json!({"name": "prov", "config": cfg}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_slot(&pg, &db, "prov_slot", true);
+    let shown = w.get("/connectors/prov/config").json();
+    assert_eq!(shown["database.user"], json!(user_ref));
+    assert_eq!(shown["database.password"], "[hidden]");
+    // A reference that cannot resolve names its key.
+    let mut bad = capture_config(&db, "prov2", "prov2_slot");
+    bad["database.password"] = json!("${file:/no/such/file.properties:password}");
+    let infos = w
+        .put(
+            &format!("/connector-plugins/{CAPTURE}/config/validate"),
+            &bad,
+        )
+        .json();
+    assert_eq!(infos["error_count"], 1, "{infos}");
+    let errors = infos["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["value"]["name"] == "database.password")
+        .map(|c| c["value"]["errors"].to_string())
+        .unwrap_or_default();
+    assert!(errors.contains("cannot be resolved"), "{errors}");
+    assert!(w.delete("/connectors/prov").status < 300);
+    for text in [logs(), w.get("/connectors").text()] {
+        assert!(!text.contains(secret), "a resolved secret leaked");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

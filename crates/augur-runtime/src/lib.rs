@@ -6,6 +6,7 @@
 //! - [`sink`]: the JDBC sink connector (consume, write to PostgreSQL, commit).
 //! - [`remote`]: predictions from a remote model server (BentoML JSON, OIP v2).
 //! - [`props`]: load `.properties`, JSON and TOML files into one flat property map.
+//! - [`providers`]: `${file:…}`, `${directory:…}`, `${env:…}` references in config values.
 //! - [`enrich`]: the Kafka enrichment stage (consume, predict, produce).
 //! - [`stored`]: unavailable TOASTed values on the Kafka path, read from the sink's rows.
 //! - [`pipeline`]: `augur run`, the embedded capture → predict → write-back pipeline.
@@ -22,6 +23,7 @@ pub mod models;
 pub mod pipeline;
 pub mod predict;
 pub mod props;
+pub mod providers;
 pub mod remote;
 pub mod sink;
 pub mod stages;

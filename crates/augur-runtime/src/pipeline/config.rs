@@ -119,8 +119,25 @@ pub fn apply_env(props: &mut Props, vars: impl Iterator<Item = (String, String)>
 }
 
 impl RunConfig {
-    /// Reads a flattened config (defaults filled in for missing keys).
-    pub fn from_props(props: &Props) -> Result<(RunConfig, Vec<String>), ConfigErrors> {
+    /// Reads a flattened config (defaults filled in for missing keys), its `${file:…}`,
+    /// `${directory:…}` and `${env:…}` references resolved; an error quotes the reference,
+    /// never the value it resolved to.
+    pub fn from_props(raw: &Props) -> Result<(RunConfig, Vec<String>), ConfigErrors> {
+        let resolved = Props(crate::providers::resolve(&raw.0).map_err(ConfigErrors)?);
+        Self::from_resolved(&resolved).map_err(|ConfigErrors(errors)| {
+            ConfigErrors(
+                errors
+                    .into_iter()
+                    .map(|mut e| {
+                        e.message = crate::providers::hide(&e.message, &raw.0, &resolved.0);
+                        e
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn from_resolved(props: &Props) -> Result<(RunConfig, Vec<String>), ConfigErrors> {
         let mut r = Sections {
             props,
             errors: Vec::new(),
