@@ -36,7 +36,7 @@ pub fn resolve(
 }
 
 /// `text` with every resolved value of `resolved` that differs from its reference in `raw`
-/// replaced by that reference.
+/// (as written, or masked as connection strings are quoted) replaced by that reference.
 pub fn hide(
     text: &str,
     raw: &BTreeMap<String, String>,
@@ -48,7 +48,9 @@ pub fn hide(
             && orig != r
             && !r.is_empty()
         {
-            out = out.replace(r.as_str(), orig);
+            // The value as written, and as a message quotes a connection string (masked).
+            let masked = augur_core::secret::mask_url(r, "****");
+            out = out.replace(r.as_str(), orig).replace(masked.as_str(), orig);
         }
     }
     out
