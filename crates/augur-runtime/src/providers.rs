@@ -164,6 +164,15 @@ mod tests {
             hide(msg, &cfg, &r),
             format!("auth failed for ${{file:{p}:db.password}}")
         );
+        let mut raw = BTreeMap::new();
+        raw.insert("u".to_string(), "${env:U}".to_string());
+        let mut got = BTreeMap::new();
+        got.insert("u".to_string(), "postgres://a:pw@h/d".to_string());
+        let quoted = "Invalid value postgres://a:****@h/d for source.url";
+        assert_eq!(
+            hide(quoted, &raw, &got),
+            "Invalid value ${env:U} for source.url"
+        );
         let _ = std::fs::remove_dir_all(d);
     }
 
