@@ -360,4 +360,8 @@ cases! {
     toast_unchanged_hex => "toast-unchanged-hex",
     alter_mid_stream => "alter-mid-stream",
     incremental_signal => "incremental-signal",
+    arrays_all => "arrays-all",
+    arrays_all_string_modes => "arrays-all-string-modes",
+    domains_all => "domains-all",
+    domains_all_precise_vs_double => "domains-all-precise-vs-double",
 }

@@ -120,6 +120,8 @@ pub struct TypeResolver {
     domain_typmods: HashMap<u32, i32>,
     /// Declared and measured type names (`column.propagate.source.type`).
     names: HashMap<u32, super::propagate::SourceTypeName>,
+    /// Domains resolved, and whether each is `NOT NULL` (itself or through its base domain).
+    domains: HashMap<u32, bool>,
 }
 
 impl TypeResolver {
@@ -156,6 +158,7 @@ impl TypeResolver {
         self.cache.remove(&oid);
         self.domain_typmods.remove(&oid);
         self.names.remove(&oid);
+        self.domains.remove(&oid);
     }
 
     /// The modifier of a column of type `oid` whose own modifier is `typmod`: a domain's
@@ -166,6 +169,12 @@ impl TypeResolver {
             Some(&m) if typmod < 0 => m,
             _ => typmod,
         }
+    }
+
+    /// Whether a column of type `oid` is required by its domain (`CREATE DOMAIN … NOT NULL`),
+    /// as Debezium marks it (the type must have been resolved).
+    pub fn domain_not_null(&self, oid: u32) -> bool {
+        self.domains.get(&oid).copied().unwrap_or(false)
     }
 
     /// The type with `oid`.
@@ -200,7 +209,7 @@ impl TypeResolver {
                 "SELECT t.typtype::text, t.typcategory::text, t.typelem, t.typbasetype, t.typname::text, \
                         CASE WHEN t.typtype = 'e' THEN \
                           (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) END, \
-                        t.typtypmod \
+                        t.typtypmod, t.typnotnull \
                  FROM pg_type t WHERE t.oid = $1",
                 &[&oid],
             )
@@ -216,6 +225,7 @@ impl TypeResolver {
         let name: String = row.get(4);
         let labels: Option<Vec<String>> = row.get(5);
         let typmod: i32 = row.get(6);
+        let not_null: bool = row.get(7);
         Ok(match (typtype.as_str(), category.as_str()) {
             ("e", _) => PgType::Enum(labels.unwrap_or_default()),
             ("d", _) => {
@@ -226,11 +236,15 @@ impl TypeResolver {
                     Some(m) => self.domain_typmods.insert(oid, m),
                     None => None,
                 };
+                let base_not_null = self.domains.get(&base).copied().unwrap_or(false);
+                self.domains.insert(oid, not_null || base_not_null);
                 ty
             }
             (_, "A") if elem != 0 => {
                 let inner = Box::pin(self.resolve_uncached(client, elem, chain)).await?;
                 match inner {
+                    // Debezium 3.6.3 maps no array of a domain (measured).
+                    _ if self.domains.contains_key(&elem) => PgType::Unknown(name),
                     PgType::Array(_) | PgType::Unknown(_) => PgType::Unknown(name),
                     t => PgType::Array(Box::new(t)),
                 }
@@ -302,7 +316,13 @@ pub async fn describe(
             type_modifier: resolver.effective_typmod(rc.type_oid, rc.type_modifier),
             ..rc.clone()
         };
-        let cat_col = by_name.get(rc.name.as_str()).copied();
+        let mut cat_col = by_name.get(rc.name.as_str()).copied().cloned();
+        if resolver.domain_not_null(rc.type_oid)
+            && let Some(c) = cat_col.as_mut()
+        {
+            c.not_null = true;
+        }
+        let cat_col = cat_col.as_ref();
         let qualified = format!("{}.{}.{}", cat.schema, cat.name, rc.name);
         let source_type = if opts.columns.propagates_any() {
             let n = resolver.source_type_name(client, rc.type_oid).await?;

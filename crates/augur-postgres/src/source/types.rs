@@ -194,7 +194,7 @@ pub fn builtin(oid: u32) -> Option<PgType> {
         3614 => Tsvector,
         600 => Point,
         1560 | 1562 => Bit,
-        1561 => Unknown("bit[]".into()),
+        1561 => Array(Box::new(Bit)),
         // Ranges print as text; Debezium maps them to strings.
         3904 | 3906 | 3908 | 3910 | 3912 | 3926 => Text,
         1000 => Array(Box::new(Bool)),
@@ -287,10 +287,12 @@ pub fn schema_for(ty: &PgType, typmod: i32, opts: &TypeOptions) -> Option<Schema
         Enum(labels) => s(SchemaType::String)
             .named("io.debezium.data.Enum", Some(1))
             .param("allowed", labels.join(",")),
-        // Enum elements are required in Debezium's array schema; all others optional.
+        // Debezium 3.6.3 types a bit array as its element (and sends null for it, measured).
+        Array(elem) if **elem == Bit => schema_for(elem, typmod, opts)?,
+        // Enum and tsvector elements are required in Debezium's array schema; others optional.
         Array(elem) => {
             let item = schema_for(elem, typmod, opts)?;
-            let optional = !matches!(**elem, Enum(_));
+            let optional = !matches!(**elem, Enum(_) | Tsvector);
             Schema::array(item.optional(optional))
         }
         Unknown(_) => {
@@ -461,6 +463,7 @@ pub fn convert(
         Uuid | Json | Jsonb | Xml | Tsvector | Enum(_) => Value::String(text.to_string()),
         Point => convert_point(text)?,
         Bit => convert_bits(text, typmod)?,
+        Array(elem) if **elem == Bit => Value::Null,
         Array(elem) => convert_array(elem, typmod, text, opts)?,
         Unknown(name) => Value::Bytes(unknown_text(name, text).into_bytes()),
     })
@@ -699,17 +702,49 @@ fn convert_array(
     if *elem == PgType::Numeric && items.iter().flatten().any(special) {
         return Ok(Value::Null);
     }
+    // A null among required elements (enums, tsvectors) makes Debezium write null for all.
+    if matches!(elem, PgType::Enum(_) | PgType::Tsvector) && items.iter().any(Option::is_none) {
+        return Ok(Value::Null);
+    }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         out.push(match item {
             None => Value::Null,
-            // Debezium reads array elements through the JDBC driver in the stream too, so a
-            // date element's ±infinity is the driver's sentinel there (measured).
-            Some(s) if *elem == PgType::Date => convert_date_via(&s, true)?,
-            Some(s) => convert(elem, typmod, &s, opts)?,
+            Some(s) => convert_element(elem, typmod, &s, opts)?,
         });
     }
     Ok(Value::Array(out))
+}
+
+/// An array element. Debezium reads elements through the JDBC driver in the stream too, with
+/// what that costs (measured): a date's ±infinity is the driver's sentinel, a time keeps
+/// milliseconds only, a time with time zone whole seconds only.
+fn convert_element(
+    elem: &PgType,
+    typmod: i32,
+    text: &str,
+    opts: &TypeOptions,
+) -> Result<Value, ConvertError> {
+    match elem {
+        PgType::Date => convert_date_via(text, true),
+        PgType::Time => Ok(match convert_time(text, typmod, opts)? {
+            Value::Int64(us) => Value::Int64(us / 1000 * 1000),
+            other => other,
+        }),
+        PgType::TimeTz => {
+            let whole = match text.find('.') {
+                Some(dot) => {
+                    let zone = text[dot..]
+                        .find(['+', '-', 'Z'])
+                        .map_or(text.len(), |i| dot + i);
+                    format!("{}{}", &text[..dot], &text[zone..])
+                }
+                None => text.to_string(),
+            };
+            convert_timetz(&whole)
+        }
+        _ => convert(elem, typmod, text, opts),
+    }
 }
 
 /// Says once per process that multi-dimensional arrays arrive as nulls (never the value).
