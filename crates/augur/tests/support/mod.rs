@@ -175,13 +175,21 @@ impl Capture {
         }
     }
 
-    /// SIGTERM, then waits for exit.
+    /// SIGTERM, then waits for exit. The wait is longer than augur's own shutdown deadline
+    /// (30 s for in-flight changes to become durable, then the final confirmation), so a
+    /// clean stop on a loaded machine is not taken for a hang; a hang shows augur's log.
     pub fn stop(mut self) -> (ExitStatus, String) {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }
-        let status = wait_timeout(&mut self.child, Duration::from_secs(30))
-            .expect("augur exits after SIGTERM");
+        let Some(status) = wait_timeout(&mut self.child, Duration::from_secs(60)) else {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            panic!(
+                "augur did not exit within 60 s of SIGTERM; stderr:\n{}",
+                self.stderr()
+            );
+        };
         std::thread::sleep(Duration::from_millis(50));
         (status, self.stderr())
     }
