@@ -32,6 +32,11 @@ pub struct ClusterOptions {
     pub keep: bool,
     /// Use this port instead of a free one.
     pub port: Option<u16>,
+    /// Files written into the data directory, readable only by the server (certificates
+    /// and keys for `ssl = on`).
+    pub files: Vec<(String, Vec<u8>)>,
+    /// Replaces `pg_hba.conf` (initdb's: SCRAM over TCP for every user and replication).
+    pub hba: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -41,6 +46,8 @@ impl Default for ClusterOptions {
             extra_conf: Vec::new(),
             keep: false,
             port: None,
+            files: Vec::new(),
+            hba: None,
         }
     }
 }
@@ -132,6 +139,13 @@ impl PgCluster {
         fs::write(&conf_path, conf).map_err(|e| step_err("writing postgresql.auto.conf", e))?;
         if let Some((uid, gid)) = run_as {
             chown(&conf_path, uid, gid)?;
+        }
+        let hba = options
+            .hba
+            .as_ref()
+            .map(|h| ("pg_hba.conf".to_string(), h.clone().into_bytes()));
+        for (name, content) in options.files.iter().chain(hba.iter()) {
+            write_private(&data.join(name), content, run_as)?;
         }
         let mut cluster = PgCluster {
             root,
@@ -463,6 +477,22 @@ fn unique_temp_dir(prefix: &str) -> Result<PathBuf, ClusterError> {
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| step_err("creating a temp dir", e))?;
     Ok(dir)
+}
+
+/// Writes `content` to `path` with mode 0600, owned by the server's user.
+fn write_private(
+    path: &Path,
+    content: &[u8],
+    run_as: Option<(u32, u32)>,
+) -> Result<(), ClusterError> {
+    use std::os::unix::fs::PermissionsExt;
+    let step = format!("writing {}", path.display());
+    fs::write(path, content).map_err(|e| step_err(&step, e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| step_err(&step, e))?;
+    if let Some((uid, gid)) = run_as {
+        chown(path, uid, gid)?;
+    }
+    Ok(())
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

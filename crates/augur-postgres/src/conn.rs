@@ -6,6 +6,20 @@ use std::time::Duration;
 use augur_core::secret::Secret;
 use augur_core::{Error, ErrorKind};
 
+use crate::tls::{PgTls, SslMode, describe_tls_failure};
+
+/// libpq's TLS parameters, read by augur rather than by tokio-postgres (which knows only
+/// `sslmode` disable/prefer/require). `sslsni` is accepted and has no effect (SNI is always
+/// sent for host names, never for addresses).
+const TLS_PARAMS: [&str; 6] = [
+    "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslsni",
+];
+
 /// Where and as whom to connect (`database.hostname`, `.port`, `.user`, `.password`,
 /// `.dbname`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +38,8 @@ pub struct PgConnect {
     pub application_name: String,
     /// How long to wait for a connection.
     pub connect_timeout: Duration,
+    /// TLS (`sslmode` and its files); libpq's default `prefer`.
+    pub tls: PgTls,
 }
 
 impl PgConnect {
@@ -37,7 +53,14 @@ impl PgConnect {
             dbname: dbname.to_string(),
             application_name: "augur".into(),
             connect_timeout: Duration::from_secs(10),
+            tls: PgTls::default(),
         }
+    }
+
+    /// The same settings with `tls`.
+    pub fn with_tls(mut self, tls: PgTls) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// `url` with its passwords (userinfo, `password=`, `sslpassword=`) replaced by `****`,
@@ -61,18 +84,22 @@ impl PgConnect {
         {
             return Err(bad("expected postgres:// or postgresql://".into()));
         }
-        let parsed = match url.parse::<tokio_postgres::Config>() {
+        let (rest, tls_params) = split_tls_params(url);
+        let parsed = match rest.parse::<tokio_postgres::Config>() {
             Ok(c) => c,
-            Err(_) if demands_tls(url) => return Err(tls_refused()),
             // tokio-postgres names the option, never the value: safe to show.
             Err(e) => {
                 let why = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
                 return Err(bad(why));
             }
         };
-        if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(tls_refused());
-        }
+        let tls = PgTls::from_params(|k| {
+            tls_params
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        })
+        .map_err(|(k, why)| bad(format!("{k}: {why}")))?;
         let host = match parsed.get_hosts() {
             [] => "localhost".to_string(),
             [tokio_postgres::config::Host::Tcp(h)] => h.clone(),
@@ -105,7 +132,7 @@ impl PgConnect {
         if let Some(t) = parsed.get_connect_timeout() {
             c.connect_timeout = *t;
         }
-        Ok(c)
+        Ok(c.with_tls(tls))
     }
 
     /// The same server, another database.
@@ -135,44 +162,167 @@ impl PgConnect {
         c
     }
 
-    /// Opens a SQL connection, driving it on a background task.
+    /// Opens a SQL connection, driving it on a background task. TLS as `sslmode` says;
+    /// `allow` tries plain first and TLS when the server refuses it.
     pub async fn connect_sql(&self) -> Result<tokio_postgres::Client, Error> {
-        let (client, conn) = self
-            .sql_config()
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| connect_error(self, e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "sql connection ended");
+        let mode = self.tls.effective_mode();
+        let first = if mode == SslMode::Allow {
+            SslMode::Disable
+        } else {
+            mode
+        };
+        match self.open_sql(first).await? {
+            Err((_, e)) if mode == SslMode::Allow && refuses_plain(&e) => {
+                self.open_sql(SslMode::Require).await?
             }
+            other => other,
+        }
+        .map_err(|(mode, e)| connect_error(self, mode, e))
+    }
+
+    /// The mode a connection ends up in: for `allow`, `disable` when the server takes a plain
+    /// connection and `require` when it refuses one (found by trying); else the mode itself.
+    pub async fn settled_mode(&self) -> Result<SslMode, Error> {
+        let mode = self.tls.effective_mode();
+        if mode != SslMode::Allow {
+            return Ok(mode);
+        }
+        Ok(match self.open_sql(SslMode::Disable).await? {
+            Err((_, e)) if refuses_plain(&e) => SslMode::Require,
+            _ => SslMode::Disable,
+        })
+    }
+
+    /// One connection attempt in `mode` (its certificate files read first: a bad file is the
+    /// outer error).
+    async fn open_sql(&self, mode: SslMode) -> Result<SqlAttempt, Error> {
+        use tokio_postgres::config::SslMode as TpMode;
+        let mut config = self.sql_config();
+        if mode == SslMode::Disable {
+            config.ssl_mode(TpMode::Disable);
+            return Ok(match config.connect(tokio_postgres::NoTls).await {
+                Ok((client, conn)) => Ok(drive(client, conn)),
+                Err(e) => Err((mode, e)),
+            });
+        }
+        let tls = tokio_postgres_rustls::MakeRustlsConnect::new(self.tls.client_config(mode)?);
+        config.ssl_mode(if mode == SslMode::Prefer {
+            TpMode::Prefer
+        } else {
+            TpMode::Require
         });
-        Ok(client)
+        Ok(match config.connect(tls).await {
+            Ok((client, conn)) => Ok(drive(client, conn)),
+            Err(e) => Err((mode, e)),
+        })
     }
 }
 
-/// Whether `url` asks for an `sslmode` that needs TLS (`require`, `verify-ca`, `verify-full`).
-fn demands_tls(url: &str) -> bool {
-    [
-        "sslmode=require",
-        "sslmode=verify-ca",
-        "sslmode=verify-full",
-    ]
-    .iter()
-    .any(|m| url.contains(m))
+type SqlAttempt = Result<tokio_postgres::Client, (SslMode, tokio_postgres::Error)>;
+
+/// Runs `conn` (the socket side of `client`) on a background task.
+fn drive<C>(client: tokio_postgres::Client, conn: C) -> tokio_postgres::Client
+where
+    C: std::future::Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, "sql connection ended");
+        }
+    });
+    client
 }
 
-fn tls_refused() -> Error {
-    Error::new(
-        ErrorKind::Config,
-        "augur does not speak TLS to PostgreSQL yet",
-    )
-    .with_hint("connect without TLS: drop sslmode or use sslmode=disable or prefer")
+/// `url` without libpq's TLS parameters, and those parameters (values percent-decoded from a
+/// URL; unquoted from `key='value'` pairs).
+fn split_tls_params(url: &str) -> (String, Vec<(String, String)>) {
+    if url.contains("://") {
+        let Some((base, query)) = url.split_once('?') else {
+            return (url.to_string(), Vec::new());
+        };
+        let (mut keep, mut tls) = (Vec::new(), Vec::new());
+        for pair in query.split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if TLS_PARAMS.contains(&k) {
+                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+                tls.push((k.to_string(), v.into_owned()));
+            } else {
+                keep.push(pair);
+            }
+        }
+        let rest = match keep.is_empty() {
+            true => base.to_string(),
+            false => format!("{base}?{}", keep.join("&")),
+        };
+        return (rest, tls);
+    }
+    let (mut keep, mut tls) = (Vec::new(), Vec::new());
+    for (k, v, raw) in kv_pairs(url) {
+        if TLS_PARAMS.contains(&k.as_str()) {
+            tls.push((k, v));
+        } else {
+            keep.push(raw);
+        }
+    }
+    (keep.join(" "), tls)
 }
 
-/// Maps a failed SQL connection attempt to an error with a kind and a fix.
-pub fn connect_error(c: &PgConnect, e: tokio_postgres::Error) -> Error {
+/// libpq's `key = value` pairs: `(key, value, the pair as written)`. A value is a run of
+/// non-blanks or a single-quoted string with `\'` and `\\` escapes.
+fn kv_pairs(s: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.char_indices().peekable();
+    let skip_blank = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while it.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_blank(&mut chars);
+        let Some(&(start, _)) = chars.peek() else {
+            break;
+        };
+        let mut key = String::new();
+        while let Some((_, c)) = chars.next_if(|(_, c)| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        skip_blank(&mut chars);
+        chars.next_if(|(_, c)| *c == '=');
+        skip_blank(&mut chars);
+        let mut value = String::new();
+        if chars.next_if(|(_, c)| *c == '\'').is_some() {
+            while let Some((_, c)) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next().map(|(_, c)| c)),
+                    '\'' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some((_, c)) = chars.next_if(|(_, c)| !c.is_whitespace()) {
+                value.push(c);
+            }
+        }
+        let end = chars.peek().map_or(s.len(), |&(i, _)| i);
+        out.push((key, value, s[start..end].trim_end().to_string()));
+    }
+    out
+}
+
+/// Whether the server refused a plain connection because its `pg_hba.conf` admits this
+/// client only over TLS (`hostssl`).
+fn refuses_plain(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error()
+        .is_some_and(|db| db.code().code() == "28000" && db.message().contains("no encryption"))
+}
+
+/// Maps a failed SQL connection attempt (made in `mode`) to an error with a kind and a fix.
+pub fn connect_error(c: &PgConnect, mode: SslMode, e: tokio_postgres::Error) -> Error {
+    if let Some(tls) = describe_tls_failure(&e, &c.display(), mode) {
+        return tls;
+    }
     if let Some(db) = e.as_db_error() {
+        if let Some(auth) = auth_refusal(c, db.code().code(), db.message()) {
+            return auth;
+        }
         let code = db.code().code();
         return match code {
             // invalid_password, invalid_authorization_specification
@@ -210,6 +360,37 @@ pub fn connect_error(c: &PgConnect, e: tokio_postgres::Error) -> Error {
     )
     .with_source(e)
     .with_hint("check that the server is running and database.hostname/database.port are right")
+}
+
+/// The server's refusals that are about TLS or `pg_hba.conf` rather than the password
+/// (SQLSTATE 28000), for both connections: `message` is the server's text.
+pub(crate) fn auth_refusal(c: &PgConnect, code: &str, message: &str) -> Option<Error> {
+    if code != "28000" {
+        return None;
+    }
+    let at = c.display();
+    let (msg, hint) = if message.contains("no encryption") {
+        (
+            format!(
+                "PostgreSQL at {at} accepts user \"{}\" only over TLS (pg_hba.conf has no entry for unencrypted connections)",
+                c.user
+            ),
+            "set sslmode=require (or verify-ca/verify-full with sslrootcert)",
+        )
+    } else if message.contains("certificate") {
+        (
+            format!("PostgreSQL at {at} refused the client certificate: {message}"),
+            "give sslcert/sslkey of a certificate signed by the server's ssl_ca_file, whose CN is the user name",
+        )
+    } else if message.contains("pg_hba.conf") {
+        (
+            format!("PostgreSQL at {at} refused the connection: {message}"),
+            "add a pg_hba.conf entry for this user, database and address",
+        )
+    } else {
+        return None;
+    };
+    Some(Error::new(ErrorKind::Auth, msg).with_hint(hint))
 }
 
 /// Maps a SQL error during setup or capture to an error (server text stays in the cause).
@@ -277,12 +458,58 @@ mod tests {
     }
 
     #[test]
-    fn a_url_that_demands_tls_is_refused() {
-        let e = PgConnect::from_url("postgres://u@h/cars?sslmode=require").unwrap_err();
-        assert!(e.to_string().contains("TLS"), "{e}");
-        let e = PgConnect::from_url("postgres://u@h/cars?sslmode=verify-full").unwrap_err();
-        assert!(e.to_string().contains("TLS"), "{e}");
-        let c = PgConnect::from_url("postgres://u@h/cars?sslmode=disable").unwrap();
-        assert_eq!(c.dbname, "cars");
+    fn tls_parameters_are_read_from_urls_and_key_value_strings() {
+        use crate::tls::RootCert;
+        let c = PgConnect::from_url(
+            "postgres://u:pw@h/cars?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x",
+        )
+        .unwrap();
+        assert_eq!(c.tls.mode, SslMode::VerifyFull);
+        assert_eq!(c.tls.root_cert, RootCert::File("/etc/ca.pem".into()));
+        assert_eq!(
+            (c.dbname.as_str(), c.application_name.as_str()),
+            ("cars", "x")
+        );
+        let c = PgConnect::from_url(
+            "host=h sslmode = require sslcert='/a b/c.pem' sslkey=/k.pem sslpassword='it\\'s' dbname=d",
+        )
+        .unwrap();
+        assert_eq!(c.tls.mode, SslMode::Require);
+        assert_eq!(
+            c.tls.cert.as_deref(),
+            Some(std::path::Path::new("/a b/c.pem"))
+        );
+        assert_eq!(c.tls.key_password.as_ref().unwrap().expose(), "it's");
+        assert_eq!(c.dbname, "d");
+        assert_eq!(
+            PgConnect::from_url("postgres://h/d").unwrap().tls.mode,
+            SslMode::Prefer
+        );
+        let e = PgConnect::from_url("postgres://u:hunter2@h/d?sslmode=bogus").unwrap_err();
+        assert!(e.to_string().contains("sslmode"), "{e}");
+        assert!(!e.full_message().contains("hunter2"));
+        let e =
+            PgConnect::from_url("postgres://h/d?sslrootcert=system&sslmode=prefer").unwrap_err();
+        assert!(e.to_string().contains("weak sslmode"), "{e}");
+    }
+
+    #[test]
+    fn a_refusal_about_tls_says_so() {
+        let c = PgConnect::new("db", 5432, "u", "p", "cars");
+        let e = auth_refusal(
+            &c,
+            "28000",
+            "no pg_hba.conf entry for host \"127.0.0.1\", user \"u\", database \"cars\", no encryption",
+        )
+        .unwrap();
+        assert!(e.to_string().contains("only over TLS"), "{e}");
+        assert!(e.hint().unwrap().contains("sslmode=require"));
+        let e = auth_refusal(
+            &c,
+            "28000",
+            "certificate authentication failed for user \"u\"",
+        );
+        assert!(e.unwrap().to_string().contains("client certificate"));
+        assert!(auth_refusal(&c, "28P01", "password authentication failed").is_none());
     }
 }

@@ -7,11 +7,13 @@
 //! - [`Tansu`]: a Kafka-protocol broker (Tansu, in-memory storage) on a free port, likewise tied
 //!   to the test.
 //! - [`kafka`]: read a topic from the beginning without a consumer group.
+//! - [`tls`]: a test CA and the server and client certificates it signs.
 
 pub mod cars;
 pub mod differential;
 pub mod http;
 pub mod kafka;
+pub mod tls;
 
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;

@@ -21,6 +21,7 @@ mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;
 mod packaging;
+mod pg_tls;
 mod run_crash;
 mod run_exact;
 mod run_exact_kafka;

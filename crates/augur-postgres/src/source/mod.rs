@@ -297,9 +297,7 @@ impl PgSource {
         published.dedup_by_key(|t| t.oid);
         setup::ensure_publication(&client, cfg, &published).await?;
         let plan = self.plan(&client, offset.as_ref()).await?;
-        let mut repl = ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO))
-            .await
-            .map_err(|e| replication_error(cfg, e))?;
+        let mut repl = self.connect_replication().await?;
         let created_here = !plan.slot_exists;
         let exported = if plan.slot_exists {
             None
@@ -500,7 +498,17 @@ impl PgSource {
         }
     }
 
-    fn replication_config(&self, start: Lsn) -> ReplicationConfig {
+    /// Opens the replication connection with TLS as `sslmode` says (`allow`: as the server
+    /// wants).
+    async fn connect_replication(&self) -> Result<ReplicationClient, Error> {
+        let c = &self.cfg.connect;
+        let tls = c.tls.replication_config(c.settled_mode().await?, &c.host)?;
+        ReplicationClient::connect_gated(self.replication_config(Lsn::ZERO, tls))
+            .await
+            .map_err(|e| replication_error(&self.cfg, e))
+    }
+
+    fn replication_config(&self, start: Lsn, tls: TlsConfig) -> ReplicationConfig {
         let c = &self.cfg.connect;
         ReplicationConfig::new(
             c.host.clone(),
@@ -511,7 +519,7 @@ impl PgSource {
             self.cfg.publication_name.clone(),
         )
         .with_port(c.port)
-        .with_tls(TlsConfig::disabled())
+        .with_tls(tls)
         .with_start_lsn(pgwire_replication::Lsn::from_u64(start.as_u64()))
         .with_status_interval(self.cfg.status_interval)
         .with_wakeup_interval(Duration::from_secs(1))
@@ -776,6 +784,16 @@ fn connection_lost(msg: &str) -> bool {
 /// Maps a replication-connection error to an error with a kind and a fix.
 fn replication_error(cfg: &SourceConfig, e: PgWireError) -> Error {
     let c = &cfg.connect;
+    let mode = c.tls.effective_mode();
+    if let Some(tls) = crate::tls::describe_tls_failure(&e, &c.display(), mode) {
+        return tls;
+    }
+    let text = e.to_string();
+    if text.contains("28000")
+        && let Some(refusal) = crate::conn::auth_refusal(c, "28000", &text)
+    {
+        return refusal;
+    }
     match &e {
         PgWireError::Auth(_) => Error::new(
             ErrorKind::Auth,

@@ -17,6 +17,7 @@ use augur_postgres::source::config::{
 use augur_postgres::source::types::{
     BinaryHandling, DecimalHandling, IntervalHandling, TimePrecision, TypeOptions,
 };
+use augur_postgres::tls::PgTls;
 
 use crate::props::Props;
 
@@ -229,13 +230,6 @@ impl CaptureConfig {
         source.signals = signals(&mut r, &mut warnings);
         let mut envelope = envelope(&mut r, prefix, dbname);
         let transform_keys = transforms(&mut r, &mut envelope, &mut warnings);
-        // augur has no TLS to PostgreSQL yet: a mode that demands it must not connect in clear text.
-        r.parse(
-            "database.sslmode",
-            (),
-            |v| matches!(v, "disable" | "allow" | "prefer").then_some(()),
-            "augur does not speak TLS to PostgreSQL yet; use disable, allow or prefer (the connection is made without TLS)",
-        );
         let offsets_file = r.str("offset.storage.file.filename").map(PathBuf::from);
         warn_unknown_keys(props, &transform_keys, &mut warnings);
         if !r.errors.is_empty() {
@@ -313,9 +307,29 @@ fn connection(r: &mut Reader<'_>, name: &str) -> PgConnect {
     let dbname = r.str("database.dbname").unwrap_or("").to_string();
     let password = r.props.get("database.password").unwrap_or("").to_string();
     let mut connect = PgConnect::new(&host, port, &user, &password, &dbname);
-
+    connect.tls = tls(r);
     connect.application_name = format!("augur:{name}");
     connect
+}
+
+/// `database.sslmode`, `.sslrootcert`, `.sslcert`, `.sslkey`, `.sslpassword` with libpq's
+/// meanings (Debezium passes them to pgjdbc, which follows libpq). `database.sslfactory`
+/// names a Java class and is ignored: augur verifies as `sslmode` says.
+fn tls(r: &mut Reader<'_>) -> PgTls {
+    let get = |k: &str| r.props.get(&format!("database.{k}")).map(str::to_string);
+    match PgTls::from_params(get) {
+        Ok(t) => t,
+        Err((k, why)) => {
+            let key = format!("database.{k}");
+            let value = if k == "sslpassword" {
+                ""
+            } else {
+                r.str(&key).unwrap_or("")
+            };
+            r.errors.push(err(&key, value, &why));
+            PgTls::default()
+        }
+    }
 }
 
 /// The slot, the publication and the snapshot mode.
@@ -773,20 +787,44 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_demanding_sslmode_is_refused_not_ignored() {
-        for mode in ["require", "verify-ca", "verify-full"] {
+    fn tls_settings_follow_libpq_and_bad_ones_are_named() {
+        use augur_postgres::tls::{RootCert, SslMode};
+        let mut p = base();
+        p.set("database.sslmode", "verify-full");
+        p.set("database.sslrootcert", "/etc/ca.pem");
+        p.set("database.sslcert", "/etc/c.pem");
+        p.set("database.sslkey", "/etc/k.pem");
+        p.set(
+            "database.sslfactory",
+            "org.postgresql.ssl.NonValidatingFactory",
+        );
+        let (c, w) = CaptureConfig::from_props(&p).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        let tls = &c.source.connect.tls;
+        assert_eq!(tls.mode, SslMode::VerifyFull);
+        assert_eq!(tls.root_cert, RootCert::File("/etc/ca.pem".into()));
+        assert_eq!(
+            CaptureConfig::from_props(&base())
+                .unwrap()
+                .0
+                .source
+                .connect
+                .tls
+                .mode,
+            SslMode::Prefer
+        );
+        for (k, v, says) in [
+            ("database.sslmode", "verify_full", "not one of"),
+            ("database.sslkey", "/k.pem", "together"),
+        ] {
             let mut p = base();
-            p.set("database.sslmode", mode);
+            p.set(k, v);
             let e = CaptureConfig::from_props(&p).unwrap_err();
             assert_eq!(e.0.len(), 1);
-            assert_eq!(e.0[0].key, "database.sslmode");
-            assert!(e.0[0].message.contains("TLS"), "{}", e.0[0].message);
-        }
-        for mode in ["disable", "allow", "prefer"] {
-            let mut p = base();
-            p.set("database.sslmode", mode);
-            let (_, w) = CaptureConfig::from_props(&p).unwrap();
-            assert!(w.is_empty(), "{w:?}");
+            // The key missing its partner is named: sslkey alone names sslcert.
+            let named = if k == "database.sslkey" { "database.sslcert" } else { k };
+            assert_eq!(e.0[0].key, named);
+            assert!(e.0[0].message.contains(says), "{}", e.0[0].message);
         }
     }
 

@@ -287,9 +287,18 @@ impl<'a> Sections<'a> {
     fn capture(&mut self, connect: &PgConnect) -> Option<CaptureConfig> {
         let source = self.debezium_properties(connect);
         match CaptureConfig::from_props(&source) {
-            Ok((c, w)) => {
+            Ok((mut c, w)) => {
                 self.warnings
                     .extend(w.into_iter().map(|w| format!("source: {w}")));
+                // TLS comes from `source.url` unless `source.database.ssl*` keys say otherwise.
+                if !self
+                    .props
+                    .0
+                    .keys()
+                    .any(|k| k.starts_with("source.database.ssl"))
+                {
+                    c.source.connect.tls = connect.tls.clone();
+                }
                 Some(c)
             }
             Err(e) => {
@@ -546,7 +555,10 @@ mod tests {
     #[test]
     fn a_bad_url_is_named_with_its_reason_and_never_its_password() {
         for (url, reason) in [
-            ("postgres://u:s3cret@db:5432/cars?sslmode=require", "TLS"),
+            (
+                "postgres://u:s3cret@db:5432/cars?sslmode=requires",
+                "sslmode",
+            ),
             ("http://u:s3cret@db/cars", "invalid PostgreSQL URL"),
             (
                 "postgres://u:s3cret@db:notaport/cars",

@@ -14,6 +14,7 @@ use augur_kafka::producer::{Producer, ProducerSettings};
 use augur_postgres::conn::PgConnect;
 use augur_postgres::sink::config::{Flavor, InsertMode, PkMode, SinkConfig};
 use augur_postgres::sink::{Batch, DeadLetterOf, PgSink, Rejected, RowWrite};
+use augur_postgres::tls::{PgTls, RootCert, SslMode};
 
 use self::record::{RecordConverter, SinkRecord};
 use crate::capture::config::{ConfigError, ConfigErrors};
@@ -73,7 +74,10 @@ pub fn parse_jdbc_url(url: &str) -> Option<JdbcUrl> {
         .split('&')
         .filter(|p| !p.is_empty())
         .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .map(|(k, v)| {
+            let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+            (k.to_string(), v.into_owned())
+        })
         .collect();
     Some(JdbcUrl {
         host: host.to_string(),
@@ -217,17 +221,33 @@ impl<'a> SinkReader<'a> {
             .map(str::to_string)
             .or(param("password"))
             .unwrap_or_default();
-        // No TLS to PostgreSQL yet: a URL that demands it must not connect in clear text.
-        let tls_demanded = param("ssl").is_some_and(|v| v == "true")
-            || param("sslmode")
-                .is_some_and(|v| matches!(v.as_str(), "require" | "verify-ca" | "verify-full"));
-        if tls_demanded {
-            self.error(
-                "connection.url",
-                "augur does not speak TLS to PostgreSQL yet; drop ssl=true or use sslmode=disable, allow or prefer",
-            );
+        let tls = self.tls(&param);
+        PgConnect::new(&parsed.host, parsed.port, &user, &password, &parsed.db).with_tls(tls)
+    }
+
+    /// TLS from the JDBC URL as pgjdbc reads it: `sslmode` (default `prefer`), `ssl=true`
+    /// alone meaning `verify-full`, `sslrootcert`/`sslcert`/`sslkey`/`sslpassword`, and
+    /// `sslfactory=…NonValidatingFactory` turning verification off (encryption stays).
+    fn tls(&mut self, param: &dyn Fn(&str) -> Option<String>) -> PgTls {
+        let ssl_on = param("ssl").is_some_and(|v| v.is_empty() || v == "true");
+        let get = |k: &str| match k {
+            "sslmode" if ssl_on => param(k).or(Some("verify-full".into())),
+            _ => param(k),
+        };
+        let mut tls = match PgTls::from_params(get) {
+            Ok(t) => t,
+            Err((k, why)) => {
+                self.error("connection.url", &format!("{k}: {why}"));
+                return PgTls::default();
+            }
+        };
+        let non_validating =
+            param("sslfactory").is_some_and(|f| f.ends_with(".NonValidatingFactory"));
+        if non_validating && tls.mode >= SslMode::Require {
+            tls.mode = SslMode::Require;
+            tls.root_cert = RootCert::Default;
         }
-        PgConnect::new(&parsed.host, parsed.port, &user, &password, &parsed.db)
+        tls
     }
 
     /// `insert.mode` and the primary key (`pk.mode`/`pk.fields`, or Debezium's
@@ -503,21 +523,39 @@ mod tests {
     }
 
     #[test]
-    fn a_url_that_demands_tls_is_refused_with_the_key() {
-        for url in [
-            "jdbc:postgresql://db:5432/cars?sslmode=require",
-            "jdbc:postgresql://db:5432/cars?ssl=true",
-        ] {
-            let e = SinkConnectorConfig::from_props(&props(url)).unwrap_err();
-            assert!(
-                e.0.iter()
-                    .any(|e| e.key == "connection.url" && e.message.contains("TLS")),
-                "{url}"
-            );
-        }
-        let ok = SinkConnectorConfig::from_props(&props(
-            "jdbc:postgresql://db:5432/cars?sslmode=prefer",
-        ));
-        assert!(ok.is_ok());
+    fn tls_settings_are_read_as_pgjdbc_reads_them() {
+        let mode = |url: &str| {
+            let (c, _) = SinkConnectorConfig::from_props(&props(url)).unwrap();
+            c.sink.connect.tls.mode
+        };
+        assert_eq!(mode("jdbc:postgresql://db:5432/cars"), SslMode::Prefer);
+        assert_eq!(
+            mode("jdbc:postgresql://db:5432/cars?ssl=true"),
+            SslMode::VerifyFull
+        );
+        assert_eq!(
+            mode("jdbc:postgresql://db:5432/cars?ssl=true&sslmode=require"),
+            SslMode::Require
+        );
+        assert_eq!(
+            mode(
+                "jdbc:postgresql://db/cars?ssl=true&sslfactory=org.postgresql.ssl.NonValidatingFactory"
+            ),
+            SslMode::Require
+        );
+        let (c, _) = SinkConnectorConfig::from_props(&props(
+            "jdbc:postgresql://db/cars?sslmode=verify-ca&sslrootcert=%2Fetc%2Fca.pem",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.sink.connect.tls.root_cert,
+            RootCert::File("/etc/ca.pem".into())
+        );
+        let e = SinkConnectorConfig::from_props(&props("jdbc:postgresql://db/cars?sslmode=on"))
+            .unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|e| e.key == "connection.url" && e.message.contains("sslmode"))
+        );
     }
 }
