@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use augur_core::{Error, ErrorKind};
+use augur_runtime::security::ClientSettings;
 
 /// Kafka Connect's REST port.
 pub const DEFAULT_PORT: u16 = 8083;
@@ -44,6 +45,10 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// The largest request body accepted.
     pub max_body_bytes: usize,
+    /// Kafka client settings (`--kafka-config`): unprefixed keys for every client — the
+    /// worker's own and its connectors' — and `producer.*` / `consumer.*` for connectors'
+    /// producers or consumers; a connector's `*.override.*` keys come last.
+    pub client: ClientSettings,
 }
 
 impl WorkerConfig {
@@ -59,7 +64,18 @@ impl WorkerConfig {
             replication_factor: 1,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            client: ClientSettings::default(),
         }
+    }
+
+    /// A librdkafka config for one of the worker's own clients: the bootstrap servers, quiet
+    /// logging and the unprefixed client settings.
+    pub fn kafka_client(&self) -> Result<rdkafka::ClientConfig, Error> {
+        let mut c = rdkafka::ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("log_level", "3");
+        augur_runtime::security::apply(&mut c, &self.client.common(), false)?;
+        Ok(c)
     }
 
     /// Checks the settings (no I/O).

@@ -2,7 +2,8 @@
 //! replaced by [`HIDDEN`] (what Kafka Connect shows for `PASSWORD` settings), and text that
 //! might quote one (a task's failure trace) has the connector's secret values scrubbed.
 //!
-//! A key is secret when its name ends in `password`, `secret` or `sasl.jaas.config`
+//! A key is secret when its name ends in `password`, `secret`, `sasl.jaas.config`,
+//! `ssl.key.pem` or `ssl.keystore.key`
 //! (`database.password`, `connection.password`, `ssl.key.password`, …); URLs additionally have
 //! their `…password=` parameters (`sslpassword=` too) and `user:password@` part hidden
 //! (`connection.url`).
@@ -15,7 +16,12 @@ pub const HIDDEN: &str = "[hidden]";
 /// Whether the value of `key` is a secret.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    k.ends_with("password") || k.ends_with("secret") || k.ends_with("sasl.jaas.config")
+    k.ends_with("password")
+        || k.ends_with("secret")
+        || k.ends_with("sasl.jaas.config")
+        // PEM private keys given inline (librdkafka's and Java's names).
+        || k.ends_with("ssl.key.pem")
+        || k.ends_with("ssl.keystore.key")
 }
 
 /// The value of `key` as it may be shown.

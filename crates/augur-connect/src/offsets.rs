@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::WorkerConfig;
 use augur_core::offset::{OffsetFuture, OffsetStore, SourceOffset};
 use augur_core::{Error, ErrorKind};
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
@@ -81,29 +81,28 @@ pub struct GroupOffset {
 /// The committed offsets of consumer group `group` on `topics` (names, or regular expressions
 /// starting with `^`), without joining the group.
 pub async fn group_offsets(
-    bootstrap: &str,
+    worker: &WorkerConfig,
     group: &str,
     topics: &[String],
 ) -> Result<Vec<GroupOffset>, Error> {
-    let (bootstrap, group, topics) = (bootstrap.to_string(), group.to_string(), topics.to_vec());
-    tokio::task::spawn_blocking(move || group_offsets_blocking(&bootstrap, &group, &topics))
+    let (worker, group, topics) = (worker.clone(), group.to_string(), topics.to_vec());
+    tokio::task::spawn_blocking(move || group_offsets_blocking(&worker, &group, &topics))
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, "offset lookup task failed").with_source(e))?
 }
 
 fn group_offsets_blocking(
-    bootstrap: &str,
+    worker: &WorkerConfig,
     group: &str,
     topics: &[String],
 ) -> Result<Vec<GroupOffset>, Error> {
     let kafka = |what: &str, e: rdkafka::error::KafkaError| {
         Error::new(ErrorKind::Connection, what.to_string()).with_source(e)
     };
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let consumer: BaseConsumer = worker
+        .kafka_client()?
         .set("group.id", group)
         .set("enable.auto.commit", "false")
-        .set("log_level", "3")
         .create()
         .map_err(|e| kafka("invalid Kafka settings", e))?;
     let md = consumer

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use augur_core::{Error, ErrorKind};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -180,13 +179,12 @@ impl StateStore {
     /// Connects to the cluster, creates the state topics when missing, and reads the configs
     /// and offsets they hold.
     pub async fn open(cfg: &WorkerConfig) -> Result<(Arc<StateStore>, Restored), Error> {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &cfg.bootstrap_servers)
+        let producer: FutureProducer = cfg
+            .kafka_client()?
             .set("client.id", format!("{}-state", cfg.group_id))
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
-            .set("log_level", "3")
             .create()
             .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka settings").with_source(e))?;
         let p = producer.clone();
@@ -417,9 +415,8 @@ fn delivered<E>(
 
 /// Creates the three state topics (one partition, compacted) unless they exist.
 async fn create_topics(cfg: &WorkerConfig) -> Result<(), Error> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.bootstrap_servers)
-        .set("log_level", "3")
+    let admin: AdminClient<DefaultClientContext> = cfg
+        .kafka_client()?
         .create()
         .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka settings").with_source(e))?;
     let opts = AdminOptions::new().operation_timeout(Some(CONNECT_TIMEOUT));
@@ -459,12 +456,11 @@ type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Reads `topic` from the beginning of every partition to its end (blocking).
 fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.bootstrap_servers)
+    let consumer: BaseConsumer = cfg
+        .kafka_client()?
         .set("group.id", format!("{}-state-reader", cfg.group_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
-        .set("log_level", "3")
         .create()
         .map_err(|e| Error::new(ErrorKind::Config, "invalid Kafka settings").with_source(e))?;
     let deadline = Instant::now() + READ_TIMEOUT;

@@ -20,6 +20,7 @@ use augur_runtime::sink::SinkConnectorConfig;
 use augur_runtime::{ConsumerSettings, ProducerSettings};
 use serde_json::Value;
 
+use crate::config::WorkerConfig;
 use crate::offsets::{TopicOffsetStore, source_partition};
 use crate::plugins::{Plugin, Validation};
 use crate::store::StateStore;
@@ -80,11 +81,31 @@ fn overrides(config: &BTreeMap<String, String>, prefix: &str) -> Vec<(String, St
         .collect()
 }
 
-/// Producer settings for connector `name`'s task.
-fn producer(bootstrap: &str, name: &str, config: &BTreeMap<String, String>) -> ProducerSettings {
-    let mut s = ProducerSettings::new(bootstrap);
+/// Kafka client settings among a connector's `producer.override.*` and
+/// `consumer.override.*` keys that cannot be used, by key.
+fn override_errors(config: &BTreeMap<String, String>) -> Vec<ConfigError> {
+    ["producer.override.", "consumer.override."]
+        .iter()
+        .filter_map(|prefix| {
+            let e = augur_runtime::security::translate(&overrides(config, prefix)).err()?;
+            let key = format!("{prefix}{}", e.key);
+            let message = format!("Invalid value for configuration {key}: {}", e.message);
+            Some(ConfigError { key, message })
+        })
+        .collect()
+}
+
+/// Producer settings for connector `name`'s task: the worker's client settings (as Kafka
+/// Connect's `producer.*` worker keys), then the connector's `producer.override.*`.
+fn producer(
+    worker: &WorkerConfig,
+    name: &str,
+    config: &BTreeMap<String, String>,
+) -> ProducerSettings {
+    let mut s = ProducerSettings::new(&worker.bootstrap_servers);
     s.client_id = format!("connector-producer-{name}-0");
-    s.overrides = overrides(config, "producer.override.");
+    s.overrides = worker.client.for_producer();
+    s.overrides.extend(overrides(config, "producer.override."));
     if let Some(p) = config
         .get("topic.creation.default.partitions")
         .and_then(|v| v.trim().parse().ok())
@@ -97,13 +118,14 @@ fn producer(bootstrap: &str, name: &str, config: &BTreeMap<String, String>) -> P
 
 /// Consumer settings for group `group` on `topics`.
 fn consumer(
-    bootstrap: &str,
+    worker: &WorkerConfig,
     group: &str,
     topics: Vec<String>,
     config: &BTreeMap<String, String>,
 ) -> ConsumerSettings {
-    let mut s = ConsumerSettings::new(bootstrap, group, topics);
-    s.overrides = overrides(config, "consumer.override.");
+    let mut s = ConsumerSettings::new(&worker.bootstrap_servers, group, topics);
+    s.overrides = worker.client.for_consumer();
+    s.overrides.extend(overrides(config, "consumer.override."));
     s
 }
 
@@ -149,7 +171,7 @@ impl TaskPlan {
     pub fn build(
         plugin: Plugin,
         raw: &BTreeMap<String, String>,
-        bootstrap: &str,
+        worker: &WorkerConfig,
     ) -> Result<(TaskPlan, Vec<String>), Validation> {
         // Config providers (`${file:…}`, `${directory:…}`, `${env:…}`) resolve here, as
         // Kafka Connect's worker transforms a config before validating and starting it; a
@@ -158,7 +180,7 @@ impl TaskPlan {
             errors,
             warnings: Vec::new(),
         })?;
-        Self::build_resolved(plugin, config, bootstrap).map_err(|mut v| {
+        Self::build_resolved(plugin, config, worker).map_err(|mut v| {
             for e in &mut v.errors {
                 e.message = augur_runtime::providers::hide(&e.message, raw, config);
             }
@@ -169,9 +191,10 @@ impl TaskPlan {
     fn build_resolved(
         plugin: Plugin,
         config: &BTreeMap<String, String>,
-        bootstrap: &str,
+        worker: &WorkerConfig,
     ) -> Result<(TaskPlan, Vec<String>), Validation> {
         let (tasks, mut errors) = common_errors(config);
+        errors.extend(override_errors(config));
         let name = config.get("name").cloned().unwrap_or_default();
         // The runtime's parsers want the full class name; an alias was resolved already.
         let mut props = Props(config.clone());
@@ -191,7 +214,7 @@ impl TaskPlan {
                 }
                 let partition = source_partition(&cfg.envelope.topic_prefix);
                 let kind = TaskKind::Capture {
-                    producer: producer(bootstrap, &name, config),
+                    producer: producer(worker, &name, config),
                     cfg: Box::new(cfg),
                     partition,
                 };
@@ -199,11 +222,11 @@ impl TaskPlan {
             }),
             Plugin::ConfluentJdbcSink | Plugin::DebeziumJdbcSink => {
                 SinkConnectorConfig::from_props(&props).map(|(cfg, warnings)| {
-                    let c = consumer(bootstrap, &format!("connect-{name}"), cfg.topics.clone(), config);
+                    let c = consumer(worker, &format!("connect-{name}"), cfg.topics.clone(), config);
                     let dlq = cfg
                         .dlq_topic
                         .as_ref()
-                        .map(|_| producer(bootstrap, &name, config));
+                        .map(|_| producer(worker, &name, config));
                     let kind = TaskKind::Sink {
                         cfg: Box::new(cfg),
                         consumer: c,
@@ -214,12 +237,12 @@ impl TaskPlan {
             }
             Plugin::Enrich => EnrichConfig::from_props(&props).map(|(mut cfg, model)| {
                 cfg.group_id = format!("connect-{name}");
-                let c = consumer(bootstrap, &cfg.group_id, cfg.topics.clone(), config);
+                let c = consumer(worker, &cfg.group_id, cfg.topics.clone(), config);
                 let kind = TaskKind::Enrich {
                     cfg: Box::new(cfg),
                     model: Box::new(model),
                     consumer: c,
-                    producer: producer(bootstrap, &name, config),
+                    producer: producer(worker, &name, config),
                 };
                 (kind, tasks, Vec::new())
             }),
@@ -241,7 +264,7 @@ impl TaskPlan {
 
     /// Validates only (what `config/validate` reports).
     pub fn validate(plugin: Plugin, config: &BTreeMap<String, String>) -> Validation {
-        match TaskPlan::build(plugin, config, "validate:9092") {
+        match TaskPlan::build(plugin, config, &WorkerConfig::new("validate:9092")) {
             Ok((_, warnings)) => Validation {
                 errors: Vec::new(),
                 warnings,
@@ -333,6 +356,7 @@ impl TaskPlan {
 mod tests {
     use super::*;
     use crate::test_props as config;
+    use augur_runtime::security::ClientSettings;
 
     #[test]
     fn capture_errors_name_their_keys() {
@@ -355,6 +379,65 @@ mod tests {
     }
 
     #[test]
+    fn unusable_kafka_security_overrides_are_errors_by_key() {
+        let c = config(&[
+            ("name", "jdbc"),
+            (
+                "connector.class",
+                "io.confluent.connect.jdbc.JdbcSinkConnector",
+            ),
+            ("topics", "t"),
+            ("connection.url", "jdbc:postgresql://h:5432/db"),
+            ("consumer.override.security.protocol", "SASL_SSL"),
+            ("consumer.override.sasl.mechanism", "PLAIN"),
+            ("producer.override.ssl.truststore.location", "/x.jks"),
+        ]);
+        let v = TaskPlan::validate(Plugin::ConfluentJdbcSink, &c);
+        let keys: Vec<&str> = v.errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "producer.override.ssl.truststore.location",
+                "consumer.override.sasl.jaas.config"
+            ]
+        );
+        let mut worker = WorkerConfig::new("b:9092");
+        worker.client =
+            ClientSettings::new(vec![("producer.linger.ms".into(), "9".into())]).unwrap();
+        let (plan, _) = TaskPlan::build(
+            Plugin::ConfluentJdbcSink,
+            &config(&[
+                ("name", "jdbc"),
+                (
+                    "connector.class",
+                    "io.confluent.connect.jdbc.JdbcSinkConnector",
+                ),
+                ("topics", "t"),
+                ("connection.url", "jdbc:postgresql://h:5432/db"),
+                ("errors.deadletterqueue.topic.name", "dlq"),
+                ("errors.tolerance", "all"),
+                ("producer.override.linger.ms", "3"),
+            ]),
+            &worker,
+        )
+        .unwrap();
+        let TaskKind::Sink { dlq: Some(p), .. } = &plan.kind else {
+            panic!("a sink with a dead-letter producer")
+        };
+        let linger: Vec<&str> = p
+            .overrides
+            .iter()
+            .filter(|(k, _)| k == "linger.ms")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(
+            linger,
+            ["9", "3"],
+            "the worker's setting, then the connector's override"
+        );
+    }
+
+    #[test]
     fn sinks_run_tasks_max_members_of_connect_group() {
         let c = config(&[
             ("name", "jdbc"),
@@ -367,7 +450,8 @@ mod tests {
             ("tasks.max", "3"),
             ("consumer.override.fetch.min.bytes", "1"),
         ]);
-        let (plan, _) = TaskPlan::build(Plugin::ConfluentJdbcSink, &c, "b:9092").unwrap();
+        let (plan, _) =
+            TaskPlan::build(Plugin::ConfluentJdbcSink, &c, &WorkerConfig::new("b:9092")).unwrap();
         assert_eq!(plan.task_count(), 3);
         let (group, topics) = plan.group().unwrap();
         assert_eq!(group, "connect-jdbc");

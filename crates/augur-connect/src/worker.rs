@@ -643,7 +643,7 @@ impl Worker {
                 .collect();
             return Ok(ConnectorOffsets { offsets });
         }
-        let plan = TaskPlan::build(plugin, &config, &self.shared.config.bootstrap_servers)
+        let plan = TaskPlan::build(plugin, &config, &self.shared.config)
             .map_err(|v| {
                 ApiError::bad_request(plugins::invalid_config_message(&v.errors, &config))
             })?
@@ -651,7 +651,7 @@ impl Worker {
         let Some((group, topics)) = plan.group() else {
             return Ok(ConnectorOffsets::default());
         };
-        let committed = group_offsets(&self.shared.config.bootstrap_servers, group, topics)
+        let committed = group_offsets(&self.shared.config, group, topics)
             .await
             .map_err(|e| {
                 ApiError::internal(format!(
@@ -810,7 +810,7 @@ fn build_plan(
     let built = Plugin::lookup(class)
         .map_err(|e| e.message().to_string())
         .and_then(|p| {
-            TaskPlan::build(p, config, &shared.config.bootstrap_servers)
+            TaskPlan::build(p, config, &shared.config)
                 .map_err(|v| plugins::invalid_config_message(&v.errors, config))
         });
     match built {

@@ -146,3 +146,67 @@ fn the_original_setup_through_the_connect_api() {
     );
     w.stop().expect("clean stop");
 }
+
+/// The same three connectors with the broker reachable only over TLS with a client
+/// certificate (Tansu behind a TLS terminator), the worker's client settings in Java's
+/// spelling (`ssl.truststore.*` and `ssl.keystore.*` as PEM) — for its own state topics and
+/// every connector's clients — and one connector overriding its producer's settings in
+/// librdkafka's spelling.
+#[test]
+fn the_original_setup_through_the_connect_api_over_mutual_tls() {
+    use augur_testkit::tls::TestCa;
+    let ca = TestCa::new("connect CA");
+    let (_broker, _proxy, bootstrap) =
+        Tansu::start_behind_tls(&ca.server(&["localhost"]), Some(&ca));
+    let dir = std::env::temp_dir().join(format!("augur-connect-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = ca.write(&dir, "ca.pem");
+    let client = ca.client("connect-worker");
+    let keystore = dir.join("keystore.pem");
+    std::fs::write(&keystore, format!("{}{}", client.key, client.cert)).unwrap();
+    let (cert, key) = client.write(&dir, "client");
+    let pairs = [
+        ("security.protocol", "SSL".to_string()),
+        ("ssl.truststore.type", "PEM".into()),
+        ("ssl.truststore.location", ca_file.display().to_string()),
+        ("ssl.keystore.type", "PEM".into()),
+        ("ssl.keystore.location", keystore.display().to_string()),
+    ];
+    let mut cfg = augur_connect::config::WorkerConfig::new(&bootstrap);
+    cfg.addr = "127.0.0.1:0".parse().unwrap();
+    cfg.shutdown_timeout = Duration::from_secs(20);
+    cfg.client = augur_runtime::security::ClientSettings::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+    .unwrap();
+    let w = TestWorker::start_with(cfg);
+
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let mut source = source_config(&db);
+    source["producer.override.ssl.ca.location"] = json!(ca_file.display().to_string());
+    source["producer.override.ssl.certificate.location"] = json!(cert.display().to_string());
+    source["producer.override.ssl.key.location"] = json!(key.display().to_string());
+    w.create("car-source", &source);
+    w.create("car-enrich", &enrich_config());
+    w.create("car-sink", &sink_config(&db));
+    for name in ["car-source", "car-enrich", "car-sink"] {
+        w.wait_state(name, "RUNNING");
+    }
+    insert_listings(&pg, &db, &listings(300));
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        300,
+        T,
+        "sink table rows",
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    w.stop().expect("clean stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -135,9 +135,7 @@ impl Consumer {
             // Notice topics created after subscribing (default: every 5 minutes).
             .set("topic.metadata.refresh.interval.ms", "2000")
             .set("log_level", "3");
-        for (k, v) in &settings.overrides {
-            c.set(k, v);
-        }
+        crate::security::apply(&mut c, &settings.overrides, false)?;
         let inner: StreamConsumer = c.create().map_err(|e| {
             Error::new(ErrorKind::Config, "invalid Kafka consumer settings").with_source(e)
         })?;
@@ -255,9 +253,7 @@ impl GroupProgress {
             .set("client.id", format!("{}-progress", settings.client_id))
             .set("enable.auto.commit", "false")
             .set("log_level", "3");
-        for (k, v) in &settings.overrides {
-            c.set(k, v);
-        }
+        crate::security::apply(&mut c, &settings.overrides, true)?;
         let inner = c.create().map_err(|e| {
             Error::new(ErrorKind::Config, "invalid Kafka consumer settings").with_source(e)
         })?;
@@ -316,8 +312,8 @@ impl GroupProgress {
 }
 
 /// The value of header `name` on the last record of each partition of `topic` that has one
-/// (a topic that does not exist has none). Reads without a group. Blocking: call it off the
-/// async runtime.
+/// (a topic that does not exist has none). Reads without a group, with the security settings
+/// among `overrides`. Blocking: call it off the async runtime.
 pub fn last_headers(
     bootstrap: &str,
     overrides: &[(String, String)],
@@ -339,9 +335,7 @@ pub fn last_headers(
         .set("enable.auto.commit", "false")
         .set("allow.auto.create.topics", "false")
         .set("log_level", "3");
-    for (k, v) in overrides {
-        c.set(k, v);
-    }
+    crate::security::apply(&mut c, overrides, true)?;
     let consumer: BaseConsumer = c.create().map_err(|e| {
         Error::new(ErrorKind::Config, "invalid Kafka consumer settings").with_source(e)
     })?;

@@ -6,6 +6,8 @@
 //! - [`consumer`]: [`consumer::Consumer`], group membership, batches, manual commits.
 //! - [`producer`]: [`producer::Producer`], idempotent, Java-compatible partitioning, topic
 //!   creation, delivery futures.
+//! - [`security`]: TLS and SASL settings, Java's names turned into librdkafka's.
 
 pub mod consumer;
 pub mod producer;
+pub mod security;

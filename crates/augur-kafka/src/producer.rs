@@ -15,6 +15,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
 
+use crate::security::LastError;
+
 /// How to reach and write to Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerSettings {
@@ -42,7 +44,7 @@ impl ProducerSettings {
         }
     }
 
-    fn client_config(&self) -> ClientConfig {
+    fn client_config(&self) -> Result<ClientConfig, Error> {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", &self.client_id)
@@ -56,16 +58,15 @@ impl ProducerSettings {
             .set("queue.buffering.max.kbytes", "32768")
             .set("socket.keepalive.enable", "true")
             .set("log_level", "3");
-        for (k, v) in &self.overrides {
-            c.set(k, v);
-        }
-        c
+        crate::security::apply(&mut c, &self.overrides, false)?;
+        Ok(c)
     }
 }
 
 /// An idempotent producer.
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<LastError>,
+    last_error: LastError,
     admin: AdminClient<DefaultClientContext>,
     settings: ProducerSettings,
     known_topics: Mutex<HashSet<String>>,
@@ -92,19 +93,23 @@ impl Producer {
     /// Creates the producer (no connection is made until first use; see
     /// [`healthcheck`](Self::healthcheck)).
     pub fn new(settings: ProducerSettings) -> Result<Self, Error> {
-        let cfg = settings.client_config();
-        let inner: FutureProducer = cfg.create().map_err(|e| {
-            Error::new(ErrorKind::Config, "invalid Kafka producer settings").with_source(e)
-        })?;
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &settings.bootstrap_servers)
-            .set("log_level", "3")
-            .create()
-            .map_err(|e| {
-                Error::new(ErrorKind::Config, "invalid Kafka admin settings").with_source(e)
+        let cfg = settings.client_config()?;
+        let last_error = LastError::default();
+        let inner: FutureProducer<LastError> =
+            cfg.create_with_context(last_error.clone()).map_err(|e| {
+                Error::new(ErrorKind::Config, "invalid Kafka producer settings").with_source(e)
             })?;
+        let mut admin = ClientConfig::new();
+        admin
+            .set("bootstrap.servers", &settings.bootstrap_servers)
+            .set("log_level", "3");
+        crate::security::apply(&mut admin, &settings.overrides, true)?;
+        let admin: AdminClient<DefaultClientContext> = admin.create().map_err(|e| {
+            Error::new(ErrorKind::Config, "invalid Kafka admin settings").with_source(e)
+        })?;
         Ok(Producer {
             inner,
+            last_error,
             admin,
             settings,
             known_topics: Mutex::new(HashSet::new()),
@@ -125,14 +130,22 @@ impl Producer {
         .await;
         match result {
             Ok(Ok(brokers)) if brokers > 0 => Ok(()),
-            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => Err(Error::new(
-                ErrorKind::Connection,
-                format!(
-                    "cannot reach a Kafka broker at {bootstrap} within {} s",
-                    timeout.as_secs()
-                ),
-            )
-            .with_hint("start the broker or fix the bootstrap servers")),
+            Ok(Ok(_)) | Ok(Err(_)) | Err(_) => {
+                let why = match self.last_error.last() {
+                    Some(reason) => format!(": {reason}"),
+                    None => String::new(),
+                };
+                Err(Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "cannot reach a Kafka broker at {bootstrap} within {} s{why}",
+                        timeout.as_secs()
+                    ),
+                )
+                .with_hint(
+                    "start the broker, or fix the bootstrap servers and the TLS/SASL settings",
+                ))
+            }
         }
     }
 

@@ -34,3 +34,4 @@ mod unchanged;
 // Kafka), re-exported so callers need no direct dependency on `augur-kafka`.
 pub use augur_kafka::consumer::ConsumerSettings;
 pub use augur_kafka::producer::ProducerSettings;
+pub use augur_kafka::security;

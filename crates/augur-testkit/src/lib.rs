@@ -141,18 +141,38 @@ pub fn tansu_binary() -> Option<PathBuf> {
 impl Tansu {
     /// Starts a broker with in-memory storage on a free port and waits until it listens.
     pub fn start() -> Tansu {
+        Self::start_advertising(None)
+    }
+
+    /// Starts a broker behind a TLS terminator ([`tls::TlsProxy`]) with `server`'s
+    /// certificate (valid for `localhost`): clients reach it only over TLS at the returned
+    /// `localhost:<port>`, which is also what the broker advertises. Tansu 0.6's own `--cert`
+    /// and `--key` cannot be used (see docs/security.md). With `client_ca`, clients must show
+    /// a certificate it signed.
+    pub fn start_behind_tls(
+        server: &tls::Pem,
+        client_ca: Option<&tls::TestCa>,
+    ) -> (Tansu, tls::TlsProxy, String) {
+        let proxy_port = augur_pgcluster::free_port().expect("free port");
+        let broker = Self::start_advertising(Some(format!("tcp://localhost:{proxy_port}")));
+        let proxy = tls::TlsProxy::start(proxy_port, server, client_ca, broker.port);
+        (broker, proxy, format!("localhost:{proxy_port}"))
+    }
+
+    fn start_advertising(advertised: Option<String>) -> Tansu {
         let bin = tansu_binary().expect(
             "the Tansu broker is not installed: run scripts/test (it installs Tansu into .cache/tansu) or set AUGUR_TANSU_BIN",
         );
         let port = augur_pgcluster::free_port().expect("free port");
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised = advertised.unwrap_or_else(|| url.clone());
         let mut cmd = Command::new(bin);
         cmd.args([
             "broker",
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
             "--storage-engine",
             "memory://tansu/",
         ])

@@ -822,7 +822,11 @@ mod tests {
             let e = CaptureConfig::from_props(&p).unwrap_err();
             assert_eq!(e.0.len(), 1);
             // The key missing its partner is named: sslkey alone names sslcert.
-            let named = if k == "database.sslkey" { "database.sslcert" } else { k };
+            let named = if k == "database.sslkey" {
+                "database.sslcert"
+            } else {
+                k
+            };
             assert_eq!(e.0[0].key, named);
             assert!(e.0[0].message.contains(says), "{}", e.0[0].message);
         }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use augur_kafka::security::ClientSettings;
 use augur_postgres::conn::PgConnect;
 use augur_postgres::sink::config::{Flavor, InsertMode, PkMode, SinkConfig};
 
@@ -43,6 +44,9 @@ pub struct RunConfig {
     pub listen: Option<SocketAddr>,
     /// `kafka.bootstrap`: run the stages over Kafka instead of in-process queues.
     pub kafka: Option<String>,
+    /// Every other `kafka.*` key: Kafka client settings (`kafka.security.protocol`,
+    /// `kafka.sasl.jaas.config`, `kafka.ssl.ca.location`, `kafka.producer.linger.ms`, …).
+    pub kafka_client: ClientSettings,
 }
 
 /// The documented default config, as written by `augur run --print-config`.
@@ -79,6 +83,9 @@ listen = "127.0.0.1:9187"       # /metrics, /healthz, /readyz ("" turns it off)
 
 [kafka]
 bootstrap = ""                  # set to run the stages over a Kafka cluster instead
+# Any other key here is a Kafka client setting, Java's or librdkafka's name, e.g.
+# security.protocol = "SASL_SSL", sasl.mechanism = "SCRAM-SHA-512",
+# sasl.jaas.config = "${file:/etc/augur/kafka.properties:jaas}", ssl.ca.location = "/etc/ssl/ca.pem"
 "#;
 
 /// "unknown configuration key" with the closest known key, when one is close.
@@ -150,6 +157,7 @@ impl RunConfig {
         let sink = r.sink(&connect, &output);
         let queue_batches = r.queue();
         let listen = r.listen();
+        let kafka_client = r.kafka_client();
         r.unknown_keys();
         if !r.errors.is_empty() {
             return Err(ConfigErrors(r.errors));
@@ -170,6 +178,7 @@ impl RunConfig {
             queue_batches,
             listen,
             kafka: r.get("kafka.bootstrap").map(str::to_string),
+            kafka_client,
         };
         Ok((cfg, r.warnings))
     }
@@ -456,11 +465,34 @@ impl<'a> Sections<'a> {
         }
     }
 
+    /// `kafka.*` other than `kafka.bootstrap`: Kafka client settings, checked here.
+    fn kafka_client(&mut self) -> ClientSettings {
+        let pairs: Vec<(String, String)> = self
+            .props
+            .0
+            .iter()
+            .filter(|(k, _)| *k != "kafka.bootstrap")
+            .filter_map(|(k, v)| Some((k.strip_prefix("kafka.")?.to_string(), v.clone())))
+            .collect();
+        ClientSettings::new(pairs).unwrap_or_else(|e| {
+            let key = format!("kafka.{}", e.key);
+            self.error(
+                &key.clone(),
+                format!("Invalid value for configuration {key}: {}", e.message),
+            );
+            ClientSettings::default()
+        })
+    }
+
     /// augur's own keys are checked (a typo is an error with a suggestion); Debezium
-    /// properties under `source.` are checked by the capture, which warns as Debezium does.
+    /// properties under `source.` are checked by the capture, which warns as Debezium does;
+    /// `kafka.*` are Kafka client settings.
     fn unknown_keys(&mut self) {
         for k in self.props.0.keys() {
-            if !KNOWN_KEYS.contains(&k.as_str()) && !k.starts_with("source.") {
+            if !KNOWN_KEYS.contains(&k.as_str())
+                && !k.starts_with("source.")
+                && !k.starts_with("kafka.")
+            {
                 self.errors.push(err(k, unknown_key(k, &KNOWN_KEYS)));
             }
         }

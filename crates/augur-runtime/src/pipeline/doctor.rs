@@ -74,7 +74,7 @@ pub async fn run(cfg: &RunConfig) -> Vec<Check> {
         Err(e) => out.push(from_error("output database", &e)),
     }
     if let Some(b) = &cfg.kafka {
-        out.push(kafka_check(b).await);
+        out.push(kafka_check(b, &cfg.kafka_client).await);
     }
     out
 }
@@ -266,8 +266,9 @@ fn model_check(cfg: &RunConfig) -> Check {
     }
 }
 
-async fn kafka_check(bootstrap: &str) -> Check {
-    let settings = augur_kafka::producer::ProducerSettings::new(bootstrap);
+async fn kafka_check(bootstrap: &str, client: &augur_kafka::security::ClientSettings) -> Check {
+    let mut settings = augur_kafka::producer::ProducerSettings::new(bootstrap);
+    settings.overrides = client.for_producer();
     let answered = match augur_kafka::producer::Producer::new(settings) {
         Ok(p) => p.healthcheck(Duration::from_secs(5)).await,
         Err(e) => Err(e),

@@ -12,6 +12,7 @@ use augur_core::{Error, ErrorKind};
 use augur_debezium::unwrap::UnwrapConfig;
 use augur_kafka::consumer::ConsumerSettings;
 use augur_kafka::producer::{Producer, ProducerSettings};
+use augur_kafka::security::ClientSettings;
 use augur_postgres::sink::config::PkMode;
 
 use super::config::{OutputMode, RunConfig};
@@ -73,15 +74,33 @@ fn sink_stage(cfg: &RunConfig, output_topic: &str) -> SinkConnectorConfig {
 fn stored_rows(
     sink: &augur_postgres::sink::config::SinkConfig,
     bootstrap: &str,
+    client: &ClientSettings,
 ) -> crate::stored::StoredSettings {
     crate::stored::StoredSettings {
         sink: sink.clone(),
-        group: ConsumerSettings::new(bootstrap, "augur-run-sink", Vec::new()),
+        group: consumer_settings(bootstrap, "augur-run-sink", Vec::new(), client),
         placeholder: sink
             .unavailable_placeholder
             .clone()
             .unwrap_or_else(|| "__debezium_unavailable_value".into()),
     }
+}
+
+fn producer_settings(bootstrap: &str, client: &ClientSettings) -> ProducerSettings {
+    let mut p = ProducerSettings::new(bootstrap);
+    p.overrides = client.for_producer();
+    p
+}
+
+fn consumer_settings(
+    bootstrap: &str,
+    group: &str,
+    topics: Vec<String>,
+    client: &ClientSettings,
+) -> ConsumerSettings {
+    let mut c = ConsumerSettings::new(bootstrap, group, topics);
+    c.overrides = client.for_consumer();
+    c
 }
 
 /// Runs the three stages over the Kafka cluster at `bootstrap` until shutdown.
@@ -101,7 +120,8 @@ pub async fn run(
     let prefix = cfg.capture.envelope.topic_prefix.clone();
     let predictor = cfg.model.predictor()?;
 
-    let producer = Arc::new(Producer::new(ProducerSettings::new(&bootstrap))?);
+    let client = &cfg.kafka_client;
+    let producer = Arc::new(Producer::new(producer_settings(&bootstrap, client))?);
     producer
         .healthcheck(std::time::Duration::from_secs(10))
         .await?;
@@ -114,7 +134,7 @@ pub async fn run(
     let (mut enrich, captured) = enrich_stage(format, &prefix);
     let sink = sink_stage(&cfg, &enrich.output_topic);
     // A change that leaves a TOASTed value out is priced with the value the sink stored.
-    enrich.stored = Some(stored_rows(&sink.sink, &bootstrap));
+    enrich.stored = Some(stored_rows(&sink.sink, &bootstrap, client));
 
     let mut stages = Stages::new();
     stages.spawn(
@@ -122,8 +142,8 @@ pub async fn run(
         crate::enrich::run(
             enrich,
             predictor,
-            ConsumerSettings::new(&bootstrap, "augur-run-enrich", vec![captured]),
-            ProducerSettings::new(&bootstrap),
+            consumer_settings(&bootstrap, "augur-run-enrich", vec![captured], client),
+            producer_settings(&bootstrap, client),
             shutdown.clone(),
         ),
     );
@@ -132,7 +152,7 @@ pub async fn run(
         "sink",
         crate::sink::run(
             sink,
-            ConsumerSettings::new(&bootstrap, "augur-run-sink", sink_topics),
+            consumer_settings(&bootstrap, "augur-run-sink", sink_topics, client),
             None,
             shutdown.clone(),
         ),

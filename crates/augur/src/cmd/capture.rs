@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use augur_kafka::producer::ProducerSettings;
+use augur_kafka::security::is_security_key;
 use augur_runtime::capture::config::CaptureConfig;
 use augur_runtime::capture::destination::DestinationConfig;
 use augur_runtime::props::Props;
 
+use super::kafka_client::KafkaClientArgs;
 use super::runtime;
 
 /// Arguments of `augur capture`.
@@ -31,6 +33,22 @@ pub(crate) struct CaptureArgs {
     /// `$AUGUR_HOME/offsets/<name>.json`).
     #[arg(long, env = "AUGUR_OFFSETS")]
     offsets: Option<PathBuf>,
+    #[command(flatten)]
+    kafka_client: KafkaClientArgs,
+}
+
+/// The worker-level Kafka security keys among `props` (`security.protocol`, `sasl.*`, `ssl.*`,
+/// and the same under `producer.`), as a Kafka Connect worker file carries them.
+fn worker_security_keys(props: &Props) -> Vec<(String, String)> {
+    props
+        .0
+        .iter()
+        .filter(|(k, _)| {
+            let own = k.strip_prefix("producer.").unwrap_or(k);
+            !k.starts_with("producer.override.") && is_security_key(own)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Runs `augur capture`.
@@ -57,6 +75,14 @@ pub(crate) fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let mut connector_props = props.clone();
     connector_props.0.remove("bootstrap.servers");
     connector_props.0.remove("kafka.bootstrap.servers");
+    let worker_security = worker_security_keys(&props);
+    for (k, _) in &worker_security {
+        connector_props.0.remove(k);
+    }
+    let client = match args.kafka_client.settings(&worker_security) {
+        Ok(c) => c,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     let (cfg, warnings) = match CaptureConfig::from_props(&connector_props) {
         Ok(v) => v,
         Err(errors) => {
@@ -73,6 +99,7 @@ pub(crate) fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         (Some(b), false) => {
             let mut s = ProducerSettings::new(b);
             s.client_id = format!("augur-{}", cfg.name);
+            s.overrides = client.for_producer();
             for (k, v) in &props.0 {
                 if let Some(o) = k.strip_prefix("producer.override.") {
                     s.overrides.push((o.to_string(), v.clone()));

@@ -47,11 +47,17 @@ pub(crate) struct ConnectArgs {
     /// Seconds tasks get to drain and stop (pause, stop, delete, SIGTERM).
     #[arg(long, env = "AUGUR_CONNECT_SHUTDOWN_TIMEOUT", default_value_t = cfg::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
+    #[command(flatten)]
+    kafka_client: super::kafka_client::KafkaClientArgs,
 }
 
 /// Runs `augur connect`.
 pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::new(args.kafka);
+    config.client = match args.kafka_client.settings(&[]) {
+        Ok(c) => c,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     config.addr = super::listen_addr(args.listen, args.host, args.port);
     config.group_id = args.group_id;
     config.config_topic = args.config_topic;

@@ -11,6 +11,7 @@ use augur_runtime::predict::{OutputType, Predictor};
 use augur_runtime::props::Props;
 use augur_runtime::sink::SinkConnectorConfig;
 
+use super::kafka_client::KafkaClientArgs;
 use super::runtime;
 
 /// Arguments of `augur enrich`.
@@ -19,6 +20,8 @@ pub(crate) struct EnrichArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "AUGUR_KAFKA")]
     kafka: String,
+    #[command(flatten)]
+    kafka_client: KafkaClientArgs,
     /// Input topics (comma-separated).
     #[arg(
         long,
@@ -109,10 +112,16 @@ pub(crate) fn enrich(args: EnrichArgs) -> anyhow::Result<ExitCode> {
     }
     cfg.group_id = args.group.clone();
     cfg.batch_size = args.batch_size.max(1);
+    let client = match args.kafka_client.settings(&[]) {
+        Ok(c) => c,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     let mut consumer = ConsumerSettings::new(&args.kafka, &args.group, args.topics.clone());
     consumer.client_id = format!("augur-enrich-{}", std::process::id());
+    consumer.overrides = client.for_consumer();
     let mut producer = ProducerSettings::new(&args.kafka);
     producer.client_id = consumer.client_id.clone();
+    producer.overrides = client.for_producer();
     let rt = runtime::tokio()?;
     let result = rt.block_on(async move {
         let shutdown = runtime::signals();
@@ -130,6 +139,8 @@ pub(crate) struct SinkArgs {
     /// Kafka bootstrap servers.
     #[arg(long, env = "AUGUR_KAFKA")]
     kafka: String,
+    #[command(flatten)]
+    kafka_client: KafkaClientArgs,
     /// Connector config: JDBC sink properties (.properties, .json — a Kafka Connect
     /// `{"name","config"}` body works — or .toml).
     #[arg(long, short = 'c', env = "AUGUR_SINK_CONFIG")]
@@ -163,16 +174,27 @@ pub(crate) fn sink(args: SinkArgs) -> anyhow::Result<ExitCode> {
     for w in warnings {
         tracing::warn!("{w}");
     }
+    let client = match args.kafka_client.settings(&[]) {
+        Ok(c) => c,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     let mut consumer = ConsumerSettings::new(
         &args.kafka,
         format!("connect-{}", cfg.name),
         cfg.topics.clone(),
     );
     consumer.client_id = format!("augur-sink-{}", std::process::id());
-    let dlq = cfg
-        .dlq_topic
-        .as_ref()
-        .map(|_| ProducerSettings::new(&args.kafka));
+    consumer.overrides = client.for_consumer();
+    consumer
+        .overrides
+        .extend(override_keys(&props, "consumer.override."));
+    let dlq = cfg.dlq_topic.as_ref().map(|_| {
+        let mut p = ProducerSettings::new(&args.kafka);
+        p.overrides = client.for_producer();
+        p.overrides
+            .extend(override_keys(&props, "producer.override."));
+        p
+    });
     let rt = runtime::tokio()?;
     let result = rt.block_on(async move {
         let shutdown = runtime::signals();
@@ -182,4 +204,13 @@ pub(crate) fn sink(args: SinkArgs) -> anyhow::Result<ExitCode> {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => runtime::report(&e),
     })
+}
+
+/// A connector's `*.override.*` keys with `prefix` removed, as Kafka Connect applies them.
+fn override_keys(props: &Props, prefix: &str) -> Vec<(String, String)> {
+    props
+        .0
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_string(), v.clone())))
+        .collect()
 }
