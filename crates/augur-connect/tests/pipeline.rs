@@ -147,17 +147,21 @@ fn the_original_setup_through_the_connect_api() {
     w.stop().expect("clean stop");
 }
 
-/// The same three connectors with the broker reachable only over TLS with a client
-/// certificate (Tansu behind a TLS terminator), the worker's client settings in Java's
-/// spelling (`ssl.truststore.*` and `ssl.keystore.*` as PEM) — for its own state topics and
-/// every connector's clients — and one connector overriding its producer's settings in
-/// librdkafka's spelling.
+/// The same three connectors with the broker reachable only over `SASL_SSL` (SCRAM-SHA-256)
+/// with a client certificate (Tansu behind a front doing TLS and SASL), the worker's client
+/// settings in Java's spelling (`sasl.jaas.config`, `ssl.truststore.*` and `ssl.keystore.*` as
+/// PEM) — for its own state topics and every connector's clients — and one connector
+/// overriding its producer's TLS files in librdkafka's spelling. No response of the REST API
+/// carries the password.
 #[test]
-fn the_original_setup_through_the_connect_api_over_mutual_tls() {
+fn the_original_setup_through_the_connect_api_over_sasl_ssl() {
+    use augur_testkit::broker_proxy::Front;
     use augur_testkit::tls::TestCa;
     let ca = TestCa::new("connect CA");
-    let (_broker, _proxy, bootstrap) =
-        Tansu::start_behind_tls(&ca.server(&["localhost"]), Some(&ca));
+    let password = "pw-connect-5d1e";
+    let front =
+        Front::tls(&ca.server(&["localhost"]), Some(&ca)).with_users(&[("worker", password)]);
+    let (_broker, _proxy, bootstrap) = Tansu::start_behind(front);
     let dir = std::env::temp_dir().join(format!("augur-connect-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca_file = ca.write(&dir, "ca.pem");
@@ -165,8 +169,13 @@ fn the_original_setup_through_the_connect_api_over_mutual_tls() {
     let keystore = dir.join("keystore.pem");
     std::fs::write(&keystore, format!("{}{}", client.key, client.cert)).unwrap();
     let (cert, key) = client.write(&dir, "client");
+    let jaas = format!(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"worker\" password=\"{password}\";"
+    );
     let pairs = [
-        ("security.protocol", "SSL".to_string()),
+        ("security.protocol", "SASL_SSL".to_string()),
+        ("sasl.mechanism", "SCRAM-SHA-256".into()),
+        ("sasl.jaas.config", jaas),
         ("ssl.truststore.type", "PEM".into()),
         ("ssl.truststore.location", ca_file.display().to_string()),
         ("ssl.keystore.type", "PEM".into()),
@@ -207,6 +216,14 @@ fn the_original_setup_through_the_connect_api_over_mutual_tls() {
         "sink table rows",
     );
     assert_predicted_table(&pg, &db, "car_data_predicted");
+    for path in [
+        "/connectors?expand=status&expand=info",
+        "/connectors/car-source/config",
+        "/connectors/car-sink/status",
+    ] {
+        let body = w.get(path).text();
+        assert!(!body.contains(password), "{path}: {body}");
+    }
     w.stop().expect("clean stop");
     let _ = std::fs::remove_dir_all(&dir);
 }

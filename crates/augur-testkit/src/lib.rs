@@ -8,7 +8,9 @@
 //!   to the test.
 //! - [`kafka`]: read a topic from the beginning without a consumer group.
 //! - [`tls`]: a test CA and the server and client certificates it signs.
+//! - [`broker_proxy`]: TLS and SASL in front of a broker that cannot do them itself.
 
+pub mod broker_proxy;
 pub mod cars;
 pub mod differential;
 pub mod http;
@@ -144,18 +146,15 @@ impl Tansu {
         Self::start_advertising(None)
     }
 
-    /// Starts a broker behind a TLS terminator ([`tls::TlsProxy`]) with `server`'s
-    /// certificate (valid for `localhost`): clients reach it only over TLS at the returned
-    /// `localhost:<port>`, which is also what the broker advertises. Tansu 0.6's own `--cert`
-    /// and `--key` cannot be used (see docs/security.md). With `client_ca`, clients must show
-    /// a certificate it signed.
-    pub fn start_behind_tls(
-        server: &tls::Pem,
-        client_ca: Option<&tls::TestCa>,
-    ) -> (Tansu, tls::TlsProxy, String) {
+    /// Starts a broker behind a [`broker_proxy::BrokerProxy`] demanding what `front` says
+    /// (TLS with a certificate valid for `localhost`, a client certificate, SASL users):
+    /// clients reach it only through the proxy at the returned `localhost:<port>`, which is
+    /// also what the broker advertises. Tansu 0.6's own `--cert`/`--key` and
+    /// `--authentication` cannot be used (see docs/security.md).
+    pub fn start_behind(front: broker_proxy::Front) -> (Tansu, broker_proxy::BrokerProxy, String) {
         let proxy_port = augur_pgcluster::free_port().expect("free port");
         let broker = Self::start_advertising(Some(format!("tcp://localhost:{proxy_port}")));
-        let proxy = tls::TlsProxy::start(proxy_port, server, client_ca, broker.port);
+        let proxy = broker_proxy::BrokerProxy::start(proxy_port, front, broker.port);
         (broker, proxy, format!("localhost:{proxy_port}"))
     }
 

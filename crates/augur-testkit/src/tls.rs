@@ -93,56 +93,12 @@ impl TestCa {
     }
 }
 
-/// A TLS terminator on a loopback port that forwards each connection, decrypted, to a plain
-/// TCP server — what puts a broker without working TLS (Tansu 0.6) behind TLS for a test.
-/// Stops when dropped.
-pub struct TlsProxy {
-    port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl TlsProxy {
-    /// Listens on `127.0.0.1:port` (0: a free one) with `server`'s certificate; when
-    /// `client_ca` is given, clients must show a certificate it signed (mutual TLS).
-    pub fn start(port: u16, server: &Pem, client_ca: Option<&TestCa>, upstream: u16) -> TlsProxy {
-        let config = server_config(server, client_ca);
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind TLS proxy");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("address").port();
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("proxy runtime");
-            rt.block_on(serve(listener, config, upstream, stopped));
-        });
-        TlsProxy {
-            port,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-}
-
-impl Drop for TlsProxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn server_config(server: &Pem, client_ca: Option<&TestCa>) -> std::sync::Arc<rustls::ServerConfig> {
+/// A rustls server config with `server`'s certificate; with `client_ca`, clients must show a
+/// certificate it signed (mutual TLS).
+pub(crate) fn server_config(
+    server: &Pem,
+    client_ca: Option<&TestCa>,
+) -> std::sync::Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -172,34 +128,4 @@ fn server_config(server: &Pem, client_ca: Option<&TestCa>) -> std::sync::Arc<rus
             .with_single_cert(certs, key)
             .expect("certificate and key"),
     )
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    config: std::sync::Arc<rustls::ServerConfig>,
-    upstream: u16,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    loop {
-        let socket = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok((s, _)) => s,
-                Err(_) => continue,
-            },
-        };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
-            let Ok(mut tls) = acceptor.accept(socket).await else {
-                return;
-            };
-            let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-            else {
-                return;
-            };
-            let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-        });
-    }
 }

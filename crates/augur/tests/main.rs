@@ -20,7 +20,7 @@ mod incremental;
 mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;
-mod kafka_tls;
+mod kafka_security;
 mod packaging;
 mod pg_tls;
 mod run_crash;
