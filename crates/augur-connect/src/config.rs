@@ -49,6 +49,10 @@ pub struct WorkerConfig {
     /// worker's own and its connectors' — and `producer.*` / `consumer.*` for connectors'
     /// producers or consumers; a connector's `*.override.*` keys come last.
     pub client: ClientSettings,
+    /// HTTP Basic users of the REST API (`--rest-auth-file`); none: no authentication.
+    pub rest_auth: Option<augur_http::BasicCredentials>,
+    /// HTTPS for the REST API (`--tls-cert`, `--tls-key`).
+    pub tls: Option<augur_http::ServerTls>,
 }
 
 impl WorkerConfig {
@@ -65,6 +69,8 @@ impl WorkerConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             client: ClientSettings::default(),
+            rest_auth: None,
+            tls: None,
         }
     }
 

@@ -42,8 +42,43 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The commit the worker was built from.
 const COMMIT: &str = env!("AUGUR_GIT_COMMIT");
 
-/// The router.
-pub fn router(worker: Worker, max_body_bytes: usize) -> Router {
+/// The router; with `auth`, every request but `GET /health` needs HTTP Basic credentials
+/// from it (401 otherwise), as Kafka Connect's `BasicAuthSecurityRestExtension` demands.
+pub fn router(
+    worker: Worker,
+    max_body_bytes: usize,
+    auth: Option<augur_http::BasicCredentials>,
+) -> Router {
+    let routes = routes(max_body_bytes);
+    let routes = match auth {
+        Some(creds) => routes.layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(creds),
+            basic_auth,
+        )),
+        None => routes,
+    };
+    routes.with_state(worker)
+}
+
+/// `401` with a `Basic` challenge unless the request carries a known user's password
+/// (`GET /health` is answered without, for orchestrators' probes).
+async fn basic_auth(
+    State(creds): State<std::sync::Arc<augur_http::BasicCredentials>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.uri().path() == "/health" || creds.check(req.headers()).is_some() {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        ApiErrorKind::Unauthorized,
+        "User cannot access the resource.",
+    )
+    .into_response()
+}
+
+/// Every route.
+fn routes(max_body_bytes: usize) -> Router<Worker> {
     Router::new()
         .route("/", get(root))
         .route("/health", get(health))
@@ -68,7 +103,6 @@ pub fn router(worker: Worker, max_body_bytes: usize) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(worker)
 }
 
 /// A JSON response.

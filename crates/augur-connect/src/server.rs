@@ -69,10 +69,16 @@ impl ConnectServer {
             config,
         } = self;
         let mut signal = shutdown.clone();
-        let serve = augur_http::serve(
+        let app = router(
+            worker.clone(),
+            config.max_body_bytes,
+            config.rest_auth.clone(),
+        );
+        let serve = augur_http::serve_with(
             listener,
-            router(worker.clone(), config.max_body_bytes),
+            app,
             augur_http::Limits::default(),
+            config.tls.clone(),
             async move { signal.wait().await },
         );
         let mut serving = tokio::spawn(serve);

@@ -31,6 +31,9 @@ pub enum ApiErrorKind {
     Overloaded,
     /// The request could not be answered within the latency budget (503).
     LatencyBudget,
+    /// No credentials, or wrong ones, where authentication is on (401, with a
+    /// `WWW-Authenticate` challenge in the server's scheme).
+    Unauthorized,
     /// An admin endpoint was called without the right credentials (403).
     Forbidden,
     /// A bug, a failed inference thread, a state write that failed (500).
@@ -49,6 +52,7 @@ impl ApiErrorKind {
             ApiErrorKind::NotReady | ApiErrorKind::Overloaded | ApiErrorKind::LatencyBudget => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ApiErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -66,6 +70,7 @@ impl ApiErrorKind {
             ApiErrorKind::NotReady => "not_ready",
             ApiErrorKind::Overloaded => "overloaded",
             ApiErrorKind::LatencyBudget => "latency_budget_exceeded",
+            ApiErrorKind::Unauthorized => "unauthorized",
             ApiErrorKind::Forbidden => "forbidden",
             ApiErrorKind::Internal => "internal",
         }
@@ -76,6 +81,9 @@ impl ApiErrorKind {
 pub trait Dialect: fmt::Debug + Clone + Copy + PartialEq + Eq + Send + Sync + 'static {
     /// Whether a 503 answer carries `Retry-After: 1`.
     const RETRY_AFTER: bool;
+
+    /// The `WWW-Authenticate` challenge of a 401.
+    const CHALLENGE: &'static str;
 
     /// The JSON body of `e`.
     fn body(e: &ApiError<Self>) -> Value;
@@ -88,6 +96,7 @@ pub struct Augur;
 
 impl Dialect for Augur {
     const RETRY_AFTER: bool = true;
+    const CHALLENGE: &'static str = "Bearer realm=\"augur\"";
 
     fn body(e: &ApiError<Augur>) -> Value {
         let mut body = json!({ "error": e.message, "code": e.kind.code() });
@@ -110,6 +119,7 @@ pub struct KafkaConnect;
 
 impl Dialect for KafkaConnect {
     const RETRY_AFTER: bool = false;
+    const CHALLENGE: &'static str = "Basic realm=\"augur connect\"";
 
     fn body(e: &ApiError<KafkaConnect>) -> Value {
         json!({ "error_code": e.kind.status().as_u16(), "message": e.message })
@@ -231,6 +241,12 @@ impl<D: Dialect> IntoResponse for ApiError<D> {
         );
         if D::RETRY_AFTER && status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(D::CHALLENGE),
+            );
         }
         resp
     }

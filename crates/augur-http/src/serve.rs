@@ -23,6 +23,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::AbortHandle;
 
+use crate::auth::ServerTls;
+
 /// The limits a server enforces on its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -133,6 +135,19 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    serve_with(listener, app, limits, None, shutdown).await
+}
+
+/// As [`serve`], over TLS when `tls` is given (the handshake must finish within the header
+/// timeout; a client that fails it is dropped).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let tls = tls.map(|t| tokio_rustls::TlsAcceptor::from(t.0));
     let registry = Arc::new(Registry {
         epoch: Instant::now(),
         next_id: AtomicU64::new(0),
@@ -160,14 +175,12 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        spawn_connection(
+        let accept = Accept {
             stream,
             peer,
-            app.clone(),
-            &registry,
-            limits,
-            stop_rx.clone(),
-        );
+            tls: tls.clone(),
+        };
+        spawn_connection(accept, app.clone(), &registry, limits, stop_rx.clone());
     }
     let _ = stop_tx.send(true);
     sweeper.abort();
@@ -190,10 +203,37 @@ fn spawn_sweeper(registry: Arc<Registry>, idle: Duration) -> tokio::task::JoinHa
     })
 }
 
-/// Runs one connection in a task of its own, registered until it ends.
-fn spawn_connection(
+/// An accepted connection, before its TLS handshake (when the server speaks TLS).
+struct Accept {
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// A connection's byte stream, plain or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+impl Accept {
+    /// The stream to serve HTTP on, once a TLS handshake (if any) finished within `limit`.
+    async fn open(self, limit: Duration) -> Option<Box<dyn Io>> {
+        let Some(acceptor) = self.tls else {
+            return Some(Box::new(self.stream));
+        };
+        match tokio::time::timeout(limit, acceptor.accept(self.stream)).await {
+            Ok(Ok(tls)) => Some(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.peer, error = %e, "TLS handshake failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Runs one connection in a task of its own, registered until it ends.
+fn spawn_connection(
+    accept: Accept,
     app: Router,
     registry: &Arc<Registry>,
     limits: Limits,
@@ -205,6 +245,7 @@ fn spawn_connection(
         idle_since: AtomicU64::new(registry.now_ms()),
         abort: Mutex::new(None),
     });
+    let peer = accept.peer;
     let (c, r) = (conn.clone(), registry.clone());
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -221,7 +262,6 @@ fn spawn_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
     let registry2 = registry.clone();
     // The registry entry exists before the task runs, so eviction can always find it.
     registry
@@ -230,6 +270,10 @@ fn spawn_connection(
         .expect("registry lock")
         .insert(id, conn.clone());
     let task = tokio::spawn(async move {
+        let Some(io) = accept.open(limits.header_timeout).await else {
+            return;
+        };
+        let connection = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(connection);
         tokio::select! {
             _ = connection.as_mut() => {}

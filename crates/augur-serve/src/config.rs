@@ -51,6 +51,12 @@ pub struct ServeConfig {
     /// When set, admin endpoints require `Authorization: Bearer <token>`; when not, they
     /// answer only clients connecting from a loopback address.
     pub admin_token: Option<Secret>,
+    /// When set, every endpoint but the health probes (`/livez`, `/healthz`, `/readyz`,
+    /// `/v2/health/*`) requires `Authorization: Bearer <token>` (401 otherwise); admin
+    /// endpoints then need it too unless `admin_token` is set.
+    pub api_token: Option<Secret>,
+    /// HTTPS when set.
+    pub tls: Option<augur_http::ServerTls>,
 }
 
 impl Default for ServeConfig {
@@ -65,6 +71,8 @@ impl Default for ServeConfig {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             watch_interval: None,
             admin_token: None,
+            api_token: None,
+            tls: None,
         }
     }
 }
@@ -103,6 +111,9 @@ impl ServeConfig {
         }
         if self.admin_token.as_ref().is_some_and(Secret::is_empty) {
             return bad("the admin token must not be empty");
+        }
+        if self.api_token.as_ref().is_some_and(Secret::is_empty) {
+            return bad("the API token must not be empty");
         }
         Ok(())
     }

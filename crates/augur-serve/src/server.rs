@@ -163,10 +163,11 @@ fn spawn_http(
 ) -> JoinHandle<std::io::Result<()>> {
     let mut stop_for_serve = stop.clone();
     let mut outer = shutdown.clone();
-    let serve = augur_http::serve(
+    let serve = augur_http::serve_with(
         listener,
         router(state.clone()),
         state.config.limits,
+        state.config.tls.clone(),
         async move {
             tokio::select! {
                 _ = outer.wait() => {}

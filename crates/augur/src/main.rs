@@ -183,7 +183,7 @@ const CONFIG_KEYS: &[(&str, &str, &str)] = &[
 fn is_action_or_override(a: &clap::Arg) -> bool {
     matches!(
         a.get_id().as_str(),
-        "print_config" | "print_spec" | "set" | "help" | "version"
+        "print_config" | "print_spec" | "set" | "kafka_set" | "help" | "version"
     )
 }
 

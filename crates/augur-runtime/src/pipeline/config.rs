@@ -42,6 +42,8 @@ pub struct RunConfig {
     pub queue_batches: usize,
     /// `http.listen`: where `/metrics`, `/healthz` and `/readyz` are served (empty: off).
     pub listen: Option<SocketAddr>,
+    /// `http.tls_cert` and `http.tls_key`: serve them over HTTPS (PEM files, read at start).
+    pub http_tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// `kafka.bootstrap`: run the stages over Kafka instead of in-process queues.
     pub kafka: Option<String>,
     /// Every other `kafka.*` key: Kafka client settings (`kafka.security.protocol`,
@@ -80,6 +82,8 @@ max_queue_events = 8192         # changes the capture buffers (max.queue.size)
 
 [http]
 listen = "127.0.0.1:9187"       # /metrics, /healthz, /readyz ("" turns it off)
+# tls_cert = "/etc/augur/tls.crt"  # HTTPS for them: a PEM certificate chain …
+# tls_key = "/etc/augur/tls.key"   # … and its PEM private key
 
 [kafka]
 bootstrap = ""                  # set to run the stages over a Kafka cluster instead
@@ -157,6 +161,7 @@ impl RunConfig {
         let sink = r.sink(&connect, &output);
         let queue_batches = r.queue();
         let listen = r.listen();
+        let http_tls = r.http_tls();
         let kafka_client = r.kafka_client();
         r.unknown_keys();
         if !r.errors.is_empty() {
@@ -177,6 +182,7 @@ impl RunConfig {
             dead_letter_table: r.value("pipeline.dead_letter_table").to_string(),
             queue_batches,
             listen,
+            http_tls,
             kafka: r.get("kafka.bootstrap").map(str::to_string),
             kafka_client,
         };
@@ -216,7 +222,7 @@ fn default_of(key: &str) -> &'static str {
 }
 
 /// augur's own keys; anything else outside `[source]` is a typo.
-const KNOWN_KEYS: [&str; 19] = [
+const KNOWN_KEYS: [&str; 21] = [
     "source.url",
     "source.tables",
     "source.slot",
@@ -235,6 +241,8 @@ const KNOWN_KEYS: [&str; 19] = [
     "pipeline.batch_size",
     "pipeline.max_queue_events",
     "http.listen",
+    "http.tls_cert",
+    "http.tls_key",
     "kafka.bootstrap",
 ];
 
@@ -461,6 +469,24 @@ impl<'a> Sections<'a> {
                         None
                     }
                 }
+            }
+        }
+    }
+
+    /// `http.tls_cert` and `http.tls_key`, which go together.
+    fn http_tls(&mut self) -> Option<(std::path::PathBuf, std::path::PathBuf)> {
+        match (self.get("http.tls_cert"), self.get("http.tls_key")) {
+            (Some(c), Some(k)) => Some((c.into(), k.into())),
+            (None, None) => None,
+            (c, _) => {
+                let missing = if c.is_some() {
+                    "http.tls_key"
+                } else {
+                    "http.tls_cert"
+                };
+                let msg = "http.tls_cert and http.tls_key go together".to_string();
+                self.error(missing, msg);
+                None
             }
         }
     }

@@ -47,16 +47,18 @@ pub fn router(registry: Registry, status: watch::Receiver<SourceStatus>) -> Rout
 /// Binds `addr` and serves [`router`] until shutdown.
 pub async fn spawn(
     addr: SocketAddr,
+    tls: Option<augur_http::ServerTls>,
     registry: Registry,
     status: watch::Receiver<SourceStatus>,
     shutdown: Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
-    serve(addr, router(registry, status), shutdown).await
+    serve(addr, tls, router(registry, status), shutdown).await
 }
 
-/// Binds `addr` and serves `app` until shutdown.
+/// Binds `addr` and serves `app` (over TLS when `tls`) until shutdown.
 pub async fn serve(
     addr: SocketAddr,
+    tls: Option<augur_http::ServerTls>,
     app: Router,
     mut shutdown: Shutdown,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
@@ -67,7 +69,7 @@ pub async fn serve(
     })?;
     Ok(tokio::spawn(async move {
         let limits = augur_http::Limits::default();
-        let _ =
-            augur_http::serve(listener, app, limits, async move { shutdown.wait().await }).await;
+        let stop = async move { shutdown.wait().await };
+        let _ = augur_http::serve_with(listener, app, limits, tls, stop).await;
     }))
 }

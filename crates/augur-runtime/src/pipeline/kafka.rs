@@ -136,6 +136,15 @@ pub async fn run(
     // A change that leaves a TOASTed value out is priced with the value the sink stored.
     enrich.stored = Some(stored_rows(&sink.sink, &bootstrap, client));
 
+    // The stages are Kafka consumers that would wait forever for a capture that failed:
+    // they stop on the outer shutdown or when the capture fails.
+    let (stop_stages, stages_shutdown) = augur_core::shutdown::channel();
+    let stop = stop_stages.clone();
+    let mut outer = shutdown.clone();
+    let forward = tokio::spawn(async move {
+        outer.wait().await;
+        stop.trigger();
+    });
     let mut stages = Stages::new();
     stages.spawn(
         "enrich",
@@ -144,7 +153,7 @@ pub async fn run(
             predictor,
             consumer_settings(&bootstrap, "augur-run-enrich", vec![captured], client),
             producer_settings(&bootstrap, client),
-            shutdown.clone(),
+            stages_shutdown.clone(),
         ),
     );
     let sink_topics = sink.topics.clone();
@@ -154,7 +163,7 @@ pub async fn run(
             sink,
             consumer_settings(&bootstrap, "augur-run-sink", sink_topics, client),
             None,
-            shutdown.clone(),
+            stages_shutdown,
         ),
     );
     tracing::info!(bootstrap = %bootstrap, "pipeline stages running over Kafka");
@@ -164,5 +173,14 @@ pub async fn run(
         offsets,
         shutdown.clone(),
     );
-    Box::pin(stages.run_source(capture)).await.map(|_| ())
+    let capture = async move {
+        let result = capture.await;
+        if result.is_err() {
+            stop_stages.trigger();
+        }
+        result
+    };
+    let result = Box::pin(stages.run_source(capture)).await.map(|_| ());
+    forward.abort();
+    result
 }

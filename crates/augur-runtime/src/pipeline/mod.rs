@@ -164,7 +164,14 @@ pub async fn run(
         None => watch::channel(SourceStatus::Starting),
     };
     let http = match cfg.listen {
-        Some(addr) => Some(http::spawn(addr, registry.clone(), status_rx, shutdown.clone()).await?),
+        Some(addr) => {
+            let tls = match &cfg.http_tls {
+                Some((cert, key)) => Some(augur_http::ServerTls::load(cert, key)?),
+                None => None,
+            };
+            let spawned = http::spawn(addr, tls, registry.clone(), status_rx, shutdown.clone());
+            Some(spawned.await?)
+        }
         None => None,
     };
     let lag_task = tokio::spawn(watch_slot_lag(&metrics, &cfg, shutdown.clone()));

@@ -2,8 +2,9 @@
 //! another version without a restart).
 //!
 //! Access: with an admin token configured, requests need `Authorization: Bearer <token>`;
-//! without one, only clients connecting from a loopback address are served (the server
-//! listens on loopback by default, so a widened `--host` does not expose promotion).
+//! else with an API token, that one; with neither, only clients connecting from a loopback
+//! address are served (the server listens on loopback by default, so a widened `--host` does
+//! not expose promotion).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -19,32 +20,16 @@ use super::{AppState, json_body, json_type, parse_json, read_body};
 use crate::error::{ApiError, ApiErrorKind};
 use crate::promote::promote_tag;
 
-/// `403` unless the caller may use admin endpoints.
+/// `403` unless the caller may use admin endpoints: the admin token when one is set, else
+/// the API token when one is set, else a loopback client.
 fn authorize(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Result<(), ApiError> {
-    match &state.config.admin_token {
-        Some(token) => {
-            let token = token.expose();
-            let given = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            // Compare without an early exit on the first differing byte.
-            let ok = given.is_some_and(|g| {
-                g.len() == token.len()
-                    && g.bytes()
-                        .zip(token.bytes())
-                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                        == 0
-            });
-            if ok {
-                Ok(())
-            } else {
-                Err(ApiError::new(
-                    ApiErrorKind::Forbidden,
-                    "admin endpoints need Authorization: Bearer <admin token>",
-                ))
-            }
-        }
+    let cfg = &state.config;
+    match cfg.admin_token.as_ref().or(cfg.api_token.as_ref()) {
+        Some(token) if augur_http::bearer_matches(headers, token) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            ApiErrorKind::Forbidden,
+            "admin endpoints need Authorization: Bearer <admin token>",
+        )),
         None if peer.ip().is_loopback() => Ok(()),
         None => Err(ApiError::new(
             ApiErrorKind::Forbidden,

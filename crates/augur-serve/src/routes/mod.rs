@@ -35,8 +35,46 @@ pub(crate) mod health;
 pub(crate) mod kserve;
 pub(crate) mod oip;
 
-/// The whole router, with the metrics middleware on every route.
+/// The whole router, with the metrics middleware on every route, and the API token check
+/// when one is configured.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let routes = routes();
+    let routes = match state.config.api_token {
+        Some(_) => routes.layer(middleware::from_fn_with_state(state.clone(), require_token)),
+        None => routes,
+    };
+    routes
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .with_state(state)
+}
+
+/// Paths answered without the API token: the probes an orchestrator calls.
+const OPEN_PATHS: [&str; 5] = [
+    "/livez",
+    "/healthz",
+    "/readyz",
+    "/v2/health/live",
+    "/v2/health/ready",
+];
+
+/// `401` unless the request carries the API token (or asks for a probe; admin endpoints check
+/// their own token).
+async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let open = OPEN_PATHS.contains(&path) || path.starts_with("/admin/");
+    let token = state.config.api_token.as_ref();
+    if open || token.is_some_and(|t| augur_http::bearer_matches(req.headers(), t)) {
+        return next.run(req).await;
+    }
+    ApiError::new(
+        ApiErrorKind::Unauthorized,
+        "this server requires Authorization: Bearer <API token>",
+    )
+    .into_response()
+}
+
+/// Every route.
+fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/", get(docs::index))
         .route("/docs.json", get(docs::openapi))
@@ -73,8 +111,6 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/promote", post(admin::promote))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), track))
-        .with_state(state)
 }
 
 /// `404` with a JSON body for unknown routes.

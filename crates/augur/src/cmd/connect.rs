@@ -49,6 +49,13 @@ pub(crate) struct ConnectArgs {
     shutdown_timeout: f64,
     #[command(flatten)]
     kafka_client: super::kafka_client::KafkaClientArgs,
+    /// Require HTTP Basic authentication on the REST API (all but GET /health), users from
+    /// this file of `user: password` lines (as Kafka Connect's BasicAuthSecurityRestExtension
+    /// reads through PropertyFileLoginModule).
+    #[arg(long, env = "AUGUR_CONNECT_REST_AUTH_FILE", value_name = "FILE")]
+    rest_auth_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    tls: super::http_tls::TlsArgs,
 }
 
 /// Runs `augur connect`.
@@ -56,6 +63,16 @@ pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let mut config = WorkerConfig::new(args.kafka);
     config.client = match args.kafka_client.settings(&[]) {
         Ok(c) => c,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
+    if let Some(file) = &args.rest_auth_file {
+        match augur_http::BasicCredentials::load(file) {
+            Ok(c) => config.rest_auth = Some(c),
+            Err(e) => return Ok(runtime::report(&e)),
+        }
+    }
+    config.tls = match args.tls.load() {
+        Ok(t) => t,
         Err(e) => return Ok(runtime::report(&e)),
     };
     config.addr = super::listen_addr(args.listen, args.host, args.port);

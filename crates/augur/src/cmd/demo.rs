@@ -224,6 +224,7 @@ impl Demo {
         let state = augur_demo::app::AppState::new(page_client, written, status_rx, &registry);
         let server = augur_runtime::pipeline::http::serve(
             listen,
+            None,
             augur_demo::app::router(state, registry),
             shutdown.clone(),
         )

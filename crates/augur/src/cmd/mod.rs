@@ -4,6 +4,7 @@ pub(crate) mod capture;
 pub(crate) mod connect;
 pub(crate) mod demo;
 pub(crate) mod doctor;
+pub(crate) mod http_tls;
 pub(crate) mod kafka_client;
 pub(crate) mod model;
 pub(crate) mod run;

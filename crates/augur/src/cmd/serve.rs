@@ -74,6 +74,15 @@ pub(crate) struct ServeArgs {
     /// loopback clients only).
     #[arg(long, env = "AUGUR_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on every endpoint but the health probes
+    /// (inference, metadata, metrics, docs; /admin too unless --admin-token is set).
+    #[arg(long, env = "AUGUR_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// As --api-token, read from the first line of a file (keeps it out of `ps`).
+    #[arg(long, env = "AUGUR_API_TOKEN_FILE", value_name = "FILE")]
+    api_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: super::http_tls::TlsArgs,
 }
 
 /// Picks the model source: the file, the tag in the store, or the shipped model.
@@ -111,6 +120,16 @@ fn source(args: &ServeArgs) -> Result<ModelSource, augur_core::Error> {
 
 /// Runs `augur serve`.
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let api_token =
+        match super::http_tls::secret_from(args.api_token.as_deref(), args.api_token_file.as_ref())
+        {
+            Ok(t) => t.map(augur_core::secret::Secret::new),
+            Err(e) => return Ok(runtime::report(&e)),
+        };
+    let tls = match args.tls.load() {
+        Ok(t) => t,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     let cfg = ServeConfig {
         addr: super::listen_addr(args.listen, args.host, args.port),
         max_batch_size: args.max_batch_size,
@@ -131,6 +150,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .admin_token
             .clone()
             .map(augur_core::secret::Secret::new),
+        api_token,
+        tls,
     };
     let source = match source(&args) {
         Ok(s) => s,

@@ -11,10 +11,15 @@ pub struct Proc(pub Child, pub String);
 impl Proc {
     /// Starts `augur <args>` with stderr to a log file.
     pub fn start(what: &str, args: &[&str]) -> Proc {
+        Proc::start_logging(what, args, "info")
+    }
+
+    /// As [`Proc::start`], logging at `level` (`AUGUR_LOG`).
+    pub fn start_logging(what: &str, args: &[&str], level: &str) -> Proc {
         let log = super::scratch_dir(what).join("stderr.log");
         let child = Command::new(env!("CARGO_BIN_EXE_augur"))
             .args(args)
-            .env("AUGUR_LOG", "info")
+            .env("AUGUR_LOG", level)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
