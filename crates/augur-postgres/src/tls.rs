@@ -222,21 +222,61 @@ impl PgTls {
         Ok(roots)
     }
 
+    /// The client key: unencrypted PEM (PKCS#8, PKCS#1, SEC1), or encrypted PKCS#8
+    /// (`BEGIN ENCRYPTED PRIVATE KEY`, PBES2) decrypted with `sslpassword`.
     fn load_key(&self, path: &Path) -> Result<PrivateKeyDer<'static>, Error> {
         let text = read_file(path, "sslkey")?;
-        if String::from_utf8_lossy(&text).contains("ENCRYPTED") {
+        let pem = String::from_utf8_lossy(&text);
+        let shown = path.display();
+        if pem.contains("Proc-Type: 4,ENCRYPTED") {
             return Err(tls_config_error(format!(
-                "sslkey \"{}\" is encrypted; augur reads unencrypted PEM keys",
-                path.display()
+                "sslkey \"{shown}\" uses OpenSSL's legacy PEM encryption, which augur does not read"
             ))
-            .with_hint("decrypt it into a file only augur can read: openssl pkey -in key.pem -out plain.pem"));
+            .with_hint("convert it to encrypted PKCS#8: openssl pkcs8 -topk8 -v2 aes-256-cbc -in key.pem -out key.p8.pem"));
+        }
+        if pem.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+            return self.decrypt_key(path, &text);
         }
         PrivateKeyDer::from_pem_slice(&text).map_err(|e| {
-            tls_config_error(format!(
-                "sslkey \"{}\" holds no PEM private key: {e}",
-                path.display()
-            ))
+            tls_config_error(format!("sslkey \"{shown}\" holds no PEM private key: {e}"))
         })
+    }
+
+    fn decrypt_key(&self, path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
+        let shown = path.display();
+        let Some(password) = &self.key_password else {
+            return Err(tls_config_error(format!(
+                "sslkey \"{shown}\" is encrypted and no sslpassword is given"
+            )));
+        };
+        let bad = |why: String| tls_config_error(format!("sslkey \"{shown}\": {why}"));
+        let (_, der) = pkcs8::der::pem::decode_vec(pem)
+            .map_err(|e| bad(format!("not a PEM encrypted key ({e})")))?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
+            .map_err(|e| bad(format!("not an encrypted PKCS#8 key ({e})")))?;
+        let plain = info
+            .decrypt(password.expose().as_bytes())
+            .map_err(|_| bad("sslpassword does not decrypt it".into()))?;
+        Ok(PrivateKeyDer::Pkcs8(plain.as_bytes().to_vec().into()))
+    }
+
+    /// The key file the replication connection reads: `sslkey` itself, or, when it is
+    /// encrypted, its decrypted copy in an in-memory file of this process (never on disk).
+    fn replication_key(&self, key: &Path) -> Result<PathBuf, Error> {
+        let text = read_file(key, "sslkey")?;
+        if !String::from_utf8_lossy(&text).contains("BEGIN ENCRYPTED PRIVATE KEY") {
+            return Ok(key.to_path_buf());
+        }
+        let PrivateKeyDer::Pkcs8(der) = self.decrypt_key(key, &text)? else {
+            unreachable!("decrypt_key gives PKCS#8");
+        };
+        let pem = pkcs8::der::pem::encode_string(
+            "PRIVATE KEY",
+            pkcs8::der::pem::LineEnding::LF,
+            der.secret_pkcs8_der(),
+        )
+        .map_err(|e| tls_config_error(format!("re-encoding sslkey failed: {e}")))?;
+        memory_file(key, pem.as_bytes())
     }
 
     /// The replication connection's TLS settings for `mode` (read by pgwire-replication;
@@ -261,10 +301,40 @@ impl PgTls {
             },
         };
         if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
-            t = t.with_client_cert(cert.clone(), key.clone());
+            t = t.with_client_cert(cert.clone(), self.replication_key(key)?);
         }
         Ok(t)
     }
+}
+
+/// `/proc/self/fd/N` of an anonymous in-memory file (memfd) holding `content`, one per `key`
+/// for the life of the process (the replication client reads it at every connection).
+fn memory_file(key: &Path, content: &[u8]) -> Result<PathBuf, Error> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::sync::{Mutex, OnceLock};
+    static FILES: OnceLock<Mutex<HashMap<PathBuf, OwnedFd>>> = OnceLock::new();
+    let mut files = FILES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let io = |e: std::io::Error| {
+        Error::new(ErrorKind::Io, "cannot hold the decrypted sslkey in memory").with_source(e)
+    };
+    // SAFETY: a valid NUL-terminated name; the returned descriptor is checked, then owned.
+    let fd = unsafe { libc::memfd_create(c"augur-sslkey".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    std::fs::File::from(fd.try_clone().map_err(io)?)
+        .write_all(content)
+        .map_err(io)?;
+    let path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    files.insert(key.to_path_buf(), fd);
+    Ok(path)
 }
 
 fn home_file(name: &str) -> Option<PathBuf> {
@@ -545,6 +615,54 @@ mod tests {
         .unwrap();
         let e = t.load_key(&key).unwrap_err().to_string();
         assert!(e.contains("encrypted"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_encrypted_pkcs8_key_is_read_with_sslpassword() {
+        use pkcs8::der::pem::LineEnding;
+        let dir = std::env::temp_dir().join(format!("augur-enc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // An EC P-256 key (PKCS#8 DER), encrypted with PBES2 (PBKDF2-SHA256, AES-256-CBC).
+        let der = rcgen::KeyPair::generate().unwrap().serialize_der();
+        let info = pkcs8::PrivateKeyInfo::try_from(&der[..]).unwrap();
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            2048,
+            b"saltsalt",
+            b"0123456789abcdef",
+        )
+        .unwrap();
+        let encrypted = info.encrypt_with_params(params, "s3cret").unwrap();
+        let key = dir.join("key.pem");
+        std::fs::write(
+            &key,
+            encrypted
+                .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+                .unwrap(),
+        )
+        .unwrap();
+        let mut t = PgTls {
+            key: Some(key.clone()),
+            cert: Some(key.clone()),
+            ..PgTls::default()
+        };
+        let e = t.load_key(&key).unwrap_err().to_string();
+        assert!(e.contains("no sslpassword"), "{e}");
+        t.key_password = Some(Secret::new("wrong"));
+        let e = t.load_key(&key).unwrap_err().to_string();
+        assert!(
+            e.contains("does not decrypt") && !e.contains("wrong"),
+            "{e}"
+        );
+        t.key_password = Some(Secret::new("s3cret"));
+        let PrivateKeyDer::Pkcs8(got) = t.load_key(&key).unwrap() else {
+            panic!("PKCS#8")
+        };
+        assert_eq!(got.secret_pkcs8_der(), &der[..]);
+        let copy = t.replication_key(&key).unwrap();
+        assert!(copy.starts_with("/proc/self/fd/"), "{copy:?}");
+        let reread = PrivateKeyDer::from_pem_file(&copy).unwrap();
+        assert_eq!(reread.secret_der(), &der[..]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -18,6 +18,25 @@ pub struct Pem {
 }
 
 impl Pem {
+    /// The key encrypted with `password` (PKCS#8, PBES2: PBKDF2-SHA256 and AES-256-CBC), as
+    /// `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes it.
+    pub fn encrypted_key(&self, password: &str) -> String {
+        use pkcs8::der::pem::LineEnding;
+        let (_, der) = pkcs8::der::pem::decode_vec(self.key.as_bytes()).expect("PEM key");
+        let info = pkcs8::PrivateKeyInfo::try_from(der.as_slice()).expect("PKCS#8 key");
+        let params = pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(
+            4096,
+            b"augur-test-salt",
+            b"augur-test-iv-16",
+        )
+        .expect("PBES2 parameters");
+        let encrypted = info.encrypt_with_params(params, password).expect("encrypt");
+        encrypted
+            .to_pem("ENCRYPTED PRIVATE KEY", LineEnding::LF)
+            .expect("PEM")
+            .to_string()
+    }
+
     /// Writes `<name>.crt` and `<name>.key` into `dir` and returns their paths.
     pub fn write(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
         let (c, k) = (

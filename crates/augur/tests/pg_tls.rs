@@ -31,6 +31,8 @@ struct TlsServer {
     ca: PathBuf,
     /// `certuser`'s certificate and key.
     client: (PathBuf, PathBuf),
+    /// The same key, encrypted with the password `key-pw-4411`.
+    encrypted_key: String,
 }
 
 fn tls_server() -> TlsServer {
@@ -38,7 +40,9 @@ fn tls_server() -> TlsServer {
     let server = ca.server(&["localhost"]);
     let dir = support::scratch_dir("pgtls");
     let ca_path = ca.write(&dir, "ca.pem");
-    let client = ca.client("certuser").write(&dir, "certuser");
+    let client_pem = ca.client("certuser");
+    let encrypted_key = client_pem.encrypted_key("key-pw-4411");
+    let client = client_pem.write(&dir, "certuser");
     let pg = TestPg::start_with(ClusterOptions {
         extra_conf: vec![
             "ssl = on".into(),
@@ -62,6 +66,7 @@ fn tls_server() -> TlsServer {
         dir,
         ca: ca_path,
         client,
+        encrypted_key,
     }
 }
 
@@ -179,6 +184,33 @@ fn client_certificates_and_allow_mode_connect() {
     let mut cap = Capture::start(&p, &["--stdout"]);
     assert_eq!(cap.wait_lines(5, T).len(), 5);
     assert!(cap.stop().0.success());
+
+    // The same key encrypted (PKCS#8), opened with `sslpassword` on both connections.
+    let encrypted = s.dir.join("certuser-encrypted.key");
+    std::fs::write(&encrypted, &s.encrypted_key).unwrap();
+    let encrypted = encrypted.display().to_string();
+    let offsets = s.dir.join("encrypted.json").display().to_string();
+    let mut p = p.clone();
+    p.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "database.sslkey" | "slot.name" | "offset.storage.file.filename"
+        )
+    });
+    p.extend([
+        ("database.sslkey".to_string(), encrypted),
+        (
+            "database.sslpassword".to_string(),
+            "key-pw-4411".to_string(),
+        ),
+        ("slot.name".to_string(), "by_encrypted_key".to_string()),
+        ("offset.storage.file.filename".to_string(), offsets),
+    ]);
+    let mut cap = Capture::start(&p, &["--stdout"]);
+    assert_eq!(cap.wait_lines(5, T).len(), 5);
+    let (status, stderr) = cap.stop();
+    assert!(status.success());
+    assert!(!stderr.contains("key-pw-4411"), "{stderr}");
 
     // `allow` starts without TLS, is refused by hostssl, and connects with TLS.
     let offsets = s.dir.join("allow.json").display().to_string();

@@ -230,6 +230,11 @@ impl CaptureConfig {
         source.signals = signals(&mut r, &mut warnings);
         let mut envelope = envelope(&mut r, prefix, dbname);
         let transform_keys = transforms(&mut r, &mut envelope, &mut warnings);
+        if r.str("database.sslfactory").is_some() {
+            warnings.push(
+                "database.sslfactory names a Java class and is ignored: augur verifies the server as database.sslmode says".into(),
+            );
+        }
         let offsets_file = r.str("offset.storage.file.filename").map(PathBuf::from);
         warn_unknown_keys(props, &transform_keys, &mut warnings);
         if !r.errors.is_empty() {
@@ -799,7 +804,8 @@ mod tests {
             "org.postgresql.ssl.NonValidatingFactory",
         );
         let (c, w) = CaptureConfig::from_props(&p).unwrap();
-        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("database.sslfactory"), "{w:?}");
         let tls = &c.source.connect.tls;
         assert_eq!(tls.mode, SslMode::VerifyFull);
         assert_eq!(tls.root_cert, RootCert::File("/etc/ca.pem".into()));

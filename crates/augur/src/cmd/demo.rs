@@ -49,6 +49,8 @@ pub(crate) struct DemoArgs {
     /// Model tag (falls back to the model compiled into augur).
     #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
+    #[command(flatten)]
+    tls: super::http_tls::TlsArgs,
 }
 
 /// A few listings from the Ford data, used when the CSV is not around.
@@ -99,6 +101,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         )),
     };
     let rows = listings(args.data.clone());
+    let tls = match args.tls.load() {
+        Ok(t) => t,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     let rt = runtime::tokio()?;
     let demo = Demo {
         connect,
@@ -106,6 +112,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         offsets,
         rows,
         listen: args.listen,
+        tls,
         feed: args.feed,
     };
     let result: Result<(), Error> = rt.block_on(demo.run());
@@ -187,6 +194,8 @@ struct Demo {
     rows: Vec<String>,
     /// Where the listing page is served.
     listen: SocketAddr,
+    /// HTTPS for the page, when given.
+    tls: Option<augur_http::ServerTls>,
     /// Seconds between fed listings (0: no feed).
     feed: f64,
 }
@@ -200,6 +209,7 @@ impl Demo {
             offsets,
             rows,
             listen,
+            tls,
             feed,
         } = self;
         let shutdown = runtime::signals();
@@ -222,16 +232,16 @@ impl Demo {
         ));
         let page_client = connect.connect_sql().await?;
         let state = augur_demo::app::AppState::new(page_client, written, status_rx, &registry);
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let server = augur_runtime::pipeline::http::serve(
             listen,
-            None,
+            tls,
             augur_demo::app::router(state, registry),
             shutdown.clone(),
         )
         .await?;
         eprintln!(
-            "augur demo: open http://{} — list a car and watch its suggested price arrive (Ctrl-C stops)",
-            listen
+            "augur demo: open {scheme}://{listen} — list a car and watch its suggested price arrive (Ctrl-C stops)"
         );
         if feed > 0.0 {
             spawn_feed(client, rows, feed, shutdown.clone());
