@@ -1,9 +1,13 @@
-//! The model store: versioned models on disk, addressed by tags `name:version` and
-//! `name:latest` (BentoML-like).
+//! The model store: versioned models on disk, addressed by tags `name:version`,
+//! `name:latest` (BentoML-like) and `name@alias` (MLflow-like: `champion`, `challenger`, any
+//! name pointing at one version).
 //!
-//! Layout: `<root>/<name>/<version>/model.json`, versions numbered from 1. A version is written
-//! in a temporary folder and renamed into place, so readers never see half a model and two
-//! writers never get the same version. Each `model.json` records its creation time, augur
+//! Layout: `<root>/<name>/<version>/model.json`, versions numbered from 1 and never reused:
+//! `<root>/<name>/.last-version` remembers the highest ever saved, so a deleted version's
+//! number is not given to another model. `<root>/<name>/aliases.json` maps aliases to versions
+//! (deleting a version drops its aliases, as MLflow does). A version is written in a temporary
+//! folder and renamed into place, so readers never see half a model and two writers never get
+//! the same version. Each `model.json` records its creation time, augur
 //! version, source (training data hash, feature spec, parameters, metrics; or the imported
 //! XGBoost file's hash), the fitted feature pipeline and the trees.
 //!
@@ -78,15 +82,46 @@ pub fn load_shipped() -> Result<Model, ModelError> {
 
 /// A parsed tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Version {
+enum Version<'a> {
     /// The highest version.
     Latest,
     /// A given version.
     Exact(u64),
+    /// The version an alias points at.
+    Alias(&'a str),
 }
 
-/// Splits `name[:version|:latest]`; a bare name means latest.
-fn parse_tag(tag: &str) -> Result<(&str, Version), ModelError> {
+/// The file remembering the highest version ever saved under a name.
+const LAST_VERSION_FILE: &str = ".last-version";
+/// The file mapping a name's aliases to versions.
+const ALIASES_FILE: &str = "aliases.json";
+
+/// Checks an alias: like a name, and not `latest` (which always means the highest version).
+fn check_alias(tag: &str, alias: &str) -> Result<(), ModelError> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 64
+        && alias != "latest"
+        && alias.starts_with(|c: char| c.is_ascii_alphabetic())
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ModelError::InvalidTag {
+            tag: tag.to_string(),
+            reason: "an alias starts with a letter and uses letters, digits, '_' and '-' (not `latest`)",
+        })
+    }
+}
+
+/// Splits `name[:version|:latest|@alias]`; a bare name means latest.
+fn parse_tag(tag: &str) -> Result<(&str, Version<'_>), ModelError> {
+    if let Some((name, alias)) = tag.split_once('@') {
+        check_name(name)?;
+        check_alias(tag, alias)?;
+        return Ok((name, Version::Alias(alias)));
+    }
     let (name, version) = match tag.split_once(':') {
         None => (tag, Version::Latest),
         Some((n, "latest")) => (n, Version::Latest),
@@ -104,6 +139,17 @@ fn parse_tag(tag: &str) -> Result<(&str, Version), ModelError> {
     Ok((name, version))
 }
 
+/// `(name, alias)` of a `name@alias` tag.
+fn alias_tag(tag: &str) -> Result<(&str, &str), ModelError> {
+    match parse_tag(tag)? {
+        (name, Version::Alias(alias)) => Ok((name, alias)),
+        _ => Err(ModelError::InvalidTag {
+            tag: tag.to_string(),
+            reason: "an alias is written name@alias, e.g. ford-price@champion",
+        }),
+    }
+}
+
 /// One line of [`ModelStore::list`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
@@ -113,6 +159,9 @@ pub struct ModelSummary {
     pub meta: ModelMeta,
     /// Size of its model file in bytes.
     pub size_bytes: u64,
+    /// The aliases pointing at this version.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// Only the metadata of a model file (listing does not build the trees).
@@ -187,13 +236,19 @@ impl ModelStore {
         Ok(versions)
     }
 
-    /// Resolves a tag to `(name, version)`; `name` and `name:latest` give the highest version.
+    /// Resolves a tag to `(name, version)`; `name` and `name:latest` give the highest version,
+    /// `name@alias` the version the alias points at.
     pub fn resolve(&self, tag: &str) -> Result<(String, u64), ModelError> {
         let (name, version) = parse_tag(tag)?;
         let versions = self.versions(name)?;
         let v = match version {
             Version::Latest => versions.last().copied(),
             Version::Exact(v) => versions.contains(&v).then_some(v),
+            Version::Alias(a) => self
+                .aliases(name)?
+                .get(a)
+                .copied()
+                .filter(|v| versions.contains(v)),
         };
         v.map(|v| (name.to_string(), v))
             .ok_or_else(|| ModelError::NotFound(tag.to_string()))
@@ -227,7 +282,8 @@ impl ModelStore {
             .unwrap_or(0);
         let tmp = dir.join(format!(".tmp-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&tmp).map_err(|e| ModelError::io("creating", &tmp, e))?;
-        let mut version = self.versions(&name)?.last().copied().unwrap_or(0) + 1;
+        let newest = self.versions(&name)?.last().copied().unwrap_or(0);
+        let mut version = newest.max(self.last_version(&name)) + 1;
         loop {
             let model = model.clone().with_tag(&name, version);
             let file = tmp.join(MODEL_FILE);
@@ -235,7 +291,10 @@ impl ModelStore {
                 .map_err(|e| ModelError::io("writing", &file, e))?;
             let target = dir.join(version.to_string());
             match std::fs::rename(&tmp, &target) {
-                Ok(()) => return Ok(model),
+                Ok(()) => {
+                    self.remember_version(&name, version)?;
+                    return Ok(model);
+                }
                 // Another writer took this version first: try the next one.
                 Err(_) if target.exists() && version < u64::MAX => version += 1,
                 Err(e) => {
@@ -258,6 +317,7 @@ impl ModelStore {
         names.sort();
         let mut out = Vec::new();
         for name in names {
+            let aliases = self.aliases(&name)?;
             for v in self.versions(&name)? {
                 let file = self.file(&name, v);
                 let bytes =
@@ -271,20 +331,99 @@ impl ModelStore {
                     tag: format!("{name}:{v}"),
                     meta,
                     size_bytes: bytes.len() as u64,
+                    aliases: aliases
+                        .iter()
+                        .filter(|(_, av)| **av == v)
+                        .map(|(a, _)| a.clone())
+                        .collect(),
                 });
             }
         }
         Ok(out)
     }
 
-    /// Deletes one version (`name:latest` deletes the highest); returns the deleted tag.
+    /// Deletes one version (`name:latest` deletes the highest) and the aliases pointing at it;
+    /// returns the deleted tag. Its number is never given to another version.
     pub fn delete(&self, tag: &str) -> Result<String, ModelError> {
         let (name, version) = self.resolve(tag)?;
+        self.remember_version(&name, version)?;
         let dir = self.root.join(&name).join(version.to_string());
         std::fs::remove_dir_all(&dir).map_err(|e| ModelError::io("deleting", &dir, e))?;
-        // Drop the name's folder once its last version is gone (ignore failures: not empty).
-        let _ = std::fs::remove_dir(self.root.join(&name));
+        let mut aliases = self.aliases(&name)?;
+        aliases.retain(|_, v| *v != version);
+        self.write_aliases(&name, &aliases)?;
         Ok(format!("{name}:{version}"))
+    }
+
+    /// The highest version ever saved under `name` (0 when none was).
+    fn last_version(&self, name: &str) -> u64 {
+        let file = self.root.join(name).join(LAST_VERSION_FILE);
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Raises the remembered highest version of `name` to `version`.
+    fn remember_version(&self, name: &str, version: u64) -> Result<(), ModelError> {
+        if self.last_version(name) >= version {
+            return Ok(());
+        }
+        let file = self.root.join(name).join(LAST_VERSION_FILE);
+        std::fs::write(&file, format!("{version}\n"))
+            .map_err(|e| ModelError::io("writing", &file, e))
+    }
+
+    /// The aliases of `name` and the versions they point at.
+    pub fn aliases(
+        &self,
+        name: &str,
+    ) -> Result<std::collections::BTreeMap<String, u64>, ModelError> {
+        check_name(name)?;
+        let file = self.root.join(name).join(ALIASES_FILE);
+        match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| ModelError::json(file.display().to_string(), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(ModelError::io("reading", &file, e)),
+        }
+    }
+
+    fn write_aliases(
+        &self,
+        name: &str,
+        aliases: &std::collections::BTreeMap<String, u64>,
+    ) -> Result<(), ModelError> {
+        let dir = self.root.join(name);
+        let file = dir.join(ALIASES_FILE);
+        let tmp = dir.join(format!(".{ALIASES_FILE}.{}", std::process::id()));
+        let bytes = serde_json::to_vec_pretty(aliases).unwrap_or_default();
+        std::fs::write(&tmp, bytes).map_err(|e| ModelError::io("writing", &tmp, e))?;
+        std::fs::rename(&tmp, &file).map_err(|e| ModelError::io("renaming into", &file, e))
+    }
+
+    /// Points `name@alias` at `version` (which must exist), moving it if it pointed elsewhere;
+    /// returns the version it pointed at before, if any.
+    pub fn set_alias(&self, tag: &str, version: u64) -> Result<Option<u64>, ModelError> {
+        let (name, alias) = alias_tag(tag)?;
+        if !self.versions(name)?.contains(&version) {
+            return Err(ModelError::NotFound(format!("{name}:{version}")));
+        }
+        let mut aliases = self.aliases(name)?;
+        let before = aliases.insert(alias.to_string(), version);
+        self.write_aliases(name, &aliases)?;
+        Ok(before)
+    }
+
+    /// Removes `name@alias`; returns the version it pointed at.
+    pub fn delete_alias(&self, tag: &str) -> Result<u64, ModelError> {
+        let (name, alias) = alias_tag(tag)?;
+        let mut aliases = self.aliases(name)?;
+        let Some(v) = aliases.remove(alias) else {
+            return Err(ModelError::NotFound(tag.to_string()));
+        };
+        self.write_aliases(name, &aliases)?;
+        Ok(v)
     }
 
     /// Writes one version as a single portable file (importable with [`ModelStore::import`]);
@@ -344,9 +483,71 @@ mod tests {
             parse_tag("ford-price:3").unwrap(),
             ("ford-price", Version::Exact(3))
         );
+        assert_eq!(
+            parse_tag("ford-price@champion").unwrap(),
+            ("ford-price", Version::Alias("champion"))
+        );
+        assert!(parse_tag("ford-price@latest").is_err());
+        assert!(parse_tag("ford-price@").is_err());
+        assert!(parse_tag("ford-price@a:b").is_err());
         assert!(parse_tag("ford-price:0").is_err());
         assert!(parse_tag("ford-price:x").is_err());
         assert!(parse_tag("../etc").is_err());
         assert!(parse_tag("").is_err());
+    }
+
+    fn tmp_store(tag: &str) -> ModelStore {
+        let dir = std::env::temp_dir().join(format!(
+            "augur-store-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        ModelStore::open(dir).unwrap()
+    }
+
+    #[test]
+    fn versions_are_never_reused_and_aliases_follow_their_version() {
+        let store = tmp_store("alias");
+        let model = load_shipped().unwrap();
+        for _ in 0..3 {
+            store.save(model.clone(), Some("cars")).unwrap();
+        }
+        assert_eq!(store.delete("cars:3").unwrap(), "cars:3");
+        assert_eq!(
+            store.save(model.clone(), Some("cars")).unwrap().tag(),
+            "cars:4"
+        );
+        store.delete("cars:4").unwrap();
+        store.delete("cars:2").unwrap();
+        store.delete("cars:1").unwrap();
+        assert!(store.versions("cars").unwrap().is_empty());
+        assert_eq!(
+            store.save(model.clone(), Some("cars")).unwrap().tag(),
+            "cars:5"
+        );
+        store.save(model.clone(), Some("cars")).unwrap();
+
+        assert_eq!(store.set_alias("cars@champion", 5).unwrap(), None);
+        assert_eq!(store.resolve("cars@champion").unwrap(), ("cars".into(), 5));
+        assert_eq!(store.load("cars@champion").unwrap().tag(), "cars:5");
+        assert_eq!(store.set_alias("cars@champion", 6).unwrap(), Some(5));
+        store.set_alias("cars@challenger", 5).unwrap();
+        assert!(matches!(
+            store.set_alias("cars@x", 9),
+            Err(ModelError::NotFound(_))
+        ));
+        assert!(store.set_alias("cars:5", 5).is_err());
+        let listed = store.list().unwrap();
+        let five = listed.iter().find(|s| s.tag == "cars:5").unwrap();
+        assert_eq!(five.aliases, ["challenger"]);
+        store.delete("cars:5").unwrap();
+        assert!(matches!(
+            store.resolve("cars@challenger"),
+            Err(ModelError::NotFound(_))
+        ));
+        assert!(!store.aliases("cars").unwrap().contains_key("challenger"));
+        assert_eq!(store.delete_alias("cars@champion").unwrap(), 6);
+        assert!(store.resolve("cars@champion").is_err());
+        let _ = std::fs::remove_dir_all(store.root());
     }
 }

@@ -11,7 +11,7 @@ use augur_model::{Model, ModelStore};
 /// The tag a stage loads when none is configured (the user's store, else the shipped model).
 pub use augur_model::SHIPPED_MODEL;
 
-/// Loads `tag` (`name`, `name:latest` or `name:N`) from `store` (default: the user's model
+/// Loads `tag` (`name`, `name:latest`, `name:N` or `name@alias`) from `store` (default: the user's model
 /// store), or from the shipped models when the store does not have it.
 pub fn load(tag: &str, store: Option<&Path>) -> Result<Arc<Model>, Error> {
     let model_err = |e: augur_model::ModelError| {

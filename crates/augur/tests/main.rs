@@ -22,6 +22,7 @@ mod kafka_bad_input;
 mod kafka_path;
 mod kafka_remote;
 mod kafka_security;
+mod model_aliases;
 mod packaging;
 mod pg_tls;
 mod run_crash;

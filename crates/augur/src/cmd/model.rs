@@ -103,7 +103,7 @@ pub(crate) struct TrainArgs {
 /// Arguments of `augur predict`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct PredictArgs {
-    /// The model tag (`name`, `name:latest` or `name:N`).
+    /// The model tag (`name`, `name:latest`, `name:N` or `name@alias`).
     #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
     /// Use this model file instead of the store (e.g. the shipped
@@ -145,20 +145,27 @@ enum ModelsCommand {
     },
     /// Show one version: source, data hash, features, parameters, metrics.
     Show {
-        /// `name`, `name:latest` or `name:N`.
+        /// `name`, `name:latest`, `name:N` or `name@alias`.
         tag: String,
         /// Print the metadata as JSON.
         #[arg(long, env = "AUGUR_MODELS_JSON", value_parser = clap::builder::BoolishValueParser::new())]
         json: bool,
     },
-    /// Delete one version (`name:latest` deletes the newest).
+    /// Delete one version (`name:latest` deletes the newest) and its aliases; its number is
+    /// never used again.
     Delete {
-        /// `name:N` or `name:latest`.
+        /// `name:N`, `name:latest` or `name@alias`.
         tag: String,
+    },
+    /// Point an alias (`name@champion`, `name@challenger`, any name) at a version, or remove
+    /// it; `name@alias` then works wherever a tag does.
+    Alias {
+        #[command(subcommand)]
+        action: AliasCommand,
     },
     /// Write one version to a single file.
     Export {
-        /// `name`, `name:latest` or `name:N`.
+        /// `name`, `name:latest`, `name:N` or `name@alias`.
         tag: String,
         /// Destination file.
         file: PathBuf,
@@ -565,43 +572,83 @@ fn parse_object(line: &str) -> Result<serde_json::Map<String, serde_json::Value>
     }
 }
 
+/// `augur models alias` actions.
+#[derive(Debug, clap::Subcommand)]
+enum AliasCommand {
+    /// Point `name@alias` at version N (moving it if it pointed elsewhere).
+    Set {
+        /// `name@alias`, e.g. `ford-price@champion`.
+        tag: String,
+        /// The version it points at.
+        version: u64,
+    },
+    /// Remove `name@alias`.
+    Delete {
+        /// `name@alias`.
+        tag: String,
+    },
+}
+
+/// Prints every version of every model, as a table or JSON lines.
+fn print_list(store: &ModelStore, json: bool) -> anyhow::Result<()> {
+    let list = store.list()?;
+    if json {
+        for m in &list {
+            println!("{}", serde_json::to_string(m)?);
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:<21} {:<8} {:>9} {:>9}  ALIASES",
+        "TAG", "CREATED", "SOURCE", "CV MAE", "SIZE"
+    );
+    for m in &list {
+        let (source, mae) = match &m.meta.source {
+            ModelSource::Trained { cv, .. } => (
+                "trained",
+                cv.as_ref().map(|c| format!("{:.1}", c.pooled.mae)),
+            ),
+            ModelSource::Xgboost { .. } => ("xgboost", None),
+        };
+        println!(
+            "{:<28} {:<21} {:<8} {:>9} {:>9}  {}",
+            m.tag,
+            m.meta.created_at,
+            source,
+            mae.unwrap_or_else(|| "-".into()),
+            human_bytes(m.size_bytes),
+            m.aliases.join(",")
+        );
+    }
+    if list.is_empty() {
+        eprintln!("no models in {}", store.root().display());
+    }
+    Ok(())
+}
+
+/// Runs `augur models alias`.
+fn alias(store: &ModelStore, action: AliasCommand) -> anyhow::Result<()> {
+    match action {
+        AliasCommand::Set { tag, version } => match store.set_alias(&tag, version)? {
+            Some(before) if before != version => {
+                eprintln!("{tag} now points at version {version} (was {before})")
+            }
+            _ => eprintln!("{tag} points at version {version}"),
+        },
+        AliasCommand::Delete { tag } => {
+            let v = store.delete_alias(&tag)?;
+            eprintln!("removed {tag} (pointed at version {v})");
+        }
+    }
+    Ok(())
+}
+
 /// Runs `augur models`.
 pub(crate) fn models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     let store = args.store.open()?;
     match args.command {
-        ModelsCommand::List { json } => {
-            let list = store.list()?;
-            if json {
-                for m in &list {
-                    println!("{}", serde_json::to_string(m)?);
-                }
-            } else {
-                println!(
-                    "{:<28} {:<21} {:<8} {:>9} {:>9}",
-                    "TAG", "CREATED", "SOURCE", "CV MAE", "SIZE"
-                );
-                for m in &list {
-                    let (source, mae) = match &m.meta.source {
-                        ModelSource::Trained { cv, .. } => (
-                            "trained",
-                            cv.as_ref().map(|c| format!("{:.1}", c.pooled.mae)),
-                        ),
-                        ModelSource::Xgboost { .. } => ("xgboost", None),
-                    };
-                    println!(
-                        "{:<28} {:<21} {:<8} {:>9} {:>9}",
-                        m.tag,
-                        m.meta.created_at,
-                        source,
-                        mae.unwrap_or_else(|| "-".into()),
-                        human_bytes(m.size_bytes)
-                    );
-                }
-                if list.is_empty() {
-                    eprintln!("no models in {}", store.root().display());
-                }
-            }
-        }
+        ModelsCommand::List { json } => print_list(&store, json)?,
+        ModelsCommand::Alias { action } => alias(&store, action)?,
         ModelsCommand::Show { tag, json } => {
             let model = store.load(&tag)?;
             if json {

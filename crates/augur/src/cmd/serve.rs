@@ -15,7 +15,7 @@ use super::runtime;
 /// Arguments of `augur serve`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// The model tag to serve (`name`, `name:latest` or `name:N`). When the store has no model
+    /// The model tag to serve (`name`, `name:latest`, `name:N` or `name@alias`). When the store has no model
     /// of that name, the model compiled into augur (the repository's `models/`) is served instead.
     #[arg(long, env = "AUGUR_MODEL", default_value = augur_model::SHIPPED_MODEL)]
     model: String,
