@@ -77,7 +77,10 @@ fn aliases_resolve_everywhere_and_versions_are_never_reused() {
     let by_alias = predict(&store, "ford-price@champion", ROW);
     assert_eq!(by_alias, predict(&store, "ford-price:2", ROW));
     let v: serde_json::Value = serde_json::from_str(&by_alias).unwrap();
-    assert!(v["prediction"].as_f64().is_some_and(|p| p > 1000.0), "{by_alias}");
+    assert!(
+        v["prediction"].as_f64().is_some_and(|p| p > 1000.0),
+        "{by_alias}"
+    );
     let (ok, _, err) = augur(&store, &["models", "show", "ford-price@nope"]);
     assert!(!ok && err.contains("ford-price@nope"), "{err}");
 
