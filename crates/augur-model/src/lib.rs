@@ -57,6 +57,7 @@
 //! - [`train`]: cross-validation, metrics and parallel training.
 //! - [`xgboost`]: XGBoost JSON import.
 //! - [`model`]: the loaded model and its predict calls.
+//! - [`promotion`]: the checks a model passes before it replaces the served one.
 //! - [`store`]: the versioned model store.
 
 mod checks;
@@ -66,6 +67,7 @@ pub mod features;
 pub mod forest;
 pub mod gbdt;
 pub mod model;
+pub mod promotion;
 mod rng;
 mod sha256;
 pub mod store;
@@ -77,6 +79,7 @@ pub use error::{FieldError, FieldProblem, ModelError, RowError};
 pub use features::{FeatureSpec, FieldType, InputField, PipelineSpec, Value};
 pub use gbdt::TrainParams;
 pub use model::{Model, ModelMeta, ModelSource};
+pub use promotion::{PromotionPolicy, Refusal};
 pub use store::{ModelStore, ModelSummary, SHIPPED_MODEL, load_shipped, shipped_models_dir};
 pub use train::{CvReport, Metrics, TrainConfig};
 

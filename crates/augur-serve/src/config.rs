@@ -45,9 +45,12 @@ pub struct ServeConfig {
     /// How long in-flight requests get to finish after shutdown is signalled; past it the
     /// server stops anyway and [`crate::Server::run`] returns an error.
     pub shutdown_timeout: Duration,
-    /// Poll the model store this often and promote a newer version of the served model's
-    /// name (`None`: only the admin endpoint promotes). Only for models loaded from a store.
+    /// Poll the model store this often and promote what the served tag now names: the alias
+    /// it was given as (`name@champion`), else the newest version of the served name (`None`:
+    /// only the admin endpoint promotes). Only for models loaded from a store.
     pub watch_interval: Option<Duration>,
+    /// The checks every promotion passes (input signature; cross-validated MAE margin).
+    pub promotion: augur_model::PromotionPolicy,
     /// When set, admin endpoints require `Authorization: Bearer <token>`; when not, they
     /// answer only clients connecting from a loopback address.
     pub admin_token: Option<Secret>,
@@ -70,6 +73,7 @@ impl Default for ServeConfig {
             limits: augur_http::Limits::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             watch_interval: None,
+            promotion: augur_model::PromotionPolicy::default(),
             admin_token: None,
             api_token: None,
             tls: None,
@@ -108,6 +112,9 @@ impl ServeConfig {
             .is_some_and(|d| d < Duration::from_millis(10))
         {
             return bad("the store watch interval must be at least 10 ms");
+        }
+        if let Err(m) = self.promotion.validate() {
+            return bad(&m);
         }
         if self.admin_token.as_ref().is_some_and(Secret::is_empty) {
             return bad("the admin token must not be empty");

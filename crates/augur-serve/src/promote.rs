@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind};
-use augur_model::Model;
+use augur_model::{Model, Refusal};
 
+use crate::slot::ModelSource;
 use crate::state::AppState;
 
 /// The result of a promotion.
@@ -51,10 +52,13 @@ pub(crate) fn install(state: &AppState, model: Arc<Model>) -> Promotion {
 }
 
 /// Loads `tag` (default: the newest version of the served model's name) from the server's
-/// store and promotes it. Promotions are serialized.
+/// store and promotes it when it passes the promotion checks (the input signature always; the
+/// cross-validated MAE unless `force`). Promotions are serialized. A refusal is an error whose
+/// source is the [`Refusal`].
 pub(crate) async fn promote_tag(
     state: &Arc<AppState>,
     tag: Option<String>,
+    force: bool,
 ) -> Result<Promotion, Error> {
     let _serial = state.promote_lock.lock().await;
     let store = state.source.store().cloned().ok_or_else(|| {
@@ -67,48 +71,68 @@ pub(crate) async fn promote_tag(
         )
         .with_hint("start the server with --model TAG (and --store DIR)")
     })?;
-    let tag = match tag {
-        Some(t) => t,
-        None => match state.slot.current() {
-            Some(s) => format!("{}:latest", s.name()),
-            None => {
-                return Err(Error::new(
-                    ErrorKind::Model,
-                    "no model is loaded yet; name the tag to promote",
-                ));
-            }
-        },
-    };
-    if let Some(s) = state.slot.current() {
-        // Skip the load when the tag resolves to the version already served.
-        let t = tag.clone();
-        let st = store.clone();
-        let resolved = tokio::task::spawn_blocking(move || st.resolve(&t))
-            .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("resolving {tag}: {e}")))?
-            .map_err(|e| {
-                Error::new(ErrorKind::Model, format!("cannot resolve model {tag}")).with_source(e)
-            })?;
-        if resolved.0 == s.name() && resolved.1 == s.version() {
-            return Ok(Promotion {
-                previous: Some(s.tag().to_string()),
-                current: s.tag().to_string(),
-                changed: false,
-            });
+    let served = state.slot.current();
+    let tag = match (tag, &served) {
+        (Some(t), _) => t,
+        (None, Some(s)) => format!("{}:latest", s.name()),
+        (None, None) => {
+            return Err(Error::new(
+                ErrorKind::Model,
+                "no model is loaded yet; name the tag to promote",
+            ));
         }
+    };
+    let (name, version) = blocking(&tag, {
+        let (st, t) = (store.clone(), tag.clone());
+        move || st.resolve(&t)
+    })
+    .await?;
+    if let Some(s) = served
+        .as_ref()
+        .filter(|s| s.name() == name && s.version() == version)
+    {
+        return Ok(Promotion {
+            previous: Some(s.tag().to_string()),
+            current: s.tag().to_string(),
+            changed: false,
+        });
     }
-    let t = tag.clone();
-    let model = tokio::task::spawn_blocking(move || store.load(&t))
+    let model = blocking(&tag, move || store.load(&format!("{name}:{version}"))).await?;
+    if let Some(s) = &served {
+        let policy = state.config.promotion.forced(force);
+        augur_model::promotion::check(s.model(), &model, &policy).map_err(|r| {
+            Error::new(ErrorKind::Model, format!("refused to promote {tag}")).with_source(r)
+        })?;
+    }
+    Ok(install(state, Arc::new(model)))
+}
+
+/// Runs a store call on a blocking thread; its error names `tag`.
+async fn blocking<T: Send + 'static>(
+    tag: &str,
+    f: impl FnOnce() -> Result<T, augur_model::ModelError> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::new(ErrorKind::Internal, format!("loading {tag}: {e}")))?
         .map_err(|e| {
             Error::new(ErrorKind::Model, format!("cannot load model {tag}")).with_source(e)
-        })?;
-    Ok(install(state, Arc::new(model)))
+        })
 }
 
-/// Polls the store every `interval` and promotes a newer version of the served model's name
-/// until `shutdown`. Errors are logged and retried at the next tick.
+/// What the store watcher follows: the alias the server was started with (`name@alias`,
+/// wherever it points, back or forth), or else the newest version of the served name.
+fn watched_tag(state: &AppState, served_name: &str) -> String {
+    match &state.source {
+        ModelSource::Store { tag, .. } if tag.contains('@') => tag.clone(),
+        _ => format!("{served_name}:latest"),
+    }
+}
+
+/// Polls the store every `interval` and promotes what the watched tag resolves to
+/// ([`watched_tag`]) until `shutdown`, through the same checks as the admin endpoint. A refused
+/// version is logged once and not retried; other errors are logged and retried at the next
+/// tick.
 pub(crate) async fn watch(state: Arc<AppState>, interval: Duration, mut shutdown: Shutdown) {
     let Some(store) = state.source.store().cloned() else {
         tracing::warn!(
@@ -116,6 +140,7 @@ pub(crate) async fn watch(state: Arc<AppState>, interval: Duration, mut shutdown
         );
         return;
     };
+    let mut refused: Option<(String, u64)> = None;
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
@@ -124,22 +149,46 @@ pub(crate) async fn watch(state: Arc<AppState>, interval: Duration, mut shutdown
         let Some(current) = state.slot.current() else {
             continue;
         };
-        let name = current.name().to_string();
+        let tag = watched_tag(&state, current.name());
         let st = store.clone();
-        let latest = tokio::task::spawn_blocking(move || st.versions(&name)).await;
-        let newest = match latest {
-            Ok(Ok(v)) => v.last().copied(),
+        let t = tag.clone();
+        let target = match tokio::task::spawn_blocking(move || st.resolve(&t)).await {
+            Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "cannot list the model store");
+                tracing::warn!(error = %e, "cannot resolve the watched model tag");
                 continue;
             }
             Err(_) => continue,
         };
-        if newest.is_some_and(|v| v > current.version()) {
-            let tag = format!("{}:{}", current.name(), newest.unwrap_or_default());
-            if let Err(e) = promote_tag(&state, Some(tag)).await {
-                tracing::warn!(error = %e, "store watcher could not promote the newest version");
+        let newer = target.1 > current.version() || tag.contains('@');
+        if target.1 == current.version() || !newer || refused.as_ref() == Some(&target) {
+            continue;
+        }
+        let candidate = format!("{}:{}", target.0, target.1);
+        match promote_tag(&state, Some(candidate), false).await {
+            Ok(_) => refused = None,
+            Err(e) => {
+                tracing::warn!(error = %e, reason = %error_chain(&e), "store watcher did not promote");
+                if is_refusal(&e) {
+                    refused = Some(target);
+                }
             }
         }
     }
+}
+
+/// Whether a promotion error is a refusal by the promotion checks.
+pub(crate) fn is_refusal(e: &Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<Refusal>())
+}
+
+/// The error's message followed by its sources' messages.
+pub(crate) fn error_chain(e: &Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
 }

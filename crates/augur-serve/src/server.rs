@@ -272,9 +272,10 @@ impl ServerHandle {
     }
 
     /// Loads `tag` (default: the newest version of the served name) from the server's store
-    /// and serves it; in-flight requests finish on the previous version.
-    pub async fn promote(&self, tag: Option<&str>) -> Result<Promotion, Error> {
-        promote::promote_tag(&self.state, tag.map(str::to_string)).await
+    /// and serves it if it passes the promotion checks ([`augur_model::promotion`]; `force`
+    /// skips the MAE check); in-flight requests finish on the previous version.
+    pub async fn promote(&self, tag: Option<&str>, force: bool) -> Result<Promotion, Error> {
+        promote::promote_tag(&self.state, tag.map(str::to_string), force).await
     }
 
     /// Serves an already loaded model from now on.

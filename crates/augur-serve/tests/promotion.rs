@@ -206,3 +206,121 @@ fn promotion_by_tag_needs_a_store() {
     let after: f64 = r.text().parse().unwrap();
     assert!((after / before - 2.0).abs() < 1e-3, "{before} -> {after}");
 }
+
+#[test]
+fn promotion_refuses_other_inputs_and_worse_models_and_says_why() {
+    let (store, dir) = store_with_v1("refuse");
+    let source = ModelSource::Store {
+        store: store.clone(),
+        tag: "ford-price:1".into(),
+    };
+    let s = TestServer::start(config(), source);
+    let a = s.addr;
+    assert_eq!(
+        store.save(houses_model(), None).unwrap().tag(),
+        "ford-price:2"
+    );
+    assert_eq!(
+        store.save(mae_scaled_model(1.10), None).unwrap().tag(),
+        "ford-price:3"
+    );
+    let no_cv = edited_model(|d| d["meta"]["source"]["cv"] = serde_json::Value::Null);
+    assert_eq!(store.save(no_cv, None).unwrap().tag(), "ford-price:4");
+    assert_eq!(
+        store.save(mae_scaled_model(1.015), None).unwrap().tag(),
+        "ford-price:5"
+    );
+
+    // Other inputs: refused, even forced, and the reason names the fields.
+    for body in [
+        r#"{"tag": "ford-price:2"}"#,
+        r#"{"tag": "ford-price:2", "force": true}"#,
+    ] {
+        let r = post(a, "/admin/promote", body);
+        assert_eq!(r.status, 409, "{}", r.text());
+        let e = r.json()["error"].as_str().unwrap().to_string();
+        assert!(
+            e.contains("lacks mileage") && e.contains("wants houses"),
+            "{e}"
+        );
+    }
+    // 10 % worse: refused unless forced.
+    let r = post(a, "/admin/promote", r#"{"tag": "ford-price:3"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    let e = r.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        e.contains("10.0 % worse") && e.contains("limit is 2.0 %"),
+        "{e}"
+    );
+    // No cross-validated metrics: refused unless forced.
+    let r = post(a, "/admin/promote", r#"{"tag": "ford-price:4"}"#);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("no cross-validated MAE"), "{}", r.text());
+    assert_eq!(post(a, "/predict", CAR).model(), "ford-price:1");
+    let r = post(a, "/admin/promote", r#"{"force": "yes"}"#);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["field"], "force");
+
+    // Within the margin: accepted; forced: accepted.
+    let r = post(a, "/admin/promote", r#"{"tag": "ford-price:5"}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(
+        a,
+        "/admin/promote",
+        r#"{"tag": "ford-price:3", "force": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(post(a, "/predict", CAR).model(), "ford-price:3");
+    drop(s);
+    cleanup(&dir);
+}
+
+#[test]
+fn the_watcher_follows_an_alias_and_skips_refused_versions() {
+    let (store, dir) = store_with_v1("watch-alias");
+    store.set_alias("ford-price@champion", 1).unwrap();
+    let cfg = ServeConfig {
+        watch_interval: Some(Duration::from_millis(20)),
+        ..config()
+    };
+    let source = ModelSource::Store {
+        store: store.clone(),
+        tag: "ford-price@champion".into(),
+    };
+    let s = TestServer::start(cfg, source);
+    assert_eq!(post(s.addr, "/predict", CAR).model(), "ford-price:1");
+    // A newer version the alias does not name is not served.
+    store.save(scaled_model(2.0), None).unwrap();
+    store.save(houses_model(), None).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(post(s.addr, "/predict", CAR).model(), "ford-price:1");
+    // Pointing the alias at version 3 (other inputs) is refused: version 1 stays.
+    store.set_alias("ford-price@champion", 3).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(post(s.addr, "/predict", CAR).model(), "ford-price:1");
+    // Pointing it at version 2 is followed.
+    store.set_alias("ford-price@champion", 2).unwrap();
+    wait_for_model(s.addr, "ford-price:2");
+    // And back: an alias is followed in both directions.
+    store.set_alias("ford-price@champion", 1).unwrap();
+    wait_for_model(s.addr, "ford-price:1");
+    drop(s);
+    cleanup(&dir);
+}
+
+/// Waits until `/predict` is answered by `tag`.
+fn wait_for_model(addr: std::net::SocketAddr, tag: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = post(addr, "/predict", CAR);
+        assert_eq!(r.status, 200);
+        if r.model() == tag {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not promote {tag}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -129,3 +129,160 @@ fn aliases_resolve_everywhere_and_versions_are_never_reused() {
     let _ = serve.wait();
     assert_eq!(served["model"], "ford-price:4", "{served}");
 }
+
+/// Writes the shipped model with `edit` applied to `dir/name.json`; returns the path.
+fn edited_model_file(
+    dir: &std::path::Path,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let shipped = augur_testkit::workspace_root().join("models/ford-price/1/model.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(shipped).unwrap()).unwrap();
+    edit(&mut doc);
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_vec(&doc).unwrap()).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn promote_moves_the_alias_only_past_the_checks_and_compare_shows_the_difference() {
+    let dir = scratch_dir("promote-cli");
+    let store = dir.join("store").display().to_string();
+    let same = edited_model_file(&dir, "same", |_| {});
+    let houses = edited_model_file(&dir, "houses", |d| {
+        let text = d.to_string().replace("\"mileage\"", "\"houses\"");
+        *d = serde_json::from_str(&text).unwrap();
+    });
+    // 10 % dearer everywhere and a recorded CV MAE 10 % worse.
+    let worse = edited_model_file(&dir, "worse", |d| {
+        let base = d["forest"]["base_score"].as_f64().unwrap();
+        d["forest"]["base_score"] = serde_json::json!(base + 1.1f64.ln());
+        let mae = d["meta"]["source"]["cv"]["pooled"]["mae"].as_f64().unwrap();
+        d["meta"]["source"]["cv"]["pooled"]["mae"] = serde_json::json!(mae * 1.1);
+    });
+    for (file, want) in [
+        (&same, "ford-price:1"),
+        (&houses, "ford-price:2"),
+        (&worse, "ford-price:3"),
+    ] {
+        let (ok, out, err) = augur(&store, &["models", "import", file]);
+        assert!(ok && out.trim() == want, "{out}{err}");
+    }
+    let (ok, _, err) = augur(&store, &["models", "promote", "ford-price:1"]);
+    assert!(
+        ok && err.contains("ford-price@champion points at version 1"),
+        "{err}"
+    );
+
+    // Other inputs: refused, even with --force; the alias does not move.
+    for force in [false, true] {
+        let mut args = vec!["models", "promote", "ford-price:2"];
+        if force {
+            args.push("--force");
+        }
+        let (ok, _, err) = augur(&store, &args);
+        assert!(!ok, "promoted a model with other inputs");
+        assert!(
+            err.contains("lacks mileage") && err.contains("wants houses"),
+            "{err}"
+        );
+    }
+    // Worse MAE: refused by default, accepted with a wider margin or --force.
+    let (ok, _, err) = augur(&store, &["models", "promote", "ford-price:3"]);
+    assert!(!ok && err.contains("10.0 % worse"), "{err}");
+    assert_eq!(
+        predict(&store, "ford-price@champion", ROW),
+        predict(&store, "ford-price:1", ROW)
+    );
+    let (ok, _, err) = augur(
+        &store,
+        &[
+            "models",
+            "promote",
+            "ford-price:3",
+            "--max-mae-increase",
+            "0.15",
+        ],
+    );
+    assert!(
+        ok && err.contains("now points at version 3 (was 1)"),
+        "{err}"
+    );
+    let (ok, _, err) = augur(
+        &store,
+        &["models", "promote", "ford-price:1", "--alias", "challenger"],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = augur(
+        &store,
+        &[
+            "models",
+            "promote",
+            "ford-price:3",
+            "--alias",
+            "challenger",
+            "--force",
+        ],
+    );
+    assert!(
+        ok && err.contains("ford-price@challenger now points at version 3"),
+        "{err}"
+    );
+    let (ok, _, err) = augur(
+        &store,
+        &["models", "promote", "ford-price:1", "--max-mae-increase=-1"],
+    );
+    assert!(!ok && err.contains(">= 0"), "{err}");
+
+    // Compare: metrics side by side, prices on a sample of the data.
+    let data = augur_testkit::workspace_root().join("data/ford.csv");
+    let data = data.display().to_string();
+    let (ok, out, err) = augur(
+        &store,
+        &[
+            "models",
+            "compare",
+            "ford-price:1",
+            "ford-price@champion",
+            "--data",
+            &data,
+            "--sample",
+            "200",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cv MAE") && out.contains("ford-price:3"),
+        "{out}"
+    );
+    assert!(out.contains("inputs           the same"), "{out}");
+    assert!(out.contains("priced by both:        200"), "{out}");
+    assert!(
+        out.contains("differ by more than 5 %: 200 (100.0 %)"),
+        "{out}"
+    );
+    let (ok, out, err) = augur(
+        &store,
+        &[
+            "models",
+            "compare",
+            "ford-price:1",
+            "ford-price:2",
+            "--data",
+            &data,
+            "--sample",
+            "50",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("differ: it lacks mileage; it wants houses"),
+        "{out}"
+    );
+    assert!(
+        out.contains("no row was priced by both models (50 by one only)"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

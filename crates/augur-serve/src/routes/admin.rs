@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, json_body, json_type, parse_json, read_body};
 use crate::error::{ApiError, ApiErrorKind};
-use crate::promote::promote_tag;
+use crate::promote::{error_chain, is_refusal, promote_tag};
 
 /// `403` unless the caller may use admin endpoints: the admin token when one is set, else
 /// the API token when one is set, else a loopback client.
@@ -63,8 +63,9 @@ pub(crate) async fn current(
     Ok(super::json_response(&served, body.to_string().into_bytes()))
 }
 
-/// `POST /admin/promote` with `{"tag": "ford-price:2"}` (or no body: the newest version of the
-/// served name) → `{"previous", "current", "changed"}`.
+/// `POST /admin/promote` with `{"tag": "ford-price:2", "force": false}` (or no body: the newest
+/// version of the served name) → `{"previous", "current", "changed"}`; a refusal by the
+/// promotion checks is `409` with the reason.
 pub(crate) async fn promote(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -78,29 +79,8 @@ pub(crate) async fn promote(
         state.config.limits.body_timeout,
     )
     .await?;
-    let tag = if bytes.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        match parse_json(&bytes)? {
-            Value::Object(mut m) => match m.remove("tag") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(t)) => Some(t),
-                Some(other) => {
-                    return Err(ApiError::field(
-                        "tag",
-                        format!("expected a string, got {}", json_type(&other)),
-                    ));
-                }
-            },
-            other => {
-                return Err(ApiError::input(format!(
-                    "expected {{\"tag\": \"name:version\"}}, got {}",
-                    json_type(&other)
-                )));
-            }
-        }
-    };
-    match promote_tag(&state, tag).await {
+    let (tag, force) = promote_request(&bytes)?;
+    match promote_tag(&state, tag, force).await {
         Ok(p) => Ok(json_body(
             StatusCode::OK,
             &json!({ "previous": p.previous, "current": p.current, "changed": p.changed }),
@@ -109,18 +89,53 @@ pub(crate) async fn promote(
             let model_error = std::error::Error::source(&e)
                 .and_then(|s| s.downcast_ref::<augur_model::ModelError>());
             let kind = match (e.kind(), model_error) {
+                _ if is_refusal(&e) => ApiErrorKind::Conflict,
                 (_, Some(augur_model::ModelError::NotFound(_))) => ApiErrorKind::NotFound,
                 (_, Some(augur_model::ModelError::InvalidTag { .. })) => ApiErrorKind::InvalidInput,
                 (augur_core::ErrorKind::Config, _) => ApiErrorKind::InvalidInput,
                 (augur_core::ErrorKind::Model, None) => ApiErrorKind::NotFound,
                 _ => ApiErrorKind::Internal,
             };
-            tracing::warn!(error = %e, "promotion failed");
-            let mut msg = e.to_string();
-            if let Some(src) = std::error::Error::source(&e) {
-                msg = format!("{msg}: {src}");
-            }
+            let msg = error_chain(&e);
+            tracing::warn!(reason = %msg, "promotion failed");
             Err(ApiError::new(kind, msg))
         }
     }
+}
+
+/// The tag and `force` flag of a promote request (an empty body: no tag, not forced).
+fn promote_request(bytes: &[u8]) -> Result<(Option<String>, bool), ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok((None, false));
+    }
+    let mut m = match parse_json(bytes)? {
+        Value::Object(m) => m,
+        other => {
+            return Err(ApiError::input(format!(
+                "expected {{\"tag\": \"name:version\"}}, got {}",
+                json_type(&other)
+            )));
+        }
+    };
+    let tag = match m.remove("tag") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(t),
+        Some(other) => {
+            return Err(ApiError::field(
+                "tag",
+                format!("expected a string, got {}", json_type(&other)),
+            ));
+        }
+    };
+    let force = match m.remove("force") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(ApiError::field(
+                "force",
+                format!("expected true or false, got {}", json_type(&other)),
+            ));
+        }
+    };
+    Ok((tag, force))
 }

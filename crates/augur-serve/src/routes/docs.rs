@@ -392,9 +392,13 @@ fn insert_admin_paths(paths: &mut Map<String, Value>, name: &str) {
         json!({ "post": {
             "summary": "Serve another version without a restart; in-flight requests finish on the old one.",
             "requestBody": { "required": false, "content": { "application/json": {
-                "schema": { "type": "object", "properties": { "tag": { "type": "string" } } },
+                "schema": { "type": "object", "properties": {
+                    "tag": { "type": "string" },
+                    "force": { "type": "boolean", "description": "promote even if its cross-validated MAE is worse (other inputs are always refused)" } } },
                 "example": { "tag": format!("{name}:latest") } } } },
-            "responses": simple("`{previous, current, changed}`")
+            "responses": {
+                "200": { "description": "`{previous, current, changed}`" },
+                "409": { "description": "refused by the promotion checks; `error` says why" } }
         } }),
     );
 }

@@ -177,6 +177,27 @@ pub fn scaled_model(factor: f64) -> Model {
     Model::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
 }
 
+/// The shipped model with its JSON edited by `edit` (metadata, inputs), reloaded.
+pub fn edited_model(edit: impl FnOnce(&mut Value)) -> Model {
+    let mut doc: Value = serde_json::from_slice(&shipped().to_json()).unwrap();
+    edit(&mut doc);
+    Model::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap()
+}
+
+/// The shipped model reading a field named `houses` where it read `mileage`.
+pub fn houses_model() -> Model {
+    let text = String::from_utf8(shipped().to_json()).unwrap();
+    Model::from_json(text.replace("\"mileage\"", "\"houses\"").as_bytes()).unwrap()
+}
+
+/// The shipped model with its recorded cross-validated MAE multiplied by `factor`.
+pub fn mae_scaled_model(factor: f64) -> Model {
+    edited_model(|d| {
+        let mae = &mut d["meta"]["source"]["cv"]["pooled"]["mae"];
+        *mae = serde_json::json!(mae.as_f64().unwrap() * factor);
+    })
+}
+
 /// A store in a scratch directory holding the shipped model as version 1.
 pub fn store_with_v1(tag: &str) -> (ModelStore, PathBuf) {
     let dir = scratch(tag);

@@ -6,6 +6,7 @@ pub(crate) mod demo;
 pub(crate) mod doctor;
 pub(crate) mod http_tls;
 pub(crate) mod kafka_client;
+pub(crate) mod lifecycle;
 pub(crate) mod model;
 pub(crate) mod run;
 pub(crate) mod runtime;

@@ -163,6 +163,37 @@ enum ModelsCommand {
         #[command(subcommand)]
         action: AliasCommand,
     },
+    /// Point `name@ALIAS` (default `champion`) at TAG if TAG passes the promotion checks
+    /// against the version the alias names now: the same input fields (always), and a
+    /// cross-validated MAE at most --max-mae-increase worse (unless --force). Servers started
+    /// with `--model name@ALIAS --watch` follow.
+    Promote {
+        /// The version to promote: `name:N`, `name:latest` or `name@alias`.
+        tag: String,
+        /// The alias to move.
+        #[arg(long, env = "AUGUR_PROMOTE_ALIAS", default_value = "champion")]
+        alias: String,
+        /// Promote even if its cross-validated MAE is worse (inputs are still checked).
+        #[arg(long, env = "AUGUR_PROMOTE_FORCE", value_parser = clap::builder::BoolishValueParser::new())]
+        force: bool,
+        /// The largest relative MAE increase accepted (0.02 = 2 %).
+        #[arg(long, env = "AUGUR_PROMOTE_MAX_MAE_INCREASE", default_value_t = augur_model::promotion::DEFAULT_MAX_MAE_INCREASE)]
+        max_mae_increase: f64,
+    },
+    /// Compare two versions: lineage and cross-validated metrics side by side, then how their
+    /// prices differ on a sample of rows.
+    Compare {
+        /// The first model (`name:N`, `name@alias`, ...).
+        a: String,
+        /// The second model.
+        b: String,
+        /// CSV rows to price with both [default: A's training data file, if it is still there].
+        #[arg(long, env = "AUGUR_COMPARE_DATA", value_name = "CSV")]
+        data: Option<PathBuf>,
+        /// How many rows to price, spread evenly over the file.
+        #[arg(long, env = "AUGUR_COMPARE_SAMPLE", default_value_t = 1000)]
+        sample: usize,
+    },
     /// Write one version to a single file.
     Export {
         /// `name`, `name:latest`, `name:N` or `name@alias`.
@@ -649,6 +680,21 @@ pub(crate) fn models(args: ModelsArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ModelsCommand::List { json } => print_list(&store, json)?,
         ModelsCommand::Alias { action } => alias(&store, action)?,
+        ModelsCommand::Promote {
+            tag,
+            alias,
+            force,
+            max_mae_increase,
+        } => {
+            let policy = augur_model::PromotionPolicy {
+                max_mae_increase,
+                force,
+            };
+            super::lifecycle::promote(&store, &tag, &alias, policy)?
+        }
+        ModelsCommand::Compare { a, b, data, sample } => {
+            super::lifecycle::compare(&store, &a, &b, data.as_deref(), sample)?
+        }
         ModelsCommand::Show { tag, json } => {
             let model = store.load(&tag)?;
             if json {

@@ -64,9 +64,15 @@ pub(crate) struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM; past it augur exits with 1.
     #[arg(long, env = "AUGUR_SERVE_SHUTDOWN_TIMEOUT", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT.as_secs_f64())]
     shutdown_timeout: f64,
-    /// Watch the store and serve each newer version of the model as soon as it is saved.
+    /// Watch the store: follow the alias given with --model (`name@champion`), else serve each
+    /// newer version as soon as it is saved — if it passes the promotion checks.
     #[arg(long, env = "AUGUR_SERVE_WATCH", value_parser = clap::builder::BoolishValueParser::new())]
     watch: bool,
+    /// Promotions (/admin/promote, --watch) refuse a model whose cross-validated MAE is worse
+    /// than the served one's by more than this share (0.02 = 2 %); /admin/promote's
+    /// `"force": true` overrides. A model with other inputs is always refused.
+    #[arg(long, env = "AUGUR_PROMOTE_MAX_MAE_INCREASE", default_value_t = augur_model::promotion::DEFAULT_MAX_MAE_INCREASE)]
+    promote_max_mae_increase: f64,
     /// How often --watch looks at the store, in milliseconds.
     #[arg(long, env = "AUGUR_SERVE_WATCH_INTERVAL_MS", default_value_t = config::DEFAULT_WATCH_INTERVAL.as_millis() as u64)]
     watch_interval_ms: u64,
@@ -146,6 +152,10 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         watch_interval: args
             .watch
             .then(|| Duration::from_millis(args.watch_interval_ms)),
+        promotion: augur_model::PromotionPolicy {
+            max_mae_increase: args.promote_max_mae_increase,
+            force: false,
+        },
         admin_token: args
             .admin_token
             .clone()
