@@ -16,6 +16,11 @@ bringing their own model would have, plus xgboost's own predictions to compare a
   rows.jsonl       the first 200 held-out rows as raw JSON objects with xgboost's prediction.
   test-split.csv   every held-out row: its CSV line number and xgboost's prediction (the Rust
                    test uses it when data/ford.csv is present).
+  contribs.csv     every held-out row: its line and xgboost's `pred_contribs` (one SHAP value
+                   per feature column, then the bias), for model.json.
+  model-log.json   the same rounds trained on ln(price) (an `"output": "exp"` model), with
+  features-log.json  its feature spec and
+  contribs-log.csv   its `pred_contribs` (log space) and margin per held-out row.
 
 Rows with missing/unparseable fields or impossible values are dropped first, with augur's rules.
 Split: rows shuffled with random.Random(42), 80 % train / 20 % test.
@@ -116,6 +121,17 @@ def name(c):
     return f"{c['field']}:{c['encoding']}"
 
 
+def write_contribs(path, booster, x, rows):
+    """Per row: its line, xgboost's SHAP values per column and bias, and the margin."""
+    d = xgb.DMatrix(x, feature_names=booster.feature_names)
+    contribs = booster.predict(d, pred_contribs=True)
+    margin = booster.predict(d, output_margin=True)
+    with open(path, "w") as f:
+        f.write("line," + ",".join(booster.feature_names) + ",bias,margin\n")
+        for (line, _), c, m in zip(rows, contribs, margin):
+            f.write(f"{line}," + ",".join(repr(float(v)) for v in c) + f",{float(m)!r}\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/ford.csv")
@@ -154,6 +170,15 @@ def main():
         f.write("line,xgboost\n")
         for (line, _), p in zip(test, pred):
             f.write(f"{line},{float(p)!r}\n")
+    write_contribs(os.path.join(args.out, "contribs.csv"), booster, x_test, test)
+
+    log_booster = xgb.train(params, xgb.QuantileDMatrix(x_train, np.log(y_train)), num_boost_round=100)
+    log_booster.feature_names = booster.feature_names
+    log_booster.save_model(os.path.join(args.out, "model-log.json"))
+    with open(os.path.join(args.out, "features-log.json"), "w") as f:
+        json.dump({"columns": columns, "output": "exp"}, f, indent=1)
+        f.write("\n")
+    write_contribs(os.path.join(args.out, "contribs-log.csv"), log_booster, x_test, test)
     mae = float(np.mean(np.abs(pred - np.array([float(r["price"]) for _, r in test]))))
     print(f"xgboost {xgb.__version__}: {len(train)} train rows, {len(test)} test rows, test MAE {mae:.1f}")
 

@@ -63,6 +63,11 @@ pub struct TreeArrays {
     /// Missing-value direction per node (`true` = left); empty means "all left".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_left: Vec<bool>,
+    /// Per node: the training weight (sum of hessians; rows for squared loss) that reached it,
+    /// XGBoost's `sum_hessian`. Needed for explanations only; empty in models made before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cover: Vec<f32>,
 }
 
 /// The portable form of a [`Forest`], as stored in model files.
@@ -130,6 +135,12 @@ fn check_lengths(tree: &TreeArrays) -> Result<(), &'static str> {
     }
     if !tree.default_left.is_empty() && tree.default_left.len() != n {
         return Err("default_left has the wrong length");
+    }
+    if !tree.cover.is_empty() && tree.cover.len() != n {
+        return Err("cover has the wrong length");
+    }
+    if tree.cover.iter().any(|c| !c.is_finite() || *c < 0.0) {
+        return Err("a node cover is negative or not finite");
     }
     Ok(())
 }
@@ -405,6 +416,7 @@ mod tests {
                     left: vec![1, -1, -1],
                     right: vec![2, -1, -1],
                     default_left: vec![false, false, false],
+                    cover: Vec::new(),
                 },
                 TreeArrays {
                     feature: vec![0],
@@ -412,6 +424,7 @@ mod tests {
                     left: vec![-1],
                     right: vec![-1],
                     default_left: vec![],
+                    cover: Vec::new(),
                 },
             ],
         })
@@ -448,6 +461,7 @@ mod tests {
                 left: vec![1, -1],
                 right: vec![5, -1],
                 default_left: vec![],
+                cover: Vec::new(),
             }],
         };
         assert!(Forest::from_arrays(bad).is_err());
@@ -485,6 +499,7 @@ mod tests {
             left: vec![2, -1, 5, -1, -1, 3, -1],
             right: vec![1, -1, 4, -1, -1, 6, -1],
             default_left: vec![false, true, true, true, true, false, true],
+            cover: Vec::new(),
         };
         let a = ForestArrays {
             num_features: 2,

@@ -231,6 +231,8 @@ struct BuildNode {
     left: usize,
     /// Leaf value, learning rate applied.
     value: f64,
+    /// The hessian sum of the rows that reached the node.
+    cover: f64,
 }
 
 /// A fresh leaf node (value set when the tree is finished).
@@ -239,6 +241,7 @@ const LEAF: BuildNode = BuildNode {
     bin: 0,
     left: usize::MAX,
     value: 0.0,
+    cover: 0.0,
 };
 
 /// The position of the leaf with the largest gain; ties go to the earliest node (determinism).
@@ -323,6 +326,7 @@ fn to_arrays(nodes: &[BuildNode], data: &Binned) -> TreeArrays {
         left: Vec::with_capacity(nodes.len()),
         right: Vec::with_capacity(nodes.len()),
         default_left: Vec::new(),
+        cover: nodes.iter().map(|n| n.cover as f32).collect(),
     };
     for n in nodes {
         if n.left == usize::MAX {
@@ -451,6 +455,7 @@ impl<'a> Grower<'a> {
         }
         for c in leaves {
             nodes[c.node].value = -c.g / (c.h + p.lambda) * p.learning_rate;
+            nodes[c.node].cover = c.h;
             self.pool.push(c.hist);
         }
         nodes
@@ -515,6 +520,7 @@ impl<'a> Grower<'a> {
             bin: split.bin,
             left,
             value: 0.0,
+            cover: parent.h,
         };
         nodes.push(LEAF);
         nodes.push(LEAF);

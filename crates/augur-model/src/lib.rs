@@ -51,8 +51,10 @@
 //!
 //! # Modules
 //! - [`data`]: CSV reading, data checks and the bad-row policy.
+//! - [`explain`]: TreeSHAP contributions and price effects.
 //! - [`features`]: feature specs, fitted pipelines, input fields and values.
 //! - [`gbdt`]: the tree trainer.
+//! - [`interval`]: calibrated price ranges from the out-of-fold rows.
 //! - [`forest`]: the flat-array tree evaluator.
 //! - [`train`]: cross-validation, metrics and parallel training.
 //! - [`xgboost`]: XGBoost JSON import.
@@ -63,9 +65,11 @@
 mod checks;
 pub mod data;
 pub mod error;
+pub mod explain;
 pub mod features;
 pub mod forest;
 pub mod gbdt;
+pub mod interval;
 pub mod model;
 pub mod promotion;
 mod rng;
@@ -78,6 +82,8 @@ pub mod xgboost;
 pub use error::{FieldError, FieldProblem, ModelError, RowError};
 pub use features::{FeatureSpec, FieldType, InputField, PipelineSpec, Value};
 pub use gbdt::TrainParams;
+pub use explain::{Contribution, ExplainError, Explanation};
+pub use interval::PriceInterval;
 pub use model::{Model, ModelMeta, ModelSource};
 pub use promotion::{PromotionPolicy, Refusal};
 pub use store::{ModelStore, ModelSummary, SHIPPED_MODEL, load_shipped, shipped_models_dir};

@@ -15,6 +15,7 @@ use crate::error::{FieldError, FieldProblem, ModelError, RowError};
 use crate::features::{FeaturePipeline, FeatureSpec, InputField, PipelineSpec, Value};
 use crate::forest::{Forest, ForestArrays};
 use crate::gbdt::TrainParams;
+use crate::interval::PriceInterval;
 use crate::train::{CvReport, Metrics, Trained};
 
 /// The `format` field of every model file.
@@ -41,6 +42,9 @@ pub enum ModelSource {
         params: TrainParams,
         /// Cross-validation results (`None` when skipped).
         cv: Option<CvReport>,
+        /// The price range learned from the out-of-fold rows (`None` without cross-validation).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interval: Option<PriceInterval>,
         /// Metrics on the training rows themselves (optimistic).
         train_metrics: Metrics,
         /// Wall-clock seconds the training took.
@@ -79,6 +83,14 @@ impl ModelMeta {
     pub fn cv(&self) -> Option<&CvReport> {
         match &self.source {
             ModelSource::Trained { cv, .. } => cv.as_ref(),
+            ModelSource::Xgboost { .. } => None,
+        }
+    }
+
+    /// The calibrated price range, if the model was trained with cross-validation.
+    pub fn interval(&self) -> Option<&PriceInterval> {
+        match &self.source {
+            ModelSource::Trained { interval, .. } => interval.as_ref(),
             ModelSource::Xgboost { .. } => None,
         }
     }
@@ -133,6 +145,9 @@ impl Model {
             )));
         }
         check_name(&meta.name)?;
+        if let Some(iv) = meta.interval() {
+            iv.validate().map_err(ModelError::InvalidModel)?;
+        }
         let tag = format!("{}:{}", meta.name, meta.version);
         let checks = match &meta.source {
             ModelSource::Trained { spec, .. } => InputChecks::bind(&spec.checks, pipeline.inputs()),
@@ -169,6 +184,7 @@ impl Model {
                 spec,
                 params,
                 cv: trained.cv,
+                interval: trained.interval,
                 train_metrics: trained.train_metrics,
                 train_seconds: trained.seconds,
             },
@@ -272,6 +288,12 @@ impl Model {
         &self.meta
     }
 
+    /// The calibrated price range around a prediction of this model (`None` for a model without
+    /// one: imported, or trained without cross-validation).
+    pub fn range(&self, prediction: f64) -> Option<(f64, f64)> {
+        self.meta.interval().map(|iv| iv.range(prediction))
+    }
+
     /// The fitted feature pipeline.
     pub fn pipeline(&self) -> &FeaturePipeline {
         &self.pipeline
@@ -313,10 +335,15 @@ impl Model {
             heap.resize(nc, 0.0);
             &mut heap[..]
         };
+        self.features(values, x)?;
+        Ok(self.pipeline.finish(self.forest.predict_row(x)))
+    }
+
+    /// Checks one row's inputs (the recorded data checks) and turns them into features.
+    pub(crate) fn features(&self, values: &[Value<'_>], x: &mut [f32]) -> Result<(), FieldError> {
         self.checks
             .check(self.input_fields(), values, crate::time::current_year())?;
-        self.pipeline.transform(values, x)?;
-        Ok(self.pipeline.finish(self.forest.predict_row(x)))
+        self.pipeline.transform(values, x)
     }
 
     /// Predicts many rows in one call. `rows` holds the rows one after another, each with one

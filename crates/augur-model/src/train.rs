@@ -12,6 +12,7 @@ use crate::error::ModelError;
 use crate::features::{Columns, FeaturePipeline, FeatureSpec, Value};
 use crate::forest::Forest;
 use crate::gbdt::{self, TrainParams};
+use crate::interval::PriceInterval;
 use crate::rng::Rng;
 
 /// Regression quality of predictions against actual values.
@@ -81,6 +82,14 @@ pub struct TrainConfig {
     pub cv_seed: u64,
     /// Worker threads (jobs = folds + the final model).
     pub threads: usize,
+    /// The nominal coverage of the price range learned from the out-of-fold rows.
+    #[serde(default = "default_level")]
+    pub interval_level: f64,
+}
+
+/// [`crate::interval::DEFAULT_LEVEL`], for serde.
+fn default_level() -> f64 {
+    crate::interval::DEFAULT_LEVEL
 }
 
 impl Default for TrainConfig {
@@ -93,6 +102,7 @@ impl Default for TrainConfig {
             threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            interval_level: crate::interval::DEFAULT_LEVEL,
         }
     }
 }
@@ -106,6 +116,8 @@ pub struct Trained {
     pub forest: Forest,
     /// Cross-validated metrics (`None` when `folds == 0`).
     pub cv: Option<CvReport>,
+    /// The price range learned from the out-of-fold rows (`None` without cross-validation).
+    pub interval: Option<PriceInterval>,
     /// Metrics of the final model on its own training rows (optimistic; for reference).
     pub train_metrics: Metrics,
     /// Wall-clock seconds of the whole training.
@@ -136,7 +148,16 @@ pub fn train(
     let jobs = make_jobs(cfg, n);
     let mut outs = run_jobs(cfg, data, &jobs, progress)?;
     let (pipeline, forest, _) = outs.pop().expect("final job");
-    let cv = (cfg.folds > 0).then(|| cv_report(cfg, data, &jobs, &outs));
+    let (cv, interval) = match cfg.folds {
+        0 => (None, None),
+        _ => {
+            let (cv, pred, fold) = cv_report(cfg, data, &jobs, &outs);
+            let output = pipeline.output();
+            let level = cfg.interval_level;
+            let iv = PriceInterval::learn(level, output, &data.target, &pred, &fold);
+            (Some(cv), iv)
+        }
+    };
     let all: Vec<usize> = (0..n).collect();
     let fitted = predict_rows(&pipeline, &forest, data, &all)?;
     let train_metrics = Metrics::compute(&data.target, &fitted);
@@ -144,6 +165,7 @@ pub fn train(
         pipeline,
         forest,
         cv,
+        interval,
         train_metrics,
         seconds: started.elapsed().as_secs_f64(),
     })
@@ -153,6 +175,11 @@ pub fn train(
 fn check_config(cfg: &TrainConfig, n: usize) -> Result<(), ModelError> {
     cfg.spec.validate()?;
     cfg.params.validate()?;
+    if !(cfg.interval_level > 0.0 && cfg.interval_level < 1.0) {
+        return Err(ModelError::Params(
+            "the price range level must be in (0, 1), e.g. 0.8".into(),
+        ));
+    }
     if cfg.folds == 1 {
         return Err(ModelError::Params(
             "folds must be 0 (no cross-validation) or at least 2".into(),
@@ -238,23 +265,31 @@ fn run_jobs(
 }
 
 /// The cross-validation report from the fold jobs' held-out predictions (`outs[k]` belongs to
-/// `jobs[k]`).
-fn cv_report(cfg: &TrainConfig, data: &Columns, jobs: &[Job], outs: &[JobOut]) -> CvReport {
+/// `jobs[k]`), with every row's out-of-fold prediction and fold.
+fn cv_report(
+    cfg: &TrainConfig,
+    data: &Columns,
+    jobs: &[Job],
+    outs: &[JobOut],
+) -> (CvReport, Vec<f64>, Vec<usize>) {
     let mut pred = vec![0.0; data.len()];
+    let mut fold = vec![0; data.len()];
     let mut per_fold = Vec::with_capacity(cfg.folds);
-    for (job, (_, _, p)) in jobs.iter().zip(outs) {
+    for (k, (job, (_, _, p))) in jobs.iter().zip(outs).enumerate() {
         let actual: Vec<f64> = job.test.iter().map(|&r| data.target[r]).collect();
         per_fold.push(Metrics::compute(&actual, p));
         for (&r, &v) in job.test.iter().zip(p) {
             pred[r] = v;
+            fold[r] = k;
         }
     }
-    CvReport {
+    let report = CvReport {
         folds: cfg.folds,
         seed: cfg.cv_seed,
         pooled: Metrics::compute(&data.target, &pred),
         per_fold,
-    }
+    };
+    (report, pred, fold)
 }
 
 /// Fits the pipeline and trains a forest on the job's rows, then predicts its held-out rows.

@@ -217,6 +217,18 @@ fn parse_tree(tree: &Json) -> Result<TreeArrays, String> {
         );
     }
     let to_i32 = |v: i64| i32::try_from(v).map_err(|_| "child index out of range".to_string());
+    // `sum_hessian` (the node covers) is only needed for explanations; absent is allowed.
+    let cover: Vec<f32> = match tree.get("sum_hessian").and_then(Json::as_array) {
+        Some(a) if a.len() == n => a
+            .iter()
+            .map(|v| {
+                v.as_f64()
+                    .map(|x| x as f32)
+                    .ok_or("sum_hessian holds a non-number")
+            })
+            .collect::<Result<_, _>>()?,
+        _ => Vec::new(),
+    };
     Ok(TreeArrays {
         feature: split
             .iter()
@@ -233,5 +245,6 @@ fn parse_tree(tree: &Json) -> Result<TreeArrays, String> {
         left: left.iter().map(|&v| to_i32(v)).collect::<Result<_, _>>()?,
         right: right.iter().map(|&v| to_i32(v)).collect::<Result<_, _>>()?,
         default_left: default_left.iter().map(|&d| d != 0).collect(),
+        cover,
     })
 }

@@ -22,6 +22,7 @@ fn small_model(name: &str) -> Model {
         folds: 3,
         cv_seed: 1,
         threads: 2,
+        ..TrainConfig::default()
     };
     let trained = train(&cfg, &cols, &|_, _| {}).unwrap();
     assert!(trained.cv.as_ref().unwrap().pooled.r2 > 0.5);

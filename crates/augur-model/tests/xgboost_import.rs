@@ -145,3 +145,73 @@ fn unsupported_models_are_rejected_clearly() {
     let err = Model::from_xgboost("x", &fixture("model.json"), "m.json", short).unwrap_err();
     assert!(err.to_string().contains("reads 11 features"), "{err}");
 }
+
+/// Every held-out Ford row as a JSON object, with its fixture CSV's other columns.
+fn held_out(file: &str) -> Vec<(serde_json::Map<String, serde_json::Value>, Vec<f64>)> {
+    let table = Table::read_csv(&common::ford_csv()).unwrap();
+    let by_line: HashMap<usize, &Vec<String>> =
+        table.records.iter().map(|r| (r.line, &r.fields)).collect();
+    let text = String::from_utf8(fixture(file)).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let mut cells = line.split(',');
+            let l: usize = cells.next().unwrap().parse().unwrap();
+            let mut obj = serde_json::Map::new();
+            for (h, v) in table.header.iter().zip(by_line[&l].iter()) {
+                obj.insert(h.clone(), serde_json::json!(v));
+            }
+            (obj, cells.map(|c| c.parse().unwrap()).collect())
+        })
+        .collect()
+}
+
+/// Imported models explain exactly as xgboost's `pred_contribs`: per column and bias, on every
+/// held-out row, for a price model (float tolerance relative to the price: xgboost computes in
+/// f32) and a log-price model (≤ 1e-4 absolute); contributions sum to the score.
+#[test]
+fn shap_contributions_equal_xgboost_pred_contribs() {
+    for (model_file, features, contribs, tol_of) in [
+        (
+            "model-log.json",
+            "features-log.json",
+            "contribs-log.csv",
+            0.0,
+        ),
+        ("model.json", "features.json", "contribs.csv", 2e-6),
+    ] {
+        let spec: PipelineSpec = serde_json::from_slice(&fixture(features)).unwrap();
+        let model = Model::from_xgboost("x", &fixture(model_file), model_file, spec).unwrap();
+        let rows = held_out(contribs);
+        assert!(rows.len() > 3000);
+        let (mut max, mut max_sum) = (0.0f64, 0.0f64);
+        let mut values = Vec::new();
+        for (obj, want) in &rows {
+            model.values_from_json(obj, &mut values).unwrap();
+            let (phi, bias) = model.column_contributions(&values).unwrap();
+            let margin = want[want.len() - 1];
+            let largest = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let tol = 1e-4 + tol_of * largest;
+            assert_eq!(phi.len() + 2, want.len());
+            for (a, b) in phi.iter().chain([&bias]).zip(want) {
+                max = max.max((a - b).abs());
+                assert!(
+                    (a - b).abs() <= tol,
+                    "{model_file}: {phi:?} + {bias} vs {want:?}"
+                );
+            }
+            let e = model.explain_row(&values).unwrap();
+            let sum = e.baseline_score + e.contributions.iter().map(|c| c.score).sum::<f64>();
+            max_sum = max_sum.max((sum - e.score).abs());
+            assert!((e.score - margin).abs() <= tol, "{} vs {margin}", e.score);
+        }
+        assert!(
+            max_sum <= 1e-6,
+            "{model_file}: contributions miss the score by {max_sum}"
+        );
+        eprintln!(
+            "{model_file}: max |augur - xgboost pred_contribs| = {max:e} over {} rows",
+            rows.len()
+        );
+    }
+}

@@ -60,3 +60,18 @@ pub(crate) fn synthetic_csv(rows: usize) -> String {
     }
     s
 }
+
+/// A model's predictions for every row of prepared columns.
+pub(crate) fn predict_columns(
+    model: &augur_model::Model,
+    cols: &augur_model::features::Columns,
+) -> Vec<f64> {
+    let map = cols.input_map(model.pipeline()).unwrap();
+    let mut values = Vec::new();
+    (0..cols.len())
+        .map(|r| {
+            cols.row(r, &map, &mut values);
+            model.predict_row(&values).unwrap()
+        })
+        .collect()
+}

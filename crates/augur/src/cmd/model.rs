@@ -87,6 +87,9 @@ pub(crate) struct TrainArgs {
     /// Seed of the fold assignment.
     #[arg(long, env = "AUGUR_TRAIN_CV_SEED", default_value_t = 42)]
     cv_seed: u64,
+    /// Nominal coverage of the price range learned from the out-of-fold rows (0.8 = 80 %).
+    #[arg(long, env = "AUGUR_TRAIN_RANGE_LEVEL", default_value_t = augur_model::interval::DEFAULT_LEVEL)]
+    range_level: f64,
     /// Worker threads [default: all cores].
     #[arg(long, env = "AUGUR_TRAIN_THREADS")]
     threads: Option<usize>,
@@ -247,6 +250,7 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         threads: args
             .threads
             .unwrap_or_else(|| TrainConfig::default().threads),
+        interval_level: args.range_level,
     };
     let bar = Progress::new("training");
     let trained = train::train(&cfg, &columns, &|done, total| bar.update(done, total))?;
@@ -405,6 +409,23 @@ fn print_metrics(model: &Model) {
         "  training rows (optimistic): MAE {:.2}, RMSE {:.2}, R² {:.4}, MAPE {:.2} %",
         train_metrics.mae, train_metrics.rmse, train_metrics.r2, train_metrics.mape
     );
+    if let Some(iv) = model.meta().interval() {
+        let _ = writeln!(err, "{}", describe_range(iv));
+    }
+}
+
+/// One line on a model's price range and how it did on out-of-fold rows.
+pub(crate) fn describe_range(iv: &augur_model::PriceInterval) -> String {
+    let e = &iv.evaluation;
+    format!(
+        "{:.0} % price range: covers {:.1} % of {} out-of-fold rows (cross-fitted), mean width \
+         £{:.0} ({:.1} % of the price)",
+        100.0 * iv.level,
+        100.0 * e.coverage,
+        e.rows,
+        e.mean_width,
+        100.0 * e.mean_relative_width
+    )
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal, at most 10 times a second.
@@ -558,6 +579,17 @@ struct Batches<'a> {
 }
 
 impl Batches<'_> {
+    /// One priced row: the prediction and, when the model has one, its price range.
+    fn result(&self, price: f64) -> serde_json::Value {
+        let cents = |x: f64| (x * 100.0).round() / 100.0;
+        match self.model.range(price) {
+            Some((lo, hi)) => {
+                serde_json::json!({ "prediction": cents(price), "range": [cents(lo), cents(hi)] })
+            }
+            None => serde_json::json!({ "prediction": cents(price) }),
+        }
+    }
+
     /// Predicts `lines` (line number, text), writes their results to `out` and empties it.
     fn flush(
         &mut self,
@@ -580,7 +612,7 @@ impl Batches<'_> {
                 Err(e) => Err((e.clone(), None)),
             };
             let value = match result {
-                Ok(price) => serde_json::json!({ "prediction": (price * 100.0).round() / 100.0 }),
+                Ok(price) => self.result(price),
                 Err((error, field)) => {
                     self.failed += 1;
                     serde_json::json!({ "line": line, "error": error, "field": field })
@@ -766,6 +798,9 @@ fn show(model: &Model) {
                     "cv ({} folds):   MAE {:.2}, RMSE {:.2}, R² {:.4}, MAPE {:.2} % (seed {})",
                     cv.folds, p.mae, p.rmse, p.r2, p.mape, cv.seed
                 );
+            }
+            if let Some(iv) = m.interval() {
+                println!("range:          {}", describe_range(iv));
             }
         }
         ModelSource::Xgboost {
