@@ -80,9 +80,9 @@ pub mod train;
 pub mod xgboost;
 
 pub use error::{FieldError, FieldProblem, ModelError, RowError};
+pub use explain::{Contribution, ExplainError, Explanation};
 pub use features::{FeatureSpec, FieldType, InputField, PipelineSpec, Value};
 pub use gbdt::TrainParams;
-pub use explain::{Contribution, ExplainError, Explanation};
 pub use interval::PriceInterval;
 pub use model::{Model, ModelMeta, ModelSource};
 pub use promotion::{PromotionPolicy, Refusal};

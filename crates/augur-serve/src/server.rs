@@ -90,6 +90,9 @@ impl Server {
             batcher,
             metrics,
             promote_lock: tokio::sync::Mutex::new(()),
+            explain_permits: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
             shutting_down: Default::default(),
         });
         Ok(Server {

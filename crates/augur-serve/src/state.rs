@@ -24,6 +24,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: ServeMetrics,
     /// Serializes promotions (admin endpoint and store watcher).
     pub(crate) promote_lock: tokio::sync::Mutex<()>,
+    /// Explanations running at once (one per core; they run on blocking threads).
+    pub(crate) explain_permits: tokio::sync::Semaphore,
     /// Set once shutdown starts: `/readyz` answers 503.
     pub(crate) shutting_down: AtomicBool,
 }

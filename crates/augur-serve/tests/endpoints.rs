@@ -80,7 +80,11 @@ fn open_inference_protocol_v2() {
     assert!(inputs.contains(&json!({"name": "fuelType", "datatype": "BYTES", "shape": [-1]})));
     assert_eq!(
         meta["outputs"],
-        json!([{"name": "price", "datatype": "FP64", "shape": [-1]}])
+        json!([
+            {"name": "price", "datatype": "FP64", "shape": [-1]},
+            {"name": "price_range", "datatype": "FP64", "shape": [-1, 2]},
+            {"name": "contributions", "datatype": "FP64", "shape": [-1, 8]},
+        ])
     );
     assert_eq!(get(s.addr, "/v2/models/ford-price/versions/1").json(), meta);
     assert_eq!(

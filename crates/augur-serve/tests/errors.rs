@@ -165,7 +165,8 @@ fn unknown_models_routes_and_methods() {
         ("POST", "/v2/models/ford-price/versions/2/infer"),
         ("GET", "/v1/models/other"),
         ("POST", "/v1/models/other:predict"),
-        ("POST", "/v1/models/ford-price:explain"),
+        ("POST", "/v1/models/other:explain"),
+        ("POST", "/v1/models/ford-price:describe"),
     ] {
         let r = request(a, method, path, b"{}");
         assert_error(&r, 404, "not_found", None, "");
@@ -275,7 +276,7 @@ fn oip_and_kserve_bad_input() {
         400,
         "invalid_input",
         Some("outputs"),
-        "one output",
+        "offers the outputs",
     );
 
     let predict = |body: &str| post(s.addr, "/v1/models/ford-price:predict", body);

@@ -8,5 +8,6 @@ mod support;
 mod batching;
 mod endpoints;
 mod errors;
+mod explain;
 mod promotion;
 mod shutdown;

@@ -286,3 +286,64 @@ fn promote_moves_the_alias_only_past_the_checks_and_compare_shows_the_difference
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `augur predict` prints each price with its range; `--explain` adds the baseline and the
+/// fields' effects, which sum to the price minus the baseline; bad rows still get their error.
+#[test]
+fn predict_prints_ranges_and_explains_on_request() {
+    let dir = scratch_dir("predict-explain");
+    let store = dir.join("store").display().to_string();
+    let shipped = augur_testkit::workspace_root().join("models/ford-price/1/model.json");
+    let (ok, _, err) = augur(
+        &store,
+        &["models", "import", &shipped.display().to_string()],
+    );
+    assert!(ok, "{err}");
+    let plain: serde_json::Value =
+        serde_json::from_str(&predict(&store, "ford-price", ROW)).unwrap();
+    let price = plain["prediction"].as_f64().unwrap();
+    let range = plain["range"].as_array().unwrap();
+    assert!(
+        range[0].as_f64().unwrap() < price && price < range[1].as_f64().unwrap(),
+        "{plain}"
+    );
+    assert!(plain.get("contributions").is_none());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_augur"))
+        .args(["predict", "--explain"])
+        .env("AUGUR_MODEL_STORE", &store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            let input = format!("{ROW}{{\"model\":\"Focus\",\"year\":\"old\"}}\n");
+            c.stdin.take().unwrap().write_all(input.as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let e = &lines[0];
+    assert_eq!(e["prediction"].as_f64().unwrap(), price);
+    let effects: f64 = e["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["effect"].as_f64().unwrap())
+        .sum();
+    let baseline = e["baseline"].as_f64().unwrap();
+    assert!((effects - (price - baseline)).abs() < 0.05, "{e}");
+    assert_eq!(e["contributions"].as_array().unwrap().len(), 8);
+    assert_eq!(lines[1]["field"], "year");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,14 +9,19 @@
 //! Field names match ignoring ASCII case (Debezium's `enginesize`), numbers may be strings,
 //! other keys are ignored. Any bad row fails the request with `400` naming the row, the field
 //! and the problem.
+//!
+//! `?range=true` answers objects instead of numbers — `{"price": …, "range": {"low", "high",
+//! "level"}}` — and `?explain=true` adds the baseline and each field's contribution
+//! ([`super::explain`]).
 
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use serde_json::Value;
 
+use super::explain::{explain_rows, explained_json, priced_json, query_flag};
 use super::{AppState, infer, json_response, object_row, parse_json, predictions, read_body};
 use crate::error::ApiError;
 use crate::slot::Served;
@@ -24,8 +29,11 @@ use crate::slot::Served;
 /// `POST /predict`.
 pub(crate) async fn predict(
     State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let explain = query_flag(query.as_deref(), "explain")?;
+    let range = query_flag(query.as_deref(), "range")?;
     let served = state.served()?;
     let incoming = state.batcher.incoming();
     let bytes = read_body(
@@ -46,14 +54,27 @@ pub(crate) async fn predict(
         ),
         other => (vec![object_row(other, None)?], false),
     };
-    let results = infer(&state, &served, rows, incoming).await?;
-    let prices = predictions(results, batch)?;
-    let body = if batch {
-        serde_json::to_vec(&prices)
+    let answers: Vec<Value> = if explain {
+        drop(incoming);
+        let explained = explain_rows(&state, &served, rows, batch).await?;
+        explained
+            .iter()
+            .map(|e| explained_json(&served, e))
+            .collect()
     } else {
-        serde_json::to_vec(&prices[0])
+        let results = infer(&state, &served, rows, incoming).await?;
+        let prices = predictions(results, batch)?;
+        match range {
+            true => prices.iter().map(|&p| priced_json(&served, p)).collect(),
+            false => prices.into_iter().map(Value::from).collect(),
+        }
+    };
+    let body = if batch {
+        serde_json::to_vec(&answers)
+    } else {
+        serde_json::to_vec(&answers[0])
     }
-    .expect("numbers serialize");
+    .expect("JSON values serialize");
     Ok(json_response(&served, body))
 }
 

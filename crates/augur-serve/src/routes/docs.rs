@@ -291,6 +291,12 @@ fn insert_inference_paths(
         "/predict".into(),
         json!({ "post": {
             "summary": "Predict the price of one car, or of an array of cars (BentoML contract).",
+            "parameters": [
+                { "name": "range", "in": "query", "required": false, "schema": { "type": "boolean" },
+                  "description": "answer objects with the price and its calibrated range" },
+                { "name": "explain", "in": "query", "required": false, "schema": { "type": "boolean" },
+                  "description": "also the baseline and each field's effect on the price (at most 1000 rows)" }
+            ],
             "requestBody": { "required": true, "content": { "application/json": { "schema": { "oneOf": [
                 { "$ref": "#/components/schemas/Car" },
                 { "type": "array", "items": { "$ref": "#/components/schemas/Car" } }
@@ -322,6 +328,15 @@ fn insert_inference_paths(
             "requestBody": { "required": true, "content": { "application/json": {
                 "schema": { "type": "object" }, "example": { "instances": [example] } } } },
             "responses": v1_responses()
+        } }),
+    );
+    paths.insert(
+        format!("/v1/models/{name}:explain"),
+        json!({ "post": {
+            "summary": "KServe v1 explain: the same body; `{\"predictions\": [...], \"explanations\": [...]}` with each row's range, baseline and field contributions.",
+            "requestBody": { "required": true, "content": { "application/json": {
+                "schema": { "type": "object" }, "example": { "instances": [example] } } } },
+            "responses": { "200": { "description": "`{predictions, explanations}`" } }
         } }),
     );
 }

@@ -1,5 +1,7 @@
 //! KServe v1 (the TensorFlow Serving-style protocol): `POST /v1/models/{name}:predict` with
-//! `{"instances": [...]}` → `{"predictions": [...]}`, plus `GET /v1/models/{name}` and
+//! `{"instances": [...]}` → `{"predictions": [...]}`; `POST /v1/models/{name}:explain` with the
+//! same body → `{"predictions": [...], "explanations": [...]}` (KServe's explain verb, one
+//! explained row per instance as in [`super::explain`]); plus `GET /v1/models/{name}` and
 //! `GET /v1/models`.
 //!
 //! An instance is either an object with the model's fields (as for `/predict`) or an array of
@@ -13,8 +15,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
+use super::explain::{explain_rows, explained_json};
 use super::{
     AppState, check_name, infer, json_response, json_type, parse_json, predictions, read_body,
+    round_cents,
 };
 use crate::batcher::Row;
 use crate::error::{ApiError, ApiErrorKind};
@@ -42,17 +46,27 @@ pub(crate) async fn status(
     Ok(json_response(&served, body.to_string().into_bytes()))
 }
 
-/// `POST /v1/models/{name}:predict`.
+/// `POST /v1/models/{name}:predict` and `POST /v1/models/{name}:explain`.
 pub(crate) async fn predict(
     State(state): State<Arc<AppState>>,
     Path(target): Path<String>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let Some(name) = target.strip_suffix(":predict") else {
-        return Err(ApiError::new(
-            ApiErrorKind::NotFound,
-            format!("no route for POST /v1/models/{target}; use /v1/models/NAME:predict"),
-        ));
+    let (name, explain) = match (
+        target.strip_suffix(":predict"),
+        target.strip_suffix(":explain"),
+    ) {
+        (Some(n), _) => (n, false),
+        (_, Some(n)) => (n, true),
+        _ => {
+            return Err(ApiError::new(
+                ApiErrorKind::NotFound,
+                format!(
+                    "no route for POST /v1/models/{target}; use /v1/models/NAME:predict or \
+                     NAME:explain"
+                ),
+            ));
+        }
     };
     let served = state.served()?;
     check_name(&served, name)?;
@@ -64,6 +78,15 @@ pub(crate) async fn predict(
     )
     .await?;
     let rows = instances(parse_json(&bytes)?, &served)?;
+    if explain {
+        drop(incoming);
+        let explained = explain_rows(&state, &served, rows, true).await?;
+        let body = json!({
+            "predictions": explained.iter().map(|e| round_cents(e.prediction)).collect::<Vec<_>>(),
+            "explanations": explained.iter().map(|e| explained_json(&served, e)).collect::<Vec<_>>(),
+        });
+        return Ok(json_response(&served, body.to_string().into_bytes()));
+    }
     let results = infer(&state, &served, rows, incoming).await?;
     let prices = predictions(results, true)?;
     let body = json!({ "predictions": prices });

@@ -7,6 +7,7 @@
 //! - [`kserve`]: KServe v1 (`/v1/models/...`).
 //! - [`health`]: `/livez`, `/healthz`, `/readyz`, `/metrics`.
 //! - [`docs`]: `/docs.json` (OpenAPI) and the human page at `/`.
+//! - [`explain`]: price ranges and explanations, shared by the protocols.
 //! - [`admin`]: `/admin/model`, `/admin/promote`.
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub(crate) use crate::state::AppState;
 pub(crate) mod admin;
 pub(crate) mod bentoml;
 pub(crate) mod docs;
+pub(crate) mod explain;
 pub(crate) mod health;
 pub(crate) mod kserve;
 pub(crate) mod oip;
@@ -102,7 +104,7 @@ fn routes() -> Router<Arc<AppState>> {
             post(oip::version_infer),
         )
         .route("/v1/models", get(kserve::list))
-        // `{target}` is `NAME` (status) or `NAME:predict` (inference).
+        // `{target}` is `NAME` (status), `NAME:predict` or `NAME:explain`.
         .route(
             "/v1/models/{target}",
             get(kserve::status).post(kserve::predict),

@@ -2,8 +2,12 @@
 //!
 //! Each model input field is one tensor input named after the field, holding one element per
 //! row (shape `[n]` or `[n, 1]`): numeric fields as `FP64` (any numeric datatype is accepted),
-//! categorical fields as `BYTES` strings — MLServer's column ("pandas") layout. The one output
-//! is named after the model's target (`price`), `FP64`, shape `[n]`.
+//! categorical fields as `BYTES` strings — MLServer's column ("pandas") layout. The output is
+//! named after the model's target (`price`), `FP64`, shape `[n]`. Two more outputs come when
+//! the request names them in `outputs`: `price_range` (`FP64`, `[n, 2]`: low and high, with
+//! the nominal coverage in its `parameters.level`) and `contributions` (`FP64`, `[n, fields]`:
+//! each input field's effect on the price, in the order `parameters.fields` lists, which sum
+//! to the price minus `parameters.baseline`).
 //!
 //! ```json
 //! {"id": "42", "inputs": [
@@ -87,8 +91,38 @@ fn metadata(served: &Served) -> Value {
         "versions": [served.version().to_string()],
         "platform": PLATFORM,
         "inputs": inputs,
-        "outputs": [{ "name": served.output(), "datatype": "FP64", "shape": [-1] }],
+        "outputs": outputs_metadata(served),
     })
+}
+
+/// The outputs a model offers: the price, and its range and contributions when it has them.
+fn outputs_metadata(served: &Served) -> Vec<Value> {
+    let model = served.model();
+    let mut outputs = vec![json!({ "name": served.output(), "datatype": "FP64", "shape": [-1] })];
+    if model.meta().interval().is_some() {
+        outputs.push(json!({ "name": RANGE, "datatype": "FP64", "shape": [-1, 2] }));
+    }
+    if model.explainable().is_ok() {
+        let k = model.input_fields().len();
+        outputs.push(json!({ "name": CONTRIBUTIONS, "datatype": "FP64", "shape": [-1, k] }));
+    }
+    outputs
+}
+
+/// The name of the price range output.
+const RANGE: &str = "price_range";
+/// The name of the contributions output.
+const CONTRIBUTIONS: &str = "contributions";
+
+/// An output a request can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// The price.
+    Price,
+    /// The price range.
+    Range,
+    /// Each input field's effect on the price.
+    Contributions,
 }
 
 /// `GET /v2/models/{name}`.
@@ -164,25 +198,78 @@ async fn infer_latest(
     )
     .await?;
     let request = parse_json(&bytes)?;
-    let (id, rows) = parse_request(request, &served)?;
-    let results = super::infer(&state, &served, rows, incoming).await?;
-    let prices = predictions(results, true)?;
+    let (id, outputs, rows) = parse_request(request, &served)?;
+    let (prices, explained) = if outputs.contains(&Output::Contributions) {
+        drop(incoming);
+        let explained = super::explain::explain_rows(&state, &served, rows, true).await?;
+        (explained.iter().map(|e| e.prediction).collect(), explained)
+    } else {
+        let results = super::infer(&state, &served, rows, incoming).await?;
+        (predictions(results, true)?, Vec::new())
+    };
     let id = id.unwrap_or_else(|| {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed).to_string()
     });
+    let tensors: Vec<Value> = outputs
+        .iter()
+        .map(|o| output_tensor(*o, &served, &prices, &explained))
+        .collect();
     let body = json!({
         "model_name": served.name(),
         "model_version": served.version().to_string(),
         "id": id,
-        "outputs": [{
-            "name": served.output(),
-            "datatype": "FP64",
-            "shape": [prices.len()],
-            "data": prices,
-        }],
+        "outputs": tensors,
     });
     Ok(json_response(&served, body.to_string().into_bytes()))
+}
+
+/// One output tensor of a response (`explained` is filled when contributions were asked for).
+fn output_tensor(
+    output: Output,
+    served: &Served,
+    prices: &[f64],
+    explained: &[augur_model::Explanation],
+) -> Value {
+    let n = prices.len();
+    match output {
+        Output::Price => {
+            let data: Vec<f64> = prices.iter().map(|&p| super::round_cents(p)).collect();
+            json!({ "name": served.output(), "datatype": "FP64", "shape": [n], "data": data })
+        }
+        Output::Range => {
+            let iv = served
+                .model()
+                .meta()
+                .interval()
+                .expect("checked with the request");
+            let data: Vec<f64> = prices
+                .iter()
+                .flat_map(|&p| {
+                    let (lo, hi) = iv.range(p);
+                    [super::round_cents(lo), super::round_cents(hi)]
+                })
+                .collect();
+            json!({ "name": RANGE, "datatype": "FP64", "shape": [n, 2], "data": data,
+                    "parameters": { "level": iv.level } })
+        }
+        Output::Contributions => {
+            let fields: Vec<&str> = served
+                .model()
+                .input_fields()
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect();
+            let data: Vec<f64> = explained
+                .iter()
+                .flat_map(|e| e.contributions.iter().map(|c| super::round_cents(c.effect)))
+                .collect();
+            let baseline = explained.first().map(|e| super::round_cents(e.baseline));
+            json!({ "name": CONTRIBUTIONS, "datatype": "FP64", "shape": [n, fields.len()],
+                    "data": data,
+                    "parameters": { "fields": fields.join(","), "baseline": baseline } })
+        }
+    }
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -211,8 +298,12 @@ fn flatten(v: Value, out: &mut Vec<Value>) {
     }
 }
 
-/// An inference request's id and its rows (one JSON object per row, keyed by field name).
-fn parse_request(request: Value, served: &Served) -> Result<(Option<String>, Vec<Row>), ApiError> {
+/// A parsed inference request: its id, the outputs it asks for, and its rows (one JSON object
+/// per row, keyed by field name).
+type Request = (Option<String>, Vec<Output>, Vec<Row>);
+
+/// Parses an inference request.
+fn parse_request(request: Value, served: &Served) -> Result<Request, ApiError> {
     let Value::Object(mut request) = request else {
         return Err(ApiError::input(format!(
             "expected an inference request object, got {}",
@@ -220,13 +311,13 @@ fn parse_request(request: Value, served: &Served) -> Result<(Option<String>, Vec
         )));
     };
     let id = take_id(&mut request)?;
-    check_outputs(&mut request, served)?;
+    let outputs = take_outputs(&mut request, served)?;
     let inputs = take_inputs(&mut request)?;
     let mut rows: Option<Vec<Row>> = None;
     for (i, input) in inputs.into_iter().enumerate() {
         Tensor::parse(i, input, served)?.add_to(&mut rows)?;
     }
-    Ok((id, rows.unwrap_or_default()))
+    Ok((id, outputs, rows.unwrap_or_default()))
 }
 
 /// Removes the request's optional `id`, which must be a string (or null).
@@ -241,27 +332,46 @@ fn take_id(request: &mut Map<String, Value>) -> Result<Option<String>, ApiError>
     }
 }
 
-/// Removes the request's optional `outputs`; each must name the model's one output.
-fn check_outputs(request: &mut Map<String, Value>, served: &Served) -> Result<(), ApiError> {
+/// Removes the request's optional `outputs` and returns them in order (the price alone when
+/// none are named); each must be one the model offers ([`outputs_metadata`]).
+fn take_outputs(
+    request: &mut Map<String, Value>,
+    served: &Served,
+) -> Result<Vec<Output>, ApiError> {
     let Some(outputs) = request.remove("outputs") else {
-        return Ok(());
+        return Ok(vec![Output::Price]);
     };
     let Value::Array(outputs) = outputs else {
         return Err(ApiError::field("outputs", "expected an array"));
     };
+    let offered = outputs_metadata(served);
+    let mut wanted = Vec::with_capacity(outputs.len());
     for o in outputs {
         let name = o.get("name").and_then(Value::as_str).unwrap_or_default();
-        if name != served.output() {
+        let output = match name {
+            n if n == served.output() => Output::Price,
+            RANGE => Output::Range,
+            CONTRIBUTIONS => Output::Contributions,
+            _ => Output::Price,
+        };
+        if !offered.iter().any(|m| m["name"] == name) {
+            let names: Vec<&str> = offered.iter().filter_map(|m| m["name"].as_str()).collect();
             return Err(ApiError::field(
                 "outputs",
                 format!(
-                    "the model has one output, {:?}; {name:?} was requested",
-                    served.output()
+                    "{} offers the outputs {names:?}; {name:?} was requested",
+                    served.tag()
                 ),
             ));
         }
+        if !wanted.contains(&output) {
+            wanted.push(output);
+        }
     }
-    Ok(())
+    if wanted.is_empty() {
+        wanted.push(Output::Price);
+    }
+    Ok(wanted)
 }
 
 /// Removes the request's `inputs`, which must be a non-empty array.

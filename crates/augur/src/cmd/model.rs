@@ -124,6 +124,9 @@ pub(crate) struct PredictArgs {
         default_value_t = 1024
     )]
     batch: usize,
+    /// Explain every price: the baseline and each field's effect on it (exact TreeSHAP).
+    #[arg(long, env = "AUGUR_PREDICT_EXPLAIN", value_parser = clap::builder::BoolishValueParser::new())]
+    explain: bool,
     #[command(flatten)]
     store: StoreArg,
 }
@@ -497,8 +500,12 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     let model = predict_model(&args)?;
     let input = predict_input(&args)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if args.explain {
+        model.explainable()?;
+    }
     let mut batches = Batches {
         model: &model,
+        explain: args.explain,
         rows: 0,
         failed: 0,
     };
@@ -572,6 +579,8 @@ fn predict_input(args: &PredictArgs) -> anyhow::Result<Box<dyn BufRead>> {
 struct Batches<'a> {
     /// The model predicting.
     model: &'a Model,
+    /// Explain every price (--explain).
+    explain: bool,
     /// Lines written so far.
     rows: usize,
     /// Of those, lines with an error.
@@ -579,15 +588,52 @@ struct Batches<'a> {
 }
 
 impl Batches<'_> {
+    /// Prices (and with --explain explains) a batch of objects: one JSON result per object.
+    fn price(
+        &self,
+        objects: &[&serde_json::Map<String, serde_json::Value>],
+    ) -> Vec<Result<serde_json::Value, (String, Option<String>)>> {
+        if !self.explain {
+            let prices = self.model.predict_json_batch(objects);
+            return prices
+                .into_iter()
+                .map(|p| {
+                    p.map(|p| self.result(p))
+                        .map_err(|e| (e.to_string(), Some(e.field)))
+                })
+                .collect();
+        }
+        objects
+            .iter()
+            .map(|o| match self.model.explain_json(o) {
+                Ok(e) => Ok(self.explained(&e)),
+                Err(augur_model::ExplainError::Field(f)) => Err((f.to_string(), Some(f.field))),
+                Err(e) => Err((e.to_string(), None)),
+            })
+            .collect()
+    }
+
     /// One priced row: the prediction and, when the model has one, its price range.
     fn result(&self, price: f64) -> serde_json::Value {
-        let cents = |x: f64| (x * 100.0).round() / 100.0;
         match self.model.range(price) {
             Some((lo, hi)) => {
                 serde_json::json!({ "prediction": cents(price), "range": [cents(lo), cents(hi)] })
             }
             None => serde_json::json!({ "prediction": cents(price) }),
         }
+    }
+
+    /// One explained row: the priced row, the baseline and the contributions, largest first.
+    fn explained(&self, e: &augur_model::Explanation) -> serde_json::Value {
+        let mut v = self.result(e.prediction);
+        let mut parts: Vec<_> = e.contributions.iter().collect();
+        parts.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
+        v["baseline"] = serde_json::json!(cents(e.baseline));
+        v["contributions"] = parts
+            .iter()
+            .map(|c| serde_json::json!({"field": c.field, "effect": cents(c.effect), "score": c.score}))
+            .collect();
+        v
     }
 
     /// Predicts `lines` (line number, text), writes their results to `out` and empties it.
@@ -601,18 +647,15 @@ impl Batches<'_> {
             lines.iter().map(|(_, l)| parse_object(l)).collect();
         let objects: Vec<&serde_json::Map<String, serde_json::Value>> =
             parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let mut predictions = self.model.predict_json_batch(&objects).into_iter();
+        let mut predictions = self.price(&objects).into_iter();
         for ((line, _), p) in lines.iter().zip(&parsed) {
             self.rows += 1;
             let result = match p {
-                Ok(_) => predictions
-                    .next()
-                    .expect("one result per object")
-                    .map_err(|e| (e.to_string(), Some(e.field))),
+                Ok(_) => predictions.next().expect("one result per object"),
                 Err(e) => Err((e.clone(), None)),
             };
             let value = match result {
-                Ok(price) => self.result(price),
+                Ok(priced) => priced,
                 Err((error, field)) => {
                     self.failed += 1;
                     serde_json::json!({ "line": line, "error": error, "field": field })
@@ -624,6 +667,11 @@ impl Batches<'_> {
         lines.clear();
         Ok(())
     }
+}
+
+/// A price rounded to cents.
+fn cents(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// One input line as a JSON object, or the error to report for it.
