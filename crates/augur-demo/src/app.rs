@@ -1,7 +1,10 @@
-//! The listing page's HTTP routes: `GET /` (the page), `GET /api/listings` (latest listings
-//! with their suggestions), `POST /api/listings` (validate and INSERT a car), `GET /api/events`
-//! (server-sent events: each committed prediction as it happens, pipeline figures every
-//! second), plus the pipeline's `/metrics`, `/healthz` and `/readyz`.
+//! The listing page's HTTP routes: `GET /` (the seller's page), `GET /operator` (the
+//! operator's view: pipeline figures and the latest listings), `GET /api/models` (the known
+//! car models, for suggestions), `GET /api/listings` (latest listings with their suggestions),
+//! `POST /api/listings` (validate every field and INSERT a car), `GET /api/listings/{id}` (the
+//! seller's insight: range, reasons, comparable listings, asking-price verdict), `GET
+//! /api/events` (server-sent events: each committed prediction as it happens, pipeline figures
+//! every second), plus the pipeline's `/metrics`, `/healthz` and `/readyz`.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,7 +16,7 @@ use augur_metrics::Registry;
 use augur_runtime::pipeline::{PipelineMetrics, Written};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
@@ -23,9 +26,13 @@ use serde_json::json;
 use tokio::sync::{broadcast, watch};
 use tokio_postgres::Client;
 
+use augur_model::Model;
+
+use crate::insight;
 use crate::listing::Listing;
 
 const PAGE: &str = include_str!("page.html");
+const OPERATOR: &str = include_str!("operator.html");
 
 /// What the routes share.
 #[derive(Clone)]
@@ -36,13 +43,16 @@ pub struct AppState {
     metrics: PipelineMetrics,
     latencies: Arc<Mutex<VecDeque<f64>>>,
     predicted_table: String,
+    model: Arc<Model>,
+    known_models: Arc<Vec<String>>,
 }
 
 impl AppState {
-    /// State over a SQL client for the source database, the pipeline's written-prediction
-    /// broadcast, its status and its metrics registry.
+    /// State over a SQL client for the source database, the pipeline's model, its
+    /// written-prediction broadcast, its status and its metrics registry.
     pub fn new(
         client: Client,
+        model: Arc<Model>,
         written: broadcast::Sender<Written>,
         status: watch::Receiver<SourceStatus>,
         registry: &Registry,
@@ -75,6 +85,8 @@ impl AppState {
             metrics: PipelineMetrics::register(registry),
             latencies,
             predicted_table: "car_data_predicted".into(),
+            known_models: Arc::new(insight::known_categories(&model, "model")),
+            model,
         }
     }
 }
@@ -84,7 +96,10 @@ pub fn router(state: AppState, registry: Registry) -> Router {
     let status = state.status.clone();
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
+        .route("/operator", get(|| async { Html(OPERATOR) }))
+        .route("/api/models", get(models))
         .route("/api/listings", get(listings).post(submit))
+        .route("/api/listings/{id}", get(listing_insight))
         .route("/api/events", get(events))
         .with_state(state)
         .merge(augur_runtime::pipeline::http::router(registry, status))
@@ -117,12 +132,20 @@ async fn submit(State(s): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
-    let l = match Listing::parse(&obj, this_year()) {
+    let l = match Listing::parse(&obj, this_year(), &s.known_models) {
         Ok(l) => l,
-        Err(e) => {
+        Err(errors) => {
+            let list: Vec<serde_json::Value> = errors
+                .iter()
+                .map(|e| json!({"field": e.field, "problem": e.problem}))
+                .collect();
+            let words: Vec<String> = errors
+                .iter()
+                .map(|e| format!("{} {}", e.field, e.problem))
+                .collect();
             return json_response(
                 StatusCode::BAD_REQUEST,
-                json!({"error": format!("{} {}", e.field, e.problem), "field": e.field, "problem": e.problem}),
+                json!({"error": words.join("; "), "errors": list}),
             );
         }
     };
@@ -144,6 +167,56 @@ async fn submit(State(s): State<AppState>, body: Bytes) -> Response {
             )
         }
     }
+}
+
+/// `GET /api/models`: the car models the price model knows, for the form's suggestions.
+async fn models(State(s): State<AppState>) -> Response {
+    json_response(StatusCode::OK, json!(*s.known_models))
+}
+
+/// `GET /api/listings/{id}`: what the seller sees about a listing.
+async fn listing_insight(State(s): State<AppState>, Path(id): Path<i32>) -> Response {
+    let unavailable = |e: tokio_postgres::Error| {
+        tracing::warn!(error = %e, "reading a listing failed");
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the database did not answer; try again"}),
+        )
+    };
+    let stored = match insight::read(&s.client, id).await {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            return json_response(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("no listing {id}")}),
+            );
+        }
+        Err(e) => return unavailable(e),
+    };
+    let model = s.model.clone();
+    let row = stored.row.clone();
+    let explained = tokio::task::spawn_blocking(move || model.explain_json(&row)).await;
+    let e = match explained {
+        Ok(Ok(e)) => e,
+        Ok(Err(e)) => {
+            return json_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": format!("this listing cannot be priced: {e}")}),
+            );
+        }
+        Err(_) => {
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "internal error"}),
+            );
+        }
+    };
+    let mut doc = insight::describe(&s.model, &stored, &e);
+    match insight::comparables(&s.client, &stored).await {
+        Ok(c) => doc["comparables"] = json!(c),
+        Err(e) => return unavailable(e),
+    }
+    json_response(StatusCode::OK, doc)
 }
 
 async fn listings(State(s): State<AppState>) -> Response {

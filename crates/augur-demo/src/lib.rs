@@ -3,8 +3,10 @@
 //! (server-sent events fed by the sink, not polling), next to the latest listings and live
 //! pipeline figures.
 //!
-//! Layout: [`listing`] (validating a submitted car), [`app`] (the HTTP routes and the event
-//! stream), and `page.html` (the page itself, no build step).
+//! Layout: [`listing`] (validating a submitted car), [`insight`] (range, reasons, comparable
+//! listings and the asking-price verdict), [`app`] (the HTTP routes and the event stream),
+//! `page.html` (the seller's page) and `operator.html` (the operator's view), no build step.
 
 pub mod app;
+pub mod insight;
 pub mod listing;

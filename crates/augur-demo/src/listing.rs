@@ -35,6 +35,19 @@ pub struct Invalid {
     pub problem: String,
 }
 
+/// The form's fields in the order the seller sees them (errors are reported in this order).
+const FORM_ORDER: &[&str] = &[
+    "model",
+    "year",
+    "mileage",
+    "transmission",
+    "fuelType",
+    "tax",
+    "mpg",
+    "engineSize",
+    "price",
+];
+
 /// The transmissions the form offers.
 pub const TRANSMISSIONS: &[&str] = &["Manual", "Automatic", "Semi-Auto", "Other"];
 /// The fuel types the form offers.
@@ -107,65 +120,98 @@ fn choice(
 }
 
 impl Listing {
-    /// Parses and checks a submitted form. `this_year` bounds the year.
-    pub fn parse(obj: &Map<String, Value>, this_year: i32) -> Result<Listing, Invalid> {
-        let model = field(obj, &["model"])
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .ok_or_else(|| Invalid {
-                field: "model",
-                problem: "is required".into(),
-            })?;
-        if model.chars().count() > 50 {
-            return Err(Invalid {
-                field: "model",
-                problem: "must be at most 50 characters".into(),
-            });
-        }
-        let year = number(
+    /// Parses and checks a submitted form, reporting every bad field at once. `this_year`
+    /// bounds the year; `known_models` (the model's categories, as the data writes them) gives a
+    /// typed model its canonical spelling, ignoring case and surrounding spaces.
+    pub fn parse(
+        obj: &Map<String, Value>,
+        this_year: i32,
+        known_models: &[String],
+    ) -> Result<Listing, Vec<Invalid>> {
+        let mut errors = Vec::new();
+        let mut take = |r: Result<f64, Invalid>| r.map_err(|e| errors.push(e)).ok();
+        let year = take(number(
             obj,
             &["year"],
             "year",
             1950.0,
             f64::from(this_year + 1),
             true,
-        )? as i32;
-        let transmission = choice(obj, &["transmission"], "transmission", TRANSMISSIONS)?;
-        let mileage = number(obj, &["mileage"], "mileage", 0.0, 1_000_000.0, true)? as i32;
-        let fuel_type = choice(obj, &["fuelType", "fuel_type"], "fuelType", FUEL_TYPES)?;
-        let tax = number(obj, &["tax"], "tax", 0.0, 1000.0, true)? as i32;
-        let mpg = number(obj, &["mpg"], "mpg", 1.0, 500.0, false)?;
-        let engine_size = number(
+        ));
+        let mileage = take(number(obj, &["mileage"], "mileage", 0.0, 1_000_000.0, true));
+        let tax = take(number(obj, &["tax"], "tax", 0.0, 1000.0, true));
+        let mpg = take(number(obj, &["mpg"], "mpg", 1.0, 500.0, false));
+        let engine = take(number(
             obj,
             &["engineSize", "engine_size"],
             "engineSize",
             0.0,
             10.0,
             false,
-        )?;
-        if engine_size == 0.0 && fuel_type != "Electric" {
-            return Err(Invalid {
+        ));
+        let price = field(obj, &["price"])
+            .and_then(|_| take(number(obj, &["price"], "price", 0.0, 10_000_000.0, true)));
+        let mut keep = |r: Result<String, Invalid>| r.map_err(|e| errors.push(e)).ok();
+        let model = keep(model_name(obj, known_models));
+        let transmission = keep(choice(
+            obj,
+            &["transmission"],
+            "transmission",
+            TRANSMISSIONS,
+        ));
+        let fuel_type = keep(choice(
+            obj,
+            &["fuelType", "fuel_type"],
+            "fuelType",
+            FUEL_TYPES,
+        ));
+        if engine == Some(0.0) && fuel_type.as_deref().is_some_and(|f| f != "Electric") {
+            errors.push(Invalid {
                 field: "engineSize",
                 problem: "can only be 0 for an electric car".into(),
             });
         }
-        let price = match field(obj, &["price"]) {
-            None => None,
-            Some(_) => Some(number(obj, &["price"], "price", 0.0, 10_000_000.0, true)? as i32),
-        };
+        errors.sort_by_key(|e| FORM_ORDER.iter().position(|f| *f == e.field));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // No error: every field is there.
         Ok(Listing {
-            model: format!(" {model}"),
-            year,
-            transmission,
-            mileage,
-            fuel_type,
-            tax,
-            mpg,
-            engine_size,
-            price,
+            model: model.unwrap_or_default(),
+            year: year.unwrap_or_default() as i32,
+            transmission: transmission.unwrap_or_default(),
+            mileage: mileage.unwrap_or_default() as i32,
+            fuel_type: fuel_type.unwrap_or_default(),
+            tax: tax.unwrap_or_default() as i32,
+            mpg: mpg.unwrap_or_default(),
+            engine_size: engine.unwrap_or_default(),
+            price: price.map(|p| p as i32),
         })
     }
+}
+
+/// The model as stored (`" Focus"`): a known model's own spelling when it matches ignoring
+/// case, else the typed name with the data set's leading space.
+fn model_name(obj: &Map<String, Value>, known_models: &[String]) -> Result<String, Invalid> {
+    let model = field(obj, &["model"])
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| Invalid {
+            field: "model",
+            problem: "is required".into(),
+        })?;
+    if model.chars().count() > 50 {
+        return Err(Invalid {
+            field: "model",
+            problem: "must be at most 50 characters".into(),
+        });
+    }
+    Ok(known_models
+        .iter()
+        .find(|k| k.trim().eq_ignore_ascii_case(model))
+        .map(|k| format!(" {}", k.trim()))
+        .unwrap_or_else(|| format!(" {model}")))
 }
 
 #[cfg(test)]
@@ -178,26 +224,38 @@ mod tests {
 
     #[test]
     fn good_and_bad_submissions() {
-        let l = Listing::parse(&obj(r#"{"model":"Fiesta","year":"2017","transmission":"automatic","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1}"#), 2026).unwrap();
+        let known = vec![" Fiesta".to_string(), " Grand C-MAX".to_string()];
+        let l = Listing::parse(&obj(r#"{"model":"fiesta","year":"2017","transmission":"automatic","mileage":15944,"fuelType":"Petrol","tax":150,"mpg":57.7,"engineSize":1}"#), 2026, &known).unwrap();
         assert_eq!(l.model, " Fiesta");
         assert_eq!(l.transmission, "Automatic");
-        let bad = |s: &str| Listing::parse(&obj(s), 2026).unwrap_err();
-        assert_eq!(bad(r#"{"model":"Fiesta","year":2060}"#).field, "year");
-        assert_eq!(bad(r#"{"model":"","year":2017}"#).field, "model");
-        let e = bad(
-            r#"{"model":"Focus","year":2017,"transmission":"Manual","mileage":-5,"fuelType":"Petrol","tax":150,"mpg":50,"engineSize":1}"#,
-        );
+        let l = Listing::parse(&obj(r#"{"model":" GRAND c-max ","year":2017,"transmission":"Manual","mileage":5,"fuelType":"Diesel","tax":0,"mpg":50,"engineSize":1.6,"price":9000}"#), 2026, &known).unwrap();
+        assert_eq!((l.model.as_str(), l.price), (" Grand C-MAX", Some(9000)));
+        let bad = |s: &str| Listing::parse(&obj(s), 2026, &known).unwrap_err();
+        let fields = |e: &[Invalid]| e.iter().map(|i| i.field).collect::<Vec<_>>();
+        // Every problem at once.
+        let e = bad(r#"{"model":"","year":2060,"mileage":-5,"mpg":"x","price":"cheap"}"#);
         assert_eq!(
-            (e.field, e.problem.as_str()),
-            ("mileage", "must be between 0 and 1000000")
+            fields(&e),
+            [
+                "model",
+                "year",
+                "mileage",
+                "transmission",
+                "fuelType",
+                "tax",
+                "mpg",
+                "engineSize",
+                "price"
+            ]
         );
+        assert_eq!(e[2].problem, "must be between 0 and 1000000");
+        assert_eq!(e[6].problem, "must be a number");
         let e = bad(
             r#"{"model":"Focus","year":2017,"transmission":"Manual","mileage":5,"fuelType":"Petrol","tax":150,"mpg":50,"engineSize":0}"#,
         );
-        assert_eq!(e.field, "engineSize");
-        assert_eq!(
-            bad(r#"{"model":"Focus","year":"abc"}"#).problem,
-            "must be a number"
-        );
+        assert_eq!(fields(&e), ["engineSize"]);
+        // An unknown model is still allowed (it is priced as "Other").
+        let l = Listing::parse(&obj(r#"{"model":"Model T","year":2017,"transmission":"Manual","mileage":5,"fuelType":"Petrol","tax":150,"mpg":50,"engineSize":1}"#), 2026, &known).unwrap();
+        assert_eq!(l.model, " Model T");
     }
 }

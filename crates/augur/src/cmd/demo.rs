@@ -62,21 +62,34 @@ const SAMPLE: &[&str] = &[
     " Kuga,2019,23700,Automatic,1500,Diesel,145,47.1,2",
 ];
 
+/// Listings the table starts with: enough for every car to have comparable listings.
+const SEED_ROWS: usize = 2000;
+
+/// The listings: a spread of [`SEED_ROWS`] from the data first (the seed), the rest after
+/// (the feed); the built-in sample when the data is not there.
 fn listings(path: Option<PathBuf>) -> Vec<String> {
     let path = path.unwrap_or_else(|| PathBuf::from("data/ford.csv"));
-    match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .lines()
-            .skip(1)
-            .filter(|l| l.split(',').count() == 9)
-            .take(5000)
-            .map(str::to_string)
-            .collect(),
-        Err(_) => SAMPLE.iter().map(|s| s.to_string()).collect(),
-    }
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return SAMPLE.iter().map(|s| s.to_string()).collect();
+    };
+    let all: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').count() == 9)
+        .collect();
+    let step = (all.len() / SEED_ROWS).max(1);
+    let (seed, feed): (Vec<_>, Vec<_>) = all.iter().enumerate().partition(|(i, _)| i % step == 0);
+    seed.into_iter()
+        .take(SEED_ROWS)
+        .chain(feed)
+        .map(|(_, l)| l.to_string())
+        .collect()
 }
 
-async fn insert(client: &tokio_postgres::Client, line: &str) -> Result<(), tokio_postgres::Error> {
+async fn insert(
+    client: &impl tokio_postgres::GenericClient,
+    line: &str,
+) -> Result<(), tokio_postgres::Error> {
     let f: Vec<&str> = line.split(',').collect();
     let num = |s: &str| s.trim().parse::<f64>().unwrap_or(0.0);
     client
@@ -101,6 +114,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         )),
     };
     let rows = listings(args.data.clone());
+    let model = match augur_runtime::models::load(&args.model, None) {
+        Ok(m) => m,
+        Err(e) => return Ok(runtime::report(&e)),
+    };
     let tls = match args.tls.load() {
         Ok(t) => t,
         Err(e) => return Ok(runtime::report(&e)),
@@ -114,6 +131,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         tls,
         feed: args.feed,
+        model,
     };
     let result: Result<(), Error> = rt.block_on(demo.run());
     drop(cluster);
@@ -198,6 +216,8 @@ struct Demo {
     tls: Option<augur_http::ServerTls>,
     /// Seconds between fed listings (0: no feed).
     feed: f64,
+    /// The model the pipeline prices with, for the page's explanations.
+    model: Arc<augur_model::Model>,
 }
 
 impl Demo {
@@ -211,10 +231,11 @@ impl Demo {
             listen,
             tls,
             feed,
+            model,
         } = self;
         let shutdown = runtime::signals();
-        let client = connect.connect_sql().await?;
-        seed_table(&client, &rows).await?;
+        let mut client = connect.connect_sql().await?;
+        seed_table(&mut client, &rows).await?;
         let registry = augur_metrics::Registry::new();
         augur_metrics::process::register(&registry);
         let (written, _) = broadcast::channel::<Written>(4096);
@@ -231,7 +252,8 @@ impl Demo {
             shutdown.clone(),
         ));
         let page_client = connect.connect_sql().await?;
-        let state = augur_demo::app::AppState::new(page_client, written, status_rx, &registry);
+        let state =
+            augur_demo::app::AppState::new(page_client, model, written, status_rx, &registry);
         let scheme = if tls.is_some() { "https" } else { "http" };
         let server = augur_runtime::pipeline::http::serve(
             listen,
@@ -254,10 +276,12 @@ impl Demo {
     }
 }
 
-/// Creates `car_data` if needed and, when it is empty, inserts the first 12 of `rows`.
-async fn seed_table(client: &tokio_postgres::Client, rows: &[String]) -> Result<(), Error> {
+/// Creates `car_data` (and the comparables' index) if needed and, when it is empty, inserts
+/// the first [`SEED_ROWS`] of `rows` in one transaction.
+async fn seed_table(client: &mut tokio_postgres::Client, rows: &[String]) -> Result<(), Error> {
+    let setup = format!("{CAR_DATA_DDL}; {}", augur_demo::insight::COMPARABLES_INDEX);
     client
-        .batch_execute(CAR_DATA_DDL)
+        .batch_execute(&setup)
         .await
         .map_err(|e| Error::new(ErrorKind::SourceSetup, "cannot create car_data").with_source(e))?;
     let empty: i64 = client
@@ -266,9 +290,12 @@ async fn seed_table(client: &tokio_postgres::Client, rows: &[String]) -> Result<
         .map(|r| r.get(0))
         .unwrap_or(1);
     if empty == 0 {
-        for line in rows.iter().take(12) {
-            let _ = insert(client, line).await;
+        let seeding = |e| Error::new(ErrorKind::SourceSetup, "cannot seed car_data").with_source(e);
+        let tx = client.transaction().await.map_err(seeding)?;
+        for line in rows.iter().take(SEED_ROWS) {
+            insert(&tx, line).await.map_err(seeding)?;
         }
+        tx.commit().await.map_err(seeding)?;
     }
     Ok(())
 }
@@ -278,7 +305,7 @@ fn spawn_feed(client: tokio_postgres::Client, rows: Vec<String>, feed: f64, mut 
     let every = Duration::from_secs_f64(feed.max(0.01));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
-        for line in rows.iter().cycle().skip(12) {
+        for line in rows.iter().cycle().skip(SEED_ROWS) {
             tokio::select! { _ = tick.tick() => {}, _ = stop.wait() => return }
             if let Err(e) = insert(&client, line).await {
                 tracing::warn!(error = %e, "feed insert failed");

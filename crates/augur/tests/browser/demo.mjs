@@ -1,6 +1,8 @@
 // Drives the augur demo's listing page in headless Chromium (Debian's /usr/bin/chromium) with
-// playwright-core: submit a listing and time how long its suggested price takes to appear;
-// then submit an invalid one and check the message and that nothing was inserted.
+// playwright-core, as a seller: the form starts empty and suggests the known models; a listing
+// shows its price, range, three reasons, similar cars and the asking-price verdict, timed from
+// the click; an invalid listing shows every problem at once and inserts nothing. Then the
+// operator view shows the pipeline streaming.
 // Usage: node demo.mjs http://127.0.0.1:8080   (prints one JSON line; exit 1 on failure)
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
@@ -15,11 +17,20 @@ const browser = await chromium.launch({
 const out = {};
 try {
   const page = await browser.newPage();
+  // The operator view: wait until the pipeline streams (the first stats event comes within a second).
+  await page.goto(base + '/operator', { waitUntil: 'load' });
+  await page.waitForFunction(() => document.getElementById('f-status').textContent === 'Streaming', null, { timeout: 60000 });
+  out.operator_status = await page.textContent('#f-status');
+
   await page.goto(base, { waitUntil: 'load' });
-  // Wait for the event stream to be open (the first stats event arrives within a second).
-  await page.waitForFunction(() => document.getElementById('f-status').textContent === 'Streaming', null, { timeout: 30000 });
-  const before = await (await page.request.get(base + '/api/listings')).json();
-  await page.fill('#model', 'Focus');
+  out.operator_figures_on_seller_page = (await page.$$('#f-lag, #f-latency')).length;
+  await page.waitForFunction(() => document.querySelectorAll('#models option').length > 0, null, { timeout: 10000 });
+  out.suggested_models = await page.$$eval('#models option', os => os.map(o => o.value));
+  out.prefilled = { tax: await page.inputValue('#tax'), mpg: await page.inputValue('#mpg'), year: await page.inputValue('#year') };
+  // Give the event stream a moment to open.
+  await page.waitForTimeout(300);
+
+  await page.fill('#model', 'focus');
   await page.fill('#year', '2018');
   await page.selectOption('#transmission', 'Manual');
   await page.fill('#mileage', '9083');
@@ -27,25 +38,30 @@ try {
   await page.fill('#tax', '150');
   await page.fill('#mpg', '57.7');
   await page.fill('#engineSize', '1.0');
+  await page.fill('#price', '20000');
   const t0 = Date.now();
   await page.click('#submit');
   await page.waitForSelector('#suggested', { timeout: 2000 });
+  await page.waitForFunction(() => document.querySelector('#range') && document.querySelectorAll('li.reason').length === 3
+      && document.querySelectorAll('tr.comparable').length > 0, null, { timeout: Math.max(1, 2000 - (Date.now() - t0)) });
   out.seconds = (Date.now() - t0) / 1000;
   out.price = await page.textContent('#suggested');
-  out.listed = (await page.$$('#listings tr')).length;
+  out.range = await page.textContent('#range');
+  out.reasons = await page.$$eval('li.reason', ls => ls.map(l => l.textContent));
+  out.asking = await page.textContent('#asking');
+  out.comparables = await page.$$eval('tr.comparable', rs => rs.map(r => Array.from(r.cells).map(c => c.textContent.trim())));
 
-  // An invalid listing: a clear message, nothing inserted.
-  const count = async () => (await (await page.request.get(base + '/api/listings')).json()).length;
+  // An invalid listing: every problem at once, nothing inserted.
   const maxId = async () => Math.max(0, ...(await (await page.request.get(base + '/api/listings')).json()).map(r => r.id));
   const idBefore = await maxId();
   await page.fill('#year', '2060');
+  await page.fill('#mpg', '');
   await page.click('#submit');
   await page.waitForSelector('#error', { timeout: 2000 });
   out.error = await page.textContent('#error');
+  out.field_errors = { year: await page.textContent('#err-year'), mpg: await page.textContent('#err-mpg'), model: await page.textContent('#err-model') };
   await page.waitForTimeout(300);
   out.inserted_after_error = (await maxId()) - idBefore;
-  out.before = before.length;
-  out.after = await count();
   out.ok = true;
 } catch (e) {
   out.ok = false;
