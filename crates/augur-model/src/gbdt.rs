@@ -43,6 +43,10 @@ pub struct TrainParams {
     pub max_bins: usize,
     /// Seed of the row and feature sampling.
     pub seed: u64,
+    /// Forests averaged into the model, each grown with its own seed (`seed`, `seed + 1`, …):
+    /// their trees are concatenated with leaf values divided by this, so the model is still one
+    /// additive forest.
+    pub ensemble: usize,
 }
 
 impl Default for TrainParams {
@@ -59,6 +63,7 @@ impl Default for TrainParams {
             colsample: 0.8,
             max_bins: 256,
             seed: 42,
+            ensemble: 1,
         }
     }
 }
@@ -94,6 +99,9 @@ impl TrainParams {
         }
         if !(2..=256).contains(&self.max_bins) {
             return bad("max_bins must be in 2..=256");
+        }
+        if !(1..=16).contains(&self.ensemble) {
+            return bad("ensemble must be in 1..=16");
         }
         Ok(())
     }
@@ -255,9 +263,44 @@ fn best_leaf(leaves: &[Candidate]) -> Option<usize> {
         .map(|(i, _, _)| i)
 }
 
+/// Trains `params.ensemble` forests with consecutive seeds and averages them into one (see
+/// [`TrainParams::ensemble`]); otherwise as [`train_one`].
+pub fn train(
+    x: &[f32],
+    y: &[f64],
+    n_feat: usize,
+    params: &TrainParams,
+    on_tree: &(dyn Fn() + Sync),
+) -> Result<ForestArrays, ModelError> {
+    params.validate()?;
+    let k = params.ensemble;
+    let mut merged: Option<ForestArrays> = None;
+    for i in 0..k {
+        let member = TrainParams {
+            seed: params.seed.wrapping_add(i as u64),
+            ..params.clone()
+        };
+        let mut f = train_one(x, y, n_feat, &member, on_tree)?;
+        if k > 1 {
+            for t in &mut f.trees {
+                for (v, l) in t.value.iter_mut().zip(&t.left) {
+                    if *l < 0 {
+                        *v /= k as f32;
+                    }
+                }
+            }
+        }
+        match &mut merged {
+            None => merged = Some(f),
+            Some(m) => m.trees.extend(f.trees),
+        }
+    }
+    Ok(merged.expect("at least one member"))
+}
+
 /// Trains a regression forest with squared loss on `x` (`n_rows` rows of `n_feat` features,
 /// row-major, all finite) and targets `y`. `on_tree` is called after each tree (for progress).
-pub fn train(
+fn train_one(
     x: &[f32],
     y: &[f64],
     n_feat: usize,

@@ -231,7 +231,7 @@ fn run_jobs(
     jobs: &[Job],
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<JobOut>, ModelError> {
-    let total = jobs.len() * cfg.params.trees;
+    let total = jobs.len() * cfg.params.trees * cfg.params.ensemble;
     let done = AtomicUsize::new(0);
     let tick = || progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
     let next = AtomicUsize::new(0);

@@ -81,6 +81,9 @@ pub(crate) struct TrainArgs {
     /// Seed of the trainer's sampling.
     #[arg(long, env = "AUGUR_TRAIN_SEED")]
     seed: Option<u64>,
+    /// Forests averaged into the model, each with its own seed.
+    #[arg(long, env = "AUGUR_TRAIN_ENSEMBLE")]
+    ensemble: Option<usize>,
     /// Cross-validation folds (0 = none).
     #[arg(long, env = "AUGUR_TRAIN_FOLDS", default_value_t = 5)]
     folds: usize,
@@ -311,7 +314,8 @@ fn train_params(args: &TrainArgs) -> anyhow::Result<TrainParams> {
         max_leaves,
         subsample,
         colsample,
-        seed
+        seed,
+        ensemble
     );
     params.validate()?;
     Ok(params)
