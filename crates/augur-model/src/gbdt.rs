@@ -684,4 +684,44 @@ mod tests {
         assert!((forest.predict_row(&[10.0, 3.0]) - 10.0).abs() < 0.5);
         assert!((forest.predict_row(&[350.0, 3.0]) - 20.0).abs() < 0.5);
     }
+
+    #[test]
+    fn an_ensemble_is_the_average_of_its_members() {
+        let n = 300;
+        let x: Vec<f32> = (0..n).flat_map(|i| [i as f32, (i % 11) as f32]).collect();
+        let y: Vec<f64> = (0..n)
+            .map(|i| (i as f64 / 30.0).sin() + (i % 11) as f64)
+            .collect();
+        let base = TrainParams {
+            trees: 20,
+            ..TrainParams::default()
+        };
+        let member = |seed| {
+            let p = TrainParams {
+                seed,
+                ..base.clone()
+            };
+            Forest::from_arrays(train(&x, &y, 2, &p, &|| {}).unwrap()).unwrap()
+        };
+        let (a, b) = (member(42), member(43));
+        let both = TrainParams {
+            ensemble: 2,
+            ..base.clone()
+        };
+        let e = Forest::from_arrays(train(&x, &y, 2, &both, &|| {}).unwrap()).unwrap();
+        assert_eq!(e.num_trees(), 40);
+        for row in [[5.0f32, 1.0], [150.0, 7.0], [299.0, 3.0]] {
+            let (pa, pb, pe) = (
+                a.predict_row(&row),
+                b.predict_row(&row),
+                e.predict_row(&row),
+            );
+            assert!((pe - (pa + pb) / 2.0).abs() < 1e-4, "{pa} {pb} {pe}");
+        }
+        let bad = TrainParams {
+            ensemble: 0,
+            ..base
+        };
+        assert!(bad.validate().is_err());
+    }
 }
