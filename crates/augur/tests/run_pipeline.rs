@@ -335,3 +335,51 @@ fn doctor_reports_missing_create_privileges_before_run_fails_on_them() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// `model.tag = "ford-price@champion"` runs the version the alias names, not the newest.
+#[test]
+fn runs_the_version_an_alias_names() {
+    let dir = scratch_dir("run-alias");
+    let store = augur_model::ModelStore::open(dir.join("store")).unwrap();
+    let shipped = augur_model::load_shipped().unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&shipped.to_json()).unwrap();
+    let base = doc["forest"]["base_score"].as_f64().unwrap();
+    doc["forest"]["base_score"] = serde_json::json!(base + 1.5f64.ln());
+    let dearer = augur_model::Model::from_json(&serde_json::to_vec(&doc).unwrap()).unwrap();
+    let champion = store.save(dearer, Some("ford-price")).unwrap();
+    store.save(shipped, Some("ford-price")).unwrap(); // newer, not the champion
+    store.set_alias("ford-price@champion", 1).unwrap();
+
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    insert_listings(&pg, &db, &listings(30));
+    let store_dir = dir.join("store").display().to_string();
+    let (p, port) = start(
+        &db,
+        &[
+            "--set",
+            "model.tag=ford-price@champion",
+            "--set",
+            &format!("model.store={store_dir}"),
+        ],
+    );
+    wait_ready(&p, port);
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        30,
+        T,
+        &p.log(),
+    );
+    let out = pg.sql(&db, "SELECT c.model, c.year, c.price, c.transmission, c.mileage, c.fueltype, c.tax, c.mpg, c.enginesize, p.suggestedprice FROM car_data c JOIN car_data_predicted p USING (id)");
+    for line in out.lines() {
+        let f: Vec<String> = line.split('|').map(str::to_string).collect();
+        let want = crate::support::pipeline::expected_price(&champion, &f[..9]);
+        let got: f64 = f[9].parse().unwrap();
+        assert!((got - want).abs() <= 1.0, "{got} vs the champion's {want}");
+    }
+    assert!(p.stop().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
