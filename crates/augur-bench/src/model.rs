@@ -143,9 +143,22 @@ fn print_training(model: &Model, best: f64, runs: usize) {
         runs.max(1)
     );
     println!(
-        "  CV: MAE {:.2}  RMSE {:.2}  R² {:.4}  MAPE {:.2} %   [target MAE <= 800]",
+        "  CV: MAE {:.2}  RMSE {:.2}  R² {:.4}  MAPE {:.2} %   [target MAE <= 765]",
         cv.mae, cv.rmse, cv.r2, cv.mape
     );
+    if let Some(iv) = model.meta().interval() {
+        let e = &iv.evaluation;
+        println!(
+            "  {:.0} % price range: coverage {:.1} % of {} out-of-fold rows (cross-fitted), mean \
+             width {:.0} ({:.1} % of the price)   [target {:.0} ± 2 %]",
+            100.0 * iv.level,
+            100.0 * e.coverage,
+            e.rows,
+            e.mean_width,
+            100.0 * e.mean_relative_width,
+            100.0 * iv.level
+        );
+    }
 }
 
 /// Section 2: the model's batch rows/s and single-row latency on `rows`; prints them.
@@ -176,6 +189,17 @@ fn augur_figures(model: &Model, rows: &[Row], args: &Args) -> anyhow::Result<()>
         "  single row (predict_row) p50 / p99:  {p50:>8.2} / {p99:.2} µs   [target p50 <= 10 µs]"
     );
     println!("  single row (predict_json) p50 / p99: {j50:>8.2} / {j99:.2} µs");
+    if model.explainable().is_ok() {
+        let borrowed: Vec<Vec<Value<'_>>> = values.iter().map(|r| borrow(r)).collect();
+        let (e50, e99) = percentiles(args.single.min(2000), |i| {
+            std::hint::black_box(
+                model
+                    .explain_row(&borrowed[i % borrowed.len()])
+                    .expect("valid"),
+            );
+        });
+        println!("  explanation (exact TreeSHAP, explain_row) p50 / p99: {e50:>8.1} / {e99:.1} µs");
+    }
     println!();
     Ok(())
 }

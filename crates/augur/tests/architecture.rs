@@ -35,7 +35,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "augur-demo",
-        &["augur-core", "augur-metrics", "augur-runtime"],
+        &[
+            "augur-core",
+            "augur-metrics",
+            "augur-model",
+            "augur-runtime",
+        ],
     ),
 ];
 
