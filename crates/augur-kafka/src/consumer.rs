@@ -27,6 +27,8 @@ pub struct ConsumerSettings {
     pub heartbeat_interval_ms: u32,
     /// Extra librdkafka settings (`consumer.override.*` without the prefix).
     pub overrides: Vec<(String, String)>,
+    /// Told of each topic this consumer first reads a record from.
+    pub on_topic: Option<crate::TopicHook>,
 }
 
 impl ConsumerSettings {
@@ -44,6 +46,7 @@ impl ConsumerSettings {
             session_timeout_ms: 6000,
             heartbeat_interval_ms: 1000,
             overrides: Vec::new(),
+            on_topic: None,
         }
     }
 }
@@ -95,6 +98,8 @@ impl From<OwnedMessage> for Received {
 pub struct Consumer {
     inner: StreamConsumer,
     settings: ConsumerSettings,
+    /// Topics already reported to `settings.on_topic`.
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -147,7 +152,11 @@ impl Consumer {
             )
             .with_source(e)
         })?;
-        Ok(Consumer { inner, settings })
+        Ok(Consumer {
+            inner,
+            settings,
+            seen: Default::default(),
+        })
     }
 
     /// Waits for the first record, then takes whatever else arrives within `linger`, up to
@@ -176,7 +185,30 @@ impl Consumer {
                 Ok(Err(_)) | Err(_) => break,
             }
         }
+        if let Some(hook) = &self.settings.on_topic {
+            self.report_topics(hook, &out);
+        }
         Ok(out)
+    }
+
+    /// Reports the batch's topics not reported before (one set lookup per run of records
+    /// from one topic).
+    fn report_topics(&self, hook: &crate::TopicHook, batch: &[Received]) {
+        let mut last: Option<&str> = None;
+        for r in batch {
+            if last == Some(r.topic.as_str()) {
+                continue;
+            }
+            last = Some(&r.topic);
+            let new = self
+                .seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(r.topic.clone());
+            if new {
+                hook.seen(&r.topic);
+            }
+        }
     }
 
     /// Commits, for every partition in `batch`, the offset after its last record.

@@ -30,6 +30,8 @@ pub struct ProducerSettings {
     pub topic_replication: i32,
     /// Extra librdkafka settings (`producer.override.*` without the prefix).
     pub overrides: Vec<(String, String)>,
+    /// Told of each topic this producer first writes to (through [`Producer::ensure_topic`]).
+    pub on_topic: Option<crate::TopicHook>,
 }
 
 impl ProducerSettings {
@@ -41,6 +43,7 @@ impl ProducerSettings {
             topic_partitions: 1,
             topic_replication: 1,
             overrides: Vec::new(),
+            on_topic: None,
         }
     }
 
@@ -185,6 +188,9 @@ impl Producer {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(topic.to_string());
+        if let Some(hook) = &self.settings.on_topic {
+            hook.seen(topic);
+        }
         Ok(())
     }
 

@@ -32,6 +32,7 @@ mod unchanged;
 
 // The Kafka client settings this crate's stages take (`sink::run`, `enrich::run`, capture to
 // Kafka), re-exported so callers need no direct dependency on `augur-kafka`.
+pub use augur_kafka::TopicHook;
 pub use augur_kafka::consumer::ConsumerSettings;
 pub use augur_kafka::producer::ProducerSettings;
 pub use augur_kafka::security;
