@@ -53,6 +53,10 @@ pub struct WorkerConfig {
     pub rest_auth: Option<augur_http::BasicCredentials>,
     /// HTTPS for the REST API (`--tls-cert`, `--tls-key`).
     pub tls: Option<augur_http::ServerTls>,
+    /// `topic.tracking.enable`: record each connector's active topics (KIP-558).
+    pub topic_tracking: bool,
+    /// `topic.tracking.allow.reset`: allow `PUT /connectors/{name}/topics/reset`.
+    pub topic_tracking_reset: bool,
 }
 
 impl WorkerConfig {
@@ -71,6 +75,8 @@ impl WorkerConfig {
             client: ClientSettings::default(),
             rest_auth: None,
             tls: None,
+            topic_tracking: true,
+            topic_tracking_reset: true,
         }
     }
 

@@ -21,7 +21,9 @@
 //! - [`tasks`]: validating a config into task settings, and running one task.
 //! - [`plugins`]: the connector classes, their config definitions, `ConfigInfos`.
 //! - [`store`]: the state topics.
-//! - [`offsets`]: the capture's offset store and sinks' group offsets.
+//! - [`offsets`]: the capture's offset store and sinks' group offsets, and changing them.
+//! - [`loggers`]: dynamic log levels (`/admin/loggers`).
+//! - `topics`: connectors' active topics (KIP-558).
 //! - [`mask`]: hiding secrets in every response and trace.
 //! - [`config`]: the worker's own settings.
 //! - [`error`]: REST errors ([`ApiError`]); starting and running the worker fail with
@@ -30,6 +32,7 @@
 pub mod config;
 mod entities;
 pub mod error;
+pub mod loggers;
 pub mod mask;
 pub mod offsets;
 pub mod plugins;
@@ -37,6 +40,7 @@ pub mod routes;
 pub mod server;
 pub mod store;
 pub mod tasks;
+mod topics;
 pub mod worker;
 
 pub use config::WorkerConfig;

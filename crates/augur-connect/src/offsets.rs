@@ -62,7 +62,7 @@ impl OffsetStore for TopicOffsetStore {
         let map: serde_json::Map<String, Value> = offset.to_map().into_iter().collect();
         Box::pin(
             self.store
-                .put_offset(&self.connector, &self.partition, Value::Object(map)),
+                .put_offset(&self.connector, &self.partition, Some(Value::Object(map))),
         )
     }
 }
@@ -144,4 +144,206 @@ fn group_offsets_blocking(
         .collect();
     out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     Ok(out)
+}
+
+/// One partition of a sink's `PATCH /connectors/{name}/offsets`: the offset to commit, or
+/// `None` to reset the partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SinkOffsetChange {
+    /// Topic.
+    pub(crate) topic: String,
+    /// Partition.
+    pub(crate) partition: i32,
+    /// The next offset to read, or `None` for "as if nothing was committed".
+    pub(crate) offset: Option<i64>,
+}
+
+/// Kafka Connect's parsing of a sink's offsets (`SinkUtils.parseSinkConnectorOffsets`): each
+/// partition `{"kafka_topic","kafka_partition"}`, each offset `null` or `{"kafka_offset"}`;
+/// numbers may be given as strings. The error is the 400 message.
+pub(crate) fn parse_sink_offsets(
+    entries: &[(Option<Value>, Option<Value>)],
+) -> Result<Vec<SinkOffsetChange>, String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut out: Vec<SinkOffsetChange> = Vec::with_capacity(entries.len());
+    for (partition, offset) in entries {
+        let Some(p) = partition.as_ref().and_then(Value::as_object) else {
+            return Err(
+                "The partition for a sink connector offset cannot be null or missing".into(),
+            );
+        };
+        let (Some(topic), Some(part)) = (p.get("kafka_topic"), p.get("kafka_partition")) else {
+            return Err("The partition for a sink connector offset must contain the keys 'kafka_topic' and 'kafka_partition'".into());
+        };
+        let topic = match topic {
+            Value::Null => {
+                return Err("Kafka topic names must be valid strings and may not be null".into());
+            }
+            t => text(t),
+        };
+        if part.is_null() {
+            return Err("Kafka partitions must be valid numbers and may not be null".into());
+        }
+        let partition: i32 = text(part).parse().map_err(|_| {
+            format!("Failed to parse the following Kafka partition value in the provided offsets: '{}'. Partition values for sink connectors need to be integers.", text(part))
+        })?;
+        let offset = match offset.as_ref().filter(|o| !o.is_null()) {
+            None => None,
+            Some(o) => {
+                let Some(v) = o.as_object().and_then(|m| m.get("kafka_offset")) else {
+                    return Err("The offset for a sink connector should either be null or contain the key 'kafka_offset'".into());
+                };
+                let n: i64 = text(v).parse().map_err(|_| {
+                    format!("Failed to parse the following Kafka offset value in the provided offsets: '{}'. Offset values for sink connectors need to be integers.", text(v))
+                })?;
+                Some(n)
+            }
+        };
+        if partition < 0 || offset.is_some_and(|o| o < 0) {
+            return Err(format!(
+                "Partitions and offsets must not be negative (topic {topic}, partition {partition})"
+            ));
+        }
+        out.retain(|c| (c.topic.as_str(), c.partition) != (topic.as_str(), partition));
+        out.push(SinkOffsetChange {
+            topic,
+            partition,
+            offset,
+        });
+    }
+    Ok(out)
+}
+
+/// Checks a source (capture) offset the REST API is asked to store: Debezium's fields, when
+/// present, with the types the capture reads. The error is the 400 message.
+pub(crate) fn check_source_offset(offset: &Value) -> Result<(), String> {
+    let Some(m) = offset.as_object() else {
+        return Err(format!(
+            "A source offset must be a JSON object or null, not {offset}"
+        ));
+    };
+    for key in ["lsn", "txId", "ts_usec", "lsn_commit", "lsn_proc"] {
+        let Some(v) = m.get(key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let ok = v.as_u64().is_some() || v.as_str().is_some_and(|s| s.parse::<u64>().is_ok());
+        if !ok {
+            return Err(format!(
+                "The source offset's '{key}' must be a non-negative integer, not {v}"
+            ));
+        }
+    }
+    for key in ["snapshot_completed", "snapshot", "last_snapshot_record"] {
+        if let Some(v) = m.get(key).filter(|v| !v.is_null() && !v.is_boolean()) {
+            if key == "snapshot" && v.is_string() {
+                continue;
+            }
+            return Err(format!(
+                "The source offset's '{key}' must be a boolean, not {v}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Commits `changes` for consumer group `group` in one request, without joining it; a reset
+/// partition gets the offset a consumer without a committed one would start from (its
+/// earliest, or with `latest` its end: this broker has no OffsetDelete). Refused by the broker
+/// while the group has members.
+pub(crate) async fn alter_group_offsets(
+    worker: &WorkerConfig,
+    group: &str,
+    changes: Vec<SinkOffsetChange>,
+    reset_to_latest: bool,
+) -> Result<(), Error> {
+    let (worker, group) = (worker.clone(), group.to_string());
+    tokio::task::spawn_blocking(move || {
+        alter_group_offsets_blocking(&worker, &group, &changes, reset_to_latest)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Internal, "offset change task failed").with_source(e))?
+}
+
+fn alter_group_offsets_blocking(
+    worker: &WorkerConfig,
+    group: &str,
+    changes: &[SinkOffsetChange],
+    reset_to_latest: bool,
+) -> Result<(), Error> {
+    use rdkafka::consumer::CommitMode;
+    let kafka = |what: String, e: rdkafka::error::KafkaError| {
+        Error::new(ErrorKind::Connection, what).with_source(e)
+    };
+    let consumer: BaseConsumer = worker
+        .kafka_client()?
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| kafka("invalid Kafka settings".into(), e))?;
+    let mut tpl = TopicPartitionList::new();
+    for c in changes {
+        let offset = match c.offset {
+            Some(o) => o,
+            None => {
+                let (low, high) = consumer
+                    .fetch_watermarks(&c.topic, c.partition, GROUP_TIMEOUT)
+                    .map_err(|e| {
+                        kafka(
+                            format!("cannot read {}-{}'s offsets", c.topic, c.partition),
+                            e,
+                        )
+                    })?;
+                if reset_to_latest { high } else { low }
+            }
+        };
+        tpl.add_partition_offset(&c.topic, c.partition, Offset::Offset(offset))
+            .map_err(|e| kafka("invalid offset".into(), e))?;
+    }
+    consumer.commit(&tpl, CommitMode::Sync).map_err(|e| {
+        kafka(
+            format!("the broker refused the offsets of group {group} (does it still have active members?)"),
+            e,
+        )
+    })
+}
+
+/// Deletes consumer group `group` and with it every committed offset (Kafka Connect's reset of
+/// a sink connector); a group that does not exist is already reset.
+pub(crate) async fn delete_group(worker: &WorkerConfig, group: &str) -> Result<(), Error> {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::error::RDKafkaErrorCode;
+    let admin: AdminClient<DefaultClientContext> = worker
+        .kafka_client()?
+        .create()
+        .map_err(|e| Error::new(ErrorKind::Connection, "invalid Kafka settings").with_source(e))?;
+    let opts = AdminOptions::new().request_timeout(Some(GROUP_TIMEOUT));
+    let results = admin.delete_groups(&[group], &opts).await.map_err(|e| {
+        Error::new(
+            ErrorKind::Connection,
+            format!("cannot delete group {group}"),
+        )
+        .with_source(e)
+    })?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::GroupIdNotFound)) => {}
+            Err((_, RDKafkaErrorCode::NonEmptyGroup)) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("group {group} still has active members"),
+                ));
+            }
+            Err((_, code)) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("the broker did not delete group {group}: {code}"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }

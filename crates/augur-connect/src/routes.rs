@@ -12,11 +12,18 @@
 //! | `POST /connectors` | 201 + `Location`, 409 if it exists, 400 for a bad config |
 //! | `GET`, `DELETE /connectors/{name}` | `ConnectorInfo`; 204 |
 //! | `GET`, `PUT /connectors/{name}/config` | the config; 201 created / 200 updated |
+//! | `PATCH /connectors/{name}/config` | 200 `ConnectorInfo` (`null` removes a key; 404 if absent) |
 //! | `GET /connectors/{name}/status`, `/tasks`, `/tasks/{id}/status` | states; task configs |
 //! | `PUT …/pause`, `PUT …/resume` | 202 |
 //! | `POST …/restart[?includeTasks=&onlyFailed=]` | 204, or 202 + status |
 //! | `POST …/tasks/{id}/restart`, `PUT …/stop` | 204 |
 //! | `GET …/offsets` | `{"offsets":[{"partition","offset"}]}` |
+//! | `PATCH …/offsets`, `DELETE …/offsets` | 200 `{"message"}`; 400 unless the connector is stopped |
+//! | `GET …/topics`, `PUT …/topics/reset` | 200 `{"<name>":{"topics":[…]}}`; 202 |
+//! | `GET /admin/loggers`, `GET /admin/loggers/{logger}` | `{"<logger>":{"level","last_modified"}}`; one |
+//! | `PUT /admin/loggers/{logger}[?scope=worker\|cluster]` | 200 changed loggers; 204 for `cluster` |
+//!
+//! A request whose `Content-Type` is not JSON is answered 415, as Jersey answers it.
 
 use std::collections::BTreeMap;
 
@@ -32,10 +39,11 @@ use serde_json::Value;
 
 use crate::entities::{ConnectorExpansion, ServerInfo, WorkerStatus};
 use crate::error::{ApiError, ApiErrorKind};
+use crate::loggers::{self, LevelError};
 use crate::plugins::{self, Plugin};
 use crate::store::TargetState;
 use crate::tasks::TaskPlan;
-use crate::worker::Worker;
+use crate::worker::{OffsetEntry, Worker};
 
 /// augur's version, reported as the worker's.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -87,7 +95,10 @@ fn routes(max_body_bytes: usize) -> Router<Worker> {
         .route("/connector-plugins/{plugin}/config/validate", put(validate))
         .route("/connectors", get(list_connectors).post(create))
         .route("/connectors/{name}", get(info).delete(delete))
-        .route("/connectors/{name}/config", get(config).put(put_config))
+        .route(
+            "/connectors/{name}/config",
+            get(config).put(put_config).patch(patch_config),
+        )
         .route("/connectors/{name}/status", get(status))
         .route("/connectors/{name}/tasks", get(tasks))
         .route("/connectors/{name}/tasks/{task}/status", get(task_status))
@@ -99,10 +110,19 @@ fn routes(max_body_bytes: usize) -> Router<Worker> {
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/restart", post(restart))
         .route("/connectors/{name}/stop", put(stop))
-        .route("/connectors/{name}/offsets", get(offsets))
+        .route(
+            "/connectors/{name}/offsets",
+            get(offsets).patch(alter_offsets).delete(reset_offsets),
+        )
+        .route("/connectors/{name}/topics", get(active_topics))
+        .route("/connectors/{name}/topics/reset", put(reset_topics))
+        .route("/admin/loggers", get(list_loggers))
+        .route("/admin/loggers/", get(list_loggers))
+        .route("/admin/loggers/{logger}", get(get_logger).put(set_logger))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(json_only))
 }
 
 /// A JSON response.
@@ -418,6 +438,16 @@ async fn put_config(
     })
 }
 
+/// `PATCH /connectors/{name}/config` → 200 with the patched connector's info.
+async fn patch_config(
+    State(w): State<Worker>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let patch = patch_map(&parse_body(body)?)?;
+    Ok(ok(&w.patch_config(&name, patch).await?))
+}
+
 /// `GET /connectors/{name}/status`.
 async fn status(State(w): State<Worker>, Path(name): Path<String>) -> Result<Response, ApiError> {
     Ok(ok(&w.status(&name)?))
@@ -483,6 +513,182 @@ async fn restart(
 /// `GET /connectors/{name}/offsets`.
 async fn offsets(State(w): State<Worker>, Path(name): Path<String>) -> Result<Response, ApiError> {
     Ok(ok(&w.offsets(&name).await?))
+}
+
+/// `PATCH /connectors/{name}/offsets`: `{"offsets":[{"partition","offset"}]}` → 200
+/// `{"message"}`.
+async fn alter_offsets(
+    State(w): State<Worker>,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let entries = offset_entries(&parse_body(body)?)?;
+    let message = w.alter_offsets(&name, entries).await?;
+    Ok(ok(&serde_json::json!({ "message": message })))
+}
+
+/// `DELETE /connectors/{name}/offsets` → 200 `{"message"}`.
+async fn reset_offsets(
+    State(w): State<Worker>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let message = w.reset_offsets(&name).await?;
+    Ok(ok(&serde_json::json!({ "message": message })))
+}
+
+/// `415` for a body that says it is not JSON (Jersey's `@Consumes(application/json)`); a
+/// request without `Content-Type` is read as JSON.
+async fn json_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let ct = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?").to_string());
+    if let Some(ct) = ct
+        && !is_json(&ct)
+    {
+        return ApiError::new(
+            ApiErrorKind::UnsupportedMediaType,
+            "HTTP 415 Unsupported Media Type",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// Whether a `Content-Type` is JSON (`application/json`, any parameters, any case) or a
+/// wildcard that admits it.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    matches!(
+        essence.as_str(),
+        "application/json" | "application/*" | "*/*"
+    )
+}
+
+/// A config patch: scalars as text, `null` as "remove the key"; 400 for anything else.
+fn patch_map(v: &Value) -> Result<BTreeMap<String, Option<String>>, ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("Connector config must be a JSON object"))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in obj {
+        let s = match v {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "Connector config value of \"{k}\" must be a string, number, boolean or null"
+                )));
+            }
+        };
+        out.insert(k.clone(), s);
+    }
+    Ok(out)
+}
+
+/// The `{"partition","offset"}` entries of an offsets request; 400 when there are none.
+fn offset_entries(v: &Value) -> Result<Vec<OffsetEntry>, ApiError> {
+    let none = || {
+        ApiError::bad_request(
+            "Partitions / offsets need to be provided for an alter offsets request",
+        )
+    };
+    let list = match v.get("offsets") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        Some(Value::Array(_)) | Some(Value::Null) | None => return Err(none()),
+        Some(_) => return Err(ApiError::bad_request("\"offsets\" must be a JSON array")),
+    };
+    let field = |e: &Value, k: &str| e.get(k).filter(|v| !v.is_null()).cloned();
+    list.iter()
+        .map(|e| {
+            if !e.is_object() {
+                return Err(ApiError::bad_request(
+                    "Each entry of \"offsets\" must be a JSON object {\"partition\",\"offset\"}",
+                ));
+            }
+            Ok((field(e, "partition"), field(e, "offset")))
+        })
+        .collect()
+}
+
+/// `GET /connectors/{name}/topics` → `{"<name>":{"topics":[…]}}`.
+async fn active_topics(
+    State(w): State<Worker>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let topics = w.active_topics(&name)?;
+    let mut body = serde_json::Map::new();
+    body.insert(name, serde_json::json!({ "topics": topics }));
+    Ok(ok(&body))
+}
+
+/// `PUT /connectors/{name}/topics/reset` → 202.
+async fn reset_topics(
+    State(w): State<Worker>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    w.reset_topics(&name)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `GET /admin/loggers`: every logger with a level, and `root`.
+async fn list_loggers() -> Response {
+    ok(&loggers::global().all())
+}
+
+/// `GET /admin/loggers/{logger}` → `{"level","last_modified"}`, or 404.
+async fn get_logger(Path(name): Path<String>) -> Result<Response, ApiError> {
+    loggers::global()
+        .get(&name)
+        .map(|l| ok(&l))
+        .ok_or_else(|| ApiError::new(ApiErrorKind::NotFound, format!("Logger {name} not found.")))
+}
+
+/// `PUT /admin/loggers/{logger}[?scope=]` with `{"level"}`: 200 with the changed loggers, or
+/// 204 for `scope=cluster` (this worker is the whole cluster); an unknown scope means
+/// `worker`, as in Kafka Connect.
+async fn set_logger(
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = parse_body(body)?;
+    let level = match body.get("level") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request(
+                "Desired 'level' parameter was not specified in request.",
+            ));
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let pairs = query_pairs(q.as_deref());
+    let scope = pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| v.to_ascii_lowercase());
+    let changed = loggers::global().set(&name, &level).map_err(|e| match e {
+        LevelError::InvalidLevel(l) => {
+            ApiError::new(ApiErrorKind::NotFound, format!("invalid log level '{l}'."))
+        }
+        LevelError::InvalidName(n) => ApiError::bad_request(format!(
+            "Invalid logger name {n:?}: use a module path such as augur_connect or augur_postgres::source"
+        )),
+        LevelError::Apply(e) => ApiError::internal(format!("Failed to apply the log level: {e}")),
+    })?;
+    tracing::info!(logger = %name, level = %level.to_ascii_uppercase(), "log level changed");
+    if scope.as_deref() == Some("cluster") {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok(ok(&changed))
 }
 
 /// `404` as Kafka Connect's Jersey answers unknown paths.

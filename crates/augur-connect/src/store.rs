@@ -9,6 +9,7 @@
 //! - `connect-status`: `status-connector-<name>` / `status-task-<name>-<id>` →
 //!   `{"state","trace","worker_id","generation"}`, written on every transition (tombstones on
 //!   delete). Written for other tools; a restarted worker derives state from the target states.
+//!   Connectors' active topics (`topic-<topic>-connector-<name>`, KIP-558) are read back.
 //!
 //! The topics are created (one partition, compacted) when missing. One worker owns them: there is
 //! no group coordination between workers sharing the same topics.
@@ -27,6 +28,8 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use serde_json::{Value, json};
+
+use crate::topics::{self, ActiveTopics};
 
 use crate::config::WorkerConfig;
 use crate::worker::State;
@@ -156,6 +159,8 @@ pub struct StateStore {
     status_topic: String,
     /// Source offsets as last written.
     offsets: Mutex<OffsetMap>,
+    /// Connectors' active topics (KIP-558).
+    topics: ActiveTopics,
 }
 
 impl std::fmt::Debug for StateStore {
@@ -210,12 +215,13 @@ impl StateStore {
         .map_err(|e| Error::new(ErrorKind::Internal, "startup task failed").with_source(e))??;
 
         create_topics(cfg).await?;
-        let (configs, offsets) = {
+        let (configs, offsets, statuses) = {
             let c = cfg.clone();
             tokio::task::spawn_blocking(move || -> Result<_, Error> {
                 let configs = read_all(&c, &c.config_topic)?;
                 let offsets = read_all(&c, &c.offset_topic)?;
-                Ok((configs, offsets))
+                let statuses = read_all(&c, &c.status_topic)?;
+                Ok((configs, offsets, statuses))
             })
             .await
             .map_err(|e| {
@@ -232,6 +238,7 @@ impl StateStore {
             offset_topic: cfg.offset_topic.clone(),
             status_topic: cfg.status_topic.clone(),
             offsets: Mutex::new(restore_offsets(&offsets)),
+            topics: ActiveTopics::restore(&statuses),
         };
         tracing::info!(
             connectors = restored.connectors.len(),
@@ -311,13 +318,14 @@ impl StateStore {
     /// Writes a status record without waiting (a failed write is logged: the status topic
     /// informs other tools, the worker never reads it back).
     pub(crate) fn put_status(&self, key: String, value: Option<&StatusRecord>) {
-        let bytes = match value.map(encode).transpose() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, key = %key, "status record not written");
-                return;
-            }
-        };
+        match value.map(encode).transpose() {
+            Ok(bytes) => self.write_status(key, bytes),
+            Err(e) => tracing::warn!(error = %e, key = %key, "status record not written"),
+        }
+    }
+
+    /// Writes a status-topic record without waiting (a failed write is logged).
+    fn write_status(&self, key: String, bytes: Option<Vec<u8>>) {
         match self.enqueue(&self.status_topic, &key, bytes.as_deref()) {
             Ok(f) => {
                 let topic = self.status_topic.clone();
@@ -337,6 +345,30 @@ impl StateStore {
         }
     }
 
+    /// Records that `connector`'s task `task` uses `topic` (written once per topic).
+    pub(crate) fn record_topic(&self, connector: &str, task: usize, topic: &str) {
+        if !self.topics.insert(connector, topic) {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let v = topics::value(topic, connector, task, now);
+        self.write_status(topics::key(topic, connector), Some(v));
+    }
+
+    /// `connector`'s active topics, sorted.
+    pub(crate) fn active_topics(&self, connector: &str) -> Vec<String> {
+        self.topics.get(connector)
+    }
+
+    /// Forgets `connector`'s active topics (tombstones in the status topic).
+    pub(crate) fn reset_topics(&self, connector: &str) {
+        for t in self.topics.take(connector) {
+            self.write_status(topics::key(&t, connector), None);
+        }
+    }
+
     /// The stored offset of `connector` for `partition`.
     pub fn offset(&self, connector: &str, partition: &Value) -> Option<Value> {
         let map = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
@@ -353,21 +385,22 @@ impl StateStore {
             .unwrap_or_default()
     }
 
-    /// Writes an offset and waits until the broker has it (at most the write timeout).
+    /// Writes an offset (`None`: a tombstone that removes it) and waits until the broker has
+    /// it (at most the write timeout).
     pub async fn put_offset(
         &self,
         connector: &str,
         partition: &Value,
-        offset: Value,
+        offset: Option<Value>,
     ) -> Result<(), Error> {
         // An unchanged offset is durable already (idle slots confirm the same position again
         // and again); writing it once keeps the topic small.
-        if self.offset(connector, partition).as_ref() == Some(&offset) {
+        if self.offset(connector, partition) == offset {
             return Ok(());
         }
         let key = json!([connector, partition]).to_string();
-        let bytes = offset.to_string().into_bytes();
-        let f = self.enqueue(&self.offset_topic, &key, Some(&bytes))?;
+        let bytes = offset.as_ref().map(|o| o.to_string().into_bytes());
+        let f = self.enqueue(&self.offset_topic, &key, bytes.as_deref())?;
         match tokio::time::timeout(WRITE_TIMEOUT, f).await {
             Ok(r) => delivered(&self.offset_topic, r)?,
             Err(_) => {
@@ -382,9 +415,15 @@ impl StateStore {
             }
         }
         let mut map = self.offsets.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(connector.to_string())
-            .or_default()
-            .insert(partition.to_string(), (partition.clone(), offset));
+        let entry = map.entry(connector.to_string()).or_default();
+        match offset {
+            Some(o) => {
+                entry.insert(partition.to_string(), (partition.clone(), o));
+            }
+            None => {
+                entry.remove(&partition.to_string());
+            }
+        }
         Ok(())
     }
 
@@ -452,7 +491,7 @@ async fn create_topics(cfg: &WorkerConfig) -> Result<(), Error> {
 }
 
 /// One record of a state topic: key and value bytes (`None`: tombstone).
-type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+pub(crate) type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Reads `topic` from the beginning of every partition to its end (blocking).
 fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {

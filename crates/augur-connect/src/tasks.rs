@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use augur_core::shutdown::Shutdown;
 use augur_core::{Error, ErrorKind};
+use augur_runtime::TopicHook;
 use augur_runtime::capture::config::{CaptureConfig, ConfigError, ConfigErrors};
 use augur_runtime::capture::destination::{Destination, DestinationConfig};
 use augur_runtime::enrich::{EnrichConfig, ModelSettings};
@@ -67,6 +68,8 @@ enum TaskKind {
 pub struct TaskPlan {
     /// The connector's name.
     name: String,
+    /// Whether tasks report the topics they use (`topic.tracking.enable`).
+    track_topics: bool,
     /// How many tasks run.
     tasks: usize,
     /// What they run.
@@ -249,7 +252,16 @@ impl TaskPlan {
         };
         match parsed {
             Ok((kind, tasks, warnings)) if errors.is_empty() => {
-                Ok((TaskPlan { name, tasks, kind }, warnings))
+                let track_topics = worker.topic_tracking;
+                Ok((
+                    TaskPlan {
+                        name,
+                        track_topics,
+                        tasks,
+                        kind,
+                    },
+                    warnings,
+                ))
             }
             Ok((_, _, warnings)) => Err(Validation { errors, warnings }),
             Err(ConfigErrors(more)) => {
@@ -288,6 +300,32 @@ impl TaskPlan {
         }
     }
 
+    /// Whether the connector's consumers start at a partition's end when the group has no
+    /// committed offset for it (`consumer.override.auto.offset.reset=latest`); at its start
+    /// otherwise, as Kafka Connect's sinks do.
+    pub fn starts_at_end(&self) -> bool {
+        match &self.kind {
+            TaskKind::Capture { .. } => false,
+            TaskKind::Sink { consumer, .. } | TaskKind::Enrich { consumer, .. } => consumer
+                .overrides
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "auto.offset.reset")
+                .is_some_and(|(_, v)| matches!(v.as_str(), "latest" | "largest" | "end")),
+        }
+    }
+
+    /// The hook through which task `task` records the topics it uses, when tracking is on.
+    fn topic_hook(&self, store: &Arc<StateStore>, task: usize) -> Option<TopicHook> {
+        if !self.track_topics {
+            return None;
+        }
+        let (store, name) = (store.clone(), self.name.clone());
+        Some(TopicHook(Arc::new(move |topic: &str| {
+            store.record_topic(&name, task, topic)
+        })))
+    }
+
     /// Runs task `task` until `shutdown` fires or it fails.
     pub async fn run(
         &self,
@@ -296,13 +334,16 @@ impl TaskPlan {
         mut shutdown: Shutdown,
     ) -> Result<(), Error> {
         let client_id = |role: &str| format!("connector-{role}-{}-{task}", self.name);
+        let hook = self.topic_hook(&store, task);
         match &self.kind {
             TaskKind::Capture {
                 cfg,
                 producer,
                 partition,
             } => {
-                let dest = DestinationConfig::Kafka(producer.clone());
+                let mut p = producer.clone();
+                p.on_topic = hook;
+                let dest = DestinationConfig::Kafka(p);
                 let dest = tokio::select! {
                     d = Destination::connect(&dest) => d?,
                     _ = shutdown.wait() => return Ok(()),
@@ -325,6 +366,7 @@ impl TaskPlan {
             TaskKind::Sink { cfg, consumer, dlq } => {
                 let mut c = consumer.clone();
                 c.client_id = client_id("consumer");
+                c.on_topic = hook;
                 augur_runtime::sink::run(SinkConnectorConfig::clone(cfg), c, dlq.clone(), shutdown)
                     .await
             }
@@ -343,8 +385,10 @@ impl TaskPlan {
                 };
                 let mut c = consumer.clone();
                 c.client_id = client_id("consumer");
+                c.on_topic = hook.clone();
                 let mut p = producer.clone();
                 p.client_id = client_id("producer");
+                p.on_topic = hook;
                 augur_runtime::enrich::run(EnrichConfig::clone(cfg), predictor, c, p, shutdown)
                     .await
             }

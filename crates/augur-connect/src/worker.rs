@@ -34,6 +34,10 @@ use crate::plugins::{self, Plugin};
 use crate::store::{Restored, StateStore, StatusRecord, TargetState};
 use crate::tasks::TaskPlan;
 
+mod edit;
+
+pub(crate) use edit::OffsetEntry;
+
 /// A connector's or task's state, as Kafka Connect reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -472,8 +476,20 @@ impl Worker {
                 .map(|info| (true, info));
         };
         let config = mask::unmask_with(config, &conn.view().config);
-        let plugin = check_config(&config)?;
+        check_config(&config)?;
         let _admin = self.shared.admin.lock().await;
+        Ok((false, self.replace_config(&conn, name, config).await?))
+    }
+
+    /// Replaces an existing connector's config (the caller holds the admin lock) and restarts
+    /// its tasks with it; an unchanged config changes nothing.
+    async fn replace_config(
+        &self,
+        conn: &Connector,
+        name: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<ConnectorInfo, ApiError> {
+        let plugin = check_config(&config)?;
         let (deleted, unchanged) = {
             let v = conn.view();
             (v.deleted, v.config == config)
@@ -482,7 +498,7 @@ impl Worker {
             return Err(ApiError::connector_not_found(name));
         }
         if unchanged {
-            return Ok((false, self.info(name)?));
+            return self.info(name);
         }
         self.shared
             .store
@@ -499,7 +515,7 @@ impl Worker {
             conn.changed(&mut v);
         }
         tracing::info!(connector = %name, class = %plugin.class(), "connector config updated; restarting its tasks");
-        Ok((false, self.info(name)?))
+        self.info(name)
     }
 
     /// `DELETE /connectors/{name}`: removes the connector after stopping its tasks (its
@@ -516,6 +532,8 @@ impl Worker {
             .delete_connector(name)
             .await
             .map_err(|e| ApiError::internal(format!("Failed to delete the connector: {e}")))?;
+        // As in Kafka Connect, a deleted connector's active topics are forgotten.
+        self.shared.store.reset_topics(name);
         {
             let mut v = conn.view();
             v.deleted = true;

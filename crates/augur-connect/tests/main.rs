@@ -6,5 +6,6 @@
 
 mod support;
 
+mod edits;
 mod pipeline;
 mod rest;

@@ -144,6 +144,35 @@ fn the_original_setup_through_the_connect_api() {
             >= 1000,
         "{sink}"
     );
+
+    // Each connector's active topics (KIP-558): written to, read from, or both.
+    let topics = |name: &str| w.get(&format!("/connectors/{name}/topics")).json();
+    assert_eq!(
+        topics("car-source"),
+        json!({"car-source": {"topics": ["car_database.public.car_data"]}})
+    );
+    assert_eq!(
+        topics("car-enrich"),
+        json!({"car-enrich": {"topics": ["car_data_predicted", "car_database.public.car_data"]}})
+    );
+    assert_eq!(
+        topics("car-sink"),
+        json!({"car-sink": {"topics": ["car_data_predicted"]}})
+    );
+    let r = w.put("/connectors/car-sink/topics/reset", &Value::Null);
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(topics("car-sink"), json!({"car-sink": {"topics": []}}));
+    // They are durable: a restarted worker reports them (the reset one stays empty).
+    w.stop().expect("clean stop");
+    let w = TestWorker::start(&broker.bootstrap());
+    let topics = |name: &str| w.get(&format!("/connectors/{name}/topics")).json();
+    assert_eq!(
+        topics("car-source"),
+        json!({"car-source": {"topics": ["car_database.public.car_data"]}})
+    );
+    assert_eq!(topics("car-sink"), json!({"car-sink": {"topics": []}}));
+    assert_eq!(w.delete("/connectors/car-enrich").status, 204);
+    assert_eq!(topics("car-enrich"), json!({"car-enrich": {"topics": []}}));
     w.stop().expect("clean stop");
 }
 

@@ -23,6 +23,8 @@ pub enum ApiErrorKind {
     NotFound,
     /// The route exists but not for this method (405).
     MethodNotAllowed,
+    /// The body's `Content-Type` is not one the route reads (415).
+    UnsupportedMediaType,
     /// The resource already exists (409).
     Conflict,
     /// Not ready yet, or shutting down (503).
@@ -48,6 +50,7 @@ impl ApiErrorKind {
             ApiErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiErrorKind::NotFound => StatusCode::NOT_FOUND,
             ApiErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiErrorKind::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiErrorKind::Conflict => StatusCode::CONFLICT,
             ApiErrorKind::NotReady | ApiErrorKind::Overloaded | ApiErrorKind::LatencyBudget => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -66,6 +69,7 @@ impl ApiErrorKind {
             ApiErrorKind::BodyTooLarge => "body_too_large",
             ApiErrorKind::NotFound => "not_found",
             ApiErrorKind::MethodNotAllowed => "method_not_allowed",
+            ApiErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ApiErrorKind::Conflict => "conflict",
             ApiErrorKind::NotReady => "not_ready",
             ApiErrorKind::Overloaded => "overloaded",

@@ -81,27 +81,44 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr so stdout stays free for data (JSON lines, predictions): text with
-/// colour only on a terminal without `NO_COLOR`, or JSON lines.
+/// colour only on a terminal without `NO_COLOR`, or JSON lines. The filter can be changed while
+/// running (`augur connect`'s `/admin/loggers`).
 fn init_tracing(filter: &str, format: &str) -> Result<(), String> {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    let parsed = tracing_subscriber::EnvFilter::try_new(filter)
         .map_err(|e| format!("--log (or AUGUR_LOG) {filter:?} is not a log filter: {e}"))?;
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let ansi = std::io::stderr().is_terminal() && !no_color;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(parsed)
         .with_writer(move || EscapedStderr { ansi })
         .with_target(false);
-    if format == "json" {
-        builder
+    let apply: augur_connect::loggers::ApplyFilter = if format == "json" {
+        let b = builder
             .json()
             .with_current_span(false)
             .with_span_list(false)
-            .init();
+            .with_filter_reloading();
+        let handle = b.reload_handle();
+        b.init();
+        std::sync::Arc::new(move |f: &str| reload(&handle, f))
     } else {
-        builder.with_ansi(ansi).init();
-    }
+        let b = builder.with_ansi(ansi).with_filter_reloading();
+        let handle = b.reload_handle();
+        b.init();
+        std::sync::Arc::new(move |f: &str| reload(&handle, f))
+    };
+    augur_connect::loggers::install(filter, apply);
     Ok(())
+}
+
+/// Replaces the live filter with `filter`.
+fn reload<S>(
+    handle: &tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, S>,
+    filter: &str,
+) -> Result<(), String> {
+    let f = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| e.to_string())?;
+    handle.reload(f).map_err(|e| e.to_string())
 }
 
 /// Stderr for one log line at a time, with the control characters inside the line escaped, so
