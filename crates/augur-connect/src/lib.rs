@@ -14,6 +14,7 @@
 //! `connect-status`), so a restarted worker resumes every connector where it was.
 //!
 //! Layout:
+//! - [`cluster`]: group membership through the broker's coordinator (not wired in yet).
 //! - [`server`]: [`ConnectServer`], start (bind, read state, resume) and run until shutdown.
 //! - [`routes`]: the REST API.
 //! - `entities`: the REST API's bodies, as serde types (Kafka Connect's `rest.entities`).
@@ -29,6 +30,7 @@
 //! - [`error`]: REST errors ([`ApiError`]); starting and running the worker fail with
 //!   [`augur_core::Error`].
 
+pub mod cluster;
 pub mod config;
 mod entities;
 pub mod error;

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod cluster;
 mod edits;
 mod pipeline;
 mod rest;

@@ -1,0 +1,250 @@
+//! Group membership through a real broker's group coordinator (Tansu), as `augur connect`
+//! workers will form a cluster: three members with protocol type `connect` and Kafka Connect's
+//! metadata join one generation, the leader's assignment reaches every member, a member that
+//! dies is noticed through heartbeats and its work is reassigned, a leader that leaves hands
+//! over, and a member offering another protocol is refused with the reason.
+
+use std::time::{Duration, Instant};
+
+use augur_connect::cluster::member::{Beat, Member, MemberConfig};
+use augur_connect::cluster::wire::{Assignment, Units, WorkerMetadata};
+use augur_testkit::Tansu;
+
+/// Work units: 3 connectors with 2 tasks each.
+fn units() -> Vec<(String, i32)> {
+    ["src", "enrich", "sink"]
+        .iter()
+        .flat_map(|c| (0..2).map(move |t| (c.to_string(), t)))
+        .collect()
+}
+
+fn config(bootstrap: &str, group: &str, i: usize) -> MemberConfig {
+    MemberConfig {
+        bootstrap: vec![bootstrap.to_string()],
+        group_id: group.to_string(),
+        client_id: format!("worker-{i}"),
+        protocol_type: "connect".into(),
+        session_timeout: Duration::from_secs(6),
+        rebalance_timeout: Duration::from_secs(20),
+        heartbeat_interval: Duration::from_secs(1),
+    }
+}
+
+/// Kafka Connect's protocols, `compatible` first, with this worker's URL and rejoin count.
+fn protocols(url: &str, rejoin: i32) -> Vec<(String, Vec<u8>)> {
+    let meta = |version| WorkerMetadata {
+        version,
+        url: url.to_string(),
+        config_offset: 5,
+        allocation: None,
+        rejoin: Some(rejoin),
+    };
+    vec![
+        ("compatible".into(), meta(1).encode()),
+        ("default".into(), meta(0).encode()),
+    ]
+}
+
+/// Round-robin of the units over the members (sorted by id), as the leader assigns them.
+fn assign(leader: &str, leader_url: &str, members: &[String]) -> Vec<(String, Vec<u8>)> {
+    let mut sorted = members.to_vec();
+    sorted.sort();
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mut mine: Units = Vec::new();
+            for (c, t) in units().into_iter().skip(i).step_by(sorted.len()) {
+                match mine.iter_mut().find(|(n, _)| *n == c) {
+                    Some((_, ts)) => ts.push(t),
+                    None => mine.push((c, vec![t])),
+                }
+            }
+            let a = Assignment {
+                version: 1,
+                leader: leader.to_string(),
+                leader_url: leader_url.to_string(),
+                config_offset: 5,
+                assigned: mine,
+                ..Assignment::default()
+            };
+            (m.clone(), a.encode())
+        })
+        .collect()
+}
+
+/// One rebalance: every member joins at once, the leader assigns, every member syncs.
+/// Returns the members and what each was assigned.
+async fn rebalance(
+    members: Vec<(Member, String)>,
+    rejoin: i32,
+) -> Vec<(Member, String, Assignment)> {
+    let joins: Vec<_> = members
+        .into_iter()
+        .map(|(mut m, url)| {
+            tokio::spawn(async move {
+                let j = m.join(&protocols(&url, rejoin)).await.expect("join");
+                (m, url, j)
+            })
+        })
+        .collect();
+    let mut joined = Vec::new();
+    for j in joins {
+        joined.push(j.await.unwrap());
+    }
+    let syncs: Vec<_> = joined
+        .into_iter()
+        .map(|(mut m, url, j)| {
+            tokio::spawn(async move {
+                assert_eq!(j.protocol, "compatible");
+                let mine = if j.leader == j.member_id {
+                    let ids: Vec<String> = j.members.iter().map(|(id, _)| id.clone()).collect();
+                    for (_, meta) in &j.members {
+                        let w = WorkerMetadata::decode(meta).expect("member metadata");
+                        assert_eq!((w.version, w.config_offset), (1, 5));
+                    }
+                    assign(&j.leader, &url, &ids)
+                } else {
+                    Vec::new()
+                };
+                let got = m.sync(&mine).await.expect("sync").expect("an assignment");
+                let a = Assignment::decode(&got).expect("assignment");
+                (m, url, a)
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for s in syncs {
+        out.push(s.await.unwrap());
+    }
+    out
+}
+
+/// Every unit exactly once over the assignments, each member something, one leader.
+fn check_spread(round: &[(Member, String, Assignment)]) {
+    let mut all: Vec<(String, i32)> = round
+        .iter()
+        .flat_map(|(_, _, a)| {
+            a.assigned
+                .iter()
+                .flat_map(|(c, ts)| ts.iter().map(move |t| (c.clone(), *t)))
+        })
+        .collect();
+    all.sort();
+    let mut want = units();
+    want.sort();
+    assert_eq!(all, want, "every unit on exactly one member");
+    assert!(round.iter().all(|(_, _, a)| !a.assigned.is_empty()));
+    let leaders: std::collections::BTreeSet<_> =
+        round.iter().map(|(_, _, a)| a.leader_url.clone()).collect();
+    assert_eq!(leaders.len(), 1, "one leader: {leaders:?}");
+    let generations: std::collections::BTreeSet<_> =
+        round.iter().map(|(m, _, _)| m.generation()).collect();
+    assert_eq!(generations.len(), 1, "one generation");
+}
+
+/// Heartbeats every member until each is told to rejoin; returns how long that took.
+async fn until_rejoin(round: &mut [(Member, String, Assignment)], limit: Duration) -> Duration {
+    let start = Instant::now();
+    let mut told = vec![false; round.len()];
+    while told.iter().any(|t| !t) {
+        assert!(start.elapsed() < limit, "no rebalance within {limit:?}");
+        for (i, (m, _, _)) in round.iter_mut().enumerate() {
+            if !told[i] && m.heartbeat().await.expect("heartbeat") == Beat::Rejoin {
+                told[i] = true;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    start.elapsed()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn three_members_share_work_and_survive_a_death_and_a_leaving_leader() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    runtime().block_on(async move {
+        let members: Vec<(Member, String)> = (0..3)
+            .map(|i| {
+                (
+                    Member::new(config(&bootstrap, "cluster-a", i)),
+                    format!("http://w{i}:8083/"),
+                )
+            })
+            .collect();
+        let mut round = rebalance(members, 0).await;
+        check_spread(&round);
+        for (m, _, _) in round.iter_mut() {
+            assert_eq!(m.heartbeat().await.unwrap(), Beat::Stable);
+        }
+
+        // A member dies without leaving: the others hear of it through heartbeats after the
+        // session timeout, and its units move to them.
+        let dead = round.pop().unwrap();
+        drop(dead);
+        let took = until_rejoin(&mut round, Duration::from_secs(45)).await;
+        eprintln!("a dead member was noticed after {took:?}");
+        let before = round[0].0.generation();
+        let members = round.into_iter().map(|(m, u, _)| (m, u)).collect();
+        let mut round = rebalance(members, 1).await;
+        check_spread(&round);
+        assert_eq!(round.len(), 2);
+        assert!(round[0].0.generation() > before);
+
+        // The leader leaves gracefully: the survivor leads and runs everything.
+        let leader_url = round[0].2.leader_url.clone();
+        let at = round.iter().position(|(_, u, _)| *u == leader_url).unwrap();
+        let (mut leader, _, _) = round.remove(at);
+        leader.leave().await.unwrap();
+        let took = until_rejoin(&mut round, Duration::from_secs(45)).await;
+        eprintln!("a leaving leader was noticed after {took:?}");
+        let members = round.into_iter().map(|(m, u, _)| (m, u)).collect();
+        let round = rebalance(members, 2).await;
+        check_spread(&round);
+        assert_eq!(round[0].2.leader_url, round[0].1);
+        assert_eq!(
+            round[0]
+                .2
+                .assigned
+                .iter()
+                .map(|(_, t)| t.len())
+                .sum::<usize>(),
+            6
+        );
+    });
+}
+
+#[test]
+fn a_member_offering_another_protocol_is_refused_with_the_reason() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    runtime().block_on(async move {
+        let mut first = Member::new(config(&bootstrap, "cluster-b", 0));
+        first.join(&protocols("http://w0/", 0)).await.unwrap();
+        first
+            .sync(&assign(
+                first.member_id(),
+                "http://w0/",
+                &[first.member_id().to_string()],
+            ))
+            .await
+            .unwrap()
+            .expect("assignment");
+        let mut other = Member::new(config(&bootstrap, "cluster-b", 1));
+        let e = other
+            .join(&[("range".to_string(), vec![0, 1, 2])])
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("runs another protocol"), "{e}");
+        // Hostile member metadata in the group is a decoding error, not a panic.
+        assert!(WorkerMetadata::decode(&[0, 1, 0, 9]).is_err());
+    });
+}
