@@ -1,9 +1,11 @@
 //! Worker clusters through the broker's group coordinator, as Kafka Connect's distributed
 //! herder forms them (issue 14; `docs/research/connect-cluster.md`): the group APIs' wire format
 //! and Connect's metadata and assignments ([`wire`]), a connection to the coordinator
-//! ([`link`]), and one member's join/sync/heartbeat/leave ([`member`]). The assignor and the
-//! herder that runs only assigned work come next; nothing here is wired into the worker yet.
+//! ([`link`]), one member's join/sync/heartbeat/leave ([`member`]) and the leader's incremental
+//! cooperative assignment ([`assignor`]). The herder that runs only assigned work, the config
+//! offset and request forwarding come next; nothing here is wired into the worker yet.
 
+pub mod assignor;
 pub mod link;
 pub mod member;
 pub mod wire;
