@@ -6,6 +6,8 @@
 
 use std::time::{Duration, Instant};
 
+use augur_connect::cluster::assignor::Work;
+use augur_connect::cluster::herder::{Configured, Herder};
 use augur_connect::cluster::member::{Beat, Member, MemberConfig};
 use augur_connect::cluster::wire::{Assignment, Units, WorkerMetadata};
 use augur_testkit::Tansu;
@@ -246,5 +248,168 @@ fn a_member_offering_another_protocol_is_refused_with_the_reason() {
         assert!(e.to_string().contains("runs another protocol"), "{e}");
         // Hostile member metadata in the group is a decoding error, not a panic.
         assert!(WorkerMetadata::decode(&[0, 1, 0, 9]).is_err());
+    });
+}
+
+/// What each worker runs, and every stop, as the herders' `apply` reports them.
+#[derive(Default)]
+struct Cluster {
+    running: std::collections::BTreeMap<String, Work>,
+    stops: Vec<(String, Work)>,
+    violations: Vec<String>,
+}
+
+type Shared = std::sync::Arc<std::sync::Mutex<Cluster>>;
+
+/// The original three connectors: a source (one task), enrichment and a sink (three each).
+fn original() -> Work {
+    let mut w = Work::default();
+    for (c, n) in [("car-source", 1), ("car-enrich", 3), ("car-sink", 3)] {
+        w.connectors.insert(c.to_string());
+        for t in 0..n {
+            w.tasks.insert((c.to_string(), t));
+        }
+    }
+    w
+}
+
+/// Starts worker `name`'s herder; returns its shutdown trigger and task.
+fn start_herder(
+    bootstrap: &str,
+    name: &str,
+    configured: &tokio::sync::watch::Receiver<Configured>,
+    cluster: &Shared,
+) -> (
+    augur_core::shutdown::ShutdownTrigger,
+    tokio::task::JoinHandle<Result<(), augur_core::Error>>,
+) {
+    let mut cfg = config(bootstrap, "cluster-h", 0);
+    cfg.client_id = name.to_string();
+    let herder = Herder::new(cfg, format!("http://{name}:8083/"), 0);
+    let (trigger, shutdown) = augur_core::shutdown::channel();
+    let (me, shared) = (name.to_string(), cluster.clone());
+    let apply = move |stop: Work, start: Work| {
+        let mut c = shared.lock().unwrap();
+        let clashes: Vec<String> = c
+            .running
+            .iter()
+            .filter(|(o, w)| {
+                **o != me
+                    && (!start.connectors.is_disjoint(&w.connectors)
+                        || !start.tasks.is_disjoint(&w.tasks))
+            })
+            .map(|(o, w)| format!("{me} started work {o} still runs: {start:?} vs {w:?}"))
+            .collect();
+        c.violations.extend(clashes);
+        let mine = c.running.remove(&me).unwrap_or_default();
+        c.running
+            .insert(me.clone(), mine.without(&stop).with(&start));
+        if !stop.is_empty() {
+            c.stops.push((me.clone(), stop));
+        }
+        std::future::ready(())
+    };
+    let task = tokio::spawn(herder.run(configured.clone(), apply, shutdown));
+    (trigger, task)
+}
+
+/// Waits until every configured unit runs exactly once, on `workers` only, each busy.
+async fn until_spread(
+    cluster: &Shared,
+    configured: &Work,
+    workers: &[&str],
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        {
+            let c = cluster.lock().unwrap();
+            assert!(c.violations.is_empty(), "{:?}", c.violations);
+            let mut all = Work::default();
+            let mut n = 0;
+            for w in c.running.values() {
+                all = all.with(w);
+                n += w.connectors.len() + w.tasks.len();
+            }
+            let busy = workers
+                .iter()
+                .all(|w| c.running.get(*w).is_some_and(|r| !r.is_empty()));
+            let only = c
+                .running
+                .iter()
+                .all(|(w, r)| r.is_empty() || workers.contains(&w.as_str()));
+            if all == *configured
+                && n == configured.connectors.len() + configured.tasks.len()
+                && busy
+                && only
+            {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "not spread over {workers:?} within {limit:?}: {:?}",
+                c.running
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn herders_spread_work_move_it_off_a_dead_worker_and_let_a_newcomer_in_cooperatively() {
+    let broker = Tansu::start();
+    let bootstrap = broker.bootstrap();
+    runtime().block_on(async move {
+        let cluster: Shared = Default::default();
+        let mut configured = original();
+        let (tx, rx) = tokio::sync::watch::channel((configured.clone(), 1));
+        let limit = Duration::from_secs(90);
+        let mut workers: std::collections::BTreeMap<&str, _> = ["w1", "w2", "w3"]
+            .into_iter()
+            .map(|n| (n, start_herder(&bootstrap, n, &rx, &cluster)))
+            .collect();
+        let took = until_spread(&cluster, &configured, &["w1", "w2", "w3"], limit).await;
+        eprintln!("three workers spread the work after {took:?}");
+
+        // kill -9 of w2: no leave; its work is gone with it.
+        let (_t, task) = workers.remove("w2").unwrap();
+        task.abort();
+        let _ = task.await;
+        cluster.lock().unwrap().running.remove("w2");
+        let took = until_spread(&cluster, &configured, &["w1", "w3"], limit).await;
+        eprintln!("a dead worker's work ran again after {took:?}");
+
+        // A newcomer takes work; only what moves to it is stopped anywhere.
+        cluster.lock().unwrap().stops.clear();
+        workers.insert("w4", start_herder(&bootstrap, "w4", &rx, &cluster));
+        let took = until_spread(&cluster, &configured, &["w1", "w3", "w4"], limit).await;
+        eprintln!("a joining worker got work after {took:?}");
+        {
+            let c = cluster.lock().unwrap();
+            let moved = &c.running["w4"];
+            for (w, stopped) in &c.stops {
+                assert!(
+                    stopped.connectors.is_subset(&moved.connectors)
+                        && stopped.tasks.is_subset(&moved.tasks),
+                    "{w} stopped {stopped:?}, which did not move to w4 ({moved:?})"
+                );
+            }
+        }
+
+        // A new connector is placed; a graceful leave hands work over.
+        configured.connectors.insert("extra".into());
+        configured.tasks.insert(("extra".into(), 0));
+        tx.send((configured.clone(), 2)).unwrap();
+        until_spread(&cluster, &configured, &["w1", "w3", "w4"], limit).await;
+        let (trigger, task) = workers.remove("w1").unwrap();
+        trigger.trigger();
+        task.await.unwrap().unwrap();
+        assert!(cluster.lock().unwrap().running["w1"].is_empty());
+        let took = until_spread(&cluster, &configured, &["w3", "w4"], limit).await;
+        eprintln!("a leaving worker's work moved after {took:?}");
+        for (_, (trigger, task)) in workers {
+            trigger.trigger();
+            task.await.unwrap().unwrap();
+        }
     });
 }

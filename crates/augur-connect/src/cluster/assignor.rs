@@ -52,6 +52,17 @@ impl Work {
         by.into_iter().map(|(c, t)| (c.to_string(), t)).collect()
     }
 
+    /// `self` without `other`.
+    pub fn without(&self, other: &Work) -> Work {
+        self.minus(&[other])
+    }
+
+    /// `self` and `other`.
+    pub fn with(mut self, other: &Work) -> Work {
+        self.add(other);
+        self
+    }
+
     /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
         self.connectors.is_empty() && self.tasks.is_empty()

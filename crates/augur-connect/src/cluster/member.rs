@@ -130,6 +130,27 @@ impl Member {
         self.generation
     }
 
+    /// Whether the coordinator knows this member (it has joined and was not evicted).
+    pub fn is_member(&self) -> bool {
+        !self.member_id.is_empty()
+    }
+
+    /// Forgets the member id (the next join starts afresh).
+    pub fn forget(&mut self) {
+        self.member_id.clear();
+        self.generation = -1;
+    }
+
+    /// `heartbeat.interval.ms`.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.cfg.heartbeat_interval
+    }
+
+    /// `session.timeout.ms`.
+    pub fn session_timeout(&self) -> Duration {
+        self.cfg.session_timeout
+    }
+
     /// A request timeout well past what the coordinator may hold a request for.
     fn timeout(&self) -> Duration {
         self.cfg.rebalance_timeout.max(self.cfg.session_timeout) + Duration::from_secs(5)

@@ -2,10 +2,13 @@
 //! herder forms them (issue 14; `docs/research/connect-cluster.md`): the group APIs' wire format
 //! and Connect's metadata and assignments ([`wire`]), a connection to the coordinator
 //! ([`link`]), one member's join/sync/heartbeat/leave ([`member`]) and the leader's incremental
-//! cooperative assignment ([`assignor`]). The herder that runs only assigned work, the config
-//! offset and request forwarding come next; nothing here is wired into the worker yet.
+//! cooperative assignment ([`assignor`]), and the membership loop that tells a worker what to
+//! stop and start ([`herder`]). Running connectors' tasks by assignment, tailing the config
+//! topic and forwarding requests to the leader come next; nothing here is wired into the worker
+//! yet.
 
 pub mod assignor;
+pub mod herder;
 pub mod link;
 pub mod member;
 pub mod wire;
