@@ -159,10 +159,10 @@ impl Consumer {
         })
     }
 
-    /// Waits for the first record, then takes whatever else arrives within `linger`, up to
-    /// `max` records. Consumption errors (a topic that does not exist yet, a broker that is
-    /// briefly unreachable) are logged and waited out, as Kafka Connect does; librdkafka keeps
-    /// reconnecting underneath.
+    /// Waits for the first record, then takes whatever else is already fetched and, with a
+    /// `linger`, what arrives within it, up to `max` records. Consumption errors (a topic that
+    /// does not exist yet, a broker that is briefly unreachable) are logged and waited out, as
+    /// Kafka Connect does; librdkafka keeps reconnecting underneath.
     pub async fn recv_batch(&self, max: usize, linger: Duration) -> Result<Vec<Received>, Error> {
         let mut out = Vec::with_capacity(max.min(4096));
         let mut last_warning: Option<std::time::Instant> = None;
@@ -178,8 +178,20 @@ impl Consumer {
                 }
             }
         }
+        // Whatever is already fetched joins the batch at once; only then, and only with a
+        // linger, wait for more. So a quiet stream is answered without delay and a busy one
+        // still forms big batches (the records pile up while the last batch is written).
         let deadline = tokio::time::Instant::now() + linger;
         while out.len() < max {
+            match tokio::time::timeout(Duration::ZERO, self.inner.recv()).await {
+                Ok(Ok(m)) => {
+                    out.push(m.detach().into());
+                    continue;
+                }
+                Ok(Err(_)) => break,
+                Err(_) if linger.is_zero() => break,
+                Err(_) => {}
+            }
             match tokio::time::timeout_at(deadline, self.inner.recv()).await {
                 Ok(Ok(m)) => out.push(m.detach().into()),
                 Ok(Err(_)) | Err(_) => break,

@@ -65,7 +65,7 @@ impl EnrichConfig {
             dlq_topic: format!("{base}_predicted.dlq"),
             group_id: "augur-enrich".into(),
             batch_size: 1000,
-            linger: Duration::from_millis(5),
+            linger: Duration::ZERO,
             name: "augur-enrich".into(),
             remote: None,
             stored: None,

@@ -376,7 +376,7 @@ pub async fn run(
     loop {
         let batch = tokio::select! {
             _ = shutdown.wait() => break,
-            b = consumer.recv_batch(cfg.sink.batch_size, Duration::from_millis(10)) => b?,
+            b = consumer.recv_batch(cfg.sink.batch_size, Duration::ZERO) => b?,
         };
         let Converted {
             writes,

@@ -3,7 +3,6 @@
 //! (and the schema-only null payloads Debezium 3.x's unwrap makes of deletes) as deletes, and
 //! the primary key per `pk.mode`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use augur_core::connect::{Field, Schema, SchemaType, Value};
@@ -165,10 +164,19 @@ fn parse_connect(bytes: &[u8], what: &str) -> Result<Option<(Schema, Value)>, Re
     Ok(Some((schema, value)))
 }
 
+/// The most row shapes a converter remembers (the oldest is forgotten first).
+const MAX_SHAPES: usize = 256;
+
 /// Converts records into sink writes, remembering row shapes so rows of one shape share one.
 #[derive(Debug, Default)]
 pub struct RecordConverter {
-    shapes: HashMap<String, Arc<RowShape>>,
+    /// Shapes seen, most recently used first (a topic's rows almost always share one, so the
+    /// first comparison hits).
+    shapes: Vec<Arc<RowShape>>,
+    /// The last key schema.
+    key_schema: SchemaMemo,
+    /// The last value schema.
+    value_schema: SchemaMemo,
 }
 
 /// Whether `schema` is a Debezium change-event envelope (`op`, `before`, `after`).
@@ -179,18 +187,90 @@ fn is_envelope(schema: &Schema) -> bool {
         && schema.field("before").is_some()
 }
 
+/// The schema part of the last record parsed (its JSON text and the parsed schema): the
+/// records of a topic almost always carry the same one, so it is parsed once, not per record.
+type SchemaMemo = Option<(Box<str>, Schema)>;
+
+/// A `{"schema","payload"}` document as borrowed JSON text.
+#[derive(serde::Deserialize)]
+struct Parts<'a> {
+    #[serde(borrow)]
+    schema: Option<&'a serde_json::value::RawValue>,
+    #[serde(borrow)]
+    payload: Option<&'a serde_json::value::RawValue>,
+}
+
+/// [`parse_connect`] with the schema parsed only when its text differs from the last one's;
+/// anything unusual (a null schema or payload, a missing key, bad JSON) takes the full path,
+/// so errors read the same.
+fn parse_connect_memo(
+    bytes: &[u8],
+    what: &str,
+    memo: &mut SchemaMemo,
+) -> Result<Option<(Schema, Value)>, RecordError> {
+    // Only an object (serde would also read `[schema, payload]` into `Parts`).
+    let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let parts = if object {
+        serde_json::from_slice::<Parts<'_>>(bytes).ok()
+    } else {
+        None
+    };
+    let Some(Parts {
+        schema: Some(schema),
+        payload: Some(payload),
+    }) = parts
+    else {
+        return parse_connect(bytes, what);
+    };
+    let schema = match memo {
+        Some((text, parsed)) if **text == *schema.get() => parsed.clone(),
+        _ => {
+            let v: serde_json::Value =
+                serde_json::from_str(schema.get()).map_err(|e| RecordError::NotJson {
+                    what: what.into(),
+                    reason: e.to_string(),
+                })?;
+            let parsed =
+                augur_debezium::json::parse_schema(&v).map_err(|e| RecordError::BadSchema {
+                    what: what.into(),
+                    reason: e.to_string(),
+                })?;
+            *memo = Some((schema.get().into(), parsed.clone()));
+            parsed
+        }
+    };
+    let payload: serde_json::Value =
+        serde_json::from_str(payload.get()).map_err(|e| RecordError::NotJson {
+            what: what.into(),
+            reason: e.to_string(),
+        })?;
+    let value = augur_debezium::json::parse_value(&schema, &payload).map_err(|e| {
+        RecordError::BadPayload {
+            what: what.into(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(Some((schema, value)))
+}
+
 /// The record key as a parsed document (`None` when absent, empty or null).
-fn parse_key(rec: &SinkRecord<'_>) -> Result<Option<(Schema, Value)>, RecordError> {
+fn parse_key(
+    rec: &SinkRecord<'_>,
+    memo: &mut SchemaMemo,
+) -> Result<Option<(Schema, Value)>, RecordError> {
     match rec.key {
-        Some(k) if !k.is_empty() => parse_connect(k, "the record key"),
+        Some(k) if !k.is_empty() => parse_connect_memo(k, "the record key", memo),
         _ => Ok(None),
     }
 }
 
 /// The record value as a parsed document (`None` for a tombstone or a null payload).
-fn parse_value(rec: &SinkRecord<'_>) -> Result<Option<(Schema, Value)>, RecordError> {
+fn parse_value(
+    rec: &SinkRecord<'_>,
+    memo: &mut SchemaMemo,
+) -> Result<Option<(Schema, Value)>, RecordError> {
     match rec.value {
-        Some(v) => parse_connect(v, "the record value"),
+        Some(v) => parse_connect_memo(v, "the record value", memo),
         None => Ok(None),
     }
 }
@@ -435,11 +515,17 @@ impl RecordConverter {
 
     /// The shared row shape for `fields` and `pk`.
     fn shape(&mut self, fields: Vec<Field>, pk: Vec<String>) -> Arc<RowShape> {
-        let key = format!("{fields:?}{pk:?}");
-        self.shapes
-            .entry(key)
-            .or_insert_with(|| Arc::new(RowShape { fields, pk }))
-            .clone()
+        let hit = self
+            .shapes
+            .iter()
+            .position(|s| s.pk == pk && s.fields == fields);
+        let shape = match hit {
+            Some(i) => self.shapes.remove(i),
+            None => Arc::new(RowShape { fields, pk }),
+        };
+        self.shapes.insert(0, shape.clone());
+        self.shapes.truncate(MAX_SHAPES);
+        shape
     }
 
     /// The write for `rec` under `cfg`, or `None` when the record changes nothing (a tombstone
@@ -449,8 +535,8 @@ impl RecordConverter {
         cfg: &SinkConfig,
         rec: &SinkRecord<'_>,
     ) -> Result<Option<RowWrite>, RecordError> {
-        let key = parse_key(rec)?;
-        let value = parse_value(rec)?;
+        let key = parse_key(rec, &mut self.key_schema)?;
+        let value = parse_value(rec, &mut self.value_schema)?;
         let value_is_null = value.is_none();
         let DecodedValue { source, action } = decode_value(cfg, value)?;
         let table = || cfg.table_name(rec.topic, source.schema.as_deref(), source.table.as_deref());
@@ -574,6 +660,39 @@ mod tests {
 
     const KEY: &str = r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"}],"optional":false,"name":"k"},"payload":{"id":7}}"#;
     const FLAT: &str = r#"{"schema":{"type":"struct","fields":[{"type":"int32","optional":false,"field":"id"},{"type":"string","optional":true,"field":"model"},{"type":"double","optional":true,"field":"suggestedprice"}],"optional":false,"name":"v"},"payload":{"id":7,"model":" Focus","suggestedprice":12345.5}}"#;
+
+    #[test]
+    fn a_remembered_schema_gives_what_a_fresh_parse_gives_and_follows_changes() {
+        let c = cfg();
+        let mut warm = RecordConverter::new();
+        let rec = |v: &'static str| SinkRecord {
+            topic: "car_data_predicted",
+            partition: 0,
+            offset: 1,
+            key: Some(KEY.as_bytes()),
+            value: Some(v.as_bytes()),
+        };
+        let wider: &'static str = Box::leak(
+            FLAT.replace(
+                r#"{"type":"double","optional":true,"field":"suggestedprice"}]"#,
+                r#"{"type":"double","optional":true,"field":"suggestedprice"},{"type":"int32","optional":true,"field":"year"}]"#,
+            )
+            .replace(r#""suggestedprice":12345.5}"#, r#""suggestedprice":12345.5,"year":2019}"#)
+            .into_boxed_str(),
+        );
+        let spaced: &'static str = Box::leak(format!("  \n{FLAT}").into_boxed_str());
+        for v in [FLAT, FLAT, wider, wider, FLAT, spaced] {
+            let got = warm.convert(&c, &rec(v)).unwrap().unwrap();
+            let fresh = RecordConverter::new()
+                .convert(&c, &rec(v))
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.op, fresh.op, "{v}");
+            assert_eq!(got.shape.fields, fresh.shape.fields, "{v}");
+        }
+        let w = warm.convert(&c, &rec(wider)).unwrap().unwrap();
+        assert_eq!(w.shape.fields.len(), 4);
+    }
 
     #[test]
     fn flat_rows_tombstones_and_errors() {
