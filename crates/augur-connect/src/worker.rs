@@ -532,8 +532,6 @@ impl Worker {
             .delete_connector(name)
             .await
             .map_err(|e| ApiError::internal(format!("Failed to delete the connector: {e}")))?;
-        // As in Kafka Connect, a deleted connector's active topics are forgotten.
-        self.shared.store.reset_topics(name);
         {
             let mut v = conn.view();
             v.deleted = true;
@@ -550,6 +548,9 @@ impl Worker {
         if let Some(h) = handle {
             let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, h).await;
         }
+        // As in Kafka Connect, a deleted connector's active topics are forgotten — once its
+        // tasks are down, so none records a topic again.
+        self.shared.store.reset_topics(name);
         drop(_admin);
         tracing::info!(connector = %name, "connector deleted");
         Ok(())
