@@ -23,6 +23,9 @@ pub struct Link {
     client_id: String,
     /// The next correlation id.
     next: i32,
+    /// A request was sent whose response was not read (its call timed out or was cancelled):
+    /// the stream is out of step and the link must be replaced.
+    poisoned: bool,
 }
 
 impl Link {
@@ -52,12 +55,19 @@ impl Link {
             addr: addr.to_string(),
             client_id: client_id.to_string(),
             next: 1,
+            poisoned: false,
         })
     }
 
     /// The broker's address.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Whether an earlier call was interrupted, leaving the stream out of step (replace the
+    /// link).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     /// Sends one request and returns its response body (after the correlation id), waiting at
@@ -70,8 +80,21 @@ impl Link {
     ) -> Result<Vec<u8>, Error> {
         let id = self.next;
         self.next = self.next.wrapping_add(1);
+        if self.poisoned {
+            return Err(Error::new(
+                ErrorKind::Connection,
+                format!(
+                    "the connection to {} is out of step after an interrupted request",
+                    self.addr
+                ),
+            ));
+        }
         let frame = wire::request(api_key, id, &self.client_id, body);
-        match tokio::time::timeout(timeout, self.exchange(&frame)).await {
+        // Cleared only when the response has been read: a call dropped midway leaves it set.
+        self.poisoned = true;
+        let result = tokio::time::timeout(timeout, self.exchange(&frame)).await;
+        self.poisoned = !matches!(result, Ok(Ok(_)));
+        match result {
             Err(_) => Err(Error::new(
                 ErrorKind::Connection,
                 format!(
@@ -114,5 +137,43 @@ impl Link {
         let mut buf = vec![0u8; size as usize];
         self.stream.read_exact(&mut buf).await?;
         Ok(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unanswered_request_poisons_the_link() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // A peer that accepts and never answers.
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let _peer = tokio::spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(s);
+            });
+            let mut link = Link::connect(&addr, "t", Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert!(!link.is_poisoned());
+            let e = link
+                .call(wire::api::HEARTBEAT, &[], Duration::from_millis(100))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("did not answer"), "{e}");
+            assert!(link.is_poisoned());
+            let e = link
+                .call(wire::api::HEARTBEAT, &[], Duration::from_secs(5))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("out of step"), "{e}");
+        });
     }
 }

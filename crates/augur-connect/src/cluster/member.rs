@@ -208,6 +208,10 @@ impl Member {
     /// One request to the coordinator; a broken connection is dropped (the next call finds the
     /// coordinator again).
     async fn call(&mut self, api_key: i16, body: &[u8]) -> Result<Vec<u8>, Error> {
+        // A call cancelled midway (a shutdown during a join) leaves its response unread.
+        if self.link.as_ref().is_some_and(Link::is_poisoned) {
+            self.link = None;
+        }
         let timeout = self.timeout();
         let link = self.coordinator().await?;
         let r = link.call(api_key, body, timeout).await;
