@@ -57,6 +57,37 @@ pub struct WorkerConfig {
     pub topic_tracking: bool,
     /// `topic.tracking.allow.reset`: allow `PUT /connectors/{name}/topics/reset`.
     pub topic_tracking_reset: bool,
+    /// Working as one of a cluster of workers (`--distributed`).
+    pub cluster: ClusterConfig,
+}
+
+/// How workers with the same `group.id` form a cluster through the broker's group coordinator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// Join the group and run only what the leader assigns; off: this worker runs everything.
+    pub enabled: bool,
+    /// `session.timeout.ms`: how long a silent worker keeps its work.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `rebalance.timeout.ms`: how long the group waits for members to rejoin.
+    pub rebalance_timeout: Duration,
+    /// `scheduled.rebalance.max.delay.ms`: how long a departed worker's work waits for it to
+    /// come back. Kafka Connect's default is 5 minutes; augur's is 0 (a dead worker's tasks
+    /// move after the session timeout).
+    pub max_delay: Duration,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            enabled: false,
+            session_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(3),
+            rebalance_timeout: Duration::from_secs(60),
+            max_delay: Duration::ZERO,
+        }
+    }
 }
 
 impl WorkerConfig {
@@ -77,6 +108,7 @@ impl WorkerConfig {
             tls: None,
             topic_tracking: true,
             topic_tracking_reset: true,
+            cluster: ClusterConfig::default(),
         }
     }
 
@@ -111,6 +143,32 @@ impl WorkerConfig {
         }
         if self.max_body_bytes == 0 {
             return bad("the largest request body must be at least one byte");
+        }
+        self.validate_cluster()
+    }
+
+    /// Checks the cluster settings.
+    fn validate_cluster(&self) -> Result<(), Error> {
+        let bad = |m: &str| Err(Error::new(ErrorKind::Config, m.to_string()));
+        let c = &self.cluster;
+        if !c.enabled {
+            return Ok(());
+        }
+        if c.heartbeat_interval.is_zero() || c.heartbeat_interval >= c.session_timeout {
+            return bad("heartbeat.interval.ms must be above 0 and below session.timeout.ms");
+        }
+        if c.rebalance_timeout < c.session_timeout {
+            return bad("rebalance.timeout.ms must be at least session.timeout.ms");
+        }
+        let plaintext = self
+            .client
+            .common()
+            .iter()
+            .all(|(k, v)| k != "security.protocol" || v.eq_ignore_ascii_case("PLAINTEXT"));
+        if !plaintext {
+            return bad(
+                "a worker cluster's group connection supports PLAINTEXT only so far; run without --distributed over TLS/SASL",
+            );
         }
         Ok(())
     }

@@ -14,7 +14,9 @@
 //! `connect-status`), so a restarted worker resumes every connector where it was.
 //!
 //! Layout:
-//! - [`cluster`]: group membership through the broker's coordinator (not wired in yet).
+//! - [`cluster`]: group membership through the broker's coordinator (`--distributed`).
+//! - `forward`: sending leader-only requests to the leader.
+//! - `tail`: following a state topic.
 //! - [`server`]: [`ConnectServer`], start (bind, read state, resume) and run until shutdown.
 //! - [`routes`]: the REST API.
 //! - `entities`: the REST API's bodies, as serde types (Kafka Connect's `rest.entities`).
@@ -34,6 +36,7 @@ pub mod cluster;
 pub mod config;
 mod entities;
 pub mod error;
+mod forward;
 pub mod loggers;
 pub mod mask;
 pub mod offsets;
@@ -41,6 +44,7 @@ pub mod plugins;
 pub mod routes;
 pub mod server;
 pub mod store;
+mod tail;
 pub mod tasks;
 mod topics;
 pub mod worker;

@@ -51,11 +51,14 @@ impl TopicOffsetStore {
 
 impl OffsetStore for TopicOffsetStore {
     fn load(&self) -> OffsetFuture<'_, Option<SourceOffset>> {
-        let o = self
-            .store
-            .offset(&self.connector, &self.partition)
-            .and_then(|v| v.as_object().map(SourceOffset::from_map));
-        Box::pin(std::future::ready(Ok(o)))
+        Box::pin(async move {
+            // Read to the end first: the task may have run on another worker until now.
+            self.store.refresh_offsets().await?;
+            Ok(self
+                .store
+                .offset(&self.connector, &self.partition)
+                .and_then(|v| v.as_object().map(SourceOffset::from_map)))
+        })
     }
 
     fn save<'a>(&'a self, offset: &'a SourceOffset) -> OffsetFuture<'a, ()> {

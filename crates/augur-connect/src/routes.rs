@@ -57,7 +57,10 @@ pub fn router(
     max_body_bytes: usize,
     auth: Option<augur_http::BasicCredentials>,
 ) -> Router {
-    let routes = routes(max_body_bytes);
+    let routes = routes(max_body_bytes).layer(axum::middleware::from_fn_with_state(
+        worker.clone(),
+        crate::forward::to_leader,
+    ));
     let routes = match auth {
         Some(creds) => routes.layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(creds),

@@ -41,7 +41,7 @@ impl ConnectServer {
         config.validate()?;
         let (listener, local_addr) = augur_http::bind(config.addr).await?;
         let (store, restored) = StateStore::open(&config).await?;
-        let worker = Worker::start(config.clone(), local_addr.to_string(), store, restored);
+        let worker = Worker::start(config.clone(), local_addr.to_string(), store, restored)?;
         Ok(ConnectServer {
             listener,
             local_addr,

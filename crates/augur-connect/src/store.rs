@@ -8,11 +8,13 @@
 //!   Read whole at startup and kept in memory; each save waits for the broker's acknowledgement.
 //! - `connect-status`: `status-connector-<name>` / `status-task-<name>-<id>` →
 //!   `{"state","trace","worker_id","generation"}`, written on every transition (tombstones on
-//!   delete). Written for other tools; a restarted worker derives state from the target states.
+//!   delete). A restarted worker derives its own units' states from the target states; in a
+//!   cluster the other workers' records are read back.
 //!   Connectors' active topics (`topic-<topic>-connector-<name>`, KIP-558) are read back.
 //!
-//! The topics are created (one partition, compacted) when missing. One worker owns them: there is
-//! no group coordination between workers sharing the same topics.
+//! The topics are created (one partition, compacted) when missing. After the startup read the
+//! worker follows the config topic (and, in a cluster, the status topic) with `tail.rs`;
+//! workers sharing the topics coordinate through the group (`worker/owned.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -120,6 +122,19 @@ pub(crate) struct StatusRecord {
     pub(crate) generation: u64,
 }
 
+impl StatusRecord {
+    /// Parses a status record's value (`None` for a tombstone or anything unreadable).
+    pub(crate) fn parse(bytes: &[u8]) -> Option<StatusRecord> {
+        let v: Value = serde_json::from_slice(bytes).ok()?;
+        Some(StatusRecord {
+            state: State::parse(v.get("state")?.as_str()?)?,
+            trace: v.get("trace").and_then(Value::as_str).map(str::to_string),
+            worker_id: v.get("worker_id")?.as_str()?.to_string(),
+            generation: v.get("generation").and_then(Value::as_u64).unwrap_or(0),
+        })
+    }
+}
+
 /// A state record's value as JSON bytes.
 fn encode(record: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(record)
@@ -142,6 +157,12 @@ pub struct Restored {
     pub connectors: BTreeMap<String, StoredConnector>,
     /// The Kafka cluster id.
     pub cluster_id: String,
+    /// Where the config topic ended (to follow it from there).
+    pub(crate) config_from: Positions,
+    /// Where the status topic ended.
+    pub(crate) status_from: Positions,
+    /// The last status record of each connector and task.
+    pub(crate) statuses: BTreeMap<String, StatusRecord>,
 }
 
 /// Source offsets by connector, then by partition (as compact JSON text).
@@ -151,6 +172,8 @@ type OffsetMap = BTreeMap<String, BTreeMap<String, (Value, Value)>>;
 pub struct StateStore {
     /// Writes every state record (idempotent, `acks=all`).
     producer: FutureProducer,
+    /// The worker's settings (to read the topics again).
+    cfg: WorkerConfig,
     /// `config.storage.topic`.
     config_topic: String,
     /// `offset.storage.topic`.
@@ -228,12 +251,18 @@ impl StateStore {
                 Error::new(ErrorKind::Internal, "state reading task failed").with_source(e)
             })??
         };
+        let ((configs, config_from), (offsets, _), (statuses, status_from)) =
+            (configs, offsets, statuses);
         let restored = Restored {
             connectors: restore_configs(&configs),
             cluster_id,
+            config_from,
+            status_from,
+            statuses: restore_statuses(&statuses),
         };
         let store = StateStore {
             producer,
+            cfg: cfg.clone(),
             config_topic: cfg.config_topic.clone(),
             offset_topic: cfg.offset_topic.clone(),
             status_topic: cfg.status_topic.clone(),
@@ -266,7 +295,8 @@ impl StateStore {
     }
 
     /// Writes one record and waits for the broker's acknowledgement.
-    async fn write(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<(), Error> {
+    /// Returns the record's offset.
+    async fn write(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<i64, Error> {
         let f = self.enqueue(topic, key, value)?;
         match tokio::time::timeout(WRITE_TIMEOUT, f).await {
             Ok(r) => delivered(topic, r),
@@ -280,12 +310,12 @@ impl StateStore {
         }
     }
 
-    /// Stores a connector's config.
+    /// Stores a connector's config; returns the record's offset.
     pub async fn put_config(
         &self,
         name: &str,
         config: &BTreeMap<String, String>,
-    ) -> Result<(), Error> {
+    ) -> Result<i64, Error> {
         let value = encode(&ConnectorConfigRecord { properties: config })?;
         self.write(
             &self.config_topic,
@@ -295,8 +325,8 @@ impl StateStore {
         .await
     }
 
-    /// Stores a connector's target state.
-    pub async fn put_target_state(&self, name: &str, target: TargetState) -> Result<(), Error> {
+    /// Stores a connector's target state; returns the record's offset.
+    pub async fn put_target_state(&self, name: &str, target: TargetState) -> Result<i64, Error> {
         let value = encode(&target.record())?;
         self.write(
             &self.config_topic,
@@ -308,15 +338,36 @@ impl StateStore {
 
     /// Removes a connector's config and target state (its offsets stay, as in Kafka Connect:
     /// a connector created again under the same name resumes from them).
-    pub async fn delete_connector(&self, name: &str) -> Result<(), Error> {
+    /// Returns the last record's offset.
+    pub async fn delete_connector(&self, name: &str) -> Result<i64, Error> {
         self.write(&self.config_topic, &format!("connector-{name}"), None)
             .await?;
         self.write(&self.config_topic, &format!("target-state-{name}"), None)
             .await
     }
 
+    /// Stores a restart request, as Kafka Connect's leader does
+    /// (`restart-connector-<name>` → `{"only-failed","include-tasks"}`), so the workers running
+    /// the connector and its tasks restart them; returns the record's offset.
+    pub(crate) async fn put_restart(&self, name: &str, restart: Restart) -> Result<i64, Error> {
+        let (key, value) = match restart {
+            Restart::Connector {
+                only_failed,
+                include_tasks,
+            } => (
+                format!("restart-connector-{name}"),
+                json!({"only-failed": only_failed, "include-tasks": include_tasks}),
+            ),
+            // Kafka Connect forwards a task restart to the task's worker; augur's workers all
+            // follow the config topic, so the request goes there (Kafka Connect would skip it).
+            Restart::Task(task) => (format!("restart-task-{name}-{task}"), json!({"task": task})),
+        };
+        let bytes = value.to_string().into_bytes();
+        self.write(&self.config_topic, &key, Some(&bytes)).await
+    }
+
     /// Writes a status record without waiting (a failed write is logged: the status topic
-    /// informs other tools, the worker never reads it back).
+    /// informs other tools, other workers show it).
     pub(crate) fn put_status(&self, key: String, value: Option<&StatusRecord>) {
         match value.map(encode).transpose() {
             Ok(bytes) => self.write_status(key, bytes),
@@ -385,6 +436,19 @@ impl StateStore {
             .unwrap_or_default()
     }
 
+    /// Reads the offsets topic to its end again (as Kafka Connect's offset store does before a
+    /// task reads its offsets), so a task that moved from another worker sees its last save.
+    pub(crate) async fn refresh_offsets(&self) -> Result<(), Error> {
+        let (cfg, topic) = (self.cfg.clone(), self.offset_topic.clone());
+        let (records, _) = tokio::task::spawn_blocking(move || read_all(&cfg, &topic))
+            .await
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, "offset reading task failed").with_source(e)
+            })??;
+        *self.offsets.lock().unwrap_or_else(|e| e.into_inner()) = restore_offsets(&records);
+        Ok(())
+    }
+
     /// Writes an offset (`None`: a tombstone that removes it) and waits until the broker has
     /// it (at most the write timeout).
     pub async fn put_offset(
@@ -402,7 +466,9 @@ impl StateStore {
         let bytes = offset.as_ref().map(|o| o.to_string().into_bytes());
         let f = self.enqueue(&self.offset_topic, &key, bytes.as_deref())?;
         match tokio::time::timeout(WRITE_TIMEOUT, f).await {
-            Ok(r) => delivered(&self.offset_topic, r)?,
+            Ok(r) => {
+                delivered(&self.offset_topic, r)?;
+            }
             Err(_) => {
                 return Err(Error::new(
                     ErrorKind::Destination,
@@ -441,9 +507,9 @@ impl StateStore {
 fn delivered<E>(
     topic: &str,
     r: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, E>,
-) -> Result<(), Error> {
+) -> Result<i64, Error> {
     match r {
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(d)) => Ok(d.offset),
         Ok(Err((e, _))) => Err(state_error(format!("{topic} refused a write"), e)),
         Err(_) => Err(Error::new(
             ErrorKind::Destination,
@@ -493,8 +559,12 @@ async fn create_topics(cfg: &WorkerConfig) -> Result<(), Error> {
 /// One record of a state topic: key and value bytes (`None`: tombstone).
 pub(crate) type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
 
-/// Reads `topic` from the beginning of every partition to its end (blocking).
-fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {
+/// Where to go on reading a topic: the next offset of each partition.
+pub(crate) type Positions = Vec<(i32, Offset)>;
+
+/// Reads `topic` from the beginning of every partition to its end (blocking); also returns
+/// where each partition ended (to follow it from there).
+fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<(Vec<RawRecord>, Positions), Error> {
     let consumer: BaseConsumer = cfg
         .kafka_client()?
         .set("group.id", format!("{}-state-reader", cfg.group_id))
@@ -529,6 +599,7 @@ fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {
         .assign(&tpl)
         .map_err(|e| state_error(format!("cannot read {topic}"), e))?;
     let mut at_end: HashSet<i32> = HashSet::new();
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
     let mut out = Vec::new();
     while at_end.len() < partitions.len() {
         if Instant::now() > deadline {
@@ -541,7 +612,10 @@ fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {
             ));
         }
         match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec))),
+            Some(Ok(m)) => {
+                next.insert(m.partition(), m.offset() + 1);
+                out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
+            }
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 at_end.insert(p);
             }
@@ -551,46 +625,108 @@ fn read_all(cfg: &WorkerConfig, topic: &str) -> Result<Vec<RawRecord>, Error> {
             None => {}
         }
     }
-    Ok(out)
+    let positions = partitions
+        .iter()
+        .map(|p| {
+            (
+                *p,
+                next.get(p)
+                    .map_or(Offset::Beginning, |o| Offset::Offset(*o)),
+            )
+        })
+        .collect();
+    Ok((out, positions))
 }
 
-/// Replays config records: the last record per key wins, tombstones delete.
+/// A restart request from the config topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// The connector (and with `include_tasks` its tasks; with `only_failed`, the failed).
+    Connector {
+        /// Only what failed.
+        only_failed: bool,
+        /// The tasks too.
+        include_tasks: bool,
+    },
+    /// One task.
+    Task(usize),
+}
+
+/// One config-topic record, understood.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ConfigChange {
+    /// A connector's config (`None`: deleted).
+    Config(String, Option<BTreeMap<String, String>>),
+    /// A connector's target state (`None`: removed with the connector).
+    Target(String, Option<TargetState>),
+    /// A restart request.
+    Restart(String, Restart),
+}
+
+impl ConfigChange {
+    /// Parses a record; `None` for keys augur does not use (Kafka Connect's `task-…` and
+    /// `commit-…` records: task configs are derived from the connector config here).
+    pub(crate) fn parse(key: Option<&[u8]>, value: Option<&[u8]>) -> Option<ConfigChange> {
+        let key = std::str::from_utf8(key?).ok()?;
+        let value: Option<Value> = value.and_then(|v| serde_json::from_slice(v).ok());
+        if let Some(name) = key.strip_prefix("connector-") {
+            let config = value
+                .as_ref()
+                .and_then(|v| v.get("properties"))
+                .and_then(Value::as_object)
+                .map(|props| {
+                    props
+                        .iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+                        .collect()
+                });
+            return Some(ConfigChange::Config(name.to_string(), config));
+        }
+        if let Some(name) = key.strip_prefix("target-state-") {
+            let target = value.as_ref().and_then(TargetState::parse);
+            return Some(ConfigChange::Target(name.to_string(), target));
+        }
+        let flag = |k: &str| {
+            value
+                .as_ref()
+                .and_then(|v| v.get(k))
+                .and_then(Value::as_bool)
+                .unwrap_or(false)
+        };
+        if let Some(name) = key.strip_prefix("restart-connector-") {
+            let restart = Restart::Connector {
+                only_failed: flag("only-failed"),
+                include_tasks: flag("include-tasks"),
+            };
+            return Some(ConfigChange::Restart(name.to_string(), restart));
+        }
+        let rest = key.strip_prefix("restart-task-")?;
+        let (name, task) = rest.rsplit_once('-')?;
+        let task = task.parse().ok()?;
+        Some(ConfigChange::Restart(name.to_string(), Restart::Task(task)))
+    }
+}
+
+/// Replays config records: the last record per key wins, tombstones delete; restart requests
+/// are history and are skipped.
 fn restore_configs(records: &[RawRecord]) -> BTreeMap<String, StoredConnector> {
     let mut configs: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut targets: BTreeMap<String, TargetState> = BTreeMap::new();
     for (key, value) in records {
-        let Some(key) = key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
-            continue;
-        };
-        let value: Option<Value> = value
-            .as_deref()
-            .and_then(|v| serde_json::from_slice(v).ok());
-        if let Some(name) = key.strip_prefix("connector-") {
-            match value
-                .as_ref()
-                .and_then(|v| v.get("properties"))
-                .and_then(Value::as_object)
-            {
-                Some(props) => {
-                    let config = props
-                        .iter()
-                        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                        .collect();
-                    configs.insert(name.to_string(), config);
-                }
-                None => {
-                    configs.remove(name);
-                }
+        match ConfigChange::parse(key.as_deref(), value.as_deref()) {
+            Some(ConfigChange::Config(name, Some(config))) => {
+                configs.insert(name, config);
             }
-        } else if let Some(name) = key.strip_prefix("target-state-") {
-            match value.as_ref().and_then(TargetState::parse) {
-                Some(t) => {
-                    targets.insert(name.to_string(), t);
-                }
-                None => {
-                    targets.remove(name);
-                }
+            Some(ConfigChange::Config(name, None)) => {
+                configs.remove(&name);
             }
+            Some(ConfigChange::Target(name, Some(t))) => {
+                targets.insert(name, t);
+            }
+            Some(ConfigChange::Target(name, None)) => {
+                targets.remove(&name);
+            }
+            Some(ConfigChange::Restart(..)) | None => {}
         }
     }
     configs
@@ -600,6 +736,28 @@ fn restore_configs(records: &[RawRecord]) -> BTreeMap<String, StoredConnector> {
             (name, StoredConnector { config, target })
         })
         .collect()
+}
+
+/// Replays status records: the last `status-…` record per key wins, tombstones delete.
+fn restore_statuses(records: &[RawRecord]) -> BTreeMap<String, StatusRecord> {
+    let mut out = BTreeMap::new();
+    for (key, value) in records {
+        let Some(key) = key.as_deref().and_then(|k| std::str::from_utf8(k).ok()) else {
+            continue;
+        };
+        if !key.starts_with("status-") {
+            continue;
+        }
+        match value.as_deref().and_then(StatusRecord::parse) {
+            Some(r) => {
+                out.insert(key.to_string(), r);
+            }
+            None => {
+                out.remove(key);
+            }
+        }
+    }
+    out
 }
 
 /// Replays offset records: the last record per `[connector, partition]` wins.
@@ -663,6 +821,75 @@ mod tests {
         assert_eq!(c["a"].config["x"], "2");
         assert_eq!(c["a"].target, TargetState::Paused);
         assert_eq!(c["c"].target, TargetState::Stopped);
+    }
+
+    #[test]
+    fn restart_requests_parse_as_kafka_connect_writes_them_and_are_not_replayed() {
+        let parse = |k: &str, v: Option<Value>| {
+            let bytes = v.map(|v| v.to_string().into_bytes());
+            ConfigChange::parse(Some(k.as_bytes()), bytes.as_deref())
+        };
+        assert_eq!(
+            parse(
+                "restart-connector-my-conn",
+                Some(json!({"only-failed": true, "include-tasks": false}))
+            ),
+            Some(ConfigChange::Restart(
+                "my-conn".into(),
+                Restart::Connector {
+                    only_failed: true,
+                    include_tasks: false
+                }
+            ))
+        );
+        // Missing flags are false; a connector name may hold dashes.
+        assert_eq!(
+            parse("restart-task-a-b-c-12", Some(json!({"task": 12}))),
+            Some(ConfigChange::Restart("a-b-c".into(), Restart::Task(12)))
+        );
+        assert_eq!(parse("restart-task-nonumber", None), None);
+        assert_eq!(parse("task-x-0", Some(json!({"properties": {}}))), None);
+        assert_eq!(parse("commit-x", Some(json!({"tasks": 1}))), None);
+        assert_eq!(
+            parse("connector-x", Some(json!("not an object"))),
+            Some(ConfigChange::Config("x".into(), None))
+        );
+        assert_eq!(ConfigChange::parse(Some(&[0xff, 0xfe]), None), None);
+        // A restart in the topic's history does nothing at startup.
+        let records = vec![
+            rec("connector-a", Some(json!({"properties": {"x": "1"}}))),
+            rec("restart-connector-a", Some(json!({"include-tasks": true}))),
+        ];
+        assert_eq!(restore_configs(&records).len(), 1);
+    }
+
+    #[test]
+    fn status_records_parse_and_replay() {
+        let ok = json!({"state": "RUNNING", "trace": null, "worker_id": "w:1", "generation": 3});
+        let r = StatusRecord::parse(ok.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (r.state, r.worker_id.as_str(), r.generation),
+            (State::Running, "w:1", 3)
+        );
+        for bad in [
+            json!({"state": "DANCING", "worker_id": "w"}),
+            json!({"state": "RUNNING"}),
+            json!([1]),
+        ] {
+            assert!(
+                StatusRecord::parse(bad.to_string().as_bytes()).is_none(),
+                "{bad}"
+            );
+        }
+        assert!(StatusRecord::parse(b"\xff").is_none());
+        let records = vec![
+            rec("status-task-a-0", Some(ok.clone())),
+            rec("status-connector-a", Some(ok.clone())),
+            rec("status-connector-a", None),
+            rec("topic-t-connector-a", Some(json!({"topic": {}}))),
+        ];
+        let m = restore_statuses(&records);
+        assert_eq!(m.keys().collect::<Vec<_>>(), vec!["status-task-a-0"]);
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! one that is told to stop drains and commits first (capture confirms its last position and
 //! saves its offsets). The supervisor is the one writer of the status topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,6 +22,8 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 
+use crate::cluster::assignor::Work;
+use crate::cluster::herder::Configured;
 use crate::config::WorkerConfig;
 use crate::entities::{
     ConnectorInfo, ConnectorOffset, ConnectorOffsets, ConnectorState, ConnectorStateInfo,
@@ -31,10 +33,15 @@ use crate::error::{ApiError, ApiErrorKind};
 use crate::mask;
 use crate::offsets::group_offsets;
 use crate::plugins::{self, Plugin};
-use crate::store::{Restored, StateStore, StatusRecord, TargetState};
+use crate::store::{Restart, Restored, StateStore, StatusRecord, TargetState};
+use crate::tail::{self, Tail};
 use crate::tasks::TaskPlan;
 
 mod edit;
+mod log;
+mod owned;
+
+use owned::status_key;
 
 pub(crate) use edit::OffsetEntry;
 
@@ -66,6 +73,20 @@ impl State {
             State::Restarting => "RESTARTING",
             State::Stopped => "STOPPED",
         }
+    }
+
+    /// A state by name.
+    pub fn parse(s: &str) -> Option<State> {
+        [
+            State::Unassigned,
+            State::Running,
+            State::Paused,
+            State::Failed,
+            State::Restarting,
+            State::Stopped,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 }
 
@@ -213,6 +234,24 @@ struct Shared {
     admin: tokio::sync::Mutex<()>,
     /// Set once the worker is shutting down.
     stopping: AtomicBool,
+    /// Target states by connector, as read from the config topic.
+    targets: Mutex<BTreeMap<String, TargetState>>,
+    /// The offset of the last config record applied.
+    applied: watch::Sender<i64>,
+    /// What runs here: `None` on a lone worker (everything), else the leader's assignment.
+    owned: Mutex<Option<Work>>,
+    /// The last status record of every unit (kept in a cluster).
+    statuses: Mutex<BTreeMap<String, StatusRecord>>,
+    /// The work the configs ask for, for the herder.
+    configured: watch::Sender<Configured>,
+    /// This worker's REST URL (`http://host:port/`), as the group knows it.
+    url: String,
+    /// The leader's URL, in a cluster (`None` while unknown).
+    leader: watch::Sender<Option<String>>,
+    /// The herder (in a cluster): stops it, and its task.
+    herder: Mutex<Option<(ShutdownTrigger, JoinHandle<()>)>>,
+    /// The state topic readers (stop when dropped).
+    tails: Mutex<Vec<Tail>>,
 }
 
 /// The worker: cheap to clone, shared by every request handler.
@@ -244,34 +283,68 @@ fn check_config(config: &BTreeMap<String, String>) -> Result<Plugin, ApiError> {
 }
 
 impl Worker {
-    /// A worker over `store`, starting every restored connector in its target state.
+    /// A worker over `store`, starting every restored connector in its target state and
+    /// following the config topic (and, in a cluster, the status topic and the group).
     pub fn start(
         config: WorkerConfig,
         worker_id: String,
         store: Arc<StateStore>,
         restored: Restored,
-    ) -> Worker {
+    ) -> Result<Worker, augur_core::Error> {
+        let applied = match restored.config_from.first() {
+            Some((_, rdkafka::Offset::Offset(n))) => n - 1,
+            _ => -1,
+        };
+        let cluster = config.cluster.enabled;
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let url = format!("{scheme}://{worker_id}/");
         let worker = Worker {
             shared: Arc::new(Shared {
-                config,
                 worker_id,
                 cluster_id: restored.cluster_id,
                 store,
                 connectors: Mutex::new(BTreeMap::new()),
                 admin: tokio::sync::Mutex::new(()),
                 stopping: AtomicBool::new(false),
+                targets: Mutex::new(BTreeMap::new()),
+                applied: watch::Sender::new(applied),
+                owned: Mutex::new(cluster.then(Work::default)),
+                statuses: Mutex::new(restored.statuses),
+                configured: watch::Sender::new((Work::default(), applied)),
+                url,
+                leader: watch::Sender::new(None),
+                herder: Mutex::new(None),
+                tails: Mutex::new(Vec::new()),
+                config,
             }),
         };
         for (name, stored) in restored.connectors {
-            let plugin = stored
-                .config
-                .get("connector.class")
-                .and_then(|c| Plugin::find(c))
-                .unwrap_or(Plugin::Capture);
+            let plugin = log::plugin_of(&stored.config);
+            worker.targets().insert(name.clone(), stored.target);
             tracing::info!(connector = %name, target = ?stored.target, "resuming connector");
             worker.insert(name, stored.config, plugin, stored.target);
         }
-        worker
+        worker.publish_configured();
+        let cfg = &worker.shared.config;
+        let (config_tail, rx) = tail::follow(cfg, &cfg.config_topic, &restored.config_from)?;
+        tokio::spawn(worker.clone().apply_log(rx));
+        let mut tails = vec![config_tail];
+        if cluster {
+            let (status_tail, rx) = tail::follow(cfg, &cfg.status_topic, &restored.status_from)?;
+            tokio::spawn(worker.clone().follow_statuses(rx));
+            tails.push(status_tail);
+            worker.start_herder();
+        }
+        *worker
+            .shared
+            .tails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = tails;
+        Ok(worker)
     }
 
     /// The worker id (`host:port`).
@@ -382,16 +455,15 @@ impl Worker {
 
     /// The status body of a view.
     fn status_of(&self, name: &str, v: &View) -> ConnectorStateInfo {
-        let id = &self.shared.worker_id;
         let tasks = v
             .tasks
             .iter()
             .enumerate()
-            .map(|(i, t)| t.status.task_state(id, i))
+            .map(|(i, t)| self.task_state(name, i, &t.status))
             .collect();
         ConnectorStateInfo {
             name: name.to_string(),
-            connector: v.connector.connector_state(id),
+            connector: self.connector_state(name, v),
             tasks,
             connector_type: v.plugin.connector_type(),
         }
@@ -403,7 +475,7 @@ impl Worker {
         let v = conn.view();
         v.tasks
             .get(task)
-            .map(|t| t.status.task_state(&self.shared.worker_id, task))
+            .map(|t| self.task_state(name, task, &t.status))
             .ok_or_else(|| {
                 ApiError::new(
                     ApiErrorKind::NotFound,
@@ -452,11 +524,11 @@ impl Worker {
                 ApiError::internal(format!("Failed to store the connector's state: {e}"))
             })?;
         }
-        store.put_config(name, &config).await.map_err(|e| {
+        let offset = store.put_config(name, &config).await.map_err(|e| {
             ApiError::internal(format!("Failed to store the connector config: {e}"))
         })?;
-        tracing::info!(connector = %name, class = %plugin.class(), initial = ?initial, "connector created");
-        self.insert(name.to_string(), config, plugin, initial);
+        tracing::debug!(connector = %name, class = %plugin.class(), initial = ?initial, "connector config written");
+        self.read_back(offset).await?;
         self.info(name)
     }
 
@@ -500,21 +572,16 @@ impl Worker {
         if unchanged {
             return self.info(name);
         }
-        self.shared
+        let offset = self
+            .shared
             .store
             .put_config(name, &config)
             .await
             .map_err(|e| {
                 ApiError::internal(format!("Failed to store the connector config: {e}"))
             })?;
-        {
-            let mut v = conn.view();
-            v.config = config;
-            v.plugin = plugin;
-            v.generation += 1;
-            conn.changed(&mut v);
-        }
-        tracing::info!(connector = %name, class = %plugin.class(), "connector config updated; restarting its tasks");
+        tracing::debug!(connector = %name, class = %plugin.class(), "connector config written");
+        self.read_back(offset).await?;
         self.info(name)
     }
 
@@ -527,17 +594,13 @@ impl Worker {
         if deleted {
             return Err(ApiError::connector_not_found(name));
         }
-        self.shared
+        let offset = self
+            .shared
             .store
             .delete_connector(name)
             .await
             .map_err(|e| ApiError::internal(format!("Failed to delete the connector: {e}")))?;
-        {
-            let mut v = conn.view();
-            v.deleted = true;
-            conn.changed(&mut v);
-        }
-        self.map().remove(name);
+        self.read_back(offset).await?;
         // The lock is held until the tasks are down: a connector created again under the
         // same name waits, instead of racing the old tasks (for a replication slot, say).
         let handle = conn
@@ -548,11 +611,7 @@ impl Worker {
         if let Some(h) = handle {
             let _ = tokio::time::timeout(self.shared.config.shutdown_timeout, h).await;
         }
-        // As in Kafka Connect, a deleted connector's active topics are forgotten — once its
-        // tasks are down, so none records a topic again.
-        self.shared.store.reset_topics(name);
         drop(_admin);
-        tracing::info!(connector = %name, "connector deleted");
         Ok(())
     }
 
@@ -570,18 +629,17 @@ impl Worker {
             let _admin = self.shared.admin.lock().await;
             let current = conn.view().target;
             if current != target {
-                self.shared
+                let offset = self
+                    .shared
                     .store
                     .put_target_state(name, target)
                     .await
                     .map_err(|e| {
                         ApiError::internal(format!("Failed to store the connector's state: {e}"))
                     })?;
-                tracing::info!(connector = %name, target = ?target, "connector target state changed");
+                self.read_back(offset).await?;
             }
-            let mut v = conn.view();
-            v.target = target;
-            conn.changed(&mut v)
+            conn.view().version
         };
         if wait {
             conn.wait_applied(version, self.shared.config.shutdown_timeout)
@@ -601,27 +659,16 @@ impl Worker {
     ) -> Result<Option<ConnectorStateInfo>, ApiError> {
         self.check_running()?;
         let conn = self.get(name)?;
-        let _admin = self.shared.admin.lock().await;
-        let mut v = conn.view();
-        if !only_failed || v.connector.state == State::Failed {
-            v.restarts += 1;
-            if include_tasks || v.connector.state == State::Failed {
-                v.connector = Status::new(State::Restarting);
-            }
-        }
-        if include_tasks {
-            for t in v.tasks.iter_mut() {
-                if !only_failed || t.status.state == State::Failed {
-                    t.epoch += 1;
-                    t.status = Status::new(State::Restarting);
-                }
-            }
-        }
-        conn.changed(&mut v);
+        let restart = Restart::Connector {
+            only_failed,
+            include_tasks,
+        };
+        self.request_restart(name, restart).await?;
         tracing::info!(connector = %name, include_tasks, only_failed, "connector restart requested");
         if !include_tasks && !only_failed {
             return Ok(None);
         }
+        let v = conn.view();
         Ok(Some(self.status_of(name, &v)))
     }
 
@@ -629,19 +676,27 @@ impl Worker {
     pub async fn restart_task(&self, name: &str, task: usize) -> Result<(), ApiError> {
         self.check_running()?;
         let conn = self.get(name)?;
-        let _admin = self.shared.admin.lock().await;
-        let mut v = conn.view();
-        let Some(t) = v.tasks.get_mut(task) else {
+        if task >= conn.view().tasks.len() {
             return Err(ApiError::new(
                 ApiErrorKind::NotFound,
                 format!("Task {name}-{task} not found"),
             ));
-        };
-        t.epoch += 1;
-        t.status = Status::new(State::Restarting);
-        conn.changed(&mut v);
+        }
+        self.request_restart(name, Restart::Task(task)).await?;
         tracing::info!(connector = %name, task, "task restart requested");
         Ok(())
+    }
+
+    /// Writes a restart request and waits until it was applied here.
+    async fn request_restart(&self, name: &str, restart: Restart) -> Result<(), ApiError> {
+        let _admin = self.shared.admin.lock().await;
+        let offset = self
+            .shared
+            .store
+            .put_restart(name, restart)
+            .await
+            .map_err(|e| ApiError::internal(format!("Failed to store the restart request: {e}")))?;
+        self.read_back(offset).await
     }
 
     /// `GET /connectors/{name}/offsets`: a source's stored offsets, or a sink's committed
@@ -686,6 +741,8 @@ impl Worker {
     /// flushes the state topics. Target states are kept: the next start resumes them.
     pub async fn shutdown(&self) {
         self.shared.stopping.store(true, Ordering::Release);
+        // In a cluster, leaving the group first hands this worker's work to the others.
+        self.stop_herder().await;
         let connectors: Vec<Arc<Connector>> = self.map().values().cloned().collect();
         let mut handles = Vec::new();
         for c in &connectors {
@@ -710,6 +767,11 @@ impl Worker {
             tracing::warn!("connectors did not stop within the shutdown timeout");
         }
         self.shared.store.flush(Duration::from_secs(10)).await;
+        self.shared
+            .tails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         tracing::info!(connectors = connectors.len(), "worker stopped");
     }
 }
@@ -812,6 +874,8 @@ struct Wanted {
     run: bool,
     /// Each task view's epoch (a restarted task has a new one).
     epochs: Vec<u64>,
+    /// Whether each task runs on this worker.
+    owned: Vec<bool>,
 }
 
 /// Parses `config` into a task plan (the class is looked up again: a stored config may name a
@@ -857,6 +921,11 @@ async fn supervise(shared: Arc<Shared>, conn: Arc<Connector>) {
         sup.publish(&shared, &conn, done);
         conn.applied.send_replace(version);
         if done {
+            // As in Kafka Connect, a deleted connector's active topics are forgotten — once
+            // its tasks are down, so none records a topic again.
+            if conn.view().deleted {
+                shared.store.reset_topics(&conn.name);
+            }
             break;
         }
         notified.await;
@@ -877,7 +946,7 @@ impl Supervisor {
             self.replan(shared, conn, &pass).await;
         }
 
-        let wanted = self.wanted(conn, &pass);
+        let wanted = self.wanted(shared, conn, &pass);
 
         // Stop what must not run (paused, stopped, restarted, gone, shutting down).
         self.stop_unwanted(conn, &wanted, pass.timeout).await;
@@ -912,7 +981,7 @@ impl Supervisor {
     }
 
     /// The tasks this pass wants; sizes (or clears) the task views to match.
-    fn wanted(&self, conn: &Connector, pass: &Pass) -> Wanted {
+    fn wanted(&self, shared: &Shared, conn: &Connector, pass: &Pass) -> Wanted {
         let plan = self
             .plan
             .as_ref()
@@ -930,11 +999,13 @@ impl Supervisor {
             }
             v.tasks.iter().map(|t| t.epoch).collect()
         };
+        let owned = (0..n).map(|i| shared.owns(&conn.name, Some(i))).collect();
         Wanted {
             plan,
             n,
             run,
             epochs,
+            owned,
         }
     }
 
@@ -946,6 +1017,7 @@ impl Supervisor {
         for (i, slot) in self.running.iter_mut().enumerate() {
             let keep = wanted.run
                 && i < n
+                && wanted.owned[i]
                 && slot
                     .as_ref()
                     .is_some_and(|r| wanted.epochs.get(i) == Some(&r.epoch));
@@ -970,7 +1042,7 @@ impl Supervisor {
             && let Some(plan) = &wanted.plan
         {
             for (i, epoch) in wanted.epochs.iter().enumerate().take(wanted.n) {
-                if self.running[i].is_none() {
+                if self.running[i].is_none() && wanted.owned[i] {
                     self.running[i] = Some(start_task(
                         shared,
                         conn,
@@ -1016,34 +1088,54 @@ impl Supervisor {
         }
     }
 
-    /// Writes the status records that changed since the last pass (tombstones once deleted).
+    /// Writes the status records of the units this worker runs that changed since the last
+    /// pass; a unit it no longer runs gets `UNASSIGNED` (unless another worker's state is
+    /// there already), one that is gone a tombstone.
     fn publish(&mut self, shared: &Shared, conn: &Connector, done: bool) {
         let name = &conn.name;
         let mut now: BTreeMap<String, StatusRecord> = BTreeMap::new();
-        let deleted = {
+        let mut exists: BTreeSet<String> = BTreeSet::new();
+        let (deleted, generation) = {
             let v = conn.view();
+            let record = |s: &Status| StatusRecord {
+                state: s.state,
+                trace: s.trace.clone(),
+                worker_id: shared.worker_id.clone(),
+                generation: v.generation,
+            };
             if !v.deleted {
-                let record = |s: &Status| StatusRecord {
-                    state: s.state,
-                    trace: s.trace.clone(),
-                    worker_id: shared.worker_id.clone(),
-                    generation: v.generation,
-                };
-                now.insert(format!("status-connector-{name}"), record(&v.connector));
-                for (i, t) in v.tasks.iter().enumerate() {
-                    now.insert(format!("status-task-{name}-{i}"), record(&t.status));
+                let units = std::iter::once((None, &v.connector)).chain(
+                    v.tasks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| (Some(i), &t.status)),
+                );
+                for (unit, status) in units {
+                    let key = status_key(name, unit);
+                    if shared.owns(name, unit) {
+                        now.insert(key.clone(), record(status));
+                    }
+                    exists.insert(key);
                 }
             }
-            v.deleted
+            (v.deleted, v.generation)
         };
         for (k, val) in &now {
             if self.published.get(k) != Some(val) {
                 shared.store.put_status(k.clone(), Some(val));
             }
         }
-        for k in self.published.keys() {
-            if !now.contains_key(k) {
+        for k in self.published.keys().filter(|k| !now.contains_key(*k)) {
+            if !exists.contains(k) {
                 shared.store.put_status(k.clone(), None);
+            } else if shared.may_unassign(k) {
+                let unassigned = StatusRecord {
+                    state: State::Unassigned,
+                    trace: None,
+                    worker_id: shared.worker_id.clone(),
+                    generation,
+                };
+                shared.store.put_status(k.clone(), Some(&unassigned));
             }
         }
         self.published = now;

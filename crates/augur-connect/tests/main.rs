@@ -7,6 +7,7 @@
 mod support;
 
 mod cluster;
+mod distributed;
 mod edits;
 mod pipeline;
 mod rest;

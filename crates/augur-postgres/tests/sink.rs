@@ -293,3 +293,38 @@ async fn a_constraint_violation_isolates_the_row_and_commits_the_rest() {
     // Deletes apply first, so row 4 (price 1.0) does not collide with the deleted row 1.
     assert_eq!(table_rows(&cluster), "2|ok\n4|dup\n5|fine\n");
 }
+
+/// Sink tasks on several workers (or one worker's several tasks) auto-create the same table at
+/// the same moment: PostgreSQL lets only one CREATE win (the others fail in its catalog even with
+/// IF NOT EXISTS); every sink then uses the table, and every row lands. Repeated, with the
+/// second shape forcing the losers to amend it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sinks_racing_to_create_one_table_all_write() {
+    let cluster = PgCluster::start().unwrap();
+    for round in 0..10 {
+        let _ = cluster.psql("postgres", "DROP TABLE IF EXISTS \"dotted.topic.name\"");
+        let mut sinks = Vec::new();
+        for _ in 0..6 {
+            sinks.push(PgSink::connect(cfg(&cluster)).await.unwrap());
+        }
+        let writers = sinks.into_iter().enumerate().map(|(i, mut sink)| {
+            tokio::spawn(async move {
+                let s = shape(i % 2 == 1);
+                let id = (round * 100 + i) as i32;
+                sink.write(&[row(&s, id, "racer", i as f64)]).await
+            })
+        });
+        for w in writers.collect::<Vec<_>>() {
+            let r = w.await.unwrap();
+            assert!(
+                r.is_ok(),
+                "round {round}: {:?}",
+                r.err().map(|e| e.full_message())
+            );
+        }
+        let n = cluster
+            .psql("postgres", "SELECT count(*) FROM \"dotted.topic.name\"")
+            .unwrap();
+        assert_eq!(n.trim(), "6", "round {round}");
+    }
+}

@@ -151,6 +151,36 @@ pub fn produce_many(bootstrap: &str, topic: &str, values: impl IntoIterator<Item
     producer.flush(Duration::from_secs(60)).expect("delivered");
 }
 
+/// Prints a consumer group's state and members (diagnostics).
+pub fn describe_group(bootstrap: &str, group: &str) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    match c.fetch_group_list(Some(group), Duration::from_secs(5)) {
+        Ok(list) => {
+            for g in list.groups() {
+                eprintln!(
+                    "group {} state {} protocol {}",
+                    g.name(),
+                    g.state(),
+                    g.protocol()
+                );
+                for m in g.members() {
+                    eprintln!(
+                        "  member {} client {} host {} assignment {:?}",
+                        m.id(),
+                        m.client_id(),
+                        m.client_host(),
+                        m.assignment()
+                    );
+                }
+            }
+        }
+        Err(e) => eprintln!("group {group}: {e}"),
+    }
+}
+
 /// Creates `topic` with `partitions` partitions (an existing topic is left alone).
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -39,6 +39,8 @@ pub struct Herder {
     last_completed: i32,
     /// The leader's URL, once known.
     leader_url: Option<String>,
+    /// Where the leader's URL is published (`None` while unknown).
+    leader_tx: Option<watch::Sender<Option<String>>>,
 }
 
 /// Connect's protocols, `compatible` (incremental cooperative) first.
@@ -80,7 +82,23 @@ impl Herder {
             rejoin: 0,
             last_completed: -1,
             leader_url: None,
+            leader_tx: None,
         }
+    }
+
+    /// Publishes the leader's URL to `tx` after every rebalance (`None` while this worker is
+    /// not a member).
+    pub fn publish_leader(mut self, tx: watch::Sender<Option<String>>) -> Herder {
+        self.leader_tx = Some(tx);
+        self
+    }
+
+    /// Records the leader's URL (`None`: unknown).
+    fn set_leader(&mut self, url: Option<String>) {
+        if let Some(tx) = &self.leader_tx {
+            tx.send_replace(url.clone());
+        }
+        self.leader_url = url;
     }
 
     /// What this worker runs.
@@ -102,19 +120,30 @@ impl Herder {
         self.rejoin = self.rejoin.wrapping_add(1);
         let offered = protocols(&self.url, configured.1, &self.running, self.rejoin);
         let joined = self.member.join(&offered).await?;
+        tracing::debug!(
+            generation = joined.generation,
+            leader = %joined.leader,
+            member = %joined.member_id,
+            members = joined.members.len(),
+            "joined the worker group"
+        );
         let assignments = if joined.leader == joined.member_id {
             self.lead(&joined.members, configured, joined.generation)
         } else {
             Vec::new()
         };
         let Some(bytes) = self.member.sync(&assignments).await? else {
+            tracing::debug!(
+                generation = joined.generation,
+                "the group moved on during the sync; joining again"
+            );
             return Ok(None);
         };
         let a = Assignment::decode(&bytes).map_err(|e| {
             Error::new(augur_core::ErrorKind::Protocol, "a malformed assignment").with_source(e)
         })?;
         self.last_completed = joined.generation;
-        self.leader_url = Some(a.leader_url.clone());
+        self.set_leader(Some(a.leader_url.clone()));
         Ok(Some(a))
     }
 
@@ -223,6 +252,7 @@ impl Herder {
                             tracing::warn!(error = %e, "no heartbeat for a session timeout; stopping this worker's work");
                             apply(std::mem::take(&mut self.running), Work::default()).await;
                             self.member.forget();
+                            self.set_leader(None);
                             continue 'rebalance;
                         }
                         Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
@@ -230,6 +260,7 @@ impl Herder {
                 }
             }
         }
+        self.set_leader(None);
         let stop = std::mem::take(&mut self.running);
         apply(stop, Work::default()).await;
         self.member.leave().await

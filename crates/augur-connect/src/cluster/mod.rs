@@ -3,9 +3,8 @@
 //! and Connect's metadata and assignments ([`wire`]), a connection to the coordinator
 //! ([`link`]), one member's join/sync/heartbeat/leave ([`member`]) and the leader's incremental
 //! cooperative assignment ([`assignor`]), and the membership loop that tells a worker what to
-//! stop and start ([`herder`]). Running connectors' tasks by assignment, tailing the config
-//! topic and forwarding requests to the leader come next; nothing here is wired into the worker
-//! yet.
+//! stop and start ([`herder`]). The worker runs a herder with `--distributed`
+//! (`worker/owned.rs`).
 
 pub mod assignor;
 pub mod herder;

@@ -293,53 +293,75 @@ impl PgSink {
                     ));
                 }
                 tracing::info!(table = %table, "creating sink table");
-                self.client
-                    .batch_execute(&sql)
-                    .await
-                    .map_err(|e| write_error(&format!("cannot create table {table}"), e))?;
-                self.load_table(table)
-                    .await?
-                    .ok_or_else(|| Error::new(ErrorKind::Internal, "created table not found"))?
-            }
-            Some(mut state) => {
-                let missing: Vec<&Field> = shape
-                    .fields
-                    .iter()
-                    .filter(|f| state.type_of(&f.name).is_none())
-                    .collect();
-                if !missing.is_empty() {
-                    if !self.cfg.auto_evolve {
-                        return Err(Error::new(
-                            ErrorKind::DestinationSchema,
-                            format!(
-                                "table {} has no column {} and auto.evolve is false",
-                                self.qualified(table),
-                                missing
-                                    .iter()
-                                    .map(|f| quote_ident(&f.name))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        )
-                        .with_hint(
-                            "add the column, or set auto.evolve=true (schema.evolution=basic)",
-                        ));
-                    }
-                    for f in missing {
-                        let sql = ddl::add_column(&self.qualified(table), f, self.cfg.flavor)?;
-                        tracing::info!(table = %table, column = %f.name, "adding sink column");
-                        self.client.batch_execute(&sql).await.map_err(|e| {
-                            write_error(&format!("cannot add column to {table}"), e)
+                match self.client.batch_execute(&sql).await {
+                    // IF NOT EXISTS: the table may be another task's, with fewer columns.
+                    Ok(()) => {
+                        let state = self.load_table(table).await?.ok_or_else(|| {
+                            Error::new(ErrorKind::Internal, "created table not found")
                         })?;
+                        self.evolve(table, shape, state).await?
                     }
-                    state = self.load_table(table).await?.unwrap_or_default();
-                    self.statements
-                        .retain(|k, _| !k.starts_with(&format!("{table}\u{0}")));
+                    // Another task (here or on another worker) created it meanwhile — two
+                    // concurrent CREATE TABLEs race in the catalog even with IF NOT EXISTS. As
+                    // Kafka Connect's JDBC sink does: look again, and use (and amend) it.
+                    Err(e) => match self.load_table(table).await? {
+                        Some(state) => {
+                            tracing::info!(table = %table, "sink table was created concurrently; using it");
+                            self.evolve(table, shape, state).await?
+                        }
+                        None => {
+                            return Err(write_error(&format!("cannot create table {table}"), e));
+                        }
+                    },
                 }
-                state
             }
+            Some(state) => self.evolve(table, shape, state).await?,
         };
         self.tables.insert(table.to_string(), state.clone());
+        Ok(state)
+    }
+
+    /// Adds the columns of `shape` that `table` lacks (when allowed); returns its new state.
+    async fn evolve(
+        &mut self,
+        table: &str,
+        shape: &RowShape,
+        mut state: TableState,
+    ) -> Result<TableState, Error> {
+        let missing: Vec<&Field> = shape
+            .fields
+            .iter()
+            .filter(|f| state.type_of(&f.name).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(state);
+        }
+        if !self.cfg.auto_evolve {
+            return Err(Error::new(
+                ErrorKind::DestinationSchema,
+                format!(
+                    "table {} has no column {} and auto.evolve is false",
+                    self.qualified(table),
+                    missing
+                        .iter()
+                        .map(|f| quote_ident(&f.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with_hint("add the column, or set auto.evolve=true (schema.evolution=basic)"));
+        }
+        for f in missing {
+            let sql = ddl::add_column(&self.qualified(table), f, self.cfg.flavor)?;
+            tracing::info!(table = %table, column = %f.name, "adding sink column");
+            self.client
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| write_error(&format!("cannot add column to {table}"), e))?;
+        }
+        state = self.load_table(table).await?.unwrap_or_default();
+        self.statements
+            .retain(|k, _| !k.starts_with(&format!("{table}\u{0}")));
         Ok(state)
     }
 

@@ -296,14 +296,25 @@ impl PgSource {
         published.sort_by(|a, b| (&a.schema, &a.name).cmp(&(&b.schema, &b.name)));
         published.dedup_by_key(|t| t.oid);
         setup::ensure_publication(&client, cfg, &published).await?;
-        let plan = self.plan(&client, offset.as_ref()).await?;
+        let mut plan = self.plan(&client, offset.as_ref()).await?;
         let mut repl = self.connect_replication().await?;
+        let mut exported = None;
+        if !plan.slot_exists {
+            match self.create_slot(&mut repl, plan.need_snapshot).await {
+                Ok(e) => exported = e,
+                Err(e) => {
+                    // Another client (a second worker racing for the same connector) created
+                    // the slot at the same moment: plan again with it — which waits while the
+                    // other one streams from it.
+                    plan = self.plan(&client, offset.as_ref()).await?;
+                    if !plan.slot_exists {
+                        return Err(e);
+                    }
+                    tracing::info!(slot = %self.cfg.slot_name, "the slot was created by another client meanwhile; using it");
+                }
+            }
+        }
         let created_here = !plan.slot_exists;
-        let exported = if plan.slot_exists {
-            None
-        } else {
-            self.create_slot(&mut repl, plan.need_snapshot).await?
-        };
         // `sequence[0]` is the last commit Debezium recorded: from the stored offset after a
         // restart, null in a run that has not seen a commit yet.
         let last_commit = if plan.slot_exists {

@@ -219,7 +219,17 @@ pub async fn ensure_publication(
 /// Runs `sql`, which creates or alters publication `name`, hinting at the fix when the user
 /// lacks the privilege.
 async fn create_publication(client: &Client, name: &str, sql: &str) -> Result<(), Error> {
-    client.batch_execute(sql).await.map_err(|e| {
+    let r = client.batch_execute(sql).await;
+    // Another client (a second worker racing for the same connector) created it at the same
+    // moment: the catalog's unique index refuses the second CREATE. Use theirs.
+    if let Err(e) = &r
+        && e.as_db_error()
+            .is_some_and(|d| matches!(d.code().code(), "23505" | "42710"))
+    {
+        tracing::info!(publication = %name, "the publication was created by another client meanwhile; using it");
+        return Ok(());
+    }
+    r.map_err(|e| {
         let denied = e.as_db_error().is_some_and(|d| d.code().code() == "42501");
         let err = sql_error(&format!("cannot create publication \"{name}\""), e);
         if denied {

@@ -56,6 +56,56 @@ pub(crate) struct ConnectArgs {
     rest_auth_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     tls: super::http_tls::TlsArgs,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// How workers with the same --group-id share the connectors (Kafka Connect's distributed
+/// mode).
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Join the worker group through the broker's group coordinator and run only the
+    /// connectors and tasks its leader assigns here; without it this worker runs them all.
+    #[arg(long, env = "AUGUR_CONNECT_DISTRIBUTED")]
+    distributed: bool,
+    /// `session.timeout.ms`: how long a silent worker keeps its tasks before they move.
+    #[arg(
+        long,
+        env = "AUGUR_CONNECT_SESSION_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    session_timeout_ms: u64,
+    /// `heartbeat.interval.ms`.
+    #[arg(
+        long,
+        env = "AUGUR_CONNECT_HEARTBEAT_INTERVAL_MS",
+        default_value_t = 3_000
+    )]
+    heartbeat_interval_ms: u64,
+    /// `rebalance.timeout.ms`.
+    #[arg(
+        long,
+        env = "AUGUR_CONNECT_REBALANCE_TIMEOUT_MS",
+        default_value_t = 60_000
+    )]
+    rebalance_timeout_ms: u64,
+    /// `scheduled.rebalance.max.delay.ms`: how long a departed worker's tasks wait for it to
+    /// return before moving (0: move at once).
+    #[arg(long, env = "AUGUR_CONNECT_REBALANCE_DELAY_MS", default_value_t = 0)]
+    scheduled_rebalance_max_delay_ms: u64,
+}
+
+impl ClusterArgs {
+    /// The cluster settings.
+    fn config(&self) -> cfg::ClusterConfig {
+        cfg::ClusterConfig {
+            enabled: self.distributed,
+            session_timeout: Duration::from_millis(self.session_timeout_ms),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
+            rebalance_timeout: Duration::from_millis(self.rebalance_timeout_ms),
+            max_delay: Duration::from_millis(self.scheduled_rebalance_max_delay_ms),
+        }
+    }
 }
 
 /// Runs `augur connect`.
@@ -81,6 +131,7 @@ pub(crate) fn run(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     config.offset_topic = args.offset_topic;
     config.status_topic = args.status_topic;
     config.replication_factor = args.replication_factor;
+    config.cluster = args.cluster.config();
     config.shutdown_timeout = Duration::from_secs_f64(args.shutdown_timeout.max(0.0));
     let rt = runtime::tokio()?;
     rt.block_on(async move {
