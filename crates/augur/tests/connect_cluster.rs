@@ -30,6 +30,11 @@ struct Worker {
     addr: SocketAddr,
 }
 
+/// The workers' ids.
+fn ids(ws: &[Worker]) -> Vec<String> {
+    ws.iter().map(Worker::id).collect()
+}
+
 /// A free loopback port.
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -261,6 +266,99 @@ fn assert_caught_up(pg: &TestPg, db: &TestDb, bootstrap: &str, workers: &[Worker
     assert_predicted_table(pg, db, "car_data_predicted");
 }
 
+/// POSTs the three connectors to `w`, retrying while the group has no leader yet.
+fn create_connectors(w: &Worker, db: &TestDb) {
+    for (name, config) in [
+        ("car-source", source_config(db)),
+        ("car-enrich", enrich_config()),
+        ("car-sink", sink_config(db)),
+    ] {
+        // Until the group has a leader, Kafka Connect's 409 says to come back.
+        let body = json!({"name": name, "config": config}).to_string();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let r = loop {
+            let r = request(w.addr, "POST", "/connectors", body.as_bytes());
+            if r.status != 409 || Instant::now() > deadline {
+                break r;
+            }
+            assert!(r.text().contains("no known leader URL"), "{}", r.text());
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(r.status, 201, "create {name}: {}", r.text());
+    }
+}
+
+/// Every worker in turn is killed (SIGKILL) and started again on its address, rows arriving
+/// all along: the others carry the load meanwhile, the restarted worker takes work again,
+/// and the table is exact after each step. (A graceful rolling restart — SIGTERM, so each
+/// task's consumer leaves its group — can wedge a consumer group on Tansu 0.6, whose
+/// coordinator keeps a departed leader when it leaves during a rebalance; see
+/// docs/connect.md. A killed member is evicted after the session timeout instead.)
+fn kill_and_restart_each(
+    pg: &TestPg,
+    db: &TestDb,
+    bootstrap: &str,
+    group: &str,
+    workers: &mut Vec<Worker>,
+) {
+    for i in 0..workers.len() {
+        let mut w = workers.remove(i);
+        let addr = w.addr;
+        w.proc.kill();
+        load(pg, db, 300, Duration::ZERO);
+        assert_caught_up(pg, db, bootstrap, workers);
+        workers.insert(i, Worker::start(bootstrap, group, addr));
+        let deadline = Instant::now() + T;
+        while !workers[i].proc.log().contains("task started") {
+            assert!(
+                Instant::now() < deadline,
+                "{addr} got no work after its restart"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        load(pg, db, 300, Duration::ZERO);
+        assert_caught_up(pg, db, bootstrap, workers);
+    }
+}
+
+/// Starts a fourth worker: it takes work, and no task that stays where it was (in placement
+/// `p`) is restarted — the cooperative protocol stops only what moves.
+fn newcomer_joins(
+    bootstrap: &str,
+    group: &str,
+    workers: &mut Vec<Worker>,
+    p: &BTreeMap<(String, i64), String>,
+) {
+    let before: BTreeMap<(String, i64), (String, usize)> = p
+        .iter()
+        .map(|(u, w)| {
+            let owner = workers.iter().find(|x| &x.id() == w).unwrap();
+            let starts = if u.1 < 0 {
+                0
+            } else {
+                owner.starts(&u.0, u.1 as usize)
+            };
+            (u.clone(), (w.clone(), starts))
+        })
+        .collect();
+    workers.push(Worker::start(bootstrap, group, free_addr()));
+    let newcomer = workers[2].id();
+    let p = wait_placement(&workers[0], &ids(workers), "the newcomer takes work", |p| {
+        p.values().any(|w| *w == newcomer)
+    });
+    eprintln!("with a newcomer: {p:?}");
+    for (u, (w, starts)) in &before {
+        if u.1 >= 0 && p.get(u) == Some(w) {
+            let owner = workers.iter().find(|x| &x.id() == w).unwrap();
+            assert_eq!(
+                owner.starts(&u.0, u.1 as usize),
+                *starts,
+                "{u:?} stayed on {w} but was restarted when a worker joined"
+            );
+        }
+    }
+}
+
 #[test]
 fn workers_share_the_connectors_survive_kills_and_take_in_a_newcomer() {
     let pg = TestPg::start();
@@ -275,27 +373,9 @@ fn workers_share_the_connectors_survive_kills_and_take_in_a_newcomer() {
     let mut workers: Vec<Worker> = (0..3)
         .map(|_| Worker::start(&bootstrap, group, free_addr()))
         .collect();
-    let ids = |ws: &[Worker]| ws.iter().map(Worker::id).collect::<Vec<_>>();
 
     // Created through one worker, the connectors spread over all three.
-    for (name, config) in [
-        ("car-source", source_config(&db)),
-        ("car-enrich", enrich_config()),
-        ("car-sink", sink_config(&db)),
-    ] {
-        // Until the group has a leader, Kafka Connect's 409 says to come back.
-        let body = json!({"name": name, "config": config}).to_string();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let r = loop {
-            let r = request(workers[0].addr, "POST", "/connectors", body.as_bytes());
-            if r.status != 409 || Instant::now() > deadline {
-                break r;
-            }
-            assert!(r.text().contains("no known leader URL"), "{}", r.text());
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        assert_eq!(r.status, 201, "create {name}: {}", r.text());
-    }
+    create_connectors(&workers[0], &db);
     let spread = wait_placement(&workers[1], &ids(&workers), "spread over 3 workers", |p| {
         p.values().collect::<BTreeSet<_>>().len() == 3
     });
@@ -342,65 +422,12 @@ fn workers_share_the_connectors_survive_kills_and_take_in_a_newcomer() {
         }
 
         // A fourth worker joins mid-load: it takes work, and nothing that stays put restarts.
-        let before: BTreeMap<(String, i64), (String, usize)> = p
-            .iter()
-            .map(|(u, w)| {
-                let owner = workers.iter().find(|x| &x.id() == w).unwrap();
-                let starts = if u.1 < 0 {
-                    0
-                } else {
-                    owner.starts(&u.0, u.1 as usize)
-                };
-                (u.clone(), (w.clone(), starts))
-            })
-            .collect();
-        workers.push(Worker::start(&bootstrap, group, free_addr()));
-        let newcomer = workers[2].id();
-        let p = wait_placement(
-            &workers[0],
-            &ids(&workers),
-            "the newcomer takes work",
-            |p| p.values().any(|w| *w == newcomer),
-        );
-        eprintln!("with a newcomer: {p:?}");
-        for (u, (w, starts)) in &before {
-            if u.1 >= 0 && p.get(u) == Some(w) {
-                let owner = workers.iter().find(|x| &x.id() == w).unwrap();
-                assert_eq!(
-                    owner.starts(&u.0, u.1 as usize),
-                    *starts,
-                    "{u:?} stayed on {w} but was restarted when a worker joined"
-                );
-            }
-        }
+        newcomer_joins(&bootstrap, group, &mut workers, &p);
         loader.join().unwrap();
     });
     assert_caught_up(&pg, &db, &bootstrap, &workers);
 
-    // Every worker in turn is killed (SIGKILL) and started again on its address, rows arriving
-    // all along: the others carry the load meanwhile, the restarted worker takes work again,
-    // and the table is exact after each step. (A graceful rolling restart — SIGTERM, so each
-    // task's consumer leaves its group — can wedge a consumer group on Tansu 0.6, whose
-    // coordinator keeps a departed leader when it leaves during a rebalance; see
-    // docs/connect.md. A killed member is evicted after the session timeout instead.)
-    for i in 0..workers.len() {
-        let mut w = workers.remove(i);
-        let addr = w.addr;
-        w.proc.kill();
-        load(&pg, &db, 300, Duration::ZERO);
-        assert_caught_up(&pg, &db, &bootstrap, &workers);
-        workers.insert(i, Worker::start(&bootstrap, group, addr));
-        let deadline = Instant::now() + T;
-        while !workers[i].proc.log().contains("task started") {
-            assert!(
-                Instant::now() < deadline,
-                "{addr} got no work after its restart"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        load(&pg, &db, 300, Duration::ZERO);
-        assert_caught_up(&pg, &db, &bootstrap, &workers);
-    }
+    kill_and_restart_each(&pg, &db, &bootstrap, group, &mut workers);
     load(&pg, &db, 300, Duration::ZERO);
     wait_placement(
         &workers[0],
