@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod capture;
 mod common;
+mod connect;
 mod incremental;
 mod model;
 mod pipeline;
@@ -29,6 +30,9 @@ enum Bench {
     /// The Kafka path: the same figures through capture → Kafka → enrich → Kafka → sink, and
     /// the sink's upserts against COPY.
     Kafka(pipeline::Args),
+    /// The Kafka path as a cluster of `augur connect --distributed` workers (`--workers 1,2,3`):
+    /// latency, rows/s, RSS of all workers, and the failover time after a worker is killed.
+    Connect(connect::Args),
     /// An incremental snapshot of a big table (`--rows`, default 1,000,000) through `augur run`
     /// while writes stream in; `--debezium` runs Debezium's on the same table for comparison.
     Incremental(incremental::Args),
@@ -49,6 +53,7 @@ fn main() -> ExitCode {
         Bench::Capture(args) => capture::run(args),
         Bench::Pipeline(args) => pipeline::run_embedded(args),
         Bench::Kafka(args) => pipeline::run_kafka(args),
+        Bench::Connect(args) => connect::run(args),
         Bench::Incremental(args) => incremental::run(args),
         Bench::Model(args) => model::run(args),
         Bench::Remote(args) => remote::run(args),

@@ -32,7 +32,7 @@ pub(crate) struct Args {
     seconds: u64,
     /// Rows in the throughput test.
     #[arg(long, default_value_t = 100_000)]
-    rows: u64,
+    pub(crate) rows: u64,
 }
 
 pub(crate) const CAR_DATA: &str = "CREATE TABLE car_data (id SERIAL PRIMARY KEY, model VARCHAR(50), year INTEGER, price INTEGER, \
@@ -87,13 +87,13 @@ pub(crate) fn run_kafka(args: Args) -> anyhow::Result<()> {
 }
 
 /// What the phases share: broker (Kafka path), cluster (`cars`), folder; dropped in that order.
-struct Env {
+pub(crate) struct Env {
     /// The Tansu broker, on the Kafka path.
     broker: Option<augur_testkit::Tansu>,
     /// The private PostgreSQL cluster.
-    cluster: PgCluster,
+    pub(crate) cluster: PgCluster,
     /// The temporary folder holding augur's offsets.
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 /// What the measured phases share inside the runtime.
@@ -109,17 +109,17 @@ struct Db<'a> {
 }
 
 /// The figures of sections 1–2, and the time until the first prediction.
-struct Figures {
+pub(crate) struct Figures {
     /// Start → first row predicted.
-    ready: Duration,
+    pub(crate) ready: Duration,
     /// Inserts per second actually sent in the latency test.
     achieved: f64,
     /// Sorted insert → predicted latencies, ms.
-    ms: Vec<f64>,
+    pub(crate) ms: Vec<f64>,
     /// Seconds the throughput inserts took.
     inserted: f64,
     /// Seconds from the first throughput insert to the last predicted row.
-    through: f64,
+    pub(crate) through: f64,
 }
 
 fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
@@ -155,7 +155,7 @@ fn run(args: Args, kafka: bool) -> anyhow::Result<()> {
 
 impl Env {
     /// Starts the cluster with both tables, the broker (Kafka path) and creates the folder.
-    fn setup(kafka: bool) -> anyhow::Result<Env> {
+    pub(crate) fn setup(kafka: bool) -> anyhow::Result<Env> {
         let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
         cluster
             .psql("postgres", "CREATE DATABASE cars")
@@ -175,6 +175,14 @@ impl Env {
             cluster,
             dir,
         })
+    }
+
+    /// The broker's bootstrap address (the Kafka path's environment).
+    pub(crate) fn bootstrap(&self) -> String {
+        self.broker
+            .as_ref()
+            .map(|b| b.bootstrap())
+            .unwrap_or_default()
     }
 
     /// Starts `augur run` against the cluster (and broker); the process and when it started.
@@ -201,7 +209,7 @@ impl Env {
 }
 
 /// Connects, waits for the pipeline to be up, then measures latency (1) and throughput (2).
-async fn measure(
+pub(crate) async fn measure(
     url: &str,
     args: &Args,
     rows: &[String],

@@ -192,6 +192,18 @@ const CONFIG_KEYS: &[(&str, &str, &str)] = &[
         "shutdown_timeout",
         "`task.shutdown.graceful.timeout.ms` (in seconds)",
     ),
+    ("connect", "session_timeout_ms", "`session.timeout.ms`"),
+    (
+        "connect",
+        "heartbeat_interval_ms",
+        "`heartbeat.interval.ms`",
+    ),
+    ("connect", "rebalance_timeout_ms", "`rebalance.timeout.ms`"),
+    (
+        "connect",
+        "scheduled_rebalance_max_delay_ms",
+        "`scheduled.rebalance.max.delay.ms`",
+    ),
 ];
 
 /// Arguments that are no setting and so have no environment variable: actions that print and
