@@ -659,6 +659,7 @@ impl Worker {
     ) -> Result<Option<ConnectorStateInfo>, ApiError> {
         self.check_running()?;
         let conn = self.get(name)?;
+        let before = self.status_of(name, &conn.view());
         let restart = Restart::Connector {
             only_failed,
             include_tasks,
@@ -668,8 +669,7 @@ impl Worker {
         if !include_tasks && !only_failed {
             return Ok(None);
         }
-        let v = conn.view();
-        Ok(Some(self.status_of(name, &v)))
+        Ok(Some(restart_plan(before, include_tasks, only_failed)))
     }
 
     /// `POST /connectors/{name}/tasks/{task}/restart`.
@@ -1227,5 +1227,67 @@ async fn stop_tasks(name: &str, tasks: Vec<(usize, Running)>, timeout: Duration)
             tracing::warn!(connector = %name, task = id, "task did not stop in time; aborted");
             abort.abort();
         }
+    }
+}
+
+/// The answer to a restart with tasks, Kafka Connect's `RestartPlan`: judged from the status
+/// before the request, what it restarts shows `RESTARTING` (the tasks may be running again
+/// by the time the answer is sent).
+fn restart_plan(
+    mut s: ConnectorStateInfo,
+    include_tasks: bool,
+    only_failed: bool,
+) -> ConnectorStateInfo {
+    let selected = |state: State| !only_failed || state == State::Failed;
+    if selected(s.connector.state) {
+        s.connector.state = State::Restarting;
+    }
+    for t in s.tasks.iter_mut() {
+        if include_tasks && selected(t.state) {
+            t.state = State::Restarting;
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entities::{ConnectorState, ConnectorType, TaskState};
+
+    fn info(connector: State, tasks: &[State]) -> ConnectorStateInfo {
+        let task = |(id, &state): (usize, &State)| TaskState {
+            id,
+            state,
+            worker_id: "w:1".into(),
+            trace: None,
+        };
+        ConnectorStateInfo {
+            name: "c".into(),
+            connector: ConnectorState {
+                state: connector,
+                worker_id: "w:1".into(),
+                trace: None,
+            },
+            tasks: tasks.iter().enumerate().map(task).collect(),
+            connector_type: ConnectorType::Sink,
+        }
+    }
+
+    fn states(s: &ConnectorStateInfo) -> Vec<State> {
+        let tasks = s.tasks.iter().map(|t| t.state);
+        std::iter::once(s.connector.state).chain(tasks).collect()
+    }
+
+    #[test]
+    fn the_restart_answer_marks_what_the_request_restarts() {
+        use State::{Failed, Restarting, Running};
+        let s = info(Running, &[Failed, Running]);
+        let all = restart_plan(s.clone(), true, false);
+        assert_eq!(states(&all), [Restarting, Restarting, Restarting]);
+        let failed = restart_plan(s.clone(), true, true);
+        assert_eq!(states(&failed), [Running, Restarting, Running]);
+        let connector_only = restart_plan(s, false, false);
+        assert_eq!(states(&connector_only), [Restarting, Failed, Running]);
     }
 }
