@@ -8,6 +8,7 @@ use augur_core::connect::{Field, Schema, SchemaType, Value};
 use augur_core::event::{ChangeEvent, KeyChange, Op, SnapshotMarker, TableSchema};
 
 use crate::json::{self, ConverterConfig};
+use crate::out::{Headers, RecordOut, RecordRef};
 use crate::unwrap::{UnwrapConfig, Unwrapped};
 use augur_core::record::Record;
 
@@ -170,7 +171,7 @@ pub fn envelope_schema(prefix: &str, table: &TableSchema) -> Schema {
 #[derive(Debug)]
 struct TableCodec {
     /// Keeps the table alive so its address, the cache key, is not reused.
-    _table: Arc<TableSchema>,
+    table: Arc<TableSchema>,
     topic: String,
     key_schema: Option<Schema>,
     /// `{"schema":<key schema>,"payload":` (or empty without schemas).
@@ -179,6 +180,9 @@ struct TableCodec {
     value_prefix: Vec<u8>,
     /// The row struct schema (`…Value`).
     row_schema: Schema,
+    /// `"<field>":` of each row field, then of each key field (see [`field_names`]).
+    row_names: Vec<Vec<u8>>,
+    key_names: Vec<Vec<u8>>,
     /// With the unwrap transform: `{"schema":<flat schema>,"payload":` (or empty).
     flat_prefix: Vec<u8>,
     /// The `source` block's constant head: `{"version":…,"connector":…,"name":…,"ts_ms":`.
@@ -194,14 +198,39 @@ struct TableCodec {
 pub struct Encoder {
     cfg: EnvelopeConfig,
     codecs: HashMap<usize, Arc<TableCodec>>,
+    /// The `__debezium.context.*` headers (as the worker's default `SimpleHeaderConverter`
+    /// prints them), when `extended.headers.enabled`.
+    fixed_headers: Vec<(String, Vec<u8>)>,
+    scratch: Scratch,
 }
 
 impl Encoder {
     /// A new encoder.
     pub fn new(cfg: EnvelopeConfig) -> Self {
+        let fixed_headers = if cfg.extended_headers {
+            vec![
+                (
+                    "__debezium.context.connectorLogicalName".into(),
+                    cfg.topic_prefix.clone().into_bytes(),
+                ),
+                ("__debezium.context.taskId".into(), b"0".to_vec()),
+                (
+                    "__debezium.context.connectorName".into(),
+                    b"postgresql".to_vec(),
+                ),
+                (
+                    "__debezium.context.runId".into(),
+                    cfg.run_id.clone().into_bytes(),
+                ),
+            ]
+        } else {
+            Vec::new()
+        };
         Encoder {
             cfg,
             codecs: HashMap::new(),
+            fixed_headers,
+            scratch: Scratch::default(),
         }
     }
 
@@ -261,7 +290,11 @@ impl Encoder {
         source_table.extend_from_slice(b",\"table\":");
         json::write_str(&mut source_table, &table.table);
         let codec = Arc::new(TableCodec {
-            _table: table.clone(),
+            table: table.clone(),
+            row_names: field_names(&table.fields),
+            key_names: key_schema
+                .as_ref()
+                .map_or_else(Vec::new, |k| field_names(&k.fields)),
             topic: self.topic(table),
             key_schema,
             key_prefix,
@@ -279,149 +312,140 @@ impl Encoder {
     /// Encodes `ev` into `out`: the change record, then (for deletes with
     /// `tombstones.on.delete`) its tombstone.
     pub fn encode(&mut self, ev: &ChangeEvent, now: ProcessingTime, out: &mut Vec<Record>) {
+        self.encode_to(ev, now, out);
+    }
+
+    /// [`Encoder::encode`], handing each record to `out` borrowed: the bytes are built in
+    /// buffers the encoder reuses, so nothing is allocated per record unless `out` keeps it.
+    pub fn encode_to(&mut self, ev: &ChangeEvent, now: ProcessingTime, out: &mut dyn RecordOut) {
         let codec = self.codec(&ev.table);
-        let key = self.encode_key(&codec, ev);
-        if let Some(u) = self.cfg.unwrap.clone()
+        let mut s = std::mem::take(&mut self.scratch);
+        self.encode_with(&codec, ev, now, &mut s, out);
+        self.scratch = s;
+    }
+
+    fn encode_with(
+        &self,
+        codec: &TableCodec,
+        ev: &ChangeEvent,
+        now: ProcessingTime,
+        s: &mut Scratch,
+        out: &mut dyn RecordOut,
+    ) {
+        let has_key = self.encode_key(codec, ev, &mut s.key);
+        let first = self.key_change(codec, ev, &mut s.first);
+        if let Some(u) = &self.cfg.unwrap
             && !(ev.op == Op::Truncate && u.keep_truncates)
         {
-            self.encode_unwrapped(&u, &codec, ev, key, now, out);
+            self.encode_unwrapped(u, codec, ev, now, has_key, first, s, out);
             return;
         }
-        let value = self.encode_value(&codec, ev, now);
-        let headers = self.headers(&codec, ev);
-        let tombstone = ev.op == Op::Delete && self.cfg.tombstones_on_delete;
-        if tombstone {
+        self.encode_value(codec, ev, now, &mut s.value);
+        let record = RecordRef {
+            topic: &codec.topic,
+            key: has_key.then_some(s.key.as_slice()),
+            value: Some(&s.value),
+            headers: Headers {
+                first: first.map(|name| (name, s.first.as_slice())),
+                fixed: &self.fixed_headers,
+                added: &[],
+            },
+        };
+        out.record(record);
+        if ev.op == Op::Delete && self.cfg.tombstones_on_delete {
             // The tombstone carries the delete's headers (including `__debezium.newkey`).
-            out.push(Record {
-                topic: codec.topic.clone(),
-                key: key.clone(),
-                value: Some(value),
-                headers: headers.clone(),
-            });
-            out.push(Record {
-                topic: codec.topic.clone(),
-                key,
+            out.record(RecordRef {
                 value: None,
-                headers,
-            });
-        } else {
-            out.push(Record {
-                topic: codec.topic.clone(),
-                key,
-                value: Some(value),
-                headers,
+                ..record
             });
         }
     }
 
-    /// The record headers of `ev`: the key-change header, then the `__debezium.context.*`
-    /// headers (as the worker's default `SimpleHeaderConverter` prints them).
-    fn headers(&self, codec: &TableCodec, ev: &ChangeEvent) -> Vec<(String, Vec<u8>)> {
-        let mut headers = Vec::new();
-        match &ev.key_change {
-            Some(KeyChange::NewKey(k)) => {
-                headers.push(("__debezium.newkey".to_string(), self.key_bytes(codec, k)))
-            }
-            Some(KeyChange::OldKey(k)) => {
-                headers.push(("__debezium.oldkey".to_string(), self.key_bytes(codec, k)))
-            }
-            None => {}
-        }
-        if self.cfg.extended_headers {
-            headers.push((
-                "__debezium.context.connectorLogicalName".into(),
-                self.cfg.topic_prefix.clone().into_bytes(),
-            ));
-            headers.push(("__debezium.context.taskId".into(), b"0".to_vec()));
-            headers.push((
-                "__debezium.context.connectorName".into(),
-                b"postgresql".to_vec(),
-            ));
-            headers.push((
-                "__debezium.context.runId".into(),
-                self.cfg.run_id.clone().into_bytes(),
-            ));
-        }
-        headers
+    /// The key-change header of `ev` (`__debezium.newkey`/`oldkey`): its name, with the key
+    /// written into `buf`.
+    fn key_change(
+        &self,
+        codec: &TableCodec,
+        ev: &ChangeEvent,
+        buf: &mut Vec<u8>,
+    ) -> Option<&'static str> {
+        let (name, key) = match &ev.key_change {
+            Some(KeyChange::NewKey(k)) => ("__debezium.newkey", k),
+            Some(KeyChange::OldKey(k)) => ("__debezium.oldkey", k),
+            None => return None,
+        };
+        buf.clear();
+        self.key_bytes(codec, key, buf);
+        Some(name)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn encode_unwrapped(
         &self,
         u: &UnwrapConfig,
         codec: &TableCodec,
         ev: &ChangeEvent,
-        key: Option<Vec<u8>>,
         now: ProcessingTime,
-        out: &mut Vec<Record>,
+        has_key: bool,
+        first: Option<&'static str>,
+        s: &mut Scratch,
+        out: &mut dyn RecordOut,
     ) {
         let meta = |path: &str| -> Value { self.meta_value(ev, path, now) };
-        let mut headers = self.headers(codec, ev);
-        let added: Vec<(String, Vec<u8>)> = u
-            .add_headers
-            .iter()
-            .map(|h| {
-                let mut b = Vec::new();
-                let v = meta(&h.path);
-                let s = match &v {
-                    Value::String(_) => Schema::new(SchemaType::String).optional(true),
-                    _ => Schema::new(SchemaType::Int64).optional(true),
-                };
-                json::write_value(&mut b, &s, &v, false);
-                (h.name.clone(), b)
-            })
-            .collect();
-        headers.extend(added);
-        match u.apply(ev, &codec.row_schema, &meta) {
-            Unwrapped::Drop => {}
-            Unwrapped::Tombstone => out.push(Record {
-                topic: codec.topic.clone(),
-                key: key.clone(),
-                value: None,
-                headers: headers.clone(),
-            }),
+        s.added.clear();
+        s.added.extend(u.add_headers.iter().map(|h| {
+            let mut b = Vec::new();
+            let v = meta(&h.path);
+            let schema = match &v {
+                Value::String(_) => Schema::new(SchemaType::String).optional(true),
+                _ => Schema::new(SchemaType::Int64).optional(true),
+            };
+            json::write_value(&mut b, &schema, &v, false);
+            (h.name.clone(), b)
+        }));
+        let value = match u.apply(ev, &codec.row_schema, &meta) {
+            Unwrapped::Drop => None,
+            Unwrapped::Tombstone => Some(None),
             Unwrapped::NullPayload(schema) => {
-                let mut v = Vec::new();
+                s.value.clear();
                 if self.cfg.value_converter.schemas_enable {
-                    v.extend_from_slice(b"{\"schema\":");
-                    json::write_schema(&mut v, &schema);
-                    v.extend_from_slice(b",\"payload\":null}");
+                    s.value.extend_from_slice(b"{\"schema\":");
+                    json::write_schema(&mut s.value, &schema);
+                    s.value.extend_from_slice(b",\"payload\":null}");
                 } else {
-                    v.extend_from_slice(b"null");
+                    s.value.extend_from_slice(b"null");
                 }
-                out.push(Record {
-                    topic: codec.topic.clone(),
-                    key: key.clone(),
-                    value: Some(v),
-                    headers: headers.clone(),
-                });
+                Some(Some(()))
             }
             Unwrapped::Row(schema, value) => {
-                let mut v = Vec::with_capacity(codec.flat_prefix.len() + 256);
-                v.extend_from_slice(&codec.flat_prefix);
-                json::write_value(
-                    &mut v,
-                    &schema,
-                    &value,
-                    self.cfg.value_converter.replace_null_with_default,
-                );
+                s.value.clear();
+                s.value.extend_from_slice(&codec.flat_prefix);
+                let rnd = self.cfg.value_converter.replace_null_with_default;
+                json::write_value(&mut s.value, &schema, &value, rnd);
                 if !codec.flat_prefix.is_empty() {
-                    v.push(b'}');
+                    s.value.push(b'}');
                 }
-                out.push(Record {
-                    topic: codec.topic.clone(),
-                    key: key.clone(),
-                    value: Some(v),
-                    headers: headers.clone(),
-                });
+                Some(Some(()))
             }
+        };
+        let record = RecordRef {
+            topic: &codec.topic,
+            key: has_key.then_some(s.key.as_slice()),
+            value: None,
+            headers: Headers {
+                first: first.map(|name| (name, s.first.as_slice())),
+                fixed: &self.fixed_headers,
+                added: &s.added,
+            },
+        };
+        if let Some(v) = value {
+            out.record(RecordRef {
+                value: v.map(|()| s.value.as_slice()),
+                ..record
+            });
         }
         if ev.op == Op::Delete && self.cfg.tombstones_on_delete && u.keeps_tombstones() {
-            out.push(Record {
-                topic: codec.topic.clone(),
-                key,
-                value: None,
-                headers,
-            });
+            out.record(record);
         }
     }
 
@@ -506,131 +530,164 @@ impl Encoder {
         }
     }
 
-    fn key_bytes(&self, codec: &TableCodec, key: &[Value]) -> Vec<u8> {
-        let mut out = Vec::new();
+    fn key_bytes(&self, codec: &TableCodec, key: &[Value], out: &mut Vec<u8>) {
         if let Some(ks) = &codec.key_schema {
             json::write_value(
-                &mut out,
+                out,
                 ks,
                 &Value::Struct(key.to_vec()),
                 self.cfg.key_converter.replace_null_with_default,
             );
         }
-        out
     }
 
-    fn encode_key(&self, codec: &TableCodec, ev: &ChangeEvent) -> Option<Vec<u8>> {
+    /// Writes the record key of `ev` into `out`; false when it has none.
+    fn encode_key(&self, codec: &TableCodec, ev: &ChangeEvent, out: &mut Vec<u8>) -> bool {
+        out.clear();
         if ev.op == Op::Truncate {
-            return None;
+            return false;
         }
-        let ks = codec.key_schema.as_ref()?;
-        let row = ev.after.as_ref().or(ev.before.as_ref())?;
-        let mut out = Vec::with_capacity(codec.key_prefix.len() + 32);
+        let (Some(ks), Some(row)) = (&codec.key_schema, ev.after.as_ref().or(ev.before.as_ref()))
+        else {
+            return false;
+        };
         out.extend_from_slice(&codec.key_prefix);
         out.push(b'{');
-        for (n, (&i, f)) in ev.table.key.iter().zip(&ks.fields).enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            json::write_str(&mut out, &f.name);
-            out.push(b':');
-            json::write_value(
-                &mut out,
-                &f.schema,
-                &row[i],
-                self.cfg.key_converter.replace_null_with_default,
-            );
+        let rnd = self.cfg.key_converter.replace_null_with_default;
+        for ((&i, f), name) in ev.table.key.iter().zip(&ks.fields).zip(&codec.key_names) {
+            out.extend_from_slice(name);
+            json::write_value(out, &f.schema, &row[i], rnd);
         }
         out.push(b'}');
         if !codec.key_prefix.is_empty() {
             out.push(b'}');
         }
-        Some(out)
+        true
     }
 
-    fn write_row(&self, out: &mut Vec<u8>, table: &TableSchema, row: Option<&Vec<Value>>) {
+    fn write_row(&self, out: &mut Vec<u8>, codec: &TableCodec, row: Option<&Vec<Value>>) {
         let Some(row) = row else {
             out.extend_from_slice(b"null");
             return;
         };
         let rnd = self.cfg.value_converter.replace_null_with_default;
         out.push(b'{');
-        for (i, (f, v)) in table.fields.iter().zip(row).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            json::write_str(out, &f.name);
-            out.push(b':');
+        for ((f, v), name) in codec.table.fields.iter().zip(row).zip(&codec.row_names) {
+            out.extend_from_slice(name);
             json::write_value(out, &f.schema, v, rnd);
         }
         out.push(b'}');
     }
 
-    fn encode_value(&self, codec: &TableCodec, ev: &ChangeEvent, now: ProcessingTime) -> Vec<u8> {
-        let mut out = Vec::with_capacity(codec.value_prefix.len() + 512);
+    fn encode_value(
+        &self,
+        codec: &TableCodec,
+        ev: &ChangeEvent,
+        now: ProcessingTime,
+        out: &mut Vec<u8>,
+    ) {
+        out.clear();
         out.extend_from_slice(&codec.value_prefix);
         out.extend_from_slice(b"{\"before\":");
-        self.write_row(&mut out, &ev.table, ev.before.as_ref());
+        self.write_row(out, codec, ev.before.as_ref());
         out.extend_from_slice(b",\"after\":");
-        self.write_row(&mut out, &ev.table, ev.after.as_ref());
+        self.write_row(out, codec, ev.after.as_ref());
         out.extend_from_slice(b",\"source\":");
-        self.write_source(&mut out, codec, ev);
+        self.write_source(out, codec, ev);
         out.extend_from_slice(b",\"transaction\":null,\"op\":\"");
         out.extend_from_slice(ev.op.code().as_bytes());
-        out.extend_from_slice(b"\",\"ts_ms\":");
         let ns = now.nanos;
-        out.extend_from_slice(
-            format!(
-                "{},\"ts_us\":{},\"ts_ns\":{}",
-                ns / 1_000_000,
-                ns / 1_000,
-                ns
-            )
-            .as_bytes(),
-        );
+        out.extend_from_slice(b"\",\"ts_ms\":");
+        write_int(out, ns / 1_000_000);
+        out.extend_from_slice(b",\"ts_us\":");
+        write_int(out, ns / 1_000);
+        out.extend_from_slice(b",\"ts_ns\":");
+        write_int(out, ns);
         out.push(b'}');
         if !codec.value_prefix.is_empty() {
             out.push(b'}');
         }
-        out
     }
 
     fn write_source(&self, out: &mut Vec<u8>, codec: &TableCodec, ev: &ChangeEvent) {
         let s = &ev.source;
         let us = s.commit_time_us;
         out.extend_from_slice(&codec.source_head);
-        out.extend_from_slice(us.div_euclid(1000).to_string().as_bytes());
+        write_int(out, us.div_euclid(1000));
         out.extend_from_slice(b",\"snapshot\":\"");
         out.extend_from_slice(s.snapshot.as_str().as_bytes());
         out.push(b'"');
         out.extend_from_slice(&codec.source_db);
         out.extend_from_slice(b",\"sequence\":");
         match s.lsn {
+            // `["<last commit>","<lsn>"]` as a JSON string: digits need no escaping.
             Some(lsn) => {
-                let first = match s.last_commit_lsn {
-                    Some(c) => format!("\"{}\"", c.as_u64()),
-                    None => "null".to_string(),
-                };
-                let seq = format!("[{first},\"{}\"]", lsn.as_u64());
-                json::write_str(out, &seq);
+                out.extend_from_slice(b"\"[");
+                match s.last_commit_lsn {
+                    Some(c) => {
+                        out.extend_from_slice(b"\\\"");
+                        write_int(out, c.as_u64());
+                        out.extend_from_slice(b"\\\"");
+                    }
+                    None => out.extend_from_slice(b"null"),
+                }
+                out.extend_from_slice(b",\\\"");
+                write_int(out, lsn.as_u64());
+                out.extend_from_slice(b"\\\"]\"");
             }
             None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(format!(",\"ts_us\":{us},\"ts_ns\":{}", us * 1000).as_bytes());
+        out.extend_from_slice(b",\"ts_us\":");
+        write_int(out, us);
+        out.extend_from_slice(b",\"ts_ns\":");
+        write_int(out, us * 1000);
         out.extend_from_slice(&codec.source_table);
         // An incremental snapshot row has no transaction and no LSN of its own (its sequence
         // is the close signal's), as Debezium writes it.
         let incremental = s.snapshot == SnapshotMarker::Incremental;
         out.extend_from_slice(b",\"txId\":");
         match s.tx_id.filter(|_| !incremental) {
-            Some(t) => out.extend_from_slice(t.to_string().as_bytes()),
+            Some(t) => write_int(out, t),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"lsn\":");
         match s.lsn.filter(|_| !incremental) {
-            Some(l) => out.extend_from_slice(l.as_u64().to_string().as_bytes()),
+            Some(l) => write_int(out, l.as_u64()),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(b",\"xmin\":null,\"origin\":null,\"origin_lsn\":null}");
     }
+}
+
+/// Appends an integer in decimal.
+fn write_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// The buffers one event is encoded into, kept between events.
+#[derive(Debug, Default)]
+struct Scratch {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// The key-change header's value.
+    first: Vec<u8>,
+    /// The transform's added headers.
+    added: Vec<(String, Vec<u8>)>,
+}
+
+/// `"<name>":` for each field (`,"<name>":` after the first), escaped once.
+fn field_names(fields: &[Field]) -> Vec<Vec<u8>> {
+    fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let mut b = Vec::with_capacity(f.name.len() + 4);
+            if i > 0 {
+                b.push(b',');
+            }
+            json::write_str(&mut b, &f.name);
+            b.push(b':');
+            b
+        })
+        .collect()
 }

@@ -38,6 +38,10 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        if !NEEDS_ESCAPE[usize::from(b)] {
+            i += 1;
+            continue;
+        }
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -71,6 +75,18 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
+
+/// The bytes [`write_str`] cannot copy as they are: `"`, `\\`, control characters and the
+/// lead bytes of four-byte UTF-8 sequences.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b < 0x20 || b == b'"' as usize || b == b'\\' as usize || (b >= 0xf0 && b <= 0xf4);
+        b += 1;
+    }
+    t
+};
 
 /// `\uXXXX` with upper-case hex digits, as Jackson writes it.
 fn write_u_escape(out: &mut Vec<u8>, unit: u16) {

@@ -5,9 +5,11 @@
 //! Layout:
 //! - [`json`]: Connect schema/value ↔ JSON, printing numbers and strings as Jackson does.
 //! - [`envelope`]: [`envelope::Encoder`], change events → Kafka records.
+//! - [`out`]: [`out::RecordOut`], where the encoder hands each record, borrowed.
 //! - [`unwrap`]: the `ExtractNewRecordState` transform.
 //! - [`record`]: the serialized record every destination accepts.
 
 pub mod envelope;
 pub mod json;
+pub mod out;
 pub mod unwrap;

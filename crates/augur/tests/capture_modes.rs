@@ -682,3 +682,68 @@ fn schema_changes_mid_stream_take_effect_from_the_next_event() {
     );
     assert!(cap.stop().0.success());
 }
+
+/// A reader that goes away mid-stream: augur stops with a clear error instead of losing what
+/// it could not write, and the next run delivers every row from where the reader stopped (the
+/// slot only moves past what was written and flushed).
+#[test]
+fn a_reader_that_closes_stdout_stops_capture_and_loses_nothing() {
+    const ROWS: i64 = 4000;
+    let pg = TestPg::start();
+    let db = pg.database();
+    pg.sql(&db, "CREATE TABLE t (id int PRIMARY KEY, pad text)");
+    let p = props(&db, &[("snapshot.mode", "no_data")]);
+    let mut cap = Capture::start_reading(&p, &["--stdout"], 300);
+    cap.wait_stderr("streaming changes", T);
+    for from in (1..=ROWS).step_by(500) {
+        pg.sql(
+            &db,
+            &format!(
+                "INSERT INTO t SELECT g, repeat('x', 1000) FROM generate_series({from}, {}) g",
+                from + 499
+            ),
+        );
+    }
+    let first: Vec<i64> = cap
+        .wait_lines(300, T)
+        .iter()
+        .map(|v| v["value"]["payload"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    let (status, stderr) = cap.wait_exit(Duration::from_secs(60));
+    assert!(
+        !status.success(),
+        "augur must fail when stdout closes:\n{stderr}"
+    );
+    assert!(stderr.contains("cannot write to stdout"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(first, (1..=300).collect::<Vec<_>>());
+
+    let again = Capture::start(&p, &["--stdout"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ids = loop {
+        let ids: Vec<i64> = again.lines().iter().map(|l| after_id(l)).collect();
+        if ids.last() == Some(&ROWS) || Instant::now() > deadline {
+            break ids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let resumed_at = ids.first().copied().unwrap_or(i64::MAX);
+    assert!(
+        resumed_at <= 301,
+        "rows after the reader's last were skipped: resumed at {resumed_at}"
+    );
+    assert_eq!(
+        ids,
+        (resumed_at..=ROWS).collect::<Vec<_>>(),
+        "{}",
+        again.stderr()
+    );
+    assert!(again.stop().0.success());
+}
+
+fn after_id(line: &str) -> i64 {
+    let v: Value = serde_json::from_str(line).expect("JSON line");
+    v["value"]["payload"]["after"]["id"]
+        .as_i64()
+        .expect("an insert")
+}

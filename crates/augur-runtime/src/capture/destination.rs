@@ -10,7 +10,6 @@ use augur_core::record::Record;
 use augur_core::{Error, ErrorKind};
 use augur_debezium::envelope::{Encoder, ProcessingTime};
 use augur_kafka::producer::{Producer, ProducerSettings};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 /// Which destination, and how to reach it.
@@ -129,22 +128,7 @@ impl Destination {
         let mut written = 0u64;
         let once = matches!(self, Destination::KafkaOnce(_));
         match self {
-            Destination::Stdout => {
-                let mut out = tokio::io::BufWriter::with_capacity(1 << 16, tokio::io::stdout());
-                let mut line = Vec::with_capacity(4096);
-                while let Some(batch) = rx.recv().await {
-                    encode(&mut encoder, &batch, heartbeats, &mut records);
-                    for r in records.drain(..) {
-                        line.clear();
-                        json_line(&r, &mut line);
-                        out.write_all(&line).await.map_err(stdout_error)?;
-                        written += 1;
-                    }
-                    out.flush().await.map_err(stdout_error)?;
-                    batch.ack.ack();
-                }
-                Ok(written)
-            }
+            Destination::Stdout => super::stdout::run(encoder, rx, heartbeats).await,
             Destination::Kafka(producer) | Destination::KafkaOnce(producer) => {
                 let mut produced = once.then(Produced::default);
                 let slots = Arc::new(Semaphore::new(MAX_IN_FLIGHT_BATCHES));
@@ -201,10 +185,6 @@ impl Destination {
     }
 }
 
-fn stdout_error(e: std::io::Error) -> Error {
-    Error::new(ErrorKind::Destination, "cannot write to stdout").with_source(e)
-}
-
 fn encode(encoder: &mut Encoder, batch: &ChangeBatch, heartbeats: bool, out: &mut Vec<Record>) {
     let now = ProcessingTime::now();
     for ev in &batch.events {
@@ -253,33 +233,4 @@ async fn encode_once(
         produced.skipped = 0;
     }
     Ok(())
-}
-
-/// One record as a JSON line: `{"topic":…,"key":…,"value":…}` (+ `"headers"` when present).
-pub fn json_line(r: &Record, out: &mut Vec<u8>) {
-    out.extend_from_slice(b"{\"topic\":");
-    augur_debezium::json::write_str(out, &r.topic);
-    out.extend_from_slice(b",\"key\":");
-    match &r.key {
-        Some(k) if !k.is_empty() => out.extend_from_slice(k),
-        _ => out.extend_from_slice(b"null"),
-    }
-    out.extend_from_slice(b",\"value\":");
-    match &r.value {
-        Some(v) => out.extend_from_slice(v),
-        None => out.extend_from_slice(b"null"),
-    }
-    if !r.headers.is_empty() {
-        out.extend_from_slice(b",\"headers\":{");
-        for (i, (k, v)) in r.headers.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            augur_debezium::json::write_str(out, k);
-            out.push(b':');
-            augur_debezium::json::write_str(out, &String::from_utf8_lossy(v));
-        }
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"}\n");
 }

@@ -8,6 +8,7 @@
 mod columns;
 pub mod config;
 pub mod destination;
+mod stdout;
 
 use std::path::PathBuf;
 use std::sync::Arc;

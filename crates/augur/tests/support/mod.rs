@@ -68,6 +68,11 @@ pub struct Capture {
 impl Capture {
     /// Starts `augur capture` with `props` (as `--set`) plus `extra` arguments.
     pub fn start(props: &[(String, String)], extra: &[&str]) -> Capture {
+        Capture::start_reading(props, extra, usize::MAX)
+    }
+
+    /// [`Capture::start`] with a reader that closes augur's stdout after `limit` lines.
+    pub fn start_reading(props: &[(String, String)], extra: &[&str], limit: usize) -> Capture {
         let mut cmd = augur();
         cmd.arg("capture");
         for (k, v) in props {
@@ -87,7 +92,7 @@ impl Capture {
         let out = child.stdout.take().unwrap();
         let l2 = lines.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
+            for line in BufReader::new(out).lines().take(limit) {
                 match line {
                     Ok(l) => l2.lock().unwrap().push(l),
                     Err(_) => break,
