@@ -12,8 +12,13 @@ pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Builds `target/release/augur` (quietly; a no-op when fresh) and returns its path.
+/// Builds `target/release/augur` (quietly; a no-op when fresh) and returns its path, or
+/// returns `$AUGUR_BENCH_BIN` when set.
 pub(crate) fn build_augur() -> anyhow::Result<PathBuf> {
+    // Another build (an older commit's, for a side-by-side round) instead of this tree's.
+    if let Some(bin) = std::env::var_os("AUGUR_BENCH_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let root = repo_root();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
