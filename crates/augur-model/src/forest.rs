@@ -6,7 +6,7 @@
 //! whatever order the file had). A step down a tree is then `left + (x >= threshold)`, with no
 //! branch. A leaf points at itself and has a NaN threshold, so any further step stays on it:
 //! walking a tree is a fixed number of steps (its depth) followed by one read of the leaf
-//! value. The single-row path walks four trees side by side; the batch path walks blocks of 64
+//! value. The single-row path walks eight trees side by side; the batch path walks blocks of 64
 //! rows through one tree at a time, which keeps the tree in cache. Either way the walks are
 //! independent, so the CPU overlaps their memory loads.
 //!
@@ -23,7 +23,7 @@ use crate::error::ModelError;
 const BLOCK: usize = 64;
 
 /// Trees walked side by side in the single-row path.
-const GROUP: usize = 4;
+const GROUP: usize = 8;
 
 /// One node of the flat array (see the module docs for the encoding).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -84,7 +84,7 @@ pub use explain::{Contribution, ExplainError, Explanation};
 pub use features::{FeatureSpec, FieldType, InputField, PipelineSpec, Value};
 pub use gbdt::TrainParams;
 pub use interval::PriceInterval;
-pub use model::{Model, ModelMeta, ModelSource};
+pub use model::{JsonScalar, Model, ModelMeta, ModelSource};
 pub use promotion::{PromotionPolicy, Refusal};
 pub use store::{ModelStore, ModelSummary, SHIPPED_MODEL, load_shipped, shipped_models_dir};
 pub use train::{CvReport, Metrics, TrainConfig};

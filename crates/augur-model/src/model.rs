@@ -406,24 +406,31 @@ impl Model {
                     .find(|(k, _)| k.eq_ignore_ascii_case(&field.name))
                     .map(|(_, v)| v)
             });
-            let wrong = |got| FieldError {
-                field: field.name.clone(),
-                problem: FieldProblem::WrongType {
-                    expected: match field.kind {
-                        crate::features::FieldType::Numeric => "a number",
-                        crate::features::FieldType::Categorical => "a string",
-                    },
-                    got,
-                },
-            };
-            out.push(match v {
-                None | Some(serde_json::Value::Null) => Value::Missing,
-                Some(serde_json::Value::Number(n)) => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-                Some(serde_json::Value::String(s)) => Value::Text(s),
-                Some(serde_json::Value::Bool(_)) => return Err(wrong("a boolean")),
-                Some(serde_json::Value::Array(_)) => return Err(wrong("an array")),
-                Some(serde_json::Value::Object(_)) => return Err(wrong("an object")),
-            });
+            out.push(field_value(field, v.map(JsonScalar::of))?);
+        }
+        Ok(())
+    }
+
+    /// As [`Model::values_from_json`], for an object already split into its keys and scalar
+    /// values, in the order they came. The keys must be distinct (a JSON object parsed into a
+    /// map keeps only the last of equal keys; this reader cannot know which one that is).
+    pub fn values_from_pairs<'a>(
+        &self,
+        pairs: &[(&'a str, JsonScalar<'a>)],
+        out: &mut Vec<Value<'a>>,
+    ) -> Result<(), FieldError> {
+        out.clear();
+        for field in self.input_fields() {
+            let v = pairs
+                .iter()
+                .find(|(k, _)| *k == field.name)
+                .or_else(|| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&field.name))
+                })
+                .map(|&(_, v)| v);
+            out.push(field_value(field, v)?);
         }
         Ok(())
     }
@@ -496,4 +503,57 @@ pub(crate) fn check_name(name: &str) -> Result<(), ModelError> {
         return invalid("names start with a letter or digit");
     }
     Ok(())
+}
+
+/// One JSON value as the input readers see it: scalars as they are, containers by kind only.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JsonScalar<'a> {
+    /// `null`.
+    Null,
+    /// A number.
+    Number(f64),
+    /// A string.
+    Text(&'a str),
+    /// `true` or `false`.
+    Bool,
+    /// An array.
+    Array,
+    /// An object.
+    Object,
+}
+
+impl<'a> JsonScalar<'a> {
+    /// The scalar view of a parsed JSON value.
+    pub fn of(v: &'a serde_json::Value) -> JsonScalar<'a> {
+        match v {
+            serde_json::Value::Null => JsonScalar::Null,
+            serde_json::Value::Number(n) => JsonScalar::Number(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::String(s) => JsonScalar::Text(s),
+            serde_json::Value::Bool(_) => JsonScalar::Bool,
+            serde_json::Value::Array(_) => JsonScalar::Array,
+            serde_json::Value::Object(_) => JsonScalar::Object,
+        }
+    }
+}
+
+/// The input value of `field` from its JSON value (`None`: the key is absent).
+fn field_value<'a>(field: &InputField, v: Option<JsonScalar<'a>>) -> Result<Value<'a>, FieldError> {
+    let wrong = |got| FieldError {
+        field: field.name.clone(),
+        problem: FieldProblem::WrongType {
+            expected: match field.kind {
+                crate::features::FieldType::Numeric => "a number",
+                crate::features::FieldType::Categorical => "a string",
+            },
+            got,
+        },
+    };
+    match v {
+        None | Some(JsonScalar::Null) => Ok(Value::Missing),
+        Some(JsonScalar::Number(n)) => Ok(Value::Number(n)),
+        Some(JsonScalar::Text(s)) => Ok(Value::Text(s)),
+        Some(JsonScalar::Bool) => Err(wrong("a boolean")),
+        Some(JsonScalar::Array) => Err(wrong("an array")),
+        Some(JsonScalar::Object) => Err(wrong("an object")),
+    }
 }

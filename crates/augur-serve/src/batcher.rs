@@ -1,6 +1,6 @@
-//! The adaptive micro-batcher: every prediction request is queued for one dedicated inference
-//! thread, which scores the queued rows together in one model call. No inference ever runs on
-//! the async runtime.
+//! The adaptive micro-batcher: prediction requests that overlap are queued for one dedicated
+//! inference thread, which scores the queued rows together in one model call; a small request
+//! that finds the thread idle is scored where it is (the fast path below).
 //!
 //! # How batches form
 //!
@@ -22,12 +22,17 @@
 //!
 //! # The fast path
 //!
-//! When nothing is queued or being scored and no other handler is about to queue, a request of
-//! fewer than [`SMALL_BATCH`] rows is scored on its handler's task, with the same single-row evaluator the thread would use: a few
-//! microseconds per row, less than the hand-off to the inference thread and back (two thread
-//! wake-ups) that it saves. As soon as requests overlap, they queue and batch as above. This is the adaptive part — the batch size follows the arrival rate, like
-//! BentoML's CORK dispatcher, without a fixed wait. Request order inside a batch does not
-//! matter: each request gets its own rows' results.
+//! When nothing is queued for or being scored by the inference thread, a request of fewer than
+//! [`SMALL_BATCH`] rows is scored on its handler's task, with the same single-row evaluator the
+//! thread would use: a few microseconds per row — bounded by the row limit, about as long as
+//! one system call — and less than the hand-off to the inference thread and back (two thread
+//! wake-ups) that it saves. Handlers that overlap on the runtime's workers each take the fast
+//! path too: measured on two cores, queueing them for a shared batch cost more in wake-ups than
+//! the block evaluator saved (`docs/performance.md`, "The model server"). Requests queue, and
+//! batch as above, when they are larger or when the thread is already busy. This is the
+//! adaptive part — the batch size follows the arrival rate, like BentoML's CORK dispatcher,
+//! without a fixed wait. Request order inside a batch does not matter: each request gets its
+//! own rows' results.
 //!
 //! # Bounds
 //!
@@ -38,7 +43,6 @@
 //! already waited too long is not scored at all) and when it ends (one scored too late is
 //! answered `503`), so no per-request timer is armed on the async runtime.
 
-use std::borrow::Borrow;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -46,14 +50,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use augur_model::FieldError;
+use augur_model::{FieldError, Model};
 use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiErrorKind};
 use crate::metrics::ServeMetrics;
 use crate::slot::Served;
 
-/// Below this many rows a batch is scored row by row: the single-row evaluator (four trees
+/// Below this many rows a batch is scored row by row: the single-row evaluator (eight trees
 /// side by side) beats the 64-row block evaluator on tiny batches, and both give the same
 /// numbers bit for bit.
 const SMALL_BATCH: usize = 8;
@@ -197,12 +201,11 @@ impl Batcher {
         rows: Vec<Row>,
         incoming: IncomingGuard,
     ) -> Result<RowResults, ApiError> {
-        // Alone: nothing queued or scoring, and no other handler about to queue.
-        let alone =
-            self.busy.load(Ordering::Acquire) == 0 && self.incoming.load(Ordering::Acquire) <= 1;
-        if rows.len() < SMALL_BATCH && alone {
+        if self.fast_path(rows.len()) {
             drop(incoming);
-            return self.score_here(&served, &rows);
+            return self.score_here(&served, rows.len(), |model| {
+                rows.iter().map(|r| model.predict_json(r)).collect()
+            });
         }
         let (reply, answer) = oneshot::channel();
         let job = Job {
@@ -262,10 +265,22 @@ impl Batcher {
         }
     }
 
-    /// The fast path: scores a small request on the calling task (see the module docs).
-    fn score_here(&self, served: &Served, rows: &[Row]) -> Result<RowResults, ApiError> {
+    /// Whether a request of `rows` rows takes the fast path: fewer than [`SMALL_BATCH`] rows,
+    /// and nothing queued for or being scored by the inference thread (see the module docs).
+    pub(crate) fn fast_path(&self, rows: usize) -> bool {
+        rows < SMALL_BATCH && self.busy.load(Ordering::Acquire) == 0
+    }
+
+    /// The fast path: scores a small request of `rows` rows on the calling task with
+    /// `predict` (see the module docs). Call it only when [`Batcher::fast_path`] says so.
+    pub(crate) fn score_here(
+        &self,
+        served: &Served,
+        rows: usize,
+        predict: impl FnOnce(&Model) -> RowResults,
+    ) -> Result<RowResults, ApiError> {
         self.metrics.queue_wait.observe(0.0);
-        score(&self.metrics, served, rows).0.map_err(|_| {
+        score(&self.metrics, served, rows, predict).0.map_err(|_| {
             ApiError::new(
                 ApiErrorKind::Internal,
                 "the model failed on this batch; see the server log",
@@ -286,38 +301,35 @@ impl Batcher {
     }
 }
 
-/// Scores `rows` with `served`'s model in one call (the single-row evaluator below
-/// [`SMALL_BATCH`] rows), records the batch's size and time, and returns the results — `Err`
-/// if the model panicked (logged) — and the time taken.
-fn score<R: Borrow<Row>>(
+/// Scores `rows` rows with `served`'s model through `predict` (one model call), records the
+/// batch's size and time, and returns the results — `Err` if the model panicked (logged) — and
+/// the time taken.
+fn score(
     metrics: &ServeMetrics,
     served: &Served,
-    rows: &[R],
+    rows: usize,
+    predict: impl FnOnce(&Model) -> RowResults,
 ) -> (Result<RowResults, ()>, Duration) {
     let started = Instant::now();
-    let model = served.model();
-    let results = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        if rows.len() < SMALL_BATCH {
-            rows.iter()
-                .map(|r| model.predict_json(r.borrow()))
-                .collect()
-        } else {
-            let refs: Vec<&Row> = rows.iter().map(Borrow::borrow).collect();
-            model.predict_json_batch(&refs)
-        }
-    }));
+    let results = std::panic::catch_unwind(AssertUnwindSafe(|| predict(served.model())));
     let took = started.elapsed();
-    let tag = [served.tag()];
-    metrics.batch_size.with(&tag).observe(rows.len() as f64);
-    metrics.inference.with(&tag).observe(took.as_secs_f64());
+    let handles = metrics.model(served);
+    handles.batch_size.observe(rows as f64);
+    handles.inference.observe(took.as_secs_f64());
     if results.is_err() {
-        tracing::error!(
-            model = served.tag(),
-            rows = rows.len(),
-            "model call panicked"
-        );
+        tracing::error!(model = served.tag(), rows, "model call panicked");
     }
     (results.map_err(|_| ()), took)
+}
+
+/// Scores `rows` in one model call: the single-row evaluator below [`SMALL_BATCH`] rows, the
+/// block evaluator from there.
+fn predict_rows(model: &Model, rows: &[&Row]) -> RowResults {
+    if rows.len() < SMALL_BATCH {
+        rows.iter().map(|r| model.predict_json(r)).collect()
+    } else {
+        model.predict_json_batch(rows)
+    }
 }
 
 /// Adds `job` to `batch` if its rows fit under `max`; otherwise keeps it in `carry` for the
@@ -479,7 +491,9 @@ impl Worker {
     /// One model call for requests admitted with the same model version.
     fn predict_group(&mut self, served: &Served, group: Vec<Job>) {
         let rows: Vec<&Row> = group.iter().flat_map(|j| j.rows.iter()).collect();
-        let (results, took) = score(&self.metrics, served, &rows);
+        let (results, took) = score(&self.metrics, served, rows.len(), |model| {
+            predict_rows(model, &rows)
+        });
         self.cost = (self.cost * 4 + took) / 5;
         match results {
             Ok(results) => {

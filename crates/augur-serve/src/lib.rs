@@ -1,7 +1,8 @@
 //! augur's model server: the price model over HTTP, compatible with the original BentoML
 //! service (`POST /predict`) and with the Open Inference Protocol v2 and KServe v1, with
 //! adaptive micro-batching, Prometheus metrics, health probes, OpenAPI docs and hot model
-//! promotion. axum on tokio; inference runs on its own thread, never on the async runtime.
+//! promotion. axum on tokio; batches run on an inference thread of their own, and a small
+//! request that finds it idle is scored in place (the `batcher` module).
 //!
 //! # Running one
 //!

@@ -2,7 +2,11 @@
 //! and the handles the server updates. Registered once per [`crate::Server`] on its
 //! [`Registry`], which `GET /metrics` renders.
 
+use std::sync::{Arc, OnceLock};
+
 use augur_metrics::{Buckets, Counter, Family, Gauge, Histogram, Registry};
+
+use crate::slot::Served;
 
 /// Gauge, label `endpoint`: requests being handled right now.
 pub const REQUEST_IN_PROGRESS: &str = "augur_service_request_in_progress";
@@ -53,6 +57,38 @@ pub struct ServeMetrics {
     pub(crate) model_info: Family<Gauge>,
     /// [`PROMOTIONS_TOTAL`].
     pub(crate) promotions: Counter,
+    /// The request series of the prediction routes, looked up once (see [`HOT_ROUTES`]).
+    hot: Arc<[OnceLock<RouteHandles>; HOT_ROUTES.len()]>,
+}
+
+/// The routes whose request series are kept at hand rather than looked up by label on every
+/// request: the prediction endpoints, where that lookup (a key built and hashed, a lock taken)
+/// was a measurable share of a request's time.
+const HOT_ROUTES: [&str; 4] = [
+    "/predict",
+    "/v2/models/{name}/infer",
+    "/v2/models/{name}/versions/{version}/infer",
+    "/v1/models/{target}",
+];
+
+/// One route's request series: in progress, and answered `200`.
+#[derive(Debug)]
+pub(crate) struct RouteHandles {
+    /// [`REQUEST_IN_PROGRESS`] of the route.
+    pub(crate) in_progress: Gauge,
+    /// [`REQUEST_TOTAL`] of the route with code `200`.
+    pub(crate) ok: Counter,
+    /// [`REQUEST_DURATION`] of the route with code `200`.
+    pub(crate) ok_duration: Histogram,
+}
+
+/// One served model's batcher series.
+#[derive(Debug)]
+pub(crate) struct ModelHandles {
+    /// [`ADAPTIVE_BATCH_SIZE`] of the model.
+    pub(crate) batch_size: Histogram,
+    /// [`INFERENCE_DURATION`] of the model.
+    pub(crate) inference: Histogram,
 }
 
 impl ServeMetrics {
@@ -115,7 +151,29 @@ impl ServeMetrics {
                 PROMOTIONS_TOTAL,
                 "Model versions promoted since the server started.",
             ),
+            hot: Arc::new(Default::default()),
         }
+    }
+
+    /// The request series of `endpoint` (a route template) when it is a prediction route.
+    pub(crate) fn hot_route(&self, endpoint: &str) -> Option<&RouteHandles> {
+        let i = HOT_ROUTES.iter().position(|r| *r == endpoint)?;
+        Some(self.hot[i].get_or_init(|| RouteHandles {
+            in_progress: self.in_progress.with(&[endpoint]),
+            ok: self.requests.with(&[endpoint, "200"]),
+            ok_duration: self.duration.with(&[endpoint, "200"]),
+        }))
+    }
+
+    /// `served`'s batcher series (looked up on first use, then kept with the model).
+    pub(crate) fn model<'a>(&self, served: &'a Served) -> &'a ModelHandles {
+        served.metrics.get_or_init(|| {
+            let tag = [served.tag()];
+            ModelHandles {
+                batch_size: self.batch_size.with(&tag),
+                inference: self.inference.with(&tag),
+            }
+        })
     }
 
     /// The registry.

@@ -7,7 +7,7 @@
 //! when its last request is done.
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use augur_core::{Error, ErrorKind};
@@ -120,6 +120,8 @@ pub struct Served {
     output: String,
     /// When it was put in the slot.
     since: SystemTime,
+    /// Its batcher series, once the server has looked them up.
+    pub(crate) metrics: OnceLock<crate::metrics::ModelHandles>,
 }
 
 impl Served {
@@ -136,6 +138,7 @@ impl Served {
             header,
             output,
             since: SystemTime::now(),
+            metrics: OnceLock::new(),
         }
     }
 

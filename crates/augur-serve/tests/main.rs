@@ -9,5 +9,6 @@ mod batching;
 mod endpoints;
 mod errors;
 mod explain;
+mod fast_path;
 mod promotion;
 mod shutdown;

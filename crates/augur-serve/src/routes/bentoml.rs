@@ -22,7 +22,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::explain::{explain_rows, explained_json, priced_json, query_flag};
-use super::{AppState, infer, json_response, object_row, parse_json, predictions, read_body};
+use super::{AppState, flat, infer, json_response, object_row, parse_json, predictions, read_body};
 use crate::error::ApiError;
 use crate::slot::Served;
 
@@ -42,6 +42,9 @@ pub(crate) async fn predict(
         state.config.limits.body_timeout,
     )
     .await?;
+    if !explain && let Some(answer) = predict_flat(&state, &served, &bytes, range) {
+        return answer;
+    }
     let value = unwrap_parameter(parse_json(&bytes)?, &served);
     let (rows, batch) = match value {
         Value::Array(items) => (
@@ -76,6 +79,48 @@ pub(crate) async fn predict(
     }
     .expect("JSON values serialize");
     Ok(json_response(&served, body))
+}
+
+/// The fast path: a body of flat objects ([`flat`]), small enough to score here while the
+/// inference thread is idle, is answered without building `serde_json` values; `None` sends
+/// the request down the general path. The answer is the same either way.
+fn predict_flat(
+    state: &AppState,
+    served: &Served,
+    bytes: &[u8],
+    range: bool,
+) -> Option<Result<Response, ApiError>> {
+    let body = flat::parse(bytes)?;
+    let (rows, batch) = body.rows();
+    if !state.batcher.fast_path(rows.len()) {
+        return None;
+    }
+    let scored = state.batcher.score_here(served, rows.len(), |model| {
+        let mut values = Vec::with_capacity(model.input_fields().len());
+        rows.iter()
+            .map(|pairs| {
+                model.values_from_pairs(pairs, &mut values)?;
+                model.predict_row(&values)
+            })
+            .collect()
+    });
+    let answer = scored.and_then(|results| predictions(results, batch));
+    Some(answer.map(|prices| {
+        let body = match (range, batch) {
+            (true, _) => {
+                let answers: Vec<Value> = prices.iter().map(|&p| priced_json(served, p)).collect();
+                if batch {
+                    serde_json::to_vec(&answers)
+                } else {
+                    serde_json::to_vec(&answers[0])
+                }
+            }
+            (false, true) => serde_json::to_vec(&prices),
+            (false, false) => serde_json::to_vec(&prices[0]),
+        }
+        .expect("JSON values serialize");
+        json_response(served, body)
+    }))
 }
 
 /// Unwraps `{"<parameter>": <object or array>}` when the one key is not a model field.

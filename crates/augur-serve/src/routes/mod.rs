@@ -33,6 +33,7 @@ pub(crate) mod admin;
 pub(crate) mod bentoml;
 pub(crate) mod docs;
 pub(crate) mod explain;
+pub(crate) mod flat;
 pub(crate) mod health;
 pub(crate) mod kserve;
 pub(crate) mod oip;
@@ -146,17 +147,28 @@ async fn track(State(state): State<Arc<AppState>>, req: Request, next: Next) -> 
     let endpoint = req.extensions().get::<MatchedPath>().cloned();
     let endpoint = endpoint.as_ref().map_or("unmatched", |m| m.as_str());
     let m = &state.metrics;
-    let gauge = m.in_progress.with(&[endpoint]);
+    let hot = m.hot_route(endpoint);
+    let gauge = hot.map_or_else(
+        || m.in_progress.with(&[endpoint]),
+        |h| h.in_progress.clone(),
+    );
     gauge.inc();
     let _in_progress = InProgress(gauge);
     let started = Instant::now();
     let resp = next.run(req).await;
+    let took = started.elapsed().as_secs_f64();
     let code = resp.status();
-    let labels = [endpoint, code.as_str()];
-    m.requests.with(&labels).inc();
-    m.duration
-        .with(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    match hot {
+        Some(h) if code == StatusCode::OK => {
+            h.ok.inc();
+            h.ok_duration.observe(took);
+        }
+        _ => {
+            let labels = [endpoint, code.as_str()];
+            m.requests.with(&labels).inc();
+            m.duration.with(&labels).observe(took);
+        }
+    }
     resp
 }
 
@@ -187,9 +199,20 @@ pub(crate) async fn read_body(
     if body.size_hint().lower() > drain_cap {
         return Err(too_large());
     }
-    let collected = tokio::time::timeout(timeout, collect(body, limit, drain_cap))
-        .await
-        .map_err(|_| slow())?;
+    // A small body has usually arrived with the request head: try once before arming the
+    // timer, which costs a registration with the runtime's timer wheel.
+    let collecting = collect(body, limit, drain_cap);
+    tokio::pin!(collecting);
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(std::future::Future::poll(collecting.as_mut(), cx))
+    })
+    .await;
+    let collected = match first {
+        std::task::Poll::Ready(c) => c,
+        std::task::Poll::Pending => tokio::time::timeout(timeout, collecting)
+            .await
+            .map_err(|_| slow())?,
+    };
     match collected? {
         Some(bytes) => Ok(bytes),
         None => Err(too_large()),
