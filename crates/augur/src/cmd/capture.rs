@@ -116,10 +116,10 @@ pub(crate) fn run(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         _ => DestinationConfig::Stdout,
     };
     let rt = runtime::tokio()?;
-    let result = rt.block_on(async {
+    let result = rt.block_on(runtime::on_workers(async move {
         let shutdown = runtime::signals();
         augur_runtime::capture::run(cfg, destination, shutdown).await
-    });
+    }));
     Ok(match result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => runtime::report(&e),

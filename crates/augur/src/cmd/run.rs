@@ -106,7 +106,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let offsets_path = offsets_path(&args, &cfg);
     let rt = runtime::tokio()?;
-    let result = rt.block_on(async move {
+    let result = rt.block_on(runtime::on_workers(async move {
         let shutdown = runtime::signals();
         let offsets = Arc::new(FileOffsetStore::new(offsets_path));
         if let Some(bootstrap) = cfg.kafka.clone() {
@@ -115,7 +115,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let registry = augur_metrics::Registry::new();
         augur_metrics::process::register(&registry);
         augur_runtime::pipeline::run(cfg, offsets, registry, Default::default(), shutdown).await
-    });
+    }));
     Ok(match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => runtime::report(&e),

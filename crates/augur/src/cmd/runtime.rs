@@ -12,6 +12,20 @@ pub(crate) fn tokio() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// Runs `work` as a task on the runtime's workers rather than on the thread that blocks on it:
+/// a task the workers run is woken by its sibling tasks through the workers' own queues,
+/// whereas the blocking thread has to be unparked (a futex call) every time. A panic in `work`
+/// is resumed on the caller.
+pub(crate) async fn on_workers<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    match tokio::spawn(work).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("the main task was cancelled: {e}"),
+    }
+}
+
 /// A shutdown signal fired by SIGINT or SIGTERM; a second signal exits at once.
 pub(crate) fn signals() -> Shutdown {
     let (trigger, listener) = shutdown::channel();
