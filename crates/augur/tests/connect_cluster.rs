@@ -213,13 +213,7 @@ fn load(pg: &TestPg, db: &TestDb, n: usize, pause: Duration) {
         .collect();
     let rows: Vec<String> = all.iter().cycle().take(n).cloned().collect();
     for chunk in rows.chunks(100) {
-        pg.sql(
-            db,
-            &format!(
-                "INSERT INTO car_data (model, year, price, transmission, mileage, fuelType, tax, mpg, engineSize) VALUES {}",
-                chunk.join(", ")
-            ),
-        );
+        augur_testkit::cars::insert_listings(pg, db, chunk);
         std::thread::sleep(pause);
     }
 }
