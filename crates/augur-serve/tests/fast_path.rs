@@ -142,3 +142,12 @@ fn both_paths_answer_every_body_alike() {
     }
     assert!(ok > 40 && bad > 40, "{ok} answered, {bad} refused");
 }
+
+#[test]
+fn an_empty_array_makes_no_model_call() {
+    let s = TestServer::start(config(), ModelSource::Loaded(shipped()));
+    let r = post(s.addr, "/predict", "[]");
+    assert_eq!((r.status, r.text().as_str()), (200, "[]"));
+    let calls = s.metric("augur_service_adaptive_batch_size_count{model=\"ford-price:1\"}");
+    assert_eq!(calls, 0.0);
+}

@@ -92,6 +92,10 @@ fn predict_flat(
 ) -> Option<Result<Response, ApiError>> {
     let body = flat::parse(bytes)?;
     let (rows, batch) = body.rows();
+    if rows.is_empty() {
+        // `[]`: no model call (and none counted), as on the general path.
+        return Some(Ok(json_response(served, b"[]".to_vec())));
+    }
     if !state.batcher.fast_path(rows.len()) {
         return None;
     }
