@@ -1,6 +1,7 @@
 //! The embedded pipeline's last stage: one transaction per batch, transient failures retried,
 //! and the batch's ack only after its commit — the one thing that flows back to the source.
 
+use augur_core::ack::AckToken;
 use augur_core::shutdown::Shutdown;
 use augur_core::{Backoff, Error};
 use augur_postgres::sink::{Batch, Rejected};
@@ -31,8 +32,8 @@ impl<D: Destination> SinkStage<D> {
         while let Some(b) = rx.recv().await {
             let rejected = self.write(&b).await?;
             let done = now_us();
-            let SinkBatch { t, commits, ack } = b;
-            ack.ack();
+            let SinkBatch { t, commits, acks } = b;
+            acks.into_iter().for_each(AckToken::ack);
             self.committed.send_modify(|n| *n += 1);
             self.record(t, &commits, &rejected, done);
         }
@@ -166,7 +167,7 @@ mod tests {
             tx.send(SinkBatch {
                 t: Transformed::default(),
                 commits: Vec::new(),
-                ack,
+                acks: vec![ack],
             })
             .await
             .unwrap();
