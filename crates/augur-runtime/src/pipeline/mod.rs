@@ -699,7 +699,7 @@ mod tests {
             let (result, rows, durable) = compose_run(12, 2, Some(3)).await;
             let e = result.unwrap_err();
             assert_eq!(e.to_string(), "the table is gone");
-            assert!(durable >= 2 && durable < 12, "{durable}");
+            assert!((2..12).contains(&durable), "{durable}");
             assert_eq!(
                 rows.len() as u64,
                 2 * durable,
