@@ -54,7 +54,7 @@ fn insert_rows(from: u64, n: u64) -> String {
 
 /// A running `augur capture` whose stdout lines are counted (and, for the latency test,
 /// timestamped by row id).
-struct Augur {
+pub(crate) struct Augur {
     child: Child,
     lines: Arc<AtomicU64>,
     arrivals: Arrivals,
@@ -62,7 +62,7 @@ struct Augur {
 }
 
 impl Augur {
-    fn start(bin: &Path, props: &Path) -> anyhow::Result<Augur> {
+    pub(crate) fn start(bin: &Path, props: &Path) -> anyhow::Result<Augur> {
         let mut child = Command::new(bin)
             .args(["capture", "--stdout", "--config"])
             .arg(props)
@@ -116,7 +116,7 @@ impl Augur {
         })
     }
 
-    fn wait_streaming(&self) -> anyhow::Result<()> {
+    pub(crate) fn wait_streaming(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         while !self.stderr.lock().unwrap().contains("streaming changes") {
             if Instant::now() > deadline {
@@ -130,7 +130,7 @@ impl Augur {
         Ok(())
     }
 
-    fn wait_lines(&self, n: u64, timeout: Duration) -> anyhow::Result<Instant> {
+    pub(crate) fn wait_lines(&self, n: u64, timeout: Duration) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + timeout;
         while self.lines.load(Ordering::Relaxed) < n {
             if Instant::now() > deadline {
@@ -160,7 +160,7 @@ impl Augur {
             .map_or(0.0, |kb| kb / 1024.0)
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);
         }

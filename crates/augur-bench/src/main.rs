@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod capture;
+mod catchup;
 mod common;
 mod connect;
 mod incremental;
@@ -25,6 +26,9 @@ struct Cli {
 enum Bench {
     /// Capture throughput and latency, side by side with pg_recvlogical; peak RSS.
     Capture(capture::Args),
+    /// `augur run` catching up on one big transaction, side by side with `augur capture` alone
+    /// (alternating rounds; the ratio is issue 16's run ≥ 0.8 × capture).
+    Catchup(catchup::Args),
     /// The embedded pipeline (augur run): insert → prediction latency, sustained rows/s, RSS.
     Pipeline(pipeline::Args),
     /// The Kafka path: the same figures through capture → Kafka → enrich → Kafka → sink, and
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.bench {
         Bench::Capture(args) => capture::run(args),
+        Bench::Catchup(args) => catchup::run(args),
         Bench::Pipeline(args) => pipeline::run_embedded(args),
         Bench::Kafka(args) => pipeline::run_kafka(args),
         Bench::Connect(args) => connect::run(args),

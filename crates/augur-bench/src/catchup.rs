@@ -1,0 +1,238 @@
+//! The catch-up benchmark: `augur run` (capture → predict → upsert into PostgreSQL) against
+//! `augur capture` alone (Debezium JSON to a pipe), each reading the same kind of one big
+//! transaction committed before it starts, on one private cluster, in alternating rounds.
+//!
+//! Per round: one `--rows`-row transaction into `car_data`; then both consumers, in turn
+//! (the order alternates between rounds), start from a slot positioned before it and are timed
+//! from their start to the last row: for capture, the last event line read from its stdout;
+//! for `augur run`, the last listing's prediction visible in `car_data_predicted` (a waiting
+//! session polls its key every 2 ms). Both times include process start. Before each round both
+//! slots are moved to the end of the WAL, so neither reads an earlier round again. Prints every round,
+//! the medians and their ratio (issue 16's target: run ≥ 0.8 × capture).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use augur_pgcluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
+
+use crate::capture::Augur;
+use crate::common::{Run, build_augur, load_average};
+use crate::pipeline::CAR_DATA;
+
+/// Arguments of `augur-bench catchup`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Rows in each round's transaction.
+    #[arg(long, default_value_t = 100_000)]
+    rows: u64,
+    /// Rounds (each: one transaction, both consumers; the order alternates).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+/// The private cluster, the folder and the two consumers' settings.
+struct Bench {
+    bin: PathBuf,
+    cluster: PgCluster,
+    dir: PathBuf,
+    /// `augur capture`'s connector properties (its own slot and publication).
+    props: PathBuf,
+}
+
+/// Runs the catch-up benchmark.
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let bin = build_augur()?;
+    println!(
+        "augur run catching up, against augur capture alone ({} cores, load average {})",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load_average()
+    );
+    let bench = Bench::setup(bin)?;
+    bench.create_slots()?;
+    println!(
+        "\none {}-row transaction per round; seconds from start to the last row\n",
+        args.rows
+    );
+    println!("| round | capture alone | augur run | capture rows/s | run rows/s | run / capture |");
+    println!("|---|---|---|---|---|---|");
+    let (mut cap, mut run) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        bench.advance_slots()?;
+        let last = bench.insert(args.rows)?;
+        let (c, r) = if round % 2 == 0 {
+            let c = bench.capture(args.rows)?;
+            (c, bench.run(last)?)
+        } else {
+            let r = bench.run(last)?;
+            (bench.capture(args.rows)?, r)
+        };
+        let n = args.rows as f64;
+        println!(
+            "| {} | {c:.3} s | {r:.3} s | {:.0} | {:.0} | {:.2} |",
+            round + 1,
+            n / c,
+            n / r,
+            c / r
+        );
+        cap.push(n / c);
+        run.push(n / r);
+    }
+    let (c, r) = (median(&mut cap), median(&mut run));
+    println!(
+        "\nmedians: capture alone {c:.0} rows/s, augur run {r:.0} rows/s, run / capture {:.2} (target ≥ 0.8)",
+        r / c
+    );
+    let _ = std::fs::remove_dir_all(&bench.dir);
+    Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl Bench {
+    fn setup(bin: PathBuf) -> anyhow::Result<Bench> {
+        let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+        cluster
+            .psql("postgres", "CREATE DATABASE cars")
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        cluster
+            .psql("cars", CAR_DATA)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let dir = std::env::temp_dir().join(format!("augur-bench-catchup-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let props = dir.join("capture.properties");
+        std::fs::write(
+            &props,
+            format!(
+                "connector.class=io.debezium.connector.postgresql.PostgresConnector\nplugin.name=pgoutput\n\
+                 database.hostname=127.0.0.1\ndatabase.port={}\ndatabase.user={SUPERUSER}\ndatabase.password={SUPERUSER_PASSWORD}\n\
+                 database.dbname=cars\ntopic.prefix=cars\ntable.include.list=public.car_data\nslot.name=augur_capture_bench\n\
+                 publication.name=augur_capture_bench\nsnapshot.mode=no_data\noffset.storage.file.filename={}\n",
+                cluster.port(),
+                dir.join("capture-offsets.json").display(),
+            ),
+        )?;
+        Ok(Bench {
+            bin,
+            cluster,
+            dir,
+            props,
+        })
+    }
+
+    fn sql(&self, q: &str) -> anyhow::Result<String> {
+        self.cluster
+            .psql("cars", q)
+            .map_err(|e| anyhow::anyhow!("{e}"))
+    }
+
+    /// Both consumers start once, so their slots (and `car_data_predicted`) exist before the
+    /// first transaction.
+    fn create_slots(&self) -> anyhow::Result<()> {
+        let a = Augur::start(&self.bin, &self.props)?;
+        a.wait_streaming()?;
+        a.stop();
+        let run = self.spawn_run()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'augur'")?
+            .trim()
+            != "1"
+            || self.sql("SELECT to_regclass('car_data_predicted') IS NOT NULL")?.trim() != "t"
+        {
+            if Instant::now() > deadline {
+                bail!("augur run did not create its slot and output table");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        drop(run);
+        Ok(())
+    }
+
+    /// Moves both slots (confirmed and restart positions) to the end of the WAL: a consumer
+    /// stopped right after its last row may not have confirmed it yet, and must not read or
+    /// decode the previous round again.
+    fn advance_slots(&self) -> anyhow::Result<()> {
+        // A checkpoint logs the running transactions, the point a slot's restart position can
+        // move to; without one, every start would decode all earlier rounds again.
+        self.sql("CHECKPOINT")?;
+        self.sql(
+            "SELECT pg_replication_slot_advance(slot_name, pg_current_wal_lsn()) FROM pg_replication_slots \
+             WHERE slot_name IN ('augur', 'augur_capture_bench')",
+        )?;
+        Ok(())
+    }
+
+    /// Commits one `n`-row transaction of listings; returns the last id.
+    fn insert(&self, n: u64) -> anyhow::Result<i64> {
+        self.sql(&format!(
+            "INSERT INTO car_data (model, year, price, transmission, mileage, fuelType, tax, mpg, engineSize) \
+             SELECT (ARRAY[' Fiesta',' Focus',' Kuga',' EcoSport',' Puma'])[1 + i % 5], 2012 + i % 9, 8000 + i % 9000, \
+             (ARRAY['Manual','Automatic','Semi-Auto'])[1 + i % 3], 1000 + i % 90000, (ARRAY['Petrol','Diesel','Hybrid'])[1 + i % 3], \
+             (ARRAY[0, 20, 145, 150])[1 + i % 4], 40.0 + (i % 300) / 10.0, (ARRAY[1.0, 1.5, 2.0])[1 + i % 3] \
+             FROM generate_series(1, {n}) i"
+        ))?;
+        let last = self.sql("SELECT max(id) FROM car_data")?;
+        last.trim().parse().context("the last id")
+    }
+
+    /// Seconds `augur capture` takes from its start to the `n`-th event line.
+    fn capture(&self, n: u64) -> anyhow::Result<f64> {
+        let t = Instant::now();
+        let a = Augur::start(&self.bin, &self.props)?;
+        a.wait_lines(n, Duration::from_secs(600))?;
+        let secs = t.elapsed().as_secs_f64();
+        a.stop();
+        Ok(secs)
+    }
+
+    /// Seconds `augur run` takes from its start until listing `last` has its prediction,
+    /// polled every 2 ms over a connection opened before the start.
+    fn run(&self, last: i64) -> anyhow::Result<f64> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let url = self.cluster.url("cars");
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            tokio::spawn(conn);
+            let probe = client
+                .prepare("SELECT 1 FROM car_data_predicted WHERE id = $1")
+                .await?;
+            let id = i32::try_from(last).context("the last id")?;
+            let t = Instant::now();
+            let run = self.spawn_run()?;
+            let deadline = t + Duration::from_secs(600);
+            while client.query_opt(&probe, &[&id]).await?.is_none() {
+                if Instant::now() > deadline {
+                    bail!("augur run did not predict listing {last} within 10 minutes");
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let secs = t.elapsed().as_secs_f64();
+            drop(run);
+            Ok(secs)
+        })
+    }
+
+    fn spawn_run(&self) -> anyhow::Result<Run> {
+        spawn_run(&self.bin, &self.cluster, &self.dir)
+    }
+}
+
+/// Starts `augur run` on the cluster's `cars` database with its own offsets file.
+fn spawn_run(bin: &Path, cluster: &PgCluster, dir: &Path) -> anyhow::Result<Run> {
+    let child = Command::new(bin)
+        .args(["run", "--source-url", &cluster.url("cars"), "--offsets"])
+        .arg(dir.join("run-offsets.json"))
+        .args(["--set", "http.listen="])
+        .env("AUGUR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting augur run")?;
+    Ok(Run(child))
+}
