@@ -217,7 +217,8 @@ pub async fn run(
         shutdown,
     };
     let source = PgSource::new(cfg.capture.source.clone(), offsets);
-    let transform = Transform::new(predictor, cfg.output.clone());
+    let transform =
+        Transform::new(predictor, cfg.output.clone()).with_live_listeners(hooks.written.is_some());
     let dest = OutputDatabase {
         sink,
         cfg: cfg.sink.clone(),
@@ -431,10 +432,11 @@ async fn transform_stage(
         let m = metrics.clone();
         let (t, out) = tokio::task::spawn_blocking(move || {
             let start = Instant::now();
-            let out = t.apply(&events);
-            if !events.is_empty() {
+            let n = events.len();
+            let out = t.apply(events);
+            if n > 0 {
                 m.predict_seconds.observe(start.elapsed().as_secs_f64());
-                m.batch_rows.observe(events.len() as f64);
+                m.batch_rows.observe(n as f64);
             }
             (t, out)
         })

@@ -30,20 +30,20 @@ struct Plan {
 pub struct Transformed {
     /// Writes for the sink, in event order.
     pub writes: Vec<RowWrite>,
-    /// Per write: the source table (`schema.table`) and the change's LSN, for a dead letter
-    /// if the target refuses the row.
-    pub origins: Vec<(String, i64)>,
+    /// Per write: the source table and the change's LSN, for a dead letter if the target
+    /// refuses the row.
+    pub origins: Vec<(Arc<TableSchema>, i64)>,
     /// Rows that got no prediction.
     pub dead: Vec<DeadLetter>,
     /// How many rows were predicted.
     pub predicted: u64,
     /// Per written prediction: the write's index, target table, key JSON, price (for live
-    /// listeners).
+    /// listeners; empty unless the transform was told someone listens).
     pub written: Vec<(usize, String, String, Option<f64>)>,
 }
 
 impl Transformed {
-    fn push(&mut self, ev: &ChangeEvent, plan: &Plan, op: WriteOp) {
+    fn push(&mut self, origin: (&Arc<TableSchema>, i64), plan: &Plan, op: WriteOp) {
         let shape = match op {
             WriteOp::Row(_) | WriteOp::Truncate => plan.shape.clone(),
             WriteOp::Delete(_) => plan.delete_shape.clone(),
@@ -53,14 +53,14 @@ impl Transformed {
             shape,
             op,
         });
-        let lsn = ev.source.lsn.map_or(0, |l| l.as_u64() as i64);
-        self.origins.push((ev.table.qualified_name(), lsn));
+        self.origins.push((origin.0.clone(), origin.1));
     }
 
     /// The dead letter for a write the target refused.
     pub fn dead_letter(&self, rejected: &Rejected, model: &str) -> Option<DeadLetter> {
         let w = self.writes.get(rejected.index)?;
-        let (source_table, lsn) = self.origins.get(rejected.index)?.clone();
+        let (table, lsn) = self.origins.get(rejected.index)?;
+        let (source_table, lsn) = (table.qualified_name(), *lsn);
         let (fields, values): (&[Field], &[Value]) = match &w.op {
             WriteOp::Row(r) => (&w.shape.fields, r),
             WriteOp::Delete(k) => (&w.shape.fields, k),
@@ -107,6 +107,8 @@ pub struct Lookup {
 pub struct Transform {
     predictor: Predictor,
     output: OutputMode,
+    /// Whether [`Transformed::written`] is wanted (someone listens to committed predictions).
+    live: bool,
     plans: HashMap<usize, (Arc<TableSchema>, Arc<Plan>)>,
 }
 
@@ -157,8 +159,15 @@ impl Transform {
         Transform {
             predictor,
             output,
+            live: false,
             plans: HashMap::new(),
         }
+    }
+
+    /// Also lists every written prediction in [`Transformed::written`] (for live listeners).
+    pub fn with_live_listeners(mut self, live: bool) -> Self {
+        self.live = live;
+        self
     }
 
     /// The predictor.
@@ -297,7 +306,7 @@ impl Transform {
     }
 
     /// Transforms one batch of events (synchronous: run it on a blocking thread).
-    pub fn apply(&mut self, events: &[ChangeEvent]) -> Transformed {
+    pub fn apply(&mut self, events: Vec<ChangeEvent>) -> Transformed {
         let mut out = Transformed::default();
         let plans: Vec<Arc<Plan>> = events.iter().map(|e| self.plan(&e.table)).collect();
         let to_predict: Vec<(&FeatureMap, &[Value])> = events
@@ -311,52 +320,15 @@ impl Transform {
             })
             .collect();
         let mut predictions = self.predictor.predict(&to_predict).into_iter();
-        let tag = self.predictor.model_tag().to_string();
-        for (ev, plan) in events.iter().zip(&plans) {
-            match (ev.op, &ev.after) {
+        drop(to_predict);
+        // The rows move into the writes: nothing of a change is copied but its key.
+        for (ev, plan) in events.into_iter().zip(&plans) {
+            let lsn = ev.source.lsn.map_or(0, |l| l.as_u64() as i64);
+            let origin = (&ev.table, lsn);
+            match (ev.op, ev.after) {
                 (Op::Create | Op::Update | Op::Read, Some(after)) => {
-                    let key = key_json(&ev.table.fields, &plan.key, after);
-                    let (value, price) = match predictions.next().expect("one result per row") {
-                        Ok(p) => {
-                            out.predicted += 1;
-                            (self.predictor.output_value(&plan.map, p), Some(p))
-                        }
-                        Err(e) => {
-                            out.dead.push(DeadLetter {
-                                source_table: ev.table.qualified_name(),
-                                key: key.clone(),
-                                lsn: ev.source.lsn.map_or(0, |l| l.as_u64() as i64),
-                                code: e.code.label().to_string(),
-                                reason: e.message,
-                                row: row_json(&ev.table.fields, after),
-                                model: tag.clone(),
-                            });
-                            (Value::Null, None)
-                        }
-                    };
-                    let values = match &self.output {
-                        OutputMode::Table(_) => {
-                            let mut v = after.clone();
-                            match plan.map.output_index {
-                                Some(i) => v[i] = value,
-                                None => v.push(value),
-                            }
-                            v
-                        }
-                        OutputMode::Column => {
-                            if price.is_none() {
-                                // No prediction: leave the source row alone.
-                                continue;
-                            }
-                            let mut v: Vec<Value> =
-                                plan.key.iter().map(|&i| after[i].clone()).collect();
-                            v.push(value);
-                            v
-                        }
-                    };
-                    out.written
-                        .push((out.writes.len(), plan.target.clone(), key, price));
-                    out.push(ev, plan, WriteOp::Row(values));
+                    let prediction = predictions.next().expect("one result per row");
+                    self.priced(&mut out, origin, plan, after, prediction);
                 }
                 (Op::Delete, _) => {
                     if matches!(self.output, OutputMode::Table(_))
@@ -364,16 +336,71 @@ impl Transform {
                         && let Some(before) = &ev.before
                     {
                         let k: Vec<Value> = plan.key.iter().map(|&i| before[i].clone()).collect();
-                        out.push(ev, plan, WriteOp::Delete(k));
+                        out.push(origin, plan, WriteOp::Delete(k));
                     }
                 }
                 // The predictions of a truncated table go with it.
                 (Op::Truncate, _) if matches!(self.output, OutputMode::Table(_)) => {
-                    out.push(ev, plan, WriteOp::Truncate);
+                    out.push(origin, plan, WriteOp::Truncate);
                 }
                 _ => {}
             }
         }
         out
+    }
+
+    /// The write (or dead letter) for one row and its prediction.
+    fn priced(
+        &self,
+        out: &mut Transformed,
+        origin: (&Arc<TableSchema>, i64),
+        plan: &Plan,
+        after: Vec<Value>,
+        prediction: Result<f64, crate::predict::PredictError>,
+    ) {
+        let fields = &origin.0.fields;
+        let (value, price) = match prediction {
+            Ok(p) => {
+                out.predicted += 1;
+                (self.predictor.output_value(&plan.map, p), Some(p))
+            }
+            Err(e) => {
+                out.dead.push(DeadLetter {
+                    source_table: origin.0.qualified_name(),
+                    key: key_json(fields, &plan.key, &after),
+                    lsn: origin.1,
+                    code: e.code.label().to_string(),
+                    reason: e.message,
+                    row: row_json(fields, &after),
+                    model: self.predictor.model_tag().to_string(),
+                });
+                (Value::Null, None)
+            }
+        };
+        let key = self.live.then(|| key_json(fields, &plan.key, &after));
+        let values = match &self.output {
+            OutputMode::Table(_) => {
+                let mut v = after;
+                match plan.map.output_index {
+                    Some(i) => v[i] = value,
+                    None => v.push(value),
+                }
+                v
+            }
+            OutputMode::Column => {
+                if price.is_none() {
+                    // No prediction: leave the source row alone.
+                    return;
+                }
+                let mut v: Vec<Value> = plan.key.iter().map(|&i| after[i].clone()).collect();
+                v.push(value);
+                v
+            }
+        };
+        if let Some(key) = key {
+            out.written
+                .push((out.writes.len(), plan.target.clone(), key, price));
+        }
+        out.push(origin, plan, WriteOp::Row(values));
     }
 }
