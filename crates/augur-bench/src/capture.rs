@@ -145,7 +145,7 @@ impl Augur {
         Ok(Instant::now())
     }
 
-    fn cpu_seconds(&self) -> f64 {
+    pub(crate) fn cpu_seconds(&self) -> f64 {
         proc_cpu_seconds(self.child.id())
     }
 
@@ -184,7 +184,7 @@ fn after_id(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
-fn proc_cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn proc_cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')

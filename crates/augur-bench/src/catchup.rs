@@ -8,7 +8,9 @@
 //! for `augur run`, the last listing's prediction visible in `car_data_predicted` (a waiting
 //! session polls its key every 2 ms). Both times include process start. Before each round both
 //! slots are moved to the end of the WAL, so neither reads an earlier round again. Prints every round,
-//! the medians and their ratio (issue 16's target: run ≥ 0.8 × capture).
+//! the medians and their ratio (issue 16's target: run ≥ 0.8 × capture), and the CPU each row
+//! cost augur and the whole cluster (every process of it, the probe session included) during
+//! each turn, with the ceiling that cost sets when every core does nothing else.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use augur_pgcluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
 
-use crate::capture::Augur;
+use crate::capture::{Augur, proc_cpu_seconds};
 use crate::common::{Run, build_augur, load_average};
 use crate::pipeline::CAR_DATA;
 
@@ -55,9 +57,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         "\none {}-row transaction per round; seconds from start to the last row\n",
         args.rows
     );
-    println!("| round | capture alone | augur run | capture rows/s | run rows/s | run / capture |");
-    println!("|---|---|---|---|---|---|");
+    println!(
+        "| round | capture alone | augur run | capture rows/s | run rows/s | run / capture | capture CPU µs/row (augur + PostgreSQL) | run CPU µs/row (augur + PostgreSQL) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     let (mut cap, mut run) = (Vec::new(), Vec::new());
+    let (mut cap_cpu, mut run_cpu) = (Vec::new(), Vec::new());
     for round in 0..args.rounds {
         bench.advance_slots()?;
         let last = bench.insert(args.rows)?;
@@ -69,23 +74,72 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
             (bench.capture(args.rows)?, r)
         };
         let n = args.rows as f64;
+        let per_row = |t: &Turn| (t.augur_cpu * 1e6 / n, t.pg_cpu * 1e6 / n);
+        let (ca, cp) = per_row(&c);
+        let (ra, rp) = per_row(&r);
         println!(
-            "| {} | {c:.3} s | {r:.3} s | {:.0} | {:.0} | {:.2} |",
+            "| {} | {:.3} s | {:.3} s | {:.0} | {:.0} | {:.2} | {:.1} ({ca:.1} + {cp:.1}) | {:.1} ({ra:.1} + {rp:.1}) |",
             round + 1,
-            n / c,
-            n / r,
-            c / r
+            c.secs,
+            r.secs,
+            n / c.secs,
+            n / r.secs,
+            c.secs / r.secs,
+            ca + cp,
+            ra + rp,
         );
-        cap.push(n / c);
-        run.push(n / r);
+        cap.push(n / c.secs);
+        run.push(n / r.secs);
+        cap_cpu.push(ca + cp);
+        run_cpu.push(ra + rp);
     }
     let (c, r) = (median(&mut cap), median(&mut run));
     println!(
         "\nmedians: capture alone {c:.0} rows/s, augur run {r:.0} rows/s, run / capture {:.2} (target ≥ 0.8)",
         r / c
     );
+    // What the CPU each row costs allows at best: every core busy with nothing but this.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let (cc, rc) = (median(&mut cap_cpu), median(&mut run_cpu));
+    println!(
+        "CPU per row (medians, augur and every PostgreSQL process): capture {cc:.1} µs, run {rc:.1} µs; \
+         at {cores} fully busy cores that allows at most {:.0} rows/s for run ({:.2} × capture alone's measured rate)",
+        cores * 1e6 / rc,
+        cores * 1e6 / rc / c
+    );
     let _ = std::fs::remove_dir_all(&bench.dir);
     Ok(())
+}
+
+/// One consumer's turn: seconds from its start to the last row, and the CPU seconds it and
+/// the cluster used meanwhile.
+struct Turn {
+    secs: f64,
+    augur_cpu: f64,
+    pg_cpu: f64,
+}
+
+/// CPU seconds used so far by the cluster's postmaster and every process it started.
+fn cluster_cpu(cluster: &PgCluster) -> f64 {
+    let Some(postmaster) = cluster.pid() else {
+        return f64::NAN;
+    };
+    let mut total = proc_cpu_seconds(postmaster);
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            total += proc_cpu_seconds(pid);
+        }
+    }
+    total
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -149,6 +203,12 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(50));
         }
         drop(run);
+        // Autovacuum waking on either table in the middle of one consumer's turn would charge
+        // it for work that is not its own.
+        self.sql(
+            "ALTER TABLE car_data SET (autovacuum_enabled = false); \
+             ALTER TABLE car_data_predicted SET (autovacuum_enabled = false)",
+        )?;
         Ok(())
     }
 
@@ -179,19 +239,24 @@ impl Bench {
         last.trim().parse().context("the last id")
     }
 
-    /// Seconds `augur capture` takes from its start to the `n`-th event line.
-    fn capture(&self, n: u64) -> anyhow::Result<f64> {
+    /// `augur capture` from its start to the `n`-th event line.
+    fn capture(&self, n: u64) -> anyhow::Result<Turn> {
+        let pg = cluster_cpu(&self.cluster);
         let t = Instant::now();
         let a = Augur::start(&self.bin, &self.props)?;
         a.wait_lines(n, Duration::from_secs(600))?;
-        let secs = t.elapsed().as_secs_f64();
+        let turn = Turn {
+            secs: t.elapsed().as_secs_f64(),
+            augur_cpu: a.cpu_seconds(),
+            pg_cpu: cluster_cpu(&self.cluster) - pg,
+        };
         a.stop();
-        Ok(secs)
+        Ok(turn)
     }
 
     /// Seconds `augur run` takes from its start until listing `last` has its prediction,
     /// polled every 2 ms over a connection opened before the start.
-    fn run(&self, last: i64) -> anyhow::Result<f64> {
+    fn run(&self, last: i64) -> anyhow::Result<Turn> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
@@ -203,6 +268,7 @@ impl Bench {
                 .prepare("SELECT 1 FROM car_data_predicted WHERE id = $1")
                 .await?;
             let id = i32::try_from(last).context("the last id")?;
+            let pg = cluster_cpu(&self.cluster);
             let t = Instant::now();
             let run = self.spawn_run()?;
             let deadline = t + Duration::from_secs(600);
@@ -212,9 +278,13 @@ impl Bench {
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let secs = t.elapsed().as_secs_f64();
+            let turn = Turn {
+                secs: t.elapsed().as_secs_f64(),
+                augur_cpu: proc_cpu_seconds(run.0.id()),
+                pg_cpu: cluster_cpu(&self.cluster) - pg,
+            };
             drop(run);
-            Ok(secs)
+            Ok(turn)
         })
     }
 

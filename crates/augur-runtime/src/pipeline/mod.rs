@@ -136,7 +136,7 @@ struct SinkBatch {
 /// Rows a merged batch may reach: when the transform falls behind, the source batches waiting
 /// in its queue are joined (in order) up to this size, so a catch-up predicts and commits in
 /// fewer, larger batches; a pipeline that keeps up merges nothing and adds no delay.
-const MERGE_ROWS: usize = 4096;
+const MERGE_ROWS: usize = 2048;
 
 /// `first` and the batches already waiting behind it, up to [`MERGE_ROWS`] rows: their
 /// events in order and their acks.
