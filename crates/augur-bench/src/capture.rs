@@ -184,7 +184,19 @@ fn after_id(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// CPU seconds (user + system) of process `pid`.
 pub(crate) fn proc_cpu_seconds(pid: u32) -> f64 {
+    stat_seconds(pid, [11, 12])
+}
+
+/// CPU seconds of the children process `pid` has waited for (`cutime` + `cstime`).
+pub(crate) fn reaped_cpu_seconds(pid: u32) -> f64 {
+    stat_seconds(pid, [13, 14])
+}
+
+/// The sum of two tick fields of `/proc/<pid>/stat` (counted after the command name), in
+/// seconds.
+fn stat_seconds(pid: u32, at: [usize; 2]) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat
         .rsplit(')')
@@ -199,7 +211,7 @@ pub(crate) fn proc_cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
+    (ticks(at[0]) + ticks(at[1])) / hz
 }
 
 /// Row arrival times by row id, filled by a reader thread.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use augur_pgcluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
 
-use crate::capture::{Augur, proc_cpu_seconds};
+use crate::capture::{Augur, proc_cpu_seconds, reaped_cpu_seconds};
 use crate::common::{Run, build_augur, load_average};
 use crate::pipeline::CAR_DATA;
 
@@ -124,7 +124,9 @@ fn cluster_cpu(cluster: &PgCluster) -> f64 {
     let Some(postmaster) = cluster.pid() else {
         return f64::NAN;
     };
-    let mut total = proc_cpu_seconds(postmaster);
+    // The postmaster's own time and that of the children it already reaped (a backend that
+    // ended during the turn), then every child still running.
+    let mut total = proc_cpu_seconds(postmaster) + reaped_cpu_seconds(postmaster);
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
             continue;

@@ -253,7 +253,7 @@ async fn compose<S: Source, D: Destination>(
     w: Wiring,
 ) -> Result<SourceExit, Error> {
     let (batch_tx, batch_rx) = mpsc::channel::<ChangeBatch>(w.queue_batches);
-    let (sink_tx, sink_rx) = mpsc::channel::<SinkBatch>(2);
+    let (sink_tx, sink_rx) = mpsc::channel::<SinkBatch>(1);
     // A row carrying the "unavailable" placeholder for a model input waits until every
     // earlier batch is committed, then reads the stored value from the output table.
     let (committed_tx, committed_rx) = watch::channel(0u64);
