@@ -128,7 +128,11 @@ fn cluster_cpu(cluster: &PgCluster) -> f64 {
     // ended during the turn), then every child still running.
     let mut total = proc_cpu_seconds(postmaster) + reaped_cpu_seconds(postmaster);
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
             continue;
         };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
@@ -194,10 +198,14 @@ impl Bench {
         a.stop();
         let run = self.spawn_run()?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'augur'")?
+        while self
+            .sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'augur'")?
             .trim()
             != "1"
-            || self.sql("SELECT to_regclass('car_data_predicted') IS NOT NULL")?.trim() != "t"
+            || self
+                .sql("SELECT to_regclass('car_data_predicted') IS NOT NULL")?
+                .trim()
+                != "t"
         {
             if Instant::now() > deadline {
                 bail!("augur run did not create its slot and output table");
