@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod all;
 mod capture;
 mod catchup;
 mod common;
@@ -24,6 +25,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Every comparison below in one run (serve, capture with and without schemas, catchup,
+    /// pipeline, kafka, model), written as one dated round with the commit and load averages
+    /// (`--write` puts it at the top of docs/benchmarks.md).
+    All(all::Args),
     /// Capture throughput and latency, side by side with pg_recvlogical; peak RSS.
     Capture(capture::Args),
     /// `augur run` catching up on one big transaction, side by side with `augur capture` alone
@@ -54,6 +59,7 @@ enum Bench {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.bench {
+        Bench::All(args) => all::run(args),
         Bench::Capture(args) => capture::run(args),
         Bench::Catchup(args) => catchup::run(args),
         Bench::Pipeline(args) => pipeline::run_embedded(args),
