@@ -184,6 +184,47 @@ fn after_id(line: &[u8]) -> Option<u64> {
     std::str::from_utf8(&digits).ok()?.parse().ok()
 }
 
+/// A private cluster with database `db` holding the tables `ddl` creates.
+pub(crate) fn cluster_with_table(db: &str, ddl: &str) -> anyhow::Result<PgCluster> {
+    let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
+    cluster
+        .psql("postgres", &format!("CREATE DATABASE {db}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    cluster.psql(db, ddl).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(cluster)
+}
+
+/// What one `augur capture` properties file names: database, table, slot and publication.
+pub(crate) struct CaptureTable<'a> {
+    pub(crate) db: &'a str,
+    pub(crate) table: &'a str,
+    pub(crate) slot: &'a str,
+    pub(crate) publication: Option<&'a str>,
+}
+
+impl CaptureTable<'_> {
+    /// The Debezium-style properties for capturing this table from `cluster` as its superuser,
+    /// offsets in `offsets`, with `extra` lines appended.
+    pub(crate) fn properties(&self, cluster: &PgCluster, offsets: &Path, extra: &str) -> String {
+        let publication = self
+            .publication
+            .map(|p| format!("publication.name={p}\n"))
+            .unwrap_or_default();
+        format!(
+            "connector.class=io.debezium.connector.postgresql.PostgresConnector\nplugin.name=pgoutput\n\
+             database.hostname=127.0.0.1\ndatabase.port={}\ndatabase.user={SUPERUSER}\ndatabase.password={SUPERUSER_PASSWORD}\n\
+             database.dbname={}\ntopic.prefix={}\ntable.include.list={}\nslot.name={}\n{publication}\
+             snapshot.mode=no_data\noffset.storage.file.filename={}\n{extra}",
+            cluster.port(),
+            self.db,
+            self.db,
+            self.table,
+            self.slot,
+            offsets.display(),
+        )
+    }
+}
+
 /// CPU seconds (user + system) of process `pid`.
 pub(crate) fn proc_cpu_seconds(pid: u32) -> f64 {
     stat_seconds(pid, [11, 12])
@@ -274,31 +315,24 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 impl Bench {
     /// Starts the cluster, creates the table and writes augur's properties.
     fn setup(bin: PathBuf, no_schemas: bool) -> anyhow::Result<Bench> {
-        let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
-        cluster
-            .psql("postgres", "CREATE DATABASE bench")
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        cluster
-            .psql("bench", TABLE)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cluster = cluster_with_table("bench", TABLE)?;
         let dir = std::env::temp_dir().join(format!("augur-bench-capture-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let props = dir.join("bench.properties");
+        let schemas_off = if no_schemas {
+            "key.converter.schemas.enable=false\nvalue.converter.schemas.enable=false\n"
+        } else {
+            ""
+        };
+        let table = CaptureTable {
+            db: "bench",
+            table: "public.bench",
+            slot: "augur_bench",
+            publication: None,
+        };
         std::fs::write(
             &props,
-            format!(
-                "connector.class=io.debezium.connector.postgresql.PostgresConnector\nplugin.name=pgoutput\n\
-                 database.hostname=127.0.0.1\ndatabase.port={}\ndatabase.user={SUPERUSER}\ndatabase.password={SUPERUSER_PASSWORD}\n\
-                 database.dbname=bench\ntopic.prefix=bench\ntable.include.list=public.bench\nslot.name=augur_bench\n\
-                 snapshot.mode=no_data\noffset.storage.file.filename={}\n{}",
-                cluster.port(),
-                dir.join("offsets.json").display(),
-                if no_schemas {
-                    "key.converter.schemas.enable=false\nvalue.converter.schemas.enable=false\n"
-                } else {
-                    ""
-                }
-            ),
+            table.properties(&cluster, &dir.join("offsets.json"), schemas_off),
         )?;
         Ok(Bench {
             bin,

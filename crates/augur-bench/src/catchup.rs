@@ -17,9 +17,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use augur_pgcluster::{PgCluster, SUPERUSER, SUPERUSER_PASSWORD};
+use augur_pgcluster::PgCluster;
 
-use crate::capture::{Augur, proc_cpu_seconds, reaped_cpu_seconds};
+use crate::capture::{
+    Augur, CaptureTable, cluster_with_table, proc_cpu_seconds, reaped_cpu_seconds,
+};
 use crate::common::{Run, build_augur, load_average};
 use crate::pipeline::CAR_DATA;
 
@@ -155,26 +157,19 @@ fn median(v: &mut [f64]) -> f64 {
 
 impl Bench {
     fn setup(bin: PathBuf) -> anyhow::Result<Bench> {
-        let cluster = PgCluster::start().map_err(|e| anyhow::anyhow!("{e}"))?;
-        cluster
-            .psql("postgres", "CREATE DATABASE cars")
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        cluster
-            .psql("cars", CAR_DATA)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let cluster = cluster_with_table("cars", CAR_DATA)?;
         let dir = std::env::temp_dir().join(format!("augur-bench-catchup-{}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let props = dir.join("capture.properties");
+        let table = CaptureTable {
+            db: "cars",
+            table: "public.car_data",
+            slot: "augur_capture_bench",
+            publication: Some("augur_capture_bench"),
+        };
         std::fs::write(
             &props,
-            format!(
-                "connector.class=io.debezium.connector.postgresql.PostgresConnector\nplugin.name=pgoutput\n\
-                 database.hostname=127.0.0.1\ndatabase.port={}\ndatabase.user={SUPERUSER}\ndatabase.password={SUPERUSER_PASSWORD}\n\
-                 database.dbname=cars\ntopic.prefix=cars\ntable.include.list=public.car_data\nslot.name=augur_capture_bench\n\
-                 publication.name=augur_capture_bench\nsnapshot.mode=no_data\noffset.storage.file.filename={}\n",
-                cluster.port(),
-                dir.join("capture-offsets.json").display(),
-            ),
+            table.properties(&cluster, &dir.join("capture-offsets.json"), ""),
         )?;
         Ok(Bench {
             bin,
