@@ -76,6 +76,10 @@ pub struct ClusterConfig {
     /// come back. Kafka Connect's default is 5 minutes; augur's is 0 (a dead worker's tasks
     /// move after the session timeout).
     pub max_delay: Duration,
+    /// CA certificates (PEM file or directory) trusted when forwarding a request to an HTTPS
+    /// leader (Kafka Connect's `listeners.https.ssl.truststore.location`); `None`: the
+    /// system's CA bundle.
+    pub rest_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ClusterConfig {
@@ -86,6 +90,7 @@ impl Default for ClusterConfig {
             heartbeat_interval: Duration::from_secs(3),
             rebalance_timeout: Duration::from_secs(60),
             max_delay: Duration::ZERO,
+            rest_ca: None,
         }
     }
 }
@@ -160,17 +165,19 @@ impl WorkerConfig {
         if c.rebalance_timeout < c.session_timeout {
             return bad("rebalance.timeout.ms must be at least session.timeout.ms");
         }
-        let plaintext = self
-            .client
-            .common()
-            .iter()
-            .all(|(k, v)| k != "security.protocol" || v.eq_ignore_ascii_case("PLAINTEXT"));
-        if !plaintext {
-            return bad(
-                "a worker cluster's group connection supports PLAINTEXT only so far; run without --distributed over TLS/SASL",
-            );
-        }
-        Ok(())
+        self.link_security().map(|_| ())
+    }
+
+    /// The group connection's TLS and SASL, from the worker's client settings (no I/O).
+    pub fn link_security(&self) -> Result<crate::cluster::secure::LinkSecurity, Error> {
+        let translated =
+            augur_runtime::security::translate(&self.client.common()).map_err(|e| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("invalid Kafka setting {}: {}", e.key, e.message),
+                )
+            })?;
+        crate::cluster::secure::LinkSecurity::from_settings(&translated)
     }
 }
 

@@ -4,6 +4,7 @@
 //! `?forward=false`), Kafka Connect's 409s when the leader is unknown or moved meanwhile, and
 //! the leader's answer passed back unchanged.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -98,7 +99,7 @@ pub(crate) async fn to_leader(State(worker): State<Worker>, req: Request, next: 
     let flag = forward_flag(req.uri().query());
     match target(leader.as_deref(), &own, flag) {
         Ok(Target::Here) => next.run(req).await,
-        Ok(Target::Leader(url, hop)) => match relay(&url, req, hop).await {
+        Ok(Target::Leader(url, hop)) => match relay(&url, req, hop, worker.forward_tls()).await {
             Ok(r) => r,
             Err(e) => e.into_response(),
         },
@@ -106,17 +107,79 @@ pub(crate) async fn to_leader(State(worker): State<Worker>, req: Request, next: 
     }
 }
 
-/// Sends `req` to the leader at `base` (`http://host:port/`) with `forward=hop`; returns its
-/// answer.
-async fn relay(base: &str, req: Request, hop: bool) -> Result<Response, ApiError> {
+/// The TLS client for forwarding: in a cluster whose REST API is HTTPS, or when a CA for the
+/// leaders is given; it trusts `rest_ca` (or the system's CAs) and checks the leader's name.
+pub(crate) fn client_tls(
+    config: &crate::WorkerConfig,
+) -> Result<Option<Arc<rustls::ClientConfig>>, augur_core::Error> {
+    use crate::client_tls::{TlsSettings, Trust, Verify};
+    let c = &config.cluster;
+    if !c.enabled || (config.tls.is_none() && c.rest_ca.is_none()) {
+        return Ok(None);
+    }
+    let settings = TlsSettings {
+        trust: c.rest_ca.clone().map_or(Trust::System, Trust::File),
+        identity: None,
+        verify: Verify::Full,
+    };
+    settings.load(&[b"http/1.1"]).map(Some).map_err(|e| {
+        augur_core::Error::new(
+            augur_core::ErrorKind::Config,
+            format!("the CA for forwarding to an HTTPS leader: {}", e.message()),
+        )
+    })
+}
+
+/// A connection to the leader: TCP, or TLS over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// Connects to the leader at `authority`, with TLS when `tls` is given.
+async fn connect(
+    authority: &str,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Box<dyn Stream>, String> {
+    let tcp = tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Ok(Box::new(tcp));
+    };
+    let name = crate::client_tls::server_name(authority).map_err(|e| e.message().to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake with the leader failed: {e}"))?;
+    Ok(Box::new(stream))
+}
+
+/// Sends `req` to the leader at `base` (`http://host:port/` or `https://…`) with
+/// `forward=hop`; returns its answer.
+async fn relay(
+    base: &str,
+    req: Request,
+    hop: bool,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<Response, ApiError> {
     let io = |e: &dyn std::fmt::Display| {
         ApiError::internal(format!("IO Error trying to forward REST request: {e}"))
     };
-    let authority = base
-        .strip_prefix("http://")
-        .map(|r| r.trim_end_matches('/'))
-        .ok_or_else(|| io(&format!("the leader's URL {base} is not http://")))?
-        .to_string();
+    let (authority, tls) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, None),
+        (_, Some(rest)) => {
+            let tls = tls.ok_or_else(|| {
+                io(&"the leader's REST API is HTTPS and this worker has no TLS client for it (give it --tls-cert or --rest-ca-file)")
+            })?;
+            (rest, Some(tls))
+        }
+        _ => {
+            return Err(io(&format!(
+                "the leader's URL {base} is not http:// or https://"
+            )));
+        }
+    };
+    let authority = authority.trim_end_matches('/').to_string();
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, MAX_ANSWER)
         .await
@@ -141,9 +204,7 @@ async fn relay(base: &str, req: Request, hop: bool) -> Result<Response, ApiError
         .body(Full::new(body))
         .map_err(|e| io(&e))?;
     let exchange = async {
-        let stream = tokio::net::TcpStream::connect(&authority)
-            .await
-            .map_err(|e| io(&e))?;
+        let stream = connect(&authority, tls).await.map_err(|e| io(&e))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| io(&e))?;

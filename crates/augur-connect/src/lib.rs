@@ -32,6 +32,7 @@
 //! - [`error`]: REST errors ([`ApiError`]); starting and running the worker fail with
 //!   [`augur_core::Error`].
 
+mod client_tls;
 pub mod cluster;
 pub mod config;
 mod entities;

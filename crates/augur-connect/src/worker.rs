@@ -248,6 +248,9 @@ struct Shared {
     url: String,
     /// The leader's URL, in a cluster (`None` while unknown).
     leader: watch::Sender<Option<String>>,
+    /// TLS for requests forwarded to an HTTPS leader (in a cluster whose REST API is HTTPS, or
+    /// with `rest_ca` set).
+    forward_tls: Option<Arc<rustls::ClientConfig>>,
     /// The herder (in a cluster): stops it, and its task.
     herder: Mutex<Option<(ShutdownTrigger, JoinHandle<()>)>>,
     /// The state topic readers (stop when dropped).
@@ -302,6 +305,7 @@ impl Worker {
             "http"
         };
         let url = format!("{scheme}://{worker_id}/");
+        let forward_tls = crate::forward::client_tls(&config)?;
         let worker = Worker {
             shared: Arc::new(Shared {
                 worker_id,
@@ -317,6 +321,7 @@ impl Worker {
                 configured: watch::Sender::new((Work::default(), applied)),
                 url,
                 leader: watch::Sender::new(None),
+                forward_tls,
                 herder: Mutex::new(None),
                 tails: Mutex::new(Vec::new()),
                 config,
@@ -337,7 +342,7 @@ impl Worker {
             let (status_tail, rx) = tail::follow(cfg, &cfg.status_topic, &restored.status_from)?;
             tokio::spawn(worker.clone().follow_statuses(rx));
             tails.push(status_tail);
-            worker.start_herder();
+            worker.start_herder()?;
         }
         *worker
             .shared

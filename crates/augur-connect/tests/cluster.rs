@@ -29,6 +29,7 @@ fn config(bootstrap: &str, group: &str, i: usize) -> MemberConfig {
         session_timeout: Duration::from_secs(6),
         rebalance_timeout: Duration::from_secs(20),
         heartbeat_interval: Duration::from_secs(1),
+        security: Default::default(),
     }
 }
 
@@ -412,4 +413,114 @@ fn herders_spread_work_move_it_off_a_dead_worker_and_let_a_newcomer_in_cooperati
             task.await.unwrap().unwrap();
         }
     });
+}
+
+/// The group connection's security from Java-style client settings, as a worker builds it.
+fn secured(pairs: &[(&str, String)]) -> augur_connect::cluster::secure::LoadedSecurity {
+    let pairs: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let translated = augur_runtime::security::translate(&pairs).unwrap();
+    augur_connect::cluster::secure::LinkSecurity::from_settings(&translated)
+        .unwrap()
+        .load()
+        .unwrap()
+}
+
+/// Members reach the coordinator only through a front that demands TLS with a client
+/// certificate and SASL: with SCRAM-SHA-256 over TLS they join and share the work; PLAIN over
+/// plain TCP (`SASL_PLAINTEXT`) works too. A wrong password, an unknown user, a CA that did not
+/// sign the broker's certificate or a missing client certificate stop the join with the reason,
+/// never the password.
+#[test]
+fn members_join_over_tls_and_sasl_and_bad_credentials_are_refused() {
+    use augur_testkit::broker_proxy::Front;
+    use augur_testkit::tls::TestCa;
+    let ca = TestCa::new("group CA");
+    let password = "pw-group-93be";
+    let front =
+        Front::tls(&ca.server(&["localhost"]), Some(&ca)).with_users(&[("worker", password)]);
+    let (_broker, _proxy, bootstrap) = Tansu::start_behind(front);
+    let (_broker2, _proxy2, plain_bootstrap) =
+        Tansu::start_behind(Front::plain().with_users(&[("worker", password)]));
+    let dir = std::env::temp_dir().join(format!("augur-group-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = ca.write(&dir, "ca.pem").display().to_string();
+    let (cert, key) = ca.client("worker").write(&dir, "client");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let tls_sasl = |mechanism: &str, user: &str, pw: &str, ca: &str, with_cert: bool| {
+        let mut p = vec![
+            ("security.protocol", "SASL_SSL".to_string()),
+            ("sasl.mechanism", mechanism.to_string()),
+            (
+                "sasl.jaas.config",
+                format!(
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{user}\" password=\"{pw}\";"
+                ),
+            ),
+            ("ssl.truststore.type", "PEM".into()),
+            ("ssl.truststore.location", ca.to_string()),
+        ];
+        if with_cert {
+            p.push(("ssl.certificate.location", cert.clone()));
+            p.push(("ssl.key.location", key.clone()));
+        }
+        secured(&p)
+    };
+    runtime().block_on(async {
+        let members: Vec<(Member, String)> = (0..3)
+            .map(|i| {
+                let mut c = config(&bootstrap, "secure-a", i);
+                c.security = tls_sasl("SCRAM-SHA-256", "worker", password, &ca_file, true);
+                (Member::new(c), format!("https://w{i}:8083/"))
+            })
+            .collect();
+        let mut round = rebalance(members, 0).await;
+        check_spread(&round);
+        for (m, _, _) in round.iter_mut() {
+            assert_eq!(m.heartbeat().await.unwrap(), Beat::Stable);
+        }
+
+        let plain = secured(&[
+            ("security.protocol", "SASL_PLAINTEXT".into()),
+            ("sasl.mechanism", "PLAIN".into()),
+            (
+                "sasl.jaas.config",
+                format!("org.apache.kafka.common.security.plain.PlainLoginModule required username=\"worker\" password=\"{password}\";"),
+            ),
+        ]);
+        let members: Vec<(Member, String)> = (0..2)
+            .map(|i| {
+                let mut c = config(&plain_bootstrap, "secure-b", i);
+                c.security = plain.clone();
+                (Member::new(c), format!("http://p{i}:8083/"))
+            })
+            .collect();
+        let round = rebalance(members, 0).await;
+        assert_eq!(round.len(), 2);
+
+        let other_ca = TestCa::new("another CA").write(&dir, "other.pem").display().to_string();
+        let wrong = "wrong-pw-51d0";
+        let cases = [
+            (tls_sasl("SCRAM-SHA-512", "worker", wrong, &ca_file, true), "refused SASL authentication"),
+            (tls_sasl("SCRAM-SHA-256", "nobody", password, &ca_file, true), "refused SASL authentication"),
+            (tls_sasl("SCRAM-SHA-256", "worker", password, &other_ca, true), "TLS handshake"),
+            (tls_sasl("SCRAM-SHA-256", "worker", password, &ca_file, false), "broker"),
+        ];
+        for (i, (security, want)) in cases.into_iter().enumerate() {
+            let mut c = config(&bootstrap, "secure-a", 10 + i);
+            c.rebalance_timeout = Duration::from_secs(2);
+            c.session_timeout = Duration::from_secs(2);
+            c.security = security;
+            let e = Member::new(c)
+                .join(&protocols("https://bad:8083/", 0))
+                .await
+                .expect_err("refused");
+            let text = e.full_message();
+            assert!(text.contains(want), "case {i}: {text}");
+            assert!(!text.contains(wrong) && !text.contains(password), "case {i}: {text}");
+        }
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -133,3 +133,134 @@ fn followers_forward_writes_to_the_leader_and_statuses_name_each_worker() {
     a.stop().expect("clean stop");
     b.stop().expect("clean stop");
 }
+
+/// Java-style client settings for SASL_SSL with SCRAM-SHA-512 and a PEM client certificate.
+fn sasl_ssl(
+    user: &str,
+    password: &str,
+    ca: &std::path::Path,
+    keystore: &std::path::Path,
+) -> augur_runtime::security::ClientSettings {
+    let jaas = format!(
+        "org.apache.kafka.common.security.scram.ScramLoginModule required username=\"{user}\" password=\"{password}\";"
+    );
+    let pairs = [
+        ("security.protocol", "SASL_SSL".to_string()),
+        ("sasl.mechanism", "SCRAM-SHA-512".into()),
+        ("sasl.jaas.config", jaas),
+        ("ssl.truststore.type", "PEM".into()),
+        ("ssl.truststore.location", ca.display().to_string()),
+        ("ssl.keystore.type", "PEM".into()),
+        ("ssl.keystore.location", keystore.display().to_string()),
+    ];
+    augur_runtime::security::ClientSettings::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+    .unwrap()
+}
+
+/// The same cluster with everything secured: the broker reachable only over TLS with a client
+/// certificate and SCRAM-SHA-512 (a front doing both before Tansu), the REST API over HTTPS.
+/// The group connection uses the worker's client settings (Java's spelling) like its producers
+/// and consumers do; a follower forwards over HTTPS, checking the leader's certificate; a
+/// follower that does not trust the leader's certificate answers Kafka Connect's 500 for a
+/// failed forward.
+#[test]
+fn a_cluster_over_sasl_ssl_forwards_over_https() {
+    use augur_testkit::broker_proxy::Front;
+    use augur_testkit::tls::TestCa;
+    let ca = TestCa::new("cluster CA");
+    let password = "pw-cluster-7c41";
+    let front =
+        Front::tls(&ca.server(&["localhost"]), Some(&ca)).with_users(&[("worker", password)]);
+    let (_broker, _proxy, bootstrap) = Tansu::start_behind(front);
+    let dir = std::env::temp_dir().join(format!("augur-cluster-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = ca.write(&dir, "ca.pem");
+    let client = ca.client("worker");
+    let keystore = dir.join("keystore.pem");
+    std::fs::write(&keystore, format!("{}{}", client.key, client.cert)).unwrap();
+    let (rest_cert, rest_key) = ca.server(&["127.0.0.1"]).write(&dir, "rest");
+    let rest_tls = augur_http::ServerTls::load(&rest_cert, &rest_key).unwrap();
+    let group = "augur-secure-cluster";
+    let secure = |password: &str, rest_ca: &std::path::Path| {
+        let mut cfg = WorkerConfig::new(&bootstrap);
+        cfg.addr = "127.0.0.1:0".parse().unwrap();
+        cfg.shutdown_timeout = Duration::from_secs(20);
+        cfg.group_id = group.to_string();
+        cfg.cluster.enabled = true;
+        cfg.cluster.session_timeout = Duration::from_secs(6);
+        cfg.cluster.heartbeat_interval = Duration::from_secs(1);
+        cfg.cluster.rebalance_timeout = Duration::from_secs(20);
+        cfg.cluster.rest_ca = Some(rest_ca.to_path_buf());
+        cfg.client = sasl_ssl("worker", password, &ca_file, &keystore);
+        cfg.tls = Some(rest_tls.clone());
+        cfg
+    };
+    let a = TestWorker::start_https(secure(password, &ca_file), &ca.cert_pem());
+    let b = TestWorker::start_https(secure(password, &ca_file), &ca.cert_pem());
+    let ids: BTreeSet<String> = [a.addr.to_string(), b.addr.to_string()].into();
+
+    let r = create(&a, "enrich", &enrich("secure-in", 2));
+    assert_eq!(r.status, 201, "{}", r.text());
+    wait_for(Duration::from_secs(90), "units on both workers", || {
+        let s = b.get("/connectors/enrich/status");
+        let s = (s.status == 200).then(|| s.json())?;
+        let tasks = s["tasks"].as_array()?;
+        let running = tasks.len() == 2 && tasks.iter().all(|t| t["state"] == "RUNNING");
+        let workers: BTreeSet<String> = tasks
+            .iter()
+            .chain([&s["connector"]])
+            .filter_map(|u| u["worker_id"].as_str().map(str::to_string))
+            .collect();
+        (running && workers == ids).then_some(())
+    });
+    // Which one leads: the follower's writes reach it over HTTPS.
+    let body = json!({"name": "second", "config": enrich("secure-in", 1)});
+    let (ra, rb) = (
+        a.post("/connectors?forward=false", &body),
+        b.post("/connectors?forward=false", &body),
+    );
+    let (leader, follower) = match (ra.status, rb.status) {
+        (201, 409) => (&a, &b),
+        (409, 201) => (&b, &a),
+        other => panic!("one leader expected: {other:?} {} {}", ra.text(), rb.text()),
+    };
+    let r = follower.put("/connectors/second/config", &enrich("secure-in", 2));
+    assert_eq!(r.status, 200, "forwarded over HTTPS: {}", r.text());
+    wait_for(
+        Duration::from_secs(30),
+        "the new config on the leader",
+        || {
+            let c = leader.get("/connectors/second/config").json();
+            (c["tasks.max"] == "2").then_some(())
+        },
+    );
+
+    // A follower that trusts another CA cannot forward: Kafka Connect's 500, the reason.
+    let other = TestCa::new("another CA");
+    let other_file = other.write(&dir, "other-ca.pem");
+    let c = TestWorker::start_https(secure(password, &other_file), &ca.cert_pem());
+    let r = wait_for(Duration::from_secs(60), "a known leader", || {
+        let r = c.delete("/connectors/second");
+        (r.status != 409).then_some(r)
+    });
+    eprintln!("a follower trusting another CA: {} {}", r.status, r.text());
+    if r.status != 204 {
+        // (It could have become the leader itself only if the others had left.)
+        let m = r.error(500);
+        assert!(
+            m.starts_with("IO Error trying to forward REST request"),
+            "{m}"
+        );
+        assert!(m.contains("TLS") || m.contains("certificate"), "{m}");
+    }
+    drop(c);
+
+    a.stop().expect("clean stop");
+    b.stop().expect("clean stop");
+    let _ = std::fs::remove_dir_all(&dir);
+}

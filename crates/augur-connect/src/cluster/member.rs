@@ -8,6 +8,7 @@ use std::time::Duration;
 use augur_core::{Error, ErrorKind};
 
 use super::link::Link;
+use super::secure::LoadedSecurity;
 use super::wire::{self, JoinRequest, JoinResponse, Reader, api};
 
 /// Error codes the member reacts to.
@@ -49,6 +50,8 @@ pub struct MemberConfig {
     pub rebalance_timeout: Duration,
     /// `heartbeat.interval.ms`.
     pub heartbeat_interval: Duration,
+    /// TLS and SASL for the connections to the brokers.
+    pub security: LoadedSecurity,
 }
 
 /// What a heartbeat says.
@@ -88,7 +91,11 @@ async fn check_versions(link: &mut Link, timeout: Duration) -> Result<(), Error>
     let body = link.call(api::API_VERSIONS, &[], timeout).await?;
     let (_, supported) = wire::api_versions(&mut Reader::new(&body))
         .map_err(|e| protocol_error("ApiVersions", e))?;
-    for (key, version) in wire::VERSIONS {
+    // The SASL APIs were used (or not needed) before this check.
+    let group_apis = wire::VERSIONS
+        .into_iter()
+        .filter(|(k, _)| !matches!(*k, api::SASL_HANDSHAKE | api::SASL_AUTHENTICATE));
+    for (key, version) in group_apis {
         let ok = supported
             .iter()
             .any(|(k, min, max)| *k == key && (*min..=*max).contains(&version));
@@ -172,7 +179,8 @@ impl Member {
         let mut last = None;
         for addr in &self.cfg.bootstrap {
             let found = async {
-                let mut link = Link::connect(addr, &self.cfg.client_id, t).await?;
+                let mut link =
+                    Link::connect(addr, &self.cfg.client_id, t, &self.cfg.security).await?;
                 let body = link
                     .call(
                         api::FIND_COORDINATOR,
@@ -191,9 +199,13 @@ impl Member {
                         ),
                     ));
                 }
-                let mut link =
-                    Link::connect(&format!("{}:{}", c.host, c.port), &self.cfg.client_id, t)
-                        .await?;
+                let mut link = Link::connect(
+                    &format!("{}:{}", c.host, c.port),
+                    &self.cfg.client_id,
+                    t,
+                    &self.cfg.security,
+                )
+                .await?;
                 check_versions(&mut link, t).await?;
                 Ok(link)
             };

@@ -31,10 +31,16 @@ pub mod api {
     pub const SYNC_GROUP: i16 = 14;
     /// ApiVersions.
     pub const API_VERSIONS: i16 = 18;
+    /// SaslHandshake.
+    pub const SASL_HANDSHAKE: i16 = 17;
+    /// SaslAuthenticate.
+    pub const SASL_AUTHENTICATE: i16 = 36;
 }
 
 /// The versions this client sends, by API key.
-pub const VERSIONS: [(i16, i16); 6] = [
+pub const VERSIONS: [(i16, i16); 8] = [
+    (api::SASL_HANDSHAKE, 1),
+    (api::SASL_AUTHENTICATE, 1),
     (api::FIND_COORDINATOR, 1),
     (api::JOIN_GROUP, 5),
     (api::HEARTBEAT, 3),
@@ -222,6 +228,26 @@ pub fn api_versions(r: &mut Reader<'_>) -> Result<(i16, Vec<ApiRange>), WireErro
         out.push((r.i16()?, r.i16()?, r.i16()?));
     }
     Ok((error, out))
+}
+
+/// SaslHandshake v1 response: the error code and the mechanisms the broker offers.
+pub fn sasl_handshake(r: &mut Reader<'_>) -> Result<(i16, Vec<String>), WireError> {
+    let error = r.i16()?;
+    let n = r.count()?.unwrap_or(0);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(r.str()?);
+    }
+    Ok((error, out))
+}
+
+/// SaslAuthenticate v1 response: the error code, its message and the server's bytes.
+pub fn sasl_authenticate(r: &mut Reader<'_>) -> Result<(i16, Option<String>, Vec<u8>), WireError> {
+    let error = r.i16()?;
+    let message = r.opt_str()?;
+    let bytes = r.bytes()?;
+    let _session_lifetime_ms = r.i64()?;
+    Ok((error, message, bytes))
 }
 
 /// FindCoordinator v1 request for group `group`.

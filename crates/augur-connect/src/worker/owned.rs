@@ -172,8 +172,9 @@ impl Worker {
     }
 
     /// Joins the worker cluster: the herder runs until the worker shuts down.
-    pub(super) fn start_herder(&self) {
+    pub(super) fn start_herder(&self) -> Result<(), augur_core::Error> {
         let cfg = &self.shared.config;
+        let security = cfg.link_security()?.load()?;
         let member = MemberConfig {
             bootstrap: cfg
                 .bootstrap_servers
@@ -186,6 +187,7 @@ impl Worker {
             session_timeout: cfg.cluster.session_timeout,
             rebalance_timeout: cfg.cluster.rebalance_timeout,
             heartbeat_interval: cfg.cluster.heartbeat_interval,
+            security,
         };
         let max_delay = cfg.cluster.max_delay.as_millis().min(i32::MAX as u128) as i32;
         let herder = Herder::new(member, self.shared.url.clone(), max_delay)
@@ -203,6 +205,12 @@ impl Worker {
             }
         });
         *self.shared.herder.lock().unwrap_or_else(|e| e.into_inner()) = Some((trigger, handle));
+        Ok(())
+    }
+
+    /// The TLS client config for forwarding to an HTTPS leader, when there is one.
+    pub(crate) fn forward_tls(&self) -> Option<std::sync::Arc<rustls::ClientConfig>> {
+        self.shared.forward_tls.clone()
     }
 
     /// In a cluster: the leader's URL (`None` while unknown) and this worker's; `None` on a

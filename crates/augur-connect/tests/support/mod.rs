@@ -24,6 +24,8 @@ pub struct TestWorker {
     trigger: ShutdownTrigger,
     /// The thread running its runtime; yields `run`'s result.
     thread: Option<JoinHandle<Result<(), augur_core::Error>>>,
+    /// The CA (PEM) that signed its HTTPS certificate, when its REST API is HTTPS.
+    ca: Option<String>,
 }
 
 impl TestWorker {
@@ -65,6 +67,25 @@ impl TestWorker {
             addr,
             trigger,
             thread: Some(thread),
+            ca: None,
+        }
+    }
+
+    /// Starts a worker with `cfg` whose REST API is HTTPS with a certificate `ca_pem` signed
+    /// (for `127.0.0.1`): requests go over TLS.
+    pub fn start_https(cfg: WorkerConfig, ca_pem: &str) -> TestWorker {
+        assert!(cfg.tls.is_some(), "an HTTPS worker needs cfg.tls");
+        let mut w = TestWorker::start_with(cfg);
+        w.ca = Some(ca_pem.to_string());
+        w
+    }
+
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> Resp {
+        match &self.ca {
+            None => request(self.addr, method, path, body),
+            Some(ca) => augur_testkit::http::Conn::open_tls(self.addr, "127.0.0.1", ca)
+                .expect("TLS to the worker")
+                .request(method, path, &[], body),
         }
     }
 
@@ -76,17 +97,17 @@ impl TestWorker {
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Resp {
-        request(self.addr, "GET", path, b"")
+        self.request("GET", path, b"")
     }
 
     /// `DELETE path`.
     pub fn delete(&self, path: &str) -> Resp {
-        request(self.addr, "DELETE", path, b"")
+        self.request("DELETE", path, b"")
     }
 
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> Resp {
-        request(self.addr, "POST", path, body.to_string().as_bytes())
+        self.request("POST", path, body.to_string().as_bytes())
     }
 
     /// `PUT path` with a JSON body (`Value::Null`: no body).
@@ -96,7 +117,7 @@ impl TestWorker {
         } else {
             body.to_string().into_bytes()
         };
-        request(self.addr, "PUT", path, &b)
+        self.request("PUT", path, &b)
     }
 
     /// `POST /connectors` for `name` with `config`; asserts 201.

@@ -93,6 +93,11 @@ struct ClusterArgs {
     /// return before moving (0: move at once).
     #[arg(long, env = "AUGUR_CONNECT_REBALANCE_DELAY_MS", default_value_t = 0)]
     scheduled_rebalance_max_delay_ms: u64,
+    /// CA certificates (a PEM file or a directory of them) trusted when forwarding a request
+    /// to an HTTPS leader (Kafka Connect's `listeners.https.ssl.truststore.location`);
+    /// default: the system's CA bundle.
+    #[arg(long, env = "AUGUR_CONNECT_REST_CA_FILE")]
+    rest_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ClusterArgs {
@@ -104,6 +109,7 @@ impl ClusterArgs {
             heartbeat_interval: Duration::from_millis(self.heartbeat_interval_ms),
             rebalance_timeout: Duration::from_millis(self.rebalance_timeout_ms),
             max_delay: Duration::from_millis(self.scheduled_rebalance_max_delay_ms),
+            rest_ca: self.rest_ca_file.clone(),
         }
     }
 }
