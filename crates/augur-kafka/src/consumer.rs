@@ -365,6 +365,24 @@ pub fn last_headers(
     name: &str,
     timeout: Duration,
 ) -> Result<Vec<Vec<u8>>, Error> {
+    let records = last_records(bootstrap, overrides, topic, timeout)?;
+    Ok(records
+        .into_iter()
+        .flat_map(|r| r.headers)
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .collect())
+}
+
+/// The last record of each non-empty partition of `topic` (a topic that does not exist has
+/// none). Reads without a group, with the security settings among `overrides`. Blocking: call
+/// it off the async runtime.
+pub fn last_records(
+    bootstrap: &str,
+    overrides: &[(String, String)],
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<Received>, Error> {
     use rdkafka::consumer::BaseConsumer;
     let lost = |what: &str, e: rdkafka::error::KafkaError| {
         Error::new(
@@ -417,13 +435,7 @@ pub fn last_headers(
             }
             match consumer.poll(left.min(Duration::from_millis(200))) {
                 Some(Ok(m)) if m.partition() == p && m.offset() >= high - 1 => {
-                    let r = Received::from(m.detach());
-                    out.extend(
-                        r.headers
-                            .into_iter()
-                            .filter(|(k, _)| k == name)
-                            .map(|(_, v)| v),
-                    );
+                    out.push(Received::from(m.detach()));
                     break;
                 }
                 Some(Err(e)) => return Err(lost("the last record", e)),

@@ -154,6 +154,16 @@ impl Producer {
 
     /// Creates `topic` if the broker does not have it yet.
     pub async fn ensure_topic(&self, topic: &str) -> Result<(), Error> {
+        self.ensure_topic_with(topic, &[]).await
+    }
+
+    /// Creates `topic` with the topic `configs` (e.g. `cleanup.policy=compact`) if the broker
+    /// does not have it yet; an existing topic is left as it is.
+    pub async fn ensure_topic_with(
+        &self,
+        topic: &str,
+        configs: &[(&str, &str)],
+    ) -> Result<(), Error> {
         if self
             .known_topics
             .lock()
@@ -162,11 +172,14 @@ impl Producer {
         {
             return Ok(());
         }
-        let new = NewTopic::new(
+        let mut new = NewTopic::new(
             topic,
             self.settings.topic_partitions,
             TopicReplication::Fixed(self.settings.topic_replication),
         );
+        for (k, v) in configs {
+            new = new.set(k, v);
+        }
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
         let results = self
             .admin

@@ -405,3 +405,104 @@ fn columns_added_mid_stream_reach_the_sink_table_with_no_row_lost() {
     drop(sink);
     drop(capture);
 }
+
+/// Two `augur run` processes over one Kafka with the same config (each its own offsets file, as
+/// on two machines): exactly one streams from the slot, the other stands by; the enrichment and
+/// sink groups have both as members. The one streaming is killed (SIGKILL) in the middle of
+/// 4,000 inserts: the other takes the slot over, resumes from the offsets the first left in
+/// Kafka (not from its own empty file: no second snapshot), and every row reaches the predicted
+/// table with the right price.
+#[test]
+fn two_augur_runs_share_one_pipeline_and_the_standby_takes_over_the_capture() {
+    let pg = TestPg::start();
+    let broker = Tansu::start();
+    let db = pg.database();
+    pg.sql(&db, CAR_DATA);
+    let rows = listings(4000);
+    insert_listings(&pg, &db, &rows[..500]);
+    let bootstrap = format!("kafka.bootstrap={}", broker.bootstrap());
+    let start = |name: &str| {
+        let dir = scratch_dir(name);
+        let offsets = dir.join("offsets.json").display().to_string();
+        Proc::start(
+            name,
+            &[
+                "run",
+                "--source-url",
+                &db.url,
+                "--offsets",
+                &offsets,
+                "--set",
+                "http.listen=",
+                "--set",
+                &bootstrap,
+                "--set",
+                "source.slot.retry.delay.ms=300",
+                "--set",
+                "kafka.consumer.session.timeout.ms=6000",
+                "--set",
+                "kafka.consumer.heartbeat.interval.ms=500",
+            ],
+        )
+    };
+    let mut a = start("share-a");
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        500,
+        T,
+        &a.log(),
+    );
+    let b = start("share-b");
+    let deadline = std::time::Instant::now() + T;
+    while !b.log().contains("standing by") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b stands by:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let snapshots = |p: &Proc| p.log().matches("snapshot is durable downstream").count();
+    assert_eq!(snapshots(&b), 0, "{}", b.log());
+
+    // Rows keep arriving while the capture's owner dies.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for chunk in rows[500..].chunks(100) {
+                insert_listings(&pg, &db, chunk);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        std::thread::sleep(Duration::from_millis(800));
+        a.kill();
+    });
+    wait_count(
+        &pg,
+        &db,
+        "SELECT count(*) FROM car_data_predicted",
+        4000,
+        T,
+        &b.log(),
+    );
+    assert_predicted_table(&pg, &db, "car_data_predicted");
+    let log = b.log();
+    assert!(
+        !log.contains("standing by") || log.contains("streaming"),
+        "{log}"
+    );
+    assert_eq!(
+        snapshots(&b),
+        0,
+        "the standby took no snapshot of its own:\n{log}"
+    );
+    let offsets = augur_testkit::kafka::read_topic(
+        &broker.bootstrap(),
+        "augur.offsets",
+        1,
+        Duration::from_secs(10),
+    );
+    assert!(!offsets.is_empty(), "the offsets are in Kafka");
+    drop(b);
+}

@@ -192,6 +192,10 @@ pub struct SourceConfig {
     pub slot_max_retries: u32,
     /// `slot.retry.delay.ms`.
     pub slot_retry_delay: Duration,
+    /// Stand by while another client streams from the slot, however long, and take over
+    /// when it is released (`augur run` over Kafka, where several processes share one
+    /// pipeline); off: give up after `slot_max_retries`.
+    pub slot_standby: bool,
     /// `slot.drop.on.stop`: drop the slot on a clean stop (for tests).
     pub slot_drop_on_stop: bool,
     /// `errors.max.retries`: reconnect attempts after a lost connection (`None`: no limit,
@@ -254,6 +258,7 @@ impl SourceConfig {
             max_queue_size: 8192,
             slot_max_retries: 6,
             slot_retry_delay: Duration::from_secs(10),
+            slot_standby: false,
             slot_drop_on_stop: false,
             max_retries: None,
             retry_wait: Duration::from_secs(10),

@@ -281,6 +281,11 @@ impl PgSource {
                 "no table matches the include lists; nothing will be captured until one does"
             );
         }
+        if cfg.slot_standby {
+            // Another process may own the slot and keep saving offsets: read them only once
+            // it let go.
+            setup::check_slot(&client, cfg).await?;
+        }
         let offset = self.offsets.load().await?;
         let mut resolver = TypeResolver::default();
         if cfg.snapshot_mode == SnapshotMode::InitialOnly {

@@ -373,7 +373,7 @@ pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<Sl
         }
         // A connection holds the slot: fatal at start (with the fix below), retried after a
         // reconnect (the walsender of the connection just lost may not have exited yet).
-        if attempt >= cfg.slot_max_retries {
+        if attempt >= cfg.slot_max_retries && !cfg.slot_standby {
             return Err(Error::new(
                 ErrorKind::Connection,
                 format!(
@@ -385,7 +385,11 @@ pub async fn check_slot(client: &Client, cfg: &SourceConfig) -> Result<Option<Sl
             .with_hint("stop the other connector, or give this one its own slot.name (one slot per connector)"));
         }
         attempt += 1;
-        tracing::info!(slot = %cfg.slot_name, attempt, "slot in use, waiting for it to be released");
+        if !cfg.slot_standby {
+            tracing::info!(slot = %cfg.slot_name, attempt, "slot in use, waiting for it to be released");
+        } else if attempt == 1 {
+            tracing::info!(slot = %cfg.slot_name, pid = state.active_pid.unwrap_or_default(), "standing by: another process streams from the slot; taking over when it is released");
+        }
         tokio::time::sleep(cfg.slot_retry_delay).await;
     }
 }

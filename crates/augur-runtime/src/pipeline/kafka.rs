@@ -1,8 +1,10 @@
 //! `augur run` with `kafka.bootstrap` set: the same pipeline with its stages joined by Kafka
 //! topics instead of in-process queues — capture (flattened with ExtractNewRecordState) →
 //! `augur.<schema>.<table>` → enrichment → `<output table>` topics → JDBC sink (upsert on the
-//! record key) — each stage a consumer group, so more processes scale it out. Delivery is
-//! at-least-once with idempotent upserts, as on any Kafka path.
+//! record key) — each stage a consumer group, so more processes scale it out; the capture
+//! runs in one of them (the slot admits one stream) while the others stand by, its offsets in
+//! a Kafka topic so that any of them can take over. Delivery is at-least-once with idempotent
+//! upserts, as on any Kafka path.
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use augur_postgres::sink::config::PkMode;
 use super::config::{OutputMode, RunConfig};
 use crate::capture::destination::Destination;
 use crate::enrich::EnrichConfig;
+use crate::pipeline::kafka_offsets::TopicOffsets;
 use crate::sink::SinkConnectorConfig;
 use crate::stages::Stages;
 
@@ -130,6 +133,16 @@ pub async fn run(
         .healthcheck(std::time::Duration::from_secs(10))
         .await?;
     let mut capture = cfg.capture.clone();
+    // Several processes may run this pipeline: one streams from the slot, the others stand by
+    // and take over when it is released, resuming from the offsets it left in Kafka.
+    capture.source.slot_standby = true;
+    let offsets: Arc<dyn OffsetStore> = Arc::new(TopicOffsets::new(
+        producer.clone(),
+        client.for_consumer(),
+        &format!("augur-run-{}", capture.source.slot_name),
+        &prefix,
+        offsets,
+    ));
     capture.envelope.unwrap = Some(UnwrapConfig {
         keep_truncates: true,
         ..UnwrapConfig::default()

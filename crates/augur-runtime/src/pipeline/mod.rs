@@ -13,6 +13,7 @@ mod destination;
 pub mod doctor;
 pub mod http;
 pub mod kafka;
+mod kafka_offsets;
 mod sink_stage;
 pub mod transform;
 
