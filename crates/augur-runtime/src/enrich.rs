@@ -347,6 +347,9 @@ pub struct Enricher {
     plans: HashMap<String, Arc<Plan>>,
     schemaless: HashMap<String, Arc<FeatureMap>>,
     keep_unpriced: bool,
+    /// Read `{"schema":…,"payload":…}` records without the schema's JSON tree (off only in
+    /// the test that compares both ways).
+    enveloped_fast_path: bool,
 }
 
 impl Enricher {
@@ -358,6 +361,7 @@ impl Enricher {
             plans: HashMap::new(),
             schemaless: HashMap::new(),
             keep_unpriced: false,
+            enveloped_fast_path: true,
         }
     }
 
@@ -386,6 +390,26 @@ impl Enricher {
         if let Some(p) = self.plans.get(&key) {
             return Ok(p.clone());
         }
+        self.new_plan(key, schema_json)
+    }
+
+    /// The plan for a schema given as its raw JSON text (the cache key as it is: a producer
+    /// writes one schema the same way every time).
+    fn plan_raw(&mut self, raw: &str) -> Result<Arc<Plan>, String> {
+        if let Some(p) = self.plans.get(raw) {
+            return Ok(p.clone());
+        }
+        let schema_json: serde_json::Value =
+            serde_json::from_str(raw).map_err(|e| format!("the record's schema: {e}"))?;
+        self.new_plan(raw.to_string(), &schema_json)
+    }
+
+    /// Builds and caches the plan for `schema_json` under `key`.
+    fn new_plan(
+        &mut self,
+        key: String,
+        schema_json: &serde_json::Value,
+    ) -> Result<Arc<Plan>, String> {
         let schema =
             json::parse_schema(schema_json).map_err(|e| format!("the record's schema: {e}"))?;
         if schema.ty != SchemaType::Struct {
@@ -475,6 +499,11 @@ impl Enricher {
         let Some(bytes) = &rec.value else {
             return self.pass(rec);
         };
+        if self.enveloped_fast_path
+            && let Some(p) = self.prepare_enveloped(rec, bytes)
+        {
+            return p;
+        }
         let doc: serde_json::Value = match serde_json::from_slice(bytes) {
             Ok(d) => d,
             Err(e) => return dead(format!("the record value is not JSON: {e}")),
@@ -492,6 +521,39 @@ impl Enricher {
         }
     }
 
+    /// The common case, a `{"schema":…,"payload":…}` record, without building the schema's
+    /// JSON tree: the schema's raw text finds its plan and only the payload is parsed. `None`
+    /// for anything else (the general path then reads and words it).
+    fn prepare_enveloped(&mut self, rec: &Received, bytes: &[u8]) -> Option<Pending> {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Enveloped<'a> {
+            #[serde(borrow)]
+            schema: &'a RawValue,
+            #[serde(borrow)]
+            payload: &'a RawValue,
+        }
+        // (A derived struct would also read a two-element array.)
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return None;
+        }
+        let doc: Enveloped<'_> = serde_json::from_slice(bytes).ok()?;
+        let (schema, payload) = (doc.schema.get(), doc.payload.get());
+        if schema == "null" || payload == "null" {
+            return Some(self.pass(rec));
+        }
+        let payload: serde_json::Value = serde_json::from_str(payload).ok()?;
+        if payload.is_null() {
+            return Some(self.pass(rec));
+        }
+        let plan = match self.plan_raw(schema) {
+            Ok(p) => p,
+            Err(e) => return Some(dead(e)),
+        };
+        Some(self.prepare_payload(rec, plan, &payload))
+    }
+
     /// A record with a schema, read with the output schema: the output field (absent in the
     /// input) reads as null and is filled in by [`Enricher::finish`].
     fn prepare_schemaful(&mut self, rec: &Received, doc: &serde_json::Value) -> Pending {
@@ -502,7 +564,18 @@ impl Enricher {
             Ok(p) => p,
             Err(e) => return dead(e),
         };
-        let value = match json::parse_value(&plan.out_schema, &doc["payload"]) {
+        self.prepare_payload(rec, plan, &doc["payload"])
+    }
+
+    /// A schemaful record's payload read with `plan`: passed through, dead, or a row to
+    /// predict.
+    fn prepare_payload(
+        &mut self,
+        rec: &Received,
+        plan: Arc<Plan>,
+        payload: &serde_json::Value,
+    ) -> Pending {
+        let value = match json::parse_value(&plan.out_schema, payload) {
             Ok(v) => v,
             Err(e) => return dead(format!("the record's payload: {e}")),
         };
@@ -1244,6 +1317,69 @@ mod tests {
             ),
         ];
         insta::assert_json_snapshot!(show(&enricher().enrich(&batch)));
+    }
+
+    /// Records with a schema, as producers write them and as they should not: the fast path
+    /// that skips the schema's JSON tree gives the same outcome as the general path for each,
+    /// also when it declines (arrays, repeated or extra keys, nulls, odd spacing).
+    #[test]
+    fn the_enveloped_fast_path_reads_every_record_as_the_general_path_does() {
+        let env = |op: &str, before: &str, after: &str| envelope(op, before, after);
+        let flat =
+            |schema: &str, payload: &str| format!(r#"{{"schema":{schema},"payload":{payload}}}"#);
+        let quoted = ROW.replace(" Fiesta", r#" Fi\"es\u0074a\\"#);
+        let mut values = vec![
+            env("c", "null", ROW),
+            env("u", ROW, &ROW.replace("12000", "80000")),
+            env("d", ROW, "null"),
+            env("r", "null", &quoted),
+            env("t", "null", "null"),
+            flat(ROW_SCHEMA, ROW),
+            flat(ROW_SCHEMA, &ROW.replace("2018", "\"soon\"")),
+            flat(ROW_SCHEMA, &ROW.replace("2018", "2018.5")),
+            flat(ROW_SCHEMA, "null"),
+            flat("null", ROW),
+            flat("null", "null"),
+            flat("\"a string\"", ROW),
+            flat(ROW_SCHEMA, "[1,2]"),
+            flat(ROW_SCHEMA, "7"),
+            flat(&ROW_SCHEMA.replace("int32", "int64"), ROW),
+            format!(r#"{{"payload":{ROW},"schema":{ROW_SCHEMA}}}"#),
+            format!(r#"  {{ "schema" : {ROW_SCHEMA} ,"payload":   {ROW} }} "#),
+            format!(r#"{{"schema":{ROW_SCHEMA},"payload":{ROW},"payload":{ROW}}}"#),
+            format!(r#"{{"schema":{ROW_SCHEMA},"payload":{ROW},"extra":1}}"#),
+            format!(r#"{{"schema":{ROW_SCHEMA}}}"#),
+            format!(r#"[{ROW_SCHEMA},{ROW}]"#),
+            format!(r#"{{"schema":{ROW_SCHEMA},"payload":{ROW}"#),
+            "{}".into(),
+            "null".into(),
+        ];
+        // Every prefix of one record: truncated input.
+        let whole = flat(ROW_SCHEMA, ROW);
+        values.extend((1..whole.len()).step_by(37).map(|n| whole[..n].to_string()));
+        let batch: Vec<Received> = values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| received(i as i64, Some(v)))
+            .collect();
+        let fast = show(&enricher().keep_unpriced(true).enrich(&batch));
+        let mut general = enricher().keep_unpriced(true);
+        general.enveloped_fast_path = false;
+        let general = show(&general.enrich(&batch));
+        let (f, g) = (fast.as_array().unwrap(), general.as_array().unwrap());
+        assert_eq!(f.len(), g.len());
+        for (i, (f, g)) in f.iter().zip(g).enumerate() {
+            assert_eq!(
+                f,
+                g,
+                "record {i}: {}",
+                batch[i]
+                    .value
+                    .as_ref()
+                    .map(|v| String::from_utf8_lossy(v))
+                    .unwrap_or_default()
+            );
+        }
     }
 
     #[test]
