@@ -390,6 +390,18 @@ struct Level {
     augur: Load,
     /// Median over rounds of augur's requests/s over the bare server's.
     ratio: f64,
+    /// Medians over rounds of each server's CPU per request, µs: (bare, augur).
+    cpu_us: (f64, f64),
+    /// Every round.
+    rounds: Vec<Round>,
+}
+
+/// One round at one level, as printed.
+struct Round {
+    bare: Load,
+    augur: Load,
+    /// CPU per request, µs: (bare, augur).
+    cpu_us: (f64, f64),
 }
 
 /// Runs the model server benchmark.
@@ -418,6 +430,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     };
     let ready = bench.cold_starts()?;
     let (results, augur_rss) = bench.load()?;
+    print_rounds(&results);
     print_targets(&args, &results, augur_rss, ready);
     Ok(())
 }
@@ -494,57 +507,130 @@ impl Bench<'_> {
         // Warm both, then alternate bare and augur, round after round.
         oha(oha_bin, bare.addr, c, 1)?;
         oha(oha_bin, augur.addr, c, 1)?;
-        let (mut bs, mut aug, mut batches, mut ratios) = (vec![], vec![], vec![], vec![]);
+        let (mut rounds, mut batches) = (Vec::new(), Vec::new());
         for _ in 0..args.rounds.max(1) {
-            let b = oha(oha_bin, bare.addr, c, args.seconds)?;
+            let (b, b_cpu) = measured(bare, || oha(oha_bin, bare.addr, c, args.seconds))?;
             let before = batch_totals(augur.addr);
-            let a = oha(oha_bin, augur.addr, c, args.seconds)?;
+            let (a, a_cpu) = measured(augur, || oha(oha_bin, augur.addr, c, args.seconds))?;
             let after = batch_totals(augur.addr);
             batches.push((after.1 - before.1) / (after.0 - before.0).max(1.0));
-            ratios.push(a.rps / b.rps);
-            bs.push(b);
-            aug.push(a);
+            let per_request = |cpu: f64, l: &Load| cpu * 1e6 / (l.rps * args.seconds as f64).max(1.0);
+            rounds.push(Round {
+                cpu_us: (per_request(b_cpu, &b), per_request(a_cpu, &a)),
+                bare: b,
+                augur: a,
+            });
         }
-        let b = Load::median(&bs);
-        let a = Load::median(&aug);
-        let ratio = median(ratios.clone());
+        let b = Load::median(&rounds.iter().map(|r| r.bare).collect::<Vec<_>>());
+        let a = Load::median(&rounds.iter().map(|r| r.augur).collect::<Vec<_>>());
+        let ratio = median(rounds.iter().map(|r| r.augur.rps / r.bare.rps).collect());
+        let cpu_us = (
+            median(rounds.iter().map(|r| r.cpu_us.0).collect()),
+            median(rounds.iter().map(|r| r.cpu_us.1).collect()),
+        );
         for (name, l, batch) in [
-            ("bare axum (constant)", b, String::new()),
-            ("augur serve", a, format!("{:.2}", median(batches))),
+            ("bare axum (constant)", &b, String::new()),
+            ("augur serve", &a, format!("{:.2}", median(batches))),
         ] {
             println!(
                 "| {c} | {name} | {:.0} | {:.3} | {:.3} | {} | {} | {batch} |",
                 l.rps, l.p50, l.p99, l.non_200, l.errors
             );
         }
-        let spread: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
-        eprintln!(
-            "   concurrency {c}: augur/bare per round {}",
-            spread.join(", ")
-        );
         Ok(Level {
             c,
             bare: b,
             augur: a,
             ratio,
+            cpu_us,
+            rounds,
         })
     }
+}
+
+/// Runs `f` and returns its result with the CPU seconds `p` used meanwhile.
+fn measured(p: &Proc, f: impl FnOnce() -> anyhow::Result<Load>) -> anyhow::Result<(Load, f64)> {
+    let before = p.cpu_seconds();
+    let l = f()?;
+    Ok((l, p.cpu_seconds() - before))
+}
+
+/// Every round of every level, in the order they ran (bare first in each).
+fn print_rounds(results: &[Level]) {
+    println!("
+Every round (bare, then augur, alternating):
+");
+    println!(
+        "| concurrency | round | bare req/s | augur req/s | augur / bare | bare p99 ms | augur p99 ms | bare CPU µs/req | augur CPU µs/req |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for l in results {
+        for (i, r) in l.rounds.iter().enumerate() {
+            println!(
+                "| {} | {} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {:.1} | {:.1} |",
+                l.c,
+                i + 1,
+                r.bare.rps,
+                r.augur.rps,
+                r.augur.rps / r.bare.rps,
+                r.bare.p99,
+                r.augur.p99,
+                r.cpu_us.0,
+                r.cpu_us.1
+            );
+        }
+    }
+}
+
+/// The shipped model's single-row `predict_json` p50 on the benchmark's car, µs.
+fn predict_json_us() -> anyhow::Result<f64> {
+    let model = augur_model::load_shipped().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(CAR)?;
+    for _ in 0..2000 {
+        std::hint::black_box(model.predict_json(&row).map_err(|e| anyhow::anyhow!("{e}"))?);
+    }
+    let mut ns: Vec<f64> = (0..20_000)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(model.predict_json(&row).ok());
+            t.elapsed().as_nanos() as f64
+        })
+        .collect();
+    Ok(median(std::mem::take(&mut ns)) / 1000.0)
 }
 
 /// Prints the targets table (requests/s vs bare, p99 at 8, peak RSS, launch → ready).
 fn print_targets(args: &Args, results: &[Level], augur_rss: f64, ready: Vec<f64>) {
     println!("\n| target | result | goal |");
     println!("|---|---|---|");
+    let json_us = predict_json_us().unwrap_or(f64::NAN);
     for Level {
         c,
         bare: b,
         augur: a,
         ratio,
+        cpu_us,
+        ..
     } in results
     {
         println!(
-            "| requests/s vs bare, concurrency {c} | {:.0} / {:.0}, median ratio of rounds **{ratio:.2}** | ≥ 0.5 |",
+            "| requests/s vs bare, concurrency {c} | {:.0} / {:.0}, median ratio of rounds **{ratio:.2}** | ≥ 0.75 |",
             a.rps, b.rps
+        );
+        println!(
+            "| server CPU per request, concurrency {c} | augur **{:.1} µs**, bare {:.1} µs | ≤ bare + 1.5 × predict_json ({json_us:.2} µs) = {:.1} µs |",
+            cpu_us.1,
+            cpu_us.0,
+            cpu_us.0 + 1.5 * json_us
+        );
+    }
+    if let (Some(a), Some(b)) = (
+        results.iter().find(|r| r.c == 1).map(|r| r.augur.p99),
+        results.iter().find(|r| r.c == 1).map(|r| r.bare.p99),
+    ) {
+        println!(
+            "| p99 at concurrency 1 | **{a:.3} ms** vs bare {b:.3} ms ({:.2} ×) | ≤ 1.3 × bare |",
+            a / b
         );
     }
     if let Some(Level { augur: a, .. }) = results.iter().find(|r| r.c == 8) {
