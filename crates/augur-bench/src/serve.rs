@@ -514,7 +514,8 @@ impl Bench<'_> {
             let (a, a_cpu) = measured(augur, || oha(oha_bin, augur.addr, c, args.seconds))?;
             let after = batch_totals(augur.addr);
             batches.push((after.1 - before.1) / (after.0 - before.0).max(1.0));
-            let per_request = |cpu: f64, l: &Load| cpu * 1e6 / (l.rps * args.seconds as f64).max(1.0);
+            let per_request =
+                |cpu: f64, l: &Load| cpu * 1e6 / (l.rps * args.seconds as f64).max(1.0);
             rounds.push(Round {
                 cpu_us: (per_request(b_cpu, &b), per_request(a_cpu, &a)),
                 bare: b,
@@ -557,9 +558,7 @@ fn measured(p: &Proc, f: impl FnOnce() -> anyhow::Result<Load>) -> anyhow::Resul
 
 /// Every round of every level, in the order they ran (bare first in each).
 fn print_rounds(results: &[Level]) {
-    println!("
-Every round (bare, then augur, alternating):
-");
+    println!("\nEvery round (bare, then augur, alternating):\n");
     println!(
         "| concurrency | round | bare req/s | augur req/s | augur / bare | bare p99 ms | augur p99 ms | bare CPU µs/req | augur CPU µs/req |"
     );
@@ -587,7 +586,11 @@ fn predict_json_us() -> anyhow::Result<f64> {
     let model = augur_model::load_shipped().map_err(|e| anyhow::anyhow!("{e}"))?;
     let row: serde_json::Map<String, serde_json::Value> = serde_json::from_str(CAR)?;
     for _ in 0..2000 {
-        std::hint::black_box(model.predict_json(&row).map_err(|e| anyhow::anyhow!("{e}"))?);
+        std::hint::black_box(
+            model
+                .predict_json(&row)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+        );
     }
     let mut ns: Vec<f64> = (0..20_000)
         .map(|_| {
